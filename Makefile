@@ -1,0 +1,42 @@
+# One command sets up and runs; one sets up and tests. See README.md.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# Debian packages: systemd-python builds against libsystemd; systemd-analyze checks the unit.
+SYSTEM_PACKAGES := gcc pkg-config python3-dev python3-venv libsystemd-dev systemd sqlite3
+
+.PHONY: run test lint typecheck pytest soak bench clean system-packages
+
+system-packages:
+	@scripts/ensure-system-packages $(SYSTEM_PACKAGES)
+
+$(STAMP): pyproject.toml | system-packages
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/appliance run --headless --simulate
+
+lint: $(STAMP)
+	$(BIN)/ruff check appliance tests bench
+	$(BIN)/ruff format --check appliance tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+pytest: $(STAMP)
+	$(BIN)/pytest -n 2
+
+test: lint typecheck pytest
+
+soak: $(STAMP)
+	$(BIN)/pytest -m soak
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,204 @@
+"""The cart: an immutable value; every change returns a new cart."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from fractions import Fraction
+from typing import Literal
+
+from appliance.core.catalog import Product, ProductMatch
+from appliance.core.discount import Discount, allocate
+from appliance.core.money import round_half_up
+from appliance.core.tax import TaxBreakdown, TaxPolicy, compute_taxes
+from appliance.errors import CartError
+
+Measure = Literal["each", "weight", "price"]
+GRAMS_PER_KG = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class CartLine:
+    """One line: `quantity` counts items, or grams when `measure` is "weight"."""
+
+    line_id: int
+    sku: str
+    name: str
+    unit_price: int  # minor units per item, per kg ("weight") or the embedded price ("price")
+    quantity: int
+    measure: Measure
+    tax_class: str
+    stock_tracked: bool = True
+    age_restriction: int = 0
+    barcode: str | None = None
+    discount: Discount | None = None
+    age_approved_by: str | None = None
+
+    @property
+    def base_amount(self) -> int:
+        """Price before discounts, in minor units."""
+        if self.measure == "weight":
+            return round_half_up(Fraction(self.unit_price * self.quantity, GRAMS_PER_KG))
+        return self.unit_price * self.quantity
+
+    @property
+    def discount_amount(self) -> int:
+        """What the line discount takes off."""
+        return self.discount.amount_off(self.base_amount) if self.discount else 0
+
+    @property
+    def amount(self) -> int:
+        """Price after the line discount, before any cart discount."""
+        return self.base_amount - self.discount_amount
+
+    @property
+    def needs_age_check(self) -> bool:
+        """True while an age-restricted line waits for a staff member's approval."""
+        return self.age_restriction > 0 and self.age_approved_by is None
+
+
+@dataclass(frozen=True, slots=True)
+class CartTotals:
+    """What a cart costs: per-line final amounts, discounts and taxes."""
+
+    subtotal: int  # after line discounts, before the cart discount
+    line_discounts: int
+    cart_discount: int
+    line_amounts: tuple[tuple[int, int], ...]  # (line_id, amount after every discount)
+    taxes: TaxBreakdown
+
+    @property
+    def total(self) -> int:
+        """What the customer pays."""
+        return self.taxes.gross
+
+    @property
+    def discount_total(self) -> int:
+        """Everything taken off by line and cart discounts."""
+        return self.line_discounts + self.cart_discount
+
+
+@dataclass(frozen=True, slots=True)
+class Cart:
+    """Lines being bought, a cart discount and the id the next line will get."""
+
+    currency: str
+    lines: tuple[CartLine, ...] = ()
+    discount: Discount | None = None
+    next_line_id: int = 1
+
+    def add(self, match: ProductMatch, quantity: int = 1) -> Cart:
+        """Add a found product; a repeat of a plain item raises the quantity of its line."""
+        if quantity <= 0:
+            raise CartError("quantity must be at least 1")
+        product = match.product
+        if product.price.currency != self.currency:
+            raise CartError(f"{product.sku} is priced in {product.price.currency}")
+        measure, unit_price, quantity = _measure_of(match, quantity)
+        if measure == "each":
+            for line in self.lines:
+                if line.sku == product.sku and line.measure == "each" and line.discount is None:
+                    return self._replace_line(replace(line, quantity=line.quantity + quantity))
+        line = CartLine(
+            line_id=self.next_line_id,
+            sku=product.sku,
+            name=product.name,
+            unit_price=unit_price,
+            quantity=quantity,
+            measure=measure,
+            tax_class=product.tax_class,
+            stock_tracked=product.stock_tracked,
+            age_restriction=product.age_restriction,
+            barcode=match.scanned.raw if match.scanned else None,
+        )
+        return replace(self, lines=(*self.lines, line), next_line_id=self.next_line_id + 1)
+
+    def line(self, line_id: int) -> CartLine:
+        """The line with this id; CartError when there is none."""
+        for line in self.lines:
+            if line.line_id == line_id:
+                return line
+        raise CartError(f"no line {line_id} in the cart")
+
+    def set_quantity(self, line_id: int, quantity: int) -> Cart:
+        """Change how many of an item; weighed and price-embedded lines cannot change."""
+        line = self.line(line_id)
+        if line.measure != "each":
+            raise CartError(f"{line.name} was weighed or priced by its label; remove and rescan it")
+        if quantity <= 0:
+            raise CartError("quantity must be at least 1; remove the line instead")
+        return self._replace_line(replace(line, quantity=quantity))
+
+    def remove(self, line_id: int) -> Cart:
+        """Drop a line."""
+        self.line(line_id)
+        return replace(self, lines=tuple(x for x in self.lines if x.line_id != line_id))
+
+    def discount_line(self, line_id: int, discount: Discount | None) -> Cart:
+        """Set or clear one line's discount."""
+        return self._replace_line(replace(self.line(line_id), discount=discount))
+
+    def discount_all(self, discount: Discount | None) -> Cart:
+        """Set or clear the discount on the whole cart."""
+        return replace(self, discount=discount)
+
+    def approve_age(self, approver: str, line_id: int | None = None) -> Cart:
+        """Record that `approver` checked the buyer's age, for one line or all of them."""
+        if not approver:
+            raise CartError("an age approval needs the approving staff member")
+        lines = tuple(
+            replace(x, age_approved_by=approver)
+            if x.needs_age_check and (line_id is None or x.line_id == line_id)
+            else x
+            for x in self.lines
+        )
+        return replace(self, lines=lines)
+
+    @property
+    def pending_age_checks(self) -> tuple[CartLine, ...]:
+        """Lines that still need an age approval."""
+        return tuple(x for x in self.lines if x.needs_age_check)
+
+    @property
+    def is_empty(self) -> bool:
+        """True when nothing is in the cart."""
+        return not self.lines
+
+    def totals(self, policy: TaxPolicy) -> CartTotals:
+        """Discounts, allocation of the cart discount over lines, and taxes."""
+        amounts = [line.amount for line in self.lines]
+        subtotal = sum(amounts)
+        cart_off = self.discount.amount_off(subtotal) if self.discount else 0
+        # The cart discount is shared over lines so each tax class is taxed on what was paid.
+        shares = allocate(cart_off, amounts)
+        final = [
+            (line.line_id, a - s) for line, a, s in zip(self.lines, amounts, shares, strict=True)
+        ]
+        taxes = compute_taxes(
+            policy, ((line.tax_class, a) for line, (_, a) in zip(self.lines, final, strict=True))
+        )
+        return CartTotals(
+            subtotal=subtotal,
+            line_discounts=sum(line.discount_amount for line in self.lines),
+            cart_discount=cart_off,
+            line_amounts=tuple(final),
+            taxes=taxes,
+        )
+
+    def _replace_line(self, new: CartLine) -> Cart:
+        lines = tuple(new if x.line_id == new.line_id else x for x in self.lines)
+        return replace(self, lines=lines)
+
+
+def _measure_of(match: ProductMatch, quantity: int) -> tuple[Measure, int, int]:
+    """How a product found by this match is counted and priced."""
+    product: Product = match.product
+    variable = match.scanned.variable if match.scanned else None
+    if variable is not None and variable.measure == "price":
+        return "price", variable.value, 1
+    if variable is not None and variable.measure == "weight":
+        if product.sold_by != "kg":
+            raise CartError(f"{product.name} is not sold by weight")
+        return "weight", product.price.minor, variable.value
+    if product.sold_by == "kg":
+        raise CartError(f"{product.name} is sold by weight; weigh it on the scale")
+    return "each", product.price.minor, quantity

@@ -1,0 +1,96 @@
+"""Money as integer minor units of an ISO 4217 currency; never float."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from fractions import Fraction
+from functools import cache
+
+from babel.numbers import format_currency, get_currency_precision, is_currency
+
+
+@cache
+def currency_exponent(currency: str) -> int:
+    """Number of minor-unit digits of a currency (EUR 2, JPY 0, KWD 3)."""
+    return int(get_currency_precision(currency))
+
+
+def is_known_currency(code: str) -> bool:
+    """True when `code` is an ISO 4217 currency that babel knows."""
+    return len(code) == 3 and code.isupper() and bool(is_currency(code))
+
+
+def round_half_up(value: Fraction) -> int:
+    """Round to the nearest integer, halves away from zero (commercial rounding)."""
+    whole, rest = divmod(abs(value.numerator), value.denominator)
+    if 2 * rest >= value.denominator:
+        whole += 1
+    return whole if value >= 0 else -whole
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Money:
+    """An amount in integer minor units (cents) of one ISO 4217 currency."""
+
+    minor: int
+    currency: str
+
+    def __post_init__(self) -> None:
+        if type(self.minor) is not int:  # bool and float are refused on purpose
+            raise TypeError(f"money needs integer minor units, got {self.minor!r}")
+
+    @classmethod
+    def zero(cls, currency: str) -> Money:
+        """Nothing, in `currency`."""
+        return cls(0, currency)
+
+    @classmethod
+    def parse(cls, text: str, currency: str) -> Money:
+        """Parse a decimal string like "2.49" exactly; refuse more digits than the currency has."""
+        try:
+            amount = Decimal(text.strip())
+        except InvalidOperation:
+            raise ValueError(f"{text!r} is not a number") from None
+        if not amount.is_finite():
+            raise ValueError(f"{text!r} is not a finite amount")
+        scaled = amount.scaleb(currency_exponent(currency))
+        if scaled != scaled.to_integral_value():
+            digits = currency_exponent(currency)
+            raise ValueError(f"{text!r} has more than {digits} decimal places for {currency}")
+        return cls(int(scaled), currency)
+
+    def _same(self, other: Money) -> None:
+        if other.currency != self.currency:
+            raise ValueError(f"cannot combine {self.currency} with {other.currency}")
+
+    def __add__(self, other: Money) -> Money:
+        self._same(other)
+        return Money(self.minor + other.minor, self.currency)
+
+    def __sub__(self, other: Money) -> Money:
+        self._same(other)
+        return Money(self.minor - other.minor, self.currency)
+
+    def __neg__(self) -> Money:
+        return Money(-self.minor, self.currency)
+
+    def times(self, factor: int) -> Money:
+        """This amount multiplied by a whole number."""
+        return Money(self.minor * factor, self.currency)
+
+    def scaled(self, numerator: int, denominator: int) -> Money:
+        """This amount times numerator/denominator, rounded half up to a minor unit."""
+        return Money(round_half_up(Fraction(self.minor * numerator, denominator)), self.currency)
+
+    @property
+    def decimal(self) -> Decimal:
+        """The amount in major units, exactly."""
+        return Decimal(self.minor).scaleb(-currency_exponent(self.currency))
+
+    def format(self, locale: str = "en_US") -> str:
+        """The amount as a person in `locale` expects to read it (babel)."""
+        return str(format_currency(self.decimal, self.currency, locale=locale))
+
+    def __str__(self) -> str:
+        return f"{self.decimal} {self.currency}"

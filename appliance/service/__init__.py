@@ -1,0 +1,1 @@
+"""Service wiring: main loop, systemd integration."""

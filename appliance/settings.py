@@ -1,0 +1,183 @@
+"""The settings tree: one TOML file, validated once into frozen values, passed in."""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Literal
+
+import msgspec
+from babel import Locale, UnknownLocaleError
+
+from appliance.core.barcode import VariableMeasureRule
+from appliance.core.money import is_known_currency
+from appliance.core.tax import TaxPolicy
+from appliance.errors import ConfigError
+
+DEFAULT_CONFIG_PATH = Path("/etc/appliance/appliance.toml")
+CONFIG_ENV = "APPLIANCE_CONFIG"
+
+BasisPoints = Annotated[int, msgspec.Meta(ge=0, le=10_000, description="basis points, 0-10000")]
+Identifier = Annotated[
+    str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", description="an identifier")
+]
+
+
+class _Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """A settings table: unknown keys are errors, so typos never pass silently."""
+
+
+class DeviceSettings(_Section, frozen=True):
+    """Who this appliance is."""
+
+    id: Identifier
+    receipt_prefix: Annotated[str, msgspec.Meta(pattern=r"^[A-Z0-9]{1,8}$")] = "R"
+
+
+class VariableMeasureSettings(_Section, frozen=True):
+    """One GS1 variable-measure barcode layout used by the store."""
+
+    prefix: str
+    item_digits: int = 5
+    measure: Literal["price", "weight"] = "price"
+    price_check_digit: bool = False
+
+    def __post_init__(self) -> None:
+        try:
+            self.rule()
+        except ValueError as err:
+            raise ValueError(f"prefix: {err}") from None
+
+    def rule(self) -> VariableMeasureRule:
+        """The core's rule for this layout."""
+        return VariableMeasureRule(
+            self.prefix, self.item_digits, self.measure, self.price_check_digit
+        )
+
+
+class StoreSettings(_Section, frozen=True):
+    """The shop: money, language and tax rules."""
+
+    name: str = "Store"
+    currency: str = "EUR"
+    locale: str = "en_US"
+    prices_include_tax: bool = True
+    tax_rounding: Literal["line", "total"] = "line"
+    tax_classes: dict[str, BasisPoints] = msgspec.field(
+        default_factory=lambda: {"standard": 2000, "reduced": 500, "zero": 0}
+    )
+    variable_measure: tuple[VariableMeasureSettings, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not is_known_currency(self.currency):
+            raise ValueError(f"currency: expected an ISO 4217 code like EUR, got {self.currency!r}")
+        try:
+            Locale.parse(self.locale)
+        except (UnknownLocaleError, ValueError):
+            raise ValueError(f"locale: expected a locale like en_US, got {self.locale!r}") from None
+        if not self.tax_classes:
+            raise ValueError("tax_classes: at least one tax class is needed")
+        prefixes = [v.prefix for v in self.variable_measure]
+        if len(prefixes) != len(set(prefixes)):
+            raise ValueError("variable_measure: each prefix may be listed once")
+
+    def tax_policy(self) -> TaxPolicy:
+        """The core's tax policy for this store."""
+        return TaxPolicy.of(
+            self.tax_classes,
+            prices_include_tax=self.prices_include_tax,
+            rounding=self.tax_rounding,
+        )
+
+    def barcode_rules(self) -> tuple[VariableMeasureRule, ...]:
+        """The core's variable-measure rules for this store."""
+        return tuple(v.rule() for v in self.variable_measure)
+
+
+class DatabaseSettings(_Section, frozen=True):
+    """Where the local store lives."""
+
+    path: str = "/var/lib/appliance/appliance.db"
+
+
+class LoggingSettings(_Section, frozen=True):
+    """How much the appliance tells the journal."""
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class Settings(_Section, frozen=True):
+    """The whole configuration."""
+
+    device: DeviceSettings
+    store: StoreSettings = msgspec.field(default_factory=StoreSettings)
+    database: DatabaseSettings = msgspec.field(default_factory=DatabaseSettings)
+    logging: LoggingSettings = msgspec.field(default_factory=LoggingSettings)
+
+
+def resolve_config_path(option: str | None, environ: Mapping[str, str] | None = None) -> Path:
+    """The file to read: --config, else $APPLIANCE_CONFIG, else /etc/appliance/appliance.toml."""
+    env = os.environ if environ is None else environ
+    return Path(option or env.get(CONFIG_ENV) or DEFAULT_CONFIG_PATH)
+
+
+def load_settings(path: Path) -> Settings:
+    """Read and validate a TOML file; ConfigError names the file, the key and what was expected."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such configuration file") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: cannot read: {err}") from err
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path}: not valid TOML: {err}") from err
+    return parse_settings(data, source=str(path))
+
+
+def parse_settings(data: Mapping[str, object], source: str = "settings") -> Settings:
+    """Validate an already-parsed mapping into Settings."""
+    try:
+        return msgspec.convert(data, Settings)
+    except msgspec.ValidationError as err:
+        raise ConfigError(f"{source}: {_explain(str(err))}") from err
+
+
+def simulated_settings(data_dir: Path) -> Settings:
+    """Defaults for `--simulate` without a configuration file: a demo store in `data_dir`."""
+    return parse_settings(
+        {
+            "device": {"id": "sim-0001", "receipt_prefix": "SIM"},
+            "database": {"path": str(data_dir / "appliance.db")},
+        },
+        source="simulated defaults",
+    )
+
+
+_LOCATED = re.compile(r"^(?P<message>.*) - at `\$(?P<path>[^`]*)`$")
+_FIELD_FIRST = re.compile(r"^(?P<field>[a-z_]+): (?P<rest>.*)$")
+_UNKNOWN = re.compile(r"^Object contains unknown field `(?P<field>[^`]+)`$")
+_MISSING = re.compile(r"^Object missing required field `(?P<field>[^`]+)`$")
+
+
+def _explain(raw: str) -> str:
+    """Turn msgspec's message into `dotted.key: what was expected`."""
+    message, path = raw, ""
+    if located := _LOCATED.match(raw):
+        message, path = located["message"], located["path"]
+    path = re.sub(r"\[(\d+)\]", r".\1", path).replace("[...]", ".*").lstrip(".")
+    for pattern, template in (
+        (_UNKNOWN, "unknown key (check its spelling)"),
+        (_MISSING, "required key is missing"),
+    ):
+        if found := pattern.match(message):
+            return f"{_join(path, found['field'])}: {template}"
+    if found := _FIELD_FIRST.match(message):
+        return f"{_join(path, found['field'])}: {found['rest']}"
+    return f"{path or '(top level)'}: {message}"
+
+
+def _join(path: str, field: str) -> str:
+    return f"{path}.{field}" if path else field

@@ -1,0 +1,1 @@
+"""The local store: the only place that writes SQLite."""

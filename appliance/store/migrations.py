@@ -1,0 +1,147 @@
+"""Versioned schema migrations, tracked in PRAGMA user_version."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from peewee import SqliteDatabase
+
+from appliance.errors import SchemaTooNewError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """One step of the schema, applied in one transaction."""
+
+    version: int
+    description: str
+    statements: tuple[str, ...]
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "catalog, documents, stock movements and the sync outbox",
+        (
+            """CREATE TABLE product (
+                sku TEXT PRIMARY KEY,
+                name TEXT NOT NULL,
+                names TEXT NOT NULL DEFAULT '{}',
+                price_minor INTEGER NOT NULL,
+                currency TEXT NOT NULL,
+                tax_class TEXT NOT NULL,
+                category TEXT NOT NULL DEFAULT '',
+                age_restriction INTEGER NOT NULL DEFAULT 0,
+                stock_tracked INTEGER NOT NULL DEFAULT 1,
+                sold_by TEXT NOT NULL DEFAULT 'each',
+                stock_qty INTEGER NOT NULL DEFAULT 0,
+                updated_at TEXT NOT NULL
+            )""",
+            """CREATE TABLE barcode (
+                key TEXT PRIMARY KEY,
+                sku TEXT NOT NULL REFERENCES product(sku) ON DELETE CASCADE
+            ) WITHOUT ROWID""",
+            "CREATE INDEX barcode_sku ON barcode(sku)",
+            """CREATE TABLE document (
+                id TEXT PRIMARY KEY,
+                sequence INTEGER NOT NULL UNIQUE,
+                receipt_number TEXT NOT NULL UNIQUE,
+                kind TEXT NOT NULL CHECK (kind IN ('sale', 'refund', 'void')),
+                created_at TEXT NOT NULL,
+                currency TEXT NOT NULL,
+                total INTEGER NOT NULL,
+                tax_total INTEGER NOT NULL,
+                line_count INTEGER NOT NULL,
+                refers_to TEXT REFERENCES document(id),
+                staff TEXT NOT NULL DEFAULT '',
+                body BLOB NOT NULL
+            )""",
+            "CREATE INDEX document_created_at ON document(created_at)",
+            "CREATE INDEX document_refers_to ON document(refers_to)",
+            """CREATE TABLE document_line (
+                document_id TEXT NOT NULL REFERENCES document(id),
+                line_no INTEGER NOT NULL,
+                sku TEXT NOT NULL,
+                quantity INTEGER NOT NULL,
+                amount INTEGER NOT NULL,
+                tax_class TEXT NOT NULL,
+                tax_rate INTEGER NOT NULL,
+                refers_to_line INTEGER,
+                PRIMARY KEY (document_id, line_no)
+            ) WITHOUT ROWID""",
+            """CREATE TABLE stock_movement (
+                id INTEGER PRIMARY KEY,
+                sku TEXT NOT NULL,
+                delta INTEGER NOT NULL,
+                reason TEXT NOT NULL,
+                document_id TEXT REFERENCES document(id),
+                created_at TEXT NOT NULL
+            )""",
+            "CREATE INDEX stock_movement_document ON stock_movement(document_id)",
+            """CREATE TABLE outbox (
+                sequence INTEGER PRIMARY KEY,
+                document_id TEXT NOT NULL UNIQUE REFERENCES document(id),
+                payload BLOB NOT NULL,
+                created_at TEXT NOT NULL
+            )""",
+            """CREATE TABLE meta (
+                key TEXT PRIMARY KEY,
+                value TEXT NOT NULL
+            ) WITHOUT ROWID""",
+        ),
+    ),
+)
+
+SCHEMA_VERSION = MIGRATIONS[-1].version
+
+
+def schema_version(db: SqliteDatabase) -> int:
+    """The version the database is at (0 when empty)."""
+    return int(db.execute_sql("PRAGMA user_version").fetchone()[0])
+
+
+def check_not_newer(db: SqliteDatabase) -> int:
+    """Refuse a database written by a newer appliance; returns its version."""
+    found = schema_version(db)
+    if found > SCHEMA_VERSION:
+        raise SchemaTooNewError(
+            f"the database is at schema version {found} but this appliance knows up to "
+            f"{SCHEMA_VERSION}: it was written by newer software. Install that version "
+            "again (or newer) instead of downgrading; the data was not touched."
+        )
+    return found
+
+
+def pending_migrations(db: SqliteDatabase) -> tuple[Migration, ...]:
+    """Migrations not yet applied, in order."""
+    current = check_not_newer(db)
+    return tuple(m for m in MIGRATIONS if m.version > current)
+
+
+def migrate(db: SqliteDatabase, backup_dir: Path | None = None) -> list[Migration]:
+    """Apply every pending migration, each in its own transaction; returns what ran."""
+    todo = pending_migrations(db)
+    if todo and backup_dir is not None and schema_version(db) > 0:
+        _backup(db, backup_dir, schema_version(db))
+    for migration in todo:
+        with db.atomic("IMMEDIATE"):
+            for statement in migration.statements:
+                db.execute_sql(statement)
+            # user_version cannot take a bound parameter; the value is our own integer.
+            db.execute_sql(f"PRAGMA user_version = {int(migration.version)}")
+        log.info("database migrated to version %d: %s", migration.version, migration.description)
+    return list(todo)
+
+
+def _backup(db: SqliteDatabase, backup_dir: Path, version: int) -> None:
+    """Copy the database aside before changing its schema, so a bad upgrade can be undone."""
+    backup_dir.mkdir(parents=True, exist_ok=True)
+    target = backup_dir / f"before-migration-from-v{version}.db"
+    if target.exists():
+        target.unlink()
+    db.execute_sql("VACUUM INTO ?", (str(target),))
+    log.info("database backed up to %s before migrating", target)

@@ -1,0 +1,118 @@
+"""Peewee models mirroring the migrated schema; queries bind them to a database explicitly.
+
+Models are never bound globally (no `Meta.database`), so two databases can be open in one
+process (tests, the crash checker) without stepping on each other: use `query.bind(db)`.
+The DDL lives in migrations.py; tests/store/test_models.py proves the two agree.
+"""
+
+from __future__ import annotations
+
+from peewee import (
+    BlobField,
+    BooleanField,
+    CompositeKey,
+    ForeignKeyField,
+    IntegerField,
+    Model,
+    TextField,
+)
+
+
+class _Table(Model):
+    class Meta:
+        legacy_table_names = False
+
+
+class Product(_Table):
+    """A catalog product with its current stock level."""
+
+    sku = TextField(primary_key=True)
+    name = TextField()
+    names = TextField(default="{}")
+    price_minor = IntegerField()
+    currency = TextField()
+    tax_class = TextField()
+    category = TextField(default="")
+    age_restriction = IntegerField(default=0)
+    stock_tracked = BooleanField(default=True)
+    sold_by = TextField(default="each")
+    stock_qty = IntegerField(default=0)
+    updated_at = TextField()
+
+
+class Barcode(_Table):
+    """A normalised GTIN pointing at its product."""
+
+    key = TextField(primary_key=True)
+    sku = ForeignKeyField(Product, column_name="sku", field="sku", on_delete="CASCADE")
+
+
+class Document(_Table):
+    """A committed sale, refund or void; `body` is the whole immutable document as JSON."""
+
+    id = TextField(primary_key=True)
+    sequence = IntegerField(unique=True)
+    receipt_number = TextField(unique=True)
+    kind = TextField()
+    created_at = TextField(index=True)
+    currency = TextField()
+    total = IntegerField()
+    tax_total = IntegerField()
+    line_count = IntegerField()
+    refers_to = ForeignKeyField("self", column_name="refers_to", null=True, index=True)
+    staff = TextField(default="")
+    body = BlobField()
+
+
+class DocumentLine(_Table):
+    """One line of a document, for reports and refund bookkeeping."""
+
+    document = ForeignKeyField(Document, column_name="document_id")
+    line_no = IntegerField()
+    sku = TextField()
+    quantity = IntegerField()
+    amount = IntegerField()
+    tax_class = TextField()
+    tax_rate = IntegerField()
+    refers_to_line = IntegerField(null=True)
+
+    class Meta:
+        primary_key = CompositeKey("document", "line_no")
+
+
+class StockMovement(_Table):
+    """A change of stock and why."""
+
+    id = IntegerField(primary_key=True)
+    sku = TextField()
+    delta = IntegerField()
+    reason = TextField()
+    document = ForeignKeyField(Document, column_name="document_id", null=True)
+    created_at = TextField()
+
+
+class Outbox(_Table):
+    """A document waiting for the hub's acknowledgement, in device sequence order."""
+
+    sequence = IntegerField(primary_key=True)
+    document = ForeignKeyField(Document, column_name="document_id", unique=True)
+    payload = BlobField()
+    created_at = TextField()
+
+
+class Meta(_Table):
+    """Small key/value facts about this database."""
+
+    key = TextField(primary_key=True)
+    value = TextField()
+
+
+MODELS: tuple[type[Model], ...] = (
+    Product,
+    Barcode,
+    Document,
+    DocumentLine,
+    StockMovement,
+    Outbox,
+    Meta,
+)
