@@ -1,0 +1,68 @@
+"""The `appliance` command: run the appliance and look after its data."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from appliance import __version__
+from appliance.cli.catalog import catalog
+from appliance.cli.db import db
+from appliance.cli.options import config_options, settings_for
+from appliance.cli.sales import sales
+from appliance.errors import ApplianceError
+
+
+class _Group(click.Group):
+    """Turns the appliance's own errors into one clear line and exit status 1."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except ApplianceError as err:
+            raise click.ClickException(str(err)) from err
+
+
+@click.group(cls=_Group)
+@click.version_option(__version__, prog_name="appliance")
+def cli() -> None:
+    """Point-of-sale appliance: checkout, local hardware, offline store, fleet sync."""
+
+
+@cli.command()
+@click.option("--headless", is_flag=True, help="No checkout screen (service and sync only).")
+@config_options
+def run(headless: bool, simulate: bool, config_path: str | None) -> None:
+    """Run the appliance (a systemd Type=notify service)."""
+    from appliance.service.logs import configure_logging
+    from appliance.service.runner import run as run_appliance
+
+    settings = settings_for(config_path, simulate)
+    configure_logging(settings.logging.level)
+    sys.exit(run_appliance(settings, headless=headless, simulate=simulate))
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@config_options
+def status(as_json: bool, simulate: bool, config_path: str | None) -> None:
+    """Show the state of the store: catalog, documents, outbox."""
+    from appliance.cli.status import collect_status, render_status
+
+    report = collect_status(settings_for(config_path, simulate), config_path)
+    if as_json:
+        click.echo(json.dumps(report, indent=2, sort_keys=True))
+    else:
+        render_status(report)
+
+
+cli.add_command(db)
+cli.add_command(catalog)
+cli.add_command(sales)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="appliance")

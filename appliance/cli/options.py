@@ -1,0 +1,57 @@
+"""What every command shares: finding and loading the configuration."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from appliance.errors import ConfigError
+from appliance.settings import (
+    DEFAULT_CONFIG_PATH,
+    Settings,
+    load_settings,
+    resolve_config_path,
+    simulated_settings,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+STATE_DIR_ENV = "APPLIANCE_STATE_DIR"
+
+
+def config_options(command: F) -> F:
+    """Add --config and --simulate to a command."""
+    command = click.option(
+        "--simulate",
+        is_flag=True,
+        help="Simulated hardware; without a config file, use a demo store in the state folder.",
+    )(command)
+    return click.option(
+        "--config",
+        "config_path",
+        type=click.Path(dir_okay=False),
+        default=None,
+        help=f"Configuration file (default: $APPLIANCE_CONFIG or {DEFAULT_CONFIG_PATH}).",
+    )(command)
+
+
+def settings_for(config_path: str | None, simulate: bool) -> Settings:
+    """Load the configuration; `--simulate` without any file falls back to demo defaults."""
+    path = resolve_config_path(config_path)
+    if simulate and not path.exists() and config_path is None:
+        return simulated_settings(simulation_state_dir())
+    return load_settings(path)
+
+
+def simulation_state_dir() -> Path:
+    """Where simulated appliances keep their database ($APPLIANCE_STATE_DIR overrides)."""
+    if custom := os.environ.get(STATE_DIR_ENV):
+        return Path(custom)
+    base = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
+    return Path(base) / "appliance" / "simulate"
+
+
+__all__ = ["ConfigError", "config_options", "settings_for", "simulation_state_dir"]

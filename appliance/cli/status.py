@@ -1,0 +1,86 @@
+"""`appliance status`: what the store holds, for people and for scripts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from appliance import __version__
+from appliance.core.money import Money
+from appliance.settings import Settings, resolve_config_path
+from appliance.store.catalog import SqliteCatalog
+from appliance.store.database import open_database
+from appliance.store.documents import SalesLedger
+from appliance.store.migrations import SCHEMA_VERSION, check_not_newer
+from appliance.store.models import Outbox
+
+
+def collect_status(settings: Settings, config_option: str | None) -> dict[str, Any]:
+    """A JSON-ready snapshot; never changes the database."""
+    path = Path(settings.database.path)
+    config = resolve_config_path(config_option)
+    report: dict[str, Any] = {
+        "version": __version__,
+        "device_id": settings.device.id,
+        "config": str(config) if config.exists() else None,
+        "database": {"path": str(path), "exists": path.exists()},
+    }
+    if not path.exists():
+        return report
+    db = open_database(path)
+    try:
+        version = check_not_newer(db)
+        report["database"] |= {
+            "schema_version": version,
+            "schema_current": version == SCHEMA_VERSION,
+            "size_bytes": path.stat().st_size,
+        }
+        if version == 0:
+            return report
+        ledger = SalesLedger(db, settings.device.receipt_prefix)
+        catalog = SqliteCatalog(db)
+        last = ledger.last()
+        oldest = Outbox.select(Outbox.created_at).order_by(Outbox.sequence).bind(db).first()
+        report["catalog"] = {"products": catalog.count(), "barcodes": catalog.barcode_count()}
+        report["documents"] = {
+            "count": ledger.count(),
+            "last": None
+            if last is None
+            else {
+                "receipt_number": last.receipt_number,
+                "kind": last.kind,
+                "created_at": last.created_at.isoformat(),
+                "total": Money(last.total, last.currency).format(settings.store.locale),
+            },
+        }
+        report["outbox"] = {
+            "depth": Outbox.select().bind(db).count(),
+            "oldest": oldest.created_at if oldest else None,
+        }
+    finally:
+        db.close()
+    return report
+
+
+def render_status(report: dict[str, Any]) -> None:
+    """Print the snapshot as a table."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(show_header=False, box=None)
+    table.add_column(style="bold")
+    table.add_column()
+    for key, value in _flatten(report):
+        table.add_row(key, "-" if value is None else str(value))
+    Console().print(table)
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    rows: list[tuple[str, Any]] = []
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            rows.extend(_flatten(value, f"{name}."))
+        else:
+            rows.append((name, value))
+    return rows

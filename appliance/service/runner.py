@@ -1,0 +1,66 @@
+"""`appliance run`: the main loop, its signals and what it tells systemd."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from types import FrameType
+
+from appliance.core.events import ShutdownRequested
+from appliance.service.app import Appliance
+from appliance.service.demo import seed_demo_catalog
+from appliance.service.notify import SystemdNotifier
+from appliance.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# The loop wakes at least this often, so the watchdog is fed even when nothing happens.
+TICK_SECONDS = 0.5
+
+
+def run(
+    settings: Settings,
+    *,
+    headless: bool,
+    simulate: bool,
+    notifier: SystemdNotifier | None = None,
+    stop: threading.Event | None = None,
+) -> int:
+    """Run until SIGTERM/SIGINT or `stop` is set; returns the process exit status."""
+    notifier = notifier or SystemdNotifier()
+    stop = stop or threading.Event()
+    if not headless:
+        # The Kivy checkout screen is not part of this build yet: keep selling headless.
+        log.warning("no checkout screen in this build; running headless")
+    app = Appliance.open(settings)
+    try:
+        if simulate and (added := seed_demo_catalog(app.catalog, settings.store)):
+            log.info("simulate: added %d demo products", added)
+        app.bus.subscribe(ShutdownRequested, lambda event: stop.set())
+        _install_signal_handlers(app, stop)
+        notifier.ready(f"ready: {app.catalog.count()} products, {app.ledger.count()} documents")
+        log.info("appliance %s ready (%s)", settings.device.id, settings.database.path)
+        interval = min(TICK_SECONDS, notifier.watchdog_interval or TICK_SECONDS)
+        while not stop.is_set():
+            app.bus.wait(timeout=interval)
+            app.bus.drain()
+            notifier.watchdog()
+        notifier.stopping()
+        log.info("appliance stopping")
+    finally:
+        app.close()
+    return 0
+
+
+def _install_signal_handlers(app: Appliance, stop: threading.Event) -> None:
+    """SIGTERM (systemd stop) and SIGINT (Ctrl-C) end the loop cleanly after the current work."""
+    if threading.current_thread() is not threading.main_thread():
+        return  # signals can only be handled on the main thread (tests run the loop elsewhere)
+
+    def request_stop(signum: int, _frame: FrameType | None) -> None:
+        app.bus.post(ShutdownRequested(signal.Signals(signum).name))
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
