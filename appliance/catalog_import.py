@@ -76,6 +76,8 @@ def import_catalog_csv(
             report, rows = read_catalog_csv(handle, store)
     except (OSError, UnicodeDecodeError) as err:
         raise CatalogImportError(f"{path}: cannot read: {err}") from err
+    except CatalogImportError as err:  # a bad header: say which file
+        raise CatalogImportError(f"{path}: {err}") from err
     if report.errors and not skip_bad_rows:
         raise BadRowsError(
             f"{path}: {len(report.errors)} bad row(s); nothing was imported", report.errors
@@ -93,7 +95,9 @@ def read_catalog_csv(handle: TextIO, store: StoreSettings) -> tuple[ImportReport
     columns = [c.strip() for c in reader.fieldnames or []]
     reader.fieldnames = columns
     if missing := [c for c in REQUIRED if c not in columns]:
-        raise CatalogImportError(f"missing column(s): {', '.join(missing)}")
+        raise CatalogImportError(
+            f"missing column(s): {', '.join(missing)} (the header needs {', '.join(REQUIRED)})"
+        )
     known = set(REQUIRED) | set(OPTIONAL)
     if unknown := [c for c in columns if c not in known and not c.startswith(TRANSLATION_PREFIX)]:
         raise CatalogImportError(f"unknown column(s): {', '.join(unknown)}")

@@ -7,6 +7,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Annotated, Literal
 
 import msgspec
@@ -20,7 +21,8 @@ from appliance.errors import ConfigError
 DEFAULT_CONFIG_PATH = Path("/etc/appliance/appliance.toml")
 CONFIG_ENV = "APPLIANCE_CONFIG"
 
-BasisPoints = Annotated[int, msgspec.Meta(ge=0, le=10_000, description="basis points, 0-10000")]
+# Tax rates are basis points: 2000 is 20 %. Checked in StoreSettings so the error names the class.
+MAX_BASIS_POINTS = 10_000
 Identifier = Annotated[
     str, msgspec.Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", description="an identifier")
 ]
@@ -49,7 +51,21 @@ class VariableMeasureSettings(_Section, frozen=True):
         try:
             self.rule()
         except ValueError as err:
-            raise ValueError(f"prefix: {err}") from None
+            raise ValueError(f"{self._culprit()}: {err}") from None
+
+    def _culprit(self) -> str:
+        """The key a refused layout is down to (the core checks the keys together)."""
+        try:
+            VariableMeasureRule(self.prefix, 5, "price")
+        except ValueError:
+            return "prefix"
+        if self.price_check_digit:
+            try:
+                VariableMeasureRule(self.prefix, self.item_digits, self.measure)
+            except ValueError:
+                return "item_digits"
+            return "price_check_digit"
+        return "item_digits"
 
     def rule(self) -> VariableMeasureRule:
         """The core's rule for this layout."""
@@ -66,7 +82,7 @@ class StoreSettings(_Section, frozen=True):
     locale: str = "en_US"
     prices_include_tax: bool = True
     tax_rounding: Literal["line", "total"] = "line"
-    tax_classes: dict[str, BasisPoints] = msgspec.field(
+    tax_classes: Mapping[str, int] = msgspec.field(
         default_factory=lambda: {"standard": 2000, "reduced": 500, "zero": 0}
     )
     variable_measure: tuple[VariableMeasureSettings, ...] = ()
@@ -80,6 +96,14 @@ class StoreSettings(_Section, frozen=True):
             raise ValueError(f"locale: expected a locale like en_US, got {self.locale!r}") from None
         if not self.tax_classes:
             raise ValueError("tax_classes: at least one tax class is needed")
+        for tax_class, rate in self.tax_classes.items():
+            if not 0 <= rate <= MAX_BASIS_POINTS:
+                raise ValueError(
+                    f"tax_classes.{tax_class}: expected basis points from 0 to"
+                    f" {MAX_BASIS_POINTS} (2000 is 20 %), got {rate}"
+                )
+        # Frozen all the way down: a read-only view, so no reader can change the rates.
+        msgspec.structs.force_setattr(self, "tax_classes", MappingProxyType(dict(self.tax_classes)))
         prefixes = [v.prefix for v in self.variable_measure]
         if len(prefixes) != len(set(prefixes)):
             raise ValueError("variable_measure: each prefix may be listed once")
@@ -157,7 +181,7 @@ def simulated_settings(data_dir: Path) -> Settings:
 
 
 _LOCATED = re.compile(r"^(?P<message>.*) - at `\$(?P<path>[^`]*)`$")
-_FIELD_FIRST = re.compile(r"^(?P<field>[a-z_]+): (?P<rest>.*)$")
+_FIELD_FIRST = re.compile(r"^(?P<field>[a-z_]+(?:\.[^\s:]+)*): (?P<rest>.*)$")
 _UNKNOWN = re.compile(r"^Object contains unknown field `(?P<field>[^`]+)`$")
 _MISSING = re.compile(r"^Object missing required field `(?P<field>[^`]+)`$")
 

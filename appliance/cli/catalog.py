@@ -28,6 +28,7 @@ def import_command(
     csv_file: Path, skip_bad_rows: bool, simulate: bool, config_path: str | None
 ) -> None:
     """Import products from CSV: all rows or none; bad rows are listed by line number."""
+    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from appliance.catalog_import import BadRowsError, import_catalog_csv
@@ -37,8 +38,15 @@ def import_command(
     database = open_database(path)
     try:
         migrate(database, backup_dir=path.parent / "backups")
+        # The bar goes to stderr and only to a terminal: stdout carries the summary for scripts.
+        console = Console(stderr=True)
         with Progress(
-            TextColumn("importing"), BarColumn(), MofNCompleteColumn(), transient=True
+            TextColumn("importing"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            console=console,
+            transient=True,
+            disable=not console.is_terminal,
         ) as bar:
             task = bar.add_task("import", total=None)
             try:

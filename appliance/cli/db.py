@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import click
+import peewee
 
 from appliance.cli.options import config_options, settings_for
 from appliance.errors import StoreError
@@ -29,26 +31,30 @@ def migrate_command(simulate: bool, config_path: str | None) -> None:
     finally:
         database.close()
     if not applied:
-        click.echo(f"{path}: already at schema version {SCHEMA_VERSION}")
+        click.echo(f"{path}: already up to date (schema version {SCHEMA_VERSION})")
     for migration in applied:
         click.echo(f"{path}: v{migration.version}: {migration.description}")
     if applied:
         click.echo(f"{path}: migrated from version {before} to {SCHEMA_VERSION}")
 
 
-@db.command("check")
+@db.command("check", short_help="Check the database's integrity; exit 1 on any problem.")
 @config_options
 def check_command(simulate: bool, config_path: str | None) -> None:
     """Run SQLite's integrity and foreign-key checks; exit 1 on any problem."""
     path = Path(settings_for(config_path, simulate).database.path)
     if not path.exists():
         raise StoreError(f"{path}: no database (run `appliance db migrate` first)")
-    database = open_database(path)
     try:
-        problems = integrity_problems(database)
-        version = schema_version(database)
-    finally:
-        database.close()
+        database = open_database(path)
+        try:
+            problems = integrity_problems(database)
+            version = schema_version(database)
+        finally:
+            database.close()
+    except (sqlite3.DatabaseError, peewee.DatabaseError) as err:
+        # A badly damaged file makes SQLite fail the check itself instead of listing rows.
+        raise StoreError(f"{path}: damaged, SQLite cannot check it: {err}") from err
     if problems:
         for problem in problems:
             click.echo(f"{path}: {problem}", err=True)

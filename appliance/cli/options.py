@@ -11,6 +11,7 @@ import click
 
 from appliance.errors import ConfigError
 from appliance.settings import (
+    CONFIG_ENV,
     DEFAULT_CONFIG_PATH,
     Settings,
     load_settings,
@@ -27,7 +28,10 @@ def config_options(command: F) -> F:
     command = click.option(
         "--simulate",
         is_flag=True,
-        help="Simulated hardware; without a config file, use a demo store in the state folder.",
+        help=(
+            "Simulated hardware; with no config file, use a demo store kept in"
+            f" ${STATE_DIR_ENV} (default ~/.local/state/appliance/simulate)."
+        ),
     )(command)
     return click.option(
         "--config",
@@ -39,9 +43,10 @@ def config_options(command: F) -> F:
 
 
 def settings_for(config_path: str | None, simulate: bool) -> Settings:
-    """Load the configuration; `--simulate` without any file falls back to demo defaults."""
+    """Load the configuration; `--simulate` with no file named anywhere uses demo defaults."""
     path = resolve_config_path(config_path)
-    if simulate and not path.exists() and config_path is None:
+    named = config_path is not None or bool(os.environ.get(CONFIG_ENV))
+    if simulate and not named and not path.exists():
         return simulated_settings(simulation_state_dir())
     return load_settings(path)
 

@@ -13,6 +13,7 @@ import click
 from appliance.cli.options import config_options, settings_for
 from appliance.core.money import Money
 from appliance.core.sale import Sale
+from appliance.errors import StoreError
 from appliance.store.database import open_database
 from appliance.store.documents import SalesLedger
 from appliance.store.migrations import check_not_newer
@@ -41,9 +42,16 @@ def sales() -> None:
 
 
 @sales.command("export")
-@click.option("--since", help="Only documents from this ISO date or time on (UTC if no zone).")
 @click.option(
-    "--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="File (default stdout)."
+    "--since",
+    metavar="DATE",
+    help="Only documents from this ISO date or time on (UTC if no zone).",
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the CSV to FILE (default: stdout).",
 )
 @config_options
 def export_command(
@@ -52,9 +60,13 @@ def export_command(
     """Write one CSV row per document, in sequence order; amounts in major units."""
     moment = _parse_since(since) if since else None
     settings = settings_for(config_path, simulate)
-    database = open_database(settings.database.path)
+    path = Path(settings.database.path)
+    if not path.exists():  # opening would create an empty file where the data was expected
+        raise StoreError(f"{path}: no database (run `appliance db migrate` first)")
+    database = open_database(path)
     try:
-        check_not_newer(database)
+        if check_not_newer(database) == 0:
+            raise StoreError(f"{path}: the database has no tables (run `appliance db migrate`)")
         ledger = SalesLedger(database, settings.device.receipt_prefix)
         with (
             output.open("w", newline="", encoding="utf-8")

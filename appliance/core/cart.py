@@ -145,6 +145,8 @@ class Cart:
         """Record that `approver` checked the buyer's age, for one line or all of them."""
         if not approver:
             raise CartError("an age approval needs the approving staff member")
+        if line_id is not None:
+            self.line(line_id)  # an approval for a line that is not there is a mistake
         lines = tuple(
             replace(x, age_approved_by=approver)
             if x.needs_age_check and (line_id is None or x.line_id == line_id)
@@ -193,6 +195,9 @@ def _measure_of(match: ProductMatch, quantity: int) -> tuple[Measure, int, int]:
     """How a product found by this match is counted and priced."""
     product: Product = match.product
     variable = match.scanned.variable if match.scanned else None
+    if variable is not None and quantity != 1:
+        # Each label carries its own weight or price; a multiplier would charge it wrongly.
+        raise CartError(f"{product.name} has a weight or price label; scan each label once")
     if variable is not None and variable.measure == "price":
         return "price", variable.value, 1
     if variable is not None and variable.measure == "weight":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -51,10 +52,16 @@ class Discount:
 def allocate(total: int, weights: Sequence[int]) -> list[int]:
     """Split `total` in proportion to `weights` so the parts add up exactly (largest remainder)."""
     weight_sum = sum(weights)
-    if weight_sum <= 0 or total == 0:
+    if total == 0:
         return [0] * len(weights)
+    if weight_sum <= 0:
+        raise ValueError(f"cannot share {total} over weights that add up to {weight_sum}")
+    if total < 0:
+        # Mirror the positive split so a negative total is shared exactly like its opposite.
+        return [-part for part in allocate(-total, weights)]
     shares = [Fraction(total * w, weight_sum) for w in weights]
-    parts = [int(share) for share in shares]  # truncate; remainders are handed out below
+    # Floor, not truncate: every remainder is then in [0, 1) and the leftover in [0, len).
+    parts = [math.floor(share) for share in shares]
     leftover = total - sum(parts)
     # Largest remainder first; ties go to the earlier line so results are deterministic.
     by_remainder = sorted(range(len(weights)), key=lambda i: (parts[i] - shares[i], i))

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from fractions import Fraction
 from functools import cache
 
 from babel.numbers import format_currency, get_currency_precision, is_currency
+
+# Plain decimal notation only: Decimal() would also take "1e3", "1_000", "NaN" and non-ASCII
+# digits, none of which an operator or a catalog file means as an amount.
+_AMOUNT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)", re.ASCII)
 
 
 @cache
@@ -29,7 +34,7 @@ def round_half_up(value: Fraction) -> int:
     return whole if value >= 0 else -whole
 
 
-@dataclass(frozen=True, slots=True, order=True)
+@dataclass(frozen=True, slots=True)
 class Money:
     """An amount in integer minor units (cents) of one ISO 4217 currency."""
 
@@ -48,17 +53,15 @@ class Money:
     @classmethod
     def parse(cls, text: str, currency: str) -> Money:
         """Parse a decimal string like "2.49" exactly; refuse more digits than the currency has."""
-        try:
-            amount = Decimal(text.strip())
-        except InvalidOperation:
-            raise ValueError(f"{text!r} is not a number") from None
-        if not amount.is_finite():
-            raise ValueError(f"{text!r} is not a finite amount")
-        scaled = amount.scaleb(currency_exponent(currency))
-        if scaled != scaled.to_integral_value():
-            digits = currency_exponent(currency)
+        stripped = text.strip()
+        if not _AMOUNT.fullmatch(stripped):
+            raise ValueError(f"{text!r} is not a plain decimal amount")
+        digits = currency_exponent(currency)
+        # Fraction is exact; Decimal.scaleb would round to the context's 28 digits first.
+        scaled = Fraction(Decimal(stripped)) * 10**digits
+        if scaled.denominator != 1:
             raise ValueError(f"{text!r} has more than {digits} decimal places for {currency}")
-        return cls(int(scaled), currency)
+        return cls(scaled.numerator, currency)
 
     def _same(self, other: Money) -> None:
         if other.currency != self.currency:
@@ -71,6 +74,32 @@ class Money:
     def __sub__(self, other: Money) -> Money:
         self._same(other)
         return Money(self.minor - other.minor, self.currency)
+
+    # Ordering is written out because a generated order would compare minor units first and
+    # silently rank 100 JPY against 2.00 EUR.
+    def __lt__(self, other: object) -> bool:
+        if not isinstance(other, Money):
+            return NotImplemented
+        self._same(other)
+        return self.minor < other.minor
+
+    def __le__(self, other: object) -> bool:
+        if not isinstance(other, Money):
+            return NotImplemented
+        self._same(other)
+        return self.minor <= other.minor
+
+    def __gt__(self, other: object) -> bool:
+        if not isinstance(other, Money):
+            return NotImplemented
+        self._same(other)
+        return self.minor > other.minor
+
+    def __ge__(self, other: object) -> bool:
+        if not isinstance(other, Money):
+            return NotImplemented
+        self._same(other)
+        return self.minor >= other.minor
 
     def __neg__(self) -> Money:
         return Money(-self.minor, self.currency)

@@ -160,19 +160,19 @@ def draft_refund(
         line = by_no.get(line_no)
         if line is None:
             raise DocumentError(f"sale {original.receipt_number} has no line {line_no}")
-        left = line.quantity - already_refunded.get(line_no, 0)
+        before = already_refunded.get(line_no, 0)
+        left = line.quantity - before
         if not 0 < quantity <= left:
             raise DocumentError(f"line {line_no} has {left} left to refund, not {quantity}")
         if line.measure != "each" and quantity != line.quantity:
             raise DocumentError(f"line {line_no} was weighed or label-priced: refund it whole")
-        share = Fraction(quantity, line.quantity)
         lines.append(
             replace(
                 line,
                 line_no=n,
                 quantity=-quantity,
-                discount=-round_half_up(line.discount * share),
-                amount=-round_half_up(line.amount * share),
+                discount=-_part_of(line.discount, before, before + quantity, line.quantity),
+                amount=-_part_of(line.amount, before, before + quantity, line.quantity),
                 refers_to_line=line_no,
             )
         )
@@ -199,6 +199,17 @@ def draft_refund(
         staff=staff,
         references=original.id,
         reason=reason,
+    )
+
+
+def _part_of(amount: int, start: int, end: int, quantity: int) -> int:
+    """The share of `amount` for items start+1..end of `quantity`, rounded cumulatively.
+
+    Rounding the running total rather than each piece makes any series of partial refunds
+    add up to exactly `amount` once every item is back (1/3 + 1/3 + 1/3 of 100 is 33+34+33).
+    """
+    return round_half_up(Fraction(amount * end, quantity)) - round_half_up(
+        Fraction(amount * start, quantity)
     )
 
 

@@ -29,6 +29,16 @@ class TaxPolicy:
     prices_include_tax: bool = True
     rounding: Rounding = "line"
 
+    def __post_init__(self) -> None:
+        # Anything but "line" would otherwise silently mean per-total rounding.
+        if self.rounding not in ("line", "total"):
+            raise ValueError(f"tax rounding must be 'line' or 'total', not {self.rounding!r}")
+        for name, rate in self.rates:
+            if type(rate) is not int or rate < 0:
+                raise ValueError(
+                    f"tax class {name!r} needs a whole, non-negative rate, not {rate!r}"
+                )
+
     @classmethod
     def of(
         cls,

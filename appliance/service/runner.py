@@ -41,7 +41,9 @@ def run(
         _install_signal_handlers(app, stop)
         notifier.ready(f"ready: {app.catalog.count()} products, {app.ledger.count()} documents")
         log.info("appliance %s ready (%s)", settings.device.id, settings.database.path)
-        interval = min(TICK_SECONDS, notifier.watchdog_interval or TICK_SECONDS)
+        # Waking twice per watchdog interval keeps the gap between pings under WatchdogSec
+        # even when an event wakes the loop just before a ping was due.
+        interval = min(TICK_SECONDS, (notifier.watchdog_interval or TICK_SECONDS) / 2)
         while not stop.is_set():
             app.bus.wait(timeout=interval)
             app.bus.drain()

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 from pathlib import Path
 
 from peewee import SqliteDatabase
+
+from appliance.store.migrations import SCHEMA_VERSION
 
 log = logging.getLogger(__name__)
 
@@ -20,13 +23,35 @@ PRAGMAS = {
 
 
 def open_database(path: str | Path) -> SqliteDatabase:
-    """Open (creating the folder if needed) the appliance database with its pragmas."""
+    """Open (creating the folder if needed) the appliance database with its pragmas.
+
+    A database written by a newer appliance is opened without switching its journal mode
+    (that would rewrite its header), so migrate() can refuse it with the file untouched.
+    """
     location = Path(path)
+    pragmas = PRAGMAS
     if str(location) != ":memory:":
         location.parent.mkdir(parents=True, exist_ok=True)
-    db = SqliteDatabase(str(location), pragmas=PRAGMAS, autoconnect=True)
+        if _stored_version(location) > SCHEMA_VERSION:
+            log.warning("%s was written by newer software; opening it without changes", location)
+            pragmas = {k: v for k, v in PRAGMAS.items() if k != "journal_mode"}
+    db = SqliteDatabase(str(location), pragmas=pragmas, autoconnect=True)
     db.connect(reuse_if_open=True)
     return db
+
+
+def _stored_version(location: Path) -> int:
+    """PRAGMA user_version of an existing file, read without writing; 0 when unknown."""
+    if not location.is_file():
+        return 0
+    try:
+        connection = sqlite3.connect(location, timeout=5)
+        try:
+            return int(connection.execute("PRAGMA user_version").fetchone()[0])
+        finally:
+            connection.close()
+    except sqlite3.Error:
+        return 0  # not a database (yet): opening it normally reports what is wrong
 
 
 def integrity_problems(db: SqliteDatabase) -> list[str]:

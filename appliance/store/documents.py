@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 
 import msgspec
 from peewee import SqliteDatabase
@@ -41,6 +41,16 @@ _REFUNDED = (
 )
 
 
+def _utc_text(moment: datetime) -> str:
+    """A moment as the UTC ISO text stored in created_at columns (naive counts as UTC).
+
+    The columns are compared as text, which orders moments only when they share one offset.
+    """
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC).isoformat()
+    return moment.astimezone(UTC).isoformat()
+
+
 def encode_document(sale: Sale) -> bytes:
     """The document as JSON, exactly as stored and sent to the hub."""
     return _encoder.encode(sale)
@@ -70,7 +80,7 @@ class SalesLedger:
                 self._check_correction(draft)
             sale = draft.seal(sequence, receipt_number(self._prefix, sequence))
             body = encode_document(sale)
-            created = sale.created_at.isoformat()
+            created = _utc_text(sale.created_at)
             cursor.execute(
                 _INSERT_DOCUMENT,
                 (
@@ -154,13 +164,13 @@ class SalesLedger:
         return {int(n): int(q) for n, q in self._db.execute_sql(_REFUNDED, (sale_id,))}
 
     def since(self, moment: datetime | None = None) -> Iterator[Sale]:
-        """Documents in sequence order, optionally from `moment` (inclusive) on."""
+        """Documents in sequence order, optionally from `moment` (inclusive, any offset) on."""
         if moment is None:
             rows = self._db.execute_sql("SELECT body FROM document ORDER BY sequence")
         else:
             rows = self._db.execute_sql(
                 "SELECT body FROM document WHERE created_at >= ? ORDER BY sequence",
-                (moment.isoformat(),),
+                (_utc_text(moment),),
             )
         for (body,) in rows:
             yield decode_document(body)

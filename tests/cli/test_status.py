@@ -1,0 +1,136 @@
+"""`appliance status`: a read-only snapshot for people (--json for scripts)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from appliance.core.tender import Tender
+from appliance.settings import DEFAULT_CONFIG_PATH, Settings
+from tests.cli.conftest import DEVICE_ID, Cli, make_newer_schema, opened
+
+
+def _sell_twice(settings: Settings) -> None:
+    """Seed the demo catalog and commit two sales through the checkout."""
+    with opened(settings) as app:
+        app.checkout.scan("COFFEE-250")
+        app.checkout.pay([Tender("cash", 499, tendered=500)])
+        app.checkout.scan("4006381333931")  # the coffee's EAN-13
+        app.checkout.scan("WATER-05")
+        app.checkout.pay([Tender("card", 628)])
+
+
+def test_json_counts_products_and_documents(appliance: Cli, settings: Settings) -> None:
+    """Product, barcode, document and outbox counts after two sales; the last sale shown."""
+    _sell_twice(settings)
+
+    result = appliance("status", "--json")
+
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["device_id"] == DEVICE_ID
+    assert report["config"] == str(appliance.config)
+    assert report["catalog"] == {"products": 5, "barcodes": 4}
+    assert report["documents"]["count"] == 2
+    last = report["documents"]["last"]
+    assert last["receipt_number"] == "T7-000002"
+    assert last["kind"] == "sale"
+    assert "6,28" in last["total"]  # formatted for the store's locale, de_DE
+    assert report["outbox"]["depth"] == 2
+    assert report["database"]["schema_current"] is True
+    assert report["database"]["path"] == settings.database.path
+
+
+def test_human_output_names_the_device(appliance: Cli, settings: Settings) -> None:
+    """The table shows the device id and the counts."""
+    _sell_twice(settings)
+
+    result = appliance("status")
+
+    assert result.exit_code == 0, result.output
+    assert DEVICE_ID in result.stdout
+    assert "catalog.products" in result.stdout
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(result.stdout)
+
+
+def test_before_any_database_reports_and_creates_nothing(appliance: Cli, db_path: Path) -> None:
+    """No database yet: status says so and does not create one."""
+    result = appliance("status", "--json")
+
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["database"] == {"path": str(db_path), "exists": False}
+    assert "catalog" not in report
+    assert not db_path.exists()
+
+
+def test_newer_schema_is_refused(appliance: Cli, db_path: Path) -> None:
+    """Status will not interpret a database written by newer software."""
+    make_newer_schema(db_path)
+
+    result = appliance("status", "--json")
+
+    assert result.exit_code == 1
+    assert "schema version 99" in result.output
+
+
+def test_config_from_environment(
+    appliance: Cli, config: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without --config, $APPLIANCE_CONFIG names the file."""
+    monkeypatch.setenv("APPLIANCE_CONFIG", str(config))
+
+    result = appliance("status", "--json", config=False)
+
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["device_id"] == DEVICE_ID
+    assert report["config"] == str(config)
+
+
+def test_option_wins_over_environment(
+    appliance: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--config is used even when $APPLIANCE_CONFIG names another (broken) file."""
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[device\n", encoding="utf-8")
+    monkeypatch.setenv("APPLIANCE_CONFIG", str(broken))
+
+    assert appliance("status", "--json").exit_code == 0
+    result = appliance("status", "--json", config=False)
+    assert result.exit_code == 1
+    assert str(broken) in result.output
+
+
+def test_missing_config_file_is_an_error(appliance: Cli, tmp_path: Path) -> None:
+    """An explicit --config that does not exist is refused, even with --simulate."""
+    missing = tmp_path / "nope.toml"
+    for extra in ((), ("--simulate",)):
+        result = appliance("status", *extra, "--config", str(missing), config=False)
+
+        assert result.exit_code == 1
+        assert f"{missing}: no such configuration file" in result.output
+
+
+@pytest.mark.skipif(DEFAULT_CONFIG_PATH.exists(), reason=f"{DEFAULT_CONFIG_PATH} exists here")
+def test_simulate_without_config_uses_the_state_dir(appliance: Cli, clean_env: Path) -> None:
+    """--simulate and no config file anywhere: the demo device in $APPLIANCE_STATE_DIR."""
+    result = appliance("status", "--json", "--simulate", config=False)
+
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["device_id"] == "sim-0001"
+    assert report["config"] is None
+    assert report["database"]["path"] == str(clean_env / "appliance.db")
+
+
+@pytest.mark.skipif(DEFAULT_CONFIG_PATH.exists(), reason=f"{DEFAULT_CONFIG_PATH} exists here")
+def test_without_simulate_the_default_config_is_required(appliance: Cli) -> None:
+    """Without --simulate, no config file is an error naming the default path."""
+    result = appliance("status", config=False)
+
+    assert result.exit_code == 1
+    assert str(DEFAULT_CONFIG_PATH) in result.output
