@@ -152,6 +152,8 @@ def draft_refund(
     """Return some items of a sale: {line_no: quantity}; taxed at the original rates."""
     if original.kind != "sale":
         raise DocumentError(f"only a sale can be refunded, not a {original.kind}")
+    if not staff:
+        raise DocumentError("a refund needs the staff member who made it")
     if not quantities:
         raise DocumentError("nothing to refund")
     by_no = {line.line_no: line for line in original.lines}
