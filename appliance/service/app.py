@@ -15,6 +15,7 @@ from appliance.settings import Settings
 from appliance.store.catalog import SqliteCatalog
 from appliance.store.database import open_database
 from appliance.store.documents import SalesLedger
+from appliance.store.memory_catalog import MemoryCatalog
 from appliance.store.migrations import migrate
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,7 @@ class Appliance:
     db: SqliteDatabase
     bus: EventBus
     catalog: SqliteCatalog
+    lookup: MemoryCatalog  # what the checkout scans against
     ledger: SalesLedger
     checkout: Checkout
 
@@ -44,9 +46,10 @@ class Appliance:
         bus = EventBus()
         catalog = SqliteCatalog(db)
         ledger = SalesLedger(db, settings.device.receipt_prefix)
+        lookup = MemoryCatalog(catalog)
         store = settings.store
         checkout = Checkout(
-            catalog,
+            lookup,
             ledger,
             store.tax_policy(),
             currency=store.currency,
@@ -55,9 +58,10 @@ class Appliance:
             bus=bus,
             barcode_rules=store.barcode_rules(),
         )
-        return cls(settings, db, bus, catalog, ledger, checkout)
+        return cls(settings, db, bus, catalog, lookup, ledger, checkout)
 
     def close(self) -> None:
         """Close the database; safe to call twice."""
+        self.lookup.wait_for_reload()
         if not self.db.is_closed():
             self.db.close()

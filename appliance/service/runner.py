@@ -37,9 +37,10 @@ def run(
     try:
         if simulate and (added := seed_demo_catalog(app.catalog, settings.store)):
             log.info("simulate: added %d demo products", added)
+        app.lookup.refresh()  # before READY=1, so the first scan is as fast as any other
         app.bus.subscribe(ShutdownRequested, lambda event: stop.set())
         _install_signal_handlers(app, stop)
-        notifier.ready(f"ready: {app.catalog.count()} products, {app.ledger.count()} documents")
+        notifier.ready(f"ready: {len(app.lookup)} products, {app.ledger.count()} documents")
         log.info("appliance %s ready (%s)", settings.device.id, settings.database.path)
         # Waking twice per watchdog interval keeps the gap between pings under WatchdogSec
         # even when an event wakes the loop just before a ping was due.

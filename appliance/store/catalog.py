@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
+from sys import intern
 from typing import Any
 
 from peewee import SqliteDatabase
@@ -39,6 +40,13 @@ _RECORD_STOCK = (
 _DROP_BARCODES = "DELETE FROM barcode WHERE sku = ?"
 _PUT_BARCODE = "INSERT OR REPLACE INTO barcode (key, sku) VALUES (?, ?)"
 
+_ALL = f"SELECT {_COLUMNS} FROM product p ORDER BY p.sku"
+_VERSION = "SELECT value FROM meta WHERE key = 'catalog_version'"
+_BUMP_VERSION = (
+    "INSERT INTO meta (key, value) VALUES ('catalog_version', '1')"
+    " ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1"
+)
+
 Progress = Callable[[int], None]
 
 
@@ -47,19 +55,20 @@ def _product(row: Sequence[Any]) -> Product:
     return Product(
         sku=row[0],
         name=row[1],
-        price=Money(row[3], row[4]),
-        tax_class=row[5],
-        category=row[6],
+        # Interned: these repeat across products, and the checkout keeps all of them in RAM.
+        price=Money(row[3], intern(row[4])),
+        tax_class=intern(row[5]),
+        category=intern(row[6]),
         age_restriction=row[7],
         stock_tracked=bool(row[8]),
-        sold_by=row[9],
+        sold_by="kg" if row[9] == "kg" else "each",
         names=tuple(sorted(names.items())),
         barcodes=tuple(row[10].split()) if row[10] else (),
     )
 
 
 class SqliteCatalog:
-    """CatalogLookup over the local database; reads are cheap enough for every scan."""
+    """The catalog as stored: the source of truth, and the lookups tools use (one query each)."""
 
     def __init__(self, db: SqliteDatabase) -> None:
         self._db = db
@@ -73,6 +82,20 @@ class SqliteCatalog:
         """The product with this SKU."""
         row = self._db.connection().execute(_BY_SKU, (sku,)).fetchone()
         return _product(row) if row else None
+
+    def version(self) -> int:
+        """The catalog version: raised by every write, so readers in any process see a change."""
+        row = self._db.connection().execute(_VERSION).fetchone()
+        return int(row[0]) if row else 0
+
+    def all_products(self) -> Iterator[Product]:
+        """Every product with its barcodes, in SKU order."""
+        return map(_product, self._db.connection().execute(_ALL))
+
+    def close_thread_connection(self) -> None:
+        """Close the calling thread's connection (peewee keeps one per thread)."""
+        if not self._db.is_closed():
+            self._db.close()
 
     def count(self) -> int:
         """How many products the catalog holds."""
@@ -112,6 +135,7 @@ class SqliteCatalog:
                     if progress:
                         progress(written)
             written += self._write(connection, batch, now)
+            connection.execute(_BUMP_VERSION)
             if progress:
                 progress(written)
         return written
