@@ -91,9 +91,8 @@ def read_catalog_csv(handle: TextIO, store: StoreSettings) -> tuple[ImportReport
     """Parse and validate every row; returns the report and the good rows."""
     sample = handle.read(4096)
     handle.seek(0)
-    reader = csv.DictReader(handle, dialect=_dialect(sample))
-    columns = [c.strip() for c in reader.fieldnames or []]
-    reader.fieldnames = columns
+    reader = csv.reader(handle, dialect=_dialect(sample))
+    columns = [c.strip() for c in next(reader, [])]
     if missing := [c for c in REQUIRED if c not in columns]:
         raise CatalogImportError(
             f"missing column(s): {', '.join(missing)} (the header needs {', '.join(REQUIRED)})"
@@ -101,16 +100,19 @@ def read_catalog_csv(handle: TextIO, store: StoreSettings) -> tuple[ImportReport
     known = set(REQUIRED) | set(OPTIONAL)
     if unknown := [c for c in columns if c not in known and not c.startswith(TRANSLATION_PREFIX)]:
         raise CatalogImportError(f"unknown column(s): {', '.join(unknown)}")
+    parser = _RowParser(columns, store)
     report = ImportReport()
     rows: list[_Row] = []
     seen_skus: dict[str, int] = {}
     seen_barcodes: dict[str, int] = {}
     for record in reader:
+        if not any(record):
+            continue  # blank lines, which spreadsheets leave at the end
         report.rows += 1
         line = reader.line_num
-        sku = (record.get("sku") or "").strip()
+        sku = parser.sku(record)
         try:
-            row = _parse_row(record, store)
+            row = parser.parse(record)
             if sku in seen_skus:
                 raise ValueError(f"SKU repeats line {seen_skus[sku]}")
             for key in row.product.barcodes:
@@ -133,46 +135,66 @@ def _dialect(sample: str) -> type[csv.Dialect] | csv.Dialect:
         return csv.excel
 
 
-def _parse_row(record: dict[str, str | None], store: StoreSettings) -> _Row:
-    def text(column: str) -> str:
-        return (record.get(column) or "").strip()
+class _RowParser:
+    """Turns one CSV record into a product; column positions are found once per file."""
 
-    if None in record:  # DictReader files surplus cells under the key None
-        raise ValueError("more cells than the header has columns")
-    sku = text("sku")
-    if not sku:
-        raise ValueError("sku is empty")
-    name = text("name")
-    if not name:
-        raise ValueError("name is empty")
-    price = _price(text("price"), store.currency)
-    tax_class = text("tax_class")
-    if tax_class not in store.tax_classes:
-        known = ", ".join(sorted(store.tax_classes))
-        raise ValueError(f"tax class {tax_class!r} is not one of: {known}")
-    sold_by = text("sold_by") or "each"
-    if sold_by not in ("each", "kg"):
-        raise ValueError(f"sold_by must be 'each' or 'kg', not {sold_by!r}")
-    names = tuple(
-        sorted(
-            (column.removeprefix(TRANSLATION_PREFIX), text(column))
-            for column in record
-            if column and column.startswith(TRANSLATION_PREFIX) and text(column)
+    def __init__(self, columns: list[str], store: StoreSettings) -> None:
+        self._width = len(columns)
+        # An absent column reads position `width`: the padding cell, always "".
+        at = {name: n for n, name in enumerate(columns)}
+        self._sku, self._name, self._price, self._tax_class, self._category, self._age = (
+            at.get(c, self._width)
+            for c in ("sku", "name", "price", "tax_class", "category", "age_restriction")
         )
-    )
-    product = Product(
-        sku=sku,
-        name=name,
-        price=price,
-        tax_class=tax_class,
-        category=text("category"),
-        age_restriction=_whole(text("age_restriction"), "age_restriction", 0, 99) or 0,
-        stock_tracked=_flag(text("stock_tracked"), default=True),
-        sold_by=sold_by,  # type: ignore[arg-type]  # checked just above
-        names=names,
-        barcodes=tuple(normalize_gtin(code) for code in text("barcodes").replace(";", " ").split()),
-    )
-    return _Row(product, _whole(text("stock"), "stock", -(10**9), 10**9))
+        self._tracked, self._sold_by, self._barcodes, self._stock = (
+            at.get(c, self._width) for c in ("stock_tracked", "sold_by", "barcodes", "stock")
+        )
+        self._translations = sorted(
+            (name.removeprefix(TRANSLATION_PREFIX), n)
+            for n, name in enumerate(columns)
+            if name.startswith(TRANSLATION_PREFIX)
+        )
+        self._store = store
+
+    def sku(self, record: list[str]) -> str:
+        """The record's SKU, for error messages."""
+        return record[self._sku].strip() if self._sku < len(record) else ""
+
+    def parse(self, record: list[str]) -> _Row:
+        """Validate a record; ValueError or BarcodeError says what is wrong with it."""
+        if len(record) > self._width:
+            raise ValueError("more cells than the header has columns")
+        cells = [cell.strip() for cell in record]
+        cells += [""] * (self._width + 1 - len(cells))
+        store = self._store
+        sku = cells[self._sku]
+        if not sku:
+            raise ValueError("sku is empty")
+        name = cells[self._name]
+        if not name:
+            raise ValueError("name is empty")
+        price = _price(cells[self._price], store.currency)
+        tax_class = cells[self._tax_class]
+        if tax_class not in store.tax_classes:
+            known = ", ".join(sorted(store.tax_classes))
+            raise ValueError(f"tax class {tax_class!r} is not one of: {known}")
+        sold_by = cells[self._sold_by] or "each"
+        if sold_by not in ("each", "kg"):
+            raise ValueError(f"sold_by must be 'each' or 'kg', not {sold_by!r}")
+        codes = cells[self._barcodes].replace(";", " ").split()
+        product = Product(
+            sku=sku,
+            name=name,
+            price=price,
+            tax_class=tax_class,
+            category=cells[self._category],
+            age_restriction=_whole(cells[self._age], "age_restriction", 0, 99) or 0,
+            stock_tracked=_flag(cells[self._tracked], default=True),
+            sold_by=sold_by,  # type: ignore[arg-type]  # checked just above
+            names=tuple((locale, cells[n]) for locale, n in self._translations if cells[n]),
+            barcodes=tuple(normalize_gtin(code) for code in codes),
+        )
+        return _Row(product, _whole(cells[self._stock], "stock", -(10**9), 10**9))
 
 
 def _price(raw: str, currency: str) -> Money:

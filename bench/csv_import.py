@@ -44,14 +44,12 @@ class RawRows:
     """The parameters of every statement SqliteCatalog.upsert runs, computed before timing."""
 
     products: list[tuple[Any, ...]]
-    stock: list[tuple[Any, ...]]
-    skus: list[tuple[str]]
     barcodes: list[tuple[str, str]]
+    now: str
 
 
 def raw_rows(products: list[tuple[Product, int | None]]) -> RawRows:
     """What the import writes, as plain tuples."""
-    now = datetime.now(UTC).isoformat()
     return RawRows(
         products=[
             (
@@ -65,25 +63,26 @@ def raw_rows(products: list[tuple[Product, int | None]]) -> RawRows:
                 p.age_restriction,
                 int(p.stock_tracked),
                 p.sold_by,
-                now,
+                stock,
             )
-            for p, _ in products
+            for p, stock in products
         ],
-        stock=[(qty, now, p.sku) for p, qty in products if qty is not None],
-        skus=[(p.sku,) for p, _ in products],
         barcodes=[(key, p.sku) for p, _ in products for key in p.barcodes],
+        now=datetime.now(UTC).isoformat(),
     )
 
 
 def import_raw(connection: sqlite3.Connection, rows: RawRows) -> None:
-    """The upsert's statements as one executemany each, in one transaction."""
+    """The upsert's statements (stage, then set-based merge), in one transaction."""
     # SqliteCatalog's module-level SQL is reused on purpose: the baseline runs the same text.
     connection.execute("BEGIN IMMEDIATE")
-    connection.executemany(catalog_sql._UPSERT_PRODUCT, rows.products)
-    connection.executemany(catalog_sql._RECORD_STOCK, rows.stock)
-    connection.executemany(catalog_sql._SET_STOCK, [(q, sku) for q, _, sku in rows.stock])
-    connection.executemany(catalog_sql._DROP_BARCODES, rows.skus)
-    connection.executemany(catalog_sql._PUT_BARCODE, rows.barcodes)
+    for statement in catalog_sql._STAGE_TABLES:
+        connection.execute(statement)
+    connection.executemany(catalog_sql._STAGE_PRODUCT, rows.products)
+    connection.executemany(catalog_sql._STAGE_BARCODE, rows.barcodes)
+    for statement in catalog_sql._MERGE:
+        connection.execute(statement, {"now": rows.now} if ":now" in statement else ())
+    connection.execute(catalog_sql._BUMP_VERSION)
     connection.execute("COMMIT")
 
 

@@ -57,11 +57,15 @@ class Money:
         if not _AMOUNT.fullmatch(stripped):
             raise ValueError(f"{text!r} is not a plain decimal amount")
         digits = currency_exponent(currency)
-        # Fraction is exact; Decimal.scaleb would round to the context's 28 digits first.
-        scaled = Fraction(Decimal(stripped)) * 10**digits
-        if scaled.denominator != 1:
+        # Integer arithmetic on the validated digits is exact (and fast: imports parse
+        # 100,000 prices); Decimal would round to its 28-digit context first.
+        sign = -1 if stripped.startswith("-") else 1
+        whole, _, fraction = stripped.lstrip("+-").partition(".")
+        kept, extra = fraction[:digits], fraction[digits:]
+        if extra.strip("0"):
             raise ValueError(f"{text!r} has more than {digits} decimal places for {currency}")
-        return cls(scaled.numerator, currency)
+        minor = int(whole or "0") * 10**digits + int(kept.ljust(digits, "0") or "0")
+        return cls(sign * minor, currency)
 
     def _same(self, other: Money) -> None:
         if other.currency != self.currency:

@@ -23,23 +23,40 @@ _COLUMNS = (
 # Lookups run on every scan: plain SQL on an indexed key, no query builder (see bench).
 _BY_BARCODE = f"SELECT {_COLUMNS} FROM barcode b JOIN product p ON p.sku = b.sku WHERE b.key = ?"
 _BY_SKU = f"SELECT {_COLUMNS} FROM product p WHERE p.sku = ?"
-_UPSERT_PRODUCT = (
+# Upserts stage rows in temporary tables, then merge them with a few set-based
+# statements: five statements per product from Python cost twice as much (see bench).
+_STAGE_TABLES = (
+    "CREATE TEMP TABLE IF NOT EXISTS staged_product (sku TEXT PRIMARY KEY, name, names,"
+    " price_minor, currency, tax_class, category, age_restriction, stock_tracked, sold_by,"
+    " stock) WITHOUT ROWID",
+    "CREATE TEMP TABLE IF NOT EXISTS staged_barcode (key TEXT PRIMARY KEY, sku) WITHOUT ROWID",
+    "DELETE FROM temp.staged_product",
+    "DELETE FROM temp.staged_barcode",
+)
+_STAGE_PRODUCT = "INSERT OR REPLACE INTO temp.staged_product VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+_STAGE_BARCODE = "INSERT OR REPLACE INTO temp.staged_barcode VALUES (?,?)"
+_MERGE = (
+    # Stock set by an import is recorded as a movement first, so levels stay explainable.
+    "INSERT INTO stock_movement (sku, delta, reason, created_at)"
+    " SELECT s.sku, s.stock - COALESCE(p.stock_qty, 0), 'import', :now"
+    " FROM temp.staged_product s LEFT JOIN product p ON p.sku = s.sku"
+    " WHERE s.stock IS NOT NULL AND s.stock != COALESCE(p.stock_qty, 0)",
     "INSERT INTO product (sku, name, names, price_minor, currency, tax_class, category,"
-    " age_restriction, stock_tracked, sold_by, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+    " age_restriction, stock_tracked, sold_by, stock_qty, updated_at)"
+    " SELECT sku, name, names, price_minor, currency, tax_class, category, age_restriction,"
+    " stock_tracked, sold_by, COALESCE(stock, 0), :now FROM temp.staged_product WHERE true"
     " ON CONFLICT(sku) DO UPDATE SET name=excluded.name, names=excluded.names,"
     " price_minor=excluded.price_minor, currency=excluded.currency,"
     " tax_class=excluded.tax_class, category=excluded.category,"
     " age_restriction=excluded.age_restriction, stock_tracked=excluded.stock_tracked,"
-    " sold_by=excluded.sold_by, updated_at=excluded.updated_at"
+    " sold_by=excluded.sold_by, updated_at=excluded.updated_at,"
+    " stock_qty=COALESCE((SELECT stock FROM temp.staged_product s"
+    " WHERE s.sku = excluded.sku), stock_qty)",
+    "DELETE FROM barcode WHERE sku IN (SELECT sku FROM temp.staged_product)",
+    "INSERT OR REPLACE INTO barcode (key, sku) SELECT key, sku FROM temp.staged_barcode",
+    "DELETE FROM temp.staged_product",
+    "DELETE FROM temp.staged_barcode",
 )
-_SET_STOCK = "UPDATE product SET stock_qty = ? WHERE sku = ?"
-_RECORD_STOCK = (
-    "INSERT INTO stock_movement (sku, delta, reason, created_at)"
-    " SELECT sku, ? - stock_qty, 'import', ? FROM product WHERE sku = ?"
-)
-_DROP_BARCODES = "DELETE FROM barcode WHERE sku = ?"
-_PUT_BARCODE = "INSERT OR REPLACE INTO barcode (key, sku) VALUES (?, ?)"
-
 _ALL = f"SELECT {_COLUMNS} FROM product p ORDER BY p.sku"
 _VERSION = "SELECT value FROM meta WHERE key = 'catalog_version'"
 _BUMP_VERSION = (
@@ -123,27 +140,31 @@ class SqliteCatalog:
         another product moves. Returns how many products were written.
         """
         written = 0
-        now = datetime.now(UTC).isoformat()
+        now = {"now": datetime.now(UTC).isoformat()}
         with self._db.atomic("IMMEDIATE"):
             connection = self._db.connection()
+            for statement in _STAGE_TABLES:
+                connection.execute(statement)
             batch: list[tuple[Product, int | None]] = []
             for item in products:
                 batch.append(item)
                 if len(batch) >= chunk:
-                    written += self._write(connection, batch, now)
+                    written += self._stage(connection, batch)
                     batch.clear()
                     if progress:
                         progress(written)
-            written += self._write(connection, batch, now)
+            written += self._stage(connection, batch)
+            for statement in _MERGE:
+                connection.execute(statement, now if ":now" in statement else ())
             connection.execute(_BUMP_VERSION)
             if progress:
                 progress(written)
         return written
 
     @staticmethod
-    def _write(connection: Any, batch: list[tuple[Product, int | None]], now: str) -> int:
+    def _stage(connection: Any, batch: list[tuple[Product, int | None]]) -> int:
         connection.executemany(
-            _UPSERT_PRODUCT,
+            _STAGE_PRODUCT,
             [
                 (
                     p.sku,
@@ -156,15 +177,12 @@ class SqliteCatalog:
                     p.age_restriction,
                     int(p.stock_tracked),
                     p.sold_by,
-                    now,
+                    stock,
                 )
-                for p, _ in batch
+                for p, stock in batch
             ],
         )
-        stocked = [(qty, now, p.sku) for p, qty in batch if qty is not None]
-        # Stock set by an import is recorded as a movement, so levels stay explainable.
-        connection.executemany(_RECORD_STOCK, stocked)
-        connection.executemany(_SET_STOCK, [(qty, sku) for qty, _, sku in stocked])
-        connection.executemany(_DROP_BARCODES, [(p.sku,) for p, _ in batch])
-        connection.executemany(_PUT_BARCODE, [(key, p.sku) for p, _ in batch for key in p.barcodes])
+        connection.executemany(
+            _STAGE_BARCODE, [(key, p.sku) for p, _ in batch for key in p.barcodes]
+        )
         return len(batch)
