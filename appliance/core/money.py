@@ -54,9 +54,15 @@ class Money:
     def parse(cls, text: str, currency: str) -> Money:
         """Parse a decimal string like "2.49" exactly; refuse more digits than the currency has."""
         stripped = text.strip()
+        digits = currency_exponent(currency)
+        whole, _, fraction = stripped.partition(".")
+        plain_fraction = not fraction or (fraction.isdigit() and fraction.isascii())
+        if whole.isdigit() and whole.isascii() and len(fraction) <= digits and plain_fraction:
+            # The common case ("2.49"), exact and fast: imports parse 100,000 prices.
+            minor = int(whole) * 10**digits + int(fraction.ljust(digits, "0") or "0")
+            return cls(minor, currency)
         if not _AMOUNT.fullmatch(stripped):
             raise ValueError(f"{text!r} is not a plain decimal amount")
-        digits = currency_exponent(currency)
         # Integer arithmetic on the validated digits is exact (and fast: imports parse
         # 100,000 prices); Decimal would round to its 28-digit context first.
         sign = -1 if stripped.startswith("-") else 1
