@@ -7,15 +7,11 @@ from pathlib import Path
 
 from peewee import SqliteDatabase
 
-from appliance.store.database import open_database
+from appliance.store.database import PRAGMAS, open_database
 from appliance.store.migrations import migrate
 
-# The durability pragmas the baselines share with appliance.store.database.PRAGMAS.
-RAW_PRAGMAS = (
-    "PRAGMA journal_mode=wal",
-    "PRAGMA synchronous=full",
-    "PRAGMA foreign_keys=on",
-)
+# The baselines run with exactly the appliance's pragmas.
+RAW_PRAGMAS = tuple(f"PRAGMA {name}={value}" for name, value in PRAGMAS.items())
 
 
 def open_ours(path: Path) -> SqliteDatabase:

@@ -7,11 +7,12 @@ import signal
 import threading
 from types import FrameType
 
-from appliance.core.events import ShutdownRequested
+from appliance.core.events import SaleCommitted, ShutdownRequested
 from appliance.service.app import Appliance
 from appliance.service.demo import seed_demo_catalog
 from appliance.service.notify import SystemdNotifier
 from appliance.settings import Settings
+from appliance.store.database import checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,7 @@ def run(
             log.info("simulate: added %d demo products", added)
         app.lookup.refresh()  # before READY=1, so the first scan is as fast as any other
         app.bus.subscribe(ShutdownRequested, lambda event: stop.set())
+        checkpointer = IdleCheckpointer(app)
         _install_signal_handlers(app, stop)
         notifier.ready(f"ready: {len(app.lookup)} products, {app.ledger.count()} documents")
         log.info("appliance %s ready (%s)", settings.device.id, settings.database.path)
@@ -46,14 +48,33 @@ def run(
         # even when an event wakes the loop just before a ping was due.
         interval = min(TICK_SECONDS, (notifier.watchdog_interval or TICK_SECONDS) / 2)
         while not stop.is_set():
-            app.bus.wait(timeout=interval)
+            woken = app.bus.wait(timeout=interval)
             app.bus.drain()
+            if not woken:
+                checkpointer.idle()
             notifier.watchdog()
         notifier.stopping()
         log.info("appliance stopping")
     finally:
         app.close()
     return 0
+
+
+class IdleCheckpointer:
+    """Checkpoints the WAL while the till is idle, so no sale's commit pays for it."""
+
+    def __init__(self, app: Appliance) -> None:
+        self._db = app.db
+        self._pending = False
+        app.bus.subscribe(SaleCommitted, self._written)
+
+    def _written(self, _event: SaleCommitted) -> None:
+        self._pending = True
+
+    def idle(self) -> None:
+        """Called when a tick passed without events."""
+        if self._pending:
+            self._pending = not checkpoint(self._db)
 
 
 def _install_signal_handlers(app: Appliance, stop: threading.Event) -> None:
