@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-import json
 import sqlite3
 import subprocess
 import sys
@@ -17,7 +16,7 @@ from appliance.catalog_import import import_catalog_csv, products_to_csv
 from appliance.core.catalog import Product
 from appliance.settings import StoreSettings
 from appliance.store import catalog as catalog_sql
-from appliance.store.catalog import SqliteCatalog
+from appliance.store.catalog import SqliteCatalog, staged_rows
 from bench import fixtures
 from bench.databases import connect_raw, create_migrated, open_ours
 from bench.result import Row, Target
@@ -50,26 +49,8 @@ class RawRows:
 
 def raw_rows(products: list[tuple[Product, int | None]]) -> RawRows:
     """What the import writes, as plain tuples."""
-    return RawRows(
-        products=[
-            (
-                p.sku,
-                p.name,
-                json.dumps(dict(p.names), ensure_ascii=False) if p.names else "{}",
-                p.price.minor,
-                p.price.currency,
-                p.tax_class,
-                p.category,
-                p.age_restriction,
-                int(p.stock_tracked),
-                p.sold_by,
-                stock,
-            )
-            for p, stock in products
-        ],
-        barcodes=[(key, p.sku) for p, _ in products for key in p.barcodes],
-        now=datetime.now(UTC).isoformat(),
-    )
+    staged, barcodes = staged_rows(products)
+    return RawRows(products=staged, barcodes=barcodes, now=datetime.now(UTC).isoformat())
 
 
 def import_raw(connection: sqlite3.Connection, rows: RawRows) -> None:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from appliance.core.cart import Cart
 from appliance.core.catalog import Product, ProductMatch
@@ -14,22 +12,14 @@ from appliance.core.sale import SaleDraft, draft_sale
 from appliance.core.tax import TaxPolicy
 from appliance.core.tender import Tender
 from appliance.store import documents
-from appliance.store.documents import encode_document
+from appliance.store.documents import DocumentRows, document_rows
 from bench import fixtures
 
 DEVICE_ID = "bench-0001"
 RECEIPT_PREFIX = "B01"
 
 
-@dataclass(frozen=True, slots=True)
-class RawSale:
-    """Every value the raw baseline binds for one sale, computed before timing."""
-
-    document: tuple[Any, ...]
-    lines: list[tuple[Any, ...]]
-    movements: list[tuple[Any, ...]]
-    stock: list[tuple[int, str]]
-    outbox: tuple[Any, ...]
+RawSale = DocumentRows
 
 
 def build_drafts(products: list[Product], count: int) -> list[SaleDraft]:
@@ -55,42 +45,7 @@ def build_drafts(products: list[Product], count: int) -> list[SaleDraft]:
 
 def raw_sale(draft: SaleDraft, sequence: int) -> RawSale:
     """The rows SalesLedger.commit writes for `draft` at `sequence`, with the same JSON body."""
-    sale = draft.seal(sequence, receipt_number(RECEIPT_PREFIX, sequence))
-    body = encode_document(sale)
-    created = sale.created_at.isoformat()
-    moves = [(line.sku, line.stock_delta) for line in sale.lines if line.stock_delta]
-    return RawSale(
-        document=(
-            sale.id,
-            sequence,
-            sale.receipt_number,
-            sale.kind,
-            created,
-            sale.currency,
-            sale.total,
-            sale.tax_total,
-            len(sale.lines),
-            sale.references,
-            sale.staff,
-            body,
-        ),
-        lines=[
-            (
-                sale.id,
-                line.line_no,
-                line.sku,
-                line.quantity,
-                line.amount,
-                line.tax_class,
-                line.tax_rate,
-                line.refers_to_line,
-            )
-            for line in sale.lines
-        ],
-        movements=[(sku, delta, sale.kind, sale.id, created) for sku, delta in moves],
-        stock=[(delta, sku) for sku, delta in moves],
-        outbox=(sequence, sale.id, body, created),
-    )
+    return document_rows(draft.seal(sequence, receipt_number(RECEIPT_PREFIX, sequence)))
 
 
 def commit_raw(connection: sqlite3.Connection, sale: RawSale) -> None:

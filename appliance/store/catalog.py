@@ -163,26 +163,34 @@ class SqliteCatalog:
 
     @staticmethod
     def _stage(connection: Any, batch: list[tuple[Product, int | None]]) -> int:
-        connection.executemany(
-            _STAGE_PRODUCT,
-            [
-                (
-                    p.sku,
-                    p.name,
-                    json.dumps(dict(p.names), ensure_ascii=False) if p.names else "{}",
-                    p.price.minor,
-                    p.price.currency,
-                    p.tax_class,
-                    p.category,
-                    p.age_restriction,
-                    int(p.stock_tracked),
-                    p.sold_by,
-                    stock,
-                )
-                for p, stock in batch
-            ],
-        )
-        connection.executemany(
-            _STAGE_BARCODE, [(key, p.sku) for p, _ in batch for key in p.barcodes]
-        )
+        products, barcodes = staged_rows(batch)
+        connection.executemany(_STAGE_PRODUCT, products)
+        connection.executemany(_STAGE_BARCODE, barcodes)
         return len(batch)
+
+
+def staged_rows(
+    batch: Iterable[tuple[Product, int | None]],
+) -> tuple[list[tuple[Any, ...]], list[tuple[str, str]]]:
+    """The staging-table rows for (product, stock) pairs (also the benchmark's baseline)."""
+    products: list[tuple[Any, ...]] = []
+    barcodes: list[tuple[str, str]] = []
+    for p, stock in batch:
+        names = json.dumps(dict(p.names), ensure_ascii=False) if p.names else "{}"
+        products.append(
+            (
+                p.sku,
+                p.name,
+                names,
+                p.price.minor,
+                p.price.currency,
+                p.tax_class,
+                p.category,
+                p.age_restriction,
+                int(p.stock_tracked),
+                p.sold_by,
+                stock,
+            )
+        )
+        barcodes.extend((key, p.sku) for key in p.barcodes)
+    return products, barcodes

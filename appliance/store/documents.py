@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import msgspec
 from peewee import SqliteDatabase
@@ -61,6 +63,56 @@ def decode_document(body: bytes) -> Sale:
     return _decoder.decode(body)
 
 
+@dataclass(frozen=True, slots=True)
+class DocumentRows:
+    """The parameters of every statement a commit runs for one document."""
+
+    document: tuple[Any, ...]
+    lines: list[tuple[Any, ...]]
+    movements: list[tuple[Any, ...]]
+    stock: list[tuple[int, str]]
+    outbox: tuple[Any, ...]
+
+
+def document_rows(sale: Sale) -> DocumentRows:
+    """What SalesLedger.commit writes for a sealed document (also the benchmark's baseline)."""
+    body = encode_document(sale)
+    created = _utc_text(sale.created_at)
+    moves = [(line.sku, line.stock_delta) for line in sale.lines if line.stock_delta]
+    return DocumentRows(
+        document=(
+            sale.id,
+            sale.sequence,
+            sale.receipt_number,
+            sale.kind,
+            created,
+            sale.currency,
+            sale.total,
+            sale.tax_total,
+            len(sale.lines),
+            sale.references,
+            sale.staff,
+            body,
+        ),
+        lines=[
+            (
+                sale.id,
+                line.line_no,
+                line.sku,
+                line.quantity,
+                line.amount,
+                line.tax_class,
+                line.tax_rate,
+                line.refers_to_line,
+            )
+            for line in sale.lines
+        ],
+        movements=[(sku, delta, sale.kind, sale.id, created) for sku, delta in moves],
+        stock=[(delta, sku) for sku, delta in moves],
+        outbox=(sale.sequence, sale.id, body, created),
+    )
+
+
 class SalesLedger:
     """Reads and writes documents; commits are serialised by SQLite's write lock."""
 
@@ -79,46 +131,12 @@ class SalesLedger:
             if draft.references is not None:
                 self._check_correction(draft)
             sale = draft.seal(sequence, receipt_number(self._prefix, sequence))
-            body = encode_document(sale)
-            created = _utc_text(sale.created_at)
-            cursor.execute(
-                _INSERT_DOCUMENT,
-                (
-                    sale.id,
-                    sequence,
-                    sale.receipt_number,
-                    sale.kind,
-                    created,
-                    sale.currency,
-                    sale.total,
-                    sale.tax_total,
-                    len(sale.lines),
-                    sale.references,
-                    sale.staff,
-                    body,
-                ),
-            )
-            cursor.executemany(
-                _INSERT_LINE,
-                [
-                    (
-                        sale.id,
-                        line.line_no,
-                        line.sku,
-                        line.quantity,
-                        line.amount,
-                        line.tax_class,
-                        line.tax_rate,
-                        line.refers_to_line,
-                    )
-                    for line in sale.lines
-                ],
-            )
-            moves = [(line.sku, line.stock_delta) for line in sale.lines if line.stock_delta]
-            movements = [(sku, delta, sale.kind, sale.id, created) for sku, delta in moves]
-            cursor.executemany(_INSERT_MOVEMENT, movements)
-            cursor.executemany(_UPDATE_STOCK, [(delta, sku) for sku, delta in moves])
-            cursor.execute(_INSERT_OUTBOX, (sequence, sale.id, body, created))
+            rows = document_rows(sale)
+            cursor.execute(_INSERT_DOCUMENT, rows.document)
+            cursor.executemany(_INSERT_LINE, rows.lines)
+            cursor.executemany(_INSERT_MOVEMENT, rows.movements)
+            cursor.executemany(_UPDATE_STOCK, rows.stock)
+            cursor.execute(_INSERT_OUTBOX, rows.outbox)
         log.info("%s %s committed (sequence %d)", sale.kind, sale.receipt_number, sequence)
         return sale
 
