@@ -3,8 +3,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# Debian packages: systemd-python builds against libsystemd; systemd-analyze checks the unit.
-SYSTEM_PACKAGES := gcc pkg-config python3-dev python3-venv libsystemd-dev systemd sqlite3
+# Debian packages: systemd-python builds against libsystemd; systemd-analyze checks the unit;
+# evdev builds against the kernel headers; nfcpy's USB readers need libusb.
+SYSTEM_PACKAGES := gcc pkg-config python3-dev python3-venv libsystemd-dev systemd sqlite3 \
+	linux-libc-dev libusb-1.0-0
 
 .PHONY: run test lint typecheck pytest soak bench clean system-packages
 

@@ -43,3 +43,7 @@ class SchemaTooNewError(StoreError):
 
 class CatalogImportError(ApplianceError):
     """A catalog import was refused; nothing was imported."""
+
+
+class DeviceError(ApplianceError):
+    """A device cannot do what was asked (offline, out of paper, timed out, ...)."""

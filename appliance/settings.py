@@ -16,6 +16,11 @@ from babel import Locale, UnknownLocaleError
 from appliance.core.barcode import VariableMeasureRule
 from appliance.core.money import is_known_currency
 from appliance.core.tax import TaxPolicy
+from appliance.device_settings import (
+    EscposPrinterSettings,
+    HardwareSettings,
+    PrinterDrawerSettings,
+)
 from appliance.errors import ConfigError
 
 DEFAULT_CONFIG_PATH = Path("/etc/appliance/appliance.toml")
@@ -140,6 +145,17 @@ class Settings(_Section, frozen=True):
     store: StoreSettings = msgspec.field(default_factory=StoreSettings)
     database: DatabaseSettings = msgspec.field(default_factory=DatabaseSettings)
     logging: LoggingSettings = msgspec.field(default_factory=LoggingSettings)
+    devices: dict[Identifier, HardwareSettings] = msgspec.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name, device in self.devices.items():
+            if isinstance(device, PrinterDrawerSettings):
+                target = self.devices.get(device.printer)
+                if not isinstance(target, EscposPrinterSettings):
+                    raise ValueError(
+                        f"devices: {name}.printer names {device.printer!r},"
+                        " which is not an escpos_printer device"
+                    )
 
 
 def resolve_config_path(option: str | None, environ: Mapping[str, str] | None = None) -> Path:
@@ -163,6 +179,14 @@ def load_settings(path: Path) -> Settings:
 
 def parse_settings(data: Mapping[str, object], source: str = "settings") -> Settings:
     """Validate an already-parsed mapping into Settings."""
+    devices = data.get("devices")
+    if isinstance(devices, Mapping):
+        # One device at a time, because msgspec does not name the table a bad key sits in.
+        for name, table in devices.items():
+            try:
+                msgspec.convert(table, HardwareSettings)
+            except msgspec.ValidationError as err:
+                raise ConfigError(f"{source}: {_explain(str(err), f'devices.{name}')}") from err
     try:
         return msgspec.convert(data, Settings)
     except msgspec.ValidationError as err:
@@ -186,12 +210,13 @@ _UNKNOWN = re.compile(r"^Object contains unknown field `(?P<field>[^`]+)`$")
 _MISSING = re.compile(r"^Object missing required field `(?P<field>[^`]+)`$")
 
 
-def _explain(raw: str) -> str:
+def _explain(raw: str, within: str = "") -> str:
     """Turn msgspec's message into `dotted.key: what was expected`."""
     message, path = raw, ""
     if located := _LOCATED.match(raw):
         message, path = located["message"], located["path"]
     path = re.sub(r"\[(\d+)\]", r".\1", path).replace("[...]", ".*").lstrip(".")
+    path = _join(within, path) if within and path else within or path
     for pattern, template in (
         (_UNKNOWN, "unknown key (check its spelling)"),
         (_MISSING, "required key is missing"),

@@ -1,0 +1,115 @@
+"""The `[devices.NAME]` tables: one typed struct per kind of device, chosen by `kind`."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+
+Milliseconds = Annotated[int, msgspec.Meta(ge=0, le=600_000)]
+Seconds = Annotated[float, msgspec.Meta(ge=0, le=86_400)]
+TcpPort = Annotated[int, msgspec.Meta(ge=1, le=65_535)]
+
+
+class _Device(
+    msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True, tag_field="kind"
+):
+    """A device table; `kind` picks the adapter from the driver registry."""
+
+
+class SerialScannerSettings(_Device, frozen=True, tag="serial_scanner"):
+    """A barcode scanner on a serial port (RS-232 or USB CDC/ACM)."""
+
+    port: str  # a stable path: /dev/serial/by-id/... (never /dev/ttyACM0, which moves)
+    baudrate: int = 9600
+    prefix: str = ""  # stripped from the front of every code
+    suffix: str = ""  # stripped from the end, before the terminator
+    terminator: Literal["\r", "\n", "\r\n"] = "\r"
+    max_length: Annotated[int, msgspec.Meta(ge=8, le=4096)] = 128
+    debounce_ms: Milliseconds = 800
+
+
+class HidScannerSettings(_Device, frozen=True, tag="hid_scanner"):
+    """A USB keyboard-wedge scanner read through evdev, grabbed so the UI never sees it."""
+
+    device: str  # /dev/input/by-id/usb-...-event-kbd
+    layout: Literal["us", "de"] = "us"
+    debounce_ms: Milliseconds = 800
+
+
+class EscposPrinterSettings(_Device, frozen=True, tag="escpos_printer"):
+    """An ESC/POS receipt printer over the network, a serial port or USB."""
+
+    transport: Literal["network", "serial", "usb"] = "network"
+    host: str = ""
+    port: TcpPort = 9100
+    serial_port: str = ""
+    baudrate: int = 19200
+    usb_vendor: Annotated[int, msgspec.Meta(ge=0, le=0xFFFF)] = 0
+    usb_product: Annotated[int, msgspec.Meta(ge=0, le=0xFFFF)] = 0
+    profile: str = "TM-T88V"
+    timeout: Seconds = 5.0
+    retry_seconds: Seconds = 15.0
+    header: tuple[str, ...] = ()
+    footer: tuple[str, ...] = ("Thank you!",)
+
+    def __post_init__(self) -> None:
+        if self.transport == "network" and not self.host:
+            raise ValueError("host: a network printer needs its address")
+        if self.transport == "serial" and not self.serial_port:
+            raise ValueError("serial_port: a serial printer needs its port")
+        if self.transport == "usb" and not (self.usb_vendor and self.usb_product):
+            raise ValueError("usb_vendor: a USB printer needs usb_vendor and usb_product")
+
+    @property
+    def address(self) -> str:
+        """The stable id of the printer."""
+        if self.transport == "network":
+            return f"{self.host}:{self.port}"
+        if self.transport == "serial":
+            return self.serial_port
+        return f"usb:{self.usb_vendor:04x}:{self.usb_product:04x}"
+
+
+class GpioDrawerSettings(_Device, frozen=True, tag="gpio_drawer"):
+    """A cash drawer kicked by a GPIO pulse, with an optional open sensor."""
+
+    pin: int | str  # BCM number or a gpiozero pin name like "GPIO17"
+    active_high: bool = True
+    pulse_ms: Annotated[int, msgspec.Meta(ge=10, le=1000)] = 120
+    sensor_pin: int | str | None = None
+    sensor_open_when_high: bool = True
+    left_open_seconds: Seconds = 30.0
+
+
+class PrinterDrawerSettings(_Device, frozen=True, tag="printer_drawer"):
+    """A cash drawer plugged into a receipt printer's kick port (ESC p)."""
+
+    printer: str  # the name of an escpos_printer device
+    kick_pin: Literal[2, 5] = 2
+    pulse_ms: Annotated[int, msgspec.Meta(ge=10, le=510)] = 100
+
+
+class NfcReaderSettings(_Device, frozen=True, tag="nfc_reader"):
+    """An NFC reader through nfcpy: "usb", "usb:072f:2200", "tty:ttyUSB0:pn532", "udp:..."."""
+
+    path: str = "usb"
+    debounce_ms: Milliseconds = 1500
+
+
+class SimTerminalSettings(_Device, frozen=True, tag="sim_terminal"):
+    """The scripted payment terminal simulator (a real terminal protocol comes later)."""
+
+    outcomes: tuple[Literal["approve", "decline", "cancel", "timeout"], ...] = ("approve",)
+    delay_seconds: Seconds = 0.5
+
+
+HardwareSettings = (
+    SerialScannerSettings
+    | HidScannerSettings
+    | EscposPrinterSettings
+    | GpioDrawerSettings
+    | PrinterDrawerSettings
+    | NfcReaderSettings
+    | SimTerminalSettings
+)

@@ -1,0 +1,1 @@
+"""Hardware adapters (one per port family) and the simulators on the far side of their wires."""
