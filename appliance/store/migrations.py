@@ -94,6 +94,21 @@ MIGRATIONS: tuple[Migration, ...] = (
             ) WITHOUT ROWID""",
         ),
     ),
+    Migration(
+        2,
+        "cash drawer openings with their reason",
+        (
+            """CREATE TABLE drawer_opening (
+                id INTEGER PRIMARY KEY,
+                device TEXT NOT NULL,
+                reason TEXT NOT NULL CHECK (reason IN ('sale', 'no_sale', 'remote', 'selftest')),
+                staff TEXT NOT NULL DEFAULT '',
+                reference TEXT NOT NULL DEFAULT '',
+                opened_at TEXT NOT NULL
+            )""",
+            "CREATE INDEX drawer_opening_opened_at ON drawer_opening(opened_at)",
+        ),
+    ),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

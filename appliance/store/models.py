@@ -100,6 +100,20 @@ class Outbox(_Table):
     created_at = TextField()
 
 
+class DrawerOpeningRow(_Table):
+    """A cash drawer opening and why (sale, no-sale by a named staff member, remote)."""
+
+    id = IntegerField(primary_key=True)
+    device = TextField()
+    reason = TextField()
+    staff = TextField(default="")
+    reference = TextField(default="")
+    opened_at = TextField(index=True)
+
+    class Meta:
+        table_name = "drawer_opening"
+
+
 class Meta(_Table):
     """Small key/value facts about this database."""
 
@@ -114,5 +128,6 @@ MODELS: tuple[type[Model], ...] = (
     DocumentLine,
     StockMovement,
     Outbox,
+    DrawerOpeningRow,
     Meta,
 )
