@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import barcode_lookup, csv_import, sale_commit, startup
+from bench import barcode_lookup, csv_import, sale_commit, scan_latency, startup
 from bench.report import RESULTS_DIR, build_report, write_report
 from bench.result import Row
 from bench.table import print_table
@@ -21,6 +21,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     barcode_lookup.NAME: barcode_lookup.run,
     csv_import.NAME: csv_import.run,
     startup.NAME: startup.run,
+    scan_latency.NAME: scan_latency.run,
 }
 
 log = logging.getLogger("bench")

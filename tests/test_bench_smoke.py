@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-BENCHMARKS = ("sale_commit", "barcode_lookup", "csv_import", "startup")
+# Every target the issues name; a benchmark dropped from bench/__main__.py fails here.
+BENCHMARKS = ("sale_commit", "barcode_lookup", "csv_import", "startup", "scan_latency")
 
 
 def _bench(results: Path, *options: str) -> tuple[subprocess.CompletedProcess[str], Any]:

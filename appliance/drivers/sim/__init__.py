@@ -1,0 +1,1 @@
+"""Simulators that sit on the far side of the real transports."""
