@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import barcode_lookup, csv_import, sale_commit, scan_latency, startup
+from bench import barcode_lookup, csv_import, receipt_print, sale_commit, scan_latency, startup
 from bench.report import RESULTS_DIR, build_report, write_report
 from bench.result import Row
 from bench.table import print_table
@@ -22,6 +22,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     csv_import.NAME: csv_import.run,
     startup.NAME: startup.run,
     scan_latency.NAME: scan_latency.run,
+    receipt_print.NAME: receipt_print.run,
 }
 
 log = logging.getLogger("bench")

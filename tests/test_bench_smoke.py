@@ -11,7 +11,14 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 # Every target the issues name; a benchmark dropped from bench/__main__.py fails here.
-BENCHMARKS = ("sale_commit", "barcode_lookup", "csv_import", "startup", "scan_latency")
+BENCHMARKS = (
+    "sale_commit",
+    "barcode_lookup",
+    "csv_import",
+    "startup",
+    "scan_latency",
+    "receipt_print",
+)
 
 
 def _bench(results: Path, *options: str) -> tuple[subprocess.CompletedProcess[str], Any]:

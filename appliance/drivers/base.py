@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from types import TracebackType
+from typing import Self
 
 from appliance.core.devices import DeviceHealth, DeviceHealthChanged, DeviceKind, HealthState
 from appliance.core.events import Event, EventBus
@@ -47,7 +48,7 @@ class DeviceBase:
         finally:
             self._set_health("offline", "closed")
 
-    def __enter__(self) -> DeviceBase:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
