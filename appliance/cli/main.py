@@ -12,6 +12,8 @@ from appliance.cli.catalog import catalog
 from appliance.cli.db import db
 from appliance.cli.options import config_options, settings_for
 from appliance.cli.sales import sales
+from appliance.cli.selftest import selftest
+from appliance.cli.sim import sim
 from appliance.errors import ApplianceError
 
 
@@ -61,6 +63,8 @@ def status(as_json: bool, simulate: bool, config_path: str | None) -> None:
 cli.add_command(db)
 cli.add_command(catalog)
 cli.add_command(sales)
+cli.add_command(sim)
+cli.add_command(selftest)
 
 
 def main() -> None:

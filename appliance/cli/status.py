@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from appliance import __version__
 from appliance.core.money import Money
+from appliance.drivers.manager import read_snapshot, snapshot_path_for
 from appliance.settings import Settings, resolve_config_path
 from appliance.store.catalog import SqliteCatalog
 from appliance.store.database import open_database
@@ -24,6 +26,7 @@ def collect_status(settings: Settings, config_option: str | None) -> dict[str, A
         "device_id": settings.device.id,
         "config": str(config) if config.exists() else None,
         "database": {"path": str(path), "exists": path.exists()},
+        "devices": collect_devices(settings),
     }
     if not path.exists():
         return report
@@ -62,17 +65,63 @@ def collect_status(settings: Settings, config_option: str | None) -> dict[str, A
     return report
 
 
+def collect_devices(settings: Settings) -> dict[str, Any]:
+    """The configured devices and the health the running appliance last wrote, with its age."""
+    snapshot = read_snapshot(snapshot_path_for(settings.database.path))
+    section: dict[str, Any] = {
+        "configured": sorted(settings.devices),
+        "snapshot": None,
+        "health": [],
+    }
+    if snapshot is not None:
+        written = datetime.fromtimestamp(snapshot["written_at"], UTC)
+        section["snapshot"] = {
+            "written_at": written.isoformat(timespec="seconds"),
+            "age_seconds": snapshot["age_seconds"],
+            "pid": snapshot["pid"],
+        }
+        section["health"] = snapshot["devices"]
+    return section
+
+
 def render_status(report: dict[str, Any]) -> None:
-    """Print the snapshot as a table."""
+    """Print the snapshot as a table, and device health as a second one."""
     from rich.console import Console
     from rich.table import Table
 
+    console = Console()
     table = Table(show_header=False, box=None)
     table.add_column(style="bold")
     table.add_column()
-    for key, value in _flatten(report):
+    rest = {key: value for key, value in report.items() if key != "devices"}
+    for key, value in _flatten(rest):
         table.add_row(key, "-" if value is None else str(value))
-    Console().print(table)
+    console.print(table)
+    devices = report.get("devices")
+    if devices is None:
+        return
+    snapshot = devices["snapshot"]
+    if snapshot is None:
+        configured = ", ".join(devices["configured"]) or "none configured"
+        console.print(f"devices: no health reported yet ({configured})")
+        return
+    health = Table(
+        title=f"devices, as of {snapshot['written_at']} ({snapshot['age_seconds']:g} s ago)",
+        title_justify="left",
+    )
+    for column in ("device", "kind", "state", "reason", "address"):
+        health.add_column(column)
+    styles = {"ok": "green", "degraded": "yellow", "offline": "red"}
+    for row in devices["health"]:
+        state = row.get("state", "?")
+        health.add_row(
+            row.get("device", "?"),
+            row.get("kind", "?"),
+            f"[{styles.get(state, 'bold')}]{state}[/]",
+            row.get("reason", ""),
+            row.get("address", ""),
+        )
+    console.print(health)
 
 
 def _flatten(data: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:

@@ -39,10 +39,14 @@ def run(
         if simulate and (added := seed_demo_catalog(app.catalog, settings.store)):
             log.info("simulate: added %d demo products", added)
         app.lookup.refresh()  # before READY=1, so the first scan is as fast as any other
+        devices = app.open_devices(simulate=simulate)
         app.bus.subscribe(ShutdownRequested, lambda event: stop.set())
         checkpointer = IdleCheckpointer(app)
         _install_signal_handlers(app, stop)
-        notifier.ready(f"ready: {len(app.lookup)} products, {app.ledger.count()} documents")
+        notifier.ready(
+            f"ready: {len(app.lookup)} products, {app.ledger.count()} documents,"
+            f" {len(devices)} devices"
+        )
         log.info("appliance %s ready (%s)", settings.device.id, settings.database.path)
         # Waking twice per watchdog interval keeps the gap between pings under WatchdogSec
         # even when an event wakes the loop just before a ping was due.
@@ -55,6 +59,7 @@ def run(
             notifier.watchdog()
         notifier.stopping()
         log.info("appliance stopping")
+        app.close_devices()
     finally:
         app.close()
     return 0

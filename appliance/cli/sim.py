@@ -1,0 +1,99 @@
+"""`appliance sim ...`: drive the simulators of a running `appliance run --simulate`.
+
+Each command sends one request to the control socket beside the appliance's database
+and prints the answer. Scans, taps and paper-outs arrive over the real transports, so
+the running appliance sees exactly what real hardware would make it see.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from appliance.cli.options import config_options, settings_for
+from appliance.errors import DeviceError
+
+TERMINAL_OUTCOMES = ("approve", "decline", "timeout", "cancel")
+
+
+def _send(config_path: str | None, request: dict[str, Any]) -> None:
+    """Send `request` to the simulated appliance the configuration points at; echo its answer."""
+    from appliance.drivers.sim.control import control_socket_path, send
+
+    # These commands only make sense against a simulated appliance, so they resolve the
+    # configuration as `--simulate` does whether or not the flag is given.
+    settings = settings_for(config_path, simulate=True)
+    answer = send(control_socket_path(settings.database.path), request)
+    if not answer.get("ok"):
+        raise DeviceError(f"{request['cmd']}: {answer.get('error', 'refused')}")
+    click.echo(json.dumps(answer, sort_keys=True))
+
+
+def _command(name: str, help_text: str) -> Callable[[Callable[..., Any]], click.Command]:
+    """A `sim` subcommand taking --config/--simulate like every other command."""
+
+    def decorate(function: Callable[..., Any]) -> click.Command:
+        return sim.command(name, help=help_text)(config_options(function))
+
+    return decorate
+
+
+@click.group()
+def sim() -> None:
+    """Drive the simulators of a running simulated appliance (`appliance run --simulate`)."""
+
+
+@_command("scan", "Scan CODE on the simulated barcode scanner.")
+@click.argument("code")
+def scan(code: str, simulate: bool, config_path: str | None) -> None:
+    """Scan a code."""
+    _send(config_path, {"cmd": "scan", "code": code})
+
+
+@_command("tap", "Tap a card with UID (hex) on the simulated NFC reader.")
+@click.argument("uid")
+@click.option("--text", default=None, help="An NDEF text record on the card.")
+def tap(uid: str, text: str | None, simulate: bool, config_path: str | None) -> None:
+    """Tap a card."""
+    _send(config_path, {"cmd": "tap", "uid": uid, "text": text})
+
+
+@_command("paper-out", "The simulated printer runs out of paper.")
+def paper_out(simulate: bool, config_path: str | None) -> None:
+    """Paper out."""
+    _send(config_path, {"cmd": "paper-out"})
+
+
+@_command("paper-in", "Paper is loaded into the simulated printer again.")
+def paper_in(simulate: bool, config_path: str | None) -> None:
+    """Paper in."""
+    _send(config_path, {"cmd": "paper-in"})
+
+
+@_command("drawer", "Pull the simulated cash drawer open or push it shut.")
+@click.argument("action", type=click.Choice(["open", "close"]))
+def drawer(action: str, simulate: bool, config_path: str | None) -> None:
+    """Open or close the drawer by hand."""
+    _send(config_path, {"cmd": f"drawer-{action}"})
+
+
+@_command("terminal", "What the simulated payment terminal answers next.")
+@click.argument("outcome", type=click.Choice(TERMINAL_OUTCOMES))
+def terminal(outcome: str, simulate: bool, config_path: str | None) -> None:
+    """Script the terminal."""
+    _send(config_path, {"cmd": "terminal", "outcome": outcome})
+
+
+@_command("unplug", "Unplug the simulated scanner's cable.")
+def unplug(simulate: bool, config_path: str | None) -> None:
+    """Unplug the scanner."""
+    _send(config_path, {"cmd": "unplug", "device": "scanner"})
+
+
+@_command("replug", "Plug the simulated scanner back in.")
+def replug(simulate: bool, config_path: str | None) -> None:
+    """Plug the scanner back in."""
+    _send(config_path, {"cmd": "replug", "device": "scanner"})

@@ -1,0 +1,321 @@
+"""`appliance selftest`: every device checked over its real transport, with reasons."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from appliance.core.events import EventBus
+from appliance.drivers.manager import DeviceManager
+from appliance.drivers.sim.lab import SimLab
+from appliance.service.selftest import CheckResult, Selftest, SilentPrompter, run_selftest
+from appliance.settings import DEFAULT_CONFIG_PATH, simulated_settings
+from tests.cli.conftest import CONFIG_TEMPLATE, WAIT_SECONDS, Cli
+
+SHORT = 1.0  # seconds a check waits where the test expects nothing to happen
+
+
+def free_closed_port() -> int:
+    """A loopback TCP port nobody listens on (bound once, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+class Bench:
+    """The simulator lab (without NFC, which is slow to stop) with real adapters opened."""
+
+    def __init__(self) -> None:
+        self.bus = EventBus()
+        self.lab = SimLab.start(nfc=False)
+        self.devices = DeviceManager.build(self.lab.settings, overrides=self.lab.overrides)
+
+    def open(self) -> None:
+        """Open the devices and wait until each is up."""
+        self.devices.open_all(self.bus)
+        deadline = time.monotonic() + WAIT_SECONDS
+        while not all(h.state == "ok" for h in self.devices.health()):
+            assert time.monotonic() < deadline, self.devices.health()
+            self.bus.wait(0.05)
+            self.bus.drain()
+
+    def run(
+        self,
+        *,
+        interactive: bool = False,
+        prompter: object = None,
+        injectors: dict[str, Callable[[], None]] | None = None,
+        timeout: float = WAIT_SECONDS,
+    ) -> dict[str, CheckResult]:
+        """Run the self-test; results by device name."""
+        test = Selftest(
+            self.devices,
+            self.bus,
+            timeout=timeout,
+            interactive=interactive,
+            prompter=prompter or SilentPrompter(),  # type: ignore[arg-type]
+            injectors=self.lab.injectors() if injectors is None else injectors,
+        )
+        return {result.device: result for result in test.run()}
+
+    def close(self) -> None:
+        """Close the devices and stop the simulators."""
+        self.devices.close_all()
+        self.lab.close()
+
+
+@pytest.fixture
+def bench() -> Iterator[Bench]:
+    """An opened bench, closed after the test."""
+    opened = Bench()
+    try:
+        opened.open()
+        yield opened
+    finally:
+        opened.close()
+
+
+def verdicts(results: dict[str, CheckResult]) -> dict[str, str]:
+    """Device name -> pass/fail/skip."""
+    return {name: result.verdict for name, result in results.items()}
+
+
+def test_every_simulated_device_passes(bench: Bench) -> None:
+    """Printer prints, scanner reads the injected code, drawer opens, terminal approves."""
+    results = bench.run()
+
+    assert verdicts(results) == {
+        "printer": "pass",
+        "scanner": "pass",
+        "drawer": "pass",
+        "terminal": "pass",
+    }
+    assert results["scanner"].reason == "read 4006381333931"
+    assert bench.lab.printer is not None and len(bench.lab.printer.jobs) == 1
+    assert bench.lab.drawer is not None and bench.lab.drawer.kicks == 1
+
+
+def test_out_of_paper_fails_the_printer_and_prints_nothing(bench: Bench) -> None:
+    """The printer says it has no paper (DLE EOT): FAIL with that reason; no job sent."""
+    assert bench.lab.printer is not None
+    bench.lab.printer.set_paper_out(True)
+
+    results = bench.run()
+
+    assert results["printer"].verdict == "fail"
+    assert results["printer"].reason == "out of paper"
+    assert bench.lab.printer.jobs == []
+    assert results["terminal"].verdict == "pass"  # one failure does not stop the others
+
+
+def test_a_drawer_that_does_not_open_fails(bench: Bench) -> None:
+    """Kicked, but the sensor never sees it open: FAIL naming the timeout."""
+    assert bench.lab.drawer is not None
+    bench.lab.drawer.auto_open_on_kick = False
+
+    results = bench.run(timeout=SHORT)
+
+    assert results["drawer"].verdict == "fail"
+    assert "did not see it open" in results["drawer"].reason
+    assert bench.lab.drawer.kicks == 1
+
+
+def test_a_drawer_left_open_is_not_kicked_blind(bench: Bench) -> None:
+    """Already open and nobody to close it: FAIL before kicking."""
+    assert bench.lab.drawer is not None
+    bench.lab.drawer.open()
+
+    results = bench.run(timeout=SHORT)
+
+    assert results["drawer"].verdict == "fail"
+    assert "already open" in results["drawer"].reason
+    assert bench.lab.drawer.kicks == 0
+
+
+def test_a_declining_terminal_fails(bench: Bench) -> None:
+    """The 1-unit test payment must come back approved."""
+    terminal = bench.devices.terminal
+    assert terminal is not None
+    terminal.script(["decline"])  # type: ignore[attr-defined]
+
+    results = bench.run()
+
+    assert results["terminal"].verdict == "fail"
+    assert results["terminal"].reason.startswith("test payment declined")
+
+
+def test_a_silent_terminal_fails_as_unknown(bench: Bench) -> None:
+    """No answer within the timeout is "unknown", never a pass."""
+    terminal = bench.devices.terminal
+    assert terminal is not None
+    terminal.script(["timeout"])  # type: ignore[attr-defined]
+
+    results = bench.run(timeout=SHORT)
+
+    assert results["terminal"].verdict == "fail"
+    assert "unknown" in results["terminal"].reason
+
+
+def test_without_a_person_or_an_injector_a_scanner_is_skipped(bench: Bench) -> None:
+    """Non-interactive on a scanner that nothing can drive: SKIP (never a silent PASS)."""
+    results = bench.run(injectors={})
+
+    assert results["scanner"].verdict == "skip"
+    assert "needs a person" in results["scanner"].reason
+
+
+def test_interactive_asks_the_technician_to_scan(bench: Bench) -> None:
+    """Interactive: the technician is told to scan, scans, and the scanner passes."""
+    told: list[str] = []
+    scanner = bench.lab.scanner
+    assert scanner is not None
+
+    class Technician:
+        def tell(self, message: str) -> None:
+            told.append(message)
+            if "scan" in message:
+                scanner.scan("96385074")
+
+        def confirm(self, question: str) -> bool:
+            return True
+
+    results = bench.run(interactive=True, prompter=Technician(), injectors={})
+
+    assert results["scanner"].verdict == "pass"
+    assert results["scanner"].reason == "read 96385074"
+    assert any("scanner" in message for message in told)
+
+
+def test_a_lost_scanner_fails_with_the_reason(bench: Bench) -> None:
+    """An unplugged scanner: FAIL, with what the adapter says."""
+    assert bench.lab.scanner is not None
+    bench.lab.scanner.unplug()
+    deadline = time.monotonic() + WAIT_SECONDS
+    while bench.devices["scanner"].health.state != "offline":
+        assert time.monotonic() < deadline
+        bench.bus.wait(0.05)
+        bench.bus.drain()
+
+    results = bench.run(timeout=SHORT)
+
+    assert results["scanner"].verdict == "fail"
+    assert results["scanner"].reason
+
+
+def write_config(tmp_path: Path, devices: str) -> Path:
+    """A config file with the given [devices.*] tables."""
+    path = tmp_path / "selftest.toml"
+    text = CONFIG_TEMPLATE.format(
+        device_id="till-07", prefix="T7", database=tmp_path / "data" / "appliance.db"
+    )
+    path.write_text(text + devices, encoding="utf-8")
+    return path
+
+
+def test_cli_dead_printer_exits_non_zero_with_the_reason(appliance: Cli, tmp_path: Path) -> None:
+    """A configured printer that does not answer: exit 1, printer FAIL and why, JSON out."""
+    config = write_config(
+        tmp_path,
+        f"""
+[devices.receipt-printer]
+kind = "escpos_printer"
+host = "127.0.0.1"
+port = {free_closed_port()}
+timeout = 1.0
+
+[devices.terminal]
+kind = "sim_terminal"
+delay_seconds = 0.0
+""",
+    )
+
+    result = appliance(
+        "selftest",
+        "--non-interactive",
+        "--json",
+        "--timeout",
+        "2",
+        "--config",
+        str(config),
+        config=False,
+    )
+
+    assert result.exit_code == 1, result.output
+    report = json.loads(result.stdout)
+    assert report["passed"] is False
+    rows = {row["device"]: row for row in report["devices"]}
+    assert rows["receipt-printer"]["verdict"] == "fail"
+    assert "does not answer" in rows["receipt-printer"]["reason"]
+    assert rows["receipt-printer"]["address"].startswith("127.0.0.1:")
+    assert rows["terminal"]["verdict"] == "pass"
+
+
+def test_cli_table_names_each_device_and_the_overall_result(appliance: Cli, tmp_path: Path) -> None:
+    """The human table shows each device's result and reason, then FAIL."""
+    config = write_config(
+        tmp_path,
+        f"""
+[devices.receipt-printer]
+kind = "escpos_printer"
+host = "127.0.0.1"
+port = {free_closed_port()}
+timeout = 1.0
+""",
+    )
+
+    result = appliance("selftest", "--non-interactive", "--config", str(config), config=False)
+
+    assert result.exit_code == 1
+    assert "receipt-printer" in result.stdout
+    assert "FAIL" in result.stdout
+    assert "does not answer" in result.stdout
+
+
+def test_cli_no_devices_configured_passes_with_a_note(appliance: Cli) -> None:
+    """Nothing configured (and not simulated): nothing to test, exit 0."""
+    result = appliance("selftest", "--non-interactive")
+
+    assert result.exit_code == 0, result.output
+    assert "nothing to test" in result.stdout
+
+
+@pytest.mark.skipif(DEFAULT_CONFIG_PATH.exists(), reason=f"{DEFAULT_CONFIG_PATH} exists here")
+def test_cli_simulated_lab_passes_every_device(appliance: Cli) -> None:
+    """--simulate with no config: the whole simulator lab, NFC included, all PASS, exit 0."""
+    result = appliance("selftest", "--non-interactive", "--simulate", "--json", config=False)
+
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["passed"] is True
+    assert {row["device"]: row["verdict"] for row in report["devices"]} == {
+        "printer": "pass",
+        "scanner": "pass",
+        "drawer": "pass",
+        "nfc": "pass",
+        "terminal": "pass",
+    }
+
+
+def test_a_simulator_that_did_not_start_fails(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A simulator missing from the lab is a FAIL with the reason, not a silent gap."""
+
+    def broken(_lab: SimLab) -> None:
+        raise OSError("udp port in use")
+
+    monkeypatch.setattr(SimLab, "start_nfc", broken)
+    settings = simulated_settings(tmp_path / "state")
+
+    results = run_selftest(settings, simulate=True, interactive=False, timeout=WAIT_SECONDS)
+
+    by_name = {r.device: r for r in results}
+    assert by_name["nfc"].verdict == "fail"
+    assert by_name["nfc"].reason == "simulator did not start: udp port in use"
+    assert by_name["printer"].verdict == "pass"

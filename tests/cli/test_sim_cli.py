@@ -1,0 +1,319 @@
+"""`appliance sim ...` and the control socket, against real adapters and real simulators."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from appliance.core.devices import BarcodeScanned, CardTapped, DeviceHealth
+from appliance.core.events import EventBus
+from appliance.core.payment import PaymentRequest
+from appliance.drivers.manager import DeviceManager, write_snapshot
+from appliance.drivers.sim.control import ControlServer, control_socket_path, lab_commands, send
+from appliance.drivers.sim.lab import SimLab
+from appliance.drivers.sim_terminal import SimTerminal
+from appliance.errors import DeviceError
+from appliance.settings import DEFAULT_CONFIG_PATH
+from tests.cli.conftest import WAIT_SECONDS, Cli, NotifySocket, Spawner, appliance_script
+
+pytestmark = pytest.mark.skipif(
+    DEFAULT_CONFIG_PATH.exists(), reason=f"{DEFAULT_CONFIG_PATH} exists here"
+)
+COFFEE = "4006381333931"  # the demo catalog's ground coffee
+
+
+def wait_until(done: Callable[[], bool], what: str, pump: EventBus | None = None) -> None:
+    """Poll `done()` (delivering bus events when given one); fail after WAIT_SECONDS."""
+    deadline = time.monotonic() + WAIT_SECONDS
+    while not done():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        if pump is not None:
+            pump.wait(0.05)
+            pump.drain()
+        else:
+            time.sleep(0.05)
+
+
+class Lab:
+    """The simulator lab with the real adapters opened on it and its control socket."""
+
+    def __init__(self, state: Path) -> None:
+        self.state = state
+        self.socket = control_socket_path(state / "appliance.db")
+        self.bus = EventBus()
+        self.sims = SimLab.start()
+        self.devices = DeviceManager.build(self.sims.settings, overrides=self.sims.overrides)
+        terminal = self.devices.terminal
+        assert isinstance(terminal, SimTerminal)
+        self.terminal = terminal
+        self.control = ControlServer(self.socket, lab_commands(self.sims, terminal))
+        self.scans: list[BarcodeScanned] = []
+        self.taps: list[CardTapped] = []
+        self.bus.subscribe(BarcodeScanned, self.scans.append)
+        self.bus.subscribe(CardTapped, self.taps.append)
+
+    def open(self) -> None:
+        """Open the devices, wait until each is up, start answering the socket."""
+        self.devices.open_all(self.bus)
+        self.wait_all_ok()
+        self.control.open()
+
+    def wait_all_ok(self) -> None:
+        """Wait until every device reports ok."""
+        wait_until(lambda: all(h.state == "ok" for h in self.devices.health()), "devices", self.bus)
+
+    def reset(self) -> None:
+        """Undo what a test did: paper in, drawer shut, scanner plugged, terminal approving."""
+        sims = self.sims
+        assert sims.printer and sims.drawer and sims.scanner
+        sims.printer.set_paper_out(False)
+        sims.drawer.shut()
+        if not sims.scanner.plugged:
+            sims.scanner.replug()
+        self.terminal.script(["approve"])
+        self.wait_all_ok()
+        self.scans.clear()
+        self.taps.clear()
+
+    def state_of(self, name: str) -> str:
+        """One device's health state."""
+        return self.devices[name].health.state
+
+    def close(self) -> None:
+        """Stop everything this lab started."""
+        self.control.close()
+        self.devices.close_all()
+        self.sims.close()
+
+
+@pytest.fixture(scope="module")
+def shared_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    """One lab for the module: opening and closing nfcpy's udp link takes seconds."""
+    opened = Lab(tmp_path_factory.mktemp("lab"))
+    try:
+        opened.open()
+        yield opened
+    finally:
+        opened.close()
+
+
+@pytest.fixture
+def lab(shared_lab: Lab, clean_env: Path, monkeypatch: pytest.MonkeyPatch) -> Lab:
+    """The shared lab, reset, with `appliance sim --simulate` pointed at its socket."""
+    monkeypatch.setenv("APPLIANCE_STATE_DIR", str(shared_lab.state))
+    shared_lab.reset()
+    return shared_lab
+
+
+def sim(appliance: Cli, *args: str) -> dict[str, object]:
+    """Run `appliance sim ...` in-process (no --config: the simulated defaults); its answer."""
+    result = appliance("sim", *args, config=False)
+    assert result.exit_code == 0, result.output
+    answer: dict[str, object] = json.loads(result.stdout)
+    return answer
+
+
+def test_scan_and_tap_cross_the_real_wires(lab: Lab, appliance: Cli) -> None:
+    """`sim scan` reaches the bus through the pty scanner; `sim tap` through nfcpy's udp link."""
+    assert sim(appliance, "scan", COFFEE) == {"ok": True}
+    assert sim(appliance, "tap", "04A1B2C3D4E5F6", "--text", "staff:anna") == {"ok": True}
+    wait_until(lambda: bool(lab.scans and lab.taps), "the scan and the tap", lab.bus)
+
+    assert lab.scans == [BarcodeScanned("scanner", COFFEE)]
+    assert lab.taps[0].uid == "04A1B2C3D4E5F6"
+    assert [r.text for r in lab.taps[0].records] == ["staff:anna"]
+
+
+def test_paper_out_and_in_are_what_the_printer_reports(lab: Lab, appliance: Cli) -> None:
+    """The adapter asks the printer over TCP (DLE EOT): out of paper, then loaded again."""
+    printer = lab.devices.printer
+    assert printer is not None
+
+    sim(appliance, "paper-out")
+    assert printer.status().paper_out is True
+    sim(appliance, "paper-in")
+    assert printer.status().paper_out is False
+
+
+def test_drawer_open_and_close_move_the_sensor(lab: Lab, appliance: Cli) -> None:
+    """`sim drawer open|close` drives the sensor pin the GpioDrawer reads."""
+    drawer = lab.devices.drawer
+    assert drawer is not None and drawer.is_open is False
+
+    sim(appliance, "drawer", "open")
+    assert drawer.is_open is True
+    sim(appliance, "drawer", "close")
+    assert drawer.is_open is False
+
+
+def test_terminal_script_sets_the_next_answer(lab: Lab, appliance: Cli) -> None:
+    """`sim terminal decline` makes the next payment declined, then approve again."""
+    assert sim(appliance, "terminal", "decline") == {"ok": True, "terminal": "decline"}
+    assert lab.terminal.pay(PaymentRequest(100, "EUR", "s-1/1")).outcome == "declined"
+    sim(appliance, "terminal", "approve")
+    assert lab.terminal.pay(PaymentRequest(100, "EUR", "s-1/2")).outcome == "approved"
+
+
+def test_unplug_and_replug_the_scanner(lab: Lab, appliance: Cli) -> None:
+    """The adapter sees the pty vanish (offline) and picks it up again (ok), then scans."""
+    sim(appliance, "unplug")
+    wait_until(lambda: lab.state_of("scanner") == "offline", "scanner offline", lab.bus)
+    unplugged = appliance("sim", "scan", "12345670", config=False)
+    assert unplugged.exit_code == 1
+    assert "unplugged" in unplugged.output
+    sim(appliance, "replug")
+    wait_until(lambda: lab.state_of("scanner") == "ok", "scanner back", lab.bus)
+    sim(appliance, "scan", "12345670")  # not the coffee: that one is still debounced
+    wait_until(lambda: bool(lab.scans), "the scan", lab.bus)
+    assert [scan.code for scan in lab.scans] == ["12345670"]
+
+
+def test_refusals_are_answered_not_raised(lab: Lab) -> None:
+    """Unknown commands, missing fields and bad UIDs get {"ok": false, "error": ...}."""
+    path = lab.socket
+
+    assert send(path, {"cmd": "fly"})["ok"] is False
+    assert "code" in str(send(path, {"cmd": "scan"})["error"])
+    assert "7 bytes" in str(send(path, {"cmd": "tap", "uid": "0102"})["error"])
+    assert send(path, {"cmd": "terminal", "outcome": "refund"})["ok"] is False
+    assert send(path, {"cmd": "scan", "code": COFFEE}) == {"ok": True}  # still serving
+
+
+def test_a_refused_command_exits_non_zero(lab: Lab, appliance: Cli) -> None:
+    """The CLI turns a refusal into exit status 1 and the reason."""
+    result = appliance("sim", "tap", "nothex", config=False)
+
+    assert result.exit_code == 1
+    assert "tap:" in result.output
+
+
+def test_no_running_appliance_is_a_clear_error(appliance: Cli, clean_env: Path) -> None:
+    """Nothing listens: exit 1, naming the socket and how to start one."""
+    result = appliance("sim", "scan", COFFEE, config=False)
+
+    assert result.exit_code == 1
+    assert "no simulated appliance is running" in result.output
+    assert str(clean_env / "sim.sock") in result.output
+
+
+def test_a_second_control_socket_is_refused(lab: Lab) -> None:
+    """Two simulated appliances on one state folder: the second cannot take the socket."""
+    second = ControlServer(lab.socket, {})
+
+    with pytest.raises(DeviceError, match="another simulated appliance"):
+        second.open()
+    assert send(second.path, {"cmd": "paper-in"}) == {"ok": True}
+
+
+def test_a_stale_socket_is_replaced(clean_env: Path) -> None:
+    """A socket file left by a crash does not keep the next run from listening."""
+    path = control_socket_path(clean_env / "appliance.db")
+    with ControlServer(path, {}):
+        pass
+    with socket.socket(socket.AF_UNIX) as left_behind:
+        left_behind.bind(str(path))  # bound, never listening: what a SIGKILL leaves
+    with ControlServer(path, {}) as server:
+        assert send(server.path, {"cmd": "x"})["ok"] is False
+        assert oct(path.stat().st_mode & 0o777) == "0o600"
+    assert not path.exists()
+
+
+def _ready(messages: list[str]) -> bool:
+    return any("READY=1" in message.splitlines() for message in messages)
+
+
+def test_end_to_end_run_sim_status_and_selftest(
+    notify_socket: NotifySocket, spawn: Spawner, clean_env: Path, appliance: Cli
+) -> None:
+    """A real `appliance run --simulate` process: scans sell, status shows device health,
+    a separate selftest passes on its own lab, and the run stops cleanly."""
+    process = spawn(
+        [appliance_script(), "run", "--headless", "--simulate"],
+        NOTIFY_SOCKET=str(notify_socket.path),
+    )
+    notify_socket.wait_for(_ready, process)
+
+    def health() -> dict[str, str]:
+        result = appliance("status", "--json", "--simulate", config=False)
+        assert result.exit_code == 0, result.output
+        devices = json.loads(result.stdout)["devices"]
+        return {row["device"]: row["state"] for row in devices["health"]}
+
+    everything_ok = {name: "ok" for name in ("printer", "scanner", "drawer", "terminal", "nfc")}
+    # NFC joins after READY=1 (nfcpy is slow to import); status shows it once it is up.
+    wait_until(lambda: health() == everything_ok, "every device ok in status")
+
+    assert sim(appliance, "scan", COFFEE) == {"ok": True}
+    wait_until(lambda: "Ground coffee" in spawn.stderr(process), "the scan in the log")
+    line = next(ln for ln in spawn.stderr(process).splitlines() if "Ground coffee" in ln)
+    assert f"scanned {COFFEE} on scanner" in line
+    assert sim(appliance, "scan", "12345670") == {"ok": True}  # valid EAN-8, not in the catalog
+    wait_until(
+        lambda: "scan 12345670 on scanner refused" in spawn.stderr(process), "the refusal logged"
+    )
+    assert sim(appliance, "tap", "04A1B2C3D4E5F6") == {"ok": True}
+    wait_until(
+        lambda: "card 04A1B2C3D4E5F6 tapped on nfc" in spawn.stderr(process), "the tap logged"
+    )
+    assert sim(appliance, "paper-out") == {"ok": True}
+    assert sim(appliance, "terminal", "decline") == {"ok": True, "terminal": "decline"}
+
+    selftest = subprocess.run(
+        [appliance_script(), "selftest", "--non-interactive", "--simulate", "--json"],
+        env={**os.environ, "NOTIFY_SOCKET": ""},
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert selftest.returncode == 0, selftest.stdout + selftest.stderr
+    report = json.loads(selftest.stdout)
+    assert {d["device"]: d["verdict"] for d in report["devices"]} == {
+        "printer": "pass",
+        "scanner": "pass",
+        "drawer": "pass",
+        "nfc": "pass",
+        "terminal": "pass",
+    }
+    # The selftest used its own simulators; the running appliance's are still answering.
+    assert sim(appliance, "paper-in") == {"ok": True}
+
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(WAIT_SECONDS) == 0, spawn.stderr(process)
+    assert not (clean_env / "sim.sock").exists()
+    assert set(health().values()) == {"offline"}  # the last snapshot: everything closed
+    assert "Traceback" not in spawn.stderr(process)
+
+
+def test_status_shows_device_health_with_its_age(appliance: Cli, clean_env: Path) -> None:
+    """`appliance status` reads the snapshot a running appliance wrote, and says how old it is."""
+    ok = DeviceHealth("printer", "printer", "ok", "", "127.0.0.1:9100")
+    out = DeviceHealth("scanner", "scanner", "offline", "device unplugged", "/dev/serial/by-id/x")
+    write_snapshot(clean_env / "devices.json", [ok, out], written_at=time.time() - 42)
+
+    table = appliance("status", "--simulate", config=False)
+    report = json.loads(appliance("status", "--simulate", "--json", config=False).stdout)
+
+    assert table.exit_code == 0, table.output
+    assert "device unplugged" in table.stdout
+    assert "s ago" in table.stdout
+    devices = report["devices"]
+    assert [row["state"] for row in devices["health"]] == ["ok", "offline"]
+    assert 42 <= devices["snapshot"]["age_seconds"] < 42 + WAIT_SECONDS
+    assert devices["snapshot"]["pid"] == os.getpid()
+
+
+def test_status_without_a_snapshot_says_so(appliance: Cli) -> None:
+    """No appliance has run yet: no health, and the table says so."""
+    report = json.loads(appliance("status", "--json").stdout)
+
+    assert report["devices"] == {"configured": [], "snapshot": None, "health": []}
+    assert "no health reported yet" in appliance("status").stdout
