@@ -8,6 +8,7 @@ import threading
 from types import FrameType
 
 from appliance.core.events import SaleCommitted, ShutdownRequested
+from appliance.service.after_sale import AfterSale
 from appliance.service.app import Appliance
 from appliance.service.demo import seed_demo_catalog
 from appliance.service.notify import SystemdNotifier
@@ -40,6 +41,8 @@ def run(
             log.info("simulate: added %d demo products", added)
         app.lookup.refresh()  # before READY=1, so the first scan is as fast as any other
         devices = app.open_devices(simulate=simulate)
+        after_sale = AfterSale(app, devices)
+        after_sale.open()
         app.bus.subscribe(ShutdownRequested, lambda event: stop.set())
         checkpointer = IdleCheckpointer(app)
         _install_signal_handlers(app, stop)
@@ -59,6 +62,7 @@ def run(
             notifier.watchdog()
         notifier.stopping()
         log.info("appliance stopping")
+        after_sale.close()
         app.close_devices()
     finally:
         app.close()

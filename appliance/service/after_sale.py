@@ -1,0 +1,90 @@
+"""What follows a committed sale: the receipt, the drawer for cash, and the drawer log.
+
+None of it can fail the sale: the sale is already durable when SaleCommitted arrives.
+A receipt that cannot print is queued and retried; a drawer that cannot open is logged.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+
+from appliance.core.devices import DrawerOpened, DrawerOpening
+from appliance.core.events import SaleCommitted
+from appliance.core.receipt import receipt_for
+from appliance.device_settings import EscposPrinterSettings
+from appliance.drivers.manager import DeviceManager
+from appliance.drivers.print_queue import PrintQueue
+from appliance.errors import DeviceError
+from appliance.service.app import Appliance
+from appliance.store.drawer_log import DrawerLog
+
+log = logging.getLogger(__name__)
+
+DEFAULT_RETRY_SECONDS = 15.0
+
+
+class AfterSale:
+    """Prints receipts, opens the drawer for cash and logs every opening; main thread."""
+
+    def __init__(self, app: Appliance, devices: DeviceManager) -> None:
+        self._app = app
+        self._drawer = devices.drawer
+        self._drawer_log = DrawerLog(app.db)
+        printer = devices.printer
+        table = self._printer_table(printer.name) if printer is not None else None
+        self._header = table.header if table else ()
+        self._footer = table.footer if table else ("Thank you!",)
+        retry = table.retry_seconds if table else DEFAULT_RETRY_SECONDS
+        self._queue = PrintQueue(printer, app.bus, retry_seconds=retry) if printer else None
+        # A kick blocks for the pulse (about 0.1 s): never on the main thread.
+        self._kicks = ThreadPoolExecutor(max_workers=1, thread_name_prefix="drawer-kick")
+        app.bus.subscribe(SaleCommitted, self._committed)
+        app.bus.subscribe(DrawerOpened, self._opened)
+
+    def open(self) -> None:
+        """Start the print queue's worker."""
+        if self._queue is not None:
+            self._queue.open()
+
+    def close(self) -> None:
+        """Stop the queue (unprinted receipts are logged) and finish a running kick."""
+        if self._queue is not None:
+            self._queue.close()
+        self._kicks.shutdown(wait=True)
+
+    def _printer_table(self, name: str) -> EscposPrinterSettings | None:
+        tables = dict(self._app.settings.devices)
+        if self._app.lab is not None:
+            tables |= self._app.lab.settings
+        table = tables.get(name)
+        return table if isinstance(table, EscposPrinterSettings) else None
+
+    def _committed(self, event: SaleCommitted) -> None:
+        sale = self._app.ledger.get(event.sale_id)
+        if sale is None:  # cannot happen: the event follows the commit
+            log.error("committed sale %s not found", event.sale_id)
+            return
+        if self._queue is not None:
+            store = self._app.settings.store
+            receipt = receipt_for(
+                sale,
+                store_name=store.name,
+                locale=store.locale,
+                header=self._header,
+                footer=self._footer,
+            )
+            self._queue.submit(receipt)
+        if self._drawer is not None and any(t.kind == "cash" for t in sale.tenders):
+            opening = DrawerOpening("sale", reference=sale.id)
+            self._kicks.submit(self._kick, opening)
+
+    def _kick(self, opening: DrawerOpening) -> None:
+        assert self._drawer is not None
+        try:
+            self._drawer.kick(opening)
+        except DeviceError as err:
+            log.warning("drawer did not open for sale %s: %s", opening.reference, err)
+
+    def _opened(self, event: DrawerOpened) -> None:
+        self._drawer_log.record(event.device, event.opening)
