@@ -75,7 +75,8 @@ class DeviceBase:
             new = self._health
         if state != old.state:
             log.log(
-                logging.INFO if state == "ok" else logging.WARNING,
+                # Closing on purpose (shutdown) is not a problem worth a warning.
+                logging.INFO if state == "ok" or not self._opened else logging.WARNING,
                 "%s %s: %s%s",
                 self.kind,
                 self.name,
