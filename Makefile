@@ -4,9 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Debian packages: systemd-python builds against libsystemd; systemd-analyze checks the unit;
-# evdev builds against the kernel headers; nfcpy's USB readers need libusb.
+# evdev builds against the kernel headers; nfcpy's USB readers need libusb; the hub link
+# is tested against a real mosquitto broker (started by the tests, never by apt).
 SYSTEM_PACKAGES := gcc pkg-config python3-dev python3-venv libsystemd-dev systemd sqlite3 \
-	linux-libc-dev libusb-1.0-0
+	linux-libc-dev libusb-1.0-0 mosquitto mosquitto-clients openssl
 
 .PHONY: run test lint typecheck pytest soak bench clean system-packages
 
@@ -23,8 +24,8 @@ run: $(STAMP)
 	$(BIN)/appliance run --headless --simulate
 
 lint: $(STAMP)
-	$(BIN)/ruff check appliance tests bench
-	$(BIN)/ruff format --check appliance tests bench
+	$(BIN)/ruff check appliance hub tests bench
+	$(BIN)/ruff format --check appliance hub tests bench
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -1,0 +1,1 @@
+"""The hub link: topics, typed payloads and the MQTT v5 client (paho-mqtt)."""

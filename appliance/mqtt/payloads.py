@@ -1,0 +1,218 @@
+"""Typed payloads of the hub protocol: msgspec structs with a schema version.
+
+Every payload carries `v`. A receiver decodes strictly into the struct for its topic
+(`decode`), refuses a newer major version than it knows and never crashes on bad
+input: DecodeError says what was wrong. docs/schemas/ holds the JSON Schemas made
+from these structs (tests/mqtt/test_schemas.py fails when they drift).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, TypeVar
+
+import msgspec
+
+SCHEMA_VERSION = 1
+
+P = TypeVar("P", bound="Payload")
+
+
+class DecodeError(ValueError):
+    """A payload is not valid JSON for its topic's struct (or of a newer version)."""
+
+
+class Payload(msgspec.Struct, frozen=True, kw_only=True):
+    """Base of every payload: `v` is the schema version."""
+
+    v: int = SCHEMA_VERSION
+
+
+class HubState(Payload, frozen=True, kw_only=True):
+    """Retained on pos/v1/hub/state: devices flush their outbox only while online."""
+
+    online: bool
+    hub_id: str = ""
+
+
+class DeviceStatus(Payload, frozen=True, kw_only=True):
+    """Retained birth (online) or Last Will (offline); `bd_seq` pairs a will with its birth."""
+
+    device: str
+    online: bool
+    bd_seq: int
+    firmware: str = ""
+
+
+class SaleEnvelope(Payload, frozen=True, kw_only=True):
+    """One outbox row: device sequence, sale id and the stored document (raw JSON)."""
+
+    seq: int
+    sale_id: str
+    document: msgspec.Raw
+
+
+class SalesBatch(Payload, frozen=True, kw_only=True):
+    """Sales in sequence order; the hub stores each idempotently."""
+
+    device: str
+    sales: list[SaleEnvelope]
+
+
+class SalesAck(Payload, frozen=True, kw_only=True):
+    """The highest sequence below which the hub has committed every sale of the device."""
+
+    upto_seq: int
+
+
+class DeviceHealthReport(Payload, frozen=True, kw_only=True):
+    """One device's health inside a telemetry message."""
+
+    device: str
+    kind: str
+    state: str
+    reason: str = ""
+
+
+class Telemetry(Payload, frozen=True, kw_only=True):
+    """Health on an interval."""
+
+    device: str
+    at: str
+    firmware: str
+    uptime_s: float
+    outbox_depth: int
+    catalog_version: int
+    disk_free_bytes: int
+    cpu_temp_c: float | None = None
+    malformed_messages: int = 0
+    devices: list[DeviceHealthReport] = []
+
+
+class ProductPayload(Payload, frozen=True, kw_only=True):
+    """A product as the hub sends it; price in minor units."""
+
+    sku: str
+    name: str
+    price: int
+    currency: str
+    tax_class: str
+    category: str = ""
+    age_restriction: int = 0
+    stock_tracked: bool = True
+    sold_by: Literal["each", "kg"] = "each"
+    names: dict[str, str] = {}
+    barcodes: list[str] = []
+    stock: int | None = None  # the hub's authoritative level, when it corrects it
+
+
+class CatalogDelta(Payload, frozen=True, kw_only=True):
+    """Changes from catalog version `from_version` to `to_version`."""
+
+    kind: Literal["delta"] = "delta"
+    from_version: int
+    to_version: int
+    upserts: list[ProductPayload] = []
+    deletes: list[str] = []
+
+
+class SnapshotChunk(Payload, frozen=True, kw_only=True):
+    """Part `chunk` of `chunks` of the whole catalog at `version`."""
+
+    kind: Literal["snapshot"] = "snapshot"
+    version: int
+    chunk: int
+    chunks: int
+    products: list[ProductPayload]
+
+
+class CatalogRequest(Payload, frozen=True, kw_only=True):
+    """A device asks for a snapshot, or to resume one from `next_chunk`."""
+
+    have_version: int
+    resume_version: int | None = None
+    next_chunk: int = 0
+
+
+CommandName = Literal[
+    "lock",
+    "unlock",
+    "reload_catalog",
+    "print_test_page",
+    "open_drawer",
+    "set_config",
+    "collect_logs",
+    "reboot",
+]
+JobState = Literal["QUEUED", "IN_PROGRESS", "SUCCEEDED", "FAILED", "REJECTED", "TIMED_OUT"]
+
+
+class Command(Payload, frozen=True, kw_only=True):
+    """A job for one device, signed by the fleet key (Ed25519 over the unsigned fields)."""
+
+    id: str
+    device: str
+    name: CommandName
+    args: dict[str, Any] = {}
+    issued_at: str
+    expires_at: str
+    signature: str = ""  # base64 of the signature; empty when unsigned
+
+
+class CommandUpdate(Payload, frozen=True, kw_only=True):
+    """A command's lifecycle state, with a reason for FAILED and REJECTED."""
+
+    id: str
+    state: JobState
+    reason: str = ""
+
+
+class DesiredConfig(Payload, frozen=True, kw_only=True):
+    """Retained: the configuration the fleet wants, as a TOML-shaped mapping, versioned."""
+
+    version: int
+    config: dict[str, Any]
+
+
+class ReportedConfig(Payload, frozen=True, kw_only=True):
+    """Retained: the version in force, and why a newer desired one was refused."""
+
+    version: int
+    rejected_version: int | None = None
+    errors: list[str] = []
+
+
+_encoder = msgspec.json.Encoder()
+
+
+def encode(payload: Payload) -> bytes:
+    """JSON bytes of a payload."""
+    return _encoder.encode(payload)
+
+
+def decode(data: bytes, kind: type[P]) -> P:
+    """Strictly decode a payload; DecodeError on bad JSON, a wrong shape or a newer version."""
+    try:
+        payload = msgspec.json.decode(data, type=kind)
+    except (msgspec.DecodeError, msgspec.ValidationError) as err:
+        raise DecodeError(f"{kind.__name__}: {err}") from err
+    if payload.v > SCHEMA_VERSION:
+        raise DecodeError(f"{kind.__name__}: schema version {payload.v} is newer than mine")
+    return payload
+
+
+ALL_PAYLOADS: tuple[type[Payload], ...] = (
+    HubState,
+    DeviceStatus,
+    SaleEnvelope,
+    SalesBatch,
+    SalesAck,
+    Telemetry,
+    ProductPayload,
+    CatalogDelta,
+    SnapshotChunk,
+    CatalogRequest,
+    Command,
+    CommandUpdate,
+    DesiredConfig,
+    ReportedConfig,
+)
