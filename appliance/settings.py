@@ -132,6 +132,25 @@ class DatabaseSettings(_Section, frozen=True):
     path: str = "/var/lib/appliance/appliance.db"
 
 
+class HubSettings(_Section, frozen=True):
+    """The cloud hub link (MQTT v5); absent means the appliance runs stand-alone."""
+
+    host: str
+    port: Annotated[int, msgspec.Meta(ge=1, le=65_535)] = 8883
+    # mTLS: the device id the hub sees is the CN of `cert`, not anything we claim.
+    ca_file: str = ""
+    cert_file: str = ""
+    key_file: str = ""
+    fleet_public_key: str = ""  # Ed25519 key that signs fleet commands (PEM file)
+    telemetry_seconds: Annotated[float, msgspec.Meta(ge=5, le=3600)] = 60.0
+    batch_size: Annotated[int, msgspec.Meta(ge=1, le=5000)] = 200
+
+    def __post_init__(self) -> None:
+        tls = (self.ca_file, self.cert_file, self.key_file)
+        if any(tls) and not all(tls):
+            raise ValueError("ca_file: TLS needs ca_file, cert_file and key_file together")
+
+
 class LoggingSettings(_Section, frozen=True):
     """How much the appliance tells the journal."""
 
@@ -145,6 +164,7 @@ class Settings(_Section, frozen=True):
     store: StoreSettings = msgspec.field(default_factory=StoreSettings)
     database: DatabaseSettings = msgspec.field(default_factory=DatabaseSettings)
     logging: LoggingSettings = msgspec.field(default_factory=LoggingSettings)
+    hub: HubSettings | None = None
     devices: dict[Identifier, HardwareSettings] = msgspec.field(default_factory=dict)
 
     def __post_init__(self) -> None:
