@@ -12,6 +12,7 @@ from typing import Literal, Protocol
 
 from appliance.core.events import Event, EventBus
 from appliance.core.receipt import Receipt
+from appliance.errors import DeviceError
 
 HealthState = Literal["ok", "degraded", "offline"]
 DeviceKind = Literal["scanner", "printer", "drawer", "card_reader", "payment_terminal"]
@@ -80,6 +81,12 @@ class DrawerOpening:
     reason: DrawerReason
     staff: str = ""
     reference: str = ""  # sale id or command id
+
+
+def check_opening(opening: DrawerOpening) -> None:
+    """Refuse an opening the records could not account for (a no-sale by nobody)."""
+    if opening.reason == "no_sale" and not opening.staff.strip():
+        raise DeviceError("a no-sale drawer opening needs the staff member's name")
 
 
 @dataclass(frozen=True, slots=True)

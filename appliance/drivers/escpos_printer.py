@@ -25,7 +25,7 @@ from appliance.core.receipt import Receipt
 from appliance.device_settings import EscposPrinterSettings
 from appliance.drivers.base import DeviceBase
 from appliance.drivers.receipt_layout import columns_of, lay_out
-from appliance.errors import DeviceError
+from appliance.errors import ConfigError, DeviceError
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +119,16 @@ class EscposPrinter(DeviceBase):
         cls, name: str, settings: EscposPrinterSettings, built: Mapping[str, DeviceBase]
     ) -> EscposPrinter:
         """The adapter for a `[devices.NAME]` table of kind escpos_printer."""
+        escpos_printers()  # the profile table comes with escpos; import it the quiet way
+        from escpos.capabilities import get_profile
+
+        try:
+            get_profile(settings.profile)
+        except KeyError:
+            # Otherwise the first print fails deep inside python-escpos with a bare KeyError.
+            raise ConfigError(
+                f"devices.{name}.profile: unknown printer profile {settings.profile!r}"
+            ) from None
         return cls(name, settings)
 
     def _start(self) -> None:

@@ -17,7 +17,13 @@ from typing import Any
 from gpiozero import DigitalInputDevice, DigitalOutputDevice, GPIOZeroError
 
 from appliance.core.clock import Clock, SystemClock
-from appliance.core.devices import DrawerClosed, DrawerLeftOpen, DrawerOpened, DrawerOpening
+from appliance.core.devices import (
+    DrawerClosed,
+    DrawerLeftOpen,
+    DrawerOpened,
+    DrawerOpening,
+    check_opening,
+)
 from appliance.device_settings import GpioDrawerSettings
 from appliance.drivers.base import DeviceBase
 from appliance.errors import DeviceError
@@ -27,12 +33,6 @@ log = logging.getLogger(__name__)
 LEFT_OPEN = "drawer left open"
 STUCK_OPEN = "sensor stuck open"
 SENSOR_BOUNCE = 0.02  # seconds: a drawer switch chatters for a few milliseconds
-
-
-def check_opening(opening: DrawerOpening) -> None:
-    """Refuse an opening the records could not account for (a no-sale by nobody)."""
-    if opening.reason == "no_sale" and not opening.staff.strip():
-        raise DeviceError("a no-sale drawer opening needs the staff member's name")
 
 
 class GpioDrawer(DeviceBase):

@@ -11,10 +11,15 @@ import threading
 from collections.abc import Mapping
 from typing import Protocol, cast, runtime_checkable
 
-from appliance.core.devices import DeviceHealth, DeviceHealthChanged, DrawerOpened, DrawerOpening
+from appliance.core.devices import (
+    DeviceHealth,
+    DeviceHealthChanged,
+    DrawerOpened,
+    DrawerOpening,
+    check_opening,
+)
 from appliance.device_settings import PrinterDrawerSettings
 from appliance.drivers.base import DeviceBase
-from appliance.drivers.gpio_drawer import check_opening
 from appliance.errors import ConfigError, DeviceError
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,6 @@ import importlib
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from appliance.device_settings import HardwareSettings
 from appliance.drivers.base import DeviceBase
 from appliance.errors import ConfigError
 
@@ -45,15 +44,3 @@ def adapter_for(kind: str) -> DeviceFactory:
         raise ConfigError(f"no driver for device kind {kind!r}") from None
     factory: DeviceFactory = getattr(importlib.import_module(module_name), class_name)
     return factory
-
-
-def build_devices(settings: Mapping[str, HardwareSettings]) -> dict[str, DeviceBase]:
-    """Make every configured device (not yet opened), in dependency order."""
-    ordered = sorted(
-        settings.items(), key=lambda item: type(item[1]).__struct_config__.tag not in BUILD_ORDER
-    )
-    built: dict[str, DeviceBase] = {}
-    for name, table in ordered:
-        kind = str(type(table).__struct_config__.tag)
-        built[name] = adapter_for(kind).from_settings(name, table, built)
-    return built

@@ -85,6 +85,8 @@ class AfterSale:
             self._drawer.kick(opening)
         except DeviceError as err:
             log.warning("drawer did not open for sale %s: %s", opening.reference, err)
+        except Exception:  # a bug in an adapter must not vanish inside the thread pool
+            log.exception("drawer kick for sale %s failed", opening.reference)
 
     def _opened(self, event: DrawerOpened) -> None:
         self._drawer_log.record(event.device, event.opening)

@@ -64,6 +64,7 @@ def run(
         log.info("appliance stopping")
         after_sale.close()
         app.close_devices()
+        app.bus.drain()  # events of the last kick and print (the drawer log) before closing
     finally:
         app.close()
     return 0

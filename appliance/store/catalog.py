@@ -141,24 +141,26 @@ class SqliteCatalog:
         """
         written = 0
         now = {"now": datetime.now(UTC).isoformat()}
+        # Staging writes only this connection's temp tables: the database stays open for
+        # sale commits while a big file is staged; the lock is held only for the merge.
+        connection = self._db.connection()
+        for statement in _STAGE_TABLES:
+            connection.execute(statement)
+        batch: list[tuple[Product, int | None]] = []
+        for item in products:
+            batch.append(item)
+            if len(batch) >= chunk:
+                written += self._stage(connection, batch)
+                batch.clear()
+                if progress:
+                    progress(written)
+        written += self._stage(connection, batch)
         with self._db.atomic("IMMEDIATE"):
-            connection = self._db.connection()
-            for statement in _STAGE_TABLES:
-                connection.execute(statement)
-            batch: list[tuple[Product, int | None]] = []
-            for item in products:
-                batch.append(item)
-                if len(batch) >= chunk:
-                    written += self._stage(connection, batch)
-                    batch.clear()
-                    if progress:
-                        progress(written)
-            written += self._stage(connection, batch)
             for statement in _MERGE:
                 connection.execute(statement, now if ":now" in statement else ())
             connection.execute(_BUMP_VERSION)
-            if progress:
-                progress(written)
+        if progress:
+            progress(written)
         return written
 
     @staticmethod

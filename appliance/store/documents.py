@@ -9,11 +9,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
-from peewee import SqliteDatabase
+from peewee import DatabaseError, SqliteDatabase
 
 from appliance.core.ids import receipt_number
 from appliance.core.sale import Sale, SaleDraft
-from appliance.errors import DocumentError
+from appliance.errors import DocumentError, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +125,13 @@ class SalesLedger:
 
         Once this returns, the document survives a power cut; if it raises, none of it exists.
         """
+        try:
+            return self._commit(draft)
+        except DatabaseError as err:
+            # A locked or failing database is the store's error, with SQLite's reason.
+            raise StoreError(f"the sale could not be stored: {err}") from err
+
+    def _commit(self, draft: SaleDraft) -> Sale:
         with self._db.atomic("IMMEDIATE"):
             cursor = self._db.cursor()
             sequence = cursor.execute(_NEXT_SEQUENCE).fetchone()[0]
