@@ -11,7 +11,7 @@ from typing import Literal
 from appliance.core.cart import Cart, Measure
 from appliance.core.ids import new_document_id
 from appliance.core.money import round_half_up
-from appliance.core.tax import Rounding, TaxLine, TaxPolicy, compute_taxes
+from appliance.core.tax import Rounding, TaxBreakdown, TaxLine, TaxPolicy, compute_taxes
 from appliance.core.tender import Tender, check_settles
 from appliance.errors import CartError, DocumentError
 
@@ -183,7 +183,15 @@ def draft_refund(
         prices_include_tax=original.prices_include_tax,
         rounding=original.tax_rounding,
     )
-    taxes = compute_taxes(policy, ((line.tax_class, line.amount) for line in lines))
+    after = dict(already_refunded)
+    for line_no, quantity in quantities.items():
+        after[line_no] = after.get(line_no, 0) + quantity
+    # Tax is rounded on the running total of everything refunded, like the amounts, so a
+    # series of partial refunds gives back exactly the sale's tax and total, never a cent more.
+    taxes = _tax_difference(
+        compute_taxes(policy, _refunded_amounts(original, after)),
+        compute_taxes(policy, _refunded_amounts(original, already_refunded)),
+    )
     check_settles(tenders, taxes.gross)
     return SaleDraft(
         id=new_document_id(),
@@ -202,6 +210,25 @@ def draft_refund(
         references=original.id,
         reason=reason,
     )
+
+
+def _refunded_amounts(original: Sale, refunded: Mapping[int, int]) -> list[tuple[str, int]]:
+    """(tax class, amount) of everything refunded so far, line by line, rounded cumulatively."""
+    return [
+        (line.tax_class, _part_of(line.amount, 0, refunded[line.line_no], line.quantity))
+        for line in original.lines
+        if refunded.get(line.line_no)
+    ]
+
+
+def _tax_difference(after: TaxBreakdown, before: TaxBreakdown) -> TaxBreakdown:
+    """What a refund takes back: the refunded-so-far taxes after it minus before it, negated."""
+    earlier = {t.tax_class: t for t in before.lines}
+    lines = []
+    for t in after.lines:
+        b = earlier.get(t.tax_class, TaxLine(t.tax_class, t.rate, 0, 0, 0))
+        lines.append(TaxLine(t.tax_class, t.rate, b.net - t.net, b.tax - t.tax, b.gross - t.gross))
+    return TaxBreakdown(tuple(lines))
 
 
 def _part_of(amount: int, start: int, end: int, quantity: int) -> int:

@@ -98,22 +98,25 @@ def expected_piece(amount: int, before: int, quantity: int, of: int) -> int:
 def expected_refund_gross(
     original: Sale, quantities: Mapping[int, int], already: Mapping[int, int]
 ) -> int:
-    """What the refund should pay back, from the original's lines and rates."""
-    by_no = {line.line_no: line for line in original.lines}
+    """What the refund should pay back: tax on everything refunded after it, minus before."""
     policy = TaxPolicy.of(
         {line.tax_class: line.tax_rate for line in original.lines},
         prices_include_tax=original.prices_include_tax,
         rounding=original.tax_rounding,
     )
-    amounts = [
-        (
-            by_no[n].tax_class,
-            -expected_piece(by_no[n].amount, already.get(n, 0), q, by_no[n].quantity),
-        )
-        for n, q in quantities.items()
-        if n in by_no
-    ]
-    return compute_taxes(policy, amounts).gross
+
+    def refunded_gross(counts: Mapping[int, int]) -> int:
+        amounts = [
+            (line.tax_class, expected_piece(line.amount, 0, counts[line.line_no], line.quantity))
+            for line in original.lines
+            if counts.get(line.line_no)
+        ]
+        return compute_taxes(policy, amounts).gross
+
+    after = dict(already)
+    for n, q in quantities.items():
+        after[n] = after.get(n, 0) + q
+    return refunded_gross(already) - refunded_gross(after)
 
 
 def negated(taxes: tuple[TaxLine, ...]) -> tuple[TaxLine, ...]:
