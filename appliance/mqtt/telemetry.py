@@ -1,0 +1,193 @@
+"""Health telemetry: what the fleet admin sees about one appliance, sent on an interval.
+
+`TelemetryBuilder` gathers the figures (outbox depth, catalog version, firmware, free
+disk, CPU temperature, uptime, device health, malformed messages); `TelemetryPublisher`
+sends them QoS 0 with a message expiry (stale health is worse than none) from its own
+timer thread while the link is up. Device health arrives on the main loop
+(DeviceHealthChanged); `DeviceHealthBoard` hands the latest of each to that thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from appliance import __version__
+from appliance.core.clock import Clock, SystemClock
+from appliance.core.devices import DeviceHealth, DeviceHealthChanged
+from appliance.mqtt import topics
+from appliance.mqtt.link import HubLink, LinkState
+from appliance.mqtt.payloads import DeviceHealthReport, Telemetry, encode
+from appliance.store.outbox import SalesOutbox
+
+log = logging.getLogger(__name__)
+
+THERMAL_ZONE = Path("/sys/class/thermal/thermal_zone0/temp")
+INTERVAL_S = 60.0
+EXPIRY_S = 300  # MQTT v5 message expiry: the broker drops health older than this
+
+
+class DeviceHealthBoard:
+    """The latest health of each device; `update` on the main loop, `snapshot` anywhere."""
+
+    def __init__(self, initial: Iterable[DeviceHealth] = ()) -> None:
+        self._lock = threading.Lock()
+        self._latest = {h.device: h for h in initial}
+
+    def update(self, health: DeviceHealth) -> None:
+        """Record a device's new health."""
+        with self._lock:
+            self._latest[health.device] = health
+
+    def changed(self, event: DeviceHealthChanged) -> None:
+        """EventBus handler for DeviceHealthChanged."""
+        self.update(event.health)
+
+    def snapshot(self) -> tuple[DeviceHealth, ...]:
+        """Every device's latest health, by device name."""
+        with self._lock:
+            return tuple(self._latest[name] for name in sorted(self._latest))
+
+
+def cpu_temperature(path: Path = THERMAL_ZONE) -> float | None:
+    """The SoC temperature in °C (the kernel writes millidegrees), None without a sensor."""
+    try:
+        return int(path.read_text().strip()) / 1000
+    except (OSError, ValueError):
+        return None
+
+
+def free_disk(folder: Path) -> int:
+    """Bytes free on the file system holding `folder` (the data partition); 0 if unknown."""
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return 0
+
+
+class TelemetryBuilder:
+    """Builds one Telemetry payload; any thread (each reads through its own peewee connection)."""
+
+    def __init__(
+        self,
+        device_id: str,
+        outbox: SalesOutbox,
+        catalog_version: Callable[[], int],
+        *,
+        data_dir: Path,
+        malformed: Callable[[], int] = lambda: 0,
+        clock: Clock | None = None,
+        thermal_zone: Path = THERMAL_ZONE,
+        firmware: str = __version__,
+    ) -> None:
+        self._device = device_id
+        self._outbox = outbox
+        self._catalog_version = catalog_version
+        self._data_dir = data_dir
+        self._malformed = malformed
+        self._clock = clock or SystemClock()
+        self._thermal = thermal_zone
+        self._firmware = firmware
+        self._started = self._clock.monotonic()
+
+    def build(self, devices: Iterable[DeviceHealth] = ()) -> Telemetry:
+        """The figures as of now."""
+        return Telemetry(
+            device=self._device,
+            at=self._clock.now().isoformat(),
+            firmware=self._firmware,
+            uptime_s=round(self._clock.monotonic() - self._started, 3),
+            outbox_depth=self._outbox.depth(),
+            catalog_version=self._catalog_version(),
+            disk_free_bytes=free_disk(self._data_dir),
+            cpu_temp_c=cpu_temperature(self._thermal),
+            malformed_messages=self._malformed(),
+            devices=[
+                DeviceHealthReport(device=h.device, kind=h.kind, state=h.state, reason=h.reason)
+                for h in devices
+            ],
+        )
+
+
+class TelemetryPublisher:
+    """Publishes telemetry every `interval_s` and right after each (re)connect."""
+
+    def __init__(
+        self,
+        link: HubLink,
+        builder: TelemetryBuilder,
+        *,
+        health: Callable[[], Iterable[DeviceHealth]] = tuple,
+        interval_s: float = INTERVAL_S,
+    ) -> None:
+        self._link = link
+        self._builder = builder
+        self._health = health
+        self._interval = interval_s
+        self._topic = topics.health(link.device_id)
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._session = -1
+        self._lock = threading.Lock()
+        self._sent = 0
+        link.watch(self._on_link)
+
+    @property
+    def sent(self) -> int:
+        """How many telemetry messages were handed to the link."""
+        with self._lock:
+            return self._sent
+
+    def start(self) -> None:
+        """Start the timer thread."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="telemetry", daemon=True)
+            self._thread.start()
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop the timer thread; safe twice."""
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            self._stop.set()
+            self._wake.set()
+            thread.join(timeout)
+
+    def __enter__(self) -> TelemetryPublisher:
+        self.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def publish_now(self) -> bool:
+        """Build and publish once (any thread); False when the link is down."""
+        if not self._link.state.connected:
+            return False
+        payload = encode(self._builder.build(self._health()))
+        sent = self._link.publish(self._topic, payload, qos=0, expiry_s=EXPIRY_S)
+        if sent:
+            with self._lock:
+                self._sent += 1
+        return sent
+
+    def _on_link(self, state: LinkState) -> None:
+        # paho's thread: only signal. A new session deserves fresh health at once.
+        if state.connected and state.session != self._session:
+            self._session = state.session
+            self._wake.set()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self._interval)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            try:
+                self.publish_now()
+            except Exception:
+                # Telemetry is best effort; a failing figure must not stop the next one.
+                log.exception("telemetry not sent")

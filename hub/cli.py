@@ -1,0 +1,39 @@
+"""The `appliance-hub` command: the reference hub and the fleet admin's tools."""
+
+from __future__ import annotations
+
+import click
+
+from appliance import __version__
+from appliance.errors import ApplianceError
+from hub.cli_ca import ca_group
+from hub.cli_fleet import fleet
+from hub.cli_sales import sales
+from hub.cli_serve import serve
+
+
+class _Group(click.Group):
+    """Turns the hub's own errors into one clear line and exit status 1."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except ApplianceError as err:
+            raise click.ClickException(str(err)) from err
+
+
+@click.group(cls=_Group)
+@click.version_option(__version__, prog_name="appliance-hub")
+def cli() -> None:
+    """Reference hub: stores sales, serves catalogs, manages the fleet over MQTT."""
+
+
+cli.add_command(ca_group)
+cli.add_command(serve)
+cli.add_command(sales)
+cli.add_command(fleet)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="appliance-hub")

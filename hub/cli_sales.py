@@ -1,0 +1,105 @@
+"""`appliance-hub sales export`: every stored sale, refund and void as CSV."""
+
+from __future__ import annotations
+
+import csv
+import sys
+from collections.abc import Iterator
+from contextlib import nullcontext
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+from peewee import Database
+
+from appliance.core.money import Money
+from appliance.errors import StoreError
+from hub.db import DB_URL_ENVVAR, DEFAULT_DB_URL
+from hub.migrations import open_existing
+from hub.models import Sale
+
+COLUMNS = ("device", "seq", "sale_id", "kind", "created_at", "currency", "total")
+
+
+@click.group("sales")
+def sales() -> None:
+    """Sales the hub has stored."""
+
+
+@sales.command("export")
+@click.option(
+    "--since",
+    required=True,
+    metavar="DATE",
+    help="Only documents made from this ISO date or time on (UTC when no zone is given).",
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the CSV to FILE (default: stdout).",
+)
+@click.option("--db", "db_url", envvar=DB_URL_ENVVAR, default=DEFAULT_DB_URL, show_default=True)
+def export_command(since: str, output: Path | None, db_url: str) -> None:
+    """One CSV row per document, oldest first; totals in major units of their currency."""
+    moment = parse_since(since)
+    try:
+        db = open_existing(db_url)
+    except StoreError as err:
+        raise click.ClickException(str(err)) from err
+    try:
+        with (
+            output.open("w", newline="", encoding="utf-8")
+            if output
+            else nullcontext(sys.stdout) as handle
+        ):
+            writer = csv.writer(handle, lineterminator="\n")
+            writer.writerow(COLUMNS)
+            writer.writerows(export_rows(db, moment))
+    finally:
+        db.close()
+
+
+def export_rows(db: Database, since: datetime) -> Iterator[list[object]]:
+    """CSV rows of every document created at or after `since`, by time then device order."""
+    query = (
+        Sale.select(
+            Sale.device,
+            Sale.seq,
+            Sale.sale_id,
+            Sale.kind,
+            Sale.created_at,
+            Sale.currency,
+            Sale.total,
+        )
+        .where(Sale.created_at >= since.astimezone(UTC).replace(tzinfo=None))
+        .order_by(Sale.created_at, Sale.device, Sale.seq)
+        .tuples()
+    )
+    for device, seq, sale_id, kind, created_at, currency, total in query.execute(db):
+        yield [
+            device,
+            seq,
+            sale_id,
+            kind,
+            _as_utc(created_at).isoformat(),
+            currency,
+            str(Money(int(total), currency).decimal),
+        ]
+
+
+def parse_since(text: str) -> datetime:
+    """An ISO date or time as an aware UTC moment (a naive one counts as UTC)."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise click.BadParameter(
+            f"{text!r} is not an ISO date or time", param_hint="--since"
+        ) from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _as_utc(value: datetime | str) -> datetime:
+    # SQLite hands back what peewee stored; the hub stores naive UTC.
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(value)
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

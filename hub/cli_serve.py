@@ -1,0 +1,87 @@
+"""`appliance-hub serve`: one hub worker; start several to split the device traffic."""
+
+from __future__ import annotations
+
+import logging
+import signal
+from pathlib import Path
+
+import click
+
+from appliance.service.logs import LEVELS, configure_logging
+from hub.db import DB_URL_ENVVAR, DEFAULT_DB_URL, HubDatabaseError, open_hub_database, redacted
+from hub.migrations import migrate
+from hub.server import BrokerEndpoint, HubServer, TlsFiles
+
+log = logging.getLogger(__name__)
+
+_STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
+
+_existing_file = click.Path(exists=True, dir_okay=False, path_type=Path)
+
+
+@click.command("serve")
+@click.option(
+    "--db",
+    "db_url",
+    envvar=DB_URL_ENVVAR,
+    default=DEFAULT_DB_URL,
+    show_default=True,
+    help="sqlite:///PATH (embedded) or postgresql://USER:PASSWORD@HOST/NAME.",
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="The MQTT broker.")
+@click.option("--port", type=click.IntRange(1, 65535), default=1883, show_default=True)
+@click.option("--tls-ca", type=_existing_file, help="CA certificate of the broker (turns TLS on).")
+@click.option("--tls-cert", type=_existing_file, help="This hub's client certificate.")
+@click.option("--tls-key", type=_existing_file, help="The key of --tls-cert.")
+@click.option("--worker-id", help="Unique per worker process (default: host-pid-random).")
+@click.option(
+    "--log-level",
+    type=click.Choice(LEVELS, case_sensitive=False),
+    default="INFO",
+    show_default=True,
+)
+def serve(
+    *,
+    db_url: str,
+    host: str,
+    port: int,
+    tls_ca: Path | None,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+    worker_id: str | None,
+    log_level: str,
+) -> None:
+    """Store device sales, status and health from the broker; SIGTERM stops cleanly."""
+    if (tls_cert or tls_key) and not tls_ca:
+        raise click.UsageError("--tls-cert and --tls-key need --tls-ca")
+    if bool(tls_cert) != bool(tls_key):
+        raise click.UsageError("--tls-cert and --tls-key go together")
+    configure_logging(log_level)
+    try:
+        db = open_hub_database(db_url)
+        migrate(db)
+    except HubDatabaseError as err:
+        raise click.ClickException(str(err)) from err
+    tls = TlsFiles(tls_ca, tls_cert, tls_key) if tls_ca else None
+    endpoint = BrokerEndpoint(host=host, port=port, tls=tls)
+    # Block the stop signals before any thread starts (threads inherit the mask), then
+    # wait for one synchronously: no handler runs inside a lock another thread holds.
+    signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+    server = HubServer(db, endpoint, worker_id=worker_id)
+    try:
+        server.start(timeout=None)  # connects and reconnects in the background
+        click.echo(
+            f"hub worker {server.worker_id}: broker {host}:{port}, database {redacted(db_url)}",
+            err=True,
+        )
+        received = signal.sigwait(_STOP_SIGNALS)
+        log.info("hub worker %s stopping on %s", server.worker_id, signal.Signals(received).name)
+    finally:
+        server.stop()
+        db.close()
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
+
+
+if __name__ == "__main__":  # `python -m hub.cli_serve` until the lead wires appliance-hub
+    serve()

@@ -1,0 +1,104 @@
+"""Versioned schema migrations of the hub database, on SQLite and PostgreSQL alike.
+
+The version lives in a one-row table (`hub_schema`) rather than SQLite's user_version so
+the same code tracks it on PostgreSQL. Several `serve` workers may start at once: each
+migration runs in one transaction that holds the database's write lock (SQLite: BEGIN
+IMMEDIATE; PostgreSQL: an advisory lock), and the version is re-read under that lock.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from peewee import Database, SchemaManager
+
+from appliance.errors import SchemaTooNewError, StoreError
+from hub.db import is_sqlite, open_hub_database, redacted
+from hub.models import MODELS
+
+log = logging.getLogger(__name__)
+
+# Any constant unique to this application: serialises migrations across hub workers.
+_PG_MIGRATION_LOCK = 0x4855_4201
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """One step of the hub schema, applied in one transaction."""
+
+    version: int
+    description: str
+    apply: Callable[[Database], None]
+
+
+def _create_tables(db: Database) -> None:
+    for model in MODELS:
+        SchemaManager(model, database=db).create_all(safe=True)
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "devices, sales and per-device ingest progress", _create_tables),
+)
+
+SCHEMA_VERSION = MIGRATIONS[-1].version
+
+
+def schema_version(db: Database) -> int:
+    """The version the hub database is at (0 when it has no hub tables)."""
+    if not db.table_exists("hub_schema"):
+        return 0
+    row = db.execute_sql("SELECT version FROM hub_schema").fetchone()
+    return int(row[0]) if row else 0
+
+
+def check_not_newer(db: Database) -> int:
+    """Refuse a database written by a newer hub; returns its version."""
+    found = schema_version(db)
+    if found > SCHEMA_VERSION:
+        raise SchemaTooNewError(
+            f"the hub database is at schema version {found} but this hub knows up to "
+            f"{SCHEMA_VERSION}: run the newer hub; the data was not touched"
+        )
+    return found
+
+
+def migrate(db: Database) -> list[Migration]:
+    """Apply every pending migration, each in its own transaction; returns what ran."""
+    applied: list[Migration] = []
+    if check_not_newer(db) == SCHEMA_VERSION:
+        return applied
+    for migration in MIGRATIONS:
+        with db.atomic():
+            if not is_sqlite(db):
+                db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (_PG_MIGRATION_LOCK,))
+            db.execute_sql("CREATE TABLE IF NOT EXISTS hub_schema (version INTEGER NOT NULL)")
+            # Re-read under the lock: another worker may have migrated meanwhile.
+            if check_not_newer(db) >= migration.version:
+                continue
+            migration.apply(db)
+            db.execute_sql("DELETE FROM hub_schema")
+            db.execute_sql(
+                f"INSERT INTO hub_schema (version) VALUES ({db.param})", (migration.version,)
+            )
+        applied.append(migration)
+        log.info(
+            "hub database migrated to version %d: %s", migration.version, migration.description
+        )
+    return applied
+
+
+def open_existing(url: str) -> Database:
+    """Open a hub database that must already exist at this hub's schema (read commands).
+
+    StoreError when there is none, it has no hub tables, or a newer hub wrote it.
+    """
+    db = open_hub_database(url, create=False)
+    try:
+        if check_not_newer(db) == 0:
+            raise StoreError(f"{redacted(url)} has no hub tables (run `appliance-hub serve`)")
+    except BaseException:
+        db.close()
+        raise
+    return db

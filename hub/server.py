@@ -1,0 +1,365 @@
+"""The hub worker: a paho MQTT v5 client that stores device traffic and acknowledges sales.
+
+Several workers (`appliance-hub serve` processes) share the device traffic through MQTT
+shared subscriptions; each has its own client id. paho's network thread only queues what
+arrives; one worker thread decodes, writes the database and publishes the answers, so a
+slow database never stalls the MQTT keepalive. A sales acknowledgement is published only
+after the batch's transaction has committed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import secrets
+import socket
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Protocol
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from peewee import Database
+
+from appliance.core.clock import Clock, SystemClock
+from appliance.errors import ApplianceError
+from appliance.mqtt import topics
+from appliance.mqtt.payloads import (
+    DecodeError,
+    DeviceStatus,
+    HubState,
+    SalesAck,
+    SalesBatch,
+    Telemetry,
+    decode,
+    encode,
+)
+from hub.ingest import DeviceRecords, IngestResult, SalesIngest
+
+log = logging.getLogger(__name__)
+
+
+class HubConnectError(ApplianceError):
+    """The hub worker could not connect to the broker and subscribe in time."""
+
+
+@dataclass(frozen=True, slots=True)
+class TlsFiles:
+    """mTLS material: the CA that signed the broker, and this hub's certificate and key."""
+
+    ca: Path
+    cert: Path | None = None
+    key: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerEndpoint:
+    """Where the broker listens, and how to talk to it."""
+
+    host: str = "127.0.0.1"
+    port: int = 1883
+    tls: TlsFiles | None = None
+    keepalive: int = 30
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """One message from a device, as the worker thread sees it."""
+
+    device: str
+    topic: str
+    payload: bytes
+    correlation: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HubStats:
+    """Counters of one worker since it started."""
+
+    received: int = 0
+    batches: int = 0
+    acks: int = 0
+    statuses: int = 0
+    stale_wills: int = 0
+    telemetry: int = 0
+    malformed: int = 0  # undecodable, wrong shape, newer schema, wrong device
+    unhandled: int = 0  # a topic this worker has no handler for
+    failures: int = 0  # a handler raised (database down, ...); the device will resend
+
+
+class Ingestor(Protocol):
+    """What the server needs from the sales ingest (SalesIngest; a test may wrap it)."""
+
+    def ingest(self, device: str, batch: SalesBatch) -> IngestResult:
+        """Store a batch in one transaction and say what may be acknowledged."""
+        ...
+
+
+Handler = Callable[[Inbound], None]
+
+
+def default_worker_id() -> str:
+    """A worker id unique on this machine: host, process and a random suffix."""
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(2)}"
+
+
+class HubServer:
+    """One hub worker; `start()` connects (and reconnects) in the background, `stop()` ends it.
+
+    Extra `handlers` map a device topic function (e.g. topics.command_update) to a callable
+    run on the worker thread; raising DecodeError there counts the message as malformed.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        endpoint: BrokerEndpoint,
+        *,
+        worker_id: str | None = None,
+        clock: Clock | None = None,
+        ingest: Ingestor | None = None,
+        handlers: Mapping[Callable[[str], str], Handler] | None = None,
+    ) -> None:
+        self.worker_id = worker_id or default_worker_id()
+        self._db = db
+        self._endpoint = endpoint
+        self._clock = clock or SystemClock()
+        self._ingest: Ingestor = ingest or SalesIngest(db, clock=self._clock)
+        self._devices = DeviceRecords(db, clock=self._clock)
+        self._routes: dict[Callable[[str], str], Handler] = {
+            topics.sales_up: self._on_sales,
+            topics.status: self._on_status,
+            topics.health: self._on_telemetry,
+            **(handlers or {}),
+        }
+        self._inbox: queue.Queue[Inbound | None] = queue.Queue()
+        self._lock = threading.Lock()
+        self._counts = {f.name: 0 for f in fields(HubStats)}  # under _lock
+        self._ready = threading.Event()
+        self._unsubscribed = threading.Event()
+        self._stopping = threading.Event()
+        self._worker: threading.Thread | None = None
+        self._client = self._make_client()
+
+    @property
+    def client_id(self) -> str:
+        """The MQTT client id: unique per worker, so workers never take over each other."""
+        return f"hub-{self.worker_id}"
+
+    @property
+    def stats(self) -> HubStats:
+        """A snapshot of the counters."""
+        with self._lock:
+            return HubStats(**self._counts)
+
+    def start(self, timeout: float | None = 10.0) -> None:
+        """Connect in the background; with a timeout, wait until subscribed or raise."""
+        self._stopping.clear()
+        self._worker = threading.Thread(
+            target=self._work, name=f"hub-worker-{self.worker_id}", daemon=True
+        )
+        self._worker.start()
+        self._client.connect_async(
+            self._endpoint.host,
+            self._endpoint.port,
+            keepalive=self._endpoint.keepalive,
+            clean_start=True,
+        )
+        self._client.loop_start()
+        if timeout is not None and not self.wait_ready(timeout):
+            self.stop(timeout=1.0)
+            raise HubConnectError(
+                f"no subscription on {self._endpoint.host}:{self._endpoint.port} "
+                f"within {timeout:g} s"
+            )
+
+    def wait_ready(self, timeout: float) -> bool:
+        """Block until connected and subscribed (True), or `timeout` seconds pass."""
+        return self._ready.wait(timeout)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Finish queued work, announce the hub offline (retained) and disconnect; safe twice."""
+        if self._stopping.is_set():
+            return
+        self._stopping.set()
+        if self._ready.is_set():
+            # Leave the share group first, so the broker hands new batches to other workers.
+            self._unsubscribed.clear()
+            self._client.unsubscribe(list(topics.hub_subscriptions()))
+            self._unsubscribed.wait(min(timeout, 2.0))
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            self._inbox.put(None)
+            worker.join(timeout)
+        if self._ready.is_set():
+            info = self._client.publish(topics.HUB_STATE, self._state(online=False), 1, True)
+            try:
+                info.wait_for_publish(min(timeout, 2.0))
+            except (RuntimeError, ValueError) as err:  # lost the connection meanwhile
+                log.warning("could not announce the hub offline: %s", err)
+        self._ready.clear()
+        self._client.disconnect()
+        self._client.loop_stop()
+        log.info("hub worker %s stopped", self.worker_id)
+
+    def __enter__(self) -> HubServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- paho network thread: only queue, publish and signal -------------------------
+
+    def _make_client(self) -> mqtt.Client:
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=self.client_id,
+            protocol=mqtt.MQTTv5,
+        )
+        client.will_set(topics.HUB_STATE, self._state(online=False), qos=1, retain=True)
+        client.reconnect_delay_set(1, 30)
+        tls = self._endpoint.tls
+        if tls is not None:
+            client.tls_set(
+                ca_certs=str(tls.ca),
+                certfile=str(tls.cert) if tls.cert else None,
+                keyfile=str(tls.key) if tls.key else None,
+            )
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_subscribe = self._on_subscribe
+        client.on_unsubscribe = self._on_unsubscribe
+        client.on_message = self._on_message
+        return client
+
+    def _state(self, *, online: bool) -> bytes:
+        return encode(HubState(online=online, hub_id=self.worker_id))
+
+    def _on_connect(
+        self, client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any
+    ) -> None:
+        if reason.is_failure:
+            log.warning("hub worker %s refused by the broker: %s", self.worker_id, reason)
+            return
+        log.info(
+            "hub worker %s connected to %s:%d",
+            self.worker_id,
+            self._endpoint.host,
+            self._endpoint.port,
+        )
+        subscriptions = [(topic, 1) for topic in topics.hub_subscriptions()]
+        # Not shared: every worker watches the hub state, to restore it (below).
+        subscriptions.append((topics.HUB_STATE, 1))
+        client.subscribe(subscriptions)
+
+    def _on_subscribe(
+        self, client: mqtt.Client, _userdata: Any, _mid: int, codes: list[Any], _props: Any
+    ) -> None:
+        refused = [str(code) for code in codes if code.is_failure]
+        if refused:
+            log.error("hub worker %s: subscriptions refused: %s", self.worker_id, refused)
+            return
+        # Online only once subscribed: devices flush on this, and a batch sent before the
+        # subscription exists would reach nobody.
+        client.publish(topics.HUB_STATE, self._state(online=True), qos=1, retain=True)
+        self._ready.set()
+
+    def _on_unsubscribe(self, *_args: Any) -> None:
+        self._unsubscribed.set()
+
+    def _on_disconnect(
+        self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: Any, _props: Any
+    ) -> None:
+        self._ready.clear()
+        if not self._stopping.is_set():
+            log.warning("hub worker %s lost the broker (%s); reconnecting", self.worker_id, reason)
+
+    def _on_message(self, client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
+        if message.topic == topics.HUB_STATE:
+            self._restore_hub_state(client, bytes(message.payload))
+            return
+        props = message.properties
+        correlation = getattr(props, "CorrelationData", None) if props else None
+        device = topics.device_of(message.topic) or ""
+        self._inbox.put(Inbound(device, message.topic, bytes(message.payload), correlation))
+
+    def _restore_hub_state(self, client: mqtt.Client, payload: bytes) -> None:
+        """Another worker's will (or clean stop) said offline while this one still serves."""
+        if self._stopping.is_set() or not self._ready.is_set():
+            return  # not serving (yet): _on_subscribe announces online itself
+        try:
+            state = decode(payload, HubState)
+        except DecodeError:
+            state = HubState(online=False)  # garbage on the hub topic: put the truth back
+        if not state.online:
+            log.info("hub state went offline (worker %r); this worker still serves", state.hub_id)
+            client.publish(topics.HUB_STATE, self._state(online=True), qos=1, retain=True)
+
+    # --- worker thread: decode, store, answer -----------------------------------------
+
+    def _work(self) -> None:
+        try:
+            while (item := self._inbox.get()) is not None:
+                self._count("received")
+                self._dispatch(item)
+        finally:
+            self._db.close()  # this thread's connection
+
+    def _dispatch(self, item: Inbound) -> None:
+        handler = next(
+            (
+                h
+                for route, h in self._routes.items()
+                if item.device and route(item.device) == item.topic
+            ),
+            None,
+        )
+        if handler is None:
+            self._count("unhandled")
+            log.debug("no handler for %s", item.topic)
+            return
+        try:
+            handler(item)
+        except DecodeError as err:
+            self._count("malformed")
+            log.warning("malformed message on %s: %s", item.topic, err)
+        except Exception:  # a handler must never end the worker; the device will resend
+            self._count("failures")
+            log.exception("handling %s failed", item.topic)
+
+    def _on_sales(self, item: Inbound) -> None:
+        batch = decode(item.payload, SalesBatch)
+        result = self._ingest.ingest(item.device, batch)  # committed when this returns
+        self._count("batches")
+        props = None
+        if item.correlation is not None:
+            props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+            props.CorrelationData = item.correlation
+        self._client.publish(
+            topics.sales_ack(item.device),
+            encode(SalesAck(upto_seq=result.upto_seq)),
+            qos=1,
+            properties=props,
+        )
+        self._count("acks")
+
+    def _on_status(self, item: Inbound) -> None:
+        status = decode(item.payload, DeviceStatus)
+        current = self._devices.record_status(item.device, status)
+        self._count("statuses")
+        if not current:
+            self._count("stale_wills")
+
+    def _on_telemetry(self, item: Inbound) -> None:
+        self._devices.record_telemetry(item.device, decode(item.payload, Telemetry))
+        self._count("telemetry")
+
+    def _count(self, name: str) -> None:
+        with self._lock:
+            self._counts[name] += 1

@@ -1,0 +1,212 @@
+"""The fleet CA: certificates OpenSSL accepts for their purpose; ids that are safe topic levels."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import ssl
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from hub import ca
+from hub.cli_ca import ca_group
+
+NOW = dt.datetime(2030, 1, 15, 12, 0, tzinfo=dt.UTC)
+
+
+def _cert(path: Path) -> x509.Certificate:
+    return x509.load_pem_x509_certificate(path.read_bytes())
+
+
+def _eku(cert: x509.Certificate) -> list[x509.ObjectIdentifier]:
+    return list(cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)
+
+
+def _openssl_verify(ca_cert: Path, cert: Path, purpose: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["openssl", "verify", "-CAfile", str(ca_cert), "-purpose", purpose, str(cert)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_init_makes_a_ten_year_p256_ca_with_a_private_key_only_root_can_read(
+    tmp_path: Path,
+) -> None:
+    cert_path = ca.init_ca(tmp_path / "ca", now=NOW)
+    cert = _cert(cert_path)
+    assert cert.subject == cert.issuer
+    assert isinstance(cert.public_key(), ec.EllipticCurvePublicKey)
+    assert cert.public_key().curve.name == "secp256r1"  # type: ignore[union-attr]
+    assert cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    assert cert.not_valid_after_utc - cert.not_valid_before_utc == ca.CA_VALIDITY
+    assert cert.not_valid_before_utc <= NOW
+    key = tmp_path / "ca" / ca.CA_KEY
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert key.read_text().startswith("-----BEGIN PRIVATE KEY-----")
+
+
+def test_a_device_certificate_has_the_id_as_cn_client_auth_and_two_years(tmp_path: Path) -> None:
+    ca.init_ca(tmp_path / "ca", now=NOW)
+    cert_path, key_path = ca.issue_device(tmp_path / "ca", "kiosk-7", tmp_path / "out", now=NOW)
+    cert = _cert(cert_path)
+    assert ca.common_name(cert_path) == "kiosk-7"
+    assert cert.issuer == _cert(tmp_path / "ca" / ca.CA_CERT).subject
+    assert _eku(cert) == [ExtendedKeyUsageOID.CLIENT_AUTH]
+    assert cert.not_valid_after_utc - cert.not_valid_before_utc == ca.LEAF_VALIDITY
+    assert not cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    assert stat.S_IMODE(key_path.stat().st_mode) == 0o600
+    # The device gets the CA certificate beside its own, to verify the broker.
+    assert (tmp_path / "out" / ca.CA_CERT).read_bytes() == (
+        tmp_path / "ca" / ca.CA_CERT
+    ).read_bytes()
+
+
+def test_openssl_accepts_the_chain_for_the_purpose_each_certificate_was_made_for(
+    tmp_path: Path,
+) -> None:
+    ca_cert = ca.init_ca(tmp_path / "ca")
+    device, _ = ca.issue_device(tmp_path / "ca", "kiosk-7", tmp_path / "device")
+    server, _ = ca.issue_server(tmp_path / "ca", "hub.example.com", tmp_path / "server")
+    assert _openssl_verify(ca_cert, device, "sslclient").returncode == 0
+    assert _openssl_verify(ca_cert, server, "sslserver").returncode == 0
+    # A device certificate cannot pose as the broker, nor the broker's as a device.
+    assert _openssl_verify(ca_cert, device, "sslserver").returncode != 0
+    assert _openssl_verify(ca_cert, server, "sslclient").returncode != 0
+
+
+def test_pythons_ssl_loads_the_issued_key_pairs(tmp_path: Path) -> None:
+    ca_cert = ca.init_ca(tmp_path / "ca")
+    cert, key = ca.issue_device(tmp_path / "ca", "kiosk-7", tmp_path / "out")
+    context = ssl.create_default_context(cafile=str(ca_cert))
+    context.load_cert_chain(str(cert), str(key))  # raises if key and cert do not match
+
+
+def test_a_local_server_certificate_names_localhost_and_127_0_0_1(tmp_path: Path) -> None:
+    ca.init_ca(tmp_path / "ca")
+    cert_path, _ = ca.issue_server(tmp_path / "ca", "127.0.0.1", tmp_path / "srv")
+    cert = _cert(cert_path)
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert names.get_values_for_type(x509.DNSName) == ["localhost"]
+    assert names.get_values_for_type(x509.IPAddress) == [ipaddress.ip_address("127.0.0.1")]
+    assert _eku(cert) == [ExtendedKeyUsageOID.SERVER_AUTH]
+    assert cert_path.name == ca.SERVER_CERT
+
+
+def test_a_named_server_certificate_names_only_that_host(tmp_path: Path) -> None:
+    ca.init_ca(tmp_path / "ca")
+    cert_path, _ = ca.issue_server(tmp_path / "ca", "hub.example.com", tmp_path / "srv")
+    names = _cert(cert_path).extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    assert names.value.get_values_for_type(x509.DNSName) == ["hub.example.com"]
+    assert names.value.get_values_for_type(x509.IPAddress) == []
+
+
+def test_the_hub_certificate_has_the_hub_identity_and_a_device_cannot_take_it(
+    tmp_path: Path,
+) -> None:
+    ca.init_ca(tmp_path / "ca")
+    cert_path, _ = ca.issue_hub(tmp_path / "ca", tmp_path / "hub")
+    assert ca.common_name(cert_path) == ca.HUB_IDENTITY
+    with pytest.raises(ca.CaError, match="hub's own identity"):
+        ca.issue_device(tmp_path / "ca", ca.HUB_IDENTITY, tmp_path / "dev")
+
+
+@pytest.mark.parametrize(
+    "device_id", ["", "kiosk/1", "kiosk+", "kiosk#", "-kiosk", "k" * 65, "kiosk 1", "kiosk\u00e9"]
+)
+def test_a_device_id_that_is_not_a_safe_topic_level_is_refused(
+    tmp_path: Path, device_id: str
+) -> None:
+    ca.init_ca(tmp_path / "ca")
+    with pytest.raises(ca.CaError, match="not a valid device id"):
+        ca.issue_device(tmp_path / "ca", device_id, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_existing_keys_are_never_overwritten_without_force(tmp_path: Path) -> None:
+    ca.init_ca(tmp_path / "ca")
+    first = (tmp_path / "ca" / ca.CA_KEY).read_bytes()
+    with pytest.raises(ca.CaError, match="refusing to overwrite"):
+        ca.init_ca(tmp_path / "ca")
+    assert (tmp_path / "ca" / ca.CA_KEY).read_bytes() == first
+    cert, key = ca.issue_device(tmp_path / "ca", "kiosk-7", tmp_path / "out")
+    issued = key.read_bytes()
+    with pytest.raises(ca.CaError, match="refusing to overwrite"):
+        ca.issue_device(tmp_path / "ca", "kiosk-7", tmp_path / "out")
+    assert key.read_bytes() == issued
+    ca.issue_device(tmp_path / "ca", "kiosk-7", tmp_path / "out", force=True)
+    assert key.read_bytes() != issued
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert ca.common_name(cert) == "kiosk-7"
+
+
+def test_issuing_without_a_ca_says_to_run_init(tmp_path: Path) -> None:
+    with pytest.raises(ca.CaError, match="ca init"):
+        ca.issue_device(tmp_path / "nothing", "kiosk-7", tmp_path / "out")
+
+
+def test_a_leaf_never_outlives_its_ca(tmp_path: Path) -> None:
+    ca.init_ca(tmp_path / "ca", now=NOW)
+    late = NOW + ca.CA_VALIDITY - dt.timedelta(days=30)
+    cert_path, _ = ca.issue_device(tmp_path / "ca", "kiosk-7", tmp_path / "out", now=late)
+    assert (
+        _cert(cert_path).not_valid_after_utc
+        == _cert(tmp_path / "ca" / ca.CA_CERT).not_valid_after_utc
+    )
+
+
+def test_the_cli_makes_a_ca_then_device_hub_and_server_certificates(tmp_path: Path) -> None:
+    runner = CliRunner()
+    ca_dir = tmp_path / "fleet-ca"
+    result = runner.invoke(ca_group, ["init", "--ca-dir", str(ca_dir), "--name", "Test CA"])
+    assert result.exit_code == 0, result.output
+    subject = _cert(ca_dir / ca.CA_CERT).subject
+    assert subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "Test CA"
+
+    result = runner.invoke(ca_group, ["issue", "kiosk-7", "--ca-dir", str(ca_dir)])
+    assert result.exit_code == 0, result.output
+    device = ca_dir / "devices" / "kiosk-7"
+    assert ca.common_name(device / "kiosk-7.crt") == "kiosk-7"
+    assert str(device / "kiosk-7.key") in result.output
+
+    out = tmp_path / "hub-certs"
+    result = runner.invoke(ca_group, ["hub", "--ca-dir", str(ca_dir), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert ca.common_name(out / "hub.crt") == ca.HUB_IDENTITY
+
+    result = runner.invoke(ca_group, ["server", "localhost", "--ca-dir", str(ca_dir)])
+    assert result.exit_code == 0, result.output
+    assert (ca_dir / "server" / ca.SERVER_CERT).exists()
+    assert (ca_dir / "server" / ca.CA_CERT).exists()
+
+
+def test_the_cli_refuses_to_overwrite_and_rejects_bad_ids_with_a_message(tmp_path: Path) -> None:
+    runner = CliRunner()
+    ca_dir = tmp_path / "ca"
+    assert runner.invoke(ca_group, ["init", "--ca-dir", str(ca_dir)]).exit_code == 0
+    again = runner.invoke(ca_group, ["init", "--ca-dir", str(ca_dir)])
+    assert again.exit_code == 1
+    assert "refusing to overwrite" in again.output
+    assert "--force" in again.output
+    forced = runner.invoke(ca_group, ["init", "--ca-dir", str(ca_dir), "--force"])
+    assert forced.exit_code == 0, forced.output
+    bad = runner.invoke(ca_group, ["issue", "kiosk/7", "--ca-dir", str(ca_dir)])
+    assert bad.exit_code == 1
+    assert "not a valid device id" in bad.output
+    missing = runner.invoke(ca_group, ["issue", "kiosk-7", "--ca-dir", str(tmp_path / "none")])
+    assert missing.exit_code == 1
+    assert "ca init" in missing.output
+
+
+def test_the_cli_reads_the_ca_folder_from_the_environment(tmp_path: Path) -> None:
+    runner = CliRunner(env={"APPLIANCE_HUB_CA_DIR": str(tmp_path / "env-ca")})
+    assert runner.invoke(ca_group, ["init"]).exit_code == 0
+    assert (tmp_path / "env-ca" / ca.CA_KEY).exists()

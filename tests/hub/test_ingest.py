@@ -1,0 +1,457 @@
+"""Sales ingest: each sale stored once, contiguous progress, nothing half-committed.
+
+Runs against SQLite (a file in tmp_path) and, when this machine has the PostgreSQL server
+binaries and psycopg2, against a throwaway PostgreSQL cluster on a loopback port.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import msgspec
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from peewee import Database, DatabaseError
+
+from appliance.core.sale import Sale as SaleDocument
+from appliance.core.sale import SaleLine
+from appliance.core.tender import Tender
+from appliance.mqtt.payloads import DecodeError, DeviceStatus, SaleEnvelope, SalesBatch
+from appliance.store.documents import encode_document
+from hub.db import is_sqlite, open_hub_database
+from hub.ingest import DeviceRecords, SalesIngest
+from hub.migrations import migrate
+from hub.models import Device, DeviceProgress, Sale
+from tests.broker import free_port
+
+START = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
+
+
+# --- documents as a device makes them --------------------------------------------------
+
+
+def sale_id_of(device: str, seq: int) -> str:
+    """A stable sale id for a device's sequence number."""
+    return f"{device}-sale-{seq:06d}"
+
+
+def sale_document(
+    device: str, seq: int, *, total: int = 250, kind: str = "sale", sale_id: str | None = None
+) -> bytes:
+    """A real committed document (appliance.core.sale.Sale) as the device stores and sends it."""
+    amount = total if kind == "sale" else -total
+    document = SaleDocument(
+        id=sale_id or sale_id_of(device, seq),
+        kind=kind,  # type: ignore[arg-type]
+        device_id=device,
+        created_at=START + timedelta(minutes=seq),
+        currency="EUR",
+        prices_include_tax=True,
+        tax_rounding="line",
+        lines=(SaleLine(1, "SKU-1", "Coffee", 1, "each", amount, 0, amount, "std", 2000),),
+        taxes=(),
+        discount_total=0,
+        total=amount,
+        tenders=(Tender("cash", amount),),
+        sequence=seq,
+        receipt_number=f"R-{seq:06d}",
+    )
+    return encode_document(document)
+
+
+def envelope(
+    device: str, seq: int, *, sale_id: str | None = None, total: int = 250
+) -> SaleEnvelope:
+    """One outbox row of a device."""
+    sid = sale_id or sale_id_of(device, seq)
+    body = sale_document(device, seq, total=total, sale_id=sid)
+    return SaleEnvelope(seq=seq, sale_id=sid, document=msgspec.Raw(body))
+
+
+def batch(device: str, seqs: Sequence[int]) -> SalesBatch:
+    """A batch of the device's sales with these sequence numbers."""
+    return SalesBatch(device=device, sales=[envelope(device, s) for s in seqs])
+
+
+def stored(db: Database, device: str) -> list[tuple[int, str]]:
+    """(seq, sale_id) of every stored sale of a device, by seq."""
+    query = Sale.select(Sale.seq, Sale.sale_id).where(Sale.device == device).order_by(Sale.seq)
+    return [(int(s), str(i)) for s, i in query.tuples().execute(db)]
+
+
+def install_failing_trigger(db: Database, seq: int) -> None:
+    """Make the database itself refuse the sale with this seq (a fault mid-batch)."""
+    if is_sqlite(db):
+        db.execute_sql(
+            "CREATE TRIGGER fail_sale BEFORE INSERT ON sale "
+            f"WHEN NEW.seq = {int(seq)} BEGIN SELECT RAISE(ABORT, 'disk on fire'); END"
+        )
+    else:
+        db.execute_sql(
+            "CREATE FUNCTION fail_sale() RETURNS trigger AS $$ BEGIN "
+            "RAISE EXCEPTION 'disk on fire'; END $$ LANGUAGE plpgsql"
+        )
+        db.execute_sql(
+            "CREATE TRIGGER fail_sale BEFORE INSERT ON sale FOR EACH ROW "
+            f"WHEN (NEW.seq = {int(seq)}) EXECUTE FUNCTION fail_sale()"
+        )
+
+
+def remove_failing_trigger(db: Database) -> None:
+    """Undo install_failing_trigger."""
+    db.execute_sql("DROP TRIGGER fail_sale" + ("" if is_sqlite(db) else " ON sale"))
+
+
+def sqlite_hub(path: Path) -> Database:
+    """A migrated SQLite hub database at `path`."""
+    db = open_hub_database(f"sqlite:///{path}")
+    migrate(db)
+    return db
+
+
+# --- a throwaway PostgreSQL cluster ---------------------------------------------------
+
+
+def _pg_bindir() -> Path | None:
+    for name in ("initdb", "postgres"):
+        found = shutil.which(name)
+        if found and (Path(found).parent / "postgres").exists():
+            return Path(found).parent
+    # Debian keeps the server binaries out of PATH, one folder per major version.
+    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
+    return next((c for c in candidates if (c / "initdb").exists()), None)
+
+
+class PostgresCluster:
+    """initdb + postgres on 127.0.0.1:<free port>, trust auth, stopped by PID."""
+
+    def __init__(self, bindir: Path, datadir: Path, uid: int | None) -> None:
+        self.bindir = bindir
+        self.datadir = datadir
+        self.uid = uid
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+        self._databases = 0
+
+    def start(self, timeout: float = 30.0) -> None:
+        """Create the cluster and start the server; wait until it accepts connections."""
+        import psycopg2
+
+        data = str(self.datadir / "data")
+        subprocess.run(
+            [
+                *(str(self.bindir / "initdb"), "-D", data, "-A", "trust", "-U", "hub"),
+                *("-E", "UTF8", "--no-sync"),
+            ],
+            check=True,
+            capture_output=True,
+            user=self.uid,
+            cwd=self.datadir,
+        )
+        log = (self.datadir / "postgres.log").open("wb")
+        self.process = subprocess.Popen(
+            [
+                *(str(self.bindir / "postgres"), "-D", data, "-c", "fsync=off"),
+                *("-h", "127.0.0.1", "-p", str(self.port), "-k", str(self.datadir)),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            user=self.uid,
+            cwd=self.datadir,
+        )
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError((self.datadir / "postgres.log").read_text()[-2000:])
+            try:
+                psycopg2.connect(
+                    host="127.0.0.1", port=self.port, user="hub", dbname="postgres"
+                ).close()
+                return
+            except psycopg2.OperationalError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError("postgres did not start in time")
+
+    def new_database(self) -> str:
+        """A fresh empty database; returns its postgresql:// URL."""
+        import psycopg2
+
+        self._databases += 1
+        name = f"hub_{self._databases}"
+        connection = psycopg2.connect(
+            host="127.0.0.1", port=self.port, user="hub", dbname="postgres"
+        )
+        try:
+            connection.autocommit = True
+            with connection.cursor() as cursor:
+                cursor.execute(f"CREATE DATABASE {name}")
+        finally:
+            connection.close()
+        return f"postgresql://hub@127.0.0.1:{self.port}/{name}"
+
+    def stop(self) -> None:
+        """Fast shutdown of the server we started (SIGINT to its PID); safe twice."""
+        process, self.process = self.process, None
+        if process is None:
+            return
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+
+
+@pytest.fixture(scope="module")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresCluster]:
+    """A PostgreSQL cluster for this module, or a skip saying why there is none."""
+    bindir = _pg_bindir()
+    if bindir is None:
+        pytest.skip("PostgreSQL server binaries (initdb, postgres) are not installed")
+    try:
+        import psycopg2  # noqa: F401
+    except ImportError:
+        pytest.skip("psycopg2 is not installed (pip install psycopg2-binary)")
+    uid: int | None = None
+    if os.geteuid() == 0:
+        # postgres refuses to run as root: run it as the 'postgres' system user, in a
+        # folder that user can reach (pytest's tmp_path is private to root).
+        try:
+            uid = pwd.getpwnam("postgres").pw_uid
+        except KeyError:
+            pytest.skip("running as root and there is no 'postgres' user to run the server")
+        datadir = Path(tempfile.mkdtemp(prefix="hub-pg-"))
+        os.chown(datadir, uid, -1)
+    else:
+        datadir = tmp_path_factory.mktemp("pg")
+    cluster = PostgresCluster(bindir, datadir, uid)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+        if uid is not None:
+            shutil.rmtree(datadir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def postgres_hub(postgres: PostgresCluster) -> Iterator[Database]:
+    """One migrated PostgreSQL hub database for the module (emptied before each test)."""
+    db = open_hub_database(postgres.new_database())
+    migrate(db)
+    yield db
+    db.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def hub_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    """A migrated, empty hub database of each kind."""
+    if request.param == "sqlite":
+        db = sqlite_hub(tmp_path / "hub.db")
+    else:
+        db = request.getfixturevalue("postgres_hub")
+        db.execute_sql("DROP TRIGGER IF EXISTS fail_sale ON sale")
+        db.execute_sql("DROP FUNCTION IF EXISTS fail_sale()")
+        db.execute_sql("TRUNCATE device, sale, device_progress")
+    yield db
+    db.close()
+
+
+# --- the tests ------------------------------------------------------------------------
+
+
+def test_the_same_batch_twice_stores_each_sale_once(hub_db: Database) -> None:
+    ingest = SalesIngest(hub_db)
+    first = ingest.ingest("kiosk-1", batch("kiosk-1", [1, 2, 3]))
+    again = ingest.ingest("kiosk-1", batch("kiosk-1", [1, 2, 3]))
+    assert (first.upto_seq, first.inserted, first.duplicates) == (3, 3, 0)
+    assert (again.upto_seq, again.inserted, again.duplicates) == (3, 0, 3)
+    assert stored(hub_db, "kiosk-1") == [(s, sale_id_of("kiosk-1", s)) for s in (1, 2, 3)]
+
+
+def test_a_gap_is_acknowledged_below_it_until_it_is_filled(hub_db: Database) -> None:
+    ingest = SalesIngest(hub_db)
+    assert ingest.apply("kiosk-1", batch("kiosk-1", [1, 2, 4])) == 2
+    assert ingest.progress("kiosk-1") == 2
+    assert ingest.apply("kiosk-1", batch("kiosk-1", [3])) == 4
+    assert ingest.progress("kiosk-1") == 4
+    assert [seq for seq, _ in stored(hub_db, "kiosk-1")] == [1, 2, 3, 4]
+
+
+def test_devices_progress_independently(hub_db: Database) -> None:
+    ingest = SalesIngest(hub_db)
+    assert ingest.apply("kiosk-1", batch("kiosk-1", [1, 2])) == 2
+    assert ingest.apply("kiosk-2", batch("kiosk-2", [2, 3])) == 0
+    assert ingest.apply("kiosk-2", batch("kiosk-2", [1])) == 3
+    assert ingest.progress("kiosk-1") == 2
+
+
+def test_the_stored_row_keeps_the_document_and_indexes_its_fields(hub_db: Database) -> None:
+    SalesIngest(hub_db).apply(
+        "kiosk-1", SalesBatch(device="kiosk-1", sales=[envelope("kiosk-1", 7, total=1234)])
+    )
+    row = Sale.select().where(Sale.device == "kiosk-1").dicts().execute(hub_db)[0]
+    assert row["document"].encode() == sale_document("kiosk-1", 7, total=1234)
+    assert (row["kind"], row["total"], row["currency"]) == ("sale", 1234, "EUR")
+    assert row["created_at"] == datetime(2024, 5, 1, 9, 7)  # naive UTC
+    device = Device.select().where(Device.id == "kiosk-1").dicts().execute(hub_db)[0]
+    assert device["last_seen"] is not None
+
+
+def test_a_database_error_mid_batch_stores_nothing_and_keeps_progress(hub_db: Database) -> None:
+    # chunk=2: the first two sales are already inserted when the database refuses seq 3.
+    ingest = SalesIngest(hub_db, chunk=2)
+    assert ingest.apply("kiosk-1", batch("kiosk-1", [1])) == 1
+    install_failing_trigger(hub_db, seq=4)
+    with pytest.raises(DatabaseError, match="disk on fire"):
+        ingest.apply("kiosk-1", batch("kiosk-1", [2, 3, 4, 5]))
+    assert stored(hub_db, "kiosk-1") == [(1, sale_id_of("kiosk-1", 1))]
+    assert ingest.progress("kiosk-1") == 1
+    remove_failing_trigger(hub_db)
+    assert ingest.apply("kiosk-1", batch("kiosk-1", [2, 3, 4, 5])) == 5
+
+
+def test_a_sequence_held_by_another_sale_is_never_acknowledged(hub_db: Database) -> None:
+    ingest = SalesIngest(hub_db)
+    assert ingest.apply("kiosk-1", batch("kiosk-1", [1, 2])) == 2
+    # A reflashed device numbering from 1 again: acknowledging would delete its new sale 2.
+    clash = SalesBatch(
+        device="kiosk-1",
+        sales=[envelope("kiosk-1", 2, sale_id="new-sale-2"), envelope("kiosk-1", 3)],
+    )
+    result = ingest.ingest("kiosk-1", clash)
+    assert result.conflicts == (2,)
+    assert result.upto_seq == 1
+    assert "new-sale-2" not in {sid for _, sid in stored(hub_db, "kiosk-1")}
+
+
+def test_a_batch_naming_another_device_is_refused_whole(hub_db: Database) -> None:
+    with pytest.raises(DecodeError, match="names device"):
+        SalesIngest(hub_db).apply("kiosk-1", batch("kiosk-2", [1]))
+    assert stored(hub_db, "kiosk-1") == stored(hub_db, "kiosk-2") == []
+
+
+def test_a_document_without_a_total_is_refused_whole(hub_db: Database) -> None:
+    bad = SaleEnvelope(
+        seq=2,
+        sale_id="x",
+        document=msgspec.Raw(
+            b'{"kind":"sale","created_at":"2024-05-01T09:00:00Z","currency":"EUR"}'
+        ),
+    )
+    with pytest.raises(DecodeError, match="total"):
+        SalesIngest(hub_db).apply(
+            "kiosk-1", SalesBatch(device="kiosk-1", sales=[envelope("kiosk-1", 1), bad])
+        )
+    assert stored(hub_db, "kiosk-1") == []
+
+
+def test_two_workers_ingesting_one_device_at_once_lose_nothing(
+    hub_db: Database, request: pytest.FixtureRequest
+) -> None:
+    # Shared subscriptions hand consecutive batches of one device to different workers;
+    # the per-device lock must keep the progress from going back or stopping short.
+    batches = [batch("kiosk-1", range(start, start + 5)) for start in range(1, 201, 5)]
+    failures: list[BaseException] = []
+
+    def worker(mine: list[SalesBatch]) -> None:
+        ingest = SalesIngest(hub_db)
+        try:
+            for b in mine:
+                ingest.apply("kiosk-1", b)
+        except BaseException as err:  # surfaced in the main thread below
+            failures.append(err)
+        finally:
+            hub_db.close()  # this thread's connection
+
+    threads = [
+        threading.Thread(target=worker, args=(batches[0::2],)),
+        threading.Thread(target=worker, args=(list(reversed(batches[1::2])),)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not failures
+    assert SalesIngest(hub_db).progress("kiosk-1") == 200
+    assert [seq for seq, _ in stored(hub_db, "kiosk-1")] == list(range(1, 201))
+
+
+_counter = iter(range(10**9))
+
+
+@pytest.fixture(scope="module")
+def shared_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
+    """One SQLite hub database for every example of a property test."""
+    db = sqlite_hub(tmp_path_factory.mktemp("prop") / "hub.db")
+    yield db
+    db.close()
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    deliveries=st.lists(
+        st.lists(st.integers(min_value=1, max_value=30), min_size=1, max_size=8),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_any_delivery_order_acks_exactly_the_contiguous_prefix(
+    shared_sqlite: Database, deliveries: list[list[int]]
+) -> None:
+    db = shared_sqlite
+    device = f"prop-{next(_counter)}"  # a fresh device per example, one database for all
+    ingest = SalesIngest(db)
+    seen: set[int] = set()
+    last = 0
+    for seqs in deliveries:
+        upto = ingest.apply(device, batch(device, sorted(set(seqs))))
+        seen.update(seqs)
+        expected = 0
+        while expected + 1 in seen:
+            expected += 1
+        assert upto == expected
+        assert upto >= last  # never goes back
+        last = upto
+    assert [seq for seq, _ in stored(db, device)] == sorted(seen)
+    assert DeviceProgress.select().where(DeviceProgress.device == device).count(db) == 1
+
+
+def test_a_will_older_than_the_last_birth_is_ignored(hub_db: Database) -> None:
+    records = DeviceRecords(hub_db)
+
+    def status(online: bool, bd_seq: int) -> bool:
+        payload = DeviceStatus(device="kiosk-1", online=online, bd_seq=bd_seq, firmware="1.4.0")
+        return records.record_status("kiosk-1", payload)
+
+    def online() -> tuple[bool, int]:
+        query = Device.select(Device.online, Device.bd_seq).where(Device.id == "kiosk-1")
+        found, bd_seq = query.tuples().execute(hub_db)[0]
+        return bool(found), int(bd_seq)
+
+    assert status(online=False, bd_seq=4) is True  # a will of a device never seen before
+    assert online() == (False, 4)
+    assert status(online=True, bd_seq=5) is True
+    assert status(online=False, bd_seq=4) is False  # the will of the session before
+    assert online() == (True, 5)
+    assert status(online=False, bd_seq=5) is True
+    assert online() == (False, 5)
+    with pytest.raises(DecodeError, match="names"):
+        records.record_status("kiosk-2", DeviceStatus(device="kiosk-1", online=True, bd_seq=1))
+
+
+def test_migrate_twice_changes_nothing(hub_db: Database) -> None:
+    assert migrate(hub_db) == []

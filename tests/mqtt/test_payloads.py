@@ -1,0 +1,220 @@
+"""Every hub payload survives encode -> decode, and bad input is a DecodeError, never a crash."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+
+import msgspec
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from appliance.mqtt import payloads as p
+
+PRODUCT = p.ProductPayload(
+    sku="SKU-1",
+    name="Oat milk 1 l",
+    price=249,
+    currency="EUR",
+    tax_class="reduced",
+    category="dairy",
+    age_restriction=0,
+    stock_tracked=True,
+    sold_by="each",
+    names={"de": "Hafermilch 1 l"},
+    barcodes=["4006381333931"],
+    stock=12,
+)
+DOCUMENT = b'{"id":"0190b1a2-0000-7000-8000-000000000001","lines":[{"sku":"SKU-1","qty":2}]}'
+
+# One fully populated example per payload; test_every_payload_has_an_example keeps it complete.
+EXAMPLES: dict[type[p.Payload], p.Payload] = {
+    p.HubState: p.HubState(online=True, hub_id="hub-eu-1"),
+    p.DeviceStatus: p.DeviceStatus(device="kiosk-a", online=True, bd_seq=7, firmware="1.4.0"),
+    p.SaleEnvelope: p.SaleEnvelope(seq=41, sale_id="0190b1a2", document=msgspec.Raw(DOCUMENT)),
+    p.SalesBatch: p.SalesBatch(
+        device="kiosk-a",
+        sales=[
+            p.SaleEnvelope(seq=41, sale_id="0190b1a2", document=msgspec.Raw(DOCUMENT)),
+            p.SaleEnvelope(seq=42, sale_id="0190b1a3", document=msgspec.Raw(b"{}")),
+        ],
+    ),
+    p.SalesAck: p.SalesAck(upto_seq=42),
+    p.Telemetry: p.Telemetry(
+        device="kiosk-a",
+        at="2030-01-15T12:00:00Z",
+        firmware="1.4.0",
+        uptime_s=3600.5,
+        outbox_depth=3,
+        catalog_version=17,
+        disk_free_bytes=12_000_000_000,
+        cpu_temp_c=51.2,
+        malformed_messages=1,
+        devices=[
+            p.DeviceHealthReport(device="printer", kind="escpos", state="ok"),
+            p.DeviceHealthReport(device="nfc", kind="nfcpy", state="offline", reason="no reader"),
+        ],
+    ),
+    p.ProductPayload: PRODUCT,
+    p.CatalogDelta: p.CatalogDelta(
+        from_version=16, to_version=17, upserts=[PRODUCT], deletes=["SKU-OLD"]
+    ),
+    p.SnapshotChunk: p.SnapshotChunk(version=17, chunk=2, chunks=5, products=[PRODUCT]),
+    p.CatalogRequest: p.CatalogRequest(have_version=12, resume_version=17, next_chunk=3),
+    p.Command: p.Command(
+        id="cmd-1",
+        device="kiosk-a",
+        name="collect_logs",
+        args={"lines": 500},
+        issued_at="2030-01-15T12:00:00Z",
+        expires_at="2030-01-15T12:05:00Z",
+        signature="c2lnbmF0dXJl",
+    ),
+    p.CommandUpdate: p.CommandUpdate(id="cmd-1", state="REJECTED", reason="a sale is open"),
+    p.DesiredConfig: p.DesiredConfig(version=3, config={"device": {"receipt_prefix": "K"}}),
+    p.ReportedConfig: p.ReportedConfig(
+        version=2, rejected_version=3, errors=["device.receipt_prefix: bad"]
+    ),
+}
+
+
+def test_every_payload_has_an_example() -> None:
+    assert set(EXAMPLES) == set(p.ALL_PAYLOADS)
+    assert all(type(example) is kind for kind, example in EXAMPLES.items())
+
+
+@pytest.mark.parametrize("kind", p.ALL_PAYLOADS, ids=lambda kind: kind.__name__)
+def test_a_payload_round_trips_through_json(kind: type[p.Payload]) -> None:
+    example = EXAMPLES[kind]
+    data = p.encode(example)
+    decoded = p.decode(data, kind)
+    assert p.encode(decoded) == data
+    assert json.loads(data)["v"] == p.SCHEMA_VERSION
+
+
+@pytest.mark.parametrize("kind", p.ALL_PAYLOADS, ids=lambda kind: kind.__name__)
+def test_a_payload_with_only_required_fields_decodes_with_defaults(kind: type[p.Payload]) -> None:
+    full = json.loads(p.encode(EXAMPLES[kind]))
+    required = {name: full[name] for name in _required_fields(kind)}
+    decoded = p.decode(json.dumps(required).encode(), kind)
+    assert decoded.v == p.SCHEMA_VERSION  # a missing `v` means version 1
+    for name in required:
+        assert json.loads(p.encode(decoded))[name] == full[name]
+
+
+def test_a_sale_document_travels_as_the_exact_bytes_stored() -> None:
+    batch = p.decode(p.encode(EXAMPLES[p.SalesBatch]), p.SalesBatch)
+    assert bytes(batch.sales[0].document) == DOCUMENT
+
+
+def test_unknown_fields_are_ignored_so_senders_can_add_optional_fields() -> None:
+    data = b'{"v": 1, "upto_seq": 5, "added_in_a_later_minor": true}'
+    assert p.decode(data, p.SalesAck) == p.SalesAck(upto_seq=5)
+
+
+def test_a_newer_schema_version_is_refused() -> None:
+    with pytest.raises(p.DecodeError, match="schema version 2 is newer"):
+        p.decode(b'{"v": 2, "upto_seq": 5}', p.SalesAck)
+
+
+@pytest.mark.parametrize(
+    ("kind", "data", "why"),
+    [
+        (p.SalesAck, b"", "empty"),
+        (p.SalesAck, b"{", "truncated"),
+        (p.SalesAck, b"\xff\xfe", "not UTF-8 JSON"),
+        (p.SalesAck, b"null", "not an object"),
+        (p.SalesAck, b"[1, 2]", "an array"),
+        (p.SalesAck, b'{"v": 1}', "missing upto_seq"),
+        (p.SalesAck, b'{"upto_seq": "5"}', "a string for an int"),
+        (p.SalesAck, b'{"upto_seq": 5.5}', "a float for an int"),
+        (p.SalesAck, b'{"v": "1", "upto_seq": 5}', "a string version"),
+        (p.HubState, b'{"online": "yes"}', "a string for a bool"),
+        (p.CommandUpdate, b'{"id": "c", "state": "DONE"}', "a state outside the lifecycle"),
+        (
+            p.Command,
+            b'{"id": "c", "device": "k", "name": "format_disk",'
+            b' "issued_at": "t", "expires_at": "t"}',
+            "a command nobody knows",
+        ),
+        (p.SalesBatch, b'{"device": "k", "sales": [{"seq": 1}]}', "a nested envelope short"),
+        (p.CatalogDelta, b'{"kind": "snapshot", "from_version": 1, "to_version": 2}', "kind"),
+        (
+            p.ProductPayload,
+            b'{"sku": "s", "name": "n", "price": 1, "currency": "EUR",'
+            b' "tax_class": "t", "sold_by": "litre"}',
+            "a unit outside each/kg",
+        ),
+    ],
+)
+def test_malformed_input_is_a_decode_error_naming_the_payload(
+    kind: type[p.Payload], data: bytes, why: str
+) -> None:
+    with pytest.raises(p.DecodeError) as caught:
+        p.decode(data, kind)
+    assert str(caught.value).startswith(kind.__name__), why
+    assert isinstance(caught.value, ValueError)
+
+
+@pytest.mark.parametrize("kind", p.ALL_PAYLOADS, ids=lambda kind: kind.__name__)
+@settings(max_examples=40, deadline=None)
+@given(data=st.binary(max_size=256))
+def test_arbitrary_bytes_decode_or_raise_decode_error_only(
+    kind: type[p.Payload], data: bytes
+) -> None:
+    with contextlib.suppress(p.DecodeError):
+        p.decode(data, kind)
+
+
+# Field names of every payload, so mutations mostly hit real fields rather than new ones.
+FIELD_NAMES = sorted(
+    {field.name for kind in p.ALL_PAYLOADS for field in msgspec.structs.fields(kind)}
+)
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@pytest.mark.parametrize("kind", p.ALL_PAYLOADS, ids=lambda kind: kind.__name__)
+@settings(max_examples=40, deadline=None)
+@given(
+    mutation=st.dictionaries(
+        st.sampled_from(FIELD_NAMES) | st.text(max_size=8), JSON_VALUES, max_size=4
+    )
+)
+def test_well_formed_json_of_the_wrong_shape_is_a_decode_error_at_worst(
+    kind: type[p.Payload], mutation: dict[str, object]
+) -> None:
+    # Start from a valid payload and overwrite fields with arbitrary JSON values.
+    document = json.loads(p.encode(EXAMPLES[kind])) | mutation
+    try:
+        decoded = p.decode(json.dumps(document).encode(), kind)
+    except p.DecodeError:
+        return
+    assert p.decode(p.encode(decoded), kind) == decoded
+
+
+@given(upto=st.integers(min_value=0, max_value=2**63 - 1))
+def test_any_sequence_number_round_trips(upto: int) -> None:
+    assert p.decode(p.encode(p.SalesAck(upto_seq=upto)), p.SalesAck).upto_seq == upto
+
+
+@given(
+    name=st.text(max_size=40),
+    names=st.dictionaries(st.text(max_size=5), st.text(max_size=20), max_size=3),
+    price=st.integers(min_value=-(2**53), max_value=2**53),
+)
+def test_product_text_of_any_script_round_trips(
+    name: str, names: dict[str, str], price: int
+) -> None:
+    product = msgspec.structs.replace(PRODUCT, name=name, names=names, price=price)
+    assert p.decode(p.encode(product), p.ProductPayload) == product
+
+
+def _required_fields(kind: type[p.Payload]) -> list[str]:
+    info = msgspec.inspect.type_info(kind)
+    assert isinstance(info, msgspec.inspect.StructType)
+    return [field.encode_name for field in info.fields if field.required]

@@ -1,0 +1,184 @@
+"""Health telemetry: the figures it gathers, and its delivery over a real mosquitto
+(QoS 0 with a message expiry, at once after connecting and then on its interval)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from appliance import __version__
+from appliance.core.devices import DeviceHealth, DeviceHealthChanged
+from appliance.core.events import EventBus
+from appliance.mqtt import topics
+from appliance.mqtt.link import PahoHubLink
+from appliance.mqtt.payloads import DeviceHealthReport
+from appliance.mqtt.session import SessionStore
+from appliance.mqtt.telemetry import (
+    EXPIRY_S,
+    DeviceHealthBoard,
+    TelemetryBuilder,
+    TelemetryPublisher,
+    cpu_temperature,
+)
+from tests.broker import MosquittoBroker
+from tests.mqtt.fake_hub import DeviceStore, FakeHub, eventually
+from tests.store.crash_writer import DEVICE_ID
+
+WAIT = 15.0
+SCANNER = DeviceHealth("front-scanner", "scanner", "ok")
+PRINTER = DeviceHealth("printer", "printer", "degraded", reason="paper low")
+
+
+class FakeClock:
+    """A clock that moves only when the test says so."""
+
+    def __init__(self) -> None:
+        self.t = 500.0
+        self.wall = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+
+    def monotonic(self) -> float:
+        """The current fake monotonic time."""
+        return self.t
+
+    def now(self) -> datetime:
+        """The fixed wall time."""
+        return self.wall
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[DeviceStore]:
+    """An appliance database with three sales waiting in the outbox."""
+    device = DeviceStore(tmp_path / "data" / "appliance.db")
+    device.sell(3)
+    yield device
+    device.close()
+
+
+def builder_for(store: DeviceStore, tmp_path: Path, **options: object) -> TelemetryBuilder:
+    """A builder over the store, its database folder as the data partition."""
+    return TelemetryBuilder(
+        DEVICE_ID,
+        store.outbox,
+        store.catalog.version,
+        data_dir=store.path.parent,
+        thermal_zone=tmp_path / "no-sensor",
+        **options,  # type: ignore[arg-type]
+    )
+
+
+def test_the_builder_reports_every_figure(store: DeviceStore, tmp_path: Path) -> None:
+    clock = FakeClock()
+    thermal = tmp_path / "temp"
+    thermal.write_text("48250\n")  # the kernel's millidegrees
+    builder = TelemetryBuilder(
+        DEVICE_ID,
+        store.outbox,
+        store.catalog.version,
+        data_dir=store.path.parent,
+        malformed=lambda: 4,
+        clock=clock,
+        thermal_zone=thermal,
+    )
+    clock.t += 12.5
+    report = builder.build([SCANNER, PRINTER])
+    assert report.device == DEVICE_ID
+    assert report.at == "2024-05-01T12:00:00+00:00"
+    assert report.firmware == __version__
+    assert report.uptime_s == 12.5
+    assert report.outbox_depth == 3
+    assert report.catalog_version == store.catalog.version() > 0
+    assert report.disk_free_bytes > 0
+    assert report.cpu_temp_c == 48.25
+    assert report.malformed_messages == 4
+    assert report.devices == [
+        DeviceHealthReport(device="front-scanner", kind="scanner", state="ok"),
+        DeviceHealthReport(device="printer", kind="printer", state="degraded", reason="paper low"),
+    ]
+
+
+def test_without_a_readable_sensor_the_temperature_is_none(tmp_path: Path) -> None:
+    assert cpu_temperature(tmp_path / "missing") is None
+    garbage = tmp_path / "temp"
+    garbage.write_text("hot\n")
+    assert cpu_temperature(garbage) is None
+
+
+def test_the_health_board_keeps_the_latest_state_of_each_device() -> None:
+    bus = EventBus()
+    board = DeviceHealthBoard([SCANNER])
+    bus.subscribe(DeviceHealthChanged, board.changed)
+    bus.post(DeviceHealthChanged(PRINTER))
+    bus.post(DeviceHealthChanged(DeviceHealth("front-scanner", "scanner", "offline", "unplugged")))
+    bus.drain()
+    assert [(h.device, h.state) for h in board.snapshot()] == [
+        ("front-scanner", "offline"),
+        ("printer", "degraded"),
+    ]
+
+
+@pytest.fixture
+def hub(broker: MosquittoBroker) -> Iterator[FakeHub]:
+    """A fake hub recording health messages."""
+    fake = FakeHub(broker.host, broker.port)
+    fake.start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def link(broker: MosquittoBroker, store: DeviceStore) -> Iterator[PahoHubLink]:
+    """A hub link on the store's session counter (not opened yet)."""
+    hub_link = PahoHubLink(
+        DEVICE_ID, broker.host, broker.port, session_store=SessionStore(store.db)
+    )
+    yield hub_link
+    hub_link.close()
+
+
+def test_telemetry_goes_out_qos0_with_an_expiry_at_connect_and_then_on_its_interval(
+    store: DeviceStore, tmp_path: Path, hub: FakeHub, link: PahoHubLink
+) -> None:
+    board = DeviceHealthBoard([SCANNER, PRINTER])
+    publisher = TelemetryPublisher(
+        link, builder_for(store, tmp_path), health=board.snapshot, interval_s=0.05
+    )
+    with publisher:
+        link.open()
+        assert hub.wait_for(lambda: len(hub.health) >= 3, WAIT)
+    with hub._cond:
+        first = hub.health[0]
+    assert first.qos == 0
+    assert first.expiry_s is not None and 0 < first.expiry_s <= EXPIRY_S
+    assert first.telemetry.device == DEVICE_ID
+    assert first.telemetry.outbox_depth == 3
+    assert [d.device for d in first.telemetry.devices] == ["front-scanner", "printer"]
+    assert publisher.sent >= 3
+
+
+def test_malformed_messages_are_reported_in_telemetry(
+    store: DeviceStore, tmp_path: Path, hub: FakeHub, link: PahoHubLink
+) -> None:
+    builder = builder_for(store, tmp_path, malformed=lambda: link.dispatcher.malformed)
+    publisher = TelemetryPublisher(link, builder, interval_s=3600.0)
+    with publisher:
+        link.open()
+        assert hub.wait_for(lambda: len(hub.health) == 1, WAIT)  # sent on connect
+        hub.publish_raw(topics.sales_ack(DEVICE_ID), b"\x00garbage")
+        hub.publish_raw(topics.command(DEVICE_ID), b'{"v": 1}')
+        assert eventually(lambda: link.dispatcher.malformed == 2)
+        assert publisher.publish_now()
+        assert hub.wait_for(lambda: len(hub.health) == 2, WAIT)
+    with hub._cond:
+        counts = [m.telemetry.malformed_messages for m in hub.health]
+    assert counts == [0, 2]
+
+
+def test_nothing_is_published_while_the_link_is_down(
+    store: DeviceStore, tmp_path: Path, link: PahoHubLink
+) -> None:
+    publisher = TelemetryPublisher(link, builder_for(store, tmp_path))
+    assert not publisher.publish_now()
+    assert publisher.sent == 0
