@@ -43,6 +43,13 @@ def run(
         devices = app.open_devices(simulate=simulate)
         after_sale = AfterSale(app, devices)
         after_sale.open()
+        hub = None
+        if settings.hub is not None:
+            # paho loads only when a hub is configured: a stand-alone till starts faster.
+            from appliance.service.hub_connection import HubConnection
+
+            hub = HubConnection(app, devices, settings.hub)
+            hub.open()
         app.bus.subscribe(ShutdownRequested, lambda event: stop.set())
         checkpointer = IdleCheckpointer(app)
         _install_signal_handlers(app, stop)
@@ -62,6 +69,8 @@ def run(
             notifier.watchdog()
         notifier.stopping()
         log.info("appliance stopping")
+        if hub is not None:
+            hub.close()
         after_sale.close()
         app.close_devices()
         app.bus.drain()  # events of the last kick and print (the drawer log) before closing

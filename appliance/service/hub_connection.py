@@ -1,0 +1,86 @@
+"""The appliance's side of the hub: the MQTT link, the sales uploader and telemetry.
+
+Started only when the configuration has a [hub] table; the till sells the same without it.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from appliance.core.devices import DeviceHealthChanged
+from appliance.core.events import SaleCommitted
+from appliance.drivers.manager import DeviceManager
+from appliance.errors import ConfigError
+from appliance.mqtt.link import PahoHubLink, TlsFiles, device_id_from_cert
+from appliance.mqtt.session import SessionStore
+from appliance.mqtt.telemetry import DeviceHealthBoard, TelemetryBuilder, TelemetryPublisher
+from appliance.mqtt.uploader import SalesUploader
+from appliance.service.app import Appliance
+from appliance.settings import HubSettings
+from appliance.store.outbox import SalesOutbox
+
+log = logging.getLogger(__name__)
+
+
+class HubConnection:
+    """Link, uploader and telemetry, started and stopped together."""
+
+    def __init__(self, app: Appliance, devices: DeviceManager, hub: HubSettings) -> None:
+        device_id = app.settings.device.id
+        tls = _tls_files(hub, device_id)
+        self.link = PahoHubLink(
+            device_id,
+            hub.host,
+            hub.port,
+            tls=tls,
+            bus=app.bus,
+            session_store=SessionStore(app.db),
+        )
+        # The uploader registers its ack route and state watcher, so it comes before open().
+        self.uploader = SalesUploader(SalesOutbox(app.db), self.link, batch_size=hub.batch_size)
+        board = DeviceHealthBoard(devices.health())
+        app.bus.subscribe(DeviceHealthChanged, board.changed)
+        link = self.link
+        self.telemetry = TelemetryPublisher(
+            link,
+            TelemetryBuilder(
+                device_id,
+                SalesOutbox(app.db),
+                app.catalog.version,
+                data_dir=Path(app.settings.database.path).parent,
+                malformed=lambda: link.dispatcher.malformed,
+            ),
+            health=board.snapshot,
+            interval_s=hub.telemetry_seconds,
+        )
+        app.bus.subscribe(SaleCommitted, lambda _event: self.uploader.wake())
+
+    def open(self) -> None:
+        """Start uploading and connect (the link retries in the background)."""
+        self.uploader.start()
+        self.telemetry.start()
+        self.link.open()
+        log.info("hub link to %s started", self.link)
+
+    def close(self) -> None:
+        """Stop telemetry, the uploader and the link; unsent sales stay in the outbox."""
+        self.telemetry.close()
+        self.uploader.close()
+        self.link.close()
+
+
+def _tls_files(hub: HubSettings, device_id: str) -> TlsFiles | None:
+    """The mTLS files; the certificate's CN must be this device's id (the hub's view of us)."""
+    if not hub.cert_file:
+        return None
+    tls = TlsFiles(Path(hub.ca_file), Path(hub.cert_file), Path(hub.key_file))
+    try:
+        identity = device_id_from_cert(tls.cert)
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"hub.cert_file: cannot read {tls.cert}: {err}") from err
+    if identity != device_id:
+        raise ConfigError(
+            f"hub.cert_file: the certificate is for {identity!r} but device.id is {device_id!r}"
+        )
+    return tls
