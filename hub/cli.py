@@ -7,6 +7,7 @@ import click
 from appliance import __version__
 from appliance.errors import ApplianceError
 from hub.cli_ca import ca_group
+from hub.cli_command import FLEET_COMMANDS
 from hub.cli_fleet import fleet
 from hub.cli_sales import sales
 from hub.cli_serve import serve
@@ -31,6 +32,8 @@ def cli() -> None:
 cli.add_command(ca_group)
 cli.add_command(serve)
 cli.add_command(sales)
+for command in FLEET_COMMANDS:  # command, config, logs, keygen live under `fleet`
+    fleet.add_command(command)
 cli.add_command(fleet)
 
 

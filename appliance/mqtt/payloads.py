@@ -195,6 +195,8 @@ def decode(data: bytes, kind: type[P]) -> P:
         payload = msgspec.json.decode(data, type=kind)
     except (msgspec.DecodeError, msgspec.ValidationError) as err:
         raise DecodeError(f"{kind.__name__}: {err}") from err
+    except RecursionError:  # absurdly deep nesting from a hostile or broken sender
+        raise DecodeError(f"{kind.__name__}: nested too deeply") from None
     if payload.v > SCHEMA_VERSION:
         raise DecodeError(f"{kind.__name__}: schema version {payload.v} is newer than mine")
     return payload
