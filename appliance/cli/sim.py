@@ -80,6 +80,13 @@ def drawer(action: str, simulate: bool, config_path: str | None) -> None:
     _send(config_path, {"cmd": f"drawer-{action}"})
 
 
+@_command("pay", "Pay for the cart: cash, or card through the simulated terminal.")
+@click.argument("method", type=click.Choice(["cash", "card"]))
+def pay(method: str, simulate: bool, config_path: str | None) -> None:
+    """Pay for the cart (card asks the simulated terminal); prints the receipt number."""
+    _send(config_path, {"cmd": "pay", "method": method})
+
+
 @_command("terminal", "What the simulated payment terminal answers next.")
 @click.argument("outcome", type=click.Choice(TERMINAL_OUTCOMES))
 def terminal(outcome: str, simulate: bool, config_path: str | None) -> None:

@@ -120,11 +120,17 @@ class Appliance:
         from appliance.drivers.sim_terminal import SimTerminal
 
         assert self.lab is not None and self.devices is not None
+        from appliance.drivers.sim.control import Command
+        from appliance.service.sim_payment import SimPayment
+
         terminal = self.devices.terminal
-        server = ControlServer(
-            control_socket_path(self.settings.database.path),
-            lab_commands(self.lab, terminal if isinstance(terminal, SimTerminal) else None),
+        commands = lab_commands(self.lab, terminal if isinstance(terminal, SimTerminal) else None)
+        payment = SimPayment(self.bus, self.checkout, terminal)
+        commands["pay"] = Command(
+            "pay for the cart: cash|card (card goes through the terminal)",
+            lambda request: payment.request(str(request.get("method", "cash"))),
         )
+        server = ControlServer(control_socket_path(self.settings.database.path), commands)
         try:
             server.open()
         except ApplianceError as err:
