@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml | system-packages
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/appliance run --headless --simulate
+	scripts/run-demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check appliance hub tests bench

@@ -29,9 +29,10 @@ def sales() -> None:
 @sales.command("export")
 @click.option(
     "--since",
-    required=True,
+    default="1970-01-01",
     metavar="DATE",
-    help="Only documents made from this ISO date or time on (UTC when no zone is given).",
+    help="Only documents made from this ISO date or time on (UTC when no zone is given;"
+    " default: all).",
 )
 @click.option(
     "--output",
