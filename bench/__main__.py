@@ -9,7 +9,15 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import barcode_lookup, csv_import, receipt_print, sale_commit, scan_latency, startup
+from bench import (
+    barcode_lookup,
+    catalog_apply,
+    csv_import,
+    receipt_print,
+    sale_commit,
+    scan_latency,
+    startup,
+)
 from bench.report import RESULTS_DIR, build_report, write_report
 from bench.result import Row
 from bench.table import print_table
@@ -23,6 +31,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     startup.NAME: startup.run,
     scan_latency.NAME: scan_latency.run,
     receipt_print.NAME: receipt_print.run,
+    catalog_apply.NAME: catalog_apply.run,
 }
 
 log = logging.getLogger("bench")

@@ -18,6 +18,7 @@ BENCHMARKS = (
     "startup",
     "scan_latency",
     "receipt_print",
+    "catalog_apply",
 )
 
 

@@ -1,0 +1,180 @@
+"""The hub's catalog versions in the store: products, deletes, stock, version, staging.
+
+The writes are meant to run inside the caller's one transaction (`transaction()`), so a
+delta or a snapshot is applied whole or not at all. Products go in through the same
+staging tables and set-based merge as SqliteCatalog.upsert (its SQL, reused), fed with
+rows made straight from the hub's payloads: building 100,000 Product objects first would
+cost more than the SQL does (see bench/catalog_apply.py). Snapshot chunks wait in a
+staging table (created on first use) until every chunk of their version is there, which
+also lets a download resume after a reconnect or a restart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from peewee import SqliteDatabase
+
+from appliance.store import catalog as catalog_sql
+
+VERSION_KEY = "catalog_version"  # the key SqliteCatalog.version() reads
+HUB_REASON = "hub"  # stock_movement.reason of the hub's authoritative corrections
+
+_SET_VERSION = (
+    "INSERT INTO meta (key, value) VALUES (?, ?)"
+    " ON CONFLICT(key) DO UPDATE SET value = excluded.value"
+)
+_GET_VERSION = "SELECT value FROM meta WHERE key = ?"
+_LAST_MOVEMENT = "SELECT COALESCE(MAX(id), 0) FROM stock_movement"
+# The merge records a stock it is given as an 'import' movement; from the hub it is the
+# hub's correction. Only this transaction's new rows are relabelled (id above the mark).
+_RELABEL = "UPDATE stock_movement SET reason = ? WHERE id > ? AND reason = 'import'"
+# Proposed as migration 3; until then created where it is first used.
+_STAGING_DDL = (
+    "CREATE TABLE IF NOT EXISTS catalog_snapshot_chunk ("
+    " version INTEGER NOT NULL,"
+    " chunk INTEGER NOT NULL,"
+    " chunks INTEGER NOT NULL,"
+    " body BLOB NOT NULL,"
+    " received_at TEXT NOT NULL,"
+    " PRIMARY KEY (version, chunk))"
+)
+
+
+class CatalogVersions:
+    """Products, deletes, the hub's stock and the version; writes go inside `transaction()`."""
+
+    def __init__(self, db: SqliteDatabase) -> None:
+        self._db = db
+
+    def transaction(self) -> AbstractContextManager[Any]:
+        """One IMMEDIATE transaction: everything one delta or snapshot writes, or nothing."""
+        return self._db.atomic("IMMEDIATE")
+
+    def version(self) -> int:
+        """The catalog version this device holds (0 before the first one)."""
+        row = self._db.execute_sql(_GET_VERSION, (VERSION_KEY,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def set_version(self, version: int) -> None:
+        """Record the version the catalog is now at (the hub's number, not a local count)."""
+        self._db.execute_sql(_SET_VERSION, (VERSION_KEY, str(int(version))))
+
+    def write_products(self, rows: ProductRows, now: datetime) -> int:
+        """Insert or update products (barcodes replaced); returns the stock corrections made.
+
+        A row's stock, when not None, is the hub's level: each change becomes a 'hub'
+        movement. Without a stock the local level stays (local sales keep counting down).
+        """
+        connection = self._db.connection()
+        mark = int(connection.execute(_LAST_MOVEMENT).fetchone()[0])
+        for statement in catalog_sql._STAGE_TABLES:
+            connection.execute(statement)
+        connection.executemany(catalog_sql._STAGE_PRODUCT, rows.products)
+        connection.executemany(catalog_sql._STAGE_BARCODE, rows.barcodes)
+        stamp = {"now": now.isoformat()}
+        for statement in catalog_sql._MERGE:
+            connection.execute(statement, stamp if ":now" in statement else ())
+        return int(connection.execute(_RELABEL, (HUB_REASON, mark)).rowcount)
+
+    def delete_products(self, skus: Iterable[str]) -> int:
+        """Delete these products (their barcodes go with them); returns how many existed."""
+        cursor = self._db.connection().executemany(
+            "DELETE FROM product WHERE sku = ?", ((sku,) for sku in skus)
+        )
+        return int(cursor.rowcount)
+
+    def skus(self) -> set[str]:
+        """Every product's SKU (a snapshot deletes those it does not list)."""
+        return {row[0] for row in self._db.connection().execute("SELECT sku FROM product")}
+
+
+@dataclass(frozen=True, slots=True)
+class ProductRows:
+    """Products in the catalog's staging-row layout (see appliance.store.catalog.staged_rows).
+
+    products: (sku, name, names JSON, price minor, currency, tax class, category,
+    age restriction, stock tracked 0/1, sold by, stock or None); barcodes: (key, sku).
+    """
+
+    products: list[tuple[Any, ...]]
+    barcodes: list[tuple[str, str]]
+
+
+@dataclass(frozen=True, slots=True)
+class StagedSnapshot:
+    """The chunks of one snapshot version received so far."""
+
+    version: int
+    chunks: int
+    present: frozenset[int]
+
+    @property
+    def complete(self) -> bool:
+        """Every chunk is there."""
+        return len(self.present) == self.chunks
+
+    @property
+    def next_chunk(self) -> int:
+        """The first missing chunk: where a resumed download starts."""
+        return next((k for k in range(self.chunks) if k not in self.present), self.chunks)
+
+
+class SnapshotStaging:
+    """Snapshot chunks kept durably until all of one version are there; one version at a time."""
+
+    def __init__(self, db: SqliteDatabase) -> None:
+        self._db = db
+        self._ready = False
+
+    def _ensure(self) -> None:
+        if not self._ready:
+            self._db.execute_sql(_STAGING_DDL)
+            self._ready = True
+
+    def state(self) -> StagedSnapshot | None:
+        """What is staged, or None when no snapshot is in progress."""
+        self._ensure()
+        rows = self._db.execute_sql(
+            "SELECT version, chunks, chunk FROM catalog_snapshot_chunk ORDER BY version DESC"
+        ).fetchall()
+        if not rows:
+            return None
+        version, chunks = int(rows[0][0]), int(rows[0][1])
+        present = frozenset(int(k) for v, n, k in rows if v == version and n == chunks)
+        return StagedSnapshot(version, chunks, present)
+
+    def stage(
+        self, version: int, chunk: int, chunks: int, body: bytes, now: datetime
+    ) -> StagedSnapshot:
+        """Keep one chunk (other versions' chunks are dropped); returns the new state."""
+        self._ensure()
+        with self._db.atomic("IMMEDIATE"):
+            self._db.execute_sql(
+                "DELETE FROM catalog_snapshot_chunk WHERE version != ? OR chunks != ?",
+                (version, chunks),
+            )
+            self._db.execute_sql(
+                "INSERT OR REPLACE INTO catalog_snapshot_chunk VALUES (?, ?, ?, ?, ?)",
+                (version, chunk, chunks, body, now.isoformat()),
+            )
+        state = self.state()
+        assert state is not None  # just written, inside our own single-writer worker
+        return state
+
+    def bodies(self, version: int) -> Iterator[bytes]:
+        """The staged chunk bodies of `version` in chunk order."""
+        self._ensure()
+        cursor = self._db.execute_sql(
+            "SELECT body FROM catalog_snapshot_chunk WHERE version = ? ORDER BY chunk", (version,)
+        )
+        return (bytes(row[0]) for row in cursor)
+
+    def clear(self) -> None:
+        """Drop every staged chunk (inside the caller's transaction when there is one)."""
+        self._ensure()
+        self._db.execute_sql("DELETE FROM catalog_snapshot_chunk")

@@ -1,0 +1,449 @@
+"""The hub's catalog of one store: versioned products from CSV imports, deltas, snapshots, stock.
+
+Every import that changes something makes a new version; a product's row is written for
+each version in which it changed (a deleted product gets a tombstone row), so the state
+at any version, and the delta between two, can be computed again later. A stock value in
+an import is a stocktake: the hub's level is that count minus what the store's devices
+sold after it (ingested sales), and it goes to the devices as an authoritative correction.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Collection, Iterable, Iterator, Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any, Literal, NamedTuple, TextIO
+
+import msgspec
+from peewee import (
+    AutoField,
+    BigIntegerField,
+    BooleanField,
+    CharField,
+    CompositeKey,
+    Database,
+    DateTimeField,
+    IntegerField,
+    SchemaManager,
+    TextField,
+    chunked,
+    fn,
+)
+
+from appliance.catalog_import import ImportReport, read_catalog_csv
+from appliance.core.catalog import Product
+from appliance.mqtt.payloads import CatalogDelta, ProductPayload, SnapshotChunk
+from appliance.settings import StoreSettings
+from hub.ingest import utc_naive
+from hub.models import HubModel, Sale
+
+log = logging.getLogger(__name__)
+
+CHUNK_SIZE = 5000  # products per snapshot chunk (about 1 MB of JSON)
+DELTA_LIMIT = 5000  # a bigger change goes out as a snapshot instead of one huge message
+_IN_BATCH = 500  # values per IN (...) list: far below every parameter limit
+
+
+class HubCatalogVersion(HubModel):
+    """One version of a store's catalog: when it was made and what it changed."""
+
+    store = CharField(max_length=64)
+    version = IntegerField()
+    created_at = DateTimeField()
+    added = IntegerField(default=0)
+    changed = IntegerField(default=0)
+    deleted = IntegerField(default=0)
+
+    class Meta:
+        primary_key = CompositeKey("store", "version")
+
+
+class HubProduct(HubModel):
+    """A product as it is from `version` on (until a later row); `deleted` is a tombstone."""
+
+    id = AutoField()
+    store = CharField(max_length=64)
+    sku = CharField(max_length=64)
+    version = IntegerField()
+    deleted = BooleanField(default=False)
+    name = TextField(default="")
+    names = TextField(default="{}")  # JSON {locale: name}
+    price = BigIntegerField(default=0)  # minor units
+    currency = CharField(max_length=3, default="")
+    tax_class = CharField(max_length=32, default="")
+    category = TextField(default="")
+    age_restriction = IntegerField(default=0)
+    stock_tracked = BooleanField(default=True)
+    sold_by = CharField(max_length=8, default="each")
+    barcodes = TextField(default="")  # normalised GTIN-14 keys, space separated
+    stock = BigIntegerField(null=True)  # the last stocktake's count, carried forward
+    stock_version = IntegerField(null=True)  # the version that stocktake came with
+    stock_at = DateTimeField(null=True)  # when it was imported (naive UTC)
+
+    class Meta:
+        indexes = ((("store", "sku", "version"), True), (("store", "version"), False))
+
+
+class DeviceStore(HubModel):
+    """Which store a device belongs to (a device belongs to one store)."""
+
+    device = CharField(primary_key=True, max_length=128)
+    store = CharField(max_length=64, index=True)
+
+
+CATALOG_MODELS: tuple[type[HubModel], ...] = (HubCatalogVersion, HubProduct, DeviceStore)
+# The product fields an import compares, in the order _Row.fields holds them.
+_FIELDS = (HubProduct.name, HubProduct.names, HubProduct.price, HubProduct.currency,
+           HubProduct.tax_class, HubProduct.category, HubProduct.age_restriction,
+           HubProduct.stock_tracked, HubProduct.sold_by, HubProduct.barcodes)  # fmt: skip
+_STOCK = (HubProduct.stock, HubProduct.stock_version, HubProduct.stock_at)
+_SELECT = (HubProduct.sku, HubProduct.version, HubProduct.deleted, *_FIELDS, *_STOCK)
+_INSERT = (HubProduct.store, *_SELECT)
+_TOMBSTONE = ("", "{}", 0, "", "", "", 0, True, "each", "")
+
+
+def _insert_sql(db: Database) -> str:
+    quotes = str(db.quote)  # the database's identifier quotes, e.g. '""'
+    left, right = quotes[0], quotes[-1]
+    columns = ", ".join(f"{left}{field.column_name}{right}" for field in _INSERT)
+    values = ", ".join([db.param] * len(_INSERT))
+    table = f"{left}{HubProduct._meta.table_name}{right}"
+    return f"INSERT INTO {table} ({columns}) VALUES ({values})"
+
+
+def create_catalog_tables(db: Database) -> None:
+    """Create the catalog tables if missing (proposed as the hub's migration 2)."""
+    for model in CATALOG_MODELS:
+        SchemaManager(model, database=db).create_all(safe=True)
+
+
+def assign_device(db: Database, device: str, store: str) -> None:
+    """Put a device in a store (moving it if it was in another)."""
+    DeviceStore.insert(device=device, store=store).on_conflict(
+        conflict_target=[DeviceStore.device], preserve=[DeviceStore.store]
+    ).execute(db)
+
+
+def store_of(db: Database, device: str) -> str | None:
+    """The store a device belongs to, or None when it was never assigned."""
+    row = DeviceStore.select(DeviceStore.store).where(DeviceStore.device == device).tuples()
+    found = row.execute(db)
+    return str(found[0][0]) if found else None
+
+
+def devices_of(db: Database, store: str) -> list[str]:
+    """The devices of a store, sorted."""
+    query = DeviceStore.select(DeviceStore.device).where(DeviceStore.store == store)
+    return sorted(str(d) for (d,) in query.order_by(DeviceStore.device).tuples().execute(db))
+
+
+class _Row(NamedTuple):
+    """A product row as read: the comparable fields apart from the stocktake."""
+
+    sku: str
+    version: int
+    deleted: bool
+    fields: tuple[Any, ...]
+    stock: int | None
+    stock_version: int | None
+    stock_at: datetime | None
+
+    def payload(self, stock: int | None) -> ProductPayload:
+        """The product as the devices get it, with `stock` when it is a correction."""
+        name, names, price, currency, tax_class, category, age, tracked, sold_by, codes = (
+            self.fields
+        )
+        return ProductPayload(
+            sku=self.sku, name=name, price=price, currency=currency, tax_class=tax_class,
+            category=category, age_restriction=age, stock_tracked=bool(tracked),
+            sold_by=sold_by, names=json.loads(names) if names != "{}" else {},
+            barcodes=codes.split(), stock=stock,
+        )  # fmt: skip
+
+
+def _fields(p: Product) -> tuple[Any, ...]:
+    names = json.dumps(dict(p.names), ensure_ascii=False, sort_keys=True) if p.names else "{}"
+    return (p.name, names, p.price.minor, p.price.currency, p.tax_class, p.category,
+            p.age_restriction, p.stock_tracked, p.sold_by, " ".join(p.barcodes))  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class ImportResult:
+    """What an import changed; `version` is the new one (or the old one when nothing did)."""
+
+    store: str
+    from_version: int
+    version: int
+    added: int
+    changed: int
+    deleted: int
+    unchanged: int
+    report: ImportReport | None = None  # rows read and refused, for CSV imports
+
+    @property
+    def changed_anything(self) -> bool:
+        """Whether a new version was made."""
+        return self.version != self.from_version
+
+
+@dataclass(frozen=True, slots=True)
+class SoldLine:
+    """Quantity of a product sold (negative: returned) by a store's device, and when."""
+
+    sku: str
+    quantity: int  # items, or grams for goods sold by weight
+    sold_at: datetime  # naive UTC
+
+
+@dataclass(frozen=True, slots=True)
+class StockLevel:
+    """A product's hub stock: the last count minus what was sold after it."""
+
+    sku: str
+    name: str
+    counted: int
+    counted_at: datetime | None
+    sold: int
+    level: int
+
+    @property
+    def oversold(self) -> bool:
+        """More was sold than the count allowed."""
+        return self.level < 0
+
+
+class HubCatalog:
+    """The versioned catalog of one store in the hub database; thread-safe as peewee is."""
+
+    def __init__(self, db: Database, store: str) -> None:
+        self._db = db
+        self.store = store
+
+    def version(self) -> int:
+        """The store's current catalog version (0 before the first import)."""
+        query = HubCatalogVersion.select(fn.MAX(HubCatalogVersion.version)).where(
+            HubCatalogVersion.store == self.store
+        )
+        return int(query.scalar(self._db) or 0)
+
+    def import_csv(
+        self, handle: TextIO, settings: StoreSettings, *, skip_bad_rows: bool = False
+    ) -> ImportResult:
+        """Validate a CSV export (as the appliance does); import it unless a row is bad.
+
+        With `skip_bad_rows` the good rows are imported and the refused SKUs are left as
+        they were (not deleted). Without it a bad row leaves everything unchanged.
+        """
+        report, rows = read_catalog_csv(handle, settings)
+        if report.errors and not skip_bad_rows:
+            v = self.version()
+            return ImportResult(self.store, v, v, 0, 0, 0, 0, report)
+        keep = {e.sku for e in report.errors if e.sku}
+        result = self.import_products(((r.product, r.stock) for r in rows), keep=keep)
+        report.imported = len(rows)
+        return replace(result, report=report)
+
+    def import_products(
+        self,
+        rows: Iterable[tuple[Product, int | None]],
+        *,
+        keep: Collection[str] = (),
+        now: datetime | None = None,
+    ) -> ImportResult:
+        """Make the store's catalog exactly `rows` (others deleted unless in `keep`)."""
+        moment = utc_naive(now or datetime.now().astimezone())
+        with self._db.atomic():
+            old = self.version()
+            new = old + 1
+            current = self._state(old)
+            writes: list[tuple[Any, ...]] = []
+            seen: set[str] = set()
+            added = changed = 0
+            counted: tuple[int | None, int | None, datetime | None]
+            for product, stock in rows:
+                seen.add(product.sku)
+                fields = _fields(product)
+                was = current.get(product.sku)
+                if was is None:
+                    added += 1
+                    counted = (stock, new, moment) if stock is not None else (None, None, None)
+                elif fields != was.fields or (stock is not None and stock != was.stock):
+                    changed += 1
+                    counted = (
+                        (stock, new, moment)
+                        if stock is not None and stock != was.stock
+                        else (was.stock, was.stock_version, was.stock_at)
+                    )
+                else:
+                    continue
+                writes.append((self.store, product.sku, new, False, *fields, *counted))
+            gone = sorted(current.keys() - seen - set(keep))
+            writes.extend(
+                (self.store, sku, new, True, *_TOMBSTONE, None, None, None) for sku in gone
+            )
+            unchanged = len(seen) - added - changed
+            if not writes:
+                return ImportResult(self.store, old, old, 0, 0, 0, unchanged)
+            HubCatalogVersion.insert(
+                store=self.store, version=new, created_at=moment,
+                added=added, changed=changed, deleted=len(gone),
+            ).execute(self._db)  # fmt: skip
+            # executemany: peewee builds a 100,000-row insert_many ten times slower.
+            self._db.cursor().executemany(_insert_sql(self._db), writes)
+        log.info(
+            "catalog of %s: v%d -> v%d, %d added, %d changed, %d deleted",
+            *(self.store, old, new, added, changed, len(gone)),
+        )
+        return ImportResult(self.store, old, new, added, changed, len(gone), unchanged)
+
+    def delta(
+        self, from_version: int, to_version: int | None = None, *, limit: int | None = DELTA_LIMIT
+    ) -> CatalogDelta | None:
+        """The changes from one version to another (the current one by default).
+
+        None when they touch more than `limit` products: send a snapshot instead.
+        ValueError unless from_version < to_version <= the current version.
+        """
+        current = self.version()
+        to = current if to_version is None else to_version
+        if not 0 <= from_version < to <= current:
+            raise ValueError(f"no delta {from_version} -> {to} (the store is at v{current})")
+        latest: dict[str, _Row] = {}
+        for row in self._rows(HubProduct.version > from_version, HubProduct.version <= to):
+            latest[row.sku] = row
+        if limit is not None and len(latest) > limit:
+            return None
+        before = self._state(from_version, skus=[s for s, r in latest.items() if r.deleted])
+        return CatalogDelta(
+            from_version=from_version,
+            to_version=to,
+            upserts=[
+                row.payload(row.stock if (row.stock_version or 0) > from_version else None)
+                for row in latest.values()
+                if not row.deleted
+            ],
+            deletes=[sku for sku, row in latest.items() if row.deleted and sku in before],
+        )
+
+    def snapshot_chunks(
+        self,
+        version: int | None = None,
+        chunk_size: int = CHUNK_SIZE,
+        levels: Mapping[str, int] | None = None,
+    ) -> list[SnapshotChunk]:
+        """The whole catalog at `version` (current by default) in chunks, in SKU order.
+
+        `levels` (from `stock_levels`) replaces each counted product's stock with the
+        hub's current level; without it the last count is sent.
+        """
+        current = self.version()
+        at = current if version is None else version
+        if not 1 <= at <= current:
+            raise ValueError(f"no snapshot of v{at} (the store is at v{current})")
+        levels = levels or {}
+        payloads = [
+            row.payload(levels.get(sku, row.stock) if row.stock is not None else None)
+            for sku, row in sorted(self._state(at).items())
+        ]
+        size = max(1, chunk_size)
+        parts = [payloads[i : i + size] for i in range(0, len(payloads), size)] or [[]]
+        return [
+            SnapshotChunk(version=at, chunk=k, chunks=len(parts), products=part)
+            for k, part in enumerate(parts)
+        ]
+
+    def products(self, version: int | None = None) -> dict[str, ProductPayload]:
+        """The catalog at `version` (current by default) as payloads, stock = last count."""
+        at = self.version() if version is None else version
+        return {sku: row.payload(row.stock) for sku, row in self._state(at).items()}
+
+    def stock_levels(self, sold: Iterable[SoldLine]) -> list[StockLevel]:
+        """Per counted, stock-tracked product: count minus sales after it, in SKU order."""
+        state = {
+            sku: row
+            for sku, row in self._state(self.version()).items()
+            if row.stock is not None and row.fields[7]
+        }
+        totals = dict.fromkeys(state, 0)
+        for line in sold:
+            row = state.get(line.sku)
+            if row is not None and (row.stock_at is None or line.sold_at >= row.stock_at):
+                totals[line.sku] += line.quantity
+        levels = []
+        for sku, row in sorted(state.items()):
+            count, out = row.stock or 0, totals[sku]
+            levels.append(StockLevel(sku, row.fields[0], count, row.stock_at, out, count - out))
+        return levels
+
+    def _state(self, version: int, skus: Collection[str] | None = None) -> dict[str, _Row]:
+        """The products present at `version` (only those of `skus` when given)."""
+        if skus is not None and not skus:
+            return {}
+        latest: dict[str, _Row] = {}
+        for batch in chunked(sorted(skus), _IN_BATCH) if skus is not None else [None]:
+            where = [HubProduct.version <= version]
+            if batch is not None:
+                where.append(HubProduct.sku.in_(batch))
+            for row in self._rows(*where):
+                latest[row.sku] = row
+        return {sku: row for sku, row in latest.items() if not row.deleted}
+
+    def _rows(self, *where: Any) -> Iterator[_Row]:
+        """Product rows of this store in (sku, version) order: later rows win when folded."""
+        query = (
+            HubProduct.select(*_SELECT)
+            .where(HubProduct.store == self.store, *where)
+            .order_by(HubProduct.sku, HubProduct.version)
+        )
+        # The driver's own values: peewee's per-field conversion (dates parsed with
+        # strptime) costs seconds on a 100,000-product catalog. Booleans may come as 0/1.
+        for r in self._db.execute_sql(*query.sql()):
+            yield _Row(r[0], r[1], bool(r[2]), tuple(r[3:13]), r[13], r[14], _moment(r[15]))
+
+
+def _moment(value: datetime | str | None) -> datetime | None:
+    """A stored naive-UTC time (SQLite hands back text, PostgreSQL a datetime)."""
+    return datetime.fromisoformat(value) if isinstance(value, str) else value
+
+
+def oversells(levels: Iterable[StockLevel]) -> list[StockLevel]:
+    """The products sold below zero."""
+    return [level for level in levels if level.oversold]
+
+
+class _Line(msgspec.Struct):
+    sku: str
+    quantity: int
+    stock_tracked: bool = True
+
+
+class _SoldDocument(msgspec.Struct):
+    kind: Literal["sale", "refund", "void"]
+    created_at: datetime
+    lines: list[_Line]
+
+
+_document_decoder = msgspec.json.Decoder(_SoldDocument)
+
+
+def sold_lines(document: bytes | str) -> list[SoldLine]:
+    """The stock-tracked lines of a device's sale document (refunds and voids are negative)."""
+    doc = _document_decoder.decode(document)
+    at = utc_naive(doc.created_at)
+    return [SoldLine(line.sku, line.quantity, at) for line in doc.lines if line.stock_tracked]
+
+
+def store_sales(db: Database, store: str, since: datetime | None = None) -> Iterator[SoldLine]:
+    """Every sold line of the store's devices from the hub's ingested sales (since a moment)."""
+    devices = devices_of(db, store)
+    for batch in chunked(devices, _IN_BATCH):
+        query = Sale.select(Sale.document).where(Sale.device.in_(batch))
+        if since is not None:
+            query = query.where(Sale.created_at >= since)
+        for (document,) in query.tuples().execute(db):
+            try:
+                yield from sold_lines(document)
+            except (msgspec.DecodeError, msgspec.ValidationError) as err:
+                log.warning("a stored sale of %s cannot be read for stock: %s", store, err)
