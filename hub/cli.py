@@ -7,6 +7,7 @@ import click
 from appliance import __version__
 from appliance.errors import ApplianceError
 from hub.cli_ca import ca_group
+from hub.cli_catalog import catalog, stock_command
 from hub.cli_command import FLEET_COMMANDS
 from hub.cli_fleet import fleet
 from hub.cli_sales import sales
@@ -35,6 +36,8 @@ cli.add_command(sales)
 for command in FLEET_COMMANDS:  # command, config, logs, keygen live under `fleet`
     fleet.add_command(command)
 cli.add_command(fleet)
+cli.add_command(catalog)
+cli.add_command(stock_command)
 
 
 def main() -> None:

@@ -7,11 +7,13 @@ import signal
 from pathlib import Path
 
 import click
+from peewee import Database
 
+from appliance.mqtt import topics
 from appliance.service.logs import LEVELS, configure_logging
 from hub.db import DB_URL_ENVVAR, DEFAULT_DB_URL, HubDatabaseError, open_hub_database, redacted
 from hub.migrations import migrate
-from hub.server import BrokerEndpoint, HubServer, TlsFiles
+from hub.server import BrokerEndpoint, HubServer, Inbound, TlsFiles
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +70,7 @@ def serve(
     # Block the stop signals before any thread starts (threads inherit the mask), then
     # wait for one synchronously: no handler runs inside a lock another thread holds.
     signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
-    server = HubServer(db, endpoint, worker_id=worker_id)
+    server = catalog_serving_hub(db, endpoint, worker_id)
     try:
         server.start(timeout=None)  # connects and reconnects in the background
         click.echo(
@@ -83,5 +85,27 @@ def serve(
         signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
 
 
-if __name__ == "__main__":  # `python -m hub.cli_serve` until the lead wires appliance-hub
+def catalog_serving_hub(db: Database, endpoint: BrokerEndpoint, worker_id: str | None) -> HubServer:
+    """A hub worker that also answers devices' catalog requests (deltas or snapshots)."""
+    from hub.catalog import store_sales
+    from hub.catalog_publisher import CatalogPublisher
+
+    server: HubServer | None = None
+
+    def publish(topic: str, payload: bytes) -> None:
+        assert server is not None
+        server.publish(topic, payload)
+
+    publisher = CatalogPublisher(db, publish, sales=lambda store: store_sales(db, store))
+
+    def catalog_request(inbound: Inbound) -> None:
+        publisher.on_request(inbound.device, inbound.payload)
+
+    server = HubServer(
+        db, endpoint, worker_id=worker_id, handlers={topics.catalog_request: catalog_request}
+    )
+    return server
+
+
+if __name__ == "__main__":  # `python -m hub.cli_serve` runs a worker too
     serve()

@@ -38,8 +38,15 @@ def _create_tables(db: Database) -> None:
         SchemaManager(model, database=db).create_all(safe=True)
 
 
+def _create_catalog(db: Database) -> None:
+    from hub.catalog import create_catalog_tables
+
+    create_catalog_tables(db)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "devices, sales and per-device ingest progress", _create_tables),
+    Migration(2, "versioned store catalogs and device-to-store assignment", _create_catalog),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

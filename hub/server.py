@@ -157,6 +157,10 @@ class HubServer:
         with self._lock:
             return HubStats(**self._counts)
 
+    def publish(self, topic: str, payload: bytes, *, qos: int = 1) -> None:
+        """Send a message to a device (catalog chunks, ...); thread-safe, queued by paho."""
+        self._client.publish(topic, payload, qos)
+
     def start(self, timeout: float | None = 10.0) -> None:
         """Connect in the background; with a timeout, wait until subscribed or raise."""
         self._stopping.clear()
