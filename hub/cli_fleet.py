@@ -100,6 +100,22 @@ def list_command(db_url: str, as_json: bool) -> None:
     console.print(f"{len(entries)} appliance(s), {sum(e.online for e in entries)} online")
 
 
+@fleet.command("assign")
+@click.argument("device")
+@click.argument("store")
+@_db_option
+def assign_command(device: str, store: str, db_url: str) -> None:
+    """Put DEVICE in STORE: it gets that store's catalog (moving it from another store)."""
+    from hub.catalog import assign_device
+
+    db = _open(db_url)
+    try:
+        assign_device(db, device, store)
+    finally:
+        db.close()
+    click.echo(f"{device} now belongs to store {store}")
+
+
 @fleet.command("show")
 @click.argument("device")
 @_db_option

@@ -15,6 +15,7 @@ from appliance.cli.sales import sales
 from appliance.cli.selftest import selftest
 from appliance.cli.sim import sim
 from appliance.errors import ApplianceError
+from appliance.settings import resolve_config_path
 
 
 class _Group(click.Group):
@@ -42,8 +43,17 @@ def run(headless: bool, simulate: bool, config_path: str | None) -> None:
     from appliance.service.runner import run as run_appliance
 
     settings = settings_for(config_path, simulate)
-    configure_logging(settings.logging.level)
-    sys.exit(run_appliance(settings, headless=headless, simulate=simulate))
+    target = configure_logging(settings.logging.level)
+    path = resolve_config_path(config_path)
+    sys.exit(
+        run_appliance(
+            settings,
+            headless=headless,
+            simulate=simulate,
+            config_path=path if path.exists() else None,
+            journald=target == "journald",
+        )
+    )
 
 
 @cli.command()

@@ -12,12 +12,16 @@ from appliance.core.devices import DeviceHealthChanged
 from appliance.core.events import SaleCommitted
 from appliance.drivers.manager import DeviceManager
 from appliance.errors import ConfigError
-from appliance.mqtt.link import PahoHubLink, TlsFiles, device_id_from_cert
+from appliance.mqtt import topics
+from appliance.mqtt.catalog_sync import CatalogSync
+from appliance.mqtt.link import LinkState, PahoHubLink, TlsFiles, device_id_from_cert
 from appliance.mqtt.session import SessionStore
 from appliance.mqtt.telemetry import DeviceHealthBoard, TelemetryBuilder, TelemetryPublisher
 from appliance.mqtt.uploader import SalesUploader
 from appliance.service.app import Appliance
+from appliance.service.fleet_control import FleetControl
 from appliance.settings import HubSettings
+from appliance.store.catalog_versions import CatalogVersions
 from appliance.store.outbox import SalesOutbox
 
 log = logging.getLogger(__name__)
@@ -26,7 +30,15 @@ log = logging.getLogger(__name__)
 class HubConnection:
     """Link, uploader and telemetry, started and stopped together."""
 
-    def __init__(self, app: Appliance, devices: DeviceManager, hub: HubSettings) -> None:
+    def __init__(
+        self,
+        app: Appliance,
+        devices: DeviceManager,
+        hub: HubSettings,
+        *,
+        config_path: Path | None = None,
+        journald: bool = False,
+    ) -> None:
         device_id = app.settings.device.id
         tls = _tls_files(hub, device_id)
         self.link = PahoHubLink(
@@ -47,7 +59,7 @@ class HubConnection:
             TelemetryBuilder(
                 device_id,
                 SalesOutbox(app.db),
-                app.catalog.version,
+                CatalogVersions(app.db).version,
                 data_dir=Path(app.settings.database.path).parent,
                 malformed=lambda: link.dispatcher.malformed,
             ),
@@ -55,9 +67,38 @@ class HubConnection:
             interval_s=hub.telemetry_seconds,
         )
         app.bus.subscribe(SaleCommitted, lambda _event: self.uploader.wake())
+        # Catalog deltas and snapshots are applied on their own worker, never the main loop.
+        self.catalog = CatalogSync(
+            app.db, device_id, lambda topic, payload: link.publish(topic, payload, qos=1)
+        )
+        link.dispatcher.on(topics.catalog_down(device_id), self.catalog.submit)
+        link.watch(self._resync_catalog_per_session)
+        self._catalog_session = 0
+        self.fleet: FleetControl | None = None
+        if hub.fleet_public_key and config_path is not None:
+            self.fleet = FleetControl(
+                app,
+                devices,
+                link,
+                hub,
+                config_path=config_path,
+                request_snapshot=self.catalog.notify_reload,
+                journald=journald,
+            )
+        else:
+            log.warning("no fleet key or no config file: fleet commands are not accepted")
+
+    def _resync_catalog_per_session(self, state: LinkState) -> None:
+        # Notifications are lost while offline: every new session with the hub up resyncs.
+        if state.ready and state.session != self._catalog_session:
+            self._catalog_session = state.session
+            self.catalog.notify_connected()
 
     def open(self) -> None:
         """Start uploading and connect (the link retries in the background)."""
+        self.catalog.start()
+        if self.fleet is not None:
+            self.fleet.open()
         self.uploader.start()
         self.telemetry.start()
         self.link.open()
@@ -67,7 +108,10 @@ class HubConnection:
         """Stop telemetry, the uploader and the link; unsent sales stay in the outbox."""
         self.telemetry.close()
         self.uploader.close()
+        if self.fleet is not None:
+            self.fleet.close()
         self.link.close()
+        self.catalog.stop()
 
 
 def _tls_files(hub: HubSettings, device_id: str) -> TlsFiles | None:

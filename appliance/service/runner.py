@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from pathlib import Path
 from types import FrameType
 
 from appliance.core.events import SaleCommitted, ShutdownRequested
@@ -28,6 +29,8 @@ def run(
     simulate: bool,
     notifier: SystemdNotifier | None = None,
     stop: threading.Event | None = None,
+    config_path: Path | None = None,
+    journald: bool = False,
 ) -> int:
     """Run until SIGTERM/SIGINT or `stop` is set; returns the process exit status."""
     notifier = notifier or SystemdNotifier()
@@ -48,7 +51,9 @@ def run(
             # paho loads only when a hub is configured: a stand-alone till starts faster.
             from appliance.service.hub_connection import HubConnection
 
-            hub = HubConnection(app, devices, settings.hub)
+            hub = HubConnection(
+                app, devices, settings.hub, config_path=config_path, journald=journald
+            )
             hub.open()
         app.bus.subscribe(ShutdownRequested, lambda event: stop.set())
         checkpointer = IdleCheckpointer(app)

@@ -21,7 +21,14 @@ from peewee import SqliteDatabase
 
 from appliance.store import catalog as catalog_sql
 
-VERSION_KEY = "catalog_version"  # the key SqliteCatalog.version() reads
+# The hub's numbering lives in its own key, so a local `appliance catalog import` can never
+# make this device claim a hub version it does not hold. Every applied change also raises
+# the local change counter SqliteCatalog.version() reads, so the checkout's catalog reloads.
+VERSION_KEY = "hub_catalog_version"
+_BUMP_LOCAL = (
+    "INSERT INTO meta (key, value) VALUES ('catalog_version', '1')"
+    " ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1"
+)
 HUB_REASON = "hub"  # stock_movement.reason of the hub's authoritative corrections
 
 _SET_VERSION = (
@@ -63,6 +70,7 @@ class CatalogVersions:
     def set_version(self, version: int) -> None:
         """Record the version the catalog is now at (the hub's number, not a local count)."""
         self._db.execute_sql(_SET_VERSION, (VERSION_KEY, str(int(version))))
+        self._db.execute_sql(_BUMP_LOCAL)
 
     def write_products(self, rows: ProductRows, now: datetime) -> int:
         """Insert or update products (barcodes replaced); returns the stock corrections made.

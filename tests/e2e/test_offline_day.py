@@ -3,18 +3,15 @@ back; none lost, none duplicated, order kept. Appliance, hub and mosquitto all r
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from hub.db import open_hub_database
 from tests.broker import MosquittoBroker, free_port
+from tests.e2e.conftest import Processes
 from tests.mqtt.fake_hub import DeviceStore
 
 BIN = Path(sys.executable).parent
@@ -47,42 +44,6 @@ def _wait(predicate: object, timeout: float, what: str) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.2)
-
-
-class Processes:
-    """Child processes this test started, stopped by PID at the end."""
-
-    def __init__(self) -> None:
-        self.running: list[subprocess.Popen[bytes]] = []
-
-    def start(self, *args: str, log: Path) -> subprocess.Popen[bytes]:
-        handle = log.open("wb")
-        process = subprocess.Popen(
-            args, stdout=handle, stderr=subprocess.STDOUT, env={**os.environ}
-        )
-        handle.close()
-        self.running.append(process)
-        return process
-
-    def stop_all(self) -> None:
-        for process in self.running:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in self.running:
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
-
-
-@pytest.fixture
-def processes() -> Iterator[Processes]:
-    started = Processes()
-    try:
-        yield started
-    finally:
-        started.stop_all()
 
 
 def _day_offline_drains_exactly(tmp_path: Path, processes: Processes, sales: int) -> None:

@@ -1,0 +1,47 @@
+"""Real processes for end-to-end tests, each stopped by PID at the end."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+
+class Processes:
+    """Child processes this test started, stopped by PID at the end."""
+
+    def __init__(self) -> None:
+        self.running: list[subprocess.Popen[bytes]] = []
+
+    def start(self, *args: str, log: Path) -> subprocess.Popen[bytes]:
+        handle = log.open("wb")
+        process = subprocess.Popen(
+            args, stdout=handle, stderr=subprocess.STDOUT, env={**os.environ}
+        )
+        handle.close()
+        self.running.append(process)
+        return process
+
+    def stop_all(self) -> None:
+        for process in self.running:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.running:
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=5)
+
+
+@pytest.fixture
+def processes() -> Iterator[Processes]:
+    started = Processes()
+    try:
+        yield started
+    finally:
+        started.stop_all()

@@ -1,0 +1,105 @@
+"""End to end, real processes: the fleet admin's catalog import reaches the appliance, and a
+signed command runs through its whole lifecycle. Appliance, hub and mosquitto run for real."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from appliance.store.catalog import SqliteCatalog
+from appliance.store.database import open_database
+from tests.broker import MosquittoBroker, free_port
+from tests.e2e.conftest import Processes
+
+BIN = Path(sys.executable).parent
+DEVICE = "kiosk-fleet"
+
+
+def _hub(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(BIN / "appliance-hub"), *args], capture_output=True, text=True, timeout=90, check=False
+    )
+
+
+def _until(check: object, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():  # type: ignore[operator]
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.3)
+
+
+def _product_on_device(db_path: Path, sku: str) -> bool:
+    db = open_database(db_path)
+    try:
+        return SqliteCatalog(db).by_sku(sku) is not None
+    finally:
+        db.close()
+
+
+def test_catalog_import_and_a_signed_command_reach_the_appliance(
+    tmp_path: Path, processes: Processes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("APPLIANCE_STATE_DIR", str(tmp_path / "state"))
+    port = free_port()
+    broker = MosquittoBroker(tmp_path / "broker", port=port)
+    broker.start()
+    hub_db = f"sqlite:///{tmp_path / 'hub.db'}"
+    net = ("--host", "127.0.0.1", "--port", str(port))
+    try:
+        processes.start(
+            str(BIN / "appliance-hub"), "serve", "--db", hub_db, *net, log=tmp_path / "hub.log"
+        )
+        _until(lambda: _hub("fleet", "list", "--db", hub_db).returncode == 0, 30, "the hub")
+        assert _hub("fleet", "keygen", str(tmp_path / "keys")).returncode == 0
+        assert _hub("fleet", "assign", DEVICE, "berlin", "--db", hub_db).returncode == 0
+        device_db = tmp_path / "device" / "appliance.db"
+        config = tmp_path / "appliance.toml"
+        config.write_text(
+            f'[device]\nid = "{DEVICE}"\n[database]\npath = "{device_db}"\n'
+            f'[hub]\nhost = "127.0.0.1"\nport = {port}\n'
+            f'fleet_public_key = "{tmp_path / "keys" / "fleet.pub"}"\n'
+        )
+        processes.start(
+            str(BIN / "appliance"),
+            "run",
+            "--headless",
+            "--simulate",
+            "--config",
+            str(config),
+            log=tmp_path / "appliance.log",
+        )
+
+        def online() -> bool:
+            listing = _hub("fleet", "list", "--json", "--db", hub_db)
+            return any(e["device"] == DEVICE and e["online"] for e in json.loads(listing.stdout))
+
+        _until(online, 30, "the appliance's birth at the hub")
+
+        csv = tmp_path / "berlin.csv"
+        csv.write_text(
+            "sku,name,price,tax_class,barcodes\nNEW-1,Fresh thing,3.50,standard,4006381333931\n"
+        )
+        imported = _hub("catalog", "import", str(csv), "--store", "berlin", "--db", hub_db, *net)
+        assert imported.returncode == 0, imported.stdout + imported.stderr
+        _until(lambda: _product_on_device(device_db, "NEW-1"), 30, "the delta on the device")
+
+        command = _hub(
+            "fleet",
+            "command",
+            DEVICE,
+            "lock",
+            "--fleet-key",
+            str(tmp_path / "keys" / "fleet.key"),
+            *net,
+        )
+        assert command.returncode == 0, command.stdout + command.stderr
+        states = command.stdout
+        assert states.index("QUEUED") < states.index("IN_PROGRESS") < states.index("SUCCEEDED")
+    finally:
+        processes.stop_all()
+        broker.stop()
