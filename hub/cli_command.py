@@ -31,13 +31,14 @@ from paho.mqtt.reasoncodes import ReasonCode
 from appliance.core.clock import Clock, SystemClock
 from appliance.errors import ApplianceError
 from appliance.mqtt import topics
-from appliance.mqtt.commands import DEFAULT_LOG_LINES, TERMINAL_STATES, LogLines
+from appliance.mqtt.commands import DEFAULT_LOG_LINES, TERMINAL_STATES
 from appliance.mqtt.payloads import (
     Command,
     CommandName,
     CommandUpdate,
     DecodeError,
     DesiredConfig,
+    LogLines,
     ReportedConfig,
     decode,
     encode,

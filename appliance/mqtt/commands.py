@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal, Protocol, Self
+from typing import TYPE_CHECKING, Any, Protocol, Self
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from peewee import SqliteDatabase
@@ -28,7 +28,15 @@ from appliance.core.events import Event, EventBus
 from appliance.errors import ConfigError, DeviceError
 from appliance.mqtt import topics
 from appliance.mqtt.dispatch import Dispatcher
-from appliance.mqtt.payloads import Command, CommandName, CommandUpdate, JobState, Payload, decode
+from appliance.mqtt.payloads import (
+    Command,
+    CommandName,
+    CommandUpdate,
+    JobState,
+    LogKind,
+    LogLines,
+    decode,
+)
 from appliance.mqtt.signing import CommandSignatureError, verify_command
 
 if TYPE_CHECKING:
@@ -53,7 +61,6 @@ REBOOT_COMMAND = ("systemctl", "reboot")
 DEFAULT_LOG_LINES = 200
 MAX_LOG_LINES = 5000  # one logs_up message; a few hundred kB at most
 RING_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-LogKind = Literal["journal", "ring"]
 
 
 class SeenCommands(Protocol):
@@ -324,15 +331,6 @@ def standard_actions(
         "collect_logs": logs.collect,
         "reboot": reboot,
     }
-
-
-class LogLines(Payload, frozen=True, kw_only=True):
-    """Device → hub on logs_up: the last log lines, oldest first, for one collect_logs command."""
-
-    device: str
-    command_id: str
-    source: LogKind
-    lines: list[str]
 
 
 class LogSource(Protocol):

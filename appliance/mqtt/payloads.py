@@ -181,6 +181,18 @@ class ReportedConfig(Payload, frozen=True, kw_only=True):
     errors: list[str] = []
 
 
+LogKind = Literal["journal", "ring"]
+
+
+class LogLines(Payload, frozen=True, kw_only=True):
+    """Device → hub on logs_up: the last log lines, oldest first, for one collect_logs command."""
+
+    device: str
+    command_id: str
+    source: LogKind
+    lines: list[str]
+
+
 _encoder = msgspec.json.Encoder()
 
 
@@ -217,4 +229,5 @@ ALL_PAYLOADS: tuple[type[Payload], ...] = (
     CommandUpdate,
     DesiredConfig,
     ReportedConfig,
+    LogLines,
 )

@@ -33,14 +33,20 @@ from appliance.mqtt.commands import (
     KioskLock,
     KioskLockChanged,
     LogCollector,
-    LogLines,
     LogRing,
     SqliteSeenCommands,
     standard_actions,
 )
 from appliance.mqtt.config_sync import ConfigSync
 from appliance.mqtt.link import PahoHubLink, TlsFiles
-from appliance.mqtt.payloads import Command, CommandUpdate, DeviceStatus, decode, encode
+from appliance.mqtt.payloads import (
+    Command,
+    CommandUpdate,
+    DeviceStatus,
+    LogLines,
+    decode,
+    encode,
+)
 from appliance.mqtt.session import SessionStore
 from appliance.mqtt.signing import public_key_pem
 from appliance.store.database import open_database

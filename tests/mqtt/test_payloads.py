@@ -76,6 +76,9 @@ EXAMPLES: dict[type[p.Payload], p.Payload] = {
     p.ReportedConfig: p.ReportedConfig(
         version=2, rejected_version=3, errors=["device.receipt_prefix: bad"]
     ),
+    p.LogLines: p.LogLines(
+        device="kiosk-a", command_id="cmd-2", source="journal", lines=["ready", "sale K-1"]
+    ),
 }
 
 
