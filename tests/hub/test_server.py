@@ -439,9 +439,9 @@ def _drain_with_hub_kills(broker: MosquittoBroker, tmp_path: Path, rounds: int, 
 def test_killing_the_hub_mid_drain_loses_and_duplicates_nothing(
     broker: MosquittoBroker, tmp_path: Path
 ) -> None:
-    _drain_with_hub_kills(broker, tmp_path, rounds=3, seed=4)
+    _drain_with_hub_kills(broker, tmp_path, rounds=50, seed=4)
 
 
 @pytest.mark.soak
 def test_killing_the_hub_mid_drain_many_times(broker: MosquittoBroker, tmp_path: Path) -> None:
-    _drain_with_hub_kills(broker, tmp_path, rounds=50, seed=int(time.time()))
+    _drain_with_hub_kills(broker, tmp_path, rounds=200, seed=int(time.time()))

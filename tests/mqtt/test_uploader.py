@@ -328,7 +328,7 @@ def test_killing_the_appliance_mid_drain_loses_and_duplicates_nothing(
     device: DeviceFactory,
     sale_ids: list[str],
 ) -> None:
-    more = _kill_rounds(store, broker, hub, rounds=3, seed=11)
+    more = _kill_rounds(store, broker, hub, rounds=50, seed=11)
     device(store)  # the appliance comes back for good and finishes the drain
     assert hub.wait_for(lambda: hub.contiguous.get(DEVICE_ID) == SALES + len(more), WAIT)
     assert eventually(lambda: store.outbox.depth() == 0)
@@ -343,7 +343,7 @@ def test_soak_fifty_kills_of_the_appliance_mid_drain(
     device: DeviceFactory,
     sale_ids: list[str],
 ) -> None:
-    more = _kill_rounds(store, broker, hub, rounds=50, seed=23)
+    more = _kill_rounds(store, broker, hub, rounds=200, seed=23)
     device(store)
     assert hub.wait_for(lambda: hub.contiguous.get(DEVICE_ID) == SALES + len(more), 120.0)
     assert eventually(lambda: store.outbox.depth() == 0, 60.0)
