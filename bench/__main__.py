@@ -13,8 +13,10 @@ from bench import (
     barcode_lookup,
     catalog_apply,
     csv_import,
+    hub_ingest,
     receipt_print,
     sale_commit,
+    sales_drain,
     scan_latency,
     startup,
 )
@@ -32,6 +34,8 @@ BENCHMARKS: dict[str, Benchmark] = {
     scan_latency.NAME: scan_latency.run,
     receipt_print.NAME: receipt_print.run,
     catalog_apply.NAME: catalog_apply.run,
+    sales_drain.NAME: sales_drain.run,
+    hub_ingest.NAME: hub_ingest.run,
 }
 
 log = logging.getLogger("bench")

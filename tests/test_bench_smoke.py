@@ -19,6 +19,8 @@ BENCHMARKS = (
     "scan_latency",
     "receipt_print",
     "catalog_apply",
+    "sales_drain",
+    "hub_ingest",
 )
 
 
