@@ -25,7 +25,7 @@ from appliance.core.receipt import Receipt
 from appliance.device_settings import EscposPrinterSettings
 from appliance.drivers.base import DeviceBase
 from appliance.drivers.receipt_layout import columns_of, lay_out
-from appliance.errors import ConfigError, DeviceError
+from appliance.errors import DeviceError
 
 log = logging.getLogger(__name__)
 
@@ -119,17 +119,25 @@ class EscposPrinter(DeviceBase):
         cls, name: str, settings: EscposPrinterSettings, built: Mapping[str, DeviceBase]
     ) -> EscposPrinter:
         """The adapter for a `[devices.NAME]` table of kind escpos_printer."""
-        escpos_printers()  # the profile table comes with escpos; import it the quiet way
+        return cls(name, settings)
+
+    def _check_profile(self) -> None:
+        """Refuse an unknown profile with a clear reason (python-escpos raises a bare KeyError).
+
+        Checked on the worker threads, not at build time: loading python-escpos's profile
+        table takes about 0.4 s, which would delay READY=1.
+        """
+        escpos_printers()
         from escpos.capabilities import get_profile
 
         try:
-            get_profile(settings.profile)
+            get_profile(self.settings.profile)
         except KeyError:
-            # Otherwise the first print fails deep inside python-escpos with a bare KeyError.
-            raise ConfigError(
-                f"devices.{name}.profile: unknown printer profile {settings.profile!r}"
-            ) from None
-        return cls(name, settings)
+            reason = (
+                f"devices.{self.name}.profile: unknown printer profile {self.settings.profile!r}"
+            )
+            self._set_health("offline", reason)
+            raise DeviceError(reason) from None
 
     def _start(self) -> None:
         # Ask once in the background so health is known soon without blocking open().
@@ -155,6 +163,7 @@ class EscposPrinter(DeviceBase):
         """Ask the printer; PrinterStatus(online=False) when it cannot be reached."""
         with self._io:
             try:
+                self._check_profile()
                 printer = self._connect()
                 try:
                     status = self._exchange(printer, b"", self._status_seconds)
@@ -203,6 +212,7 @@ class EscposPrinter(DeviceBase):
     def _job(self, render: Callable[[Any], None], *, check_paper: bool = True) -> None:
         if not self._opened:
             raise DeviceError(f"printer {self.name} is not open")
+        self._check_profile()
         payload = self._encode(render)
         with self._io:
             printer = self._connect()
