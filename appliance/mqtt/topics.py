@@ -68,10 +68,13 @@ def logs_up(device: str) -> str:
 
 
 def hub_subscriptions() -> tuple[str, ...]:
-    """What every hub worker subscribes to; shared, so workers split the load."""
+    """What every hub worker subscribes to: device uploads shared, so workers split the load;
+    statuses unshared, because retained messages are never sent to shared subscriptions
+    (MQTT 5 §4.8.2) and a hub that (re)starts must learn who is online. Status writes are
+    idempotent and stale wills are filtered, so every worker may record them."""
     return (
         f"$share/{SHARED_GROUP}/{ROOT}/d/+/up/#",
-        f"$share/{SHARED_GROUP}/{ROOT}/d/+/status",
+        f"{ROOT}/d/+/status",
     )
 
 
