@@ -88,13 +88,8 @@ def assert_is_the_receipt(job: PrintedJob, r: Receipt) -> None:
     assert job.cuts == 1
 
 
-@pytest.fixture(autouse=True)
-def no_leaked_threads() -> Iterator[None]:
-    """Every simulator, probe and worker thread a test starts is joined by its end."""
-    before = set(threading.enumerate())
-    yield
-    leaked = [t for t in threading.enumerate() if t not in before and t.is_alive()]
-    assert not leaked, leaked
+# Every thread a test starts is joined by its end (tests/drivers/conftest.py).
+pytestmark = pytest.mark.usefixtures("no_leaked_threads")
 
 
 @pytest.fixture

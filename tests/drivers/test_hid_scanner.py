@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 import pytest
 from evdev import InputDevice, InputEvent, ecodes
@@ -23,16 +23,15 @@ from evdev.eventio import EventIO
 from hypothesis import given
 from hypothesis import strategies as st
 
-from appliance.core.devices import BarcodeScanned, DeviceHealthChanged, ScannerInputRejected
-from appliance.core.events import Event, EventBus
+from appliance.core.devices import BarcodeScanned, ScannerInputRejected
+from appliance.core.events import EventBus
 from appliance.device_settings import HidScannerSettings
 from appliance.drivers.hid_scanner import EvdevScanner
 from appliance.drivers.keymaps import DE, US, KeyDecoder, KeyLine, decode_keys
 from appliance.drivers.registry import adapter_for
 from appliance.drivers.sim.scanner import SimHidScanner, keystrokes, uinput_available
+from tests.drivers.bus_probe import BusProbe
 
-E = TypeVar("E", bound=Event)
-WAIT = 10.0  # generous: only bounds a wait, never asserted
 K = ecodes
 PRINTABLE_ASCII = "".join(chr(c) for c in range(0x20, 0x7F))
 needs_uinput = pytest.mark.skipif(not uinput_available(), reason="needs /dev/uinput")
@@ -208,45 +207,6 @@ def test_a_wrong_layout_garbles_the_code() -> None:
 # --- the adapter's loop over an evdev replay ---------------------------------------------
 
 EVENT = struct.Struct("llHHi")  # struct input_event on 64-bit Linux: timeval, type, code, value
-
-
-class BusProbe:
-    """Records every event on the bus and waits (on this, the main thread) for one to arrive."""
-
-    def __init__(self, bus: EventBus) -> None:
-        self.bus = bus
-        self.events: list[Event] = []
-        bus.subscribe(Event, self.events.append)
-
-    def of(self, event_type: type[E]) -> list[E]:
-        """Every event of `event_type` seen so far."""
-        return [e for e in self.events if isinstance(e, event_type)]
-
-    def wait_for(
-        self, event_type: type[E], match: Callable[[E], bool] = lambda e: True, after: int = 0
-    ) -> E:
-        """The first event of `event_type` matching `match` from index `after` on."""
-        deadline = time.monotonic() + WAIT
-        while True:
-            for event in self.events[after:]:
-                if isinstance(event, event_type) and match(event):
-                    return event
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise AssertionError(f"no {event_type.__name__} within {WAIT}s: {self.events}")
-            self.bus.wait(min(left, 0.5))
-
-    def wait_scan(self, code: str, after: int = 0) -> BarcodeScanned:
-        """Wait for BarcodeScanned with `code`."""
-        return self.wait_for(BarcodeScanned, lambda e: e.code == code, after)
-
-    def wait_health(self, state: str, reason: str = "", after: int = 0) -> DeviceHealthChanged:
-        """Wait for a health change to `state` whose reason contains `reason`."""
-        return self.wait_for(
-            DeviceHealthChanged,
-            lambda e: e.health.state == state and reason in e.health.reason,
-            after,
-        )
 
 
 class ReplayDevice(EventIO):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from typing import Literal
 
@@ -25,12 +24,8 @@ from appliance.errors import ConfigError, DeviceError
 ESC_P = b"\x1b\x70"
 
 
-@pytest.fixture(autouse=True)
-def no_leaked_threads() -> Iterator[None]:
-    before = set(threading.enumerate())
-    yield
-    leaked = [t for t in threading.enumerate() if t not in before and t.is_alive()]
-    assert not leaked, leaked
+# Every thread a test starts is joined by its end (tests/drivers/conftest.py).
+pytestmark = pytest.mark.usefixtures("no_leaked_threads")
 
 
 @pytest.fixture
