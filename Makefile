@@ -5,9 +5,11 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Debian packages: systemd-python builds against libsystemd; systemd-analyze checks the unit;
 # evdev builds against the kernel headers; nfcpy's USB readers need libusb; the hub link
-# is tested against a real mosquitto broker (started by the tests, never by apt).
+# is tested against a real mosquitto broker (started by the tests, never by apt); the Kivy
+# checkout screen draws with OpenGL through Mesa (offscreen in tests) and reads touch via mtdev.
 SYSTEM_PACKAGES := gcc pkg-config python3-dev python3-venv libsystemd-dev systemd sqlite3 \
-	linux-libc-dev libusb-1.0-0 mosquitto mosquitto-clients openssl
+	linux-libc-dev libusb-1.0-0 mosquitto mosquitto-clients openssl \
+	libgl1 libegl1 libgl1-mesa-dri libmtdev1
 
 .PHONY: run test lint typecheck pytest soak bench clean system-packages
 

@@ -157,6 +157,40 @@ class LoggingSettings(_Section, frozen=True):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
 
+PaymentMethod = Literal["card", "cash", "stored_value"]
+
+
+class ScreenSettings(_Section, frozen=True):
+    """The checkout screen: who uses it, how it looks, when it gives up on a customer."""
+
+    mode: Literal["kiosk", "staff"] = "kiosk"  # self-checkout, or a staffed till
+    width: Annotated[int, msgspec.Meta(ge=320, le=7680)] = 800
+    height: Annotated[int, msgspec.Meta(ge=320, le=7680)] = 480
+    fullscreen: bool = False
+    languages: tuple[str, ...] = ("en", "de")
+    payment_methods: tuple[PaymentMethod, ...] = ("card", "stored_value", "cash")
+    idle_seconds: Annotated[float, msgspec.Meta(ge=5, le=3600)] = 60.0
+    still_there_seconds: Annotated[float, msgspec.Meta(ge=3, le=300)] = 20.0
+    thanks_seconds: Annotated[float, msgspec.Meta(ge=1, le=60)] = 6.0
+    high_contrast: bool = False
+    large_text: bool = False
+    # A cashier may give up to this cart discount alone; above it a supervisor approves.
+    cashier_discount_percent: Annotated[int, msgspec.Meta(ge=0, le=100)] = 10
+    # The e-receipt QR code: "{id}" and "{receipt}" are filled in; empty puts the receipt in it.
+    e_receipt_url: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.languages:
+            raise ValueError("languages: at least one language is needed")
+        for code in self.languages:
+            try:
+                Locale.parse(code)
+            except (ValueError, UnknownLocaleError):
+                raise ValueError(f"languages: {code!r} is not a known locale") from None
+        if not self.payment_methods:
+            raise ValueError("payment_methods: at least one payment method is needed")
+
+
 class Settings(_Section, frozen=True):
     """The whole configuration."""
 
@@ -165,6 +199,7 @@ class Settings(_Section, frozen=True):
     database: DatabaseSettings = msgspec.field(default_factory=DatabaseSettings)
     logging: LoggingSettings = msgspec.field(default_factory=LoggingSettings)
     hub: HubSettings | None = None
+    screen: ScreenSettings = msgspec.field(default_factory=ScreenSettings)
     devices: dict[Identifier, HardwareSettings] = msgspec.field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -89,3 +89,11 @@ class EventBus:
                 except Exception:
                     # One broken subscriber must not stop the checkout or the others.
                     log.exception("handler %r failed on %r", handler, event)
+
+
+@dataclass(frozen=True, slots=True)
+class KioskLockChanged(Event):
+    """The kiosk was locked (no selling until unlocked) or unlocked by a fleet command."""
+
+    locked: bool
+    command_id: str = ""

@@ -24,7 +24,7 @@ from peewee import SqliteDatabase
 
 from appliance.core.clock import Clock
 from appliance.core.devices import CashDrawer, DrawerOpening, ReceiptPrinter
-from appliance.core.events import Event, EventBus
+from appliance.core.events import Event, EventBus, KioskLockChanged
 from appliance.errors import ConfigError, DeviceError
 from appliance.mqtt import topics
 from appliance.mqtt.dispatch import Dispatcher
@@ -241,14 +241,6 @@ def _parse_time(text: str) -> datetime:
 
 
 # --- The actions: what each command does on this appliance, injected into the handler.
-
-
-@dataclass(frozen=True, slots=True)
-class KioskLockChanged(Event):
-    """The kiosk was locked (no selling until unlocked) or unlocked by a fleet command."""
-
-    locked: bool
-    command_id: str = ""
 
 
 class KioskLock:

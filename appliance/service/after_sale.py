@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from appliance.core.devices import DrawerOpened, DrawerOpening
 from appliance.core.events import SaleCommitted
 from appliance.core.receipt import receipt_for
+from appliance.core.sale import Sale
 from appliance.device_settings import EscposPrinterSettings
 from appliance.drivers.manager import DeviceManager
 from appliance.drivers.print_queue import PrintQueue
@@ -27,8 +28,11 @@ DEFAULT_RETRY_SECONDS = 15.0
 class AfterSale:
     """Prints receipts, opens the drawer for cash and logs every opening; main thread."""
 
-    def __init__(self, app: Appliance, devices: DeviceManager) -> None:
+    def __init__(
+        self, app: Appliance, devices: DeviceManager, *, print_every_sale: bool = True
+    ) -> None:
         self._app = app
+        self._print_every_sale = print_every_sale
         self._drawer = devices.drawer
         self._drawer_log = DrawerLog(app.db)
         printer = devices.printer
@@ -65,19 +69,41 @@ class AfterSale:
         if sale is None:  # cannot happen: the event follows the commit
             log.error("committed sale %s not found", event.sale_id)
             return
-        if self._queue is not None:
-            store = self._app.settings.store
-            receipt = receipt_for(
-                sale,
-                store_name=store.name,
-                locale=store.locale,
-                header=self._header,
-                footer=self._footer,
-            )
-            self._queue.submit(receipt)
+        if self._print_every_sale:
+            self._print(sale)
         if self._drawer is not None and any(t.kind == "cash" for t in sale.tenders):
             opening = DrawerOpening("sale", reference=sale.id)
             self._kicks.submit(self._kick, opening)
+
+    @property
+    def can_print(self) -> bool:
+        """True when a printer is configured (it may still be out of paper)."""
+        return self._queue is not None
+
+    def print_receipt(self, sale_id: str, *, copy: bool = False) -> bool:
+        """Queue the receipt of a stored document (the customer asked, or a reprint)."""
+        sale = self._app.ledger.get(sale_id)
+        if sale is None or self._queue is None:
+            return False
+        self._print(sale, copy=copy)
+        return True
+
+    def _print(self, sale: Sale, *, copy: bool = False) -> None:
+        if self._queue is None:
+            return
+        store = self._app.settings.store
+        header = (*self._header, "*** COPY ***") if copy else self._header
+        receipt = receipt_for(
+            sale, store_name=store.name, locale=store.locale, header=header, footer=self._footer
+        )
+        self._queue.submit(receipt)
+
+    def kick_drawer(self, opening: DrawerOpening) -> bool:
+        """Open the drawer off the main thread (a no-sale); False when there is no drawer."""
+        if self._drawer is None:
+            return False
+        self._kicks.submit(self._kick, opening)
+        return True
 
     def _kick(self, opening: DrawerOpening) -> None:
         assert self._drawer is not None

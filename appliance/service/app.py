@@ -75,10 +75,12 @@ class Appliance:
         )
         return cls(settings, db, bus, catalog, lookup, ledger, checkout)
 
-    def open_devices(self, *, simulate: bool) -> DeviceManager:
+    def open_devices(self, *, simulate: bool, route_input: bool = True) -> DeviceManager:
         """Build and open every configured device; simulated with none configured, the lab.
 
-        Call on the main thread. A device that fails is reported offline; selling goes on.
+        With `route_input`, scans go straight into the cart (headless); the checkout screen
+        passes False and routes scans and taps itself. Call on the main thread.
+        A device that fails is reported offline; selling goes on.
         """
         overrides: dict[str, DeviceBase] = {}
         tables: dict[str, HardwareSettings] = dict(self.settings.devices)
@@ -93,8 +95,9 @@ class Appliance:
             overrides=overrides,
             snapshot_path=snapshot_path_for(self.settings.database.path),
         )
-        self.bus.subscribe(BarcodeScanned, self._scanned)
-        self.bus.subscribe(CardTapped, self._tapped)
+        if route_input:
+            self.bus.subscribe(BarcodeScanned, self._scanned)
+            self.bus.subscribe(CardTapped, self._tapped)
         self.devices.open_all(self.bus)
         if self.lab is not None:
             self._open_control()

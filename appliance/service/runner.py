@@ -9,10 +9,9 @@ from pathlib import Path
 from types import FrameType
 
 from appliance.core.events import SaleCommitted, ShutdownRequested
-from appliance.service.after_sale import AfterSale
 from appliance.service.app import Appliance
-from appliance.service.demo import seed_demo_catalog
 from appliance.service.notify import SystemdNotifier
+from appliance.service.running import Running, running
 from appliance.settings import Settings
 from appliance.store.database import checkpoint
 
@@ -35,33 +34,24 @@ def run(
     """Run until SIGTERM/SIGINT or `stop` is set; returns the process exit status."""
     notifier = notifier or SystemdNotifier()
     stop = stop or threading.Event()
-    if not headless:
-        # The Kivy checkout screen is not part of this build yet: keep selling headless.
-        log.warning("no checkout screen in this build; running headless")
-    app = Appliance.open(settings)
-    try:
-        if simulate and (added := seed_demo_catalog(app.catalog, settings.store)):
-            log.info("simulate: added %d demo products", added)
-        app.lookup.refresh()  # before READY=1, so the first scan is as fast as any other
-        devices = app.open_devices(simulate=simulate)
-        after_sale = AfterSale(app, devices)
-        after_sale.open()
-        hub = None
-        if settings.hub is not None:
-            # paho loads only when a hub is configured: a stand-alone till starts faster.
-            from appliance.service.hub_connection import HubConnection
-
-            hub = HubConnection(
-                app, devices, settings.hub, config_path=config_path, journald=journald
-            )
-            hub.open()
+    with running(
+        settings,
+        simulate=simulate,
+        screen=not headless,
+        config_path=config_path,
+        journald=journald,
+    ) as services:
+        app = services.app
         app.bus.subscribe(ShutdownRequested, lambda event: stop.set())
         checkpointer = IdleCheckpointer(app)
         _install_signal_handlers(app, stop)
-        notifier.ready(
-            f"ready: {len(app.lookup)} products, {app.ledger.count()} documents,"
-            f" {len(devices)} devices"
-        )
+        if not headless:
+            from appliance.screens.launch import run_screen
+
+            run_screen(services, notifier=notifier, stop=stop, checkpointer=checkpointer)
+            notifier.stopping()
+            return 0
+        notifier.ready(ready_status(services))
         log.info("appliance %s ready (%s)", settings.device.id, settings.database.path)
         # Waking twice per watchdog interval keeps the gap between pings under WatchdogSec
         # even when an event wakes the loop just before a ping was due.
@@ -73,14 +63,6 @@ def run(
                 checkpointer.idle()
             notifier.watchdog()
         notifier.stopping()
-        log.info("appliance stopping")
-        if hub is not None:
-            hub.close()
-        after_sale.close()
-        app.close_devices()
-        app.bus.drain()  # events of the last kick and print (the drawer log) before closing
-    finally:
-        app.close()
     return 0
 
 
@@ -99,6 +81,15 @@ class IdleCheckpointer:
         """Called when a tick passed without events."""
         if self._pending:
             self._pending = not checkpoint(self._db)
+
+
+def ready_status(services: Running) -> str:
+    """What READY=1 tells systemd about this start."""
+    app = services.app
+    return (
+        f"ready: {len(app.lookup)} products, {app.ledger.count()} documents,"
+        f" {len(services.devices)} devices"
+    )
 
 
 def _install_signal_handlers(app: Appliance, stop: threading.Event) -> None:

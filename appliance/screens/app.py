@@ -1,0 +1,136 @@
+"""The Kivy app: the window, the screens, and the bus drained on every frame."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from kivy.app import App
+from kivy.clock import Clock
+from kivy.core.window import Window
+from kivy.lang import Builder
+from kivy.properties import BooleanProperty
+from kivy.uix.floatlayout import FloatLayout
+
+from appliance.screens.deck import ScreenDeck
+from appliance.screens.i18n import tr
+from appliance.screens.presenters.cart import CartPresenter
+from appliance.screens.presenters.context import ScreenContext
+from appliance.screens.presenters.input_router import InputRouter
+from appliance.screens.presenters.session import KioskSession
+from appliance.screens.registry import PRESENTERS, load_class
+from appliance.screens.theme import Theme
+from appliance.service.notify import SystemdNotifier
+from appliance.service.runner_protocols import Checkpointer
+from appliance.service.running import Running
+
+log = logging.getLogger(__name__)
+
+WIDGETS_KV = Path(__file__).with_name("widgets.kv")
+# The bus is drained every frame; housekeeping waits for this long without events.
+IDLE_HOUSEKEEPING_SECONDS = 0.5
+WATCHDOG_SECONDS = 1.0
+
+
+class KioskApp(App):
+    """The checkout screen over a running appliance."""
+
+    portrait = BooleanProperty(False)  # taller than wide: stack instead of side by side
+    compact = BooleanProperty(False)  # a short screen (the Pi 7"): tighter headers
+
+    def __init__(
+        self,
+        services: Running,
+        *,
+        notifier: SystemdNotifier | None = None,
+        stop: threading.Event | None = None,
+        checkpointer: Checkpointer | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        settings = services.app.settings
+        self.title = f"{settings.store.name} checkout"
+        self.services = services
+        self.notifier = notifier
+        self.stop_requested = stop or threading.Event()
+        self.checkpointer = checkpointer
+        self.theme = Theme(
+            high_contrast=settings.screen.high_contrast, large_text=settings.screen.large_text
+        )
+        self.tr = tr
+        self.session = KioskSession(services, tr)
+        self.ctx = ScreenContext(services, self.session, tr)
+        self.cart = CartPresenter(self.ctx)
+        self.router = InputRouter(self.ctx, self.cart.scan)
+        self.ctx.presenters.update(cart=self.cart, router=self.router)
+        for name, target in PRESENTERS.items():
+            presenter = load_class(target)(self.ctx)
+            setattr(self, name, presenter)
+            self.ctx.presenters[name] = presenter
+        self.deck: ScreenDeck | None = None
+        self._last_event = time.monotonic()
+        self._last_ping = 0.0
+        self.ready = False
+
+    def build(self) -> Any:
+        if str(WIDGETS_KV) not in Builder.files:
+            Builder.load_file(str(WIDGETS_KV))
+        root = FloatLayout()
+        self.deck = ScreenDeck()
+        root.add_widget(self.deck)
+        root.add_widget(load_class("appliance.screens.widgets:MessageBanner")())
+        self.session.bind(screen=lambda _s, name: self._show(name))
+        self.session.go_home()
+        self._show(self.session.screen)
+        Window.bind(size=self._window_resized)
+        self._window_resized(Window, Window.size)
+        return root
+
+    def on_start(self) -> None:
+        Clock.schedule_interval(self._pump, 0)
+        Window.bind(on_flip=self._first_flip)
+
+    def on_stop(self) -> None:
+        Window.unbind(size=self._window_resized)
+        self.tr.forget_views()
+
+    def _show(self, name: str) -> None:
+        if self.deck is not None and name:
+            self.deck.show(name)
+
+    def _window_resized(self, _window: Any, size: tuple[int, int]) -> None:
+        width, height = size
+        self.portrait = height > width
+        self.compact = min(width, height) < 600
+
+    def _first_flip(self, *_args: Any) -> None:
+        Window.unbind(on_flip=self._first_flip)
+        self.ready = True
+        if self.notifier is not None:
+            from appliance.service.runner import ready_status
+
+            self.notifier.ready(ready_status(self.services) + ", screen up")
+        log.info("checkout screen ready (%dx%d)", *Window.size)
+        if self.deck is not None:
+            Clock.schedule_once(lambda _dt: self._build_rest(), 0.2)
+
+    def _build_rest(self) -> None:
+        if self.deck is not None:
+            self.deck.build_rest_when_idle()
+
+    def _pump(self, _dt: float) -> None:
+        """Deliver what the threads posted; feed the watchdog; housekeeping when idle."""
+        now = time.monotonic()
+        if self.services.app.bus.drain():
+            self._last_event = now
+        elif self.checkpointer is not None and now - self._last_event > IDLE_HOUSEKEEPING_SECONDS:
+            self.checkpointer.idle()
+            self._last_event = now
+        if self.notifier is not None and now - self._last_ping >= WATCHDOG_SECONDS:
+            self.notifier.watchdog()
+            self._last_ping = now
+        if self.stop_requested.is_set():
+            self.stop()

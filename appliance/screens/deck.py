@@ -1,0 +1,40 @@
+"""The ScreenManager that builds each screen the first time it is shown."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from kivy.clock import Clock
+from kivy.uix.screenmanager import NoTransition, ScreenManager
+
+from appliance.screens.registry import SCREENS, screen_class
+
+log = logging.getLogger(__name__)
+
+
+class ScreenDeck(ScreenManager):
+    """Shows screens by name; builds them lazily so the first frame comes fast."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("transition", NoTransition())  # instant: a checkout must feel quick
+        super().__init__(**kwargs)
+        self._pending = list(SCREENS)
+
+    def show(self, name: str) -> None:
+        """Make `name` the visible screen, building it if needed."""
+        self.ensure(name)
+        self.current = name
+
+    def ensure(self, name: str) -> None:
+        """Build the screen `name` if it is not built yet."""
+        if not self.has_screen(name):
+            self.add_widget(screen_class(name)(name=name))
+        if name in self._pending:
+            self._pending.remove(name)
+
+    def build_rest_when_idle(self) -> None:
+        """Build the other screens one per frame, so a later switch never waits for kv."""
+        if self._pending:
+            self.ensure(self._pending[0])
+            Clock.schedule_once(lambda _dt: self.build_rest_when_idle(), 0)

@@ -1,0 +1,37 @@
+"""Start the checkout screen on the main thread; Kivy is imported only from here on."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+from appliance.service.notify import SystemdNotifier
+from appliance.service.runner_protocols import Checkpointer
+from appliance.service.running import Running
+
+
+def kivy_home_for(database_path: str) -> Path:
+    """Kivy's own config and cache live beside the database, on the writable data partition."""
+    return Path(database_path).resolve().parent / "kivy"
+
+
+def run_screen(
+    services: Running,
+    *,
+    notifier: SystemdNotifier,
+    stop: threading.Event,
+    checkpointer: Checkpointer,
+) -> None:
+    """Open the window and run the checkout until `stop` is set or the window closes."""
+    from appliance.screens.kivy_env import prepare_kivy
+
+    settings = services.app.settings
+    prepare_kivy(
+        kivy_home_for(settings.database.path),
+        settings.screen,
+        offscreen=os.environ.get("APPLIANCE_OFFSCREEN") == "1",
+    )
+    from appliance.screens.app import KioskApp
+
+    KioskApp(services, notifier=notifier, stop=stop, checkpointer=checkpointer).run()

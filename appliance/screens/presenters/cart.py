@@ -1,0 +1,118 @@
+"""The cart as the screen shows it: rows of text, the total and the tax, and the scan intent."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from kivy.event import EventDispatcher
+from kivy.properties import BooleanProperty, ListProperty, NumericProperty, StringProperty
+
+from appliance.core.cart import Cart, CartLine
+from appliance.core.checkout import CartChanged
+from appliance.errors import DomainError
+from appliance.screens.presenters.context import ScreenContext
+from appliance.screens.presenters.messages import customer_message
+
+log = logging.getLogger(__name__)
+
+GRAMS_PER_KG = 1000
+
+
+class CartPresenter(EventDispatcher):
+    """Rows for the cart list, totals, and what the customer may do next."""
+
+    rows = ListProperty()  # one dict per line, for a RecycleView
+    total = StringProperty("")
+    tax = StringProperty("")
+    items = NumericProperty(0)
+    empty = BooleanProperty(True)
+    needs_age_check = BooleanProperty(False)
+    last_line_id = NumericProperty(-1)  # the line the last scan changed, to highlight it
+
+    def __init__(self, ctx: ScreenContext, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._ctx = ctx
+        self._checkout = ctx.checkout
+        self._currency = self._checkout.cart.currency
+        ctx.bus.subscribe(CartChanged, lambda _event: self.refresh())
+        ctx.session.bind(language=lambda *_args: self.refresh())
+        self.refresh()
+
+    def scan(self, code: str) -> bool:
+        """Add what a scan or a search picked; a refusal is shown, never raised."""
+        before = self._checkout.cart.lines
+        try:
+            cart = self._checkout.scan(code)
+        except DomainError as err:
+            self._ctx.session.say(customer_message(self._ctx.tr, err), "warning")
+            return False
+        changed = next((line for line in cart.lines if line not in before), None)
+        if changed is not None:
+            self.last_line_id = changed.line_id
+        self.refresh()
+        return True
+
+    def plus(self, line_id: int) -> None:
+        """One more of a line counted in items."""
+        line = self._line(line_id)
+        if line is not None and line.measure == "each":
+            self._apply(lambda: self._checkout.set_quantity(line_id, line.quantity + 1))
+
+    def minus(self, line_id: int) -> None:
+        """One fewer; the last one removes the line."""
+        line = self._line(line_id)
+        if line is None:
+            return
+        if line.measure != "each" or line.quantity <= 1:
+            self.remove(line_id)
+        else:
+            self._apply(lambda: self._checkout.set_quantity(line_id, line.quantity - 1))
+
+    def remove(self, line_id: int) -> None:
+        """Take a line off the cart."""
+        self._apply(lambda: self._checkout.remove(line_id))
+
+    def refresh(self) -> None:
+        """Rebuild the rows from the checkout's cart."""
+        cart = self._checkout.cart
+        totals = self._checkout.totals()
+        money = self._ctx.tr.money
+        self.rows = [self._row(line) for line in cart.lines]
+        self.total = money(totals.total, self._currency)
+        self.tax = money(totals.taxes.tax, self._currency)
+        self.items = sum(1 if line.measure != "each" else line.quantity for line in cart.lines)
+        self.empty = cart.is_empty
+        self.needs_age_check = bool(cart.pending_age_checks)
+
+    def _row(self, line: CartLine) -> dict[str, Any]:
+        tr = self._ctx.tr
+        if line.measure == "weight":
+            quantity = tr._("{kg} kg").format(kg=f"{line.quantity / GRAMS_PER_KG:.3f}")
+        else:
+            quantity = str(line.quantity)
+        return {
+            "line_id": line.line_id,
+            "name": line.name,
+            "quantity": quantity,
+            "countable": line.measure == "each",
+            "amount": tr.money(line.amount, self._currency),
+            "unit_price": tr.money(line.unit_price, self._currency),
+            "discount": tr.money(-line.discount_amount, self._currency)
+            if line.discount_amount
+            else "",
+            "needs_age_check": line.needs_age_check,
+            "highlight": line.line_id == self.last_line_id,
+        }
+
+    def _line(self, line_id: int) -> CartLine | None:
+        return next((ln for ln in self._checkout.cart.lines if ln.line_id == line_id), None)
+
+    def _apply(self, change: Any) -> None:
+        try:
+            cart: Cart = change()
+        except DomainError as err:
+            self._ctx.session.say(customer_message(self._ctx.tr, err), "warning")
+            return
+        log.debug("cart now %d lines", len(cart.lines))
+        self.refresh()

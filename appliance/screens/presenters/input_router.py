@@ -1,0 +1,55 @@
+"""Scans and card taps go where the screen on show wants them."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from appliance.core.devices import BarcodeScanned, CardTapped
+from appliance.screens.presenters.context import ScreenContext
+
+log = logging.getLogger(__name__)
+
+ScanHandler = Callable[[str], None]
+TapHandler = Callable[[CardTapped], None]
+
+# Screens where a scan adds to the cart; from welcome it also starts the sale.
+SELLING_SCREENS = frozenset({"welcome", "shop", "browse", "till"})
+
+
+class InputRouter:
+    """Routes BarcodeScanned and CardTapped by `session.screen`; main thread."""
+
+    def __init__(self, ctx: ScreenContext, add_to_cart: Callable[[str], bool]) -> None:
+        self._ctx = ctx
+        self._add_to_cart = add_to_cart
+        self._scans: dict[str, ScanHandler] = {}
+        self._taps: dict[str, TapHandler] = {}
+        ctx.bus.subscribe(BarcodeScanned, self._scanned)
+        ctx.bus.subscribe(CardTapped, self._tapped)
+
+    def on_scan(self, screen: str, handler: ScanHandler) -> None:
+        """While `screen` is up, scans go to `handler` instead of the cart."""
+        self._scans[screen] = handler
+
+    def on_tap(self, screen: str, handler: TapHandler) -> None:
+        """While `screen` is up, card taps go to `handler`."""
+        self._taps[screen] = handler
+
+    def _scanned(self, event: BarcodeScanned) -> None:
+        session = self._ctx.session
+        screen = session.screen
+        if handler := self._scans.get(screen):
+            handler(event.code)
+        elif screen in SELLING_SCREENS and not session.locked:
+            if self._add_to_cart(event.code) and screen == "welcome":
+                session.go("shop")
+        else:
+            log.info("scan %s ignored on screen %s", event.code, screen)
+
+    def _tapped(self, event: CardTapped) -> None:
+        handler = self._taps.get(self._ctx.session.screen)
+        if handler is not None:
+            handler(event)
+        else:
+            log.info("card %s ignored on screen %s", event.uid, self._ctx.session.screen)

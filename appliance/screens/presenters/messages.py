@@ -1,0 +1,33 @@
+"""Errors in words a customer understands; the technical reason goes to the log."""
+
+from __future__ import annotations
+
+import logging
+
+from appliance.errors import (
+    ApplianceError,
+    BarcodeError,
+    CartError,
+    DeviceError,
+    TenderError,
+    UnknownProductError,
+)
+from appliance.screens.i18n import Translator
+
+log = logging.getLogger(__name__)
+
+
+def customer_message(tr: Translator, err: ApplianceError) -> str:
+    """What to show for an error; never a stack trace or an internal code."""
+    log.info("shown to the customer: %s: %s", type(err).__name__, err)
+    if isinstance(err, UnknownProductError):
+        return tr._("We could not find this item. Please try again or ask for help.")
+    if isinstance(err, BarcodeError):
+        return tr._("This barcode could not be read. Please scan it again.")
+    if isinstance(err, TenderError):
+        return tr._("The payment did not go through. Please try again.")
+    if isinstance(err, CartError):
+        return tr._("That change to the basket is not possible.")
+    if isinstance(err, DeviceError):
+        return tr._("A device is not working. Please ask for help.")
+    return tr._("Something went wrong. Please ask for help.")

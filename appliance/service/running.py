@@ -1,0 +1,79 @@
+"""Everything a running appliance has started, opened and closed in one place.
+
+Both main loops use it: the headless loop and the Kivy checkout screen.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from appliance.drivers.manager import DeviceManager
+from appliance.service.after_sale import AfterSale
+from appliance.service.app import Appliance
+from appliance.service.demo import seed_demo_catalog
+from appliance.settings import Settings
+
+if TYPE_CHECKING:
+    from appliance.service.hub_connection import HubConnection
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Running:
+    """The open appliance, its devices, what follows a sale, and the hub link if any."""
+
+    app: Appliance
+    devices: DeviceManager
+    after_sale: AfterSale
+    hub: HubConnection | None
+    simulate: bool
+
+
+@contextmanager
+def running(
+    settings: Settings,
+    *,
+    simulate: bool,
+    screen: bool = False,
+    config_path: Path | None = None,
+    journald: bool = False,
+) -> Iterator[Running]:
+    """Open the store, devices, receipts and hub link; close them all on the way out.
+
+    With `screen`, scans and card taps are left to the checkout screen, which routes them
+    by what is on it, and receipts print when the customer asks for one.
+    """
+    app = Appliance.open(settings)
+    try:
+        if simulate and (added := seed_demo_catalog(app.catalog, settings.store)):
+            log.info("simulate: added %d demo products", added)
+        app.lookup.refresh()  # before READY=1, so the first scan is as fast as any other
+        devices = app.open_devices(simulate=simulate, route_input=not screen)
+        after_sale = AfterSale(app, devices, print_every_sale=not screen)
+        after_sale.open()
+        hub = None
+        if settings.hub is not None:
+            # paho loads only when a hub is configured: a stand-alone till starts faster.
+            from appliance.service.hub_connection import HubConnection
+
+            hub = HubConnection(
+                app, devices, settings.hub, config_path=config_path, journald=journald
+            )
+            hub.open()
+        try:
+            yield Running(app, devices, after_sale, hub, simulate)
+        finally:
+            log.info("appliance stopping")
+            if hub is not None:
+                hub.close()
+            after_sale.close()
+            app.close_devices()
+            app.bus.drain()  # events of the last kick and print (the drawer log) before closing
+    finally:
+        app.close()

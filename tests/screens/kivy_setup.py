@@ -1,0 +1,18 @@
+"""Kivy offscreen for tests: must run before the first `import kivy` in the process."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from appliance.screens.kivy_env import prepare_kivy
+from appliance.settings import ScreenSettings
+
+KIVY_HOME = Path(tempfile.gettempdir()) / f"appliance-test-kivy-{os.getuid()}"
+
+
+def prepare_offscreen_kivy() -> None:
+    """Real OpenGL through Mesa, no display; Kivy's home in a temporary folder."""
+    os.environ["KIVY_HOME"] = str(KIVY_HOME)
+    prepare_kivy(KIVY_HOME, ScreenSettings(), offscreen=True)
