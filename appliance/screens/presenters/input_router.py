@@ -25,6 +25,7 @@ class InputRouter:
         self._add_to_cart = add_to_cart
         self._scans: dict[str, ScanHandler] = {}
         self._taps: dict[str, TapHandler] = {}
+        self._captures: list[TapHandler] = []  # a dialog over the screen takes taps first
         ctx.bus.subscribe(BarcodeScanned, self._scanned)
         ctx.bus.subscribe(CardTapped, self._tapped)
 
@@ -35,6 +36,15 @@ class InputRouter:
     def on_tap(self, screen: str, handler: TapHandler) -> None:
         """While `screen` is up, card taps go to `handler`."""
         self._taps[screen] = handler
+
+    def capture_taps(self, handler: TapHandler) -> None:
+        """A dialog (staff approval) takes every tap until `release_taps(handler)`."""
+        self._captures.append(handler)
+
+    def release_taps(self, handler: TapHandler) -> None:
+        """The dialog closed; taps go by screen again."""
+        if handler in self._captures:
+            self._captures.remove(handler)
 
     def _scanned(self, event: BarcodeScanned) -> None:
         session = self._ctx.session
@@ -48,6 +58,9 @@ class InputRouter:
             log.info("scan %s ignored on screen %s", event.code, screen)
 
     def _tapped(self, event: CardTapped) -> None:
+        if self._captures:
+            self._captures[-1](event)
+            return
         handler = self._taps.get(self._ctx.session.screen)
         if handler is not None:
             handler(event)

@@ -39,6 +39,8 @@ class KioskSession(EventDispatcher):
     message = StringProperty("")
     message_kind = OptionProperty("info", options=["info", "warning", "error"])
     staff: StaffMember | None = ObjectProperty(None, allownone=True)
+    # The document the receipt screen offers (set by whoever committed it: card, cash, refund).
+    last_sale_id = StringProperty("")
 
     def __init__(self, services: Running, tr: Translator, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -90,6 +92,16 @@ class KioskSession(EventDispatcher):
         """Switch the screen's language and the locale money and dates are shown in."""
         self.tr.switch(language, self._store_locale)
         self.language = language
+
+    @property
+    def staff_id(self) -> str:
+        """Who is logged in, for the documents they make; "" at a self-checkout."""
+        return self.staff.staff_id if self.staff is not None else ""
+
+    def finished(self, sale_id: str) -> None:
+        """A document was committed: offer its receipt."""
+        self.last_sale_id = sale_id
+        self.go("receipt")
 
     def say(self, text: str, kind: str = "info", seconds: float = MESSAGE_SECONDS) -> None:
         """Show a message banner for a while."""
