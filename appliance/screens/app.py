@@ -32,7 +32,6 @@ log = logging.getLogger(__name__)
 WIDGETS_KV = Path(__file__).with_name("widgets.kv")
 # The bus is drained every frame; housekeeping waits for this long without events.
 IDLE_HOUSEKEEPING_SECONDS = 0.5
-WATCHDOG_SECONDS = 1.0
 
 
 class KioskApp(App):
@@ -72,7 +71,6 @@ class KioskApp(App):
             self.ctx.presenters[name] = presenter
         self.deck: ScreenDeck | None = None
         self._last_event = time.monotonic()
-        self._last_ping = 0.0
         self.ready = False
 
     def build(self) -> Any:
@@ -129,8 +127,8 @@ class KioskApp(App):
         elif self.checkpointer is not None and now - self._last_event > IDLE_HOUSEKEEPING_SECONDS:
             self.checkpointer.idle()
             self._last_event = now
-        if self.notifier is not None and now - self._last_ping >= WATCHDOG_SECONDS:
-            self.notifier.watchdog()
-            self._last_ping = now
+        if self.notifier is not None and self.ready:
+            # Fed from the frame clock: a frozen screen stops the pings and systemd restarts us.
+            self.notifier.watchdog()  # rate-limits itself
         if self.stop_requested.is_set():
             self.stop()

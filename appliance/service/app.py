@@ -16,6 +16,7 @@ from appliance.core.devices import BarcodeScanned, CardTapped
 from appliance.core.events import EventBus
 from appliance.device_settings import HardwareSettings
 from appliance.drivers.base import DeviceBase
+from appliance.drivers.escpos_cache import use_profile_cache
 from appliance.drivers.manager import DeviceManager, snapshot_path_for
 from appliance.errors import ApplianceError, DomainError
 from appliance.settings import Settings
@@ -52,6 +53,7 @@ class Appliance:
     def open(cls, settings: Settings, clock: Clock | None = None) -> Appliance:
         """Open (and migrate) the store and wire the checkout."""
         path = Path(settings.database.path)
+        use_profile_cache(path.parent / "cache" / "escpos")
         db = open_database(path)
         try:
             migrate(db, backup_dir=path.parent / "backups")

@@ -74,6 +74,26 @@ def test_simulated_run_tells_systemd_ready_alive_and_stopping(
     assert "ready" in spawn.stderr(process)
 
 
+@pytest.mark.skipif(DEFAULT_CONFIG_PATH.exists(), reason=f"{DEFAULT_CONFIG_PATH} exists here")
+def test_run_with_the_checkout_screen_is_ready_once_the_window_is_drawn(
+    notify_socket: NotifySocket, spawn: Spawner, clean_env: Path
+) -> None:
+    """Without --headless the Kivy window opens (offscreen here); READY=1 follows its first
+    frame, the watchdog is fed from Kivy's clock, and SIGTERM closes the window cleanly."""
+    process = spawn(
+        [appliance_script(), "run", "--simulate"],
+        NOTIFY_SOCKET=str(notify_socket.path),
+        WATCHDOG_USEC=WATCHDOG_USEC,
+        APPLIANCE_OFFSCREEN="1",
+    )
+
+    messages = _serve_and_stop(process, notify_socket, spawn)
+
+    ready = next(m for m in messages if "READY=1" in m)
+    assert ready.rstrip().endswith("screen up"), ready
+    assert "checkout screen ready (800x480)" in spawn.stderr(process)
+
+
 def test_python_m_appliance_run_with_config_file(
     notify_socket: NotifySocket, spawn: Spawner, config: Path, db_path: Path
 ) -> None:
