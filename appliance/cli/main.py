@@ -14,6 +14,7 @@ from appliance.cli.options import config_options, settings_for
 from appliance.cli.sales import sales
 from appliance.cli.selftest import selftest
 from appliance.cli.sim import sim
+from appliance.cli.staff import staff, stored_value
 from appliance.errors import ApplianceError
 from appliance.settings import resolve_config_path
 
@@ -75,6 +76,8 @@ cli.add_command(catalog)
 cli.add_command(sales)
 cli.add_command(sim)
 cli.add_command(selftest)
+cli.add_command(staff)
+cli.add_command(stored_value)
 
 
 def main() -> None:

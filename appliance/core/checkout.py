@@ -15,6 +15,7 @@ from appliance.core.events import Event, EventBus, SaleCommitted
 from appliance.core.sale import Sale, SaleDraft, draft_sale
 from appliance.core.tax import TaxPolicy
 from appliance.core.tender import Tender
+from appliance.errors import CartError
 
 
 class SaleRecorder(Protocol):
@@ -94,6 +95,16 @@ class Checkout:
     def cancel(self) -> Cart:
         """Empty the cart without selling."""
         return self._change(Cart(self._currency))
+
+    def resume(self, cart: Cart) -> Cart:
+        """Carry on with a parked cart; refused while another cart is in progress."""
+        if not self._cart.is_empty:
+            raise CartError("finish or park the cart in progress before resuming another")
+        if cart.currency != self._currency:
+            raise CartError(
+                f"the parked cart is in {cart.currency}, this till sells in {self._currency}"
+            )
+        return self._change(cart)
 
     def pay(self, tenders: Sequence[Tender], staff: str = "") -> Sale:
         """Commit the paid cart as a sale and start a new cart; the cart stays if this raises."""

@@ -50,7 +50,7 @@ class StaffMember:
 
 def check_pin(pin: str) -> None:
     """Refuse a PIN that is not 4 to 12 digits, or all one digit."""
-    if not (PIN_MIN_DIGITS <= len(pin) <= PIN_MAX_DIGITS) or not pin.isdigit():
+    if not (PIN_MIN_DIGITS <= len(pin) <= PIN_MAX_DIGITS) or not (pin.isascii() and pin.isdigit()):
         raise StaffError(f"a PIN is {PIN_MIN_DIGITS} to {PIN_MAX_DIGITS} digits")
     if len(set(pin)) == 1:
         raise StaffError("a PIN of one repeated digit is too easy to guess")

@@ -15,8 +15,14 @@ from typing import TYPE_CHECKING
 from appliance.drivers.manager import DeviceManager
 from appliance.service.after_sale import AfterSale
 from appliance.service.app import Appliance
-from appliance.service.demo import seed_demo_catalog
+from appliance.service.demo import (
+    seed_demo_catalog,
+    seed_demo_staff,
+    seed_demo_stored_value,
+)
 from appliance.settings import Settings
+from appliance.store.staff import StaffDirectory
+from appliance.store.stored_value import StoredValueAccounts
 
 if TYPE_CHECKING:
     from appliance.service.hub_connection import HubConnection
@@ -51,8 +57,8 @@ def running(
     """
     app = Appliance.open(settings)
     try:
-        if simulate and (added := seed_demo_catalog(app.catalog, settings.store)):
-            log.info("simulate: added %d demo products", added)
+        if simulate:
+            _seed_demo(app)
         app.lookup.refresh()  # before READY=1, so the first scan is as fast as any other
         devices = app.open_devices(simulate=simulate, route_input=not screen)
         after_sale = AfterSale(app, devices, print_every_sale=not screen)
@@ -77,3 +83,13 @@ def running(
             app.bus.drain()  # events of the last kick and print (the drawer log) before closing
     finally:
         app.close()
+
+
+def _seed_demo(app: Appliance) -> None:
+    """Give a simulated store products, two staff members and a stored-value card."""
+    if added := seed_demo_catalog(app.catalog, app.settings.store):
+        log.info("simulate: added %d demo products", added)
+    if added := seed_demo_staff(StaffDirectory(app.db)):
+        log.info("simulate: added %d demo staff members (cashier and supervisor)", added)
+    if seed_demo_stored_value(StoredValueAccounts(app.db, app.settings.store.currency)):
+        log.info("simulate: added the demo stored-value card")

@@ -109,6 +109,49 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX drawer_opening_opened_at ON drawer_opening(opened_at)",
         ),
     ),
+    Migration(
+        3,
+        "staff members, parked carts and stored-value card accounts",
+        (
+            # A PIN is kept only as a salted scrypt hash and a badge only as a hash of its
+            # UID; a removed member stays (documents name them) with `active` = 0.
+            """CREATE TABLE staff (
+                staff_id TEXT PRIMARY KEY,
+                name TEXT NOT NULL,
+                role TEXT NOT NULL CHECK (role IN ('cashier', 'supervisor')),
+                pin_hash TEXT NOT NULL,
+                badge_key TEXT UNIQUE,
+                active INTEGER NOT NULL DEFAULT 1,
+                created_utc TEXT NOT NULL
+            )""",
+            """CREATE TABLE parked_cart (
+                park_id TEXT PRIMARY KEY,
+                label TEXT NOT NULL DEFAULT '',
+                staff_id TEXT NOT NULL DEFAULT '',
+                parked_utc TEXT NOT NULL,
+                currency TEXT NOT NULL,
+                lines INTEGER NOT NULL,
+                total INTEGER NOT NULL,
+                body BLOB NOT NULL
+            )""",
+            "CREATE INDEX parked_cart_parked_utc ON parked_cart(parked_utc)",
+            # The CHECK is the last guard against a card going below zero.
+            """CREATE TABLE stored_value_account (
+                uid_key TEXT PRIMARY KEY,
+                balance INTEGER NOT NULL CHECK (balance >= 0),
+                currency TEXT NOT NULL
+            )""",
+            """CREATE TABLE stored_value_entry (
+                reference TEXT PRIMARY KEY,
+                uid_key TEXT NOT NULL REFERENCES stored_value_account(uid_key),
+                amount INTEGER NOT NULL,
+                balance_after INTEGER NOT NULL,
+                created_utc TEXT NOT NULL,
+                undone INTEGER NOT NULL DEFAULT 0
+            )""",
+            "CREATE INDEX stored_value_entry_uid_key ON stored_value_entry(uid_key)",
+        ),
+    ),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

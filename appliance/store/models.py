@@ -114,6 +114,64 @@ class DrawerOpeningRow(_Table):
         table_name = "drawer_opening"
 
 
+class StaffRow(_Table):
+    """A staff member: the PIN only as a salted slow hash, the badge only as a hash of its UID."""
+
+    staff_id = TextField(primary_key=True)
+    name = TextField()
+    role = TextField()
+    pin_hash = TextField()
+    badge_key = TextField(null=True, unique=True)
+    active = BooleanField(default=True)
+    created_utc = TextField()
+
+    class Meta:
+        table_name = "staff"
+
+
+class ParkedCartRow(_Table):
+    """A cart put aside to be resumed later; `body` is the whole cart as JSON."""
+
+    park_id = TextField(primary_key=True)
+    label = TextField(default="")
+    staff_id = TextField(default="")
+    parked_utc = TextField(index=True)
+    currency = TextField()
+    lines = IntegerField()
+    total = IntegerField()
+    body = BlobField()
+
+    class Meta:
+        table_name = "parked_cart"
+
+
+class StoredValueAccountRow(_Table):
+    """The balance of a stored-value card, keyed by a hash of its UID."""
+
+    uid_key = TextField(primary_key=True)
+    balance = IntegerField()
+    currency = TextField()
+
+    class Meta:
+        table_name = "stored_value_account"
+
+
+class StoredValueEntryRow(_Table):
+    """One top-up (positive) or debit (negative) of a card, unique by its reference."""
+
+    reference = TextField(primary_key=True)
+    uid_key = ForeignKeyField(
+        StoredValueAccountRow, column_name="uid_key", field="uid_key", index=True
+    )
+    amount = IntegerField()
+    balance_after = IntegerField()
+    created_utc = TextField()
+    undone = BooleanField(default=False)
+
+    class Meta:
+        table_name = "stored_value_entry"
+
+
 class Meta(_Table):
     """Small key/value facts about this database."""
 
@@ -129,5 +187,9 @@ MODELS: tuple[type[Model], ...] = (
     StockMovement,
     Outbox,
     DrawerOpeningRow,
+    StaffRow,
+    ParkedCartRow,
+    StoredValueAccountRow,
+    StoredValueEntryRow,
     Meta,
 )

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from appliance.settings import DEFAULT_CONFIG_PATH
+from appliance.service.demo import demo_products
+from appliance.settings import DEFAULT_CONFIG_PATH, simulated_settings
 from tests.cli.conftest import (
     WAIT_SECONDS,
     NotifySocket,
@@ -68,9 +69,10 @@ def test_simulated_run_tells_systemd_ready_alive_and_stopping(
     messages = _serve_and_stop(process, notify_socket, spawn)
 
     ready = next(m for m in messages if "READY=1" in m)
-    assert "5 products" in ready  # the STATUS= line tells systemctl what is loaded
+    demo_size = len(demo_products(simulated_settings(clean_env).store))
+    assert f"{demo_size} products" in ready  # the STATUS= line tells systemctl what is loaded
     with catalog_at(clean_env / "appliance.db") as catalog:
-        assert catalog.count() == 5
+        assert catalog.count() == demo_size
     assert "ready" in spawn.stderr(process)
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from appliance.core.tender import Tender
+from appliance.service.demo import demo_products
 from appliance.settings import DEFAULT_CONFIG_PATH, Settings
 from tests.cli.conftest import DEVICE_ID, Cli, make_newer_schema, opened
 
@@ -32,7 +33,9 @@ def test_json_counts_products_and_documents(appliance: Cli, settings: Settings) 
     report = json.loads(result.stdout)
     assert report["device_id"] == DEVICE_ID
     assert report["config"] == str(appliance.config)
-    assert report["catalog"] == {"products": 5, "barcodes": 4}
+    demo = demo_products(settings.store)
+    barcodes = sum(len(p.barcodes) for p in demo)
+    assert report["catalog"] == {"products": len(demo), "barcodes": barcodes}
     assert report["documents"]["count"] == 2
     last = report["documents"]["last"]
     assert last["receipt_number"] == "T7-000002"
