@@ -35,6 +35,7 @@ class ScreenDeck(ScreenManager):
 
     def build_rest_when_idle(self) -> None:
         """Build the other screens one per frame, so a later switch never waits for kv."""
-        if self._pending:
+        # Stop once the app closed its window: a screen built then binds to a stopped app.
+        if self._pending and self.get_root_window() is not None:
             self.ensure(self._pending[0])
             Clock.schedule_once(lambda _dt: self.build_rest_when_idle(), 0)

@@ -94,8 +94,15 @@ class Translator(Observable):
         self.language = language
         self.locale = display_locale(language, store_locale)
         self._translations = load_translations(language)
-        for func, largs, _kwargs in list(self._observers):
-            func(largs, None, None)
+        alive = []
+        for observer in self._observers:
+            func, largs, _kwargs = observer
+            try:
+                func(*largs, self, None)  # as EventDispatcher calls a bound handler
+            except ReferenceError:
+                continue  # its widget is gone: forget the binding
+            alive.append(observer)
+        self._observers = alive
 
     def fbind(self, name: str, func: Callable[..., Any], *largs: Any, **kwargs: Any) -> Any:
         if name in LANGUAGE_SENSITIVE:  # kv binds to `tr._`: remember whom to tell on switch

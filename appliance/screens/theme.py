@@ -21,6 +21,7 @@ NORMAL = {
     "success": "#1E7B34",
     "warning": "#8A5300",
     "line": "#D5DBE1",
+    "secondary": "#D5DBE1",
     "banner": "#1B1F24",
     "on_banner": "#FFFFFF",
 }
@@ -36,6 +37,7 @@ HIGH_CONTRAST = {
     "success": "#7CFF8A",
     "warning": "#FFE500",
     "line": "#FFFFFF",
+    "secondary": "#262626",  # white text on it is 15:1; a white key on black needs a fill
     "banner": "#FFFFFF",
     "on_banner": "#000000",
 }
@@ -62,6 +64,7 @@ class Theme(EventDispatcher):
     success = ColorProperty(NORMAL["success"])
     warning = ColorProperty(NORMAL["warning"])
     line = ColorProperty(NORMAL["line"])
+    secondary = ColorProperty(NORMAL["secondary"])
     banner = ColorProperty(NORMAL["banner"])
     on_banner = ColorProperty(NORMAL["on_banner"])
 
@@ -74,8 +77,16 @@ class Theme(EventDispatcher):
     big_touch = NumericProperty(dp(BIG_TOUCH))
     padding = NumericProperty(dp(12))
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def __init__(self, *, high_contrast: bool = False, large_text: bool = False) -> None:
+        super().__init__()
+        # Kivy binds an attribute named on_<property> as that property's handler; our
+        # on_primary, on_danger and on_banner are colours, so unbind them before any change.
+        for name in ("primary", "danger", "banner"):
+            for observer in self.get_property_observers(name, args=True):
+                if not callable(observer[0]):
+                    self.unbind_uid(name, observer[-1])
+        self.high_contrast = high_contrast
+        self.large_text = large_text
         self._apply_palette()
         self._apply_scale()
 

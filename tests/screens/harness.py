@@ -16,6 +16,7 @@ from kivy.app import App
 from kivy.base import EventLoop
 from kivy.clock import Clock
 from kivy.core.window import Window
+from kivy.lang.parser import global_idmap
 from kivy.tests.common import UnitTestTouch
 from kivy.uix.widget import Widget
 
@@ -166,3 +167,6 @@ def open_kiosk(
             for _ in range(3):  # let the removed widgets' pending callbacks run while app exists
                 EventLoop.idle()
             App._running_app = None
+            # kv's `app` caches the running app and forgets it on on_stop; a kv rule applied
+            # in the frames above (a screen still being built) cached this app again.
+            object.__setattr__(global_idmap["app"], "_obj", None)

@@ -1,0 +1,71 @@
+"""Age-restricted items wait for a member of staff before the customer may pay."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from kivy.event import EventDispatcher
+from kivy.properties import NumericProperty
+
+from appliance.core.devices import CardTapped
+from appliance.core.staff import StaffMember
+from appliance.errors import DomainError
+from appliance.screens.customer.staff_check import StaffCheck
+from appliance.screens.presenters.context import ScreenContext
+from appliance.screens.presenters.messages import customer_message
+
+log = logging.getLogger(__name__)
+
+SCREEN = "age_check"
+
+
+class AgeCheckPresenter(EventDispatcher):
+    """How many items wait for an ID check, and the ways on: approval, removal, back."""
+
+    count = NumericProperty(0)
+
+    def __init__(self, ctx: ScreenContext, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._ctx = ctx
+        self._staff: StaffCheck = ctx.presenters["staff_check"]
+        self._shown = False
+        ctx.presenters["router"].on_tap(SCREEN, self._tapped)
+        ctx.session.bind(screen=self._screen_changed)
+
+    def remove_restricted(self) -> None:
+        """Take the items that need an ID check off the cart, and go on without them."""
+        cart = self._ctx.presenters["cart"]
+        for line in self._ctx.checkout.cart.pending_age_checks:
+            cart.remove(line.line_id)
+        self._ctx.session.go("shop" if self._ctx.checkout.cart.is_empty else "payment")
+
+    def back(self) -> None:
+        """Back to the basket."""
+        self._ctx.session.go("shop")
+
+    def _screen_changed(self, _session: Any, screen: str) -> None:
+        if screen == SCREEN:
+            self._shown = True
+            self.count = sum(
+                line.quantity if line.measure == "each" else 1
+                for line in self._ctx.checkout.cart.pending_age_checks
+            )
+            self._staff.start(self._approved)
+        elif self._shown:
+            self._shown = False
+            self._staff.stop()
+
+    def _tapped(self, event: CardTapped) -> None:
+        self._staff.badge(event.uid)
+
+    def _approved(self, member: StaffMember) -> None:
+        try:
+            self._ctx.checkout.approve_age(member.staff_id)
+        except DomainError as err:
+            self._ctx.session.say(customer_message(self._ctx.tr, err), "warning")
+            return
+        log.info("age check approved by staff %s", member.staff_id)
+        self._ctx.presenters["cart"].refresh()
+        self._ctx.session.say(self._ctx.tr._("Approved by {name}.").format(name=member.name))
+        self._ctx.session.go("payment")

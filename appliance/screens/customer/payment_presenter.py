@@ -1,0 +1,343 @@
+"""Paying at the kiosk: the methods on offer, the card terminal's states, a tapped card.
+
+A card payment never runs twice for one sale by accident: the customer gets "Try again"
+only after a clear decline or cancel. When the terminal cannot say whether it charged
+("unknown"), the cart stays locked until a member of staff decides; when the charge went
+through but the sale could not be stored, the approval is kept and only the commit is
+retried.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from kivy.event import EventDispatcher
+from kivy.properties import BooleanProperty, ListProperty, OptionProperty, StringProperty
+
+from appliance.core.devices import CardTapped, DeviceHealthChanged
+from appliance.core.events import Event
+from appliance.core.payment import PaymentRequest, PaymentResult, PaymentTerminal
+from appliance.core.sale import Sale
+from appliance.core.staff import StaffMember
+from appliance.core.tender import Tender
+from appliance.errors import ApplianceError, DeviceError
+from appliance.screens.customer.background import run_in_background
+from appliance.screens.customer.lifecycle import when_app_stops
+from appliance.screens.customer.staff_check import StaffCheck
+from appliance.screens.customer.stored_value_payment import StoredValuePayment
+from appliance.screens.presenters.context import ScreenContext
+
+log = logging.getLogger(__name__)
+
+SCREEN = "payment"
+PAY_TIMEOUT_SECONDS = 120.0
+STATES = (
+    "choose",  # the methods on offer
+    "waiting",  # the terminal has the payment
+    "declined",
+    "cancelled",
+    "unknown",  # the terminal could not say: staff must decide
+    "resolve",  # a member of staff is deciding an unknown payment
+    "commit_failed",  # charged, but the sale is not stored yet
+    "tap_card",  # waiting for a stored-value card
+)
+# While the cart is with the terminal, or paid but not stored, nothing may clear it.
+BUSY_STATES = frozenset({"waiting", "unknown", "resolve", "commit_failed"})
+
+
+@dataclass(frozen=True, slots=True)
+class CardAnswered(Event):
+    """The terminal answered (or could not start) a payment; posted by the worker thread."""
+
+    request: PaymentRequest
+    result: PaymentResult | None  # None: the terminal refused before charging anything
+    problem: str = ""
+
+
+class PaymentPresenter(EventDispatcher):
+    """The payment screen's state and intents; main thread."""
+
+    state = OptionProperty("choose", options=list(STATES))
+    total = StringProperty("")
+    methods = ListProperty()  # "card", "stored_value", "cash": what this screen offers
+    card_ready = BooleanProperty(False)  # a terminal is there and healthy
+    notice = StringProperty("")  # a line about the state: why the card is off, the balance...
+    resolver = StringProperty("")  # the name of the staff member deciding an unknown payment
+
+    def __init__(self, ctx: ScreenContext, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._ctx = ctx
+        self._staff: StaffCheck = ctx.presenters["staff_check"]
+        self._stored_value = StoredValuePayment(ctx)
+        self._request: PaymentRequest | None = None  # the card attempt in progress or in doubt
+        self._result: PaymentResult | None = None  # its answer, kept until the sale is stored
+        self._resolver: StaffMember | None = None
+        router = ctx.presenters["router"]
+        router.on_tap(SCREEN, self._tapped)
+        router.on_scan(SCREEN, self._scanned)
+        ctx.bus.subscribe(CardAnswered, self._answered)
+        ctx.bus.subscribe(DeviceHealthChanged, self._health_changed)
+        ctx.session.bind(screen=self._screen_changed)
+        self._stopped = False  # device news after the app stopped changes nothing on screen
+        when_app_stops(self._stop)
+
+    def _stop(self) -> None:
+        self._stopped = True
+
+    # -- intents -----------------------------------------------------------------------
+
+    def pay_card(self) -> None:
+        """Send the total to the card terminal; its answer arrives as CardAnswered."""
+        if self.state not in ("choose", "declined", "cancelled"):
+            return
+        terminal = self._terminal()
+        if terminal is None:
+            self._card_unavailable()
+            return
+        checkout = self._ctx.checkout
+        if checkout.totals().total <= 0:  # a card pays a positive amount only
+            log.warning("card payment refused: the total is not positive")
+            return
+        request = PaymentRequest(
+            checkout.totals().total,
+            checkout.cart.currency,
+            # Unique per attempt (a terminal treats a repeated reference as the same payment),
+            # and short: terminals limit its length.
+            f"{self._ctx.settings.device.id}-{uuid.uuid4().hex[:16]}",
+        )
+        self._request, self._result = request, None
+        self.notice = ""
+        self.state = "waiting"
+        log.info("card payment %s of %d started", request.merchant_reference, request.amount)
+        bus = self._ctx.bus
+
+        def ask() -> None:  # the customer's time at the terminal never blocks the screen
+            try:
+                result = terminal.pay(request, timeout=PAY_TIMEOUT_SECONDS)
+            except DeviceError as err:
+                # The port answers "unknown" when it may have charged: an error means it never
+                # started (not open, busy, a request it refuses).
+                bus.post(CardAnswered(request, None, str(err)))
+                return
+            except Exception:
+                log.exception("card payment %s failed", request.merchant_reference)
+                result = PaymentResult("unknown", request.merchant_reference, message="error")
+            bus.post(CardAnswered(request, result))
+
+        run_in_background("card-payment", ask)
+
+    def cancel_card(self) -> None:
+        """Ask the terminal to stop; the state changes when the terminal answers."""
+        terminal = self._ctx.services.devices.terminal
+        if self.state == "waiting" and terminal is not None:
+            terminal.cancel()
+
+    def pay_stored_value(self) -> None:
+        """Wait for the customer's stored-value card on the reader."""
+        if self.state in ("choose", "declined", "cancelled"):
+            self.notice = ""
+            self.state = "tap_card"
+
+    def pay_cash(self) -> None:
+        """A staffed till takes cash on its own screen."""
+        if self.state == "choose" and "cash" in self.methods:
+            self._ctx.session.go("cash")
+
+    def choose_again(self) -> None:
+        """Back to the list of methods (after a decline, a cancel, or from the card reader)."""
+        if self.state in ("declined", "cancelled", "tap_card"):
+            self.notice = ""
+            self.state = "choose"
+
+    def back(self) -> None:
+        """Back to the basket, while nothing is with the terminal."""
+        if self.state not in BUSY_STATES:
+            self.state = "choose"
+            self._ctx.session.go("shop")
+
+    def retry_commit(self) -> None:
+        """Store the sale of a charged card again; never charges the card again."""
+        if self.state == "commit_failed":
+            self._commit_card(self._resolver)
+
+    def resolve_taken(self) -> None:
+        """Staff saw the terminal take the payment: store the sale with its reference."""
+        if self.state == "resolve":
+            log.warning(
+                "staff %s: card payment %s was taken",
+                self._resolver.staff_id if self._resolver else "?",
+                self._request.merchant_reference if self._request else "?",
+            )
+            self._commit_card(self._resolver)
+
+    def resolve_not_taken(self) -> None:
+        """Staff saw no payment: the customer chooses again."""
+        if self.state == "resolve":
+            log.warning(
+                "staff %s: card payment %s was not taken",
+                self._resolver.staff_id if self._resolver else "?",
+                self._request.merchant_reference if self._request else "?",
+            )
+            self._forget_card()
+            self.state = "choose"
+
+    # -- answers -----------------------------------------------------------------------
+
+    def _answered(self, event: CardAnswered) -> None:
+        if event.request is not self._request or self.state != "waiting":
+            log.warning("answer for %s dropped", event.request.merchant_reference)
+            return
+        tr = self._ctx.tr
+        result = event.result
+        if result is None:
+            log.warning("terminal refused the payment: %s", event.problem)
+            self._forget_card()
+            self.state = "choose"
+            self._card_unavailable()
+            return
+        log.info("card payment %s: %s", result.merchant_reference, result.outcome)
+        if result.outcome == "approved":
+            self._result = result
+            self._commit_card(None)
+        elif result.outcome == "declined":
+            self.notice = tr._("The card was declined. Try again, or choose another way to pay.")
+            self.state = "declined"
+        elif result.outcome == "cancelled":
+            self.notice = tr._("The payment was cancelled. Nothing was charged.")
+            self.state = "cancelled"
+        else:
+            self._result = result
+            self.state = "unknown"
+            self._staff.start(self._staff_arrived)
+
+    def _staff_arrived(self, member: StaffMember) -> None:
+        self._resolver = member
+        self.resolver = member.name
+        self.state = "resolve"
+
+    def _commit_card(self, staff: StaffMember | None) -> None:
+        request, result = self._request, self._result
+        assert request is not None
+        reference = result.terminal_reference if result is not None else ""
+        tender = Tender(
+            "card",
+            request.amount,
+            # A payment in doubt may have no terminal reference: ours finds it in the terminal.
+            reference=reference or request.merchant_reference,
+            card_mask=result.masked_card if result is not None else "",
+        )
+        sale = self._commit(tender, staff)
+        if sale is None:
+            self.notice = self._ctx.tr._(
+                "Your card was charged, but the sale could not be saved. "
+                "Please try again or ask a member of staff."
+            )
+            self.state = "commit_failed"
+            return
+        self._forget_card()
+        self._finish(sale)
+
+    def _commit(self, tender: Tender, staff: StaffMember | None) -> Sale | None:
+        """Store the sale; None (logged) when the store refused it."""
+        checkout = self._ctx.checkout
+        try:
+            return checkout.pay([tender], staff=self._sale_staff(staff))
+        except ApplianceError as err:
+            log.error("%s payment %s: sale not stored: %s", tender.kind, tender.reference, err)
+            return None
+
+    def _sale_staff(self, staff: StaffMember | None) -> str:
+        """Who answers for the sale: the logged-in staff, whoever decided, or the age check."""
+        if self._ctx.session.staff_id:
+            return self._ctx.session.staff_id
+        if staff is not None:
+            return staff.staff_id
+        approvers = [x.age_approved_by for x in self._ctx.checkout.cart.lines if x.age_approved_by]
+        return approvers[0] if approvers else ""
+
+    def _finish(self, sale: Sale) -> None:
+        log.info("sale %s paid", sale.receipt_number)
+        self.state = "choose"
+        self._ctx.session.finished(sale.id)
+
+    def _forget_card(self) -> None:
+        self._request = self._result = self._resolver = None
+        self.resolver = ""
+        self._staff.stop()
+
+    # -- stored value ------------------------------------------------------------------
+
+    def _tapped(self, event: CardTapped) -> None:
+        if self.state == "unknown":
+            self._staff.badge(event.uid)
+        elif self.state == "tap_card":
+            total = self._ctx.checkout.totals().total
+            paid = self._stored_value.pay(event.uid, total, self._commit_stored_value)
+            if paid is not None:
+                self._finish(paid)
+            else:
+                self.notice = self._stored_value.problem
+
+    def _commit_stored_value(self, tender: Tender) -> Sale | None:
+        return self._commit(tender, None)
+
+    # -- the terminal and the screen ---------------------------------------------------
+
+    def _terminal(self) -> PaymentTerminal | None:
+        terminal = self._ctx.services.devices.terminal
+        if terminal is None or terminal.health.state != "ok":
+            return None
+        return terminal
+
+    def _card_unavailable(self) -> None:
+        self.card_ready = False
+        text = self._ctx.tr._(
+            "The card terminal is not available. Please choose another way to pay."
+        )
+        self.notice = text
+        self._ctx.session.say(text, "warning")
+
+    def _health_changed(self, event: DeviceHealthChanged) -> None:
+        if event.health.kind == "payment_terminal" and not self._stopped:
+            self._refresh_methods()
+
+    def _refresh_methods(self) -> None:
+        settings = self._ctx.settings.screen
+        staffed = self._ctx.session.mode == "staff"
+        self.methods = [m for m in settings.payment_methods if m != "cash" or staffed]
+        ready = self._terminal() is not None
+        if self.card_ready and not ready and self._ctx.session.screen == SCREEN:
+            self._card_unavailable()
+        elif ready and not self.card_ready and self.state == "choose":
+            self.notice = ""
+        self.card_ready = ready
+
+    def _screen_changed(self, _session: Any, screen: str) -> None:
+        if screen != SCREEN:
+            if self.state not in BUSY_STATES:
+                self.state = "choose"  # e.g. an idle reset while waiting for a card tap
+            return
+        checkout = self._ctx.checkout
+        self.total = self._ctx.tr.money(checkout.totals().total, checkout.cart.currency)
+        if self.state not in BUSY_STATES:
+            self.state = "choose"
+            self.notice = ""
+        self.card_ready = False
+        self._refresh_methods()
+        if "card" in self.methods and not self.card_ready:
+            self._card_unavailable()
+
+    def on_state(self, _presenter: Any, state: str) -> None:
+        self._ctx.session.busy = state in BUSY_STATES
+
+    def _scanned(self, code: str) -> None:
+        log.info("scan %s during payment ignored", code)
+        tr = self._ctx.tr
+        if self.state in BUSY_STATES:
+            text = tr._("Please finish paying first. Your basket cannot change now.")
+        else:
+            text = tr._("To add an item, go back to your basket first.")
+        self._ctx.session.say(text, "warning")

@@ -1,0 +1,226 @@
+"""After paying: a printed receipt, a QR e-receipt, or none; then thanks, then home."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from kivy.clock import Clock, ClockEvent
+from kivy.event import EventDispatcher
+from kivy.properties import BooleanProperty, ObjectProperty, OptionProperty, StringProperty
+
+from appliance.core.devices import (
+    DeviceHealth,
+    DeviceHealthChanged,
+    PrinterStatus,
+    ReceiptPrinter,
+    ReceiptQueued,
+)
+from appliance.core.events import Event
+from appliance.core.sale import Sale
+from appliance.screens.customer.background import run_in_background
+from appliance.screens.customer.lifecycle import when_app_stops
+from appliance.screens.customer.qr_receipt import (
+    QrPixels,
+    qr_texture,
+    receipt_link,
+    receipt_text,
+    render_qr,
+)
+from appliance.screens.presenters.context import ScreenContext
+
+log = logging.getLogger(__name__)
+
+SCREEN = "receipt"
+THANKS = "thanks"
+# A QR code needs time to be scanned with a phone: its thank-you stays up this much longer.
+QR_THANKS_FACTOR = 3
+# Health reasons (set by the printer adapter) that stop a receipt from printing.
+STOPPED_REASONS = frozenset({"paper out", "cover open", "printer offline"})
+
+
+@dataclass(frozen=True, slots=True)
+class PrinterChecked(Event):
+    """The printer answered a status request made on a worker thread."""
+
+    status: PrinterStatus
+
+
+@dataclass(frozen=True, slots=True)
+class QrRendered(Event):
+    """A receipt's QR code was rendered on a worker thread."""
+
+    sale_id: str
+    pixels: QrPixels
+
+
+class ReceiptPresenter(EventDispatcher):
+    """What the receipt and thank-you screens show, and the customer's choice; main thread."""
+
+    receipt_number = StringProperty("")
+    can_print = BooleanProperty(False)
+    printer_notice = StringProperty("")  # why Print is off, in words that offer the QR code
+    choice = OptionProperty("", options=["", "print", "qr", "none"])
+    qr = ObjectProperty(None, allownone=True)  # the QR code's texture, once rendered
+
+    def __init__(self, ctx: ScreenContext, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._ctx = ctx
+        self._sale: Sale | None = None
+        self._home_timer: ClockEvent | None = None
+        ctx.bus.subscribe(PrinterChecked, self._printer_checked)
+        ctx.bus.subscribe(DeviceHealthChanged, self._health_changed)
+        ctx.bus.subscribe(ReceiptQueued, self._queued)
+        ctx.bus.subscribe(QrRendered, self._qr_rendered)
+        ctx.session.bind(screen=self._screen_changed)
+        self._stopped = False  # device news after the app stopped changes nothing on screen
+        when_app_stops(self._stop)
+
+    def print_receipt(self) -> None:
+        """Print the receipt, then thank the customer."""
+        sale = self._sale
+        if sale is None or not self.can_print:
+            return
+        if not self._ctx.services.after_sale.print_receipt(sale.id):
+            tr = self._ctx.tr
+            self._printer_off(tr._("The printer is not working. Take a QR receipt instead."))
+            return
+        self.choice = "print"
+        self._ctx.session.go(THANKS)
+
+    def show_qr(self) -> None:
+        """Show the receipt as a QR code on the thank-you screen."""
+        sale = self._sale
+        if sale is None:
+            return
+        template = self._ctx.settings.screen.e_receipt_url
+        if template:
+            data = receipt_link(template, sale)
+        else:
+            data = receipt_text(sale, self._ctx.tr, self._ctx.settings.store.name)
+        bus, sale_id = self._ctx.bus, sale.id
+        run_in_background("qr-receipt", lambda: bus.post(QrRendered(sale_id, render_qr(data))))
+        self.choice = "qr"
+        self._ctx.session.go(THANKS)
+
+    def no_receipt(self) -> None:
+        """No receipt: straight to the thank-you."""
+        if self._sale is not None:
+            self.choice = "none"
+            self._ctx.session.go(THANKS)
+
+    def done(self) -> None:
+        """The thank-you is over (timer or touch): ready for the next customer."""
+        self._cancel_timer()
+        if self._ctx.session.screen != THANKS:
+            return
+        self.qr = None
+        self.choice = ""
+        if self._ctx.session.mode == "kiosk":
+            self._ctx.session.reset()  # also back to the first language
+        else:
+            self._ctx.session.go_home()
+
+    # -- screens -----------------------------------------------------------------------
+
+    def _screen_changed(self, _session: Any, screen: str) -> None:
+        if screen == SCREEN:
+            self._offer(self._ctx.session.last_sale_id)
+        elif screen == THANKS:
+            seconds = self._ctx.settings.screen.thanks_seconds
+            if self.choice == "qr":
+                seconds *= QR_THANKS_FACTOR
+            self._home_timer = Clock.schedule_once(lambda _dt: self.done(), seconds)
+        else:
+            self._cancel_timer()
+
+    def _stop(self) -> None:
+        self._stopped = True
+        self._cancel_timer()
+
+    def _cancel_timer(self) -> None:
+        if self._home_timer is not None:
+            self._home_timer.cancel()
+            self._home_timer = None
+
+    def _offer(self, sale_id: str) -> None:
+        self._sale = self._ctx.services.app.ledger.get(sale_id) if sale_id else None
+        self.receipt_number = self._sale.receipt_number if self._sale is not None else ""
+        self.qr = None
+        self.choice = ""
+        printer = self._printer()
+        if printer is None:
+            tr = self._ctx.tr
+            self._printer_off(tr._("There is no printer here. Take a QR receipt instead."))
+            return
+        self._judge_health(printer.health)
+        # Health may be old news (paper taken out since): ask the printer itself, off-thread.
+        bus = self._ctx.bus
+        run_in_background("printer-status", lambda: bus.post(PrinterChecked(printer.status())))
+
+    def _printer(self) -> ReceiptPrinter | None:
+        if not self._ctx.services.after_sale.can_print:
+            return None
+        return self._ctx.services.devices.printer
+
+    # -- the printer -------------------------------------------------------------------
+
+    def _printer_checked(self, event: PrinterChecked) -> None:
+        if self._stopped or self._ctx.session.screen != SCREEN:
+            return
+        tr = self._ctx.tr
+        status = event.status
+        if status.paper_out:
+            self._printer_off(tr._("The printer is out of paper. Take a QR receipt instead."))
+        elif status.cover_open or not status.online:
+            self._printer_off(tr._("The printer is not working. Take a QR receipt instead."))
+        else:
+            self._printer_on()
+
+    def _health_changed(self, event: DeviceHealthChanged) -> None:
+        if self._stopped or self._ctx.session.screen != SCREEN:
+            return
+        if event.health.kind == "printer":
+            self._judge_health(event.health)
+
+    def _judge_health(self, health: DeviceHealth) -> None:
+        tr = self._ctx.tr
+        if health.state == "offline":
+            self._printer_off(tr._("The printer is not working. Take a QR receipt instead."))
+        elif health.state == "degraded" and health.reason == "paper out":
+            self._printer_off(tr._("The printer is out of paper. Take a QR receipt instead."))
+        elif health.state == "degraded" and health.reason in STOPPED_REASONS:
+            self._printer_off(tr._("The printer is not working. Take a QR receipt instead."))
+        else:
+            self._printer_on()
+
+    def _printer_on(self) -> None:
+        self.can_print = True
+        self.printer_notice = ""
+
+    def _printer_off(self, text: str) -> None:
+        if not self.can_print and self.printer_notice == text:
+            return
+        self.can_print = False
+        self.printer_notice = text
+        log.info("printing not offered: %s", text)
+        self._ctx.session.say(text, "warning")
+
+    def _queued(self, event: ReceiptQueued) -> None:
+        # The customer asked for paper that did not come out: say so while they are here.
+        sale = self._sale
+        if self._stopped or sale is None:
+            return
+        if event.receipt_number == sale.receipt_number and self.choice:
+            self._ctx.session.say(
+                self._ctx.tr._(
+                    "Your receipt could not be printed yet. Please ask a member of staff."
+                ),
+                "warning",
+            )
+
+    def _qr_rendered(self, event: QrRendered) -> None:
+        sale = self._sale
+        if sale is not None and event.sale_id == sale.id and self.choice == "qr":
+            self.qr = qr_texture(event.pixels)
