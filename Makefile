@@ -45,3 +45,13 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+
+# Translations: find every tr._ / tr.n_ string of the screens (.py and .kv, see babel.cfg),
+# then merge them into each language's catalog; new strings arrive empty and test_i18n
+# names them until they are translated.
+.PHONY: messages
+messages: $(STAMP)
+	$(BIN)/pybabel extract -F babel.cfg -k n_:1,2 --add-comments=TRANSLATORS: \
+		--project=appliance -o appliance/locale/appliance.pot .
+	$(BIN)/pybabel update -i appliance/locale/appliance.pot -d appliance/locale -D appliance \
+		--no-fuzzy-matching --ignore-obsolete

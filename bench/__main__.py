@@ -12,12 +12,17 @@ from pathlib import Path
 from bench import (
     barcode_lookup,
     catalog_apply,
+    catalog_memory,
     csv_import,
     hub_ingest,
     receipt_print,
     sale_commit,
     sales_drain,
     scan_latency,
+    screen_frames,
+    screen_memory,
+    screen_scan,
+    screen_startup,
     startup,
 )
 from bench.report import RESULTS_DIR, build_report, write_report
@@ -36,6 +41,11 @@ BENCHMARKS: dict[str, Benchmark] = {
     catalog_apply.NAME: catalog_apply.run,
     sales_drain.NAME: sales_drain.run,
     hub_ingest.NAME: hub_ingest.run,
+    catalog_memory.NAME: catalog_memory.run,
+    screen_scan.NAME: screen_scan.run,
+    screen_startup.NAME: screen_startup.run,
+    screen_memory.NAME: screen_memory.run,
+    screen_frames.NAME: screen_frames.run,
 }
 
 log = logging.getLogger("bench")

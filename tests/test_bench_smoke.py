@@ -21,6 +21,11 @@ BENCHMARKS = (
     "catalog_apply",
     "sales_drain",
     "hub_ingest",
+    "catalog_memory",
+    "screen_scan",
+    "screen_startup",
+    "screen_memory",
+    "screen_frames",
 )
 
 

@@ -178,20 +178,7 @@ def draft_refund(
                 refers_to_line=line_no,
             )
         )
-    policy = TaxPolicy.of(
-        {line.tax_class: line.tax_rate for line in original.lines},
-        prices_include_tax=original.prices_include_tax,
-        rounding=original.tax_rounding,
-    )
-    after = dict(already_refunded)
-    for line_no, quantity in quantities.items():
-        after[line_no] = after.get(line_no, 0) + quantity
-    # Tax is rounded on the running total of everything refunded, like the amounts, so a
-    # series of partial refunds gives back exactly the sale's tax and total, never a cent more.
-    taxes = _tax_difference(
-        compute_taxes(policy, _refunded_amounts(original, after)),
-        compute_taxes(policy, _refunded_amounts(original, already_refunded)),
-    )
+    taxes = _refund_taxes(original, quantities, already_refunded)
     check_settles(tenders, taxes.gross)
     return SaleDraft(
         id=new_document_id(),
@@ -209,6 +196,36 @@ def draft_refund(
         staff=staff,
         references=original.id,
         reason=reason,
+    )
+
+
+def refund_total(
+    original: Sale, quantities: Mapping[int, int], *, already_refunded: Mapping[int, int]
+) -> int:
+    """What refunding {line_no: quantity} pays back (negative), exactly as draft_refund totals it.
+
+    The tenders of a refund must settle this amount, so a till asks for it before drafting.
+    """
+    return _refund_taxes(original, quantities, already_refunded).gross
+
+
+def _refund_taxes(
+    original: Sale, quantities: Mapping[int, int], already_refunded: Mapping[int, int]
+) -> TaxBreakdown:
+    """The taxes (and gross) a refund of `quantities` takes back, at the original rates."""
+    policy = TaxPolicy.of(
+        {line.tax_class: line.tax_rate for line in original.lines},
+        prices_include_tax=original.prices_include_tax,
+        rounding=original.tax_rounding,
+    )
+    after = dict(already_refunded)
+    for line_no, quantity in quantities.items():
+        after[line_no] = after.get(line_no, 0) + quantity
+    # Tax is rounded on the running total of everything refunded, like the amounts, so a
+    # series of partial refunds gives back exactly the sale's tax and total, never a cent more.
+    return _tax_difference(
+        compute_taxes(policy, _refunded_amounts(original, after)),
+        compute_taxes(policy, _refunded_amounts(original, already_refunded)),
     )
 
 

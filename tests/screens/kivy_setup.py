@@ -15,4 +15,6 @@ KIVY_HOME = Path(tempfile.gettempdir()) / f"appliance-test-kivy-{os.getuid()}"
 def prepare_offscreen_kivy() -> None:
     """Real OpenGL through Mesa, no display; Kivy's home in a temporary folder."""
     os.environ["KIVY_HOME"] = str(KIVY_HOME)
-    prepare_kivy(KIVY_HOME, ScreenSettings(), offscreen=True)
+    # The offscreen surface keeps the size the window is created with, and a resize does
+    # not grow it: create it big enough for every layout (800x480, 1280x800, 800x1280).
+    prepare_kivy(KIVY_HOME, ScreenSettings(width=1280, height=1280), offscreen=True)

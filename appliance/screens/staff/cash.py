@@ -1,0 +1,31 @@
+"""A cash sale: what is due, what was handed over, the change."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kivy.app import App
+
+from appliance.screens.widgets import AppScreen, TouchButton
+
+
+class CashScreen(AppScreen):
+    """Total due, a keypad and quick notes for the cash handed over, change due live."""
+
+    def on_kv_post(self, *_args: Any) -> None:
+        cash = App.get_running_app().cash
+        cash.bind(quick=lambda _p, rows: self._quick_buttons(rows))
+        self._quick_buttons(cash.quick)
+
+    def on_pre_enter(self, *_args: Any) -> None:
+        App.get_running_app().cash.start()
+
+    def _quick_buttons(self, rows: list[dict[str, Any]]) -> None:
+        """One button per likely amount: exact, the next whole amount, the next notes."""
+        holder = self.ids.quick
+        holder.clear_widgets()
+        cash = App.get_running_app().cash
+        for row in rows:
+            button = TouchButton(text=row["text"], kind="secondary")
+            button.bind(on_release=lambda _b, amount=row["amount"]: cash.hand_over(amount))
+            holder.add_widget(button)

@@ -1,0 +1,272 @@
+"""Refunds: find a sale by its receipt, choose what comes back, pay it back in cash or to card."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from kivy.event import EventDispatcher
+from kivy.properties import BooleanProperty, ListProperty, NumericProperty, StringProperty
+
+from appliance.core.events import SaleCommitted
+from appliance.core.ids import receipt_number
+from appliance.core.money import currency_exponent
+from appliance.core.sale import Sale, SaleDraft, SaleLine, draft_refund, refund_total
+from appliance.core.staff import StaffMember
+from appliance.core.tender import Tender
+from appliance.errors import ApplianceError, DocumentError
+from appliance.screens.presenters.context import ScreenContext
+
+log = logging.getLogger(__name__)
+
+SCREEN = "refund"
+# A cashier refunds up to this much (major units) alone; more needs a supervisor, because a
+# large refund is where till fraud hides. Not configurable yet: every store so far agreed.
+REFUND_APPROVAL_MAJOR = 50
+RefundTo = Literal["cash", "card"]
+
+
+class RefundPresenter(EventDispatcher):
+    """The refund screen: the found sale's lines, what is chosen, and the refund committed."""
+
+    digits = StringProperty("")  # typed receipt number, without the till's prefix
+    prefix = StringProperty("")
+    found = BooleanProperty(False)
+    receipt = StringProperty("")
+    sold_at = StringProperty("")
+    rows = ListProperty()  # one dict per sale line
+    total = NumericProperty(0)  # what the chosen items pay back (positive, minor units)
+    total_text = StringProperty("")
+    chosen = BooleanProperty(False)
+    can_card = BooleanProperty(False)  # the sale was paid by card: it can go back there
+    message = StringProperty("")
+
+    def __init__(self, ctx: ScreenContext, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._ctx = ctx
+        self._ledger = ctx.services.app.ledger
+        self.prefix = ctx.settings.device.receipt_prefix
+        self._sale: Sale | None = None
+        self._already: dict[int, int] = {}
+        self._chosen: dict[int, int] = {}
+        ctx.presenters["router"].on_scan(SCREEN, self.find)
+        ctx.session.bind(language=lambda *_args: self._show())
+
+    def start(self) -> None:
+        """The refund screen came up: ask for a receipt."""
+        self.clear()
+
+    def clear(self) -> None:
+        """Forget the sale on show."""
+        self._sale = None
+        self._already = {}
+        self._chosen = {}
+        self.digits = ""
+        self.message = ""
+        self._show()
+
+    def type(self, digits: str) -> None:
+        """The keypad's digits changed."""
+        self.digits = "".join(ch for ch in digits if ch.isdigit())[:9]
+
+    def find_typed(self) -> None:
+        """Find the receipt whose number was typed (the digits after the prefix)."""
+        if self.digits:
+            self.find(receipt_number(self.prefix, int(self.digits)))
+
+    def find(self, code: str) -> None:
+        """A receipt's barcode (its number) or QR code (the sale id) was scanned or typed."""
+        tr = self._ctx.tr
+        code = code.strip()
+        sale = self._ledger.by_receipt(code) or self._ledger.get(code)
+        if sale is None:
+            self.message = tr._("There is no receipt {number} on this till.").format(number=code)
+            return
+        if sale.kind != "sale":
+            self.message = tr._(
+                "Receipt {number} is not a sale; only sales can be refunded."
+            ).format(number=sale.receipt_number)
+            return
+        self._sale = sale
+        self._already = self._ledger.refunded_quantities(sale.id)
+        self._chosen = {}
+        self.digits = ""
+        self.message = ""
+        self._show()
+
+    def more(self, line_no: int) -> None:
+        """One more of a line comes back (a weighed line comes back whole)."""
+        line = self._line(line_no)
+        if line is None:
+            return
+        tr = self._ctx.tr
+        left = line.quantity - self._already.get(line_no, 0)
+        if left <= 0:
+            self.message = tr._("Everything on this line was already refunded.")
+            return
+        chosen = self._chosen.get(line_no, 0)
+        if chosen >= left:
+            self.message = tr.n_(
+                "Only {count} is left to refund on this line.",
+                "Only {count} are left to refund on this line.",
+                left,
+            ).format(count=left)
+            return
+        self._chosen[line_no] = left if line.measure != "each" else chosen + 1
+        self.message = ""
+        self._show()
+
+    def less(self, line_no: int) -> None:
+        """One fewer of a line comes back."""
+        line = self._line(line_no)
+        chosen = self._chosen.get(line_no, 0)
+        if line is None or chosen <= 0:
+            return
+        keep = 0 if line.measure != "each" else chosen - 1
+        if keep:
+            self._chosen[line_no] = keep
+        else:
+            self._chosen.pop(line_no, None)
+        self._show()
+
+    def everything(self) -> None:
+        """Everything not yet refunded comes back."""
+        sale = self._sale
+        if sale is None:
+            return
+        left = {
+            line.line_no: line.quantity - self._already.get(line.line_no, 0) for line in sale.lines
+        }
+        self._chosen = {n: q for n, q in left.items() if q > 0}
+        if not self._chosen:
+            self.message = self._ctx.tr._("Everything on this receipt was already refunded.")
+        self._show()
+
+    def needs_approval(self) -> bool:
+        """True when the refund is over what a cashier may pay back alone."""
+        staff = self._ctx.session.staff
+        if staff is not None and staff.is_supervisor:
+            return False
+        return bool(self.total > self._approval_limit)
+
+    def commit(self, to: RefundTo, approver: StaffMember | None = None) -> bool:
+        """Store the refund; the drawer opens for cash (AfterSale) and its receipt is offered."""
+        tr = self._ctx.tr
+        session = self._ctx.session
+        sale = self._sale
+        if sale is None or not self._chosen:
+            self.message = tr._("Choose what the customer brings back.")
+            return False
+        if session.staff is None:
+            self.message = tr._("Please log in first.")
+            return False
+        if self.needs_approval() and not (approver is not None and approver.is_supervisor):
+            self.message = tr._("A supervisor must approve a refund of more than {amount}.").format(
+                amount=tr.money(self._approval_limit, sale.currency)
+            )
+            return False
+        try:
+            refund = self._ledger.commit(self._draft(sale, to, session.staff_id, approver))
+        except DocumentError as err:
+            # Someone refunded the same items meanwhile (another till, an earlier try).
+            log.info("refund refused: %s", err)
+            self.find(sale.id)  # show what is left now
+            self.message = tr._("This refund is not possible: part of it was already refunded.")
+            return False
+        except ApplianceError as err:
+            log.warning("refund failed: %s", err)
+            self.message = tr._("The refund could not be stored. Please try again.")
+            return False
+        self._ctx.bus.post(
+            SaleCommitted(
+                refund.id,
+                refund.kind,
+                refund.sequence,
+                refund.receipt_number,
+                refund.total,
+                refund.currency,
+            )
+        )
+        log.info(
+            "refund %s of sale %s: %d", refund.receipt_number, sale.receipt_number, refund.total
+        )
+        self.clear()
+        session.finished(refund.id)
+        return True
+
+    @property
+    def _approval_limit(self) -> int:
+        currency = self._sale.currency if self._sale else self._ctx.checkout.cart.currency
+        return int(REFUND_APPROVAL_MAJOR * 10 ** currency_exponent(currency))
+
+    def _draft(
+        self, sale: Sale, to: RefundTo, staff_id: str, approver: StaffMember | None
+    ) -> SaleDraft:
+        amount = refund_total(sale, self._chosen, already_refunded=self._already)
+        card = next((t for t in sale.tenders if t.kind == "card"), None)
+        if to == "card" and card is not None:
+            tender = Tender("card", amount, reference=card.reference, card_mask=card.card_mask)
+        else:
+            tender = Tender("cash", amount)
+        return draft_refund(
+            sale,
+            self._chosen,
+            [tender] if amount else [],
+            already_refunded=self._already,
+            device_id=self._ctx.settings.device.id,
+            now=datetime.now(UTC),
+            staff=staff_id,
+            reason=f"approved by {approver.staff_id}" if approver is not None else "",
+        )
+
+    def _line(self, line_no: int) -> SaleLine | None:
+        if self._sale is None:
+            return None
+        return next((x for x in self._sale.lines if x.line_no == line_no), None)
+
+    def _show(self) -> None:
+        tr = self._ctx.tr
+        sale = self._sale
+        self.found = sale is not None
+        if sale is None:
+            self.receipt = ""
+            self.sold_at = ""
+            self.rows = []
+            self.total = 0
+            self.total_text = ""
+            self.chosen = False
+            self.can_card = False
+            return
+        self.receipt = sale.receipt_number
+        self.sold_at = tr.datetime(sale.created_at.astimezone())
+        self.can_card = any(t.kind == "card" for t in sale.tenders)
+        self.rows = [self._row(sale, line) for line in sale.lines]
+        self.total = -refund_total(sale, self._chosen, already_refunded=self._already)
+        self.total_text = tr.money(self.total, sale.currency)
+        self.chosen = bool(self._chosen)
+
+    def _row(self, sale: Sale, line: SaleLine) -> dict[str, Any]:
+        tr = self._ctx.tr
+        refunded = self._already.get(line.line_no, 0)
+        chosen = self._chosen.get(line.line_no, 0)
+        left = line.quantity - refunded
+        if line.measure == "each":
+            detail = tr._("{sold} sold, {refunded} refunded").format(
+                sold=line.quantity, refunded=refunded
+            )
+        else:
+            detail = (
+                tr._("Weighed or priced by label: refunded whole")
+                if not refunded
+                else tr._("Already refunded")
+            )
+        return {
+            "line_no": line.line_no,
+            "name": line.name,
+            "detail": detail,
+            "amount": tr.money(line.amount, sale.currency),
+            "chosen": str(chosen) if line.measure == "each" else ("1" if chosen else "0"),
+            "can_more": chosen < left,
+            "can_less": chosen > 0,
+        }

@@ -1,0 +1,208 @@
+"""Status for staff: sync with the hub, each device's health, and the day's takings."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from kivy.clock import Clock, ClockEvent
+from kivy.event import EventDispatcher
+from kivy.properties import BooleanProperty, ListProperty, OptionProperty
+
+from appliance.core.devices import DeviceHealth
+from appliance.core.events import SaleCommitted
+from appliance.screens.i18n import Translator
+from appliance.screens.presenters.context import ScreenContext
+from appliance.store.catalog_versions import CatalogVersions
+from appliance.store.day_totals import DayTotals, day_totals
+from appliance.store.outbox import SalesOutbox
+
+log = logging.getLogger(__name__)
+
+REFRESH_SECONDS = 2.0  # sync and devices while the screen is up: a COUNT and a lock each
+# How often the hub's acknowledgements are looked at while the screen is not up, so "last
+# successful sync" is right to within this much whatever screen was on show.
+SYNC_WATCH_SECONDS = 5.0
+
+
+def kind_name(tr: Translator, kind: str) -> str:
+    """A device kind in words."""
+    names = {
+        "scanner": tr._("Barcode scanner"),
+        "printer": tr._("Receipt printer"),
+        "drawer": tr._("Cash drawer"),
+        "card_reader": tr._("Card reader"),
+        "payment_terminal": tr._("Payment terminal"),
+    }
+    return names.get(kind, kind)
+
+
+def state_name(tr: Translator, state: str) -> str:
+    """A health state in words."""
+    if state == "ok":
+        return tr._("Working")
+    if state == "degraded":
+        return tr._("Needs attention")
+    return tr._("Offline")
+
+
+def tender_name(tr: Translator, kind: str) -> str:
+    """A tender kind in words."""
+    if kind == "cash":
+        return tr._("Cash")
+    if kind == "card":
+        return tr._("Card")
+    return tr._("Stored value")
+
+
+class StaffStatusPresenter(EventDispatcher):
+    """Rows for the three status sections; refreshed every 2 s while the screen is up."""
+
+    section = OptionProperty("sync", options=["sync", "devices", "today"])
+    hub_configured = BooleanProperty(False)
+    sync_rows = ListProperty()  # {"label", "value", "state"}; state "ok", "degraded", "offline"
+    device_rows = ListProperty()  # {"name", "kind", "state", "state_text", "reason"}
+    today_rows = ListProperty()  # {"label", "value", "state"}
+
+    def __init__(self, ctx: ScreenContext, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._ctx = ctx
+        db = ctx.services.app.db
+        self._outbox = SalesOutbox(db)
+        self._versions = CatalogVersions(db)
+        self._hub = ctx.services.hub
+        self.hub_configured = self._hub is not None
+        self._acked_upto = 0
+        self._last_sync: datetime | None = None
+        self._timer: ClockEvent | None = None
+        self._today_stale = True
+        ctx.bus.subscribe(SaleCommitted, self._committed)
+        ctx.session.bind(language=lambda *_args: self._committed(None))
+        if self._hub is not None:
+            # A bound method: the clock holds it weakly, so it ends with this presenter.
+            Clock.schedule_interval(self._tick_sync, SYNC_WATCH_SECONDS)
+
+    def start(self) -> None:
+        """The status screen came up: fill every section and keep them fresh."""
+        self._today_stale = True
+        self.refresh()
+        if self._timer is None:
+            self._timer = Clock.schedule_interval(self._tick, REFRESH_SECONDS)
+
+    def stop(self) -> None:
+        """The status screen went away: no more queries."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def show(self, section: str) -> None:
+        """Switch to one of "sync", "devices", "today"."""
+        self.section = section
+
+    def refresh(self) -> None:
+        """Re-read the sync state and device health; the day's totals only after a sale."""
+        self._watch_sync()
+        self.sync_rows = self._sync_rows()
+        self.device_rows = [self._device_row(h) for h in self._ctx.services.devices.health()]
+        if self._today_stale:
+            self._today_stale = False
+            self.today_rows = self._today_rows()
+
+    def _tick(self, _dt: float) -> None:
+        self.refresh()
+
+    def _committed(self, _event: SaleCommitted | None) -> None:
+        # The totals read every document of the day: only again when one was added (or the
+        # language changed, which changes every label).
+        self._today_stale = True
+        if self._timer is not None:
+            self.refresh()
+
+    def _tick_sync(self, _dt: float) -> None:
+        self._watch_sync()
+
+    def _watch_sync(self) -> None:
+        if self._hub is None:
+            return
+        acked = self._hub.uploader.stats().acked_upto
+        if acked > self._acked_upto:
+            self._acked_upto = acked
+            self._last_sync = datetime.now().astimezone()
+
+    def _sync_rows(self) -> list[dict[str, str]]:
+        tr = self._ctx.tr
+        depth = self._outbox.depth()
+        waiting = tr.n_("{count} document", "{count} documents", depth).format(count=depth)
+        rows = []
+        if self._hub is None:
+            rows.append(
+                {"label": tr._("Hub"), "value": tr._("No hub configured"), "state": "degraded"}
+            )
+        else:
+            state = self._hub.link.state
+            if state.ready:
+                link, link_state = tr._("Online"), "ok"
+            elif state.connected:
+                link, link_state = tr._("Connected, waiting for the hub"), "degraded"
+            else:
+                link, link_state = tr._("Offline"), "offline"
+            rows.append({"label": tr._("Hub"), "value": link, "state": link_state})
+        rows.append(
+            {
+                "label": tr._("Waiting to send"),
+                "value": waiting,
+                "state": "ok" if depth == 0 else "degraded",
+            }
+        )
+        if self._hub is not None:
+            last = tr.datetime(self._last_sync) if self._last_sync else tr._("Not since start")
+            rows.append({"label": tr._("Last successful sync"), "value": last, "state": "ok"})
+        version = self._versions.version()
+        rows.append(
+            {
+                "label": tr._("Catalog version"),
+                "value": str(version) if version else tr._("Local catalog only"),
+                "state": "ok",
+            }
+        )
+        return rows
+
+    def _device_row(self, health: DeviceHealth) -> dict[str, str]:
+        tr = self._ctx.tr
+        return {
+            "name": health.device,
+            "kind": kind_name(tr, health.kind),
+            "state": health.state,
+            "state_text": state_name(tr, health.state),
+            "reason": health.reason,
+        }
+
+    def _today_rows(self) -> list[dict[str, str]]:
+        tr = self._ctx.tr
+        now = datetime.now().astimezone()  # the till's local day
+        currency = self._ctx.checkout.cart.currency
+        assert now.tzinfo is not None
+        ledger = self._ctx.services.app.ledger
+        totals: DayTotals = day_totals(ledger, now.date(), now.tzinfo, currency=currency)
+
+        def money(minor: int) -> str:
+            return tr.money(minor, totals.currency or currency)
+
+        rows = [
+            {"label": tr._("Sales"), "value": str(totals.sales)},
+            {"label": tr._("Takings before refunds"), "value": money(totals.gross)},
+            {
+                "label": tr._("Refunds"),
+                "value": tr._("{count}: {amount}").format(
+                    count=totals.refunds, amount=money(totals.refunded)
+                ),
+            },
+            {"label": tr._("Net takings"), "value": money(totals.net)},
+        ]
+        rows += [
+            {"label": tender_name(tr, kind), "value": money(amount)}
+            for kind, amount in sorted(totals.by_tender.items())
+        ]
+        rows.append({"label": tr._("Items sold"), "value": str(totals.items)})
+        return [dict(row, state="ok") for row in rows]
