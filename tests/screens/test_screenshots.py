@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from _pytest.mark import ParameterSet
+from kivy.clock import Clock
 from kivy.core.window import Window
 
 from appliance.core.staff import StaffMember
@@ -137,12 +138,15 @@ class Kiosks:
 
 @pytest.fixture(scope="module")
 def kiosks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kiosks]:
-    """The apps the shots run in, one at a time."""
+    """The apps the shots run in, one at a time; frames back to back, not paced at 60 Hz."""
     apps = Kiosks(tmp_path_factory)
+    paced = Clock._max_fps  # Kivy has no public switch; pacing only makes the shots slower
+    Clock._max_fps = 0
     try:
         yield apps
     finally:
         apps.close()
+        Clock._max_fps = paced
 
 
 def prepare(kiosk: Kiosk, shot: Shot) -> None:
