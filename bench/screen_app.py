@@ -7,6 +7,7 @@ anything imports kivy, so the Kivy imports below live inside the functions.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -40,6 +41,20 @@ def prepare_offscreen() -> None:
 
     os.environ.setdefault("KIVY_HOME", str(KIVY_HOME))
     prepare_kivy(KIVY_HOME, SURFACE, offscreen=True)
+
+
+@contextmanager
+def short_state_dir() -> Iterator[Path]:
+    """A state folder with a short path, removed afterwards.
+
+    The simulator control socket lives beside the database, and a Unix socket path is at
+    most 107 bytes: a results folder deep inside a test's temporary tree is too long.
+    """
+    folder = Path(tempfile.mkdtemp(prefix="bench-screen-"))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def fill_catalog(db_path: Path, products: int) -> float:

@@ -150,26 +150,27 @@ def _raw(count: int, warmup: int) -> list[int]:
     return samples
 
 
-def measure(workdir: Path, sizes: Sizes) -> dict[str, Any]:
+def measure(sizes: Sizes) -> dict[str, Any]:
     """Unpaced and 60 Hz-paced latencies in ns, and how the catalog was made."""
     screen_app.prepare_offscreen()
-    db = workdir / "state" / "appliance.db"
-    fill_s = screen_app.fill_catalog(db, sizes.products)
-    settings = screen_app.settings_for(db, {"idle_seconds": 3600})
-    numbers = _codes(sizes.products, 2 * (sizes.scans + sizes.warmup))
-    half = len(numbers) // 2
     frames = screen_app.Frames(paced=False)
-    try:
-        with screen_app.open_app(settings, frames) as (app, services):
-            app.session.go("shop")
-            frames.until(lambda: app.deck is not None and app.deck.current == "shop", "shop")
-            scanning = Scanning(app, services, frames)
-            unpaced, unpaced_cpu = _time(scanning, numbers[:half], sizes.warmup)
-            frames.paced = True
-            paced, _ = _time(scanning, numbers[half:], sizes.warmup)
-            loaded = len(services.app.lookup)
-    finally:
-        frames.close()
+    with screen_app.short_state_dir() as state:
+        db = state / "appliance.db"
+        fill_s = screen_app.fill_catalog(db, sizes.products)
+        settings = screen_app.settings_for(db, {"idle_seconds": 3600})
+        numbers = _codes(sizes.products, 2 * (sizes.scans + sizes.warmup))
+        half = len(numbers) // 2
+        try:
+            with screen_app.open_app(settings, frames) as (app, services):
+                app.session.go("shop")
+                frames.until(lambda: app.deck is not None and app.deck.current == "shop", "shop")
+                scanning = Scanning(app, services, frames)
+                unpaced, unpaced_cpu = _time(scanning, numbers[:half], sizes.warmup)
+                frames.paced = True
+                paced, _ = _time(scanning, numbers[half:], sizes.warmup)
+                loaded = len(services.app.lookup)
+        finally:
+            frames.close()
     return {
         "unpaced": unpaced,
         "unpaced_cpu": unpaced_cpu,
@@ -182,8 +183,7 @@ def measure(workdir: Path, sizes: Sizes) -> dict[str, Any]:
 def run(workdir: Path, *, quick: bool) -> list[Row]:
     """Time scan-to-screen through the real app, against a bare pyserial read."""
     sizes = QUICK if quick else FULL
-    workdir.mkdir(parents=True, exist_ok=True)
-    measured = measure(workdir, sizes)
+    measured = measure(sizes)
     raw = _raw(sizes.scans, sizes.warmup)
     unpaced, paced = measured["unpaced"], measured["paced"]
     note = NOTE.format(products=sizes.products, lines=CART_LINES)
@@ -202,14 +202,6 @@ def run(workdir: Path, *, quick: bool) -> list[Row]:
     for metric, samples, q, target, extra in (
         ("p99 scan to frame", unpaced, 99, Target(16.0, at_most=True), ""),
         ("p50 scan to frame", unpaced, 50, None, ""),
-        (
-            "p99 main-thread CPU",
-            measured["unpaced_cpu"],
-            99,
-            None,
-            "; info: CPU time of the main thread from the bytes to the flip (thread_time), "
-            "which other load on the machine cannot inflate",
-        ),
         (
             "p99 at 60 Hz pacing",
             paced,
@@ -235,4 +227,18 @@ def run(workdir: Path, *, quick: bool) -> list[Row]:
                 details=details,
             )
         )
+    rows.append(
+        Row(
+            NAME,
+            "p99 main-thread CPU",
+            percentile(measured["unpaced_cpu"], 99) / NS_PER_MS,
+            "ms",
+            note=(
+                "the unpaced scans again, counting only the main thread's CPU time from the "
+                "bytes to the flip (thread_time): what other load on the machine cannot "
+                "inflate (info)"
+            ),
+            details=details,
+        )
+    )
     return rows

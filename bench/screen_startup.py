@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.result import Row, Target
+from bench.screen_app import short_state_dir
 from bench.screen_process import (
     appliance_command,
     child_environment,
@@ -34,13 +35,15 @@ def run(workdir: Path, *, quick: bool) -> list[Row]:
     """Time the appliance with its checkout window to READY=1, against bare interpreter starts."""
     sizes = QUICK if quick else FULL
     workdir.mkdir(parents=True, exist_ok=True)
-    state = workdir / "state"
-    config = write_config(workdir, state / "appliance.db")
-    command = appliance_command(config)
     bare = [sys.executable, "-c", "pass"]
     ours_s: list[float] = []
     bare_s: list[float] = []
-    with notify_socket() as (sock, path), (workdir / "stderr.txt").open("wb") as stderr:
+    with (
+        short_state_dir() as state,
+        notify_socket() as (sock, path),
+        (workdir / "stderr.txt").open("wb") as stderr,
+    ):
+        command = appliance_command(write_config(workdir, state / "appliance.db"))
         env = child_environment(path, state)
         # Warm-up: creates and migrates the database, seeds the demo catalog, warms caches.
         with started(command, env, sock, stderr):

@@ -10,7 +10,7 @@ from pathlib import Path
 import peewee
 import pytest
 
-from hub.db import open_hub_database
+from hub.db import HubDatabaseError, open_hub_database
 from tests.broker import MosquittoBroker, free_port
 from tests.e2e.conftest import Processes
 from tests.mqtt.fake_hub import DeviceStore
@@ -33,7 +33,7 @@ def _hub_rows_once_created(url: str) -> list[tuple[str, int, str]]:
     can be polled between the file appearing and its tables being made)."""
     try:
         return _hub_rows(url)
-    except peewee.DatabaseError:
+    except (peewee.DatabaseError, HubDatabaseError):
         return []
 
 

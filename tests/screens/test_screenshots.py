@@ -35,6 +35,7 @@ EMPTY_CART = frozenset({"welcome", "staff_login", "locked"})
 LOGGED_OUT = frozenset({"staff_login"})
 # High contrast with large text on the 7" screen, where large text is tightest.
 THEME_LAYOUTS = ("pi7",)
+GERMAN_LAYOUT = "pi7"
 # Screens shown a second time in a state reached by touching them: screen -> states.
 STATES = {"browse": ("keyboard",)}
 # Real layout bugs found here, each a reported defect of that screen: shot id -> reason.
@@ -50,6 +51,7 @@ class Shot:
     screen: str
     accessible: bool = False
     state: str = ""  # "" as the screen comes up, or one of STATES
+    language: str = "en"
 
     @property
     def id(self) -> str:
@@ -57,7 +59,8 @@ class Shot:
         name = f"{self.layout}-{self.screen}" + (f"-{self.state}" if self.state else "")
         if self.mode == "staff" and self.screen not in STAFF_SCREENS:
             name += "-staff"
-        return name + ("-contrast" if self.accessible else "")
+        name += "-contrast" if self.accessible else ""
+        return name + ("" if self.language == "en" else f"-{self.language}")
 
 
 def modes_of(screen: str) -> tuple[str, ...]:
@@ -68,15 +71,20 @@ def modes_of(screen: str) -> tuple[str, ...]:
 
 
 def all_shots() -> list[Shot]:
-    """Grouped by mode, so each mode's app starts once and is resized and re-themed."""
+    """Grouped by mode and theme, so each app starts once and is resized between shots."""
     shots = []
     for mode in ("kiosk", "staff"):
-        for accessible in (False, True):
-            for layout in THEME_LAYOUTS if accessible else tuple(LAYOUTS):
-                for screen in SCREENS:
-                    if mode in modes_of(screen):
-                        for state in ("", *STATES.get(screen, ())):
-                            shots.append(Shot(layout, mode, screen, accessible, state))
+        screens = [screen for screen in SCREENS if mode in modes_of(screen)]
+        for layout in LAYOUTS:
+            for screen in screens:
+                for state in ("", *STATES.get(screen, ())):
+                    shots.append(Shot(layout, mode, screen, state=state))
+        # German is longer than English: every screen in German where space is tightest.
+        shots += [Shot(GERMAN_LAYOUT, mode, screen, language="de") for screen in screens]
+        for layout in THEME_LAYOUTS:
+            for screen in screens:
+                for state in ("", *STATES.get(screen, ())):
+                    shots.append(Shot(layout, mode, screen, True, state))
     return shots
 
 
@@ -157,6 +165,7 @@ def prepare(kiosk: Kiosk, shot: Shot) -> None:
         session.logout()
     if shot.mode == "staff" and shot.screen not in LOGGED_OUT:
         session.login(SUPERVISOR)
+    session.set_language(shot.language)
     if shot.screen in EMPTY_CART:
         return
     for code in CART:
@@ -209,7 +218,8 @@ def assert_drawn_cleanly(shot: Shot, path: Path) -> None:
     problems += [str(f) for f in findings if f.kind != "narrow-key"]
     where = f"screen {shot.screen!r} at {shot.layout} {LAYOUTS[shot.layout]} in {shot.mode} mode"
     theme = " with high contrast and large text" if shot.accessible else ""
-    assert not problems, f"{where}{theme} ({path.name}):\n  " + "\n  ".join(problems)
+    language = "" if shot.language == "en" else f" in {shot.language}"
+    assert not problems, f"{where}{theme}{language} ({path.name}):\n  " + "\n  ".join(problems)
 
 
 @pytest.mark.parametrize("shot", params())
