@@ -50,8 +50,7 @@ class CartPresenter(EventDispatcher):
         changed = next((line for line in cart.lines if line not in before), None)
         if changed is not None:
             self.last_line_id = changed.line_id
-        self.refresh()
-        return True
+        return True  # the rows follow from the CartChanged the checkout posted
 
     def plus(self, line_id: int) -> None:
         """One more of a line counted in items."""
@@ -114,5 +113,4 @@ class CartPresenter(EventDispatcher):
         except DomainError as err:
             self._ctx.session.say(customer_message(self._ctx.tr, err), "warning")
             return
-        log.debug("cart now %d lines", len(cart.lines))
-        self.refresh()
+        log.debug("cart now %d lines", len(cart.lines))  # rows follow from CartChanged

@@ -14,14 +14,23 @@ class CashScreen(AppScreen):
 
     def on_kv_post(self, *_args: Any) -> None:
         cash = App.get_running_app().cash
-        cash.bind(quick=lambda _p, rows: self._quick_buttons(rows))
-        self._quick_buttons(cash.quick)
+        # Rebuilt only while shown: the cart changes on every scan, the buttons matter here.
+        cash.bind(quick=lambda _p, rows: self._quick_buttons(rows) if self._shown() else None)
+        self._built: list[dict[str, Any]] | None = None
 
     def on_pre_enter(self, *_args: Any) -> None:
-        App.get_running_app().cash.start()
+        cash = App.get_running_app().cash
+        cash.start()
+        self._quick_buttons(cash.quick)
+
+    def _shown(self) -> bool:
+        return self.manager is not None and self.manager.current == self.name
 
     def _quick_buttons(self, rows: list[dict[str, Any]]) -> None:
         """One button per likely amount: exact, the next whole amount, the next notes."""
+        if rows == self._built:
+            return
+        self._built = list(rows)
         holder = self.ids.quick
         holder.clear_widgets()
         cash = App.get_running_app().cash
