@@ -85,6 +85,8 @@ class KioskApp(App):
         self._show(self.session.screen)
         Window.bind(size=self._window_resized)
         self._window_resized(Window, Window.size)
+        self.theme.bind(background=self._paint_background)
+        self._paint_background(self.theme, self.theme.background)
         return root
 
     def on_start(self) -> None:
@@ -103,6 +105,11 @@ class KioskApp(App):
         width, height = size
         self.portrait = height > width
         self.compact = min(width, height) < 600
+
+    def _paint_background(self, _theme: Any, colour: Any) -> None:
+        # The frame's clear paints the background: a full-window rectangle behind every
+        # screen would cost as much fill again (software GL, the Pi's GPU) on every frame.
+        Window.clearcolor = colour
 
     def _first_flip(self, *_args: Any) -> None:
         Window.unbind(on_flip=self._first_flip)

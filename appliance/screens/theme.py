@@ -15,15 +15,15 @@ NORMAL = {
     "text": "#1B1F24",
     "muted": "#56606B",
     "primary": "#0B5FFF",
-    "on_primary": "#FFFFFF",
+    "primary_text": "#FFFFFF",
     "danger": "#B3261E",
-    "on_danger": "#FFFFFF",
+    "danger_text": "#FFFFFF",
     "success": "#1E7B34",
     "warning": "#8A5300",
     "line": "#D5DBE1",
     "secondary": "#D5DBE1",
     "banner": "#1B1F24",
-    "on_banner": "#FFFFFF",
+    "banner_text": "#FFFFFF",
 }
 HIGH_CONTRAST = {
     "background": "#000000",
@@ -31,15 +31,15 @@ HIGH_CONTRAST = {
     "text": "#FFFFFF",
     "muted": "#FFFFFF",
     "primary": "#FFE500",
-    "on_primary": "#000000",
+    "primary_text": "#000000",
     "danger": "#FF8A80",
-    "on_danger": "#000000",
+    "danger_text": "#000000",
     "success": "#7CFF8A",
     "warning": "#FFE500",
     "line": "#FFFFFF",
     "secondary": "#262626",  # white text on it is 15:1; a white key on black needs a fill
     "banner": "#FFFFFF",
-    "on_banner": "#000000",
+    "banner_text": "#000000",
 }
 LARGE_TEXT_SCALE = 1.3
 # Touch targets: 48 dp is the least a finger hits reliably; the main actions get more.
@@ -58,15 +58,15 @@ class Theme(EventDispatcher):
     text = ColorProperty(NORMAL["text"])
     muted = ColorProperty(NORMAL["muted"])
     primary = ColorProperty(NORMAL["primary"])
-    on_primary = ColorProperty(NORMAL["on_primary"])
+    primary_text = ColorProperty(NORMAL["primary_text"])
     danger = ColorProperty(NORMAL["danger"])
-    on_danger = ColorProperty(NORMAL["on_danger"])
+    danger_text = ColorProperty(NORMAL["danger_text"])
     success = ColorProperty(NORMAL["success"])
     warning = ColorProperty(NORMAL["warning"])
     line = ColorProperty(NORMAL["line"])
     secondary = ColorProperty(NORMAL["secondary"])
     banner = ColorProperty(NORMAL["banner"])
-    on_banner = ColorProperty(NORMAL["on_banner"])
+    banner_text = ColorProperty(NORMAL["banner_text"])
 
     scale = NumericProperty(1.0)
     text_small = NumericProperty(sp(15))
@@ -79,12 +79,6 @@ class Theme(EventDispatcher):
 
     def __init__(self, *, high_contrast: bool = False, large_text: bool = False) -> None:
         super().__init__()
-        # Kivy binds an attribute named on_<property> as that property's handler; our
-        # on_primary, on_danger and on_banner are colours, so unbind them before any change.
-        for name in ("primary", "danger", "banner"):
-            for observer in self.get_property_observers(name, args=True):
-                if not callable(observer[0]):
-                    self.unbind_uid(name, observer[-1])
         self.high_contrast = high_contrast
         self.large_text = large_text
         self._apply_palette()

@@ -1,4 +1,4 @@
-"""Widgets every screen uses: screens with the theme's background, buttons, keypads, the cart."""
+"""Widgets every screen uses: screens, buttons, keypads, the cart."""
 
 from __future__ import annotations
 
@@ -17,9 +17,11 @@ from kivy.uix.label import Label
 from kivy.uix.recycleview.views import RecycleDataViewBehavior
 from kivy.uix.screenmanager import Screen
 
+from appliance.screens.row_list import RowList  # noqa: F401  (defined there, named in kv)
+
 
 class AppScreen(Screen):
-    """A screen drawn on the theme's background."""
+    """A screen of the checkout; the window's clear colour is its background."""
 
 
 class TouchButton(Button):

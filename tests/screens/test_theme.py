@@ -19,23 +19,17 @@ AAA = 7.0
 # Text on its background, as the theme names them.
 PAIRS = (
     ("text", "background"),
-    ("on_primary", "primary"),
-    ("on_banner", "banner"),
-    ("on_danger", "danger"),
+    ("primary_text", "primary"),
+    ("banner_text", "banner"),
+    ("danger_text", "danger"),
 )
 # What widgets.kv also draws text on: panels, muted hints, secondary and disabled buttons.
 WIDGET_PAIRS = (
     ("text", "surface"),
     ("muted", "background"),
     ("muted", "surface"),
-    ("text", "line"),  # a secondary button: text on the line colour
+    ("text", "secondary"),  # a secondary button, a key: text on its fill
 )
-KNOWN_BUGS = {
-    ("text", "line"): (
-        "HIGH_CONTRAST draws secondary buttons white on white (text and line are both "
-        "#FFFFFF), so -, +, Find an item and every key are unreadable"
-    ),
-}
 SIZES = ("text_small", "text_body", "text_large", "text_huge")
 TARGETS = ("touch", "big_touch")
 
@@ -89,18 +83,7 @@ def test_high_contrast_text_reaches_7_to_1(text: str, background: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("text", "background"),
-    [
-        pytest.param(
-            t,
-            b,
-            id=f"{t}-on-{b}",
-            marks=[pytest.mark.xfail(strict=True, reason=KNOWN_BUGS[(t, b)])]
-            if (t, b) in KNOWN_BUGS
-            else [],
-        )
-        for t, b in WIDGET_PAIRS
-    ],
+    ("text", "background"), WIDGET_PAIRS, ids=[f"{t}-on-{b}" for t, b in WIDGET_PAIRS]
 )
 def test_high_contrast_holds_for_what_the_widgets_draw(text: str, background: str) -> None:
     theme = Theme(high_contrast=True)
@@ -150,21 +133,13 @@ def test_the_running_app_redraws_in_the_accessible_theme(kiosk: Kiosk) -> None:
     assert start.height >= kiosk.app.theme.big_touch - 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "Kivy's fbind takes names starting with on_ for events (fbind('on_primary') returns 0): "
-        "kv bindings to app.theme.on_primary, on_danger and on_banner never fire, so after a "
-        "switch at run time Start and Pay keep white text on yellow, top bars white on white"
-    ),
-)
 def test_a_switch_at_run_time_recolours_text_on_coloured_backgrounds(kiosk: Kiosk) -> None:
     kiosk.wait_for_screen("welcome")
     kiosk.app.theme.high_contrast = True
     kiosk.pump(3)
-    start = kiosk.find_text("Start")  # a primary button: on_primary on primary
+    start = kiosk.find_text("Start")  # a primary button: primary_text on primary
     assert eight_bit(start.background_color) == eight_bit(kiosk.app.theme.primary)
-    assert eight_bit(start.color) == eight_bit(kiosk.app.theme.on_primary)
+    assert eight_bit(start.color) == eight_bit(kiosk.app.theme.primary_text)
 
 
 def test_the_configured_theme_is_there_from_the_first_frame(tmp_path: Path) -> None:
@@ -177,4 +152,4 @@ def test_the_configured_theme_is_there_from_the_first_frame(tmp_path: Path) -> N
         assert kiosk.find_text("Welcome").font_size == pytest.approx(sp(36) * LARGE_TEXT_SCALE)
         assert pixel(2, 2) == pytest.approx(drawn(HIGH_CONTRAST["background"]), abs=1)
         start = kiosk.find_text("Start")
-        assert eight_bit(start.color) == eight_bit(theme.on_primary)
+        assert eight_bit(start.color) == eight_bit(theme.primary_text)

@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 NOTES = (5, 10, 20, 50, 100, 200, 500)
 QUICK_BUTTONS = 5
 MAX_DIGITS = 8  # typed in minor units: 999,999.99 is more cash than any till holds
+CASH_SCREEN = "cash"
 
 
 def quick_tenders(due: int, exponent: int) -> list[int]:
@@ -53,8 +54,9 @@ class CashPresenter(EventDispatcher):
         self._ctx = ctx
         self._currency = ctx.checkout.cart.currency
         self._exponent = currency_exponent(self._currency)
-        ctx.bus.subscribe(CartChanged, lambda _event: self._update())
-        ctx.session.bind(language=lambda *_args: self._update())
+        # Figures for the cash screen only: `start()` brings them up to date when it opens.
+        ctx.bus.subscribe(CartChanged, lambda _event: self._update_if_shown())
+        ctx.session.bind(language=lambda *_args: self._update_if_shown())
         self._update()
 
     def start(self) -> None:
@@ -96,6 +98,10 @@ class CashPresenter(EventDispatcher):
         """Back to the till without paying."""
         self.typed = ""
         self._ctx.session.go("till")
+
+    def _update_if_shown(self) -> None:
+        if self._ctx.session.screen == CASH_SCREEN:
+            self._update()
 
     def _update(self) -> None:
         tr = self._ctx.tr
