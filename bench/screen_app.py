@@ -29,18 +29,24 @@ if TYPE_CHECKING:
 KIVY_HOME = Path(tempfile.gettempdir()) / f"appliance-bench-kivy-{os.getuid()}"
 # The offscreen surface keeps the size the window is created with: big enough for all layouts.
 SURFACE = ScreenSettings(width=1280, height=1280)
+PI_DISPLAY = (800, 480)
+TABLET = (1280, 800)
 FRAME_S = 1 / 60  # Kivy's default maxfps
 WAIT_S = 15.0
 STORE = {"name": "Bench Store", "currency": fixtures.CURRENCY, "locale": "de_DE"}
 DEVICE = {"id": "bench-0001", "receipt_prefix": "BEN"}
 
 
-def prepare_offscreen() -> None:
-    """Real OpenGL (Mesa) without a display, before the first `import kivy`; safe to repeat."""
+def prepare_offscreen(surface: ScreenSettings = SURFACE) -> None:
+    """Real OpenGL (Mesa) without a display, before the first `import kivy`; safe to repeat.
+
+    The window is created at `surface` and keeps that size: a measurement draws at the size
+    it measures (bench.screen_child), since every pixel costs on a software-rendered screen.
+    """
     from appliance.screens.kivy_env import prepare_kivy
 
     os.environ.setdefault("KIVY_HOME", str(KIVY_HOME))
-    prepare_kivy(KIVY_HOME, SURFACE, offscreen=True)
+    prepare_kivy(KIVY_HOME, surface, offscreen=True)
 
 
 @contextmanager
@@ -109,6 +115,8 @@ class Frames:
     Kivy's own pacing is switched off so a frame's time is its work, not its sleep. Paced,
     each frame starts on the next 1/60 s slot, as Kivy's loop does; unpaced, frames follow
     each other with `gap_s` between them, so the threads feeding the bus get the GIL.
+    Each frame ends with glFinish: a flip only queues the drawing, and with software GL
+    (and on a GPU) the pixels are there when it has finished, which is what is timed.
     """
 
     paced: bool = True
@@ -119,6 +127,7 @@ class Frames:
     steps: list[str] = field(default_factory=list)
     flips: int = 0
     last_flip_ns: int = 0
+    last_done_ns: int = 0  # the end of the last frame, its drawing finished
     _next_slot: float = 0.0
 
     def __post_init__(self) -> None:
@@ -144,6 +153,7 @@ class Frames:
     def frame(self) -> float:
         """One frame; its work in seconds."""
         from kivy.base import EventLoop
+        from kivy.graphics.opengl import glFinish
 
         if self.paced:
             wait = self._next_slot - perf_counter()
@@ -153,6 +163,8 @@ class Frames:
             time.sleep(self.gap_s)
         started, cpu = perf_counter(), time.thread_time()
         EventLoop.idle()
+        glFinish()
+        self.last_done_ns = perf_counter_ns()
         took = perf_counter() - started
         self._next_slot = started + FRAME_S
         self.seconds.append(took)

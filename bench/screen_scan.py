@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from time import perf_counter_ns
 from typing import Any
@@ -14,6 +14,7 @@ from appliance.drivers.sim.scanner import SimScanner
 from bench import fixtures, screen_app
 from bench.result import Row, Target
 from bench.scan_latency import TERMINATOR, _raw_reader
+from bench.screen_child import run_in_child
 from bench.stats import percentile, summary_us
 
 NAME = "screen_scan"
@@ -23,14 +24,17 @@ NS_PER_MS = 1e6
 # (scrolling a long cart to its newest line is the basket screen's business, not timed here).
 CART_LINES = 5
 NOTE = (
-    "Kiosk app in this process at 800x480 offscreen (Mesa), shop screen, {products} products in "
-    "the catalog (MemoryCatalog). t0 = perf_counter_ns just before SimScanner.scan writes a "
-    "distinct code into the pty the app's SerialScanner reads; frames are pumped with "
-    "EventLoop.idle() until the CartRow naming the product is among the RecycleView's views "
-    "inside its viewport; t1 = the on_flip of the frame that drew it. Unpaced: frames back to "
-    "back (0.2 ms apart), so this is the work, not the wait for a 60 Hz slot. Cart emptied "
-    "every {lines} lines (untimed). Raw = a pyserial read loop on its own pty, as scan_latency"
+    "Kiosk app in a child process with its window made at 800x480 offscreen (Mesa llvmpipe, "
+    "software GL), shop screen, {products} products in the catalog (MemoryCatalog). t0 = "
+    "perf_counter_ns just before SimScanner.scan writes a distinct code into the pty the "
+    "app's SerialScanner reads; frames are pumped with EventLoop.idle() until the CartRow "
+    "naming the product is among the list's views inside its viewport; t1 = the end of the "
+    "frame that drew it, after glFinish (the pixels are in the framebuffer). Unpaced: frames "
+    "back to back (0.2 ms apart), so this is the work, not the wait for a 60 Hz slot. Cart "
+    "emptied every {lines} lines (untimed). Raw = a pyserial read loop on its own pty, as "
+    "scan_latency"
 )
+CHILD_TIMEOUT_S = 900.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +125,7 @@ class Scanning:
             if _row_shown(self.cart_list, name):
                 while frames.flips == flips:  # laid out, not drawn yet: the next frame draws it
                     frames.frame()
-                return frames.last_flip_ns - t0, time.thread_time_ns() - cpu0
+                return frames.last_done_ns - t0, time.thread_time_ns() - cpu0
         raise RuntimeError(f"the row of {name} never showed")
 
 
@@ -150,14 +154,20 @@ def _raw(count: int, warmup: int) -> list[int]:
     return samples
 
 
-def measure(sizes: Sizes) -> dict[str, Any]:
+def measure_here(width: int, height: int, **sizes: int) -> dict[str, Any]:
+    """In bench.screen_child, its window made at width x height: `measure`."""
+    return measure(Sizes(**sizes), (width, height))
+
+
+def measure(sizes: Sizes, size: tuple[int, int]) -> dict[str, Any]:
     """Unpaced and 60 Hz-paced latencies in ns, and how the catalog was made."""
-    screen_app.prepare_offscreen()
     frames = screen_app.Frames(paced=False)
+    width, height = size
     with screen_app.short_state_dir() as state:
         db = state / "appliance.db"
         fill_s = screen_app.fill_catalog(db, sizes.products)
-        settings = screen_app.settings_for(db, {"idle_seconds": 3600})
+        screen = {"idle_seconds": 3600, "width": width, "height": height}
+        settings = screen_app.settings_for(db, screen)
         numbers = _codes(sizes.products, 2 * (sizes.scans + sizes.warmup))
         half = len(numbers) // 2
         try:
@@ -183,7 +193,7 @@ def measure(sizes: Sizes) -> dict[str, Any]:
 def run(workdir: Path, *, quick: bool) -> list[Row]:
     """Time scan-to-screen through the real app, against a bare pyserial read."""
     sizes = QUICK if quick else FULL
-    measured = measure(sizes)
+    measured = run_in_child(NAME, screen_app.PI_DISPLAY, asdict(sizes), CHILD_TIMEOUT_S)
     raw = _raw(sizes.scans, sizes.warmup)
     unpaced, paced = measured["unpaced"], measured["paced"]
     note = NOTE.format(products=sizes.products, lines=CART_LINES)

@@ -98,7 +98,9 @@ class Kiosk:
         return found[0]
 
     def tap(self, widget: Widget) -> None:
-        """A finger down and up on the middle of `widget`."""
+        """A finger down and up on the middle of `widget`, once its layout has settled."""
+        # A dialog just opened may still be placing its scrolled content: aim after that.
+        self.pump(2)
         x, y = widget.to_window(*widget.center)
         touch = UnitTestTouch(x, y)
         touch.touch_down()
