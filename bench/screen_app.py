@@ -226,6 +226,14 @@ def open_app(settings: Settings, frames: Frames) -> Iterator[tuple[KioskApp, Run
             object.__setattr__(global_idmap["app"], "_obj", None)
 
 
+def all_screens_built(app: KioskApp) -> bool:
+    """Every registered screen is built (one per frame after the first), as on a kiosk
+    that has been up a while; the app settles its heap right after."""
+    from appliance.screens.registry import SCREENS
+
+    return app.deck is not None and all(app.deck.has_screen(name) for name in SCREENS)
+
+
 def lab_of(services: Running) -> Any:
     """The simulators behind the devices."""
     lab = services.app.lab

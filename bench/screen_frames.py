@@ -103,13 +103,6 @@ def cash_sale(flow: Flow) -> None:
     flow.receipt_printed("till")
 
 
-def _settled(app: Any) -> bool:
-    """Every registered screen is built (they are built one per frame after the first)."""
-    from appliance.screens.registry import SCREENS
-
-    return app.deck is not None and all(app.deck.has_screen(name) for name in SCREENS)
-
-
 FLOWS: dict[str, Callable[[Flow], None]] = {"kiosk": card_sale, "staff": cash_sale}
 CHILD_TIMEOUT_S = 600.0
 
@@ -123,7 +116,7 @@ def flows_here(width: int, height: int, *, mode: str, rounds: int) -> dict[str, 
         try:
             with screen_app.open_app(settings, frames) as (app, services):
                 frames.step = "building the screens"
-                frames.until(lambda: _settled(app), "every screen built")
+                frames.until(lambda: screen_app.all_screens_built(app), "every screen built")
                 frames.forget()
                 if mode == "staff":
                     app.session.login(CASHIER)

@@ -172,6 +172,7 @@ def measure(sizes: Sizes, size: tuple[int, int]) -> dict[str, Any]:
         half = len(numbers) // 2
         try:
             with screen_app.open_app(settings, frames) as (app, services):
+                frames.until(lambda: screen_app.all_screens_built(app), "every screen built")
                 app.session.go("shop")
                 frames.until(lambda: app.deck is not None and app.deck.current == "shop", "shop")
                 scanning = Scanning(app, services, frames)

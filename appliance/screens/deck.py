@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from kivy.clock import Clock
@@ -33,9 +34,13 @@ class ScreenDeck(ScreenManager):
         if name in self._pending:
             self._pending.remove(name)
 
-    def build_rest_when_idle(self) -> None:
-        """Build the other screens one per frame, so a later switch never waits for kv."""
-        # Stop once the app closed its window: a screen built then binds to a stopped app.
-        if self._pending and self.get_root_window() is not None:
+    def build_rest_when_idle(self, then: Callable[[], None] | None = None) -> None:
+        """Build the other screens one per frame, so a later switch never waits for kv;
+        call `then` once every screen is built."""
+        if self.get_root_window() is None:
+            return  # the app closed its window: a screen built now binds to a stopped app
+        if self._pending:
             self.ensure(self._pending[0])
-            Clock.schedule_once(lambda _dt: self.build_rest_when_idle(), 0)
+            Clock.schedule_once(lambda _dt: self.build_rest_when_idle(then), 0)
+        elif then is not None:
+            then()
