@@ -41,8 +41,10 @@ def cli() -> None:
 def run(headless: bool, simulate: bool, config_path: str | None) -> None:
     """Run the appliance (a systemd Type=notify service)."""
     from appliance.service.logs import configure_logging
+    from appliance.service.malloc import limit_malloc_arenas
     from appliance.service.runner import run as run_appliance
 
+    limit_malloc_arenas()  # before any thread starts
     settings = settings_for(config_path, simulate)
     target = configure_logging(settings.logging.level)
     path = resolve_config_path(config_path)

@@ -24,6 +24,7 @@ from appliance.screens.presenters.input_router import InputRouter
 from appliance.screens.presenters.session import KioskSession
 from appliance.screens.registry import PRESENTERS, load_class
 from appliance.screens.theme import Theme
+from appliance.service.malloc import give_back_free_memory
 from appliance.service.notify import SystemdNotifier
 from appliance.service.runner_protocols import Checkpointer
 from appliance.service.running import Running
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 WIDGETS_KV = Path(__file__).with_name("widgets.kv")
 # The bus is drained every frame; housekeeping waits for this long without events.
 IDLE_HOUSEKEEPING_SECONDS = 0.5
+TRIM_AFTER_IDLE_SECONDS = 2.0
 
 
 def settle_heap() -> None:
@@ -41,10 +43,12 @@ def settle_heap() -> None:
     The screens, kv rules and catalog are a quarter of a million objects that live as long
     as the process; a full collection walked them all, a frame of over 100 ms at random in
     the middle of a sale. Frozen, a collection walks only what the sale itself made.
+    Then the C heap gives back what start-up freed.
     """
     gc.collect()
     gc.freeze()
-    log.info("heap settled: %d objects frozen", gc.get_freeze_count())
+    trimmed = give_back_free_memory()  # what start-up freed goes back to the system
+    log.info("heap settled: %d objects frozen, trimmed: %s", gc.get_freeze_count(), trimmed)
 
 
 class KioskApp(App):
@@ -83,14 +87,15 @@ class KioskApp(App):
             setattr(self, name, presenter)
             self.ctx.presenters[name] = presenter
         self.deck: ScreenDeck | None = None
-        self._last_event = time.monotonic()
+        self._last_event = self._last_activity = time.monotonic()
+        self._heap_trimmed = True  # settle_heap trims once the screens are built
         self.ready = False
 
     def build(self) -> Any:
         if str(WIDGETS_KV) not in Builder.files:
             Builder.load_file(str(WIDGETS_KV))
         root = FloatLayout()
-        self.deck = ScreenDeck()
+        self.deck = ScreenDeck(self.services.app.settings.screen.mode)
         root.add_widget(self.deck)
         root.add_widget(load_class("appliance.screens.widgets:MessageBanner")())
         self.session.bind(screen=lambda _s, name: self._show(name))
@@ -144,10 +149,16 @@ class KioskApp(App):
         """Deliver what the threads posted; feed the watchdog; housekeeping when idle."""
         now = time.monotonic()
         if self.services.app.bus.drain():
-            self._last_event = now
+            self._last_event = self._last_activity = now
+            self._heap_trimmed = False
         elif self.checkpointer is not None and now - self._last_event > IDLE_HOUSEKEEPING_SECONDS:
             self.checkpointer.idle()
             self._last_event = now
+        if not self._heap_trimmed and now - self._last_activity > TRIM_AFTER_IDLE_SECONDS:
+            # A new screen state can make the GL driver compile shaders, tens of MB malloc'd
+            # and freed; once the kiosk is quiet, the heap gives them back.
+            give_back_free_memory()
+            self._heap_trimmed = True
         if self.notifier is not None and self.ready:
             # Fed from the frame clock: a frozen screen stops the pings and systemd restarts us.
             self.notifier.watchdog()  # rate-limits itself

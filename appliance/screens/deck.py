@@ -9,7 +9,7 @@ from typing import Any
 from kivy.clock import Clock
 from kivy.uix.screenmanager import NoTransition, ScreenManager
 
-from appliance.screens.registry import SCREENS, screen_class
+from appliance.screens.registry import built_ahead, screen_class
 
 log = logging.getLogger(__name__)
 
@@ -17,10 +17,11 @@ log = logging.getLogger(__name__)
 class ScreenDeck(ScreenManager):
     """Shows screens by name; builds them lazily so the first frame comes fast."""
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, mode: str, **kwargs: Any) -> None:
         kwargs.setdefault("transition", NoTransition())  # instant: a checkout must feel quick
         super().__init__(**kwargs)
-        self._pending = list(SCREENS)
+        self.ahead = built_ahead(mode)
+        self._pending = list(self.ahead)
 
     def show(self, name: str) -> None:
         """Make `name` the visible screen, building it if needed."""
@@ -35,8 +36,8 @@ class ScreenDeck(ScreenManager):
             self._pending.remove(name)
 
     def build_rest_when_idle(self, then: Callable[[], None] | None = None) -> None:
-        """Build the other screens one per frame, so a later switch never waits for kv;
-        call `then` once every screen is built."""
+        """Build the mode's other screens one per frame, so a switch to them never waits for
+        kv; call `then` once they are built."""
         if self.get_root_window() is None:
             return  # the app closed its window: a screen built now binds to a stopped app
         if self._pending:

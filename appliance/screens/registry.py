@@ -17,6 +17,12 @@ SCREENS: dict[str, str] = {**CUSTOMER_SCREENS, **STAFF_SCREENS}
 PRESENTERS: dict[str, str] = {**CUSTOMER_PRESENTERS, **STAFF_PRESENTERS}
 
 
+def built_ahead(mode: str) -> list[str]:
+    """The screens built in idle frames after start: a kiosk's staff screens (a staff member
+    logging in at a kiosk) are built when first shown, not kept in memory all day."""
+    return list(CUSTOMER_SCREENS) if mode == "kiosk" else list(SCREENS)
+
+
 def load_class(target: str) -> Any:
     """Import "module:Class"."""
     module_name, _, class_name = target.partition(":")

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from tests.screens.harness import Kiosk
+import gc
+from pathlib import Path
+
+from appliance.screens.customer import CUSTOMER_SCREENS
+from appliance.screens.staff import STAFF_SCREENS
+from tests.screens.harness import Kiosk, open_kiosk
 
 COFFEE = "4006381333931"
 
@@ -16,3 +21,18 @@ def test_a_scan_on_the_welcome_screen_starts_the_sale(kiosk: Kiosk) -> None:
     assert kiosk.app.cart.rows[0]["name"] == "Ground coffee 250 g"
     kiosk.find_text("Ground coffee 250 g")
     kiosk.screenshot("foundation-shop")
+
+
+def test_the_heap_settles_once_the_kiosk_screens_are_built(tmp_path: Path) -> None:
+    """Built ahead: the customer screens; the kiosk's objects are then frozen, and thawed
+    when the app stops (a full collection walking them was a 100 ms frame mid-sale)."""
+    gc.unfreeze()
+    with open_kiosk(tmp_path) as kiosk:
+        deck = kiosk.app.deck
+        assert deck is not None and deck.ahead == list(CUSTOMER_SCREENS)
+        kiosk.wait_for(lambda: gc.get_freeze_count() > 0, what="the settled heap")
+        assert all(deck.has_screen(name) for name in CUSTOMER_SCREENS)
+        assert not any(deck.has_screen(name) for name in STAFF_SCREENS)  # built when shown
+        kiosk.app.session.go("staff_login")  # a member of staff at a kiosk
+        kiosk.wait_for_screen("staff_login")
+    assert gc.get_freeze_count() == 0
