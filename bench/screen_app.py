@@ -227,9 +227,9 @@ def open_app(settings: Settings, frames: Frames) -> Iterator[tuple[KioskApp, Run
 
 
 def all_screens_built(app: KioskApp) -> bool:
-    """The screens the app builds ahead are built (one per frame after the first), as on a
-    kiosk that has been up a while; the app settles its heap right after."""
-    return app.deck is not None and all(app.deck.has_screen(name) for name in app.deck.ahead)
+    """The screens the app builds ahead are built (one per frame after the first) and its
+    heap is settled, as on a kiosk that has been up a while."""
+    return app.settled
 
 
 def lab_of(services: Running) -> Any:

@@ -90,6 +90,7 @@ class KioskApp(App):
         self._last_event = self._last_activity = time.monotonic()
         self._heap_trimmed = True  # settle_heap trims once the screens are built
         self.ready = False
+        self.settled = False  # the screens built ahead, the heap settled: start-up is over
 
     def build(self) -> Any:
         if str(WIDGETS_KV) not in Builder.files:
@@ -143,7 +144,11 @@ class KioskApp(App):
 
     def _build_rest(self) -> None:
         if self.deck is not None:
-            self.deck.build_rest_when_idle(then=settle_heap)
+            self.deck.build_rest_when_idle(then=self._settle)
+
+    def _settle(self) -> None:
+        settle_heap()
+        self.settled = True
 
     def _pump(self, _dt: float) -> None:
         """Deliver what the threads posted; feed the watchdog; housekeeping when idle."""

@@ -98,8 +98,11 @@ class Translator(Observable):
 
     def switch(self, language: str, store_locale: str) -> None:
         """Change language and locale; every `tr._` in kv is evaluated again."""
+        locale = display_locale(language, store_locale)
+        if (language, locale) == (self.language, self.locale):
+            return  # every text of every screen re-rendered for nothing: a long frame
         self.language = language
-        self.locale = display_locale(language, store_locale)
+        self.locale = locale
         self._translations = load_translations(language)
         alive = []
         for observer in self._observers:

@@ -26,7 +26,10 @@ DEFAULT_RETRY_SECONDS = 15.0
 
 
 class AfterSale:
-    """Prints receipts, opens the drawer for cash and logs every opening; main thread."""
+    """Prints receipts, opens the drawer for cash and logs every opening.
+
+    Its handlers run on the main thread; the kick and the log row run on the drawer's worker.
+    """
 
     def __init__(
         self, app: Appliance, devices: DeviceManager, *, print_every_sale: bool = True
@@ -41,7 +44,8 @@ class AfterSale:
         self._footer = table.footer if table else ("Thank you!",)
         retry = table.retry_seconds if table else DEFAULT_RETRY_SECONDS
         self._queue = PrintQueue(printer, app.bus, retry_seconds=retry) if printer else None
-        # A kick blocks for the pulse (about 0.1 s): never on the main thread.
+        # A kick blocks for the pulse (about 0.1 s), a log row for the disk: never on the
+        # main thread. One worker keeps each opening's row after its kick.
         self._kicks = ThreadPoolExecutor(max_workers=1, thread_name_prefix="drawer-kick")
         app.bus.subscribe(SaleCommitted, self._committed)
         app.bus.subscribe(DrawerOpened, self._opened)
@@ -115,4 +119,11 @@ class AfterSale:
             log.exception("drawer kick for sale %s failed", opening.reference)
 
     def _opened(self, event: DrawerOpened) -> None:
-        self._drawer_log.record(event.device, event.opening)
+        # A durable write waits for the disk: on the drawer's worker, never in a frame.
+        self._kicks.submit(self._record, event)
+
+    def _record(self, event: DrawerOpened) -> None:
+        try:
+            self._drawer_log.record(event.device, event.opening)
+        except Exception:  # an error inside the thread pool would vanish without a word
+            log.exception("drawer opening %s not logged", event.opening.reference)

@@ -18,6 +18,7 @@ from kivy.clock import Clock
 from kivy.core.window import Window
 from kivy.lang.parser import global_idmap
 from kivy.tests.common import UnitTestTouch
+from kivy.uix.scrollview import ScrollView
 from kivy.uix.widget import Widget
 
 from appliance.drivers.sim.lab import SimLab
@@ -26,7 +27,18 @@ from appliance.service.running import Running, running
 from appliance.settings import Settings, parse_settings
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
+SCROLL_TAP_SECONDS = 0.25
 LAYOUTS = {"pi7": (800, 480), "tablet": (1280, 800), "portrait": (800, 1280)}
+
+
+def in_scrolling_view(widget: Widget) -> bool:
+    """`widget` sits in a ScrollView that scrolls, so a tap on it is held back a moment."""
+    parent = widget.parent
+    while isinstance(parent, Widget):  # up to the window, which is not a widget
+        if isinstance(parent, ScrollView) and (parent.do_scroll_x or parent.do_scroll_y):
+            return True
+        parent = parent.parent
+    return False
 
 
 @dataclass
@@ -107,6 +119,11 @@ class Kiosk:
         self.pump()
         touch.touch_up()
         self.pump(2)
+        if in_scrolling_view(widget):
+            # Kivy's ScrollView tells a tap from a scroll and hands the tap on 0.2 s later.
+            released = time.monotonic() + SCROLL_TAP_SECONDS
+            while time.monotonic() < released:
+                self.pump()
 
     def tap_text(self, text: str) -> None:
         """Tap the visible button showing `text`."""
