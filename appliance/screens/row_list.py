@@ -6,6 +6,7 @@ from typing import Any
 
 from kivy.uix.recycleview import RecycleView
 from kivy.uix.recycleview.views import RecycleDataAdapter
+from kivy.uix.screenmanager import Screen
 
 
 class RowsStayPut(RecycleDataAdapter):
@@ -31,8 +32,30 @@ class RowsStayPut(RecycleDataAdapter):
 
 
 class RowList(RecycleView):
-    """A scrolling list of rows, clipped by a scissor rectangle (see widgets.kv)."""
+    """A scrolling list of rows, clipped by a scissor rectangle (see widgets.kv).
+
+    A list on a screen that is not shown keeps its changes until the screen comes up: the
+    staff till and the basket both follow the cart, and only one of them is on show.
+    """
 
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("view_adapter", RowsStayPut())
         super().__init__(**kwargs)
+        self._waits_for: Screen | None = None
+
+    def refresh_views(self, *largs: Any) -> None:
+        if self.get_root_window() is None and self._wait_for_screen():
+            return  # Kivy's refresh flags stay set: the screen's entry runs them
+        super().refresh_views(*largs)
+
+    def _wait_for_screen(self) -> bool:
+        """Refresh when the screen holding this list is entered; False if there is none."""
+        if self._waits_for is None:
+            holder = self.parent
+            while holder is not None and not isinstance(holder, Screen):
+                holder = holder.parent
+            if holder is None:
+                return False
+            holder.bind(on_pre_enter=lambda *_args: self._refresh_trigger())
+            self._waits_for = holder
+        return True
