@@ -128,6 +128,14 @@ def flows_here(width: int, height: int, *, mode: str, rounds: int) -> dict[str, 
     return {"seconds": frames.seconds, "cpu_seconds": frames.cpu_seconds, "steps": frames.steps}
 
 
+def _worst_by_step(frames: dict[str, list[Any]]) -> dict[str, float]:
+    """The longest frame of each step (the commit, the print, the drawer kick, ...), in ms."""
+    worst: dict[str, float] = {}
+    for took, step in zip(frames["seconds"], frames["steps"], strict=True):
+        worst[step] = max(worst.get(step, 0.0), round(took * MS_PER_S, 2))
+    return worst
+
+
 def _worst(frames: dict[str, list[Any]]) -> tuple[float, str]:
     """The longest frame and the step it belonged to."""
     seconds = frames["seconds"]
@@ -159,6 +167,8 @@ def run(workdir: Path, *, quick: bool) -> list[Row]:
         "p50_ms": round(percentile(seconds, 50) * MS_PER_S, 3),
         "worst_main_thread_cpu_ms": round(max(cpu) * MS_PER_S, 2),
         "p99_main_thread_cpu_ms": round(percentile(cpu, 99) * MS_PER_S, 3),
+        "kiosk_worst_ms_by_step": _worst_by_step(kiosk),
+        "staff_worst_ms_by_step": _worst_by_step(staff),
     }
     note = (
         f"{sizes.rounds} self-checkout card sale(s) with a printed receipt (kiosk, 800x480) and "

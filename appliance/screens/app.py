@@ -22,6 +22,7 @@ from appliance.screens.presenters.cart import CartPresenter
 from appliance.screens.presenters.context import ScreenContext
 from appliance.screens.presenters.input_router import InputRouter
 from appliance.screens.presenters.session import KioskSession
+from appliance.screens.presenters.store_writes import StoreWrites
 from appliance.screens.registry import PRESENTERS, load_class
 from appliance.screens.theme import Theme
 from appliance.service.malloc import give_back_free_memory
@@ -78,7 +79,7 @@ class KioskApp(App):
         )
         self.tr = tr
         self.session = KioskSession(services, tr)
-        self.ctx = ScreenContext(services, self.session, tr)
+        self.ctx = ScreenContext(services, self.session, tr, StoreWrites(services.app.bus))
         self.cart = CartPresenter(self.ctx)
         self.router = InputRouter(self.ctx, self.cart.scan)
         self.ctx.presenters.update(cart=self.cart, router=self.router)
@@ -113,6 +114,7 @@ class KioskApp(App):
         Window.bind(on_flip=self._first_flip)
 
     def on_stop(self) -> None:
+        self.ctx.writes.close()  # a sale being stored is stored before the store closes
         gc.unfreeze()  # what this app built may be collected again once it is gone
         Window.unbind(size=self._window_resized)
         self.tr.forget_views()

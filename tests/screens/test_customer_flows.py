@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 
 from appliance.core.payment import PaymentRequest, PaymentResult
@@ -208,7 +209,10 @@ def test_a_sale_that_cannot_be_stored_is_retried_without_charging_again(kiosk: K
     commit = ledger.commit
     failures = [StoreError("disk full")]
 
+    stored_on: list[str] = []
+
     def failing_once(draft: object) -> object:
+        stored_on.append(threading.current_thread().name)
         if failures:
             raise failures.pop()
         return commit(draft)  # type: ignore[arg-type]
@@ -224,6 +228,8 @@ def test_a_sale_that_cannot_be_stored_is_retried_without_charging_again(kiosk: K
     kiosk.tap_text("Try again")
     kiosk.wait_for_screen("receipt")
     assert len(payments) == 1 and ledger.count() == 1
+    # Both attempts waited for the disk on the writer thread, never in a frame.
+    assert len(stored_on) == 2 and all(name.startswith("store-writes") for name in stored_on)
 
 
 def test_a_stored_value_card_pays_once_and_a_poor_card_is_refused(kiosk: Kiosk) -> None:

@@ -41,11 +41,12 @@ STATES = (
     "cancelled",
     "unknown",  # the terminal could not say: staff must decide
     "resolve",  # a member of staff is deciding an unknown payment
+    "saving",  # paid; the sale is being stored (off the main thread)
     "commit_failed",  # charged, but the sale is not stored yet
     "tap_card",  # waiting for a stored-value card
 )
 # While the cart is with the terminal, or paid but not stored, nothing may clear it.
-BUSY_STATES = frozenset({"waiting", "unknown", "resolve", "commit_failed"})
+BUSY_STATES = frozenset({"waiting", "unknown", "resolve", "saving", "commit_failed"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,7 +230,11 @@ class PaymentPresenter(EventDispatcher):
             reference=reference or request.merchant_reference,
             card_mask=result.masked_card if result is not None else "",
         )
-        sale = self._commit(tender, staff)
+        who = self._sale_staff(staff)
+        self.state = "saving"
+        self._ctx.writes.run(lambda: self._store(tender, who), self._card_stored)
+
+    def _card_stored(self, sale: Sale | None, _error: ApplianceError | None) -> None:
         if sale is None:
             self.notice = self._ctx.tr._(
                 "Your card was charged, but the sale could not be saved. "
@@ -240,11 +245,10 @@ class PaymentPresenter(EventDispatcher):
         self._forget_card()
         self._finish(sale)
 
-    def _commit(self, tender: Tender, staff: StaffMember | None) -> Sale | None:
-        """Store the sale; None (logged) when the store refused it."""
-        checkout = self._ctx.checkout
+    def _store(self, tender: Tender, staff_id: str) -> Sale | None:
+        """On the writer thread: store the sale; None (logged) when the store refused it."""
         try:
-            return checkout.pay([tender], staff=self._sale_staff(staff))
+            return self._ctx.checkout.pay([tender], staff=staff_id)
         except ApplianceError as err:
             log.error("%s payment %s: sale not stored: %s", tender.kind, tender.reference, err)
             return None
@@ -275,14 +279,22 @@ class PaymentPresenter(EventDispatcher):
             self._staff.badge(event.uid)
         elif self.state == "tap_card":
             total = self._ctx.checkout.totals().total
-            paid = self._stored_value.pay(event.uid, total, self._commit_stored_value)
-            if paid is not None:
-                self._finish(paid)
-            else:
-                self.notice = self._stored_value.problem
+            who = self._sale_staff(None)
+            uid = event.uid
+            self.state = "saving"
+            self._ctx.writes.run(
+                lambda: self._stored_value.pay(uid, total, lambda tender: self._store(tender, who)),
+                self._stored_value_paid,
+            )
 
-    def _commit_stored_value(self, tender: Tender) -> Sale | None:
-        return self._commit(tender, None)
+    def _stored_value_paid(self, sale: Sale | None, _error: ApplianceError | None) -> None:
+        if sale is not None:
+            self._finish(sale)
+            return
+        self.state = "tap_card"
+        self.notice = self._stored_value.problem or self._ctx.tr._(
+            "The payment did not go through. Please try again."
+        )
 
     # -- the terminal and the screen ---------------------------------------------------
 

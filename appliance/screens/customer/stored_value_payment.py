@@ -18,7 +18,10 @@ Commit = Callable[[Tender], Sale | None]
 
 
 class StoredValuePayment:
-    """One tap pays the whole total; `problem` says why the last tap did not. Main thread."""
+    """One tap pays the whole total; `problem` says why the last tap did not.
+
+    `pay` runs on the store's writer thread (it debits, stores and may credit back).
+    """
 
     def __init__(self, ctx: ScreenContext) -> None:
         self._ctx = ctx

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from appliance.core.checkout import Checkout
 from appliance.core.events import EventBus
 from appliance.screens.i18n import Translator
+from appliance.screens.presenters.store_writes import StoreWrites
 from appliance.service.running import Running
 from appliance.settings import Settings
 
@@ -22,6 +23,7 @@ class ScreenContext:
     services: Running
     session: KioskSession
     tr: Translator
+    writes: StoreWrites  # sales and refunds are stored on its thread, never in a frame
     # Presenters by name, as they are built; a presenter may use those built before it.
     presenters: dict[str, Any] = field(default_factory=dict)
 

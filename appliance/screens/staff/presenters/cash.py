@@ -10,6 +10,7 @@ from kivy.properties import BooleanProperty, ListProperty, NumericProperty, Stri
 
 from appliance.core.checkout import CartChanged
 from appliance.core.money import currency_exponent
+from appliance.core.sale import Sale
 from appliance.core.tender import Tender
 from appliance.errors import ApplianceError
 from appliance.screens.presenters.context import ScreenContext
@@ -47,6 +48,7 @@ class CashPresenter(EventDispatcher):
     change_text = StringProperty("")
     hint = StringProperty("")  # why Complete is not possible yet: the amount still due, ...
     can_complete = BooleanProperty(False)
+    saving = BooleanProperty(False)  # the sale is being stored; Complete waits for it
     quick = ListProperty()  # [{"text": "€20.00", "amount": 2000}, ...]
 
     def __init__(self, ctx: ScreenContext, **kwargs: Any) -> None:
@@ -75,17 +77,23 @@ class CashPresenter(EventDispatcher):
         self._update()
 
     def complete(self) -> None:
-        """Commit the cash sale; AfterSale opens the drawer for it, then the receipt is offered."""
+        """Store the cash sale (off the main thread); AfterSale opens the drawer for it, then
+        the receipt is offered."""
         self._update()
-        if not self.can_complete:
+        if not self.can_complete or self.saving:
             return
         checkout = self._ctx.checkout
-        session = self._ctx.session
         tenders = [Tender.cash(self.tendered, self.due)] if self.due > 0 else []
-        try:
-            sale = checkout.pay(tenders, staff=session.staff_id)
-        except ApplianceError as err:
-            session.say(customer_message(self._ctx.tr, err), "warning")
+        staff_id = self._ctx.session.staff_id
+        self.saving = True
+        self._ctx.writes.run(lambda: checkout.pay(tenders, staff=staff_id), self._stored)
+
+    def _stored(self, sale: Sale | None, error: ApplianceError | None) -> None:
+        self.saving = False
+        session = self._ctx.session
+        if sale is None:
+            if error is not None:
+                session.say(customer_message(self._ctx.tr, error), "warning")
             return
         log.info("cash sale %s: %d handed over, %d change", sale.id, self.tendered, sale.change)
         change = sale.change

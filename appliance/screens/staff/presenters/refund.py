@@ -41,6 +41,7 @@ class RefundPresenter(EventDispatcher):
     chosen = BooleanProperty(False)
     can_card = BooleanProperty(False)  # the sale was paid by card: it can go back there
     message = StringProperty("")
+    saving = BooleanProperty(False)  # the refund is being stored; the buttons wait for it
 
     def __init__(self, ctx: ScreenContext, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -151,7 +152,8 @@ class RefundPresenter(EventDispatcher):
         return bool(self.total > self._approval_limit)
 
     def commit(self, to: RefundTo, approver: StaffMember | None = None) -> bool:
-        """Store the refund; the drawer opens for cash (AfterSale) and its receipt is offered."""
+        """Store the refund off the main thread; then the drawer opens for cash (AfterSale)
+        and its receipt is offered. False when it cannot start (the message says why)."""
         tr = self._ctx.tr
         session = self._ctx.session
         sale = self._sale
@@ -166,18 +168,32 @@ class RefundPresenter(EventDispatcher):
                 amount=tr.money(self._approval_limit, sale.currency)
             )
             return False
+        if self.saving:
+            return False
         try:
-            refund = self._ledger.commit(self._draft(sale, to, session.staff_id, approver))
-        except DocumentError as err:
-            # Someone refunded the same items meanwhile (another till, an earlier try).
-            log.info("refund refused: %s", err)
-            self.find(sale.id)  # show what is left now
-            self.message = tr._("This refund is not possible: part of it was already refunded.")
-            return False
+            draft = self._draft(sale, to, session.staff_id, approver)
         except ApplianceError as err:
-            log.warning("refund failed: %s", err)
-            self.message = tr._("The refund could not be stored. Please try again.")
+            self._stored(None, err)
             return False
+        self.saving = True
+        self._ctx.writes.run(lambda: self._ledger.commit(draft), self._stored)
+        return True
+
+    def _stored(self, refund: Sale | None, error: ApplianceError | None) -> None:
+        tr = self._ctx.tr
+        self.saving = False
+        sale = self._sale
+        if isinstance(error, DocumentError):
+            # Someone refunded the same items meanwhile (another till, an earlier try).
+            log.info("refund refused: %s", error)
+            if sale is not None:
+                self.find(sale.id)  # show what is left now
+            self.message = tr._("This refund is not possible: part of it was already refunded.")
+            return
+        if refund is None:
+            log.warning("refund failed: %s", error)
+            self.message = tr._("The refund could not be stored. Please try again.")
+            return
         self._ctx.bus.post(
             SaleCommitted(
                 refund.id,
@@ -189,11 +205,13 @@ class RefundPresenter(EventDispatcher):
             )
         )
         log.info(
-            "refund %s of sale %s: %d", refund.receipt_number, sale.receipt_number, refund.total
+            "refund %s of sale %s: %d",
+            refund.receipt_number,
+            sale.receipt_number if sale is not None else "?",
+            refund.total,
         )
         self.clear()
-        session.finished(refund.id)
-        return True
+        self._ctx.session.finished(refund.id)
 
     @property
     def _approval_limit(self) -> int:
