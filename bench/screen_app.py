@@ -126,7 +126,6 @@ class Frames:
     step: str = ""  # what the frames are for, so the worst one can be named
     steps: list[str] = field(default_factory=list)
     flips: int = 0
-    last_flip_ns: int = 0
     last_done_ns: int = 0  # the end of the last frame, its drawing finished
     _next_slot: float = 0.0
 
@@ -148,7 +147,6 @@ class Frames:
 
     def _flipped(self, *_args: Any) -> None:
         self.flips += 1
-        self.last_flip_ns = perf_counter_ns()
 
     def frame(self) -> float:
         """One frame; its work in seconds."""
@@ -177,11 +175,6 @@ class Frames:
         self.seconds.clear()
         self.cpu_seconds.clear()
         self.steps.clear()
-
-    def worst(self) -> tuple[float, str]:
-        """The longest frame and the step it belonged to."""
-        index = max(range(len(self.seconds)), key=self.seconds.__getitem__)
-        return self.seconds[index], self.steps[index]
 
     def until(self, predicate: Callable[[], Any], what: str, timeout: float = WAIT_S) -> Any:
         """Run frames until `predicate()` is truthy."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import logging
+from functools import cache
 
 log = logging.getLogger(__name__)
 
@@ -12,6 +13,7 @@ M_ARENA_MAX = -8  # malloc.h
 ARENAS = 2
 
 
+@cache  # find_library runs ldconfig: once per process, not on every quiet moment's trim
 def _glibc() -> ctypes.CDLL | None:
     """The C library, if it is glibc (the one with mallopt and malloc_trim)."""
     name = ctypes.util.find_library("c")
