@@ -12,12 +12,14 @@ from typing import Any
 from kivy.app import App
 from kivy.clock import Clock
 from kivy.core.window import Window
+from kivy.graphics.opengl import glFlush
 from kivy.lang import Builder
 from kivy.properties import BooleanProperty
 from kivy.uix.floatlayout import FloatLayout
 
 from appliance.screens.deck import ScreenDeck
 from appliance.screens.i18n import tr
+from appliance.screens.kivy_env import drawn_offscreen
 from appliance.screens.presenters.cart import CartPresenter
 from appliance.screens.presenters.context import ScreenContext
 from appliance.screens.presenters.input_router import InputRouter
@@ -50,6 +52,17 @@ def settle_heap() -> None:
     gc.freeze()
     trimmed = give_back_free_memory()  # what start-up freed goes back to the system
     log.info("heap settled: %d objects frozen, trimmed: %s", gc.get_freeze_count(), trimmed)
+
+
+def hand_frame_to_gl(*_args: Any) -> None:
+    """Hand the frame's drawing to the GL driver now (on Window's on_flip, before the swap).
+
+    An offscreen surface's swap does nothing, so nothing told software GL (Mesa llvmpipe)
+    that a frame had ended: it kept every frame's draw commands in one growing scene, a
+    megabyte a frame while anything animated, and drew them all at once much later.
+    A display's swap flushes by itself.
+    """
+    glFlush()
 
 
 class KioskApp(App):
@@ -112,9 +125,12 @@ class KioskApp(App):
     def on_start(self) -> None:
         Clock.schedule_interval(self._pump, 0)
         Window.bind(on_flip=self._first_flip)
+        if drawn_offscreen():
+            Window.bind(on_flip=hand_frame_to_gl)
 
     def on_stop(self) -> None:
         self.ctx.writes.close()  # a sale being stored is stored before the store closes
+        Window.unbind(on_flip=hand_frame_to_gl)
         gc.unfreeze()  # what this app built may be collected again once it is gone
         Window.unbind(size=self._window_resized)
         self.tr.forget_views()
@@ -162,8 +178,8 @@ class KioskApp(App):
             self.checkpointer.idle()
             self._last_event = now
         if not self._heap_trimmed and now - self._last_activity > TRIM_AFTER_IDLE_SECONDS:
-            # A new screen state can make the GL driver compile shaders, tens of MB malloc'd
-            # and freed; once the kiosk is quiet, the heap gives them back.
+            # A sale's texts, rows and GL buffers are malloc'd and freed in bursts; once the
+            # kiosk is quiet, the heap gives the free pages back.
             give_back_free_memory()
             self._heap_trimmed = True
         if self.notifier is not None and self.ready:

@@ -8,6 +8,11 @@ from pathlib import Path
 from appliance.settings import ScreenSettings
 
 
+def drawn_offscreen() -> bool:
+    """Whether the window is an offscreen surface (SDL's offscreen driver), not a display."""
+    return os.environ.get("SDL_VIDEODRIVER") == "offscreen"
+
+
 def prepare_kivy(home: Path, screen: ScreenSettings, *, offscreen: bool = False) -> None:
     """Point Kivy at our state directory, our logging and the configured window size.
 

@@ -36,3 +36,36 @@ def test_the_heap_settles_once_the_kiosk_screens_are_built(tmp_path: Path) -> No
         kiosk.app.session.go("staff_login")  # a member of staff at a kiosk
         kiosk.wait_for_screen("staff_login")
     assert gc.get_freeze_count() == 0
+
+
+def _anonymous_kib() -> int:
+    """This process's resident anonymous memory (the C heap included), from /proc."""
+    for line in Path("/proc/self/status").read_text(encoding="ascii").splitlines():
+        if line.startswith("RssAnon:"):
+            return int(line.split()[1])
+    raise AssertionError("no RssAnon in /proc/self/status")
+
+
+def test_frames_drawn_offscreen_do_not_pile_up_in_the_gl_driver(kiosk: Kiosk) -> None:
+    """An offscreen swap does nothing: unless each frame is handed to GL, software GL kept
+    every frame's draw commands (a megabyte a frame while a scroll bar faded out)."""
+    from kivy.core.window import Window
+    from kivy.graphics import Color, Rectangle
+    from kivy.uix.widget import Widget
+
+    kiosk.wait_for(lambda: kiosk.app.settled, what="the settled kiosk")
+    fading = Widget(size=Window.size)
+    with fading.canvas:
+        colour = Color(0.2, 0.4, 0.6, 1)
+        Rectangle(size=Window.size)
+    Window.add_widget(fading)
+    try:
+        kiosk.pump(5)
+        before = _anonymous_kib()
+        for frame in range(60):  # a second of animation: every frame redraws the window
+            colour.a = 1 - frame / 60
+            kiosk.pump()
+        grown_mib = (_anonymous_kib() - before) / 1024
+    finally:
+        Window.remove_widget(fading)
+    assert grown_mib < 8, f"{grown_mib:.1f} MiB more after 60 frames"
