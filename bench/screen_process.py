@@ -98,19 +98,6 @@ def started(
         raise RuntimeError(f"{' '.join(command)} exited with {code} after SIGTERM")
 
 
-MEMORY_KEYS = ("VmRSS", "VmHWM", "RssAnon", "RssFile", "RssShmem")
-
-
-def resident_kib(pid: int) -> dict[str, int]:
-    """VmRSS, its peak (VmHWM) and its parts (anonymous, file, shmem) in KiB, from /proc."""
-    found = {}
-    for line in Path(f"/proc/{pid}/status").read_text(encoding="ascii").splitlines():
-        key, _, value = line.partition(":")
-        if key in MEMORY_KEYS:
-            found[key] = int(value.split()[0])
-    return found
-
-
 def cpu_percent(pid: int, seconds: float) -> float:
     """The share of one CPU the process used over the next `seconds` (user + system)."""
 
