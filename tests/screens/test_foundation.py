@@ -10,6 +10,7 @@ from appliance.screens.staff import STAFF_SCREENS
 from tests.screens.harness import Kiosk, open_kiosk
 
 COFFEE = "4006381333931"
+CHOCOLATE = "7613289024044"
 
 
 def test_a_scan_on_the_welcome_screen_starts_the_sale(kiosk: Kiosk) -> None:
@@ -69,3 +70,26 @@ def test_frames_drawn_offscreen_do_not_pile_up_in_the_gl_driver(kiosk: Kiosk) ->
     finally:
         Window.remove_widget(fading)
     assert grown_mib < 8, f"{grown_mib:.1f} MiB more after 60 frames"
+
+
+def test_a_new_cart_line_moves_no_other_row(kiosk: Kiosk) -> None:
+    """Rows hang from the list's top: adding one lays out and redraws only the new row."""
+    from appliance.screens.row_list import RowList
+
+    kiosk.scan(COFFEE)
+    kiosk.wait_for_screen("shop")
+    kiosk.wait_for(lambda: len(kiosk.app.cart.rows) == 1, what="the first line")
+    kiosk.pump(3)
+    cart_list = next(w for w in kiosk.widgets() if isinstance(w, RowList) and kiosk.visible(w))
+    first = next(view for view in cart_list.layout_manager.children if view.name)
+    where = tuple(first.pos)
+    moves: list[tuple[float, float]] = []
+    first.bind(pos=lambda _view, pos: moves.append(tuple(pos)))
+    kiosk.scan(CHOCOLATE)
+    kiosk.wait_for(lambda: len(kiosk.app.cart.rows) == 2, what="the second line")
+    kiosk.pump(3)
+    assert len(cart_list.layout_manager.children) == 2
+    assert first.name == "Ground coffee 250 g" and tuple(first.pos) == where
+    assert moves == []
+    top = cart_list.to_window(*cart_list.pos)[1] + cart_list.height
+    assert first.to_window(*first.pos)[1] + first.height == top  # the first row is on top
