@@ -94,8 +94,12 @@ class ParkedCarts:
             for row in query
         ]
 
-    def take(self, park_id: str) -> Cart:
-        """The parked cart, removed from the list in the same transaction; StoreError if gone."""
+    def take(self, park_id: str, *, currency: str | None = None) -> Cart:
+        """The parked cart, removed from the list in the same transaction; StoreError if gone.
+
+        With `currency`, a cart in another currency is refused and stays parked: the till
+        could not carry on with it, and taken it would be lost.
+        """
         with self._db.atomic("IMMEDIATE"):
             found = self._db.execute_sql(
                 "SELECT body FROM parked_cart WHERE park_id = ?", (park_id,)
@@ -107,6 +111,8 @@ class ParkedCarts:
             except msgspec.DecodeError as err:
                 # Raising here rolls back: the row stays for someone to look at.
                 raise StoreError(f"parked cart {park_id} cannot be read: {err}") from err
+            if currency is not None and cart.currency != currency:
+                raise StoreError(f"parked cart {park_id} is in {cart.currency}, not {currency}")
             self._db.execute_sql("DELETE FROM parked_cart WHERE park_id = ?", (park_id,))
         log.info("parked cart %s taken", park_id)
         return cart

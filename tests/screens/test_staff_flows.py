@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
+from typing import Any
 
 from kivy.core.window import Window
 from kivy.uix.screenmanager import Screen
@@ -213,7 +215,8 @@ def test_park_then_resume_restores_the_cart(staff_till: Kiosk) -> None:
     staff_till.find_text("ANN")
     staff_till.screenshot("staff-till-park")
     staff_till.tap_text(tr._("Park the cart"))
-    assert checkout.cart.is_empty
+    staff_till.wait_for(lambda: checkout.cart.is_empty, what="the parked cart off the till")
+    assert staff_till.app.session.message == tr._("Cart parked as {name}.").format(name="ANN")
 
     # A till with a cart of its own refuses to resume another.
     scan_into_till(staff_till, CHOCOLATE)
@@ -240,6 +243,68 @@ def test_park_then_resume_restores_the_cart(staff_till: Kiosk) -> None:
     staff_till.tap_text(tr._("Parked carts"))
     staff_till.wait_for_screen("parked")
     staff_till.find_text(tr._("No carts are parked."))
+
+
+def _hold_the_writer(kiosk: Kiosk) -> threading.Event:
+    """Keep the store-writes thread busy until the returned event is set."""
+    gate = threading.Event()
+    kiosk.app.ctx.writes.run(lambda: gate.wait(10), lambda _result, _error: None)
+    return gate
+
+
+def _scan_is_refused_while_held(kiosk: Kiosk, code: str, held_message: str) -> None:
+    """A real scan meanwhile changes nothing and says why."""
+    lines = kiosk.services.app.checkout.cart.lines
+    kiosk.scan(code)
+    kiosk.wait_for(lambda: kiosk.app.session.message == held_message, what="the refusal")
+    assert kiosk.services.app.checkout.cart.lines == lines
+    assert shown_button(kiosk, tr._("Cash")).disabled
+
+
+def test_park_and_resume_are_stored_on_the_writer_while_the_till_waits(
+    staff_till: Kiosk,
+) -> None:
+    """Parking and taking back are durable writes: off the main thread, the cart held."""
+    app = staff_till.app
+    checkout = staff_till.services.app.checkout
+    log_in_cashier(staff_till)
+    scan_into_till(staff_till, COFFEE)
+    coffee = checkout.cart.lines
+    threads: list[str] = []
+    parked_carts = app.till._parked
+    real_park = parked_carts.park
+
+    def park_and_note_the_thread(*args: Any, **kwargs: Any) -> Any:
+        threads.append(threading.current_thread().name)
+        return real_park(*args, **kwargs)
+
+    parked_carts.park = park_and_note_the_thread  # type: ignore[method-assign]
+
+    gate = _hold_the_writer(staff_till)
+    assert app.till.park("BOB")
+    _scan_is_refused_while_held(staff_till, WATER, tr._("Wait a moment: the cart is being parked."))
+    assert not app.till.park("BOB")  # a second tap parks nothing twice
+    gate.set()
+    staff_till.wait_for(lambda: checkout.cart.is_empty, what="the parked cart off the till")
+    assert len(threads) == 1 and threads[0].startswith("store-writes")
+    assert app.cart.held == ""
+
+    app.session.go("parked")
+    staff_till.wait_for_screen("parked")
+    (row,) = app.parked.rows
+    assert row["label"] == "BOB"
+    gate = _hold_the_writer(staff_till)
+    assert app.parked.resume(row["park_id"])
+    app.session.go("till")  # back to the till before the store has answered
+    staff_till.wait_for_screen("till")
+    # Another code: the scanner drops the same code again within its debounce window.
+    _scan_is_refused_while_held(
+        staff_till, CHOCOLATE, tr._("Wait a moment: the parked cart is being fetched.")
+    )
+    gate.set()
+    staff_till.wait_for(lambda: checkout.cart.lines == coffee, what="the cart back on the till")
+    assert app.session.screen == "till"
+    assert app.parked.rows == []
 
 
 def test_no_sale_kicks_the_drawer_with_reason_and_staff(staff_till: Kiosk) -> None:

@@ -53,6 +53,7 @@ def test_staff_screens_and_dialogs_fit_every_layout(staff_till: Kiosk) -> None:
     sale = checkout.pay([Tender.cash(2000, checkout.totals().total)], staff=member.staff_id)
     checkout.scan(CHOCOLATE)
     assert app.till.park("Table 4, the long name of a regular customer")
+    staff_till.wait_for(lambda: checkout.cart.is_empty, what="the parked cart off the till")
     for code in (COFFEE, WATER, CHOCOLATE, WINE):
         checkout.scan(code)
     app.till.apply_discount(10)

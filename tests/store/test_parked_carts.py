@@ -120,3 +120,12 @@ def test_an_unreadable_cart_is_reported_and_kept(parked: ParkedCarts, db: Sqlite
     with pytest.raises(StoreError, match="cannot be read"):
         parked.take(entry.park_id)
     assert [e.park_id for e in parked.list()] == [entry.park_id]
+
+
+def test_a_cart_in_another_currency_is_refused_and_stays_parked(parked: ParkedCarts) -> None:
+    """The till would refuse it; taken, it would be lost, so the take rolls back."""
+    entry = parked.park(full_cart(), label="", staff_id="", total=986)
+    with pytest.raises(StoreError, match="is in EUR, not CHF"):
+        parked.take(entry.park_id, currency="CHF")
+    assert parked.list() == [entry]
+    assert parked.take(entry.park_id, currency="EUR") == full_cart()

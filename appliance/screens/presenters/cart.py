@@ -29,6 +29,9 @@ class CartPresenter(EventDispatcher):
     empty = BooleanProperty(True)
     needs_age_check = BooleanProperty(False)
     last_line_id = NumericProperty(-1)  # the line the last scan changed, to highlight it
+    # While the cart is being parked or a parked one fetched (on the writer thread): why it
+    # may not change, said to whoever tries. Empty when it may.
+    held = StringProperty("")
 
     def __init__(self, ctx: ScreenContext, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -41,6 +44,8 @@ class CartPresenter(EventDispatcher):
 
     def scan(self, code: str) -> bool:
         """Add what a scan or a search picked; a refusal is shown, never raised."""
+        if self.refuses_changes():
+            return False
         before = self._checkout.cart.lines
         try:
             cart = self._checkout.scan(code)
@@ -107,7 +112,15 @@ class CartPresenter(EventDispatcher):
     def _line(self, line_id: int) -> CartLine | None:
         return next((ln for ln in self._checkout.cart.lines if ln.line_id == line_id), None)
 
+    def refuses_changes(self) -> bool:
+        """True, and says why, while the cart is held for a write."""
+        if self.held:
+            self._ctx.session.say(self.held, "warning")
+        return bool(self.held)
+
     def _apply(self, change: Any) -> None:
+        if self.refuses_changes():
+            return
         try:
             cart: Cart = change()
         except DomainError as err:

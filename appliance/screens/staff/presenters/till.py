@@ -8,16 +8,17 @@ from typing import Any
 from kivy.event import EventDispatcher
 from kivy.properties import BooleanProperty, ListProperty, NumericProperty, StringProperty
 
+from appliance.core.cart import Cart
 from appliance.core.checkout import CartChanged
 from appliance.core.devices import DrawerOpening
 from appliance.core.discount import Discount
 from appliance.core.staff import StaffMember, may_discount
 from appliance.core.tax import BASIS_POINTS
-from appliance.errors import ApplianceError
+from appliance.errors import ApplianceError, StoreError
 from appliance.screens.i18n import Translator
 from appliance.screens.presenters.context import ScreenContext
 from appliance.screens.presenters.messages import customer_message
-from appliance.store.parked_carts import ParkedCarts
+from appliance.store.parked_carts import ParkedCart, ParkedCarts
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +83,7 @@ class TillPresenter(EventDispatcher):
 
     def confirm_age(self) -> None:
         """The staff member at the till checked the buyer's ID for every restricted line."""
-        if not self._require_staff():
+        if not self._require_staff() or self._cart.refuses_changes():
             return
         try:
             self._ctx.checkout.approve_age(self._ctx.session.staff_id)
@@ -102,6 +103,8 @@ class TillPresenter(EventDispatcher):
         staff = self._ctx.session.staff
         if staff is None:
             return self._require_staff()
+        if self._cart.refuses_changes():
+            return False
         if not 0 < percent <= 100:
             self._say(tr._("A discount is from 1 to 100 percent."))
             return False
@@ -120,6 +123,8 @@ class TillPresenter(EventDispatcher):
 
     def clear_discount(self) -> None:
         """Take the cart discount off."""
+        if self._cart.refuses_changes():
+            return
         try:
             self._ctx.checkout.discount_all(None)
         except ApplianceError as err:
@@ -137,27 +142,41 @@ class TillPresenter(EventDispatcher):
     # -- park, drawer, receipts, logout ----------------------------------------------------
 
     def park(self, label: str) -> bool:
-        """Put the cart aside under `label` (may be empty) and start an empty one."""
+        """Put the cart aside under `label` (may be empty); the till empties once it is stored.
+
+        The write runs on the writer thread; until it is done the cart is held, so a scan
+        in between cannot land in a cart that is about to leave the till.
+        """
         tr = self._ctx.tr
         checkout = self._ctx.checkout
         if checkout.cart.is_empty:
             self._say(tr._("There is nothing to park."))
             return False
-        try:
-            parked = self._parked.park(
-                checkout.cart,
-                label=label,
-                staff_id=self._ctx.session.staff_id,
-                total=checkout.totals().total,
-            )
-        except ApplianceError as err:
-            self._say(customer_message(tr, err))
+        if self._cart.refuses_changes():
             return False
-        checkout.cancel()
+        cart, total, staff_id = checkout.cart, checkout.totals().total, self._ctx.session.staff_id
+        self._cart.held = tr._("Wait a moment: the cart is being parked.")
+        self._ctx.writes.run(
+            lambda: self._parked.park(cart, label=label, staff_id=staff_id, total=total),
+            lambda parked, error: self._parked_done(cart, parked, error),
+        )
+        return True
+
+    def _parked_done(
+        self, cart: Cart, parked: ParkedCart | None, error: ApplianceError | None
+    ) -> None:
+        """Back on the main thread: empty the till, or keep the cart and say why not."""
+        tr = self._ctx.tr
+        self._cart.held = ""
+        if parked is None:
+            self._say(customer_message(tr, error or StoreError("the cart was not parked")))
+            return
+        if self._ctx.checkout.cart is not cart:  # changed meanwhile, not by a scan (held)
+            log.warning("cart %s parked while the till's cart changed", parked.park_id)
+        self._ctx.checkout.cancel()
         self.selected = -1
         name = parked.label or tr.datetime(parked.parked_at.astimezone())
         self._ctx.session.say(tr._("Cart parked as {name}.").format(name=name))
-        return True
 
     def no_sale(self, reason: str) -> bool:
         """Open the drawer without a sale; recorded with the reason and who did it."""
