@@ -15,28 +15,17 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.fresh_process import json_from_module
 from bench.proc_memory import resident_kib
 
-REPO = Path(__file__).resolve().parent.parent
 CHILD_TIMEOUT_S = 60.0
 
 
 def bare_window_kib(size: tuple[int, int], seconds: float) -> dict[str, Any]:
     """VmRSS and its parts (KiB) of a fresh process showing one label for `seconds`."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("KIVY_")}
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.bare_window", str(size[0]), str(size[1]), str(seconds)],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=CHILD_TIMEOUT_S,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"bare window failed: {done.stderr.strip()[-2000:]}")
-    result: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
-    return result
+    arguments = [str(size[0]), str(size[1]), str(seconds)]
+    return json_from_module("bench.bare_window", arguments, timeout_s=CHILD_TIMEOUT_S, env=env)
 
 
 def python_kib() -> dict[str, Any]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gc
 import json
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,10 +14,10 @@ from appliance.store.catalog import SqliteCatalog
 from appliance.store.memory_catalog import MemoryCatalog
 from bench import fixtures
 from bench.databases import open_ours
+from bench.fresh_process import json_from_module
 from bench.result import Row, Target
 
 NAME = "catalog_memory"
-REPO = Path(__file__).resolve().parents[1]
 KIB_PER_MB = 1024
 CHILD_TIMEOUT_S = 300
 
@@ -88,18 +87,7 @@ def measure_dicts(path: Path) -> dict[str, Any]:
 
 def _in_fresh_process(path: Path, holder: str) -> dict[str, Any]:
     """Run measure_<holder>(path) in a new interpreter: nothing else shares its heap."""
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.catalog_memory", str(path), holder],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=CHILD_TIMEOUT_S,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"{holder} measurement failed: {done.stderr.strip()[-2000:]}")
-    result: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
-    return result
+    return json_from_module("bench.catalog_memory", [str(path), holder], timeout_s=CHILD_TIMEOUT_S)
 
 
 def _mb(kib: int) -> float:
