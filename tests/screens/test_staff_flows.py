@@ -307,6 +307,32 @@ def test_park_and_resume_are_stored_on_the_writer_while_the_till_waits(
     assert app.parked.rows == []
 
 
+def test_a_taken_cart_the_till_cannot_take_is_parked_again(staff_till: Kiosk) -> None:
+    """Taken from the store but refused by the till (it filled meanwhile, not by a scan on
+    this screen): the cart goes back to the parked list under its name, not lost."""
+    app = staff_till.app
+    checkout = staff_till.services.app.checkout
+    log_in_cashier(staff_till)
+    scan_into_till(staff_till, COFFEE)
+    assert app.till.park("BOB")
+    staff_till.wait_for(lambda: checkout.cart.is_empty, what="the parked cart off the till")
+    app.session.go("parked")
+    staff_till.wait_for_screen("parked")
+    (row,) = app.parked.rows
+
+    gate = _hold_the_writer(staff_till)
+    assert app.parked.resume(row["park_id"])
+    checkout.scan(WATER)  # straight into the core: no screen path can while the cart is held
+    gate.set()
+    staff_till.wait_for(
+        lambda: app.session.message == tr._("This parked cart could not be resumed."),
+        what="the refusal",
+    )
+    staff_till.wait_for(lambda: len(app.parked.rows) == 1, what="the cart parked again")
+    assert app.parked.rows[0]["label"] == "BOB"
+    assert [line.name for line in checkout.cart.lines] == [WATER_NAME]
+
+
 def test_no_sale_kicks_the_drawer_with_reason_and_staff(staff_till: Kiosk) -> None:
     till = staff_till.app.till
     kicks = sim_drawer(staff_till).kicks
