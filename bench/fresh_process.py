@@ -12,9 +12,15 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def json_from_module(
-    module: str, arguments: list[str], *, timeout_s: float, env: dict[str, str] | None = None
-) -> dict[str, Any]:
-    """`python -m module arguments...` in the repository; its last stdout line, as JSON."""
+    module: str,
+    arguments: list[str],
+    *,
+    timeout_s: float,
+    env: dict[str, str] | None = None,
+    mark: str = "",
+) -> Any:
+    """`python -m module arguments...` in the repository: the JSON on the last stdout line
+    that starts with `mark` (after the mark), for a child that also prints other lines."""
     done = subprocess.run(
         [sys.executable, "-m", module, *arguments],
         cwd=REPO,
@@ -24,7 +30,7 @@ def json_from_module(
         timeout=timeout_s,
         check=False,
     )
-    if done.returncode != 0:
-        raise RuntimeError(f"{module} {' '.join(arguments)} failed: {done.stderr.strip()[-2000:]}")
-    result: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
-    return result
+    lines = [line for line in done.stdout.splitlines() if line.startswith(mark)]
+    if done.returncode != 0 or not lines:
+        raise RuntimeError(f"{module} {' '.join(arguments)} failed: {done.stderr.strip()[-3000:]}")
+    return json.loads(lines[-1][len(mark) :])

@@ -11,12 +11,11 @@ from __future__ import annotations
 import importlib
 import json
 import os
-import subprocess
 import sys
-from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
+from bench.fresh_process import REPO, json_from_module
+
 RESULT_MARK = "bench-result: "
 # name -> "module:function(width, height, **arguments) -> JSON-able result"
 MEASUREMENTS = {
@@ -32,19 +31,9 @@ def run_in_child(
     payload = json.dumps({"size": list(size), "arguments": arguments})
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.screen_child", name, payload],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout_s,
-        check=False,
+    return json_from_module(
+        "bench.screen_child", [name, payload], timeout_s=timeout_s, env=env, mark=RESULT_MARK
     )
-    results = [line for line in done.stdout.splitlines() if line.startswith(RESULT_MARK)]
-    if done.returncode != 0 or not results:
-        raise RuntimeError(f"{name} at {size[0]}x{size[1]} failed: {done.stderr[-3000:]}")
-    return json.loads(results[-1][len(RESULT_MARK) :])
 
 
 def main(argv: list[str]) -> int:
