@@ -24,7 +24,7 @@ from bench.databases import open_ours
 
 if TYPE_CHECKING:
     from appliance.screens.app import KioskApp
-    from appliance.service.running import Running
+    from appliance.service.lifecycle import Running
 
 KIVY_HOME = Path(tempfile.gettempdir()) / f"appliance-bench-kivy-{os.getuid()}"
 # The offscreen surface keeps the size the window is created with: big enough for all layouts.
@@ -198,7 +198,7 @@ def open_app(settings: Settings, frames: Frames) -> Iterator[tuple[KioskApp, Run
     from kivy.lang.parser import global_idmap
 
     from appliance.screens.app import KioskApp
-    from appliance.service.running import running
+    from appliance.service.lifecycle import running
 
     with running(settings, simulate=True, screen=True) as services:
         Window.size = (settings.screen.width, settings.screen.height)

@@ -41,18 +41,24 @@ def cli() -> None:
 def run(headless: bool, simulate: bool, config_path: str | None) -> None:
     """Run the appliance (a systemd Type=notify service)."""
     from appliance.service.logs import configure_logging
+    from appliance.service.main_loop import FrontEnd
+    from appliance.service.main_loop import run as run_appliance
     from appliance.service.malloc import limit_malloc_arenas
-    from appliance.service.runner import run as run_appliance
 
     limit_malloc_arenas()  # before any thread starts
     settings = settings_for(config_path, simulate)
     target = configure_logging(settings.logging.level)
     path = resolve_config_path(config_path)
+    front_end: FrontEnd | None = None
+    if not headless:  # Kivy is imported only when there is a screen to run
+        from appliance.screens.launch import run_screen
+
+        front_end = run_screen
     sys.exit(
         run_appliance(
             settings,
-            headless=headless,
             simulate=simulate,
+            front_end=front_end,
             config_path=path if path.exists() else None,
             journald=target == "journald",
         )

@@ -6,6 +6,7 @@ import gc
 import logging
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +28,10 @@ from appliance.screens.presenters.session import KioskSession
 from appliance.screens.presenters.store_writes import StoreWrites
 from appliance.screens.registry import PRESENTERS, load_class
 from appliance.screens.theme import Theme
+from appliance.service.lifecycle import Running
+from appliance.service.main_loop import Checkpointer
 from appliance.service.malloc import give_back_free_memory
 from appliance.service.notify import SystemdNotifier
-from appliance.service.runner_protocols import Checkpointer
-from appliance.service.running import Running
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,7 @@ class KioskApp(App):
         notifier: SystemdNotifier | None = None,
         stop: threading.Event | None = None,
         checkpointer: Checkpointer | None = None,
+        ready_status: Callable[[], str] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -87,6 +89,7 @@ class KioskApp(App):
         self.notifier = notifier
         self.stop_requested = stop or threading.Event()
         self.checkpointer = checkpointer
+        self.ready_status = ready_status or (lambda: "ready")
         self.theme = Theme(
             high_contrast=settings.screen.high_contrast, large_text=settings.screen.large_text
         )
@@ -153,9 +156,7 @@ class KioskApp(App):
         Window.unbind(on_flip=self._first_flip)
         self.ready = True
         if self.notifier is not None:
-            from appliance.service.runner import ready_status
-
-            self.notifier.ready(ready_status(self.services) + ", screen up")
+            self.notifier.ready(self.ready_status() + ", screen up")
         log.info("checkout screen ready (%dx%d)", *Window.size)
         if self.deck is not None:
             Clock.schedule_once(lambda _dt: self._build_rest(), 0.2)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
+from appliance.service.lifecycle import Running
+from appliance.service.main_loop import Checkpointer
 from appliance.service.notify import SystemdNotifier
-from appliance.service.runner_protocols import Checkpointer
-from appliance.service.running import Running
 
 
 def kivy_home_for(database_path: str) -> Path:
@@ -22,6 +23,7 @@ def run_screen(
     notifier: SystemdNotifier,
     stop: threading.Event,
     checkpointer: Checkpointer,
+    ready_status: Callable[[], str],
 ) -> None:
     """Open the window and run the checkout until `stop` is set or the window closes."""
     from appliance.screens.kivy_env import prepare_kivy
@@ -34,4 +36,10 @@ def run_screen(
     )
     from appliance.screens.app import KioskApp
 
-    KioskApp(services, notifier=notifier, stop=stop, checkpointer=checkpointer).run()
+    KioskApp(
+        services,
+        notifier=notifier,
+        stop=stop,
+        checkpointer=checkpointer,
+        ready_status=ready_status,
+    ).run()

@@ -17,7 +17,7 @@ from appliance.device_settings import EscposPrinterSettings
 from appliance.drivers.manager import DeviceManager
 from appliance.drivers.print_queue import PrintQueue
 from appliance.errors import DeviceError
-from appliance.service.app import Appliance
+from appliance.service.assembly import Appliance
 from appliance.store.drawer_log import DrawerLog
 
 log = logging.getLogger(__name__)

@@ -27,7 +27,7 @@ from appliance.mqtt.config_sync import ConfigSync
 from appliance.mqtt.link import PahoHubLink
 from appliance.mqtt.payloads import Payload, encode
 from appliance.mqtt.signing import load_public_key
-from appliance.service.app import Appliance
+from appliance.service.assembly import Appliance
 from appliance.settings import HubSettings, Settings
 
 log = logging.getLogger(__name__)

@@ -18,7 +18,7 @@ from appliance.mqtt.link import LinkState, PahoHubLink, TlsFiles, device_id_from
 from appliance.mqtt.session import SessionStore
 from appliance.mqtt.telemetry import DeviceHealthBoard, TelemetryBuilder, TelemetryPublisher
 from appliance.mqtt.uploader import SalesUploader
-from appliance.service.app import Appliance
+from appliance.service.assembly import Appliance
 from appliance.service.fleet_control import FleetControl
 from appliance.settings import HubSettings
 from appliance.store.catalog_versions import CatalogVersions

@@ -18,7 +18,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from appliance.cli.main import cli
-from appliance.service.app import Appliance
+from appliance.service.assembly import Appliance
 from appliance.service.demo import seed_demo_catalog
 from appliance.settings import Settings, load_settings
 from appliance.store.catalog import SqliteCatalog

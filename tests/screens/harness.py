@@ -23,7 +23,7 @@ from kivy.uix.widget import Widget
 
 from appliance.drivers.sim.lab import SimLab
 from appliance.screens.app import KioskApp
-from appliance.service.running import Running, running
+from appliance.service.lifecycle import Running, running
 from appliance.settings import Settings, parse_settings
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"

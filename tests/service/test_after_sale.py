@@ -12,7 +12,7 @@ import pytest
 from appliance.core.devices import ReceiptPrinted, ReceiptQueued
 from appliance.core.tender import Tender
 from appliance.service.after_sale import AfterSale
-from appliance.service.app import Appliance
+from appliance.service.assembly import Appliance
 from appliance.service.demo import seed_demo_catalog
 from appliance.settings import simulated_settings
 from appliance.store.drawer_log import DrawerLog

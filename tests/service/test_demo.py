@@ -10,8 +10,8 @@ import pytest
 from appliance.core.barcode import normalize_gtin
 from appliance.core.catalog import find_product
 from appliance.service import demo
-from appliance.service.app import Appliance
-from appliance.service.running import running
+from appliance.service.assembly import Appliance
+from appliance.service.lifecycle import running
 from appliance.settings import Settings, StoreSettings, simulated_settings
 from appliance.store.catalog import SqliteCatalog
 from appliance.store.memory_catalog import MemoryCatalog

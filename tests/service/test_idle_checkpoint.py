@@ -7,9 +7,9 @@ import sqlite3
 from pathlib import Path
 
 from appliance.core.tender import Tender
-from appliance.service.app import Appliance
+from appliance.service.assembly import Appliance
 from appliance.service.demo import seed_demo_catalog
-from appliance.service.runner import IdleCheckpointer
+from appliance.service.main_loop import IdleCheckpointer
 from appliance.settings import simulated_settings
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from appliance.drivers.sim.control import control_socket_path, send
-from appliance.service.app import Appliance
+from appliance.service.assembly import Appliance
 from appliance.service.demo import seed_demo_catalog
 from appliance.settings import simulated_settings
 

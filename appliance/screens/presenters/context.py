@@ -9,7 +9,7 @@ from appliance.core.checkout import Checkout
 from appliance.core.events import EventBus
 from appliance.screens.i18n import Translator
 from appliance.screens.presenters.store_writes import StoreWrites
-from appliance.service.running import Running
+from appliance.service.lifecycle import Running
 from appliance.settings import Settings
 
 if TYPE_CHECKING:

@@ -18,7 +18,7 @@ from kivy.properties import (
 from appliance.core.events import KioskLockChanged
 from appliance.core.staff import StaffMember
 from appliance.screens.i18n import Translator
-from appliance.service.running import Running
+from appliance.service.lifecycle import Running
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from appliance.drivers.manager import DeviceManager
 from appliance.service.after_sale import AfterSale
-from appliance.service.app import Appliance
+from appliance.service.assembly import Appliance
 from appliance.service.demo import (
     seed_demo_catalog,
     seed_demo_staff,

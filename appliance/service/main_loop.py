@@ -5,13 +5,15 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
+from typing import Protocol
 
 from appliance.core.events import SaleCommitted, ShutdownRequested
-from appliance.service.app import Appliance
+from appliance.service.assembly import Appliance
+from appliance.service.lifecycle import Running, running
 from appliance.service.notify import SystemdNotifier
-from appliance.service.running import Running, running
 from appliance.settings import Settings
 from appliance.store.database import checkpoint
 
@@ -21,23 +23,52 @@ log = logging.getLogger(__name__)
 TICK_SECONDS = 0.5
 
 
+class Checkpointer(Protocol):
+    """Does housekeeping while the till is idle."""
+
+    def idle(self) -> None:
+        """Called when a tick passed without events."""
+        ...
+
+
+class FrontEnd(Protocol):
+    """A screen that runs the checkout on the main thread instead of the headless loop.
+
+    It returns when `stop` is set or its window closes; it tells systemd READY=1 itself,
+    with `ready_status()`, once it can take a sale.
+    """
+
+    def __call__(
+        self,
+        services: Running,
+        *,
+        notifier: SystemdNotifier,
+        stop: threading.Event,
+        checkpointer: Checkpointer,
+        ready_status: Callable[[], str],
+    ) -> None: ...
+
+
 def run(
     settings: Settings,
     *,
-    headless: bool,
     simulate: bool,
+    front_end: FrontEnd | None = None,
     notifier: SystemdNotifier | None = None,
     stop: threading.Event | None = None,
     config_path: Path | None = None,
     journald: bool = False,
 ) -> int:
-    """Run until SIGTERM/SIGINT or `stop` is set; returns the process exit status."""
+    """Run until SIGTERM/SIGINT or `stop` is set; returns the process exit status.
+
+    Without a `front_end` the appliance runs headless: this loop drains the bus.
+    """
     notifier = notifier or SystemdNotifier()
     stop = stop or threading.Event()
     with running(
         settings,
         simulate=simulate,
-        screen=not headless,
+        screen=front_end is not None,
         config_path=config_path,
         journald=journald,
     ) as services:
@@ -45,10 +76,14 @@ def run(
         app.bus.subscribe(ShutdownRequested, lambda event: stop.set())
         checkpointer = IdleCheckpointer(app)
         _install_signal_handlers(app, stop)
-        if not headless:
-            from appliance.screens.launch import run_screen
-
-            run_screen(services, notifier=notifier, stop=stop, checkpointer=checkpointer)
+        if front_end is not None:
+            front_end(
+                services,
+                notifier=notifier,
+                stop=stop,
+                checkpointer=checkpointer,
+                ready_status=lambda: ready_status(services),
+            )
             notifier.stopping()
             return 0
         notifier.ready(ready_status(services))
