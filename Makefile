@@ -6,12 +6,14 @@ STAMP := $(VENV)/.installed
 # Debian packages: systemd-python builds against libsystemd; systemd-analyze checks the unit;
 # evdev builds against the kernel headers; nfcpy's USB readers need libusb; the hub link
 # is tested against a real mosquitto broker (started by the tests, never by apt); the Kivy
-# checkout screen draws with OpenGL through Mesa (offscreen in tests) and reads touch via mtdev.
+# checkout screen draws with OpenGL through Mesa (offscreen in tests) and reads touch via mtdev;
+# the hub's database at scale is PostgreSQL, tested against a real server the tests start
+# (never the one apt may start); the demo test finds its leftover processes with procps.
 SYSTEM_PACKAGES := gcc pkg-config python3-dev python3-venv libsystemd-dev systemd sqlite3 \
 	linux-libc-dev libusb-1.0-0 mosquitto mosquitto-clients openssl \
-	libgl1 libegl1 libgl1-mesa-dri libmtdev1
+	libgl1 libegl1 libgl1-mesa-dri libmtdev1 postgresql procps
 
-.PHONY: run test lint typecheck pytest soak bench clean system-packages
+.PHONY: run test lint typecheck pytest soak bench clean system-packages repeat fresh-check
 
 system-packages:
 	@scripts/ensure-system-packages $(SYSTEM_PACKAGES)
@@ -42,6 +44,18 @@ soak: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# A flaky test is a bug: run some tests many times in a row and stop at the first failure,
+# e.g. `make repeat TESTS=tests/screens COUNT=20`.
+TESTS ?= tests/screens
+COUNT ?= 20
+repeat: $(STAMP)
+	@scripts/repeat-tests $(COUNT) $(TESTS)
+
+# `make test` and `make run` on a fresh minimal Debian 12 root, as a new user meets them
+# (root only: debootstrap, chroot and bind mounts). See scripts/fresh-check.
+fresh-check:
+	scripts/fresh-check
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-import shutil
 import socket
 import subprocess
 import time
 from pathlib import Path
 
-MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+from tests import real_parts
+
+
+def mosquitto_binary() -> str:
+    """The broker's program; Debian installs it in /usr/sbin, which a normal user's PATH lacks."""
+    return real_parts.binary("mosquitto", "mosquitto", also=("/usr/sbin/mosquitto",))
 
 
 def free_port() -> int:
@@ -47,7 +51,7 @@ class MosquittoBroker:
         config = self.workdir / "mosquitto.conf"
         config.write_text(self.config_text())
         self.process = subprocess.Popen(
-            [MOSQUITTO, "-c", str(config)],
+            [mosquitto_binary(), "-c", str(config)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )

@@ -271,7 +271,6 @@ def test_simulated_settings_keep_the_database_in_the_given_folder(tmp_path: Path
     assert Path(settings.database.path) == tmp_path / "appliance.db"
 
 
-@pytest.mark.skipif(not EXAMPLE.exists(), reason="examples/appliance.toml is not written yet")
 def test_example_config_loads_and_validates() -> None:
     """The example the README tells operators to copy is itself valid."""
     settings = load_settings(EXAMPLE)

@@ -20,10 +20,11 @@ from click.testing import CliRunner, Result
 from appliance.cli.main import cli
 from appliance.service.assembly import Appliance
 from appliance.service.demo import seed_demo_catalog
-from appliance.settings import Settings, load_settings
+from appliance.settings import DEFAULT_CONFIG_PATH, Settings, load_settings
 from appliance.store.catalog import SqliteCatalog
 from appliance.store.database import open_database
 from appliance.store.migrations import migrate
+from tests import real_parts
 
 DEVICE_ID = "till-07"
 RECEIPT_PREFIX = "T7"
@@ -236,7 +237,9 @@ def appliance_script() -> Path:
     """The `appliance` console script of the interpreter running the tests."""
     script = Path(sys.executable).with_name("appliance")
     if not script.exists():
-        pytest.skip(f"no console script next to {sys.executable}")
+        real_parts.missing(
+            f"the appliance console script next to {sys.executable}", "pip install -e ."
+        )
     return script
 
 
@@ -283,3 +286,9 @@ def spawn(tmp_path: Path) -> Iterator[Spawner]:
     spawner = Spawner(tmp_path)
     yield spawner
     spawner.cleanup()
+
+
+@pytest.fixture
+def no_machine_config() -> None:
+    """The test runs commands without --config: a machine's own configuration would be read."""
+    real_parts.absent(DEFAULT_CONFIG_PATH, "commands without --config would read it")

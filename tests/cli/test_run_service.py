@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from appliance.service.demo import demo_products
-from appliance.settings import DEFAULT_CONFIG_PATH, simulated_settings
+from appliance.settings import simulated_settings
 from tests.cli.conftest import (
     WAIT_SECONDS,
     NotifySocket,
@@ -55,7 +55,7 @@ def _serve_and_stop(
     return messages
 
 
-@pytest.mark.skipif(DEFAULT_CONFIG_PATH.exists(), reason=f"{DEFAULT_CONFIG_PATH} exists here")
+@pytest.mark.usefixtures("no_machine_config")
 def test_simulated_run_tells_systemd_ready_alive_and_stopping(
     notify_socket: NotifySocket, spawn: Spawner, clean_env: Path
 ) -> None:
@@ -76,7 +76,7 @@ def test_simulated_run_tells_systemd_ready_alive_and_stopping(
     assert "ready" in spawn.stderr(process)
 
 
-@pytest.mark.skipif(DEFAULT_CONFIG_PATH.exists(), reason=f"{DEFAULT_CONFIG_PATH} exists here")
+@pytest.mark.usefixtures("no_machine_config")
 def test_run_with_the_checkout_screen_is_ready_once_the_window_is_drawn(
     notify_socket: NotifySocket, spawn: Spawner, clean_env: Path
 ) -> None:

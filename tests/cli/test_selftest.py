@@ -14,7 +14,7 @@ from appliance.core.events import EventBus
 from appliance.drivers.manager import DeviceManager
 from appliance.drivers.sim.lab import SimLab
 from appliance.service.selftest import CheckResult, Selftest, SilentPrompter, run_selftest
-from appliance.settings import DEFAULT_CONFIG_PATH, simulated_settings
+from appliance.settings import simulated_settings
 from tests.cli.conftest import CONFIG_TEMPLATE, WAIT_SECONDS, Cli
 
 SHORT = 1.0  # seconds a check waits where the test expects nothing to happen
@@ -285,7 +285,7 @@ def test_cli_no_devices_configured_passes_with_a_note(appliance: Cli) -> None:
     assert "nothing to test" in result.stdout
 
 
-@pytest.mark.skipif(DEFAULT_CONFIG_PATH.exists(), reason=f"{DEFAULT_CONFIG_PATH} exists here")
+@pytest.mark.usefixtures("no_machine_config")
 def test_cli_simulated_lab_passes_every_device(appliance: Cli) -> None:
     """--simulate with no config: the whole simulator lab, NFC included, all PASS, exit 0."""
     result = appliance("selftest", "--non-interactive", "--simulate", "--json", config=False)

@@ -21,12 +21,9 @@ from appliance.drivers.sim.control import ControlServer, control_socket_path, la
 from appliance.drivers.sim.lab import SimLab
 from appliance.drivers.sim_terminal import SimTerminal
 from appliance.errors import DeviceError
-from appliance.settings import DEFAULT_CONFIG_PATH
 from tests.cli.conftest import WAIT_SECONDS, Cli, NotifySocket, Spawner, appliance_script
 
-pytestmark = pytest.mark.skipif(
-    DEFAULT_CONFIG_PATH.exists(), reason=f"{DEFAULT_CONFIG_PATH} exists here"
-)
+pytestmark = pytest.mark.usefixtures("no_machine_config")
 COFFEE = "4006381333931"  # the demo catalog's ground coffee
 
 

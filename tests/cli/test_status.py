@@ -118,7 +118,7 @@ def test_missing_config_file_is_an_error(appliance: Cli, tmp_path: Path) -> None
         assert f"{missing}: no such configuration file" in result.output
 
 
-@pytest.mark.skipif(DEFAULT_CONFIG_PATH.exists(), reason=f"{DEFAULT_CONFIG_PATH} exists here")
+@pytest.mark.usefixtures("no_machine_config")
 def test_simulate_without_config_uses_the_state_dir(appliance: Cli, clean_env: Path) -> None:
     """--simulate and no config file anywhere: the demo device in $APPLIANCE_STATE_DIR."""
     result = appliance("status", "--json", "--simulate", config=False)
@@ -130,7 +130,7 @@ def test_simulate_without_config_uses_the_state_dir(appliance: Cli, clean_env: P
     assert report["database"]["path"] == str(clean_env / "appliance.db")
 
 
-@pytest.mark.skipif(DEFAULT_CONFIG_PATH.exists(), reason=f"{DEFAULT_CONFIG_PATH} exists here")
+@pytest.mark.usefixtures("no_machine_config")
 def test_without_simulate_the_default_config_is_required(appliance: Cli) -> None:
     """Without --simulate, no config file is an error naming the default path."""
     result = appliance("status", config=False)

@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+from tests import real_parts
+
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
@@ -54,6 +56,9 @@ def test_a_demo_sale_shows_up_in_the_hubs_sales_export(tmp_path: Path) -> None:
             os.killpg(demo.pid, signal.SIGKILL)
             demo.wait(timeout=5)
     leftovers = subprocess.run(
-        ["pgrep", "-g", str(demo.pid)], capture_output=True, text=True, check=False
+        [real_parts.binary("pgrep", "procps"), "-g", str(demo.pid)],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert leftovers.stdout.strip() == "", "the demo left processes behind"

@@ -17,6 +17,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from hub import ca
 from hub.cli_ca import ca_group
+from tests import real_parts
 
 NOW = dt.datetime(2030, 1, 15, 12, 0, tzinfo=dt.UTC)
 
@@ -31,7 +32,15 @@ def _eku(cert: x509.Certificate) -> list[x509.ObjectIdentifier]:
 
 def _openssl_verify(ca_cert: Path, cert: Path, purpose: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["openssl", "verify", "-CAfile", str(ca_cert), "-purpose", purpose, str(cert)],
+        [
+            real_parts.binary("openssl", "openssl"),
+            "verify",
+            "-CAfile",
+            str(ca_cert),
+            "-purpose",
+            purpose,
+            str(cert),
+        ],
         capture_output=True,
         text=True,
         check=False,

@@ -33,6 +33,7 @@ from hub.db import is_sqlite, open_hub_database
 from hub.ingest import DeviceRecords, SalesIngest
 from hub.migrations import migrate
 from hub.models import Device, DeviceProgress, Sale
+from tests import real_parts
 from tests.broker import free_port
 
 START = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
@@ -217,14 +218,11 @@ class PostgresCluster:
 
 @pytest.fixture(scope="module")
 def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresCluster]:
-    """A PostgreSQL cluster for this module, or a skip saying why there is none."""
+    """A PostgreSQL cluster for this module (missing parts fail under CI, see real_parts)."""
     bindir = _pg_bindir()
     if bindir is None:
-        pytest.skip("PostgreSQL server binaries (initdb, postgres) are not installed")
-    try:
-        import psycopg2  # noqa: F401
-    except ImportError:
-        pytest.skip("psycopg2 is not installed (pip install psycopg2-binary)")
+        real_parts.missing("the PostgreSQL server (initdb, postgres)", "apt-get install postgresql")
+    real_parts.module("psycopg2", "psycopg2-binary")
     uid: int | None = None
     if os.geteuid() == 0:
         # postgres refuses to run as root: run it as the 'postgres' system user, in a
@@ -232,7 +230,10 @@ def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresClust
         try:
             uid = pwd.getpwnam("postgres").pw_uid
         except KeyError:
-            pytest.skip("running as root and there is no 'postgres' user to run the server")
+            real_parts.missing(
+                "the 'postgres' user that runs the server when the tests run as root",
+                "apt-get install postgresql",
+            )
         datadir = Path(tempfile.mkdtemp(prefix="hub-pg-"))
         os.chown(datadir, uid, -1)
     else:

@@ -22,7 +22,7 @@ import pytest
 
 from appliance.mqtt import topics
 from hub import ca
-from tests.broker import MOSQUITTO, free_port
+from tests.broker import free_port, mosquitto_binary
 from tests.mqtt.tls_broker import (
     SHIPPED_ACL,
     SHIPPED_CONF,
@@ -344,7 +344,9 @@ def _production_broker(pki: Pki, workdir: Path) -> Iterator[tuple[int, int]]:
         config = workdir / "mosquitto.conf"
         config.write_text(_production_config(pki, workdir, device_port, hub_port))
         process = subprocess.Popen(
-            [MOSQUITTO, "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            [mosquitto_binary(), "-c", str(config)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
         )
         try:
             if _listening(process, (device_port, hub_port)):

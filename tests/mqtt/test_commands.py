@@ -59,6 +59,7 @@ from hub.cli_command import (
     run_command,
 )
 from hub.fleet_keys import generate_fleet_keys, load_fleet_key, new_command
+from tests import real_parts
 from tests.broker import MosquittoBroker
 from tests.mqtt.tls_broker import Pki, TlsBroker
 
@@ -579,7 +580,7 @@ def test_log_source_uses_the_journal_only_under_journald() -> None:
     ring = LogRing()
     assert log_source(ring, journald=False) is ring
     journal = log_source(ring, journald=True)
-    pytest.importorskip("systemd.journal")
+    real_parts.module("systemd.journal", "systemd-python")
     assert isinstance(journal, JournalLogSource)
     assert isinstance(journal.tail(3), list)  # reads whatever this machine's journal holds
 

@@ -9,12 +9,22 @@ from pathlib import Path
 from appliance.screens.kivy_env import prepare_kivy
 from appliance.settings import ScreenSettings
 
-KIVY_HOME = Path(tempfile.gettempdir()) / f"appliance-test-kivy-{os.getuid()}"
+
+
+def kivy_home() -> Path:
+    """Kivy's home for this test process: one per pytest-xdist worker.
+
+    Kivy creates its folders at import without `exist_ok`; two workers sharing one home
+    raced to create them and one failed its collection.
+    """
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    return Path(tempfile.gettempdir()) / f"appliance-test-kivy-{os.getuid()}-{worker}"
 
 
 def prepare_offscreen_kivy() -> None:
     """Real OpenGL through Mesa, no display; Kivy's home in a temporary folder."""
-    os.environ["KIVY_HOME"] = str(KIVY_HOME)
+    home = kivy_home()
+    os.environ["KIVY_HOME"] = str(home)
     # The offscreen surface keeps the size the window is created with, and a resize does
     # not grow it: create it big enough for every layout (800x480, 1280x800, 800x1280).
-    prepare_kivy(KIVY_HOME, ScreenSettings(width=1280, height=1280), offscreen=True)
+    prepare_kivy(home, ScreenSettings(width=1280, height=1280), offscreen=True)
