@@ -1,1 +1,0 @@
-"""Staff-mode presenters: who is at the till, and the intents of each staff screen."""
