@@ -21,12 +21,11 @@ from kivy.uix.floatlayout import FloatLayout
 from appliance.screens.deck import ScreenDeck
 from appliance.screens.i18n import tr
 from appliance.screens.kivy_env import drawn_offscreen
-from appliance.screens.presenters.cart import CartPresenter
+from appliance.screens.presenter_set import build_presenters
 from appliance.screens.presenters.context import ScreenContext
-from appliance.screens.presenters.input_router import InputRouter
 from appliance.screens.presenters.session import KioskSession
 from appliance.screens.presenters.store_writes import StoreWrites
-from appliance.screens.registry import PRESENTERS, load_class
+from appliance.screens.registry import load_class
 from appliance.screens.theme import Theme
 from appliance.service.lifecycle import Running
 from appliance.service.main_loop import Checkpointer
@@ -96,13 +95,10 @@ class KioskApp(App):
         self.tr = tr
         self.session = KioskSession(services, tr)
         self.ctx = ScreenContext(services, self.session, tr, StoreWrites(services.app.bus))
-        self.cart = CartPresenter(self.ctx)
-        self.router = InputRouter(self.ctx, self.cart.scan)
-        self.ctx.presenters.update(cart=self.cart, router=self.router)
-        for name, target in PRESENTERS.items():
-            presenter = load_class(target)(self.ctx)
+        self.presenters = build_presenters(self.ctx)
+        # `.kv` rules reach presenters as `app.cart`, `app.till`...: the same typed objects.
+        for name, presenter in self.presenters.by_name().items():
             setattr(self, name, presenter)
-            self.ctx.presenters[name] = presenter
         self.deck: ScreenDeck | None = None
         self._last_event = self._last_activity = time.monotonic()
         self._heap_trimmed = True  # settle_heap trims once the screens are built

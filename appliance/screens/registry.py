@@ -1,4 +1,7 @@
-"""The explicit lists of screens and presenters the app builds; no discovery, no magic."""
+"""The explicit list of screens the app builds; no discovery, no magic.
+
+The presenters are typed fields built by `appliance.screens.presenter_set.build_presenters`.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +11,11 @@ from typing import Any
 
 from kivy.lang import Builder
 
-from appliance.screens.customer import CUSTOMER_PRESENTERS, CUSTOMER_SCREENS
-from appliance.screens.staff import STAFF_PRESENTERS, STAFF_SCREENS
+from appliance.screens.customer import CUSTOMER_SCREENS
+from appliance.screens.staff import STAFF_SCREENS
 
 # name -> "module:Class"; every screen module has a `.kv` beside it.
 SCREENS: dict[str, str] = {**CUSTOMER_SCREENS, **STAFF_SCREENS}
-# attribute on the app -> "module:Class", built in this order with the ScreenContext.
-PRESENTERS: dict[str, str] = {**CUSTOMER_PRESENTERS, **STAFF_PRESENTERS}
 
 
 def built_ahead(mode: str) -> list[str]:

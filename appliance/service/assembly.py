@@ -21,16 +21,43 @@ from appliance.drivers.manager import DeviceManager, snapshot_path_for
 from appliance.errors import ApplianceError, DomainError
 from appliance.settings import Settings
 from appliance.store.catalog import SqliteCatalog
+from appliance.store.catalog_versions import CatalogVersions
 from appliance.store.database import open_database
 from appliance.store.documents import SalesLedger
 from appliance.store.memory_catalog import MemoryCatalog
 from appliance.store.migrations import migrate
+from appliance.store.outbox import SalesOutbox
+from appliance.store.parked_carts import ParkedCarts
+from appliance.store.staff import StaffDirectory
+from appliance.store.stored_value import StoredValueAccounts
 
 if TYPE_CHECKING:
     from appliance.drivers.sim.control import ControlServer
     from appliance.drivers.sim.lab import SimLab
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Stores:
+    """The store objects the screens and the demo seeding use, each built once over the database."""
+
+    staff: StaffDirectory
+    stored_value: StoredValueAccounts  # in the store's currency
+    parked: ParkedCarts
+    outbox: SalesOutbox
+    catalog_versions: CatalogVersions
+
+    @classmethod
+    def over(cls, db: SqliteDatabase, settings: Settings) -> Stores:
+        """Build each store object over the open database."""
+        return cls(
+            StaffDirectory(db),
+            StoredValueAccounts(db, settings.store.currency),
+            ParkedCarts(db),
+            SalesOutbox(db),
+            CatalogVersions(db),
+        )
 
 
 @dataclass
@@ -44,6 +71,7 @@ class Appliance:
     lookup: MemoryCatalog  # what the checkout scans against
     ledger: SalesLedger
     checkout: Checkout
+    stores: Stores
     devices: DeviceManager | None = None
     lab: SimLab | None = None  # the simulators, in simulate mode with no devices configured
     control: ControlServer | None = None  # `appliance sim ...` talks to it
@@ -75,7 +103,7 @@ class Appliance:
             bus=bus,
             barcode_rules=store.barcode_rules(),
         )
-        return cls(settings, db, bus, catalog, lookup, ledger, checkout)
+        return cls(settings, db, bus, catalog, lookup, ledger, checkout, Stores.over(db, settings))
 
     def open_devices(self, *, simulate: bool, route_input: bool = True) -> DeviceManager:
         """Build and open every configured device; simulated with none configured, the lab.

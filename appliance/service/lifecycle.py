@@ -21,8 +21,6 @@ from appliance.service.demo import (
     seed_demo_stored_value,
 )
 from appliance.settings import Settings
-from appliance.store.staff import StaffDirectory
-from appliance.store.stored_value import StoredValueAccounts
 
 if TYPE_CHECKING:
     from appliance.service.hub_connection import HubConnection
@@ -89,7 +87,7 @@ def _seed_demo(app: Appliance) -> None:
     """Give a simulated store products, two staff members and a stored-value card."""
     if added := seed_demo_catalog(app.catalog, app.settings.store):
         log.info("simulate: added %d demo products", added)
-    if added := seed_demo_staff(StaffDirectory(app.db)):
+    if added := seed_demo_staff(app.stores.staff):
         log.info("simulate: added %d demo staff members (cashier and supervisor)", added)
-    if seed_demo_stored_value(StoredValueAccounts(app.db, app.settings.store.currency)):
+    if seed_demo_stored_value(app.stores.stored_value):
         log.info("simulate: added the demo stored-value card")

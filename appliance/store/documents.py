@@ -14,6 +14,7 @@ from peewee import DatabaseError, SqliteDatabase
 from appliance.core.ids import receipt_number
 from appliance.core.sale import Sale, SaleDraft
 from appliance.errors import DocumentError, StoreError
+from appliance.store.payment_attempts import settle_in_commit
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +145,8 @@ class SalesLedger:
             cursor.executemany(_INSERT_MOVEMENT, rows.movements)
             cursor.executemany(_UPDATE_STOCK, rows.stock)
             cursor.execute(_INSERT_OUTBOX, rows.outbox)
+            # A card tender closes its journalled attempt in this same transaction.
+            settle_in_commit(cursor, sale, rows.outbox[3])
         log.info("%s %s committed (sequence %d)", sale.kind, sale.receipt_number, sequence)
         return sale
 

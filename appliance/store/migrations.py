@@ -152,6 +152,31 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX stored_value_entry_uid_key ON stored_value_entry(uid_key)",
         ),
     ),
+    Migration(
+        5,
+        "the payment-attempt journal",
+        (
+            # One row per card attempt, written before the terminal hears of it, so a charge
+            # the appliance did not live to see answered is found at the next start. `cart`
+            # is the cart it paid for (JSON), so a sale can still be made of it after a restart.
+            """CREATE TABLE payment_attempt (
+                reference TEXT PRIMARY KEY,
+                amount INTEGER NOT NULL CHECK (amount > 0),
+                currency TEXT NOT NULL,
+                state TEXT NOT NULL CHECK (state IN ('sent', 'approved', 'declined',
+                    'cancelled', 'refused', 'unknown', 'paid', 'not_paid')),
+                terminal_reference TEXT NOT NULL DEFAULT '',
+                card_mask TEXT NOT NULL DEFAULT '',
+                message TEXT NOT NULL DEFAULT '',
+                cart BLOB,
+                sale_id TEXT REFERENCES document(id),
+                started_utc TEXT NOT NULL,
+                updated_utc TEXT NOT NULL
+            )""",
+            "CREATE INDEX payment_attempt_state ON payment_attempt(state)",
+            "CREATE INDEX payment_attempt_terminal ON payment_attempt(terminal_reference)",
+        ),
+    ),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

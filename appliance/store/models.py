@@ -172,6 +172,25 @@ class StoredValueEntryRow(_Table):
         table_name = "stored_value_entry"
 
 
+class PaymentAttemptRow(_Table):
+    """One card attempt of the payment journal (store/payment_attempts.py writes it)."""
+
+    reference = TextField(primary_key=True)
+    amount = IntegerField()
+    currency = TextField()
+    state = TextField(index=True)
+    terminal_reference = TextField(default="", index=True)
+    card_mask = TextField(default="")
+    message = TextField(default="")
+    cart = BlobField(null=True)
+    sale_id = ForeignKeyField(Document, column_name="sale_id", field="id", null=True)
+    started_utc = TextField()
+    updated_utc = TextField()
+
+    class Meta:
+        table_name = "payment_attempt"
+
+
 class Meta(_Table):
     """Small key/value facts about this database."""
 
@@ -191,5 +210,6 @@ MODELS: tuple[type[Model], ...] = (
     ParkedCartRow,
     StoredValueAccountRow,
     StoredValueEntryRow,
+    PaymentAttemptRow,
     Meta,
 )

@@ -12,13 +12,13 @@ from peewee import IntegrityError, SqliteDatabase
 from appliance.core.staff import (
     ROLES,
     Role,
-    StaffError,
     StaffMember,
     badge_key,
     check_pin,
     hash_pin,
     verify_pin,
 )
+from appliance.errors import StaffError
 from appliance.store.models import StaffRow
 
 log = logging.getLogger(__name__)
@@ -99,6 +99,12 @@ class StaffDirectory:
             return None  # not a UID any badge could have
         row = self._active(StaffRow.badge_key == key)
         return _member(row) if row is not None else None
+
+    def close_thread_connection(self) -> None:
+        """Close the calling thread's connection (peewee keeps one per thread): after a PIN
+        check on a worker, so the thread's connection does not outlive it."""
+        if not self._db.is_closed():
+            self._db.close()
 
     def remove(self, staff_id: str) -> None:
         """Deactivate a member; documents keep naming them, and their badge can be handed on."""

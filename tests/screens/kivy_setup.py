@@ -10,7 +10,6 @@ from appliance.screens.kivy_env import prepare_kivy
 from appliance.settings import ScreenSettings
 
 
-
 def kivy_home() -> Path:
     """Kivy's home for this test process: one per pytest-xdist worker.
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from appliance.screens.i18n import tr
-from appliance.screens.staff.presenters.lockout import PinLockout
+from appliance.screens.staff.lockout import PinLockout
 from appliance.screens.widgets import Keypad
 from appliance.service.demo import DEMO_CASHIER_PIN, DEMO_SUPERVISOR_BADGE
 from tests.screens.harness import Kiosk

@@ -1,4 +1,8 @@
-"""The self-checkout a customer sees: welcome, scan and search, age check, pay, receipt."""
+"""The self-checkout a customer sees: welcome, scan and search, age check, pay, receipt.
+
+A screen's view `<screen>.py`, its rules `<screen>.kv` and its presenter, if it has one,
+`<screen>_presenter.py` lie side by side; `appliance.screens.presenter_set` builds the presenters.
+"""
 
 CUSTOMER_SCREENS: dict[str, str] = {
     "welcome": "appliance.screens.customer.welcome:WelcomeScreen",
@@ -9,14 +13,4 @@ CUSTOMER_SCREENS: dict[str, str] = {
     "receipt": "appliance.screens.customer.receipt:ReceiptScreen",
     "thanks": "appliance.screens.customer.thanks:ThanksScreen",
     "locked": "appliance.screens.customer.locked:LockedScreen",
-}
-# Built in this order: a presenter may use those above it (age_check and payment use staff_check).
-CUSTOMER_PRESENTERS: dict[str, str] = {
-    "staff_check": "appliance.screens.customer.staff_check:StaffCheck",
-    "browse": "appliance.screens.customer.browse_presenter:BrowsePresenter",
-    "age_check": "appliance.screens.customer.age_check_presenter:AgeCheckPresenter",
-    "payment": "appliance.screens.customer.payment_presenter:PaymentPresenter",
-    "receipt": "appliance.screens.customer.receipt_presenter:ReceiptPresenter",
-    "idle": "appliance.screens.customer.idle:IdlePresenter",
-    "lock_notice": "appliance.screens.customer.lock_notice:LockNotice",
 }

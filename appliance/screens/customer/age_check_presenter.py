@@ -11,8 +11,10 @@ from kivy.properties import NumericProperty
 from appliance.core.devices import CardTapped
 from appliance.core.staff import StaffMember
 from appliance.errors import DomainError
-from appliance.screens.customer.staff_check import StaffCheck
+from appliance.screens.customer.staff_pin_presenter import StaffCheck
+from appliance.screens.presenters.cart import CartPresenter
 from appliance.screens.presenters.context import ScreenContext
+from appliance.screens.presenters.input_router import InputRouter
 from appliance.screens.presenters.messages import customer_message
 
 log = logging.getLogger(__name__)
@@ -25,17 +27,25 @@ class AgeCheckPresenter(EventDispatcher):
 
     count = NumericProperty(0)
 
-    def __init__(self, ctx: ScreenContext, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        ctx: ScreenContext,
+        cart: CartPresenter,
+        router: InputRouter,
+        staff: StaffCheck,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self._ctx = ctx
-        self._staff: StaffCheck = ctx.presenters["staff_check"]
+        self._cart = cart
+        self._staff = staff
         self._shown = False
-        ctx.presenters["router"].on_tap(SCREEN, self._tapped)
+        router.on_tap(SCREEN, self._tapped)
         ctx.session.bind(screen=self._screen_changed)
 
     def remove_restricted(self) -> None:
         """Take the items that need an ID check off the cart, and go on without them."""
-        cart = self._ctx.presenters["cart"]
+        cart = self._cart
         for line in self._ctx.checkout.cart.pending_age_checks:
             cart.remove(line.line_id)
         self._ctx.session.go("shop" if self._ctx.checkout.cart.is_empty else "payment")
@@ -66,6 +76,6 @@ class AgeCheckPresenter(EventDispatcher):
             self._ctx.session.say(customer_message(self._ctx.tr, err), "warning")
             return
         log.info("age check approved by staff %s", member.staff_id)
-        self._ctx.presenters["cart"].refresh()
+        self._cart.refresh()
         self._ctx.session.say(self._ctx.tr._("Approved by {name}.").format(name=member.name))
         self._ctx.session.go("payment")

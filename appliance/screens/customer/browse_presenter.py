@@ -12,6 +12,7 @@ from kivy.properties import BooleanProperty, ListProperty, OptionProperty, Strin
 from appliance.core.catalog import Product
 from appliance.core.events import Event
 from appliance.screens.customer.background import LatestOnly, run_in_background
+from appliance.screens.presenters.cart import CartPresenter
 from appliance.screens.presenters.context import ScreenContext
 
 log = logging.getLogger(__name__)
@@ -49,9 +50,10 @@ class BrowsePresenter(EventDispatcher):
     results = ListProperty()  # one dict per product, for a RecycleView
     searching = BooleanProperty(False)
 
-    def __init__(self, ctx: ScreenContext, **kwargs: Any) -> None:
+    def __init__(self, ctx: ScreenContext, cart: CartPresenter, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._ctx = ctx
+        self._cart = cart
         self._catalog = ctx.services.app.lookup
         self._worker = LatestOnly("catalog-search")
         self._generation = 0
@@ -92,7 +94,7 @@ class BrowsePresenter(EventDispatcher):
     def add(self, sku: str) -> None:
         """Put one of a found product in the cart."""
         product = next((p for p in self._products if p.sku == sku), None)
-        if product is None or not self._ctx.presenters["cart"].scan(sku):
+        if product is None or not self._cart.scan(sku):
             return
         tr = self._ctx.tr
         name = product.name_in(tr.locale)

@@ -6,6 +6,7 @@ import logging
 
 from appliance.core.events import KioskLockChanged
 from appliance.screens.presenters.context import ScreenContext
+from appliance.screens.presenters.input_router import InputRouter
 
 log = logging.getLogger(__name__)
 
@@ -15,9 +16,9 @@ LOCKED = "locked"
 class LockNotice:
     """Answers scans on the locked screen; after an unlock, goes back to an open sale."""
 
-    def __init__(self, ctx: ScreenContext) -> None:
+    def __init__(self, ctx: ScreenContext, router: InputRouter) -> None:
         self._ctx = ctx
-        ctx.presenters["router"].on_scan(LOCKED, self._scanned)
+        router.on_scan(LOCKED, self._scanned)
         # Subscribed after the session, so this runs once the session has gone home.
         ctx.bus.subscribe(KioskLockChanged, self._changed)
 

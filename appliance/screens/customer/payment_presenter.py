@@ -26,9 +26,10 @@ from appliance.core.tender import Tender
 from appliance.errors import ApplianceError, DeviceError
 from appliance.screens.customer.background import run_in_background
 from appliance.screens.customer.lifecycle import when_app_stops
-from appliance.screens.customer.staff_check import StaffCheck
+from appliance.screens.customer.staff_pin_presenter import StaffCheck
 from appliance.screens.customer.stored_value_payment import StoredValuePayment
 from appliance.screens.presenters.context import ScreenContext
+from appliance.screens.presenters.input_router import InputRouter
 
 log = logging.getLogger(__name__)
 
@@ -68,15 +69,16 @@ class PaymentPresenter(EventDispatcher):
     notice = StringProperty("")  # a line about the state: why the card is off, the balance...
     resolver = StringProperty("")  # the name of the staff member deciding an unknown payment
 
-    def __init__(self, ctx: ScreenContext, **kwargs: Any) -> None:
+    def __init__(
+        self, ctx: ScreenContext, router: InputRouter, staff: StaffCheck, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self._ctx = ctx
-        self._staff: StaffCheck = ctx.presenters["staff_check"]
+        self._staff = staff
         self._stored_value = StoredValuePayment(ctx)
         self._request: PaymentRequest | None = None  # the card attempt in progress or in doubt
         self._result: PaymentResult | None = None  # its answer, kept until the sale is stored
         self._resolver: StaffMember | None = None
-        router = ctx.presenters["router"]
         router.on_tap(SCREEN, self._tapped)
         router.on_scan(SCREEN, self._scanned)
         ctx.bus.subscribe(CardAnswered, self._answered)

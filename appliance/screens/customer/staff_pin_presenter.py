@@ -21,7 +21,6 @@ from appliance.core.staff import StaffMember
 from appliance.screens.customer.background import run_in_background
 from appliance.screens.customer.lifecycle import when_app_stops
 from appliance.screens.presenters.context import ScreenContext
-from appliance.store.staff import StaffDirectory
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +48,7 @@ class StaffCheck(EventDispatcher):
     def __init__(self, ctx: ScreenContext, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._ctx = ctx
-        self._db = ctx.services.app.db
-        self._directory = StaffDirectory(self._db)
+        self._directory = ctx.stores.staff
         self._on_approved: Approved | None = None
         self._request = 0
         self._wrong = 0
@@ -85,14 +83,13 @@ class StaffCheck(EventDispatcher):
             return
         self.checking = True
         self.message = ""
-        request, directory, db, bus = self._request, self._directory, self._db, self._ctx.bus
+        request, directory, bus = self._request, self._directory, self._ctx.bus
 
         def check() -> None:
             try:
                 member = directory.by_pin(pin)
             finally:
-                if not db.is_closed():
-                    db.close()  # this thread's own connection (peewee keeps one per thread)
+                directory.close_thread_connection()  # this worker's own, not the main thread's
             bus.post(PinChecked(request, member))
 
         run_in_background("staff-pin-check", check)

@@ -10,7 +10,6 @@ from appliance.core.sale import Sale
 from appliance.core.tender import Tender
 from appliance.errors import StoreError, TenderError
 from appliance.screens.presenters.context import ScreenContext
-from appliance.store.stored_value import StoredValueAccounts
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +24,7 @@ class StoredValuePayment:
 
     def __init__(self, ctx: ScreenContext) -> None:
         self._ctx = ctx
-        self._accounts = StoredValueAccounts(ctx.services.app.db, ctx.checkout.cart.currency)
+        self._accounts = ctx.stores.stored_value  # in the store's currency, as the cart is
         self.problem = ""
 
     def pay(self, uid: str, amount: int, commit: Commit) -> Sale | None:

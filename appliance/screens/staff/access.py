@@ -16,8 +16,7 @@ from kivy.properties import BooleanProperty, NumericProperty
 from appliance.core.events import Event
 from appliance.core.staff import StaffMember
 from appliance.screens.presenters.context import ScreenContext
-from appliance.screens.staff.presenters.lockout import PinLockout
-from appliance.store.staff import StaffDirectory
+from appliance.screens.staff.lockout import PinLockout
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +40,8 @@ class StaffAccess(EventDispatcher):
 
     def __init__(self, ctx: ScreenContext, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._db = ctx.services.app.db
         self._bus = ctx.bus
-        self.directory = StaffDirectory(self._db)
+        self.directory = ctx.stores.staff
         self.lockout = PinLockout()
         self._tokens = itertools.count(1)
         self._waiting: dict[int, Answer] = {}
@@ -82,8 +80,7 @@ class StaffAccess(EventDispatcher):
         except Exception:  # a store failure must still answer, or the screen waits forever
             log.exception("PIN check failed")
         finally:
-            if not self._db.is_closed():
-                self._db.close()  # peewee's connection of this worker thread
+            self.directory.close_thread_connection()  # this worker's own, not the main thread's
         self._bus.post(StaffPinChecked(token, member))
 
     def _checked(self, event: StaffPinChecked) -> None:

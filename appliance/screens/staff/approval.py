@@ -11,7 +11,7 @@ from kivy.uix.modalview import ModalView
 
 from appliance.core.staff import StaffMember
 from appliance.screens.registry import load_kv_beside
-from appliance.screens.staff.presenters.approval import ApprovalRequest
+from appliance.screens.staff.approval_presenter import ApprovalRequest
 
 
 class StaffApproval(ModalView):
@@ -25,7 +25,7 @@ class StaffApproval(ModalView):
     ) -> None:
         load_kv_beside(__name__)  # the rules must exist before the first dialog is built
         app = App.get_running_app()
-        request = ApprovalRequest(app.ctx, on_approved)
+        request = ApprovalRequest(app.ctx, app.staff_access, app.router, on_approved)
         kwargs.setdefault("auto_dismiss", False)
         super().__init__(reason=reason, request=request, **kwargs)
         request.bind(approved=lambda _r, approved: self.dismiss() if approved else None)

@@ -12,7 +12,8 @@ from kivy.properties import BooleanProperty, ObjectProperty, StringProperty
 from appliance.core.devices import CardTapped
 from appliance.core.staff import StaffMember
 from appliance.screens.presenters.context import ScreenContext
-from appliance.screens.staff.presenters.access import StaffAccess
+from appliance.screens.presenters.input_router import InputRouter
+from appliance.screens.staff.access import StaffAccess
 
 log = logging.getLogger(__name__)
 
@@ -25,23 +26,29 @@ class ApprovalRequest(EventDispatcher):
     access: StaffAccess = ObjectProperty(None)  # a property, so kv follows its lockout
 
     def __init__(
-        self, ctx: ScreenContext, on_approved: Callable[[StaffMember], object], **kwargs: Any
+        self,
+        ctx: ScreenContext,
+        access: StaffAccess,
+        router: InputRouter,
+        on_approved: Callable[[StaffMember], object],
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self._ctx = ctx
+        self._router = router
         self._on_approved = on_approved
-        self.access: StaffAccess = ctx.presenters["staff_access"]
+        self.access = access
         self._open = False
 
     def open(self) -> None:
         """The dialog is up: badge taps come here, not to the screen below."""
         self._open = True
-        self._ctx.presenters["router"].capture_taps(self._tapped)
+        self._router.capture_taps(self._tapped)
 
     def close(self) -> None:
         """The dialog went away (approved or cancelled)."""
         self._open = False
-        self._ctx.presenters["router"].release_taps(self._tapped)
+        self._router.release_taps(self._tapped)
 
     def submit(self, pin: str) -> None:
         """The keypad's OK: check the PIN off the main thread."""

@@ -9,7 +9,7 @@ from kivy.properties import ListProperty
 from kivy.uix.modalview import ModalView
 
 from appliance.screens.registry import load_kv_beside
-from appliance.screens.staff.presenters.till import DISCOUNT_CHOICES, NO_SALE_REASONS
+from appliance.screens.staff.till_presenter import DISCOUNT_CHOICES, NO_SALE_REASONS
 
 
 class TillDialog(ModalView):

@@ -11,7 +11,8 @@ from kivy.properties import StringProperty
 from appliance.core.devices import CardTapped
 from appliance.core.staff import StaffMember
 from appliance.screens.presenters.context import ScreenContext
-from appliance.screens.staff.presenters.access import StaffAccess
+from appliance.screens.presenters.input_router import InputRouter
+from appliance.screens.staff.access import StaffAccess
 
 log = logging.getLogger(__name__)
 
@@ -23,11 +24,13 @@ class StaffLoginPresenter(EventDispatcher):
 
     message = StringProperty("")  # why the last try did not log anyone in
 
-    def __init__(self, ctx: ScreenContext, **kwargs: Any) -> None:
+    def __init__(
+        self, ctx: ScreenContext, access: StaffAccess, router: InputRouter, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self._ctx = ctx
-        self.access: StaffAccess = ctx.presenters["staff_access"]
-        ctx.presenters["router"].on_tap(SCREEN, self._tapped)
+        self.access = access
+        router.on_tap(SCREEN, self._tapped)
 
     def start(self) -> None:
         """The login screen came up: nothing from an earlier try is shown."""

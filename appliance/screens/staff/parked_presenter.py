@@ -10,8 +10,9 @@ from kivy.properties import ListProperty
 
 from appliance.core.cart import Cart
 from appliance.errors import ApplianceError
+from appliance.screens.presenters.cart import CartPresenter
 from appliance.screens.presenters.context import ScreenContext
-from appliance.store.parked_carts import ParkedCart, ParkedCarts
+from appliance.store.parked_carts import ParkedCart
 
 log = logging.getLogger(__name__)
 
@@ -21,10 +22,11 @@ class ParkedPresenter(EventDispatcher):
 
     rows = ListProperty()  # {"park_id", "label", "when", "lines", "total"}
 
-    def __init__(self, ctx: ScreenContext, **kwargs: Any) -> None:
+    def __init__(self, ctx: ScreenContext, cart: CartPresenter, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._ctx = ctx
-        self._parked = ParkedCarts(ctx.services.app.db)
+        self._cart = cart
+        self._parked = ctx.stores.parked
         self._listed: dict[str, ParkedCart] = {}  # as last shown, to put one back if need be
         ctx.session.bind(language=lambda *_args: self.refresh())
 
@@ -55,7 +57,7 @@ class ParkedPresenter(EventDispatcher):
         tr = self._ctx.tr
         session = self._ctx.session
         checkout = self._ctx.checkout
-        cart_presenter = self._ctx.presenters["cart"]
+        cart_presenter = self._cart
         if not checkout.cart.is_empty:
             session.say(
                 tr._("The till has a cart already. Finish or park it before resuming another."),
@@ -75,7 +77,7 @@ class ParkedPresenter(EventDispatcher):
     def _taken(self, park_id: str, cart: Cart | None, error: ApplianceError | None) -> None:
         """Back on the main thread: the cart onto the till, or say why not."""
         session = self._ctx.session
-        self._ctx.presenters["cart"].held = ""
+        self._cart.held = ""
         if cart is not None:
             try:
                 self._ctx.checkout.resume(cart)  # the till is empty: its cart was held

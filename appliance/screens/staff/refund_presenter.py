@@ -17,6 +17,7 @@ from appliance.core.staff import StaffMember
 from appliance.core.tender import Tender
 from appliance.errors import ApplianceError, DocumentError
 from appliance.screens.presenters.context import ScreenContext
+from appliance.screens.presenters.input_router import InputRouter
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ class RefundPresenter(EventDispatcher):
     message = StringProperty("")
     saving = BooleanProperty(False)  # the refund is being stored; the buttons wait for it
 
-    def __init__(self, ctx: ScreenContext, **kwargs: Any) -> None:
+    def __init__(self, ctx: ScreenContext, router: InputRouter, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._ctx = ctx
         self._ledger = ctx.services.app.ledger
@@ -51,7 +52,7 @@ class RefundPresenter(EventDispatcher):
         self._sale: Sale | None = None
         self._already: dict[int, int] = {}
         self._chosen: dict[int, int] = {}
-        ctx.presenters["router"].on_scan(SCREEN, self.find)
+        router.on_scan(SCREEN, self.find)
         ctx.session.bind(language=lambda *_args: self._show())
 
     def start(self) -> None:

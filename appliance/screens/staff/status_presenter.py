@@ -14,9 +14,7 @@ from appliance.core.devices import DeviceHealth
 from appliance.core.events import SaleCommitted
 from appliance.screens.i18n import Translator
 from appliance.screens.presenters.context import ScreenContext
-from appliance.store.catalog_versions import CatalogVersions
 from appliance.store.day_totals import DayTotals, day_totals
-from appliance.store.outbox import SalesOutbox
 
 log = logging.getLogger(__name__)
 
@@ -68,9 +66,8 @@ class StaffStatusPresenter(EventDispatcher):
     def __init__(self, ctx: ScreenContext, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._ctx = ctx
-        db = ctx.services.app.db
-        self._outbox = SalesOutbox(db)
-        self._versions = CatalogVersions(db)
+        self._outbox = ctx.stores.outbox
+        self._versions = ctx.stores.catalog_versions
         self._hub = ctx.services.hub
         self.hub_configured = self._hub is not None
         self._acked_upto = 0

@@ -16,9 +16,10 @@ from appliance.core.staff import StaffMember, may_discount
 from appliance.core.tax import BASIS_POINTS
 from appliance.errors import ApplianceError, StoreError
 from appliance.screens.i18n import Translator
+from appliance.screens.presenters.cart import CartPresenter
 from appliance.screens.presenters.context import ScreenContext
 from appliance.screens.presenters.messages import customer_message
-from appliance.store.parked_carts import ParkedCart, ParkedCarts
+from appliance.store.parked_carts import ParkedCart
 
 log = logging.getLogger(__name__)
 
@@ -52,11 +53,11 @@ class TillPresenter(EventDispatcher):
     discount_percent = NumericProperty(0)  # the cart discount in percent, 0 for none
     logged_in = BooleanProperty(False)
 
-    def __init__(self, ctx: ScreenContext, **kwargs: Any) -> None:
+    def __init__(self, ctx: ScreenContext, cart: CartPresenter, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._ctx = ctx
-        self._cart = ctx.presenters["cart"]
-        self._parked = ParkedCarts(ctx.services.app.db)
+        self._cart = cart
+        self._parked = ctx.stores.parked
         self._cart.bind(rows=lambda *_args: self._rebuild())
         ctx.session.bind(staff=lambda *_args: self._staff_changed())
         ctx.session.bind(language=lambda *_args: self._staff_changed())

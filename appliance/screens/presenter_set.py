@@ -1,0 +1,93 @@
+"""Every presenter the app holds, as typed fields, built once in dependency order."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+from appliance.screens.customer.age_check_presenter import AgeCheckPresenter
+from appliance.screens.customer.browse_presenter import BrowsePresenter
+from appliance.screens.customer.locked_presenter import LockNotice
+from appliance.screens.customer.payment_presenter import PaymentPresenter
+from appliance.screens.customer.receipt_presenter import ReceiptPresenter
+from appliance.screens.customer.staff_pin_presenter import StaffCheck
+from appliance.screens.customer.still_there_presenter import IdlePresenter
+from appliance.screens.presenters.cart import CartPresenter
+from appliance.screens.presenters.context import ScreenContext
+from appliance.screens.presenters.input_router import InputRouter
+from appliance.screens.staff.access import StaffAccess
+from appliance.screens.staff.cash_presenter import CashPresenter
+from appliance.screens.staff.login_presenter import StaffLoginPresenter
+from appliance.screens.staff.parked_presenter import ParkedPresenter
+from appliance.screens.staff.refund_presenter import RefundPresenter
+from appliance.screens.staff.status_presenter import StaffStatusPresenter
+from appliance.screens.staff.till_presenter import TillPresenter
+
+
+@dataclass(frozen=True)
+class Presenters:
+    """The presenters by name; `.kv` rules reach each one as `app.<field name>`."""
+
+    cart: CartPresenter
+    router: InputRouter
+    # The customer's screens.
+    staff_check: StaffCheck
+    browse: BrowsePresenter
+    age_check: AgeCheckPresenter
+    payment: PaymentPresenter
+    receipt: ReceiptPresenter
+    idle: IdlePresenter
+    lock_notice: LockNotice
+    # Staff mode.
+    staff_access: StaffAccess
+    staff_login: StaffLoginPresenter
+    till: TillPresenter
+    cash: CashPresenter
+    refund: RefundPresenter
+    parked: ParkedPresenter
+    staff_status: StaffStatusPresenter
+
+    def by_name(self) -> dict[str, object]:
+        """Each presenter under its field name, for the app to expose to `.kv` rules."""
+        return {field.name: getattr(self, field.name) for field in fields(self)}
+
+
+def build_presenters(ctx: ScreenContext) -> Presenters:
+    """Build every presenter, each after those it is given.
+
+    The order is also the order in which they subscribe to the bus: keep it, and every
+    event reaches them in the order the screens were written against.
+    """
+    cart = CartPresenter(ctx)
+    router = InputRouter(ctx, cart.scan)
+    staff_check = StaffCheck(ctx)
+    browse = BrowsePresenter(ctx, cart)
+    age_check = AgeCheckPresenter(ctx, cart, router, staff_check)
+    payment = PaymentPresenter(ctx, router, staff_check)
+    receipt = ReceiptPresenter(ctx)
+    idle = IdlePresenter(ctx)
+    lock_notice = LockNotice(ctx, router)
+    staff_access = StaffAccess(ctx)
+    staff_login = StaffLoginPresenter(ctx, staff_access, router)
+    till = TillPresenter(ctx, cart)
+    cash = CashPresenter(ctx)
+    refund = RefundPresenter(ctx, router)
+    parked = ParkedPresenter(ctx, cart)
+    staff_status = StaffStatusPresenter(ctx)
+    return Presenters(
+        cart=cart,
+        router=router,
+        staff_check=staff_check,
+        browse=browse,
+        age_check=age_check,
+        payment=payment,
+        receipt=receipt,
+        idle=idle,
+        lock_notice=lock_notice,
+        staff_access=staff_access,
+        staff_login=staff_login,
+        till=till,
+        cash=cash,
+        refund=refund,
+        parked=parked,
+        staff_status=staff_status,
+    )
