@@ -9,9 +9,10 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from appliance.errors import CatalogImportError
+from appliance.errors import CatalogImportError, ConfigError
+from hub.cli_broker import broker_options, existing_file, tls_files
 from hub.db import DB_URL_ENVVAR, DEFAULT_DB_URL, HubDatabaseError, open_hub_database
-from hub.server import BrokerEndpoint, TlsFiles
+from hub.server import BrokerEndpoint
 
 if TYPE_CHECKING:
     from appliance.settings import StoreSettings
@@ -19,7 +20,6 @@ if TYPE_CHECKING:
 MAX_ERRORS_SHOWN = 50
 PUBLISH_TIMEOUT_S = 30.0
 
-_existing_file = click.Path(exists=True, dir_okay=False, path_type=Path)
 _db_option = click.option(
     "--db",
     "db_url",
@@ -36,7 +36,7 @@ def catalog() -> None:
 
 
 @catalog.command("import")
-@click.argument("csv_file", type=_existing_file)
+@click.argument("csv_file", type=existing_file)
 @click.option("--store", required=True, help="The store whose catalog this file is.")
 @_db_option
 @click.option("--currency", default="EUR", show_default=True, help="The store's currency.")
@@ -54,11 +54,7 @@ def catalog() -> None:
     show_default=True,
     help="Send the change to the store's appliances now (else they fetch it on reconnect).",
 )
-@click.option("--host", default="127.0.0.1", show_default=True, help="The MQTT broker.")
-@click.option("--port", type=click.IntRange(1, 65535), default=1883, show_default=True)
-@click.option("--tls-ca", type=_existing_file, help="CA certificate of the broker (turns TLS on).")
-@click.option("--tls-cert", type=_existing_file, help="This hub's client certificate.")
-@click.option("--tls-key", type=_existing_file, help="The key of --tls-cert.")
+@broker_options
 def import_command(
     *,
     csv_file: Path,
@@ -123,7 +119,9 @@ def import_command(
             f"{result.unchanged} unchanged"
         )
         if publish:
-            endpoint = BrokerEndpoint(host=host, port=port, tls=_tls(tls_ca, tls_cert, tls_key))
+            endpoint = BrokerEndpoint(
+                host=host, port=port, tls=tls_files(tls_ca, tls_cert, tls_key)
+            )
             _publish_update(db, endpoint, store, result.from_version, result.version)
     finally:
         db.close()
@@ -193,14 +191,6 @@ def _store_settings(currency: str, tax_classes: tuple[str, ...]) -> StoreSetting
         raise click.BadParameter(str(err)) from err
 
 
-def _tls(ca: Path | None, cert: Path | None, key: Path | None) -> TlsFiles | None:
-    if (cert or key) and not ca:
-        raise click.UsageError("--tls-cert and --tls-key need --tls-ca")
-    if bool(cert) != bool(key):
-        raise click.UsageError("--tls-cert and --tls-key go together")
-    return TlsFiles(ca, cert, key) if ca else None
-
-
 def _open(url: str, *, create: bool = True) -> Any:
     try:
         return open_hub_database(url, create=create)
@@ -212,23 +202,17 @@ def _publish_update(
     db: Any, endpoint: BrokerEndpoint, store: str, from_version: int, to_version: int
 ) -> None:
     """Publish the new version to the store's devices over one short MQTT v5 session, QoS 1."""
-    import paho.mqtt.client as mqtt
-    from paho.mqtt.enums import CallbackAPIVersion
-
+    from appliance.mqtt.client import paho_client
     from hub.catalog import devices_of
     from hub.catalog_publisher import CatalogPublisher
 
     if not devices_of(db, store):
         click.echo(f"no appliance is assigned to {store} yet: nothing to publish", err=True)
         return
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
-    if endpoint.tls is not None:
-        tls = endpoint.tls
-        client.tls_set(
-            ca_certs=str(tls.ca),
-            certfile=str(tls.cert) if tls.cert else None,
-            keyfile=str(tls.key) if tls.key else None,
-        )
+    try:
+        client = paho_client(tls=endpoint.tls)
+    except ConfigError as err:  # the import stands; only sending it now failed
+        raise click.ClickException(f"not published: {err}") from err
     connected = threading.Event()
 
     def on_connect(_c: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:

@@ -22,8 +22,6 @@ from pathlib import Path
 from typing import Any, cast, get_args
 
 import click
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
@@ -31,6 +29,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from appliance.core.clock import Clock, SystemClock
 from appliance.errors import ApplianceError
 from appliance.mqtt import topics
+from appliance.mqtt.client import TlsFiles, paho_client
 from appliance.mqtt.commands import DEFAULT_LOG_LINES, TERMINAL_STATES
 from appliance.mqtt.payloads import (
     Command,
@@ -43,6 +42,7 @@ from appliance.mqtt.payloads import (
     decode,
     encode,
 )
+from hub.cli_broker import broker_options, tls_files
 from hub.fleet_keys import generate_fleet_keys, load_fleet_key, new_command
 
 log = logging.getLogger(__name__)
@@ -67,6 +67,13 @@ class BrokerOptions:
     cert_file: Path | None = None
     key_file: Path | None = None
 
+    @property
+    def tls(self) -> TlsFiles | None:
+        """The TLS files, or None for plain MQTT."""
+        if self.ca_file is None:
+            return None
+        return TlsFiles(self.ca_file, self.cert_file, self.key_file)
+
 
 class FleetClient:
     """One MQTT v5 client for one CLI call; paho's thread only fills queues."""
@@ -76,17 +83,12 @@ class FleetClient:
         self._timeout = timeout
         self._messages: queue.SimpleQueue[tuple[str, bytes]] = queue.SimpleQueue()
         self._acks: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
-        self._client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        self._client = paho_client(tls=broker.tls)
         self._client.on_connect = self._on_connect
         self._client.on_subscribe = self._on_subscribe
         self._client.on_message = lambda _c, _u, message: self._messages.put(
             (message.topic, bytes(message.payload))
         )
-        if broker.ca_file is not None:
-            context = ssl.create_default_context(cafile=str(broker.ca_file))
-            if broker.cert_file is not None and broker.key_file is not None:
-                context.load_cert_chain(str(broker.cert_file), str(broker.key_file))
-            self._client.tls_set_context(context)
 
     def __enter__(self) -> FleetClient:
         try:
@@ -152,26 +154,12 @@ class FleetClient:
         self._acks.put(("suback", codes))
 
 
-_existing_file = click.Path(exists=True, dir_okay=False, path_type=Path)
-
-
-def broker_options(function: Any) -> Any:
-    """The broker options every hub command shares, and how long to wait for answers."""
-    options = [
-        click.option("--host", default="127.0.0.1", show_default=True, help="The MQTT broker."),
-        click.option("--port", type=click.IntRange(1, 65535), default=1883, show_default=True),
-        click.option(
-            "--tls-ca", type=_existing_file, help="CA certificate of the broker (turns TLS on)."
-        ),
-        click.option("--tls-cert", type=_existing_file, help="This hub's client certificate."),
-        click.option("--tls-key", type=_existing_file, help="The key of --tls-cert."),
-        click.option(
-            "--wait", default=30.0, show_default=True, help="Seconds to wait for answers."
-        ),
-    ]
-    for option in reversed(options):
-        function = option(function)
-    return function
+def broker_and_wait_options(function: Any) -> Any:
+    """The broker options, and how long to wait for answers."""
+    wait = click.option(
+        "--wait", default=30.0, show_default=True, help="Seconds to wait for answers."
+    )
+    return broker_options(wait(function))
 
 
 def fleet_key_option(function: Any) -> Any:
@@ -196,10 +184,7 @@ def _errors_as_click() -> Iterator[None]:
 
 def _broker(options: dict[str, Any]) -> BrokerOptions:
     ca, cert, key = options["tls_ca"], options["tls_cert"], options["tls_key"]
-    if (cert or key) and not ca:
-        raise click.UsageError("--tls-cert and --tls-key need --tls-ca")
-    if bool(cert) != bool(key):
-        raise click.UsageError("--tls-cert and --tls-key go together")
+    tls_files(ca, cert, key)  # refuses a certificate without a key, or either without a CA
     return BrokerOptions(options["host"], options["port"], ca, cert, key)
 
 
@@ -330,7 +315,7 @@ def push_config(
     help="Seconds the command is valid.",
 )
 @fleet_key_option
-@broker_options
+@broker_and_wait_options
 def command_command(
     device: str, name: str, args: tuple[str, ...], expires: int, **options: Any
 ) -> None:
@@ -360,7 +345,7 @@ def command_command(
     help="Seconds the request is valid.",
 )
 @fleet_key_option
-@broker_options
+@broker_and_wait_options
 def logs_command(device: str, lines: int, expires: int, **options: Any) -> None:
     """Ask DEVICE for its last log lines and print them."""
     with _errors_as_click():
@@ -378,7 +363,7 @@ def logs_command(device: str, lines: int, expires: int, **options: Any) -> None:
 @click.command("config")
 @click.argument("device")
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False, exists=True))
-@broker_options
+@broker_and_wait_options
 def config_command(device: str, file: Path, **options: Any) -> None:
     """Make FILE.toml (merged onto the device's file) DEVICE's desired configuration."""
     try:

@@ -11,15 +11,14 @@ from peewee import Database
 
 from appliance.mqtt import topics
 from appliance.service.logs import LEVELS, configure_logging
+from hub.cli_broker import broker_options, tls_files
 from hub.db import DB_URL_ENVVAR, DEFAULT_DB_URL, HubDatabaseError, open_hub_database, redacted
 from hub.migrations import migrate
-from hub.server import BrokerEndpoint, HubServer, Inbound, TlsFiles
+from hub.server import BrokerEndpoint, HubServer, Inbound
 
 log = logging.getLogger(__name__)
 
 _STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
-
-_existing_file = click.Path(exists=True, dir_okay=False, path_type=Path)
 
 
 @click.command("serve")
@@ -31,11 +30,7 @@ _existing_file = click.Path(exists=True, dir_okay=False, path_type=Path)
     show_default=True,
     help="sqlite:///PATH (embedded) or postgresql://USER:PASSWORD@HOST/NAME.",
 )
-@click.option("--host", default="127.0.0.1", show_default=True, help="The MQTT broker.")
-@click.option("--port", type=click.IntRange(1, 65535), default=1883, show_default=True)
-@click.option("--tls-ca", type=_existing_file, help="CA certificate of the broker (turns TLS on).")
-@click.option("--tls-cert", type=_existing_file, help="This hub's client certificate.")
-@click.option("--tls-key", type=_existing_file, help="The key of --tls-cert.")
+@broker_options
 @click.option("--worker-id", help="Unique per worker process (default: host-pid-random).")
 @click.option(
     "--log-level",
@@ -55,17 +50,13 @@ def serve(
     log_level: str,
 ) -> None:
     """Store device sales, status and health from the broker; SIGTERM stops cleanly."""
-    if (tls_cert or tls_key) and not tls_ca:
-        raise click.UsageError("--tls-cert and --tls-key need --tls-ca")
-    if bool(tls_cert) != bool(tls_key):
-        raise click.UsageError("--tls-cert and --tls-key go together")
+    tls = tls_files(tls_ca, tls_cert, tls_key)
     configure_logging(log_level)
     try:
         db = open_hub_database(db_url)
         migrate(db)
     except HubDatabaseError as err:
         raise click.ClickException(str(err)) from err
-    tls = TlsFiles(tls_ca, tls_cert, tls_key) if tls_ca else None
     endpoint = BrokerEndpoint(host=host, port=port, tls=tls)
     # Block the stop signals before any thread starts (threads inherit the mask), then
     # wait for one synchronously: no handler runs inside a lock another thread holds.

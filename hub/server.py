@@ -17,20 +17,18 @@ import socket
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
-from pathlib import Path
 from typing import Any, Protocol
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from peewee import Database
 
 from appliance.core.clock import Clock, SystemClock
-from appliance.errors import ApplianceError
+from appliance.errors import ApplianceError, DecodeError
 from appliance.mqtt import topics
+from appliance.mqtt.client import TlsFiles, Will, paho_client
 from appliance.mqtt.payloads import (
-    DecodeError,
     DeviceStatus,
     HubState,
     SalesAck,
@@ -46,15 +44,6 @@ log = logging.getLogger(__name__)
 
 class HubConnectError(ApplianceError):
     """The hub worker could not connect to the broker and subscribe in time."""
-
-
-@dataclass(frozen=True, slots=True)
-class TlsFiles:
-    """mTLS material: the CA that signed the broker, and this hub's certificate and key."""
-
-    ca: Path
-    cert: Path | None = None
-    key: Path | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,20 +210,9 @@ class HubServer:
     # --- paho network thread: only queue, publish and signal -------------------------
 
     def _make_client(self) -> mqtt.Client:
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=self.client_id,
-            protocol=mqtt.MQTTv5,
-        )
-        client.will_set(topics.HUB_STATE, self._state(online=False), qos=1, retain=True)
+        will = Will(topics.HUB_STATE, self._state(online=False), qos=1, retain=True)
+        client = paho_client(self.client_id, tls=self._endpoint.tls, will=will)
         client.reconnect_delay_set(1, 30)
-        tls = self._endpoint.tls
-        if tls is not None:
-            client.tls_set(
-                ca_certs=str(tls.ca),
-                certfile=str(tls.cert) if tls.cert else None,
-                keyfile=str(tls.key) if tls.key else None,
-            )
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_subscribe = self._on_subscribe

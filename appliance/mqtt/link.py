@@ -19,7 +19,6 @@ events; `publish` is safe from any thread.
 from __future__ import annotations
 
 import logging
-import ssl
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -30,7 +29,6 @@ from typing import Any, Protocol
 import paho.mqtt.client as mqtt
 from cryptography import x509
 from cryptography.x509.oid import NameOID
-from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
@@ -41,6 +39,7 @@ from appliance.core.clock import Clock, SystemClock
 from appliance.core.events import Event, EventBus
 from appliance.errors import ApplianceError
 from appliance.mqtt import topics
+from appliance.mqtt.client import TlsFiles, paho_client
 from appliance.mqtt.dispatch import Dispatcher
 from appliance.mqtt.payloads import DeviceStatus, HubState, encode
 from appliance.mqtt.session import SessionStore
@@ -55,16 +54,6 @@ CLOSE_TIMEOUT_S = 5.0
 
 class HubLinkError(ApplianceError):
     """The hub link cannot be set up (unreadable certificate, bad TLS files)."""
-
-
-@dataclass(frozen=True, slots=True)
-class TlsFiles:
-    """mTLS material: the fleet CA, this device's certificate (CN = device id) and key."""
-
-    ca: Path
-    cert: Path
-    key: Path
-    check_hostname: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,16 +161,13 @@ class PahoHubLink:
         self._closed = False
         # The device id as client id: the broker keeps one connection per device (a second
         # one takes the session over). Identity itself comes from the certificate CN.
-        self._client = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id=client_id or device_id, protocol=mqtt.MQTTv5
-        )
+        # The will is set per connect attempt (_on_pre_connect): it carries that attempt's bd_seq.
+        self._client = paho_client(client_id or device_id, tls=tls)
         paho_log = logging.getLogger(f"{__name__}.paho")
         if not any(isinstance(f, _QuietAfterDisconnect) for f in paho_log.filters):
             paho_log.addFilter(_QuietAfterDisconnect())
         self._client.enable_logger(paho_log)
         self._client.reconnect_delay_set(reconnect_min_s, reconnect_max_s)
-        if tls is not None:
-            self._client.tls_set_context(_tls_context(tls))
         self._client.on_pre_connect = self._on_pre_connect
         self._client.on_connect = self._on_connect
         self._client.on_connect_fail = self._on_connect_fail
@@ -379,15 +365,3 @@ class _QuietAfterDisconnect(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         """False for that one message."""
         return not str(record.msg).startswith("Client is not connected")
-
-
-def _tls_context(tls: TlsFiles) -> ssl.SSLContext:
-    """A client context trusting only the fleet CA and presenting the device certificate."""
-    try:
-        context = ssl.create_default_context(cafile=str(tls.ca))
-        context.load_cert_chain(str(tls.cert), str(tls.key))
-    except (OSError, ssl.SSLError) as err:
-        raise HubLinkError(f"cannot load TLS files: {err}") from err
-    context.check_hostname = tls.check_hostname
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    return context

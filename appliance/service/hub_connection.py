@@ -14,7 +14,8 @@ from appliance.drivers.manager import DeviceManager
 from appliance.errors import ConfigError
 from appliance.mqtt import topics
 from appliance.mqtt.catalog_sync import CatalogSync
-from appliance.mqtt.link import LinkState, PahoHubLink, TlsFiles, device_id_from_cert
+from appliance.mqtt.client import TlsFiles
+from appliance.mqtt.link import LinkState, PahoHubLink, device_id_from_cert
 from appliance.mqtt.session import SessionStore
 from appliance.mqtt.telemetry import DeviceHealthBoard, TelemetryBuilder, TelemetryPublisher
 from appliance.mqtt.uploader import SalesUploader
@@ -118,11 +119,12 @@ def _tls_files(hub: HubSettings, device_id: str) -> TlsFiles | None:
     """The mTLS files; the certificate's CN must be this device's id (the hub's view of us)."""
     if not hub.cert_file:
         return None
-    tls = TlsFiles(Path(hub.ca_file), Path(hub.cert_file), Path(hub.key_file))
+    cert = Path(hub.cert_file)
+    tls = TlsFiles(Path(hub.ca_file), cert, Path(hub.key_file))
     try:
-        identity = device_id_from_cert(tls.cert)
+        identity = device_id_from_cert(cert)
     except (OSError, ValueError) as err:
-        raise ConfigError(f"hub.cert_file: cannot read {tls.cert}: {err}") from err
+        raise ConfigError(f"hub.cert_file: cannot read {cert}: {err}") from err
     if identity != device_id:
         raise ConfigError(
             f"hub.cert_file: the certificate is for {identity!r} but device.id is {device_id!r}"

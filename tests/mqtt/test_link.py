@@ -22,14 +22,9 @@ from hypothesis import strategies as st
 from appliance import __version__
 from appliance.core.events import Event, EventBus
 from appliance.mqtt import topics
+from appliance.mqtt.client import TlsFiles
 from appliance.mqtt.dispatch import Dispatcher, MalformedMessage, down_decoders
-from appliance.mqtt.link import (
-    HubLinkChanged,
-    LinkState,
-    PahoHubLink,
-    TlsFiles,
-    device_id_from_cert,
-)
+from appliance.mqtt.link import HubLinkChanged, LinkState, PahoHubLink, device_id_from_cert
 from appliance.mqtt.payloads import (
     CatalogDelta,
     Command,

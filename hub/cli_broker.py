@@ -1,0 +1,41 @@
+"""The broker options every hub command that talks MQTT shares, and the TLS files they name."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from appliance.mqtt.client import TlsFiles
+
+Command = TypeVar("Command", bound=Callable[..., Any])
+
+existing_file = click.Path(exists=True, dir_okay=False, path_type=Path)
+
+_OPTIONS = (
+    click.option("--host", default="127.0.0.1", show_default=True, help="The MQTT broker."),
+    click.option("--port", type=click.IntRange(1, 65535), default=1883, show_default=True),
+    click.option(
+        "--tls-ca", type=existing_file, help="CA certificate of the broker (turns TLS on)."
+    ),
+    click.option("--tls-cert", type=existing_file, help="This hub's client certificate."),
+    click.option("--tls-key", type=existing_file, help="The key of --tls-cert."),
+)
+
+
+def broker_options(function: Command) -> Command:
+    """Add --host, --port, --tls-ca, --tls-cert and --tls-key to a command."""
+    for option in reversed(_OPTIONS):
+        function = option(function)
+    return function
+
+
+def tls_files(ca: Path | None, cert: Path | None, key: Path | None) -> TlsFiles | None:
+    """The TLS files the options name; None (plain MQTT) without --tls-ca."""
+    if (cert or key) and not ca:
+        raise click.UsageError("--tls-cert and --tls-key need --tls-ca")
+    if bool(cert) != bool(key):
+        raise click.UsageError("--tls-cert and --tls-key go together")
+    return TlsFiles(ca, cert, key) if ca else None
