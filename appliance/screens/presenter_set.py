@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
+from kivy.app import App
+
 from appliance.screens.customer.age_check_presenter import AgeCheckPresenter
 from appliance.screens.customer.browse_presenter import BrowsePresenter
 from appliance.screens.customer.locked_presenter import LockNotice
@@ -91,3 +93,9 @@ def build_presenters(ctx: ScreenContext) -> Presenters:
         parked=parked,
         staff_status=staff_status,
     )
+
+
+def running_presenters() -> Presenters:
+    """The running app's presenters, typed for a view's Python (its `.kv` says `app.<name>`)."""
+    presenters: Presenters = App.get_running_app().presenters
+    return presenters

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from kivy.app import App
 from kivy.properties import BooleanProperty, StringProperty
 from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.recycleview.views import RecycleDataViewBehavior
 
 from appliance.screens.customer.panes import Pane, PaneSwitcher
+from appliance.screens.presenter_set import running_presenters
 from appliance.screens.widgets import AppScreen, TextKeyboard, TouchButton
 
 __all__ = ["BrowseScreen", "CategoryButton", "Pane", "PaneSwitcher", "ProductRow"]
@@ -40,7 +40,7 @@ class BrowseScreen(AppScreen):
         self._keyboard: TextKeyboard = self.ids.keyboard.__self__
         self.ids.panes.collect()
         self.keyboard_open = False
-        browse = App.get_running_app().browse
+        browse = running_presenters().browse
         browse.bind(categories=self._fill_categories)
         self._fill_categories(browse, browse.categories)
 

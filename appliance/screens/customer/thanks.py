@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kivy.app import App
-
+from appliance.screens.presenter_set import running_presenters
 from appliance.screens.widgets import AppScreen
 
 
@@ -14,5 +13,5 @@ class ThanksScreen(AppScreen):
 
     def on_touch_down(self, touch: Any) -> bool:
         super().on_touch_down(touch)
-        App.get_running_app().receipt.done()
+        running_presenters().receipt.done()
         return True

@@ -10,6 +10,7 @@ from kivy.properties import ObjectProperty, StringProperty
 from kivy.uix.modalview import ModalView
 
 from appliance.core.staff import StaffMember
+from appliance.screens.presenter_set import running_presenters
 from appliance.screens.registry import load_kv_beside
 from appliance.screens.staff.approval_presenter import ApprovalRequest
 
@@ -24,8 +25,9 @@ class StaffApproval(ModalView):
         self, *, reason: str, on_approved: Callable[[StaffMember], object], **kwargs: Any
     ) -> None:
         load_kv_beside(__name__)  # the rules must exist before the first dialog is built
-        app = App.get_running_app()
-        request = ApprovalRequest(app.ctx, app.staff_access, app.router, on_approved)
+        presenters = running_presenters()
+        ctx = App.get_running_app().ctx
+        request = ApprovalRequest(ctx, presenters.staff_access, presenters.router, on_approved)
         kwargs.setdefault("auto_dismiss", False)
         super().__init__(reason=reason, request=request, **kwargs)
         request.bind(approved=lambda _r, approved: self.dismiss() if approved else None)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kivy.app import App
-
+from appliance.screens.presenter_set import running_presenters
 from appliance.screens.widgets import AppScreen, TouchButton
 
 
@@ -13,13 +12,13 @@ class CashScreen(AppScreen):
     """Total due, a keypad and quick notes for the cash handed over, change due live."""
 
     def on_kv_post(self, *_args: Any) -> None:
-        cash = App.get_running_app().cash
+        cash = running_presenters().cash
         # Rebuilt only while shown: the cart changes on every scan, the buttons matter here.
         cash.bind(quick=lambda _p, rows: self._quick_buttons(rows) if self._shown() else None)
         self._built: list[dict[str, Any]] | None = None
 
     def on_pre_enter(self, *_args: Any) -> None:
-        cash = App.get_running_app().cash
+        cash = running_presenters().cash
         cash.start()
         self._quick_buttons(cash.quick)
 
@@ -33,7 +32,7 @@ class CashScreen(AppScreen):
         self._built = list(rows)
         holder = self.ids.quick
         holder.clear_widgets()
-        cash = App.get_running_app().cash
+        cash = running_presenters().cash
         for row in rows:
             button = TouchButton(text=row["text"], kind="secondary")
             button.bind(on_release=lambda _b, amount=row["amount"]: cash.hand_over(amount))

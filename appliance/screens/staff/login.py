@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from kivy.app import App
-
+from appliance.screens.presenter_set import running_presenters
 from appliance.screens.widgets import AppScreen
 
 
@@ -11,5 +10,5 @@ class StaffLoginScreen(AppScreen):
     """Who is at the till; the only screen of a staffed till until someone logs in."""
 
     def on_pre_enter(self, *_args: object) -> None:
-        App.get_running_app().staff_login.start()
+        running_presenters().staff_login.start()
         self.ids.pin.value = ""

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from kivy.app import App
 from kivy.properties import StringProperty
 from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.recycleview.views import RecycleDataViewBehavior
 
+from appliance.screens.presenter_set import running_presenters
 from appliance.screens.widgets import AppScreen
 
 
@@ -26,4 +26,4 @@ class ParkedScreen(AppScreen):
     """The carts put aside on this till, oldest first."""
 
     def on_pre_enter(self, *_args: Any) -> None:
-        App.get_running_app().parked.refresh()
+        running_presenters().parked.refresh()

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from kivy.app import App
 from kivy.properties import BooleanProperty, NumericProperty, StringProperty
 from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.recycleview.views import RecycleDataViewBehavior
 
 from appliance.screens.i18n import tr
+from appliance.screens.presenter_set import running_presenters
 from appliance.screens.staff.approval import StaffApproval
+from appliance.screens.staff.refund_presenter import RefundTo
 from appliance.screens.widgets import AppScreen
 
 
@@ -30,12 +31,12 @@ class RefundScreen(AppScreen):
     """Receipt lookup first; then the sale's lines and the refund."""
 
     def on_pre_enter(self, *_args: Any) -> None:
-        App.get_running_app().refund.start()
+        running_presenters().refund.start()
         self.ids.number.value = ""
 
-    def refund(self, to: str) -> None:
+    def refund(self, to: RefundTo) -> None:
         """Refund in cash or to the card; a large refund asks a supervisor first."""
-        presenter = App.get_running_app().refund
+        presenter = running_presenters().refund
         if not presenter.needs_approval():
             presenter.commit(to)
             return

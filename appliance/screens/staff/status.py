@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from kivy.app import App
 from kivy.properties import StringProperty
 from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.layout import Layout
 
+from appliance.screens.presenter_set import running_presenters
 from appliance.screens.widgets import AppScreen
 
 
@@ -34,7 +34,7 @@ class StatusScreen(AppScreen):
     """Three sections behind three buttons: Sync, Devices, Today."""
 
     def on_kv_post(self, *_args: Any) -> None:
-        status = App.get_running_app().staff_status
+        status = running_presenters().staff_status
         status.bind(
             sync_rows=lambda _p, rows: self._fill(self.ids.sync, StatusLine, rows),
             device_rows=lambda _p, rows: self._fill(self.ids.devices, DeviceLine, rows),
@@ -42,10 +42,10 @@ class StatusScreen(AppScreen):
         )
 
     def on_pre_enter(self, *_args: Any) -> None:
-        App.get_running_app().staff_status.start()
+        running_presenters().staff_status.start()
 
     def on_leave(self, *_args: Any) -> None:
-        App.get_running_app().staff_status.stop()
+        running_presenters().staff_status.stop()
 
     @staticmethod
     def _fill(holder: Layout, line: type[BoxLayout], rows: list[dict[str, str]]) -> None:

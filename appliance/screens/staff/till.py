@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from kivy.app import App
 from kivy.properties import BooleanProperty
 
 from appliance.screens.i18n import tr
+from appliance.screens.presenter_set import running_presenters
 from appliance.screens.staff.approval import StaffApproval
 from appliance.screens.staff.dialogs import DiscountDialog, NoSaleDialog, ParkDialog
 from appliance.screens.widgets import AppScreen, CartRow
@@ -23,7 +23,7 @@ class TillRow(CartRow):
             return False
         if super().on_touch_down(touch):
             return True  # the line's own - and + buttons
-        App.get_running_app().till.select(self.line_id)
+        running_presenters().till.select(self.line_id)
         return True
 
 
@@ -39,7 +39,7 @@ class TillScreen(AppScreen):
         DiscountDialog(self._discount).open()
 
     def _discount(self, percent: int) -> None:
-        till = App.get_running_app().till
+        till = running_presenters().till
         if not till.needs_approval(percent):
             till.apply_discount(percent)
             return
@@ -50,11 +50,11 @@ class TillScreen(AppScreen):
 
     def open_no_sale(self) -> None:
         """Ask why the drawer is opened without a sale."""
-        NoSaleDialog(App.get_running_app().till.no_sale).open()
+        NoSaleDialog(running_presenters().till.no_sale).open()
 
     def open_park(self) -> None:
         """Ask for a name to park the cart under."""
         # Its keyboard is dozens of buttons, slow to build: built once, then reused.
         if self._park_dialog is None:
-            self._park_dialog = ParkDialog(App.get_running_app().till.park)
+            self._park_dialog = ParkDialog(running_presenters().till.park)
         self._park_dialog.open()
