@@ -25,10 +25,11 @@ from paho.mqtt.properties import Properties
 from peewee import Database
 
 from appliance.core.clock import Clock, SystemClock
-from appliance.errors import ApplianceError, DecodeError
+from appliance.errors import ApplianceError
 from appliance.mqtt import topics
 from appliance.mqtt.client import TlsFiles, Will, paho_client
 from appliance.mqtt.payloads import (
+    DecodeError,
     DeviceStatus,
     HubState,
     SalesAck,
