@@ -1,4 +1,15 @@
-"""The appliance's one exception tree; every error raised on purpose derives from it."""
+"""The appliance's one exception tree; every error raised on purpose derives from it.
+
+Two branches hold a class that stays beside the code that raises it, because it carries
+that module's own data or belongs to the hub program, not to the appliance:
+
+- CatalogImportError <- appliance.catalog_import.BadRowsError (carries the refused RowErrors)
+- ApplianceError <- hub.ca.CaError, hub.cli_command.FleetClientError, hub.server.HubConnectError
+- StoreError <- hub.db.HubDatabaseError
+
+tests/core/test_exception_tree.py fails when an exception class anywhere in `appliance`
+or `hub` does not derive from ApplianceError.
+"""
 
 
 class ApplianceError(Exception):
@@ -7,6 +18,10 @@ class ApplianceError(Exception):
 
 class ConfigError(ApplianceError):
     """The configuration file is missing, unreadable or holds a bad value."""
+
+
+class FleetKeyError(ConfigError):
+    """A fleet key file is missing, unreadable or not an Ed25519 key."""
 
 
 class DomainError(ApplianceError):
@@ -33,6 +48,10 @@ class DocumentError(DomainError):
     """A refund or void does not fit the sale it references."""
 
 
+class StaffError(DomainError):
+    """A PIN, badge or permission check failed."""
+
+
 class StoreError(ApplianceError):
     """The local database cannot do what was asked."""
 
@@ -47,3 +66,33 @@ class CatalogImportError(ApplianceError):
 
 class DeviceError(ApplianceError):
     """A device cannot do what was asked (offline, out of paper, timed out, ...)."""
+
+
+class SyncError(ApplianceError):
+    """The exchange with the hub failed: the link, a message, a command or the catalog."""
+
+
+class HubLinkError(SyncError):
+    """The hub link cannot be set up: the device certificate cannot be read, or names no device."""
+
+
+# Also a ValueError, as it was before the tree took it in: a malformed payload is a bad
+# value, and callers may still catch it as one.
+class DecodeError(SyncError, ValueError):
+    """A payload is not valid JSON for its topic's struct (or of a newer version)."""
+
+
+class CatalogSyncError(SyncError):
+    """A delta or snapshot from the hub holds a product the device cannot take."""
+
+
+class CommandSignatureError(SyncError):
+    """A command is unsigned or its signature does not verify with the fleet key."""
+
+
+class UnsignedCommandError(CommandSignatureError):
+    """A command carries no signature."""
+
+
+class BadSignatureError(CommandSignatureError):
+    """A command's signature is malformed or was not made by the fleet key over these fields."""

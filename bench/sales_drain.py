@@ -25,10 +25,10 @@ from peewee import Database, SqliteDatabase
 
 from appliance.mqtt.link import PahoHubLink
 from appliance.mqtt.payloads import SaleEnvelope, SalesBatch, encode
-from appliance.mqtt.session import SessionStore
 from appliance.mqtt.uploader import SalesUploader, UploaderStats
 from appliance.store.catalog import SqliteCatalog
 from appliance.store.documents import SalesLedger
+from appliance.store.hub_session import SessionStore
 from appliance.store.outbox import SalesOutbox
 from bench import fixtures
 from bench.broker import BenchBroker, CpuMeter, running_broker

@@ -13,8 +13,9 @@ from collections.abc import Callable, Iterable, Sequence
 
 from peewee import Database
 
+from appliance.errors import DecodeError
 from appliance.mqtt import topics
-from appliance.mqtt.payloads import CatalogRequest, DecodeError, Payload, decode, encode
+from appliance.mqtt.payloads import CatalogRequest, Payload, decode, encode
 from hub.catalog import CHUNK_SIZE, DELTA_LIMIT, HubCatalog, SoldLine, devices_of, store_of
 
 log = logging.getLogger(__name__)

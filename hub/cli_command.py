@@ -27,15 +27,15 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from appliance.core.clock import Clock, SystemClock
-from appliance.errors import ApplianceError
+from appliance.errors import ApplianceError, DecodeError
 from appliance.mqtt import topics
 from appliance.mqtt.client import TlsFiles, paho_client
-from appliance.mqtt.commands import DEFAULT_LOG_LINES, TERMINAL_STATES
+from appliance.mqtt.commands import TERMINAL_STATES
+from appliance.mqtt.device_logs import DEFAULT_LOG_LINES
 from appliance.mqtt.payloads import (
     Command,
     CommandName,
     CommandUpdate,
-    DecodeError,
     DesiredConfig,
     LogLines,
     ReportedConfig,

@@ -13,8 +13,8 @@ from peewee import JOIN, Database
 from rich.console import Console
 from rich.table import Table
 
-from appliance.errors import StoreError
-from appliance.mqtt.payloads import DecodeError, Telemetry, decode
+from appliance.errors import DecodeError, StoreError
+from appliance.mqtt.payloads import Telemetry, decode
 from hub.db import DB_URL_ENVVAR, DEFAULT_DB_URL
 from hub.migrations import open_existing
 from hub.models import Device, DeviceProgress

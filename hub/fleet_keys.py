@@ -18,8 +18,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from appliance.core.ids import new_document_id
+from appliance.errors import FleetKeyError
 from appliance.mqtt.payloads import Command, CommandName
-from appliance.mqtt.signing import FleetKeyError, public_key_pem, sign_command
+from appliance.mqtt.signing import public_key_pem, sign_command
 
 log = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ import msgspec
 from peewee import Database
 
 from appliance.core.clock import Clock, SystemClock
+from appliance.errors import DecodeError
 from appliance.mqtt.payloads import (
-    DecodeError,
     DeviceStatus,
     SaleEnvelope,
     SalesBatch,

@@ -25,11 +25,10 @@ from paho.mqtt.properties import Properties
 from peewee import Database
 
 from appliance.core.clock import Clock, SystemClock
-from appliance.errors import ApplianceError
+from appliance.errors import ApplianceError, DecodeError
 from appliance.mqtt import topics
 from appliance.mqtt.client import TlsFiles, Will, paho_client
 from appliance.mqtt.payloads import (
-    DecodeError,
     DeviceStatus,
     HubState,
     SalesAck,

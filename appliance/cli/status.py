@@ -14,7 +14,7 @@ from appliance.store.catalog import SqliteCatalog
 from appliance.store.database import open_database
 from appliance.store.documents import SalesLedger
 from appliance.store.migrations import SCHEMA_VERSION, check_not_newer
-from appliance.store.models import Outbox
+from appliance.store.outbox import SalesOutbox
 
 
 def collect_status(settings: Settings, config_option: str | None) -> dict[str, Any]:
@@ -42,8 +42,8 @@ def collect_status(settings: Settings, config_option: str | None) -> dict[str, A
             return report
         ledger = SalesLedger(db, settings.device.receipt_prefix)
         catalog = SqliteCatalog(db)
+        outbox = SalesOutbox(db)
         last = ledger.last()
-        oldest = Outbox.select(Outbox.created_at).order_by(Outbox.sequence).bind(db).first()
         report["catalog"] = {"products": catalog.count(), "barcodes": catalog.barcode_count()}
         report["documents"] = {
             "count": ledger.count(),
@@ -57,8 +57,8 @@ def collect_status(settings: Settings, config_option: str | None) -> dict[str, A
             },
         }
         report["outbox"] = {
-            "depth": Outbox.select().bind(db).count(),
-            "oldest": oldest.created_at if oldest else None,
+            "depth": outbox.depth(),
+            "oldest": outbox.oldest_created_at(),
         }
     finally:
         db.close()

@@ -14,7 +14,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Literal
 
-from appliance.errors import DomainError
+from appliance.errors import StaffError
 
 Role = Literal["cashier", "supervisor"]
 ROLES: tuple[Role, ...] = ("cashier", "supervisor")
@@ -28,10 +28,6 @@ SCRYPT_P = 1
 SALT_BYTES = 16
 HASH_BYTES = 32
 SCHEME = "scrypt"
-
-
-class StaffError(DomainError):
-    """A PIN, badge or permission check failed."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,13 +25,12 @@ from appliance.core.catalog import Product
 from appliance.core.clock import Clock, SystemClock
 from appliance.core.events import Event, EventBus
 from appliance.core.money import is_known_currency
-from appliance.errors import ApplianceError
+from appliance.errors import CatalogSyncError, DecodeError
 from appliance.mqtt import topics
 from appliance.mqtt.dispatch import decode_catalog
 from appliance.mqtt.payloads import (
     CatalogDelta,
     CatalogRequest,
-    DecodeError,
     ProductPayload,
     SnapshotChunk,
     decode,
@@ -44,10 +43,6 @@ log = logging.getLogger(__name__)
 Publish = Callable[[str, bytes], object]  # (topic, payload); the caller publishes QoS 1
 Outcome = Literal["applied", "staged", "stale", "gap", "malformed", "failed"]
 RETRY_SECONDS = 30.0  # the same request is not repeated sooner (a burst of gapped deltas)
-
-
-class CatalogSyncError(ApplianceError):
-    """A delta or snapshot from the hub holds a product the device cannot take."""
 
 
 @dataclass(frozen=True, slots=True)

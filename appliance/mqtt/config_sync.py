@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from appliance.core.events import Event, EventBus
-from appliance.errors import ConfigError
+from appliance.errors import ConfigError, DecodeError
 from appliance.mqtt import topics
 from appliance.mqtt.dispatch import Dispatcher
-from appliance.mqtt.payloads import DecodeError, DesiredConfig, ReportedConfig, decode, encode
+from appliance.mqtt.payloads import DesiredConfig, ReportedConfig, decode, encode
 from appliance.settings import Settings, parse_settings
 
 log = logging.getLogger(__name__)

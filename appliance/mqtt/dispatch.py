@@ -17,11 +17,11 @@ from typing import Any, Literal
 import msgspec
 
 from appliance.core.events import Event, EventBus
+from appliance.errors import DecodeError
 from appliance.mqtt import topics
 from appliance.mqtt.payloads import (
     CatalogDelta,
     Command,
-    DecodeError,
     DesiredConfig,
     HubState,
     Payload,

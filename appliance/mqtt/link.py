@@ -37,12 +37,12 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from appliance import __version__
 from appliance.core.clock import Clock, SystemClock
 from appliance.core.events import Event, EventBus
-from appliance.errors import ApplianceError
+from appliance.errors import HubLinkError
 from appliance.mqtt import topics
 from appliance.mqtt.client import TlsFiles, paho_client
 from appliance.mqtt.dispatch import Dispatcher
 from appliance.mqtt.payloads import DeviceStatus, HubState, encode
-from appliance.mqtt.session import SessionStore
+from appliance.store.hub_session import SessionStore
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +50,6 @@ log = logging.getLogger(__name__)
 RECONNECT_MIN_S = 1
 RECONNECT_MAX_S = 60
 CLOSE_TIMEOUT_S = 5.0
-
-
-class HubLinkError(ApplianceError):
-    """The hub link cannot be set up (unreadable certificate, bad TLS files)."""
 
 
 @dataclass(frozen=True, slots=True)

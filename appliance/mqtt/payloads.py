@@ -12,13 +12,11 @@ from typing import Any, Literal, TypeVar
 
 import msgspec
 
+from appliance.errors import DecodeError
+
 SCHEMA_VERSION = 1
 
 P = TypeVar("P", bound="Payload")
-
-
-class DecodeError(ValueError):
-    """A payload is not valid JSON for its topic's struct (or of a newer version)."""
 
 
 class Payload(msgspec.Struct, frozen=True, kw_only=True):

@@ -16,26 +16,10 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from appliance.errors import ApplianceError
+from appliance.errors import BadSignatureError, FleetKeyError, UnsignedCommandError
 from appliance.mqtt.payloads import Command
 
 SIGNATURE_BYTES = 64  # an Ed25519 signature is always 64 bytes
-
-
-class CommandSignatureError(ApplianceError):
-    """A command is unsigned or its signature does not verify with the fleet key."""
-
-
-class UnsignedCommandError(CommandSignatureError):
-    """A command carries no signature."""
-
-
-class BadSignatureError(CommandSignatureError):
-    """A command's signature is malformed or was not made by the fleet key over these fields."""
-
-
-class FleetKeyError(ApplianceError):
-    """A fleet key file is missing, unreadable or not an Ed25519 key."""
 
 
 def canonical_bytes(command: Command) -> bytes:

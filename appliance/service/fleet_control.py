@@ -14,21 +14,16 @@ from pathlib import Path
 from appliance.core.clock import SystemClock
 from appliance.drivers.manager import DeviceManager
 from appliance.mqtt import topics
-from appliance.mqtt.commands import (
-    CommandHandler,
-    KioskLock,
-    LogCollector,
-    LogRing,
-    SqliteSeenCommands,
-    log_source,
-    standard_actions,
-)
+from appliance.mqtt.commands import CommandHandler
 from appliance.mqtt.config_sync import ConfigSync
+from appliance.mqtt.device_logs import LogCollector, LogRing, log_source
+from appliance.mqtt.fleet_actions import KioskLock, standard_actions
 from appliance.mqtt.link import PahoHubLink
 from appliance.mqtt.payloads import Payload, encode
 from appliance.mqtt.signing import load_public_key
 from appliance.service.assembly import Appliance
 from appliance.settings import HubSettings, Settings
+from appliance.store.command_log import SqliteSeenCommands
 
 log = logging.getLogger(__name__)
 

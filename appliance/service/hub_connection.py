@@ -16,13 +16,13 @@ from appliance.mqtt import topics
 from appliance.mqtt.catalog_sync import CatalogSync
 from appliance.mqtt.client import TlsFiles
 from appliance.mqtt.link import LinkState, PahoHubLink, device_id_from_cert
-from appliance.mqtt.session import SessionStore
 from appliance.mqtt.telemetry import DeviceHealthBoard, TelemetryBuilder, TelemetryPublisher
 from appliance.mqtt.uploader import SalesUploader
 from appliance.service.assembly import Appliance
 from appliance.service.fleet_control import FleetControl
 from appliance.settings import HubSettings
 from appliance.store.catalog_versions import CatalogVersions
+from appliance.store.hub_session import SessionStore
 from appliance.store.outbox import SalesOutbox
 
 log = logging.getLogger(__name__)

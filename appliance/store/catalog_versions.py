@@ -5,8 +5,8 @@ delta or a snapshot is applied whole or not at all. Products go in through the s
 staging tables and set-based merge as SqliteCatalog.upsert (its SQL, reused), fed with
 rows made straight from the hub's payloads: building 100,000 Product objects first would
 cost more than the SQL does (see bench/catalog_apply.py). Snapshot chunks wait in a
-staging table (created on first use) until every chunk of their version is there, which
-also lets a download resume after a reconnect or a restart.
+staging table (migration 4) until every chunk of their version is there, which also lets
+a download resume after a reconnect or a restart.
 """
 
 from __future__ import annotations
@@ -40,16 +40,6 @@ _LAST_MOVEMENT = "SELECT COALESCE(MAX(id), 0) FROM stock_movement"
 # The merge records a stock it is given as an 'import' movement; from the hub it is the
 # hub's correction. Only this transaction's new rows are relabelled (id above the mark).
 _RELABEL = "UPDATE stock_movement SET reason = ? WHERE id > ? AND reason = 'import'"
-# Proposed as migration 3; until then created where it is first used.
-_STAGING_DDL = (
-    "CREATE TABLE IF NOT EXISTS catalog_snapshot_chunk ("
-    " version INTEGER NOT NULL,"
-    " chunk INTEGER NOT NULL,"
-    " chunks INTEGER NOT NULL,"
-    " body BLOB NOT NULL,"
-    " received_at TEXT NOT NULL,"
-    " PRIMARY KEY (version, chunk))"
-)
 
 
 class CatalogVersions:
@@ -137,16 +127,9 @@ class SnapshotStaging:
 
     def __init__(self, db: SqliteDatabase) -> None:
         self._db = db
-        self._ready = False
-
-    def _ensure(self) -> None:
-        if not self._ready:
-            self._db.execute_sql(_STAGING_DDL)
-            self._ready = True
 
     def state(self) -> StagedSnapshot | None:
         """What is staged, or None when no snapshot is in progress."""
-        self._ensure()
         rows = self._db.execute_sql(
             "SELECT version, chunks, chunk FROM catalog_snapshot_chunk ORDER BY version DESC"
         ).fetchall()
@@ -160,7 +143,6 @@ class SnapshotStaging:
         self, version: int, chunk: int, chunks: int, body: bytes, now: datetime
     ) -> StagedSnapshot:
         """Keep one chunk (other versions' chunks are dropped); returns the new state."""
-        self._ensure()
         with self._db.atomic("IMMEDIATE"):
             self._db.execute_sql(
                 "DELETE FROM catalog_snapshot_chunk WHERE version != ? OR chunks != ?",
@@ -176,7 +158,6 @@ class SnapshotStaging:
 
     def bodies(self, version: int) -> Iterator[bytes]:
         """The staged chunk bodies of `version` in chunk order."""
-        self._ensure()
         cursor = self._db.execute_sql(
             "SELECT body FROM catalog_snapshot_chunk WHERE version = ? ORDER BY chunk", (version,)
         )
@@ -184,5 +165,4 @@ class SnapshotStaging:
 
     def clear(self) -> None:
         """Drop every staged chunk (inside the caller's transaction when there is one)."""
-        self._ensure()
         self._db.execute_sql("DELETE FROM catalog_snapshot_chunk")

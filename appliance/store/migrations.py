@@ -153,6 +153,28 @@ MIGRATIONS: tuple[Migration, ...] = (
         ),
     ),
     Migration(
+        4,
+        "seen fleet command ids and staged catalog snapshot chunks",
+        (
+            # Appliances before this version created both tables at run time, so a database
+            # they wrote may hold them already, with these very columns: IF NOT EXISTS keeps
+            # its rows (a seen command id must stay seen) and lets the migration run.
+            """CREATE TABLE IF NOT EXISTS command_seen (
+                id TEXT PRIMARY KEY,
+                expires_at TEXT NOT NULL,
+                seen_at TEXT NOT NULL
+            ) WITHOUT ROWID""",
+            """CREATE TABLE IF NOT EXISTS catalog_snapshot_chunk (
+                version INTEGER NOT NULL,
+                chunk INTEGER NOT NULL,
+                chunks INTEGER NOT NULL,
+                body BLOB NOT NULL,
+                received_at TEXT NOT NULL,
+                PRIMARY KEY (version, chunk)
+            )""",
+        ),
+    ),
+    Migration(
         5,
         "the payment-attempt journal",
         (

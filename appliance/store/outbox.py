@@ -50,3 +50,10 @@ class SalesOutbox:
         """The lowest sequence still waiting, or None when empty."""
         row = self._db.execute_sql("SELECT MIN(sequence) FROM outbox").fetchone()
         return int(row[0]) if row and row[0] is not None else None
+
+    def oldest_created_at(self) -> str | None:
+        """When the oldest waiting document was queued (ISO text as stored), or None."""
+        row = self._db.execute_sql(
+            "SELECT created_at FROM outbox ORDER BY sequence LIMIT 1"
+        ).fetchone()
+        return str(row[0]) if row else None

@@ -12,13 +12,13 @@ from peewee import IntegrityError, SqliteDatabase
 from appliance.core.staff import (
     ROLES,
     Role,
-    StaffError,
     StaffMember,
     badge_key,
     check_pin,
     hash_pin,
     verify_pin,
 )
+from appliance.errors import StaffError
 from appliance.store.models import StaffRow
 
 log = logging.getLogger(__name__)

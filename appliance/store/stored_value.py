@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 
 from peewee import DatabaseError, SqliteDatabase
 
-from appliance.core.staff import StaffError, badge_key
-from appliance.errors import StoreError, TenderError
+from appliance.core.staff import badge_key
+from appliance.errors import StaffError, StoreError, TenderError
 
 log = logging.getLogger(__name__)
 

@@ -37,8 +37,8 @@ from peewee import Database
 from appliance.core.events import EventBus
 from appliance.mqtt.link import HubLinkChanged, LinkState, PahoHubLink
 from appliance.mqtt.payloads import SalesBatch
-from appliance.mqtt.session import SessionStore
 from appliance.mqtt.uploader import SalesUploader, UploaderStats
+from appliance.store.hub_session import SessionStore
 from hub.db import open_hub_database
 from hub.ingest import IngestResult, SalesIngest
 from hub.migrations import migrate

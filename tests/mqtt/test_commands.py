@@ -22,22 +22,15 @@ from click.testing import CliRunner
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from appliance.core.devices import DrawerOpened
-from appliance.core.events import Event, EventBus
+from appliance.core.events import Event, EventBus, KioskLockChanged
 from appliance.device_settings import GpioDrawerSettings
 from appliance.drivers.gpio_drawer import GpioDrawer
 from appliance.drivers.sim.drawer import SimDrawer
 from appliance.mqtt import topics
-from appliance.mqtt.commands import (
-    REBOOT_COMMAND,
-    CommandHandler,
-    KioskLock,
-    KioskLockChanged,
-    LogCollector,
-    LogRing,
-    SqliteSeenCommands,
-    standard_actions,
-)
+from appliance.mqtt.commands import CommandHandler
 from appliance.mqtt.config_sync import ConfigSync
+from appliance.mqtt.device_logs import LogCollector, LogRing
+from appliance.mqtt.fleet_actions import REBOOT_COMMAND, KioskLock, standard_actions
 from appliance.mqtt.link import PahoHubLink, TlsFiles
 from appliance.mqtt.payloads import (
     Command,
@@ -47,9 +40,10 @@ from appliance.mqtt.payloads import (
     decode,
     encode,
 )
-from appliance.mqtt.session import SessionStore
 from appliance.mqtt.signing import public_key_pem
+from appliance.store.command_log import SqliteSeenCommands
 from appliance.store.database import open_database
+from appliance.store.hub_session import SessionStore
 from appliance.store.migrations import migrate
 from hub.cli_command import (
     BrokerOptions,
@@ -575,7 +569,7 @@ def test_the_log_ring_keeps_the_last_lines_and_collect_logs_checks_its_argument(
 
 
 def test_log_source_uses_the_journal_only_under_journald() -> None:
-    from appliance.mqtt.commands import JournalLogSource, log_source
+    from appliance.mqtt.device_logs import JournalLogSource, log_source
 
     ring = LogRing()
     assert log_source(ring, journald=False) is ring

@@ -26,9 +26,9 @@ from appliance.mqtt import topics
 from appliance.mqtt.config_sync import ConfigSync, dump_toml, merge, write_atomically
 from appliance.mqtt.link import PahoHubLink
 from appliance.mqtt.payloads import DesiredConfig, DeviceStatus, ReportedConfig, decode, encode
-from appliance.mqtt.session import SessionStore
 from appliance.settings import Settings, load_settings
 from appliance.store.database import open_database
+from appliance.store.hub_session import SessionStore
 from appliance.store.migrations import migrate
 from hub.cli_command import BrokerOptions, FleetClient, config_command, push_config
 from tests.broker import MosquittoBroker

@@ -30,9 +30,10 @@ from appliance.core.clock import SystemClock
 from appliance.core.events import EventBus
 from appliance.mqtt import topics
 from appliance.mqtt.catalog_sync import CatalogSync
-from appliance.mqtt.commands import CommandHandler, KioskLock, SqliteSeenCommands
+from appliance.mqtt.commands import CommandHandler
 from appliance.mqtt.config_sync import ConfigSync
 from appliance.mqtt.dispatch import DispatchCounts, MalformedMessage, down_decoders
+from appliance.mqtt.fleet_actions import KioskLock
 from appliance.mqtt.link import PahoHubLink
 from appliance.mqtt.payloads import (
     CatalogDelta,
@@ -45,9 +46,10 @@ from appliance.mqtt.payloads import (
     decode,
     encode,
 )
-from appliance.mqtt.session import SessionStore
 from appliance.mqtt.uploader import SalesUploader
+from appliance.store.command_log import SqliteSeenCommands
 from appliance.store.database import open_database
+from appliance.store.hub_session import SessionStore
 from appliance.store.migrations import migrate
 from appliance.store.outbox import SalesOutbox
 from hub.cli_command import BrokerOptions, FleetClient

@@ -35,8 +35,8 @@ from appliance.mqtt.payloads import (
     decode,
     encode,
 )
-from appliance.mqtt.session import SessionStore
 from appliance.store.database import open_database
+from appliance.store.hub_session import SessionStore
 from appliance.store.migrations import migrate
 from tests.broker import MosquittoBroker
 from tests.mqtt.fake_hub import DeviceStore, FakeHub, eventually

@@ -15,7 +15,6 @@ from appliance.core.events import EventBus
 from appliance.mqtt import topics
 from appliance.mqtt.link import PahoHubLink
 from appliance.mqtt.payloads import DeviceHealthReport
-from appliance.mqtt.session import SessionStore
 from appliance.mqtt.telemetry import (
     EXPIRY_S,
     DeviceHealthBoard,
@@ -23,6 +22,7 @@ from appliance.mqtt.telemetry import (
     TelemetryPublisher,
     cpu_temperature,
 )
+from appliance.store.hub_session import SessionStore
 from tests.broker import MosquittoBroker
 from tests.mqtt.fake_hub import DeviceStore, FakeHub, eventually
 from tests.store.crash_writer import DEVICE_ID

@@ -23,8 +23,8 @@ import pytest
 from appliance.mqtt import topics
 from appliance.mqtt.link import PahoHubLink
 from appliance.mqtt.payloads import SalesAck, encode
-from appliance.mqtt.session import SessionStore
 from appliance.mqtt.uploader import SalesUploader, UploaderStats
+from appliance.store.hub_session import SessionStore
 from tests.broker import MosquittoBroker
 from tests.mqtt.fake_hub import DeviceStore, FakeHub, eventually
 from tests.store.crash_writer import DEVICE_ID

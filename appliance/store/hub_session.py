@@ -1,4 +1,4 @@
-"""The birth/death session counter (Sparkplug's bdSeq), kept in the store's `meta` table.
+"""The hub link's birth/death session counter (Sparkplug's bdSeq), kept in the `meta` table.
 
 Every connect attempt takes the next number and puts it in both the Last Will and the
 birth, so the hub can tell a stale will (from a session already replaced) from a real
