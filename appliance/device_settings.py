@@ -104,6 +104,8 @@ class SimTerminalSettings(_Device, frozen=True, tag="sim_terminal"):
     delay_seconds: Seconds = 0.5
 
 
+# Every kind, for parsing. The drivers layer gives each one its adapter and port family in
+# one row (appliance.drivers.registry.DEVICE_KINDS); a test keeps the two in step.
 HardwareSettings = (
     SerialScannerSettings
     | HidScannerSettings

@@ -30,27 +30,11 @@ from appliance.core.events import EventBus
 from appliance.core.payment import PaymentTerminal
 from appliance.device_settings import HardwareSettings
 from appliance.drivers.base import DeviceBase
-from appliance.drivers.registry import BUILD_ORDER, adapter_for
+from appliance.drivers.registry import BUILD_ORDER, KINDS, adapter_for, kind_of
 
 log = logging.getLogger(__name__)
 
 SNAPSHOT_NAME = "devices.json"
-
-# The port family of each configured kind, for devices that could not even be built.
-KIND_OF: dict[str, DeviceKind] = {
-    "serial_scanner": "scanner",
-    "hid_scanner": "scanner",
-    "escpos_printer": "printer",
-    "gpio_drawer": "drawer",
-    "printer_drawer": "drawer",
-    "nfc_reader": "card_reader",
-    "sim_terminal": "payment_terminal",
-}
-
-
-def settings_kind(settings: HardwareSettings) -> str:
-    """The `kind` tag of a device table, e.g. "escpos_printer"."""
-    return str(type(settings).__struct_config__.tag)
 
 
 def snapshot_path_for(database_path: str | Path) -> Path:
@@ -107,9 +91,7 @@ class DeviceManager:
         becomes an UnavailableDevice, reported offline with the reason.
         """
         overrides = overrides or {}
-        ordered = sorted(
-            settings.items(), key=lambda item: settings_kind(item[1]) not in BUILD_ORDER
-        )
+        ordered = sorted(settings.items(), key=lambda item: kind_of(item[1]) not in BUILD_ORDER)
         built: dict[str, DeviceBase] = {}
         for name, table in ordered:
             built[name] = overrides[name] if name in overrides else _build_one(name, table, built)
@@ -293,15 +275,13 @@ def read_snapshot(path: Path, now: float | None = None) -> dict[str, Any] | None
 
 def _build_one(name: str, table: HardwareSettings, built: Mapping[str, DeviceBase]) -> DeviceBase:
     """The adapter for one table; an UnavailableDevice when it cannot be built."""
-    kind = settings_kind(table)
+    kind = kind_of(table)
     try:
         return adapter_for(kind).from_settings(name, table, built)
     except Exception as err:  # a missing library or a bad port: that device only
         log.error("device %s (%s) cannot be built: %s", name, kind, err)
         address = str(getattr(table, "address", "") or _address_of(table))
-        return UnavailableDevice(
-            name, KIND_OF.get(kind, "scanner"), address, f"cannot be built: {err}"
-        )
+        return UnavailableDevice(name, KINDS[kind].family, address, f"cannot be built: {err}")
 
 
 def _health_json(health: DeviceHealth) -> dict[str, str]:
