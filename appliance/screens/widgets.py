@@ -14,6 +14,7 @@ from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.button import Button
 from kivy.uix.gridlayout import GridLayout
 from kivy.uix.label import Label
+from kivy.uix.modalview import ModalView
 from kivy.uix.recycleview.views import RecycleDataViewBehavior
 from kivy.uix.screenmanager import Screen
 
@@ -22,6 +23,19 @@ from appliance.screens.row_list import RowList  # noqa: F401  (defined there, na
 
 class AppScreen(Screen):
     """A screen of the checkout; the window's clear colour is its background."""
+
+
+class InstantModal(ModalView):
+    """A dialog that is gone the moment it closes, as screens switch at once.
+
+    Kivy fades a closing ModalView out over 0.1 s, and until it is removed it takes every
+    touch: the cashier's next tap, on the till the dialog uncovers, was lost.
+    """
+
+    def dismiss(self, *args: Any, **kwargs: Any) -> None:
+        """Close now, without the fade (`animation=True` still fades)."""
+        kwargs.setdefault("animation", False)
+        super().dismiss(*args, **kwargs)
 
 
 class TouchButton(Button):

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from kivy.uix.modalview import ModalView
-
 from appliance.screens.registry import load_kv_beside
+from appliance.screens.widgets import InstantModal
 
 
-class StillThereDialog(ModalView):
+class StillThereDialog(InstantModal):
     """A countdown and one big button; shows `app.idle`, answers with `app.idle.still_here()`."""
 
     def __init__(self, **kwargs: Any) -> None:

@@ -7,15 +7,15 @@ from typing import Any
 
 from kivy.app import App
 from kivy.properties import ObjectProperty, StringProperty
-from kivy.uix.modalview import ModalView
 
 from appliance.core.staff import StaffMember
 from appliance.screens.presenter_set import running_presenters
 from appliance.screens.registry import load_kv_beside
 from appliance.screens.staff.approval_presenter import ApprovalRequest
+from appliance.screens.widgets import InstantModal
 
 
-class StaffApproval(ModalView):
+class StaffApproval(InstantModal):
     """Asks for a supervisor's PIN or badge; `on_approved(member)` runs once, then it closes."""
 
     reason = StringProperty("")

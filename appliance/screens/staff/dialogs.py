@@ -6,13 +6,13 @@ from collections.abc import Callable
 from typing import Any
 
 from kivy.properties import ListProperty
-from kivy.uix.modalview import ModalView
 
 from appliance.screens.registry import load_kv_beside
 from appliance.screens.staff.till_presenter import DISCOUNT_CHOICES, NO_SALE_REASONS
+from appliance.screens.widgets import InstantModal
 
 
-class TillDialog(ModalView):
+class TillDialog(InstantModal):
     """A dialog closed only by its own buttons (a stray touch must not lose a choice)."""
 
     def __init__(self, **kwargs: Any) -> None:
