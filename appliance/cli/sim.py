@@ -14,19 +14,23 @@ from typing import Any
 import click
 
 from appliance.cli.options import config_options, settings_for
+from appliance.core.card_payment import PAY_TIMEOUT_SECONDS, SETTLEMENTS
 from appliance.errors import DeviceError
 
 TERMINAL_OUTCOMES = ("approve", "decline", "timeout", "cancel")
+# A card payment waits for the customer at the terminal; the till answers after that.
+PAY_ANSWER_SECONDS = PAY_TIMEOUT_SECONDS + 60.0
 
 
-def _send(config_path: str | None, request: dict[str, Any]) -> None:
+def _send(config_path: str | None, request: dict[str, Any], timeout: float | None = None) -> None:
     """Send `request` to the simulated appliance the configuration points at; echo its answer."""
-    from appliance.drivers.sim.control import control_socket_path, send
+    from appliance.drivers.sim.control import CLIENT_TIMEOUT_SECONDS, control_socket_path, send
 
     # These commands only make sense against a simulated appliance, so they resolve the
     # configuration as `--simulate` does whether or not the flag is given.
     settings = settings_for(config_path, simulate=True)
-    answer = send(control_socket_path(settings.database.path), request)
+    path = control_socket_path(settings.database.path)
+    answer = send(path, request, timeout=timeout or CLIENT_TIMEOUT_SECONDS)
     if not answer.get("ok"):
         raise DeviceError(f"{request['cmd']}: {answer.get('error', 'refused')}")
     click.echo(json.dumps(answer, sort_keys=True))
@@ -84,7 +88,20 @@ def drawer(action: str, simulate: bool, config_path: str | None) -> None:
 @click.argument("method", type=click.Choice(["cash", "card"]))
 def pay(method: str, simulate: bool, config_path: str | None) -> None:
     """Pay for the cart (card asks the simulated terminal); prints the receipt number."""
-    _send(config_path, {"cmd": "pay", "method": method})
+    _send(config_path, {"cmd": "pay", "method": method}, timeout=PAY_ANSWER_SECONDS)
+
+
+@_command(
+    "settle",
+    "Settle a card payment in doubt as staff would at the till: paid commits the sale, "
+    "not-paid keeps the cart. Without --reference: the only payment in doubt.",
+)
+@click.argument("settlement", type=click.Choice(SETTLEMENTS))
+@click.option("--reference", default="", help="The payment's reference (`appliance status`).")
+def settle(settlement: str, reference: str, simulate: bool, config_path: str | None) -> None:
+    """Settle an unknown card outcome; prints the receipt number when paid."""
+    request = {"cmd": "settle", "settlement": settlement, "reference": reference}
+    _send(config_path, request, timeout=PAY_ANSWER_SECONDS)
 
 
 @_command("terminal", "What the simulated payment terminal answers next.")

@@ -6,6 +6,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from peewee import SqliteDatabase
+
 from appliance import __version__
 from appliance.core.money import Money
 from appliance.drivers.manager import read_snapshot, snapshot_path_for
@@ -15,6 +17,7 @@ from appliance.store.database import open_database
 from appliance.store.documents import SalesLedger
 from appliance.store.migrations import SCHEMA_VERSION, check_not_newer
 from appliance.store.outbox import SalesOutbox
+from appliance.store.payment_attempts import PaymentAttempts
 
 
 def collect_status(settings: Settings, config_option: str | None) -> dict[str, Any]:
@@ -60,9 +63,24 @@ def collect_status(settings: Settings, config_option: str | None) -> dict[str, A
             "depth": outbox.depth(),
             "oldest": outbox.oldest_created_at(),
         }
+        if "payment_attempt" in db.get_tables():
+            report["payments"] = {"in_doubt": _payments_in_doubt(db, settings)}
     finally:
         db.close()
     return report
+
+
+def _payments_in_doubt(db: SqliteDatabase, settings: Settings) -> list[dict[str, Any]]:
+    """Card attempts nobody has settled; while the appliance runs, one may be with the terminal."""
+    return [
+        {
+            "reference": attempt.reference,
+            "amount": Money(attempt.amount, attempt.currency).format(settings.store.locale),
+            "state": attempt.state,
+            "started_at": attempt.started_at.isoformat(timespec="seconds"),
+        }
+        for attempt in PaymentAttempts(db).open_attempts()
+    ]
 
 
 def collect_devices(settings: Settings) -> dict[str, Any]:
@@ -93,10 +111,16 @@ def render_status(report: dict[str, Any]) -> None:
     table = Table(show_header=False, box=None)
     table.add_column(style="bold")
     table.add_column()
-    rest = {key: value for key, value in report.items() if key != "devices"}
+    rest = {key: value for key, value in report.items() if key not in ("devices", "payments")}
     for key, value in _flatten(rest):
         table.add_row(key, "-" if value is None else str(value))
     console.print(table)
+    for attempt in report.get("payments", {}).get("in_doubt", []):
+        console.print(
+            f"[bold yellow]card payment in doubt[/]: {attempt['reference']}"
+            f" {attempt['amount']} ({attempt['state']}, since {attempt['started_at']});"
+            " settle it with `appliance sim settle paid|not-paid`"
+        )
     devices = report.get("devices")
     if devices is None:
         return

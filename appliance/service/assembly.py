@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -12,13 +11,11 @@ from peewee import SqliteDatabase
 
 from appliance.core.checkout import Checkout
 from appliance.core.clock import Clock, SystemClock
-from appliance.core.devices import BarcodeScanned, CardTapped
 from appliance.core.events import EventBus
 from appliance.device_settings import HardwareSettings
 from appliance.drivers.base import DeviceBase
 from appliance.drivers.escpos_cache import use_profile_cache
 from appliance.drivers.manager import DeviceManager, snapshot_path_for
-from appliance.errors import ApplianceError, DomainError
 from appliance.settings import Settings
 from appliance.store.catalog import SqliteCatalog
 from appliance.store.catalog_versions import CatalogVersions
@@ -28,12 +25,14 @@ from appliance.store.memory_catalog import MemoryCatalog
 from appliance.store.migrations import migrate
 from appliance.store.outbox import SalesOutbox
 from appliance.store.parked_carts import ParkedCarts
+from appliance.store.payment_attempts import PaymentAttempts
 from appliance.store.staff import StaffDirectory
 from appliance.store.stored_value import StoredValueAccounts
 
 if TYPE_CHECKING:
-    from appliance.drivers.sim.control import ControlServer
     from appliance.drivers.sim.lab import SimLab
+    from appliance.service.headless_till import HeadlessTill
+    from appliance.service.simulation import Simulation
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +46,7 @@ class Stores:
     parked: ParkedCarts
     outbox: SalesOutbox
     catalog_versions: CatalogVersions
+    payments: PaymentAttempts  # the card-attempt journal
 
     @classmethod
     def over(cls, db: SqliteDatabase, settings: Settings) -> Stores:
@@ -57,6 +57,7 @@ class Stores:
             ParkedCarts(db),
             SalesOutbox(db),
             CatalogVersions(db),
+            PaymentAttempts(db),
         )
 
 
@@ -73,9 +74,14 @@ class Appliance:
     checkout: Checkout
     stores: Stores
     devices: DeviceManager | None = None
-    lab: SimLab | None = None  # the simulators, in simulate mode with no devices configured
-    control: ControlServer | None = None  # `appliance sim ...` talks to it
-    _late_start: threading.Thread | None = None  # starts the slow simulators after READY=1
+    # The simulators and `appliance sim`'s socket, in simulate mode with no devices configured.
+    simulation: Simulation | None = None
+    till: HeadlessTill | None = None  # scans and payments without a screen
+
+    @property
+    def lab(self) -> SimLab | None:
+        """The simulators, in simulate mode with no devices configured."""
+        return self.simulation.lab if self.simulation is not None else None
 
     @classmethod
     def open(cls, settings: Settings, clock: Clock | None = None) -> Appliance:
@@ -108,98 +114,56 @@ class Appliance:
     def open_devices(self, *, simulate: bool, route_input: bool = True) -> DeviceManager:
         """Build and open every configured device; simulated with none configured, the lab.
 
-        With `route_input`, scans go straight into the cart (headless); the checkout screen
-        passes False and routes scans and taps itself. Call on the main thread.
+        With `route_input`, the headless till takes scans and payments (the kiosk's path);
+        the checkout screen passes False and routes them itself. Call on the main thread.
         A device that fails is reported offline; selling goes on.
         """
         overrides: dict[str, DeviceBase] = {}
         tables: dict[str, HardwareSettings] = dict(self.settings.devices)
         if simulate and not tables:
-            from appliance.drivers.sim.lab import SimLab
+            from appliance.service.simulation import Simulation
 
             # nfcpy takes a while to import: its simulator and reader start after READY=1.
-            self.lab = SimLab.start(nfc=False)
-            tables, overrides = dict(self.lab.settings), dict(self.lab.overrides)
-        self.devices = DeviceManager.build(
+            self.simulation = Simulation.start(self.settings.database.path)
+            tables, overrides = self.simulation.tables, self.simulation.overrides
+        devices = self.devices = DeviceManager.build(
             tables,
             overrides=overrides,
             snapshot_path=snapshot_path_for(self.settings.database.path),
         )
         if route_input:
-            self.bus.subscribe(BarcodeScanned, self._scanned)
-            self.bus.subscribe(CardTapped, self._tapped)
-        self.devices.open_all(self.bus)
-        if self.lab is not None:
-            self._open_control()
-            self._late_start = threading.Thread(
-                target=self._start_slow_simulators, name="sim-late-start", daemon=True
+            from appliance.service.headless_till import HeadlessTill
+
+            self.till = HeadlessTill(
+                self.checkout,
+                self.bus,
+                self.stores.payments,
+                lambda: devices.terminal,
+                device_id=self.settings.device.id,
             )
-            self._late_start.start()
-        return self.devices
-
-    def _start_slow_simulators(self) -> None:
-        from appliance.drivers.sim.lab import NFC
-
-        lab, devices = self.lab, self.devices
-        assert lab is not None and devices is not None
-        try:
-            table = lab.start_nfc()
-            devices.open_late(NFC, table)
-        except Exception as err:  # the till sells without NFC; say why it is missing
-            log.warning("simulated NFC reader not started: %s", err)
-
-    def _open_control(self) -> None:
-        from appliance.drivers.sim.control import ControlServer, control_socket_path, lab_commands
-        from appliance.drivers.sim_terminal import SimTerminal
-
-        assert self.lab is not None and self.devices is not None
-        from appliance.drivers.sim.control import Command
-        from appliance.service.sim_payment import SimPayment
-
-        terminal = self.devices.terminal
-        commands = lab_commands(self.lab, terminal if isinstance(terminal, SimTerminal) else None)
-        payment = SimPayment(self.bus, self.checkout, terminal)
-        commands["pay"] = Command(
-            "pay for the cart: cash|card (card goes through the terminal)",
-            lambda request: payment.request(str(request.get("method", "cash"))),
-        )
-        server = ControlServer(control_socket_path(self.settings.database.path), commands)
-        try:
-            server.open()
-        except ApplianceError as err:
-            # The till still sells; only `appliance sim ...` is unavailable.
-            log.error("simulator control socket unavailable: %s", err)
-            return
-        self.control = server
-
-    def _scanned(self, event: BarcodeScanned) -> None:
-        before = self.checkout.cart.lines
-        try:
-            cart = self.checkout.scan(event.code)
-        except DomainError as err:
-            log.warning("scan %s on %s refused: %s", event.code, event.device, err)
-            return
-        added = next((line for line in cart.lines if line not in before), None)
-        name = added.name if added is not None else "?"
-        log.info("scanned %s on %s: %s", event.code, event.device, name)
-
-    def _tapped(self, event: CardTapped) -> None:
-        texts = [r.text for r in event.records if r.text is not None]
-        log.info("card %s tapped on %s%s", event.uid, event.device, f": {texts}" if texts else "")
+            self.till.recover()  # before card is offered
+        devices.open_all(self.bus)
+        if self.simulation is not None:
+            self.simulation.open(devices, self.bus, self.till)
+        return devices
 
     def close_devices(self) -> None:
-        """Stop the control socket, close the devices, stop the simulators; safe twice."""
-        control, self.control = self.control, None
-        if control is not None:
-            control.close()
-        late, self._late_start = self._late_start, None
-        if late is not None:
-            late.join()  # so no simulator or device is added after they are closed
+        """Settle what is in flight, stop the simulators' socket, close the devices; safe twice.
+
+        A card payment in flight is cancelled and recorded in doubt first: the appliance
+        never waits out a terminal at shutdown, so it stops within the unit's stop timeout.
+        """
+        till, self.till = self.till, None
+        if till is not None:
+            till.stop()
+        simulation = self.simulation
+        if simulation is not None:
+            simulation.stop_control()
         if self.devices is not None:
             self.devices.close_all()
-        lab, self.lab = self.lab, None
-        if lab is not None:
-            lab.close()
+        self.simulation = None
+        if simulation is not None:
+            simulation.close()
 
     def close(self) -> None:
         """Close the devices and the database; safe to call twice."""

@@ -1,111 +1,102 @@
-"""`appliance sim pay`: pays for the simulated till's cart the way the checkout screen will.
+"""`appliance sim pay|settle`: the control socket's way to the headless till's intents.
 
-The control socket runs on its own thread; the cart belongs to the main loop. So a request
-is posted to the bus with a Future, the main loop commits the sale, and the socket thread
-answers with the receipt number. A card payment asks the payment terminal off the main loop.
+The control socket answers each connection on its own thread; the cart belongs to the main
+loop. So a request is posted to the bus with a Future, the main loop hands it to the
+HeadlessTill (the kiosk's path), and the socket thread waits for the outcome. A payment
+waiting for a slow terminal blocks only its own connection.
 """
 
 from __future__ import annotations
 
-import logging
-import threading
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from appliance.core.checkout import Checkout
+from appliance.core.card_payment import PAY_TIMEOUT_SECONDS, SETTLEMENTS, Settlement
 from appliance.core.events import Event, EventBus
-from appliance.core.payment import PaymentRequest, PaymentResult, PaymentTerminal
-from appliance.core.tender import Tender
-from appliance.errors import DomainError, TenderError
+from appliance.core.sale import Sale
+from appliance.drivers.sim.control import Answer, Command, Request
+from appliance.errors import ApplianceError
+from appliance.service.headless_till import HeadlessTill
 
-log = logging.getLogger(__name__)
-
-REPLY_SECONDS = 60.0
+# The terminal has PAY_TIMEOUT_SECONDS to answer; the main loop needs a moment after that.
+REPLY_SECONDS = PAY_TIMEOUT_SECONDS + 30.0
 
 
 @dataclass(frozen=True, slots=True, eq=False)
 class PayRequested(Event):
-    """Someone asked the simulated till to pay for its cart (cash or card)."""
+    """Someone asked the headless till to pay for its cart (cash or card)."""
 
     method: str
-    reply: Future[dict[str, Any]]
+    reply: Future[Sale]
 
 
 @dataclass(frozen=True, slots=True, eq=False)
-class TerminalAnswered(Event):
-    """The payment terminal answered a card payment started for a PayRequested."""
+class SettleRequested(Event):
+    """Staff settle a card payment in doubt: paid or not paid."""
 
-    result: PaymentResult
-    amount: int
-    reply: Future[dict[str, Any]]
+    settlement: Settlement
+    reference: str
+    reply: Future[Sale | None]
 
 
 class SimPayment:
-    """Main-loop side of `sim pay`; `request()` is the control socket's side."""
+    """Socket-thread side of `sim pay` and `sim settle`; main-loop side is the till."""
 
-    def __init__(self, bus: EventBus, checkout: Checkout, terminal: PaymentTerminal | None) -> None:
+    def __init__(self, bus: EventBus, till: HeadlessTill) -> None:
         self._bus = bus
-        self._checkout = checkout
-        self._terminal = terminal
-        self._attempts = 0
+        self._till = till
         bus.subscribe(PayRequested, self._pay)
-        bus.subscribe(TerminalAnswered, self._answered)
+        bus.subscribe(SettleRequested, self._settle)
 
-    def request(self, method: str) -> dict[str, Any]:
+    def commands(self) -> dict[str, Command]:
+        """The control commands this adds."""
+        return {
+            "pay": Command(
+                "pay for the cart: cash|card (card goes through the terminal)", self.pay
+            ),
+            "settle": Command(
+                "settle a card payment in doubt: paid|not-paid [reference]", self.settle
+            ),
+        }
+
+    def pay(self, request: Request) -> Answer:
         """Ask the main loop to pay; blocks the calling (socket) thread for the answer."""
+        method = request.get("method", "cash")
         if method not in ("cash", "card"):
             raise ValueError(f"method: expected cash or card, not {method!r}")
-        reply: Future[dict[str, Any]] = Future()
-        self._bus.post(PayRequested(method, reply))
-        return reply.result(timeout=REPLY_SECONDS)
+        reply: Future[Sale] = Future()
+        self._bus.post(PayRequested(str(method), reply))
+        sale = reply.result(timeout=REPLY_SECONDS)
+        return {"receipt": sale.receipt_number, "total": sale.total}
+
+    def settle(self, request: Request) -> Answer:
+        """Ask the main loop to settle a payment in doubt; blocks for the outcome."""
+        settlement = request.get("settlement")
+        if settlement not in SETTLEMENTS:
+            raise ValueError(f"settlement: expected paid or not-paid, not {settlement!r}")
+        reference = request.get("reference") or ""
+        if not isinstance(reference, str):
+            raise ValueError("reference: expected a string")
+        reply: Future[Sale | None] = Future()
+        self._bus.post(SettleRequested(cast(Settlement, settlement), reference, reply))
+        sale = reply.result(timeout=REPLY_SECONDS)
+        answer: dict[str, Any] = {"settled": settlement}
+        if sale is not None:
+            answer |= {"receipt": sale.receipt_number, "total": sale.total}
+        return answer
 
     def _pay(self, event: PayRequested) -> None:
-        total = self._checkout.totals().total
-        if self._checkout.cart.is_empty:
-            event.reply.set_exception(DomainError("the cart is empty: scan something first"))
+        if event.method == "card":
+            self._till.pay_card(event.reply)
             return
-        if event.method == "cash":
-            self._commit(event.reply, [Tender("cash", total)])
-            return
-        if self._terminal is None:
-            event.reply.set_exception(DomainError("no payment terminal is configured"))
-            return
-        self._attempts += 1
-        request = PaymentRequest(
-            total, self._checkout.cart.currency, f"sim-{self._attempts}-{total}"
-        )
-        terminal = self._terminal
-
-        def ask() -> None:  # the customer's time at the terminal never blocks the main loop
-            try:
-                result = terminal.pay(request)
-            except Exception as err:
-                event.reply.set_exception(err)
-                return
-            self._bus.post(TerminalAnswered(result, total, event.reply))
-
-        threading.Thread(target=ask, name="sim-card-payment", daemon=True).start()
-
-    def _answered(self, event: TerminalAnswered) -> None:
-        result = event.result
-        if result.outcome != "approved":
-            # "unknown" is never taken as paid: the cart stays, nothing is charged twice.
-            event.reply.set_exception(TenderError(f"card payment {result.outcome}"))
-            return
-        tender = Tender(
-            "card",
-            event.amount,
-            reference=result.terminal_reference,
-            card_mask=result.masked_card,
-        )
-        self._commit(event.reply, [tender])
-
-    def _commit(self, reply: Future[dict[str, Any]], tenders: list[Tender]) -> None:
         try:
-            sale = self._checkout.pay(tenders)
-        except DomainError as err:
-            reply.set_exception(err)
-            return
-        log.info("sim pay: %s committed, total %d", sale.receipt_number, sale.total)
-        reply.set_result({"receipt": sale.receipt_number, "total": sale.total})
+            event.reply.set_result(self._till.pay_cash())
+        except ApplianceError as err:
+            event.reply.set_exception(err)
+
+    def _settle(self, event: SettleRequested) -> None:
+        try:
+            event.reply.set_result(self._till.settle(event.settlement, event.reference))
+        except ApplianceError as err:
+            event.reply.set_exception(err)

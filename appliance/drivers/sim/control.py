@@ -1,7 +1,9 @@
 """The control socket of a simulated appliance: `appliance sim ...` talks to it.
 
 One JSON object per line in, one per line out, over a Unix socket beside the database
-(`sim.sock`, mode 0600). A request names a command (`{"cmd": "scan", "code": "..."}`);
+(`sim.sock`, mode 0600). Each connection is answered on its own thread, up to
+MAX_CONNECTIONS at once, so a payment waiting for a silent terminal never holds up a scan.
+A request names a command (`{"cmd": "scan", "code": "..."}`);
 the answer is `{"ok": true, ...}` or `{"ok": false, "error": "..."}`. Commands act on
 the simulators, on the far side of the real transports, so what happens next is what
 would happen with real hardware.
@@ -15,13 +17,14 @@ import logging
 import os
 import socket
 import socketserver
+import sys
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from appliance.errors import DeviceError
+from appliance.errors import ApplianceError, DeviceError
 
 if TYPE_CHECKING:
     from appliance.drivers.sim.lab import SimLab
@@ -34,6 +37,9 @@ MAX_REQUEST_BYTES = 64 * 1024
 # How often the server looks at its stop flag; bounds how long close() takes.
 POLL_SECONDS = 0.05
 CLIENT_TIMEOUT_SECONDS = 10.0
+# Connections answered at once; more are refused with an answer, never queued behind a
+# slow one. A handful of `sim` commands in parallel is all a demo or a test needs.
+MAX_CONNECTIONS = 8
 
 T = TypeVar("T")
 Request = Mapping[str, Any]
@@ -118,7 +124,7 @@ def answer(commands: Mapping[str, Command], request: object) -> Answer:
         return {"ok": False, "error": f"unknown command {name!r}; known: {', '.join(commands)}"}
     try:
         extra = command.run(request) or {}
-    except (DeviceError, ValueError, OSError) as err:
+    except (ApplianceError, ValueError, OSError) as err:
         log.warning("sim %s refused: %s", name, err)
         return {"ok": False, "error": str(err)}
     except Exception as err:  # a broken simulator must not kill the control socket
@@ -128,13 +134,71 @@ def answer(commands: Mapping[str, Command], request: object) -> Answer:
     return {"ok": True, **extra}
 
 
+class _ThreadingServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    """A thread per connection, at most `limit` at once; close_connections() ends them."""
+
+    daemon_threads = True
+    # close() does not wait for handlers: one may be waiting for a terminal's answer.
+    block_on_close = False
+
+    def __init__(
+        self, path: str, handler: type[socketserver.BaseRequestHandler], limit: int
+    ) -> None:
+        self._slots = threading.BoundedSemaphore(limit)
+        self._lock = threading.Lock()
+        self._connections: set[socket.socket] = set()
+        super().__init__(path, handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """Answer on a new thread, or refuse at once when every slot is taken."""
+        if not self._slots.acquire(blocking=False):
+            refusal = {"ok": False, "error": "busy: too many sim commands at once"}
+            with contextlib.suppress(OSError):
+                request.sendall(json.dumps(refusal).encode() + b"\n")
+            self.shutdown_request(request)
+            return
+        with self._lock:
+            self._connections.add(request)
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._release(request)
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        """The connection's thread: answer it, then give its slot back."""
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._release(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away (or stayed silent) ends its connection; logged, no trace."""
+        log.warning("sim control connection ended: %s", sys.exc_info()[1])
+
+    def close_connections(self) -> None:
+        """End every open connection, so no handler goes on reading after close()."""
+        with self._lock:
+            connections = list(self._connections)
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+
+    def _release(self, request: socket.socket) -> None:
+        with self._lock:
+            if request not in self._connections:
+                return
+            self._connections.discard(request)
+        self._slots.release()
+
+
 class ControlServer:
     """Listens on the control socket in its own thread; a context manager, close() safe twice."""
 
     def __init__(self, path: Path, commands: Mapping[str, Command]) -> None:
         self.path = path
         self._commands = dict(commands)
-        self._server: socketserver.UnixStreamServer | None = None
+        self._server: _ThreadingServer | None = None
         self._thread: threading.Thread | None = None
 
     def open(self) -> None:
@@ -161,7 +225,7 @@ class ControlServer:
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            server = socketserver.UnixStreamServer(str(self.path), Handler)
+            server = _ThreadingServer(str(self.path), Handler, MAX_CONNECTIONS)
             os.chmod(self.path, 0o600)  # only this user may inject scans
         except OSError as err:
             raise DeviceError(f"cannot listen on {self.path}: {err}") from err
@@ -179,6 +243,7 @@ class ControlServer:
             return
         server.shutdown()
         server.server_close()
+        server.close_connections()
         if self._thread is not None:
             self._thread.join()
         with contextlib.suppress(FileNotFoundError):

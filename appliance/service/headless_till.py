@@ -1,0 +1,282 @@
+"""The headless till: scans and payments without a screen, through the kiosk's own path.
+
+The kiosk routes a BarcodeScanned into `Checkout.scan`, asks the terminal with
+`ask_terminal` off the main thread, hears CardAnswered on the bus, and turns a paid
+attempt into a sale with `card_tender` and `Checkout.pay`. This till does the same, so a
+behaviour proven headless holds for the kiosk. What a screen shows a member of staff (an
+unknown outcome to settle) is an intent here (`settle`), driven by `appliance sim settle`.
+
+Main thread only, like the checkout it drives; `stop()` runs at shutdown.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+
+from appliance.core.card_payment import (
+    CardAnswered,
+    Settlement,
+    ask_terminal,
+    card_request,
+    card_tender,
+)
+from appliance.core.checkout import Checkout
+from appliance.core.devices import BarcodeScanned, CardTapped
+from appliance.core.events import EventBus
+from appliance.core.payment import PaymentRequest, PaymentResult, PaymentTerminal
+from appliance.core.sale import Sale
+from appliance.core.tender import Tender
+from appliance.errors import ApplianceError, CartError, DomainError, TenderError
+from appliance.store.payment_attempts import PaymentAttempt, PaymentAttempts
+
+log = logging.getLogger(__name__)
+
+SETTLE_HINT = "settle it with `appliance sim settle paid|not-paid`"
+
+
+class HeadlessTill:
+    """Scans into the cart and pays for it, cash or card, with no screen; main thread."""
+
+    def __init__(
+        self,
+        checkout: Checkout,
+        bus: EventBus,
+        journal: PaymentAttempts,
+        terminal: Callable[[], PaymentTerminal | None],
+        *,
+        device_id: str,
+    ) -> None:
+        self._checkout = checkout
+        self._bus = bus
+        self._journal = journal
+        self._terminal = terminal
+        self._device_id = device_id
+        # The attempt with the terminal (`_waiting`) or answered "unknown" in this run
+        # (`_result` kept): while either is set, the cart may not change.
+        self._request: PaymentRequest | None = None
+        self._result: PaymentResult | None = None
+        self._reply: Future[Sale] | None = None
+        self._waiting = False
+        self._stopped = False
+        bus.subscribe(BarcodeScanned, self._scanned)
+        bus.subscribe(CardTapped, self._tapped)
+        bus.subscribe(CardAnswered, self._answered)
+
+    def recover(self) -> list[PaymentAttempt]:
+        """At start, before card is offered: attempts left open by the last run, in doubt."""
+        self._journal.abandon_in_flight()  # nobody is waiting for their answer any more
+        found = self._journal.open_attempts()
+        for attempt in found:
+            log.warning(
+                "card payment %s of %d %s is in doubt (%s): %s",
+                attempt.reference,
+                attempt.amount,
+                attempt.currency,
+                attempt.state,
+                SETTLE_HINT,
+            )
+        return found
+
+    @property
+    def busy(self) -> str:
+        """Why the cart may not change now; empty when it may."""
+        if self._waiting:
+            return "a card payment is with the terminal"
+        if self._request is not None:
+            return f"card payment {self._request.merchant_reference} is in doubt: {SETTLE_HINT}"
+        return ""
+
+    # -- intents -----------------------------------------------------------------------
+
+    def pay_cash(self) -> Sale:
+        """Commit the cart paid in cash, the exact amount."""
+        self._check_can_pay()
+        sale = self._checkout.pay([Tender("cash", self._checkout.totals().total)])
+        log.info("cash sale %s committed, total %d", sale.receipt_number, sale.total)
+        return sale
+
+    def pay_card(self, reply: Future[Sale]) -> None:
+        """Send the total to the terminal; `reply` gets the sale, or why there is none."""
+        try:
+            self._check_can_pay()
+            if doubt := self._journal.open_attempts():
+                # Recovery runs before card is offered: an earlier charge may stand.
+                raise TenderError(f"card payment {doubt[0].reference} is in doubt: {SETTLE_HINT}")
+            terminal = self._terminal()
+            if terminal is None or terminal.health.state != "ok":
+                raise DomainError("the card terminal is not available")
+        except ApplianceError as err:
+            reply.set_exception(err)
+            return
+        cart = self._checkout.cart
+        request = card_request(self._checkout.totals().total, cart.currency, self._device_id)
+        self._request, self._result, self._reply, self._waiting = request, None, reply, True
+        log.info("card payment %s of %d started", request.merchant_reference, request.amount)
+        # The customer's time at the terminal never blocks the main loop; a daemon thread,
+        # so a terminal that ignores the cancel at shutdown cannot hold the process.
+        threading.Thread(
+            target=ask_terminal,
+            args=(terminal, request, self._bus),
+            kwargs={"journal": self._journal, "cart": cart},
+            name="card-payment",
+            daemon=True,
+        ).start()
+
+    def settle(self, settlement: Settlement, reference: str = "") -> Sale | None:
+        """Staff decide an unknown outcome: "paid" commits the sale, "not-paid" keeps the cart.
+
+        Without `reference`: the attempt in doubt in this run, or the only one left by an
+        earlier run. Each attempt is settled once; the store refuses a second sale on it.
+        """
+        if self._waiting:
+            raise DomainError("the terminal still has the payment: wait for its answer")
+        if self._request is not None and reference in ("", self._request.merchant_reference):
+            return self._settle_current(settlement)
+        return self._settle_recorded(settlement, self._recorded(reference))
+
+    def stop(self) -> None:
+        """At shutdown: cancel a payment in flight, record it in doubt, answer its caller."""
+        self._stopped = True
+        if self._waiting:
+            terminal = self._terminal()
+            if terminal is not None:
+                terminal.cancel()
+            try:
+                in_doubt = self._journal.abandon_in_flight()
+            except ApplianceError as err:  # the row stays "sent": found in doubt at start
+                log.error("in-flight card payment not marked in doubt: %s", err)
+                in_doubt = []
+            reference = self._request.merchant_reference if self._request else "?"
+            log.warning("stopping with card payment %s in flight: %s", reference, in_doubt)
+        self._fail_reply(DomainError(f"the appliance is stopping; {SETTLE_HINT} after the start"))
+
+    # -- answers -----------------------------------------------------------------------
+
+    def _scanned(self, event: BarcodeScanned) -> None:
+        if self.busy:
+            log.warning("scan %s on %s refused: %s", event.code, event.device, self.busy)
+            return
+        before = self._checkout.cart.lines
+        try:
+            cart = self._checkout.scan(event.code)
+        except DomainError as err:
+            log.warning("scan %s on %s refused: %s", event.code, event.device, err)
+            return
+        added = next((line for line in cart.lines if line not in before), None)
+        name = added.name if added is not None else "?"
+        log.info("scanned %s on %s: %s", event.code, event.device, name)
+
+    def _tapped(self, event: CardTapped) -> None:
+        texts = [r.text for r in event.records if r.text is not None]
+        log.info("card %s tapped on %s%s", event.uid, event.device, f": {texts}" if texts else "")
+
+    def _answered(self, event: CardAnswered) -> None:
+        if self._stopped or event.request is not self._request or not self._waiting:
+            log.warning("answer for %s dropped", event.request.merchant_reference)
+            return
+        self._waiting = False
+        result = event.result
+        if result is None:
+            self._forget(TenderError(f"the terminal refused the payment: {event.problem}"))
+            return
+        log.info("card payment %s: %s", result.merchant_reference, result.outcome)
+        if result.outcome == "approved":
+            self._result = result
+            with contextlib.suppress(ApplianceError):  # logged, and its caller answered
+                self._commit(card_tender(event.request, result))
+        elif result.outcome == "unknown":
+            # Never taken as paid or as not paid: the cart stays locked until staff decide.
+            self._result = result
+            self._fail_reply(
+                TenderError(f"card payment {result.merchant_reference} unknown: {SETTLE_HINT}")
+            )
+        else:
+            self._forget(TenderError(f"card payment {result.outcome}"))
+
+    # -- settling ----------------------------------------------------------------------
+
+    def _settle_current(self, settlement: Settlement) -> Sale | None:
+        request = self._request
+        assert request is not None
+        log.warning("staff: card payment %s settled %s", request.merchant_reference, settlement)
+        if settlement == "paid":
+            return self._commit(card_tender(request, self._result))
+        self._journal.settle_not_paid(request.merchant_reference)
+        self._forget()
+        return None
+
+    def _recorded(self, reference: str) -> PaymentAttempt:
+        found = self._journal.open_attempts()
+        if reference:
+            found = [a for a in found if a.reference == reference]
+            if not found:
+                attempt = self._journal.get(reference)
+                state = attempt.state if attempt is not None else "unknown to this till"
+                raise DomainError(f"card payment {reference} is not in doubt ({state})")
+        if not found:
+            raise DomainError("no card payment is in doubt")
+        if len(found) > 1:
+            names = ", ".join(a.reference for a in found)
+            raise DomainError(f"several card payments are in doubt; name one: {names}")
+        return found[0]
+
+    def _settle_recorded(self, settlement: Settlement, attempt: PaymentAttempt) -> Sale | None:
+        """An attempt an earlier run left in doubt: its cart comes back to be sold or kept."""
+        log.warning("staff: card payment %s settled %s", attempt.reference, settlement)
+        if attempt.cart is None:
+            raise DomainError(f"card payment {attempt.reference} has no cart recorded")
+        if settlement == "not-paid":
+            self._journal.settle_not_paid(attempt.reference)
+            if self._checkout.cart.is_empty:
+                self._checkout.resume(attempt.cart)  # the customer still has their cart
+            return None
+        if not self._checkout.cart.is_empty:
+            raise CartError("finish or park the cart in progress before settling this payment")
+        self._checkout.resume(attempt.cart)
+        try:
+            return self._record_sale(card_tender(attempt.request(), attempt.result()))
+        except ApplianceError:
+            self._checkout.cancel()  # the cart in doubt stays recorded with its attempt
+            raise
+
+    def _commit(self, tender: Tender) -> Sale:
+        """Store the sale of a charged card; the attempt closes in the same transaction."""
+        try:
+            sale = self._record_sale(tender)
+        except ApplianceError as err:
+            # Charged but not stored: the attempt stays open, `settle paid` stores it again.
+            log.error("card payment %s: sale not stored: %s", tender.reference, err)
+            self._fail_reply(err)
+            raise
+        self._forget()
+        reply, self._reply = self._reply, None
+        if reply is not None and not reply.done():
+            reply.set_result(sale)
+        return sale
+
+    def _record_sale(self, tender: Tender) -> Sale:
+        sale = self._checkout.pay([tender])
+        log.info("card sale %s committed, total %d", sale.receipt_number, sale.total)
+        return sale
+
+    def _check_can_pay(self) -> None:
+        if self.busy:
+            raise TenderError(self.busy)
+        if self._checkout.cart.is_empty:
+            raise CartError("the cart is empty: scan something first")
+
+    def _forget(self, error: ApplianceError | None = None) -> None:
+        """The attempt is over (sold, declined, settled): the cart may change again."""
+        self._request = self._result = None
+        self._waiting = False
+        if error is not None:
+            self._fail_reply(error)
+
+    def _fail_reply(self, error: ApplianceError) -> None:
+        reply, self._reply = self._reply, None
+        if reply is not None and not reply.done():
+            reply.set_exception(error)

@@ -1,0 +1,99 @@
+"""Everything `--simulate` starts beside the real adapters, in one place.
+
+The simulator lab (on the far side of the real transports), the NFC simulator started
+after READY=1 (nfcpy is slow to import), and the control socket `appliance sim ...` talks
+to. The control socket drives the simulators; headless, it also pays and settles through
+the HeadlessTill, the kiosk's own path.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from appliance.core.events import EventBus
+from appliance.device_settings import HardwareSettings
+from appliance.drivers.base import DeviceBase
+from appliance.drivers.manager import DeviceManager
+from appliance.drivers.sim.control import ControlServer, control_socket_path, lab_commands
+from appliance.drivers.sim.lab import NFC, SimLab
+from appliance.drivers.sim_terminal import SimTerminal
+from appliance.errors import ApplianceError
+
+if TYPE_CHECKING:
+    from appliance.service.headless_till import HeadlessTill
+
+log = logging.getLogger(__name__)
+
+
+class Simulation:
+    """The lab, its late start and its control socket; close() safe twice."""
+
+    def __init__(self, lab: SimLab, socket_path: Path) -> None:
+        self.lab = lab
+        self.socket_path = socket_path
+        self.control: ControlServer | None = None
+        self._late_start: threading.Thread | None = None
+
+    @classmethod
+    def start(cls, database_path: str | Path) -> Simulation:
+        """Start the simulators (NFC later, see `open`); the socket goes beside the database."""
+        return cls(SimLab.start(nfc=False), control_socket_path(database_path))
+
+    @property
+    def tables(self) -> dict[str, HardwareSettings]:
+        """Device tables pointing the real adapters at the simulators."""
+        return dict(self.lab.settings)
+
+    @property
+    def overrides(self) -> dict[str, DeviceBase]:
+        """Adapters that need more than their table (the drawer's mock pins)."""
+        return dict(self.lab.overrides)
+
+    def open(self, devices: DeviceManager, bus: EventBus, till: HeadlessTill | None) -> None:
+        """Answer `appliance sim ...` and start the slow simulators; call once devices are open.
+
+        With a headless `till`, `sim pay` and `sim settle` act on its cart; the kiosk
+        pays on its screen, so they are not offered there.
+        """
+        terminal = devices.terminal
+        commands = lab_commands(self.lab, terminal if isinstance(terminal, SimTerminal) else None)
+        if till is not None:
+            from appliance.service.sim_payment import SimPayment
+
+            commands |= SimPayment(bus, till).commands()
+        server = ControlServer(self.socket_path, commands)
+        try:
+            server.open()
+        except ApplianceError as err:
+            # The till still sells; only `appliance sim ...` is unavailable.
+            log.error("simulator control socket unavailable: %s", err)
+        else:
+            self.control = server
+        self._late_start = threading.Thread(
+            target=self._start_nfc, args=(devices,), name="sim-late-start", daemon=True
+        )
+        self._late_start.start()
+
+    def stop_control(self) -> None:
+        """Stop answering and wait for the late start, before the devices close; safe twice."""
+        control, self.control = self.control, None
+        if control is not None:
+            control.close()
+        late, self._late_start = self._late_start, None
+        if late is not None:
+            late.join()  # so no simulator or device is added after they are closed
+
+    def close(self) -> None:
+        """Stop the control socket and every simulator; safe twice."""
+        self.stop_control()
+        self.lab.close()
+
+    def _start_nfc(self, devices: DeviceManager) -> None:
+        try:
+            table = self.lab.start_nfc()
+            devices.open_late(NFC, table)
+        except Exception as err:  # the till sells without NFC; say why it is missing
+            log.warning("simulated NFC reader not started: %s", err)
