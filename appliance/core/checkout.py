@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -19,7 +20,7 @@ from appliance.errors import CartError
 
 
 class SaleRecorder(Protocol):
-    """Durably stores documents (the store's SalesLedger); blocking, main thread."""
+    """Durably stores documents (the store's SalesLedger); blocks for the disk, any one thread."""
 
     def commit(self, draft: SaleDraft) -> Sale:
         """Number and store a document; once it returns, the document survives a power cut."""
@@ -35,7 +36,14 @@ class CartChanged(Event):
 
 
 class Checkout:
-    """One till's cart and its payment; call from the main thread only."""
+    """One till's cart and its payment; any thread may call it, and a cart being paid is held.
+
+    Scans and edits come from the main thread; `pay` waits for the disk, so the screens run
+    it on the store's writer thread. Each change swaps the (immutable) cart under a lock, and
+    from the moment `pay` drafts the sale until the sale is stored or refused, every change
+    (a second `pay` too) raises CartError: no scan lands in a cart on its way out, and no
+    paid line comes back. Reading `cart` and `totals()` never waits.
+    """
 
     def __init__(
         self,
@@ -58,11 +66,18 @@ class Checkout:
         self._bus = bus
         self._rules = tuple(barcode_rules)
         self._cart = Cart(currency)
+        self._lock = threading.Lock()  # held only to check and swap the cart, never for I/O
+        self._paying = False
 
     @property
     def cart(self) -> Cart:
         """The cart as it is now."""
         return self._cart
+
+    @property
+    def paying(self) -> bool:
+        """True while a sale of this cart is being stored: the cart is held."""
+        return self._paying
 
     def totals(self) -> CartTotals:
         """What the cart costs now."""
@@ -70,62 +85,87 @@ class Checkout:
 
     def scan(self, code: str) -> Cart:
         """Add the product for a barcode or SKU; raises BarcodeError or UnknownProductError."""
-        return self._change(self._cart.add(find_product(self._catalog, code, self._rules)))
+        product = find_product(self._catalog, code, self._rules)
+        return self._change(lambda cart: cart.add(product))
 
     def set_quantity(self, line_id: int, quantity: int) -> Cart:
         """Change a line's quantity."""
-        return self._change(self._cart.set_quantity(line_id, quantity))
+        return self._change(lambda cart: cart.set_quantity(line_id, quantity))
 
     def remove(self, line_id: int) -> Cart:
         """Drop a line."""
-        return self._change(self._cart.remove(line_id))
+        return self._change(lambda cart: cart.remove(line_id))
 
     def discount_line(self, line_id: int, discount: Discount | None) -> Cart:
         """Set or clear a line discount."""
-        return self._change(self._cart.discount_line(line_id, discount))
+        return self._change(lambda cart: cart.discount_line(line_id, discount))
 
     def discount_all(self, discount: Discount | None) -> Cart:
         """Set or clear the cart discount."""
-        return self._change(self._cart.discount_all(discount))
+        return self._change(lambda cart: cart.discount_all(discount))
 
     def approve_age(self, approver: str, line_id: int | None = None) -> Cart:
         """Record a staff member's age check."""
-        return self._change(self._cart.approve_age(approver, line_id))
+        return self._change(lambda cart: cart.approve_age(approver, line_id))
 
     def cancel(self) -> Cart:
         """Empty the cart without selling."""
-        return self._change(Cart(self._currency))
+        return self._change(lambda _cart: Cart(self._currency))
 
     def resume(self, cart: Cart) -> Cart:
         """Carry on with a parked cart; refused while another cart is in progress."""
-        if not self._cart.is_empty:
-            raise CartError("finish or park the cart in progress before resuming another")
         if cart.currency != self._currency:
             raise CartError(
                 f"the parked cart is in {cart.currency}, this till sells in {self._currency}"
             )
-        return self._change(cart)
+
+        def take(current: Cart) -> Cart:
+            if not current.is_empty:
+                raise CartError("finish or park the cart in progress before resuming another")
+            return cart
+
+        return self._change(take)
 
     def pay(self, tenders: Sequence[Tender], staff: str = "") -> Sale:
-        """Commit the paid cart as a sale and start a new cart; the cart stays if this raises."""
-        draft = draft_sale(
-            self._cart,
-            self._policy,
-            tenders,
-            device_id=self._device_id,
-            now=self._clock.now(),
-            staff=staff,
-        )
-        sale = self._recorder.commit(draft)
-        self._change(Cart(self._currency))
-        self._bus.post(
-            SaleCommitted(
-                sale.id, sale.kind, sale.sequence, sale.receipt_number, sale.total, sale.currency
+        """Commit the paid cart as a sale and start a new cart; the cart stays if this raises.
+
+        Blocks for the disk (run it off the main thread); the cart is held until it returns.
+        """
+        with self._lock:
+            self._refuse_while_paying()
+            draft = draft_sale(
+                self._cart,
+                self._policy,
+                tenders,
+                device_id=self._device_id,
+                now=self._clock.now(),
+                staff=staff,
             )
-        )
+            self._paying = True
+        try:
+            sale = self._recorder.commit(draft)
+        except BaseException:
+            with self._lock:
+                self._paying = False
+            raise
+        # The new cart in the same step that lets changes in: nothing lands on the sold one.
+        with self._lock:
+            self._paying = False
+            cart = self._cart = Cart(self._currency)
+        self._changed(cart)
+        self._bus.post(SaleCommitted.of(sale))
         return sale
 
-    def _change(self, cart: Cart) -> Cart:
-        self._cart = cart
-        self._bus.post(CartChanged(len(cart.lines), cart.totals(self._policy).total))
+    def _change(self, change: Callable[[Cart], Cart]) -> Cart:
+        with self._lock:
+            self._refuse_while_paying()
+            cart = self._cart = change(self._cart)
+        self._changed(cart)
         return cart
+
+    def _changed(self, cart: Cart) -> None:
+        self._bus.post(CartChanged(len(cart.lines), cart.totals(self._policy).total))
+
+    def _refuse_while_paying(self) -> None:
+        if self._paying:
+            raise CartError("the cart is being paid; wait until the sale is stored")

@@ -80,7 +80,10 @@ class KioskSession(EventDispatcher):
     def reset(self) -> None:
         """Abandon the sale in progress (the customer walked away) and go home."""
         checkout = self.services.app.checkout
-        if not checkout.cart.is_empty:
+        if checkout.paying:
+            # The cart is held by its sale on the writer thread, which empties it when stored.
+            log.info("reset while the cart is being paid: the cart is left to its sale")
+        elif not checkout.cart.is_empty:
             log.info("cart of %d lines cleared by reset", len(checkout.cart.lines))
             checkout.cancel()
         self.clear_message()
