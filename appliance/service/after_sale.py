@@ -69,9 +69,10 @@ class AfterSale:
         return table if isinstance(table, EscposPrinterSettings) else None
 
     def _committed(self, event: SaleCommitted) -> None:
-        sale = self._app.ledger.get(event.sale_id)
-        if sale is None:  # cannot happen: the event follows the commit
-            log.error("committed sale %s not found", event.sale_id)
+        # The event carries the document: reading it back would wait for the disk in a frame.
+        sale = event.sale
+        if sale is None:  # a poster forgot SaleCommitted.of(sale)
+            log.error("committed sale %s came without its document", event.sale_id)
             return
         if self._print_every_sale:
             self._print(sale)
@@ -84,10 +85,9 @@ class AfterSale:
         """True when a printer is configured (it may still be out of paper)."""
         return self._queue is not None
 
-    def print_receipt(self, sale_id: str, *, copy: bool = False) -> bool:
+    def print_receipt(self, sale: Sale, *, copy: bool = False) -> bool:
         """Queue the receipt of a stored document (the customer asked, or a reprint)."""
-        sale = self._app.ledger.get(sale_id)
-        if sale is None or self._queue is None:
+        if self._queue is None:
             return False
         self._print(sale, copy=copy)
         return True

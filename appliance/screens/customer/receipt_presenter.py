@@ -17,7 +17,7 @@ from appliance.core.devices import (
     ReceiptPrinter,
     ReceiptQueued,
 )
-from appliance.core.events import Event
+from appliance.core.events import Event, SaleCommitted
 from appliance.core.sale import Sale
 from appliance.screens.customer.background import run_in_background
 from appliance.screens.customer.lifecycle import when_app_stops
@@ -68,11 +68,13 @@ class ReceiptPresenter(EventDispatcher):
         super().__init__(**kwargs)
         self._ctx = ctx
         self._sale: Sale | None = None
+        self._last_committed: Sale | None = None  # from the bus: never read back from the store
         self._home_timer: ClockEvent | None = None
         ctx.bus.subscribe(PrinterChecked, self._printer_checked)
         ctx.bus.subscribe(DeviceHealthChanged, self._health_changed)
         ctx.bus.subscribe(ReceiptQueued, self._queued)
         ctx.bus.subscribe(QrRendered, self._qr_rendered)
+        ctx.bus.subscribe(SaleCommitted, self._committed)
         ctx.session.bind(screen=self._screen_changed)
         self._stopped = False  # device news after the app stopped changes nothing on screen
         when_app_stops(self._stop)
@@ -82,7 +84,7 @@ class ReceiptPresenter(EventDispatcher):
         sale = self._sale
         if sale is None or not self.can_print:
             return
-        if not self._ctx.services.after_sale.print_receipt(sale.id):
+        if not self._ctx.services.after_sale.print_receipt(sale):
             tr = self._ctx.tr
             self._printer_off(tr._("The printer is not working. Take a QR receipt instead."))
             return
@@ -145,7 +147,11 @@ class ReceiptPresenter(EventDispatcher):
             self._home_timer = None
 
     def _offer(self, sale_id: str) -> None:
-        self._sale = self._ctx.services.app.ledger.get(sale_id) if sale_id else None
+        committed = self._last_committed
+        if committed is not None and committed.id == sale_id:
+            self._sale = committed
+        else:  # not heard on the bus (committed before this presenter was built)
+            self._sale = self._ctx.services.app.ledger.get(sale_id) if sale_id else None
         self.receipt_number = self._sale.receipt_number if self._sale is not None else ""
         self.qr = None
         self.choice = ""
@@ -158,6 +164,10 @@ class ReceiptPresenter(EventDispatcher):
         # Health may be old news (paper taken out since): ask the printer itself, off-thread.
         bus = self._ctx.bus
         run_in_background("printer-status", lambda: bus.post(PrinterChecked(printer.status())))
+
+    def _committed(self, event: SaleCommitted) -> None:
+        # It arrives before the write's outcome that brings this screen up (one bus, in order).
+        self._last_committed = event.sale
 
     def _printer(self) -> ReceiptPrinter | None:
         if not self._ctx.services.after_sale.can_print:

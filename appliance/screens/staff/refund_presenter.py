@@ -177,8 +177,15 @@ class RefundPresenter(EventDispatcher):
             self._stored(None, err)
             return False
         self.saving = True
-        self._ctx.writes.run(lambda: self._ledger.commit(draft), self._stored)
+        self._ctx.writes.run(lambda: self._commit(draft), self._stored)
         return True
+
+    def _commit(self, draft: SaleDraft) -> Sale:
+        """On the writer thread: store the refund and say so, as `Checkout.pay` does a sale."""
+        refund = self._ledger.commit(draft)
+        # Posted before the write's outcome, so the receipt screen has the document to show.
+        self._ctx.bus.post(SaleCommitted.of(refund))
+        return refund
 
     def _stored(self, refund: Sale | None, error: ApplianceError | None) -> None:
         tr = self._ctx.tr
@@ -195,16 +202,6 @@ class RefundPresenter(EventDispatcher):
             log.warning("refund failed: %s", error)
             self.message = tr._("The refund could not be stored. Please try again.")
             return
-        self._ctx.bus.post(
-            SaleCommitted(
-                refund.id,
-                refund.kind,
-                refund.sequence,
-                refund.receipt_number,
-                refund.total,
-                refund.currency,
-            )
-        )
         log.info(
             "refund %s of sale %s: %d",
             refund.receipt_number,

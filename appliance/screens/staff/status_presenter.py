@@ -75,7 +75,7 @@ class StaffStatusPresenter(EventDispatcher):
         self._timer: ClockEvent | None = None
         self._today_stale = True
         ctx.bus.subscribe(SaleCommitted, self._committed)
-        ctx.session.bind(language=lambda *_args: self._committed(None))
+        ctx.session.bind(language=lambda *_args: self._relabel())
         if self._hub is not None:
             # A bound method: the clock holds it weakly, so it ends with this presenter.
             Clock.schedule_interval(self._tick_sync, SYNC_WATCH_SECONDS)
@@ -109,9 +109,13 @@ class StaffStatusPresenter(EventDispatcher):
     def _tick(self, _dt: float) -> None:
         self.refresh()
 
-    def _committed(self, _event: SaleCommitted | None) -> None:
-        # The totals read every document of the day: only again when one was added (or the
-        # language changed, which changes every label).
+    def _committed(self, _event: SaleCommitted) -> None:
+        # The totals read every document of the day: only again when one was added, and then
+        # at the next tick, not in the frame that hears of the sale (no reads on SaleCommitted).
+        self._today_stale = True
+
+    def _relabel(self) -> None:
+        # The language changed every label: rebuild the rows now if they are on show.
         self._today_stale = True
         if self._timer is not None:
             self.refresh()

@@ -202,7 +202,7 @@ class TillPresenter(EventDispatcher):
         if last is None:
             self._say(tr._("There is no receipt to reprint yet."))
             return False
-        if not self._ctx.services.after_sale.print_receipt(last.id, copy=True):
+        if not self._ctx.services.after_sale.print_receipt(last, copy=True):
             self._say(tr._("There is no receipt printer on this till."))
             return False
         self._ctx.session.say(
