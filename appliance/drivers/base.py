@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import logging
 import threading
-from types import TracebackType
-from typing import Self
 
+from appliance.core.closing import Closing
 from appliance.core.devices import DeviceHealth, DeviceHealthChanged, DeviceKind, HealthState
 from appliance.core.events import Event, EventBus
 
 log = logging.getLogger(__name__)
 
 
-class DeviceBase:
+class DeviceBase(Closing):
     """Base of every adapter.
 
     Subclasses must implement `_start()` and `_stop()`; they may call `_set_health()`
@@ -47,17 +46,6 @@ class DeviceBase:
             self._stop()
         finally:
             self._set_health("offline", "closed")
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     @property
     def health(self) -> DeviceHealth:

@@ -15,9 +15,8 @@ import logging
 import threading
 from collections import deque
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Self
 
+from appliance.core.closing import OpenClosing
 from appliance.core.devices import ReceiptPrinted, ReceiptPrinter, ReceiptQueued
 from appliance.core.events import EventBus
 from appliance.core.receipt import Receipt
@@ -36,7 +35,7 @@ class _Entry:
     announced: bool = False
 
 
-class PrintQueue:
+class PrintQueue(OpenClosing):
     """Prints receipts in submission order on one worker thread; every method is thread-safe."""
 
     def __init__(self, printer: ReceiptPrinter, bus: EventBus, *, retry_seconds: float) -> None:
@@ -103,18 +102,6 @@ class PrintQueue:
                 self.printer.name,
                 ", ".join(r.receipt_number for r in left),
             )
-
-    def __enter__(self) -> Self:
-        self.open()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def _run(self) -> None:
         while True:

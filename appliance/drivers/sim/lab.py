@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
+from appliance.core.closing import Closing
 from appliance.device_settings import (
     EscposPrinterSettings,
     GpioDrawerSettings,
@@ -44,7 +45,7 @@ class _Closeable(Protocol):
 
 
 @dataclass
-class SimLab:
+class SimLab(Closing):
     """The running simulators, the device tables that reach them, and pre-built adapters.
 
     `settings` go to the DeviceManager as if read from a configuration file; `overrides`
@@ -109,12 +110,6 @@ class SimLab:
                 closer()
             except Exception:
                 log.exception("a simulator failed to stop")
-
-    def __enter__(self) -> SimLab:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.close()
 
     def _own(self, simulator: _Closeable) -> None:
         self._closers.append(simulator.close)

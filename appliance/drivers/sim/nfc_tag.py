@@ -18,12 +18,13 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
-from types import TracebackType
 
 import ndef as ndeflib
 import nfc
 import nfc.clf
 import nfc.clf.udp
+
+from appliance.core.closing import Closing
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +107,7 @@ class _LoopbackCardSide(nfc.clf.udp.Device):  # type: ignore[misc]
         return True  # already bound, to 127.0.0.1 rather than the driver's 0.0.0.0
 
 
-class SimNfcTag:
+class SimNfcTag(Closing):
     """The card side of an nfcpy udp link on 127.0.0.1; `tap()` presents one card.
 
     A context manager; `close()` is safe twice. `tap()` is thread-safe (taps queue up).
@@ -172,17 +173,6 @@ class SimNfcTag:
             self._cond.notify_all()
         self._thread.join(timeout=5.0)
         self._socket.close()
-
-    def __enter__(self) -> SimNfcTag:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def _presented(self, presentation: _Presentation) -> bool:
         with self._cond:

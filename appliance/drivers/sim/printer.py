@@ -21,9 +21,9 @@ import struct
 import threading
 import tty
 from collections.abc import Callable
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
+from appliance.core.closing import Closing
 from appliance.drivers.sim.escpos_parser import EscposParser, Kick, PrintedJob, StatusRequest
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ def status_byte(n: int, *, paper_out: bool, paper_near_end: bool, cover_open: bo
     return STATUS_FIXED | bits
 
 
-class _SimPrinterBase:
+class _SimPrinterBase(Closing):
     """The printer behind either wire: decodes, records and answers; thread-safe reads."""
 
     def __init__(self, columns: int) -> None:
@@ -150,17 +150,6 @@ class _SimPrinterBase:
     def close(self) -> None:
         """Stop the simulator; safe to call twice."""
         raise NotImplementedError
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 class SimPrinter(_SimPrinterBase):

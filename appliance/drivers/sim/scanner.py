@@ -14,8 +14,9 @@ import shutil
 import tempfile
 import tty
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING
+
+from appliance.core.closing import Closing
 
 if TYPE_CHECKING:
     from evdev import UInput
@@ -48,7 +49,7 @@ class _Symlinked:
         shutil.rmtree(self._dir, ignore_errors=True)
 
 
-class SimScanner:
+class SimScanner(Closing):
     """A serial barcode scanner: writes codes into a pty the adapter opens with pyserial.
 
     `port` is a stable symlink to the current /dev/pts/N. `unplug()` closes the pty and
@@ -128,17 +129,6 @@ class SimScanner:
         self.unplug()
         self._link.remove()
 
-    def __enter__(self) -> SimScanner:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
 
 def keystrokes(text: str, layout: Layout, *, enter: bool = True) -> list[tuple[int, int]]:
     """The (key code, value) events a wedge scanner set to `layout` sends to type `text`.
@@ -187,7 +177,7 @@ def uinput_available() -> bool:
     return True
 
 
-class SimHidScanner:
+class SimHidScanner(Closing):
     """A keyboard-wedge scanner as a real input device (uinput), typing in a layout.
 
     `device` is a stable symlink to the current /dev/input/eventN; `unplug()` destroys
@@ -264,14 +254,3 @@ class SimHidScanner:
         self._closed = True
         self.unplug()
         self._link.remove()
-
-    def __enter__(self) -> SimHidScanner:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
