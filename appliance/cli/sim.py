@@ -104,6 +104,12 @@ def settle(settlement: str, reference: str, simulate: bool, config_path: str | N
     _send(config_path, request, timeout=PAY_ANSWER_SECONDS)
 
 
+@_command("cancel-payment", "The till asks the terminal to abort the card payment in progress.")
+def cancel_payment(simulate: bool, config_path: str | None) -> None:
+    """Abort a card payment; a silent terminal makes its outcome unknown (see `sim settle`)."""
+    _send(config_path, {"cmd": "cancel-payment"})
+
+
 @_command("terminal", "What the simulated payment terminal answers next.")
 @click.argument("outcome", type=click.Choice(TERMINAL_OUTCOMES))
 def terminal(outcome: str, simulate: bool, config_path: str | None) -> None:

@@ -126,6 +126,13 @@ class HeadlessTill:
             daemon=True,
         ).start()
 
+    def cancel_card(self) -> None:
+        """Ask the terminal to abort; it answers "cancelled", or "unknown" if it stays silent."""
+        terminal = self._terminal()
+        if not self._waiting or terminal is None:
+            raise DomainError("no card payment is with the terminal")
+        terminal.cancel()
+
     def settle(self, settlement: Settlement, reference: str = "") -> Sale | None:
         """Staff decide an unknown outcome: "paid" commits the sale, "not-paid" keeps the cart.
 

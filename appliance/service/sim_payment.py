@@ -1,13 +1,14 @@
 """`appliance sim pay|settle`: the control socket's way to the headless till's intents.
 
 The control socket answers each connection on its own thread; the cart belongs to the main
-loop. So a request is posted to the bus with a Future, the main loop hands it to the
-HeadlessTill (the kiosk's path), and the socket thread waits for the outcome. A payment
+loop. So a request is posted to the bus with a Future, the main loop runs it as an intent
+of the HeadlessTill (the kiosk's path), and the socket thread waits for the outcome. A payment
 waiting for a slow terminal blocks only its own connection.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, cast
@@ -24,30 +25,20 @@ REPLY_SECONDS = PAY_TIMEOUT_SECONDS + 30.0
 
 
 @dataclass(frozen=True, slots=True, eq=False)
-class PayRequested(Event):
-    """Someone asked the headless till to pay for its cart (cash or card)."""
+class TillRequested(Event):
+    """A `sim` command for the headless till: its intent runs on the main loop."""
 
-    method: str
-    reply: Future[Sale]
-
-
-@dataclass(frozen=True, slots=True, eq=False)
-class SettleRequested(Event):
-    """Staff settle a card payment in doubt: paid or not paid."""
-
-    settlement: Settlement
-    reference: str
-    reply: Future[Sale | None]
+    intent: Callable[[HeadlessTill, Future[Any]], None]  # answers through the Future
+    reply: Future[Any]
 
 
 class SimPayment:
-    """Socket-thread side of `sim pay` and `sim settle`; main-loop side is the till."""
+    """Socket-thread side of `sim pay`, `sim settle` and `sim cancel-payment`."""
 
     def __init__(self, bus: EventBus, till: HeadlessTill) -> None:
         self._bus = bus
         self._till = till
-        bus.subscribe(PayRequested, self._pay)
-        bus.subscribe(SettleRequested, self._settle)
+        bus.subscribe(TillRequested, self._run)
 
     def commands(self) -> dict[str, Command]:
         """The control commands this adds."""
@@ -58,16 +49,20 @@ class SimPayment:
             "settle": Command(
                 "settle a card payment in doubt: paid|not-paid [reference]", self.settle
             ),
+            "cancel-payment": Command(
+                "the till asks the terminal to abort the card payment in progress", self.cancel
+            ),
         }
 
     def pay(self, request: Request) -> Answer:
         """Ask the main loop to pay; blocks the calling (socket) thread for the answer."""
         method = request.get("method", "cash")
-        if method not in ("cash", "card"):
+        if method == "cash":
+            sale: Sale = self._ask(lambda till, reply: reply.set_result(till.pay_cash()))
+        elif method == "card":
+            sale = self._ask(lambda till, reply: till.pay_card(reply))
+        else:
             raise ValueError(f"method: expected cash or card, not {method!r}")
-        reply: Future[Sale] = Future()
-        self._bus.post(PayRequested(str(method), reply))
-        sale = reply.result(timeout=REPLY_SECONDS)
         return {"receipt": sale.receipt_number, "total": sale.total}
 
     def settle(self, request: Request) -> Answer:
@@ -78,25 +73,33 @@ class SimPayment:
         reference = request.get("reference") or ""
         if not isinstance(reference, str):
             raise ValueError("reference: expected a string")
-        reply: Future[Sale | None] = Future()
-        self._bus.post(SettleRequested(cast(Settlement, settlement), reference, reply))
-        sale = reply.result(timeout=REPLY_SECONDS)
+        decided = cast(Settlement, settlement)
+        sale: Sale | None = self._ask(
+            lambda till, reply: reply.set_result(till.settle(decided, reference))
+        )
         answer: dict[str, Any] = {"settled": settlement}
         if sale is not None:
             answer |= {"receipt": sale.receipt_number, "total": sale.total}
         return answer
 
-    def _pay(self, event: PayRequested) -> None:
-        if event.method == "card":
-            self._till.pay_card(event.reply)
-            return
-        try:
-            event.reply.set_result(self._till.pay_cash())
-        except ApplianceError as err:
-            event.reply.set_exception(err)
+    def cancel(self, _request: Request) -> Answer:
+        """Ask the terminal to abort; the payment's own caller hears how it ended."""
 
-    def _settle(self, event: SettleRequested) -> None:
+        def cancel(till: HeadlessTill, reply: Future[None]) -> None:
+            till.cancel_card()
+            reply.set_result(None)
+
+        self._ask(cancel)
+        return {}
+
+    def _ask(self, intent: Callable[[HeadlessTill, Future[Any]], None]) -> Any:
+        reply: Future[Any] = Future()
+        self._bus.post(TillRequested(intent, reply))
+        return reply.result(timeout=REPLY_SECONDS)
+
+    def _run(self, event: TillRequested) -> None:
         try:
-            event.reply.set_result(self._till.settle(event.settlement, event.reference))
+            event.intent(self._till, event.reply)
         except ApplianceError as err:
-            event.reply.set_exception(err)
+            if not event.reply.done():
+                event.reply.set_exception(err)

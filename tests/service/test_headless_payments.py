@@ -1,0 +1,205 @@
+"""The headless till pays through the kiosk's path, over the real control socket: a silent
+terminal holds up no other command, and staff settle an unknown outcome exactly once."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from appliance.drivers.sim.control import control_socket_path, send
+from appliance.service.assembly import Appliance
+from appliance.service.demo import seed_demo_catalog
+from appliance.settings import simulated_settings
+from appliance.store.payment_attempts import PaymentAttempt
+
+COFFEE = "4006381333931"
+CHOCOLATE = "7613289024044"
+WAIT_SECONDS = 10.0
+PAY_SECONDS = 60.0  # how long a test's client waits for a payment's answer
+
+
+def wait_until(done: Callable[[], object], what: str) -> None:
+    """Poll `done()`; fail after WAIT_SECONDS."""
+    deadline = time.monotonic() + WAIT_SECONDS
+    while not done():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+@dataclass
+class Pending:
+    """A control request sent on its own thread; `answer` once it came back."""
+
+    sock: Path
+    request: dict[str, Any]
+    answer: dict[str, Any] | None = None
+    thread: threading.Thread = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.thread = threading.Thread(target=self._send, daemon=True)
+        self.thread.start()
+
+    def _send(self) -> None:
+        self.answer = send(self.sock, self.request, timeout=PAY_SECONDS)
+
+    def result(self) -> dict[str, Any]:
+        """Wait for the answer."""
+        self.thread.join(PAY_SECONDS)
+        assert self.answer is not None, f"no answer to {self.request}"
+        return self.answer
+
+
+@dataclass
+class Till:
+    """A simulated headless appliance with its main loop running on a thread of its own."""
+
+    app: Appliance
+    sock: Path
+
+    def ask(self, cmd: str, **fields: str) -> dict[str, Any]:
+        """One control request, answered within the client's usual timeout."""
+        return send(self.sock, {"cmd": cmd, **fields})
+
+    def scan_into_cart(self, code: str) -> None:
+        """Scan through the pty scanner and wait until the line is in the cart."""
+        lines = len(self.app.checkout.cart.lines)
+        assert self.ask("scan", code=code) == {"ok": True}
+        wait_until(lambda: len(self.app.checkout.cart.lines) > lines, f"{code} in the cart")
+
+    def attempts(self) -> list[PaymentAttempt]:
+        """Card attempts nobody has settled, as the journal holds them."""
+        return self.app.stores.payments.open_attempts()
+
+    def in_doubt(self) -> PaymentAttempt:
+        """A card payment left unknown: the terminal stays silent and the till aborts it."""
+        assert self.ask("terminal", outcome="timeout")["ok"]
+        self.scan_into_cart(COFFEE)
+        pay = Pending(self.sock, {"cmd": "pay", "method": "card"})
+        wait_until(lambda: [a.state for a in self.attempts()] == ["sent"], "the attempt journalled")
+        assert self.ask("cancel-payment") == {"ok": True}
+        answer = pay.result()
+        assert answer["ok"] is False and "unknown" in answer["error"], answer
+        [attempt] = self.attempts()
+        assert attempt.state == "unknown"
+        return attempt
+
+
+def _main_loop(app: Appliance, stop: threading.Event) -> None:
+    while not stop.is_set():
+        app.bus.wait(0.05)
+        app.bus.drain()
+
+
+@pytest.fixture
+def till(tmp_path: Path) -> Iterator[Till]:
+    """`appliance run --headless --simulate` in-process, its loop on a thread."""
+    settings = simulated_settings(tmp_path / "state")
+    app = Appliance.open(settings)
+    seed_demo_catalog(app.catalog, settings.store)
+    app.lookup.refresh()
+    devices = app.open_devices(simulate=True)
+    stop = threading.Event()
+    loop = threading.Thread(target=_main_loop, args=(app, stop), name="test-main-loop")
+    loop.start()
+    try:
+        wait_until(
+            lambda: all(h.state == "ok" for h in devices.health() if h.device != "nfc"),
+            "the simulated devices",
+        )
+        yield Till(app, control_socket_path(settings.database.path))
+    finally:
+        stop.set()
+        loop.join()
+        app.close_devices()
+        app.bus.drain()
+        app.close()
+
+
+def test_a_payment_waiting_for_a_silent_terminal_holds_up_no_other_command(
+    till: Till, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    assert till.ask("terminal", outcome="timeout")["ok"]
+    till.scan_into_cart(COFFEE)
+
+    pay = Pending(till.sock, {"cmd": "pay", "method": "card"})
+    wait_until(lambda: [a.state for a in till.attempts()] == ["sent"], "the attempt journalled")
+
+    # Each answered while the payment still waits; the scan reaches the till, which keeps
+    # the cart as it is while the terminal has it, as the kiosk's payment screen does.
+    assert till.ask("scan", code=CHOCOLATE) == {"ok": True}
+    assert till.ask("paper-out") == {"ok": True}
+    assert till.ask("pay", method="cash")["ok"] is False
+    assert pay.answer is None and pay.thread.is_alive()
+    wait_until(lambda: "a card payment is with the terminal" in caplog.text, "the scan refused")
+    assert [line.sku for line in till.app.checkout.cart.lines] == ["COFFEE-250"]
+
+    assert till.ask("cancel-payment") == {"ok": True}
+    answer = pay.result()
+    assert answer["ok"] is False and "unknown" in answer["error"]
+    assert till.app.ledger.count() == 0
+
+
+def test_settled_paid_an_unknown_payment_becomes_one_sale(till: Till) -> None:
+    attempt = till.in_doubt()
+
+    settled = till.ask("settle", settlement="paid")
+
+    assert settled["ok"] is True and settled["settled"] == "paid", settled
+    [sale] = till.app.ledger.since()
+    assert settled["receipt"] == sale.receipt_number
+    assert [(t.kind, t.amount, t.reference) for t in sale.tenders] == [
+        ("card", attempt.amount, attempt.reference)
+    ]
+    assert till.attempts() == []
+    closed = till.app.stores.payments.get(attempt.reference)
+    assert closed is not None and (closed.state, closed.sale_id) == ("paid", sale.id)
+    assert till.app.checkout.cart.is_empty
+    # Settled once: neither a second "paid" nor a late "not paid" changes anything.
+    for again in ("paid", "not-paid"):
+        refused = till.ask("settle", settlement=again)
+        assert refused["ok"] is False and "no card payment is in doubt" in refused["error"]
+    assert till.app.ledger.count() == 1
+
+
+def test_settled_not_paid_an_unknown_payment_keeps_the_cart_for_another_tender(
+    till: Till,
+) -> None:
+    attempt = till.in_doubt()
+
+    settled = till.ask("settle", settlement="not-paid", reference=attempt.reference)
+
+    assert settled == {"ok": True, "settled": "not-paid"}
+    assert till.app.ledger.count() == 0
+    assert [line.sku for line in till.app.checkout.cart.lines] == ["COFFEE-250"]
+    closed = till.app.stores.payments.get(attempt.reference)
+    assert closed is not None and closed.state == "not_paid"
+    paid = till.ask("pay", method="cash")
+    assert paid["ok"] is True, paid
+    [sale] = till.app.ledger.since()
+    assert [t.kind for t in sale.tenders] == ["cash"]
+    refused = till.ask("settle", settlement="paid", reference=attempt.reference)
+    assert refused["ok"] is False and "not in doubt (not_paid)" in refused["error"]
+    assert till.app.ledger.count() == 1
+
+
+def test_a_new_card_payment_waits_until_the_one_in_doubt_is_settled(till: Till) -> None:
+    till.in_doubt()
+    assert till.ask("terminal", outcome="approve")["ok"]
+
+    refused = till.ask("pay", method="card")
+
+    assert refused["ok"] is False and "in doubt" in refused["error"]
+    assert till.ask("settle", settlement="not-paid")["ok"] is True
+    paid = send(till.sock, {"cmd": "pay", "method": "card"}, timeout=PAY_SECONDS)
+    assert paid["ok"] is True, paid
+    [sale] = till.app.ledger.since()
+    assert sale.tenders[0].card_mask.endswith("4242")
