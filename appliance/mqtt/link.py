@@ -36,6 +36,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from appliance import __version__
 from appliance.core.clock import Clock, SystemClock
+from appliance.core.closing import OpenClosing
 from appliance.core.events import Event, EventBus
 from appliance.errors import HubLinkError
 from appliance.mqtt import topics
@@ -121,7 +122,7 @@ def device_id_from_cert(cert: Path) -> str:
     return str(names[0].value)
 
 
-class PahoHubLink:
+class PahoHubLink(OpenClosing):
     """The MQTT v5 link to the hub; a context manager, `close()` safe twice."""
 
     def __init__(
@@ -211,13 +212,6 @@ class PahoHubLink:
         return info.rc == mqtt.MQTT_ERR_SUCCESS
 
     # --- lifecycle ---
-
-    def __enter__(self) -> PahoHubLink:
-        self.open()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.close()
 
     def open(self) -> None:
         """Start connecting in paho's thread; returns at once (the hub may be unreachable)."""

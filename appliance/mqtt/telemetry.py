@@ -17,6 +17,7 @@ from pathlib import Path
 
 from appliance import __version__
 from appliance.core.clock import Clock, SystemClock
+from appliance.core.closing import Closing
 from appliance.core.devices import DeviceHealth, DeviceHealthChanged
 from appliance.mqtt import topics
 from appliance.mqtt.link import HubLink, LinkState
@@ -112,7 +113,7 @@ class TelemetryBuilder:
         )
 
 
-class TelemetryPublisher:
+class TelemetryPublisher(Closing):
     """Publishes telemetry every `interval_s` and right after each (re)connect."""
 
     def __init__(
@@ -159,9 +160,6 @@ class TelemetryPublisher:
     def __enter__(self) -> TelemetryPublisher:
         self.start()
         return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.close()
 
     def publish_now(self) -> bool:
         """Build and publish once (any thread); False when the link is down."""

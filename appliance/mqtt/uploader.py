@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 import msgspec
 
 from appliance.core.clock import Clock, SystemClock
+from appliance.core.closing import Closing
 from appliance.mqtt import topics
 from appliance.mqtt.link import HubLink, LinkState
 from appliance.mqtt.payloads import SaleEnvelope, SalesAck, SalesBatch, encode
@@ -79,7 +80,7 @@ class _Stop:
 _Message = _Wake | _Ack | _Link | _Stop
 
 
-class SalesUploader:
+class SalesUploader(Closing):
     """Publishes outbox batches while the link is up and the hub online; a context manager."""
 
     def __init__(
@@ -147,9 +148,6 @@ class SalesUploader:
     def __enter__(self) -> SalesUploader:
         self.start()
         return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.close()
 
     def wake(self) -> None:
         """A document was committed: look at the outbox now. Never blocks."""
