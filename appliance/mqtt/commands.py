@@ -17,11 +17,12 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol, Self
+from typing import Any, Protocol
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from appliance.core.clock import Clock
+from appliance.core.closing import OpenClosing
 from appliance.core.events import Event, EventBus
 from appliance.errors import CommandSignatureError
 from appliance.mqtt import topics
@@ -61,7 +62,7 @@ class CommandReceived(Event):
     command: Command
 
 
-class CommandHandler:
+class CommandHandler(OpenClosing):
     """Checks fleet commands and runs accepted ones in order on its own worker thread.
 
     `handle()` is called from one thread (the main loop; `route` arranges that);
@@ -101,13 +102,6 @@ class CommandHandler:
         if thread is not None:
             self._jobs.put(None)
             thread.join()
-
-    def __enter__(self) -> Self:
-        self.open()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.close()
 
     def route(self, dispatcher: Dispatcher, bus: EventBus) -> None:
         """Take commands from the dispatcher (paho's thread) through the bus to `handle`."""
