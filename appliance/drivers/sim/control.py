@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from appliance.core.closing import OpenClosing
 from appliance.errors import ApplianceError, DeviceError
 
 if TYPE_CHECKING:
@@ -192,7 +193,7 @@ class _ThreadingServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServe
         self._slots.release()
 
 
-class ControlServer:
+class ControlServer(OpenClosing):
     """Listens on the control socket in its own thread; a context manager, close() safe twice."""
 
     def __init__(self, path: Path, commands: Mapping[str, Command]) -> None:
@@ -248,13 +249,6 @@ class ControlServer:
             self._thread.join()
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
-
-    def __enter__(self) -> ControlServer:
-        self.open()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.close()
 
 
 def send(path: Path, request: Request, timeout: float = CLIENT_TIMEOUT_SECONDS) -> Answer:
