@@ -7,7 +7,9 @@ A receipt that cannot print is queued and retried; a drawer that cannot open is 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 from appliance.core.devices import DrawerOpened, DrawerOpening
 from appliance.core.events import SaleCommitted
@@ -21,6 +23,8 @@ from appliance.service.assembly import Appliance
 from appliance.store.drawer_log import DrawerLog
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 DEFAULT_RETRY_SECONDS = 15.0
 
@@ -47,6 +51,7 @@ class AfterSale:
         # A kick blocks for the pulse (about 0.1 s), a log row for the disk: never on the
         # main thread. One worker keeps each opening's row after its kick.
         self._kicks = ThreadPoolExecutor(max_workers=1, thread_name_prefix="drawer-kick")
+        self._closed = False  # the worker has stopped: set and read on the main thread
         app.bus.subscribe(SaleCommitted, self._committed)
         app.bus.subscribe(DrawerOpened, self._opened)
 
@@ -56,10 +61,26 @@ class AfterSale:
             self._queue.open()
 
     def close(self) -> None:
-        """Stop the queue (unprinted receipts are logged) and finish a running kick."""
+        """Stop the queue (unprinted receipts are logged) and finish a running kick.
+
+        The last kick's DrawerOpened is posted as the worker stops; the service drains the
+        bus once more after this, and that opening is then logged on the main thread.
+        """
         if self._queue is not None:
             self._queue.close()
+        self._closed = True
         self._kicks.shutdown(wait=True)
+
+    def _on_worker(self, work: Callable[[T], None], arg: T) -> bool:
+        """Hand `work` to the drawer's worker; False once the worker has stopped.
+
+        A stopped executor raises "cannot schedule new futures after shutdown", and the
+        event that asked (the last opening, drained at shutdown) would be lost with it.
+        """
+        if self._closed:
+            return False
+        self._kicks.submit(work, arg)
+        return True
 
     def _printer_table(self, name: str) -> EscposPrinterSettings | None:
         tables = dict(self._app.settings.devices)
@@ -78,7 +99,8 @@ class AfterSale:
             self._print(sale)
         if self._drawer is not None and any(t.kind == "cash" for t in sale.tenders):
             opening = DrawerOpening("sale", reference=sale.id)
-            self._kicks.submit(self._kick, opening)
+            if not self._on_worker(self._kick, opening):
+                log.warning("drawer not opened for sale %s: stopping", sale.id)
 
     @property
     def can_print(self) -> bool:
@@ -103,11 +125,10 @@ class AfterSale:
         self._queue.submit(receipt)
 
     def kick_drawer(self, opening: DrawerOpening) -> bool:
-        """Open the drawer off the main thread (a no-sale); False when there is no drawer."""
+        """Open the drawer off the main thread (a no-sale); False without a drawer, or stopping."""
         if self._drawer is None:
             return False
-        self._kicks.submit(self._kick, opening)
-        return True
+        return self._on_worker(self._kick, opening)
 
     def _kick(self, opening: DrawerOpening) -> None:
         assert self._drawer is not None
@@ -120,7 +141,9 @@ class AfterSale:
 
     def _opened(self, event: DrawerOpened) -> None:
         # A durable write waits for the disk: on the drawer's worker, never in a frame.
-        self._kicks.submit(self._record, event)
+        # Stopping, no frame is drawn any more and the opening must still be logged.
+        if not self._on_worker(self._record, event):
+            self._record(event)
 
     def _record(self, event: DrawerOpened) -> None:
         try:

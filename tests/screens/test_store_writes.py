@@ -83,3 +83,18 @@ def test_writes_run_in_order_and_close_waits_for_the_one_in_flight() -> None:
     assert order == [0, 1, 2]
     bus.drain()
     assert [result for result, _error, _thread in seen] == [0, 1, 2]
+
+
+def test_a_write_after_close_runs_at_once_instead_of_being_refused() -> None:
+    """The app closes its writes on stop; the service then delivers the bus's last events,
+    and one of them may ask for a write (a card approved just then). It is stored on the
+    spot, not lost to "cannot schedule new futures after shutdown"."""
+    bus = EventBus()
+    writes = StoreWrites(bus)
+    seen, then = outcomes()
+    writes.close()
+    writes.run(lambda: "sale-late", then)
+    writes.run(lambda: 1 // 0, then)
+    here = threading.current_thread().name
+    assert seen[0] == ("sale-late", None, here)
+    assert isinstance(seen[1][1], StoreError) and seen[1][2] == here

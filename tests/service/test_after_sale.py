@@ -3,13 +3,14 @@ and every opening is logged with its reason. Real adapters against the simulator
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from appliance.core.devices import ReceiptPrinted, ReceiptQueued
+from appliance.core.devices import DrawerOpening, ReceiptPrinted, ReceiptQueued
 from appliance.core.tender import Tender
 from appliance.service.after_sale import AfterSale
 from appliance.service.assembly import Appliance
@@ -67,6 +68,25 @@ def test_a_cash_sale_prints_its_receipt_opens_the_drawer_and_logs_why(
     logged = DrawerLog(app.db).since()[0]
     assert (logged.opening.reason, logged.device) == ("sale", "drawer")
     assert app.lab.drawer.kicks == 1
+
+
+def test_the_last_opening_is_logged_when_it_arrives_after_close(
+    till: tuple[Appliance, AfterSale], caplog: pytest.LogCaptureFixture
+) -> None:
+    """At shutdown the service closes AfterSale, then drains the bus once more: the last
+    kick's DrawerOpened arrives after the drawer's worker stopped. It is logged all the
+    same, not refused with "cannot schedule new futures after shutdown"."""
+    app, after = till
+    assert app.lab is not None and app.lab.drawer is not None
+    _sell(app, "cash")
+    app.bus.drain()  # SaleCommitted: the kick goes to the drawer's worker
+    after.close()  # the kick finishes and posts DrawerOpened; the worker stops
+    assert app.lab.drawer.kicks == 1
+    with caplog.at_level(logging.WARNING):
+        app.bus.drain()
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+    assert [o.opening.reason for o in DrawerLog(app.db).since()] == ["sale"]
+    assert not after.kick_drawer(DrawerOpening("no_sale", staff="Casey"))  # stopped: no kick
 
 
 def test_a_card_sale_prints_but_leaves_the_drawer_shut(

@@ -37,28 +37,41 @@ class StoreWrites:
     def __init__(self, bus: EventBus) -> None:
         self._bus = bus
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writes")
+        self._closed = False  # set and read on the main thread
         bus.subscribe(WriteFinished, self._finished)
 
     def run(
         self, write: Callable[[], T], then: Callable[[T | None, ApplianceError | None], None]
     ) -> None:
-        """Run `write` on the writer thread, then `then` with its outcome on the main thread."""
+        """Run `write` on the writer thread, then `then` with its outcome on the main thread.
+
+        Once closed, the write runs at once on the calling thread. The app has stopped, but
+        the service still delivers the bus's last events before the store closes: a card
+        approved in that moment still gets its sale, where the stopped writer would have
+        raised "cannot schedule new futures after shutdown" and lost it.
+        """
+        if self._closed:
+            then(*self._outcome(write))
+            return
         self._writer.submit(self._write, write, then)
 
     def close(self) -> None:
         """Finish the writes in flight (a charged card's sale among them), then stop."""
+        self._closed = True
         self._writer.shutdown(wait=True)
 
     def _write(self, write: Callable[[], Any], then: Then) -> None:
-        result, error = None, None
+        self._bus.post(WriteFinished(then, *self._outcome(write)))
+
+    @staticmethod
+    def _outcome(write: Callable[[], Any]) -> tuple[Any, ApplianceError | None]:
         try:
-            result = write()
+            return write(), None
         except ApplianceError as err:
-            error = err
+            return None, err
         except Exception as err:  # a bug must not leave the screen saving for ever
             log.exception("store write failed")
-            error = StoreError(f"the write failed: {err}")
-        self._bus.post(WriteFinished(then, result, error))
+            return None, StoreError(f"the write failed: {err}")
 
     @staticmethod
     def _finished(event: WriteFinished) -> None:
