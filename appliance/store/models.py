@@ -191,6 +191,31 @@ class PaymentAttemptRow(_Table):
         table_name = "payment_attempt"
 
 
+class CommandSeenRow(_Table):
+    """A fleet command id already accepted (store/command_log.py keeps them)."""
+
+    id = TextField(primary_key=True)
+    expires_at = TextField()
+    seen_at = TextField()
+
+    class Meta:
+        table_name = "command_seen"
+
+
+class SnapshotChunkRow(_Table):
+    """One staged chunk of a catalog snapshot from the hub (store/catalog_versions.py)."""
+
+    version = IntegerField()
+    chunk = IntegerField()
+    chunks = IntegerField()
+    body = BlobField()
+    received_at = TextField()
+
+    class Meta:
+        table_name = "catalog_snapshot_chunk"
+        primary_key = CompositeKey("version", "chunk")
+
+
 class Meta(_Table):
     """Small key/value facts about this database."""
 
@@ -210,6 +235,8 @@ MODELS: tuple[type[Model], ...] = (
     ParkedCartRow,
     StoredValueAccountRow,
     StoredValueEntryRow,
+    CommandSeenRow,
+    SnapshotChunkRow,
     PaymentAttemptRow,
     Meta,
 )
