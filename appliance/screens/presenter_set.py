@@ -25,7 +25,7 @@ from appliance.screens.staff.status_presenter import StaffStatusPresenter
 from appliance.screens.staff.till_presenter import TillPresenter
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Presenters:
     """The presenters by name; `.kv` rules reach each one as `app.<field name>`."""
 
