@@ -27,6 +27,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from appliance.core.clock import Clock, SystemClock
+from appliance.core.closing import Closing
 from appliance.errors import ApplianceError, DecodeError
 from appliance.mqtt import topics
 from appliance.mqtt.client import TlsFiles, paho_client
@@ -75,7 +76,7 @@ class BrokerOptions:
         return TlsFiles(self.ca_file, self.cert_file, self.key_file)
 
 
-class FleetClient:
+class FleetClient(Closing):
     """One MQTT v5 client for one CLI call; paho's thread only fills queues."""
 
     def __init__(self, broker: BrokerOptions, *, timeout: float = 10.0) -> None:
@@ -103,9 +104,6 @@ class FleetClient:
             self.close()
             raise FleetClientError(f"the broker refused the connection: {code}")
         return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.close()
 
     def close(self) -> None:
         """Disconnect and stop paho's thread; safe twice."""
