@@ -6,7 +6,7 @@ attempt into a sale with `card_tender` and `Checkout.pay`. This till does the sa
 behaviour proven headless holds for the kiosk. What a screen shows a member of staff (an
 unknown outcome to settle) is an intent here (`settle`), driven by `appliance sim settle`.
 
-Main thread only, like the checkout it drives; `stop()` runs at shutdown.
+Main thread only (its own state is not locked); `stop()` runs at shutdown.
 """
 
 from __future__ import annotations
