@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from appliance.errors import CatalogImportError, ConfigError
-from hub.cli_broker import broker_options, existing_file, tls_files
-from hub.db import DB_URL_ENVVAR, DEFAULT_DB_URL, HubDatabaseError, open_hub_database
+from hub.cli_options import broker_options, db_option, existing_file, tls_files
+from hub.db import HubDatabaseError, open_hub_database
 from hub.server import BrokerEndpoint
 
 if TYPE_CHECKING:
@@ -19,15 +19,6 @@ if TYPE_CHECKING:
 
 MAX_ERRORS_SHOWN = 50
 PUBLISH_TIMEOUT_S = 30.0
-
-_db_option = click.option(
-    "--db",
-    "db_url",
-    envvar=DB_URL_ENVVAR,
-    default=DEFAULT_DB_URL,
-    show_default=True,
-    help="sqlite:///PATH (embedded) or postgresql://USER:PASSWORD@HOST/NAME.",
-)
 
 
 @click.group()
@@ -38,7 +29,7 @@ def catalog() -> None:
 @catalog.command("import")
 @click.argument("csv_file", type=existing_file)
 @click.option("--store", required=True, help="The store whose catalog this file is.")
-@_db_option
+@db_option
 @click.option("--currency", default="EUR", show_default=True, help="The store's currency.")
 @click.option(
     "--tax-class",
@@ -129,7 +120,7 @@ def import_command(
 
 @click.command("stock")
 @click.option("--store", "stores", multiple=True, help="Only this store (repeat); default all.")
-@_db_option
+@db_option
 @click.option("--oversold", "only_oversold", is_flag=True, help="Only products sold below zero.")
 def stock_command(stores: tuple[str, ...], db_url: str, only_oversold: bool) -> None:
     """Stock per store: the last count minus what its appliances sold since, and oversells."""

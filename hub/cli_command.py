@@ -43,7 +43,7 @@ from appliance.mqtt.payloads import (
     decode,
     encode,
 )
-from hub.cli_broker import broker_options, tls_files
+from hub.cli_options import broker_options, tls_files
 from hub.fleet_keys import generate_fleet_keys, load_fleet_key, new_command
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ from rich.table import Table
 
 from appliance.errors import DecodeError, StoreError
 from appliance.mqtt.payloads import Telemetry, decode
-from hub.db import DB_URL_ENVVAR, DEFAULT_DB_URL
+from hub.cli_options import db_option
 from hub.migrations import open_existing
 from hub.models import Device, DeviceProgress
 
@@ -65,14 +65,11 @@ def fleet() -> None:
     """The appliances this hub has heard of."""
 
 
-_db_option = click.option(
-    "--db", "db_url", envvar=DB_URL_ENVVAR, default=DEFAULT_DB_URL, show_default=True
-)
 _json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead.")
 
 
 @fleet.command("list")
-@_db_option
+@db_option
 @_json_option
 def list_command(db_url: str, as_json: bool) -> None:
     """One line per appliance: online, last seen, session, firmware, outbox, catalog."""
@@ -103,7 +100,7 @@ def list_command(db_url: str, as_json: bool) -> None:
 @fleet.command("assign")
 @click.argument("device")
 @click.argument("store")
-@_db_option
+@db_option
 def assign_command(device: str, store: str, db_url: str) -> None:
     """Put DEVICE in STORE: it gets that store's catalog (moving it from another store)."""
     from hub.catalog import assign_device
@@ -118,7 +115,7 @@ def assign_command(device: str, store: str, db_url: str) -> None:
 
 @fleet.command("show")
 @click.argument("device")
-@_db_option
+@db_option
 @_json_option
 def show_command(device: str, db_url: str, as_json: bool) -> None:
     """Everything the hub knows of one appliance, with its last telemetry."""

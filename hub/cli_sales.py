@@ -14,7 +14,7 @@ from peewee import Database
 
 from appliance.core.money import Money
 from appliance.errors import StoreError
-from hub.db import DB_URL_ENVVAR, DEFAULT_DB_URL
+from hub.cli_options import db_option
 from hub.migrations import open_existing
 from hub.models import Sale
 
@@ -40,7 +40,7 @@ def sales() -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write the CSV to FILE (default: stdout).",
 )
-@click.option("--db", "db_url", envvar=DB_URL_ENVVAR, default=DEFAULT_DB_URL, show_default=True)
+@db_option
 def export_command(since: str, output: Path | None, db_url: str) -> None:
     """One CSV row per document, oldest first; totals in major units of their currency."""
     moment = parse_since(since)

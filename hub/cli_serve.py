@@ -11,8 +11,8 @@ from peewee import Database
 
 from appliance.mqtt import topics
 from appliance.service.logs import LEVELS, configure_logging
-from hub.cli_broker import broker_options, tls_files
-from hub.db import DB_URL_ENVVAR, DEFAULT_DB_URL, HubDatabaseError, open_hub_database, redacted
+from hub.cli_options import broker_options, db_option, tls_files
+from hub.db import HubDatabaseError, open_hub_database, redacted
 from hub.migrations import migrate
 from hub.server import BrokerEndpoint, HubServer, Inbound
 
@@ -22,14 +22,7 @@ _STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 
 
 @click.command("serve")
-@click.option(
-    "--db",
-    "db_url",
-    envvar=DB_URL_ENVVAR,
-    default=DEFAULT_DB_URL,
-    show_default=True,
-    help="sqlite:///PATH (embedded) or postgresql://USER:PASSWORD@HOST/NAME.",
-)
+@db_option
 @broker_options
 @click.option("--worker-id", help="Unique per worker process (default: host-pid-random).")
 @click.option(

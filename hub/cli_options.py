@@ -1,4 +1,4 @@
-"""The broker options every hub command that talks MQTT shares, and the TLS files they name."""
+"""The options several hub commands share: the hub database, the broker and its TLS files."""
 
 from __future__ import annotations
 
@@ -9,10 +9,20 @@ from typing import Any, TypeVar
 import click
 
 from appliance.mqtt.client import TlsFiles
+from hub.db import DB_URL_ENVVAR, DEFAULT_DB_URL
 
 Command = TypeVar("Command", bound=Callable[..., Any])
 
 existing_file = click.Path(exists=True, dir_okay=False, path_type=Path)
+
+db_option = click.option(
+    "--db",
+    "db_url",
+    envvar=DB_URL_ENVVAR,
+    default=DEFAULT_DB_URL,
+    show_default=True,
+    help="sqlite:///PATH (embedded) or postgresql://USER:PASSWORD@HOST/NAME.",
+)
 
 _OPTIONS = (
     click.option("--host", default="127.0.0.1", show_default=True, help="The MQTT broker."),
