@@ -26,10 +26,10 @@ from typing import Any
 
 import msgspec
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 
 from appliance.core.ids import new_document_id, receipt_number
 from appliance.mqtt import topics
+from appliance.mqtt.client import paho_client
 from appliance.mqtt.payloads import (
     DecodeError,
     HubState,
@@ -231,7 +231,7 @@ class _Fleet:
 
 
 def _client(name: str, broker: BenchBroker) -> mqtt.Client:
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=name, protocol=mqtt.MQTTv5)
+    client = paho_client(name)
     client.connect(broker.host, broker.port, keepalive=60, clean_start=True)
     client.loop_start()
     return client

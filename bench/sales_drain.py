@@ -20,9 +20,9 @@ from typing import Any
 
 import msgspec
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 from peewee import Database, SqliteDatabase
 
+from appliance.mqtt.client import paho_client
 from appliance.mqtt.link import PahoHubLink
 from appliance.mqtt.payloads import SaleEnvelope, SalesBatch, encode
 from appliance.mqtt.uploader import SalesUploader, UploaderStats
@@ -213,7 +213,7 @@ class _Tally:
 
 
 def _raw_client(name: str, broker: BenchBroker) -> mqtt.Client:
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=name, protocol=mqtt.MQTTv5)
+    client = paho_client(name)
     client.connect(broker.host, broker.port, keepalive=30, clean_start=True)
     return client
 
