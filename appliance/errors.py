@@ -1,14 +1,15 @@
 """The appliance's one exception tree; every error raised on purpose derives from it.
 
-Two branches hold a class that stays beside the code that raises it, because it carries
-that module's own data or belongs to the hub program, not to the appliance:
+A few classes stay beside the code that raises them, because they carry that module's
+own data or belong to the hub program, not to the appliance; each hangs from a class here:
 
 - CatalogImportError <- appliance.catalog_import.BadRowsError (carries the refused RowErrors)
-- ApplianceError <- hub.ca.CaError, hub.cli_command.FleetClientError, hub.server.HubConnectError
+- SyncError <- hub.cli_command.FleetClientError, hub.server.HubConnectError
 - StoreError <- hub.db.HubDatabaseError
+- ApplianceError <- hub.ca.CaError
 
 tests/core/test_exception_tree.py fails when an exception class anywhere in `appliance`
-or `hub` does not derive from ApplianceError.
+or `hub` does not derive from ApplianceError, or is defined elsewhere and not listed here.
 """
 
 

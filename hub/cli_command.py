@@ -28,7 +28,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from appliance.core.clock import Clock, SystemClock
 from appliance.core.closing import Closing
-from appliance.errors import ApplianceError, DecodeError
+from appliance.errors import ApplianceError, DecodeError, SyncError
 from appliance.mqtt import topics
 from appliance.mqtt.client import TlsFiles, paho_client
 from appliance.mqtt.commands import TERMINAL_STATES
@@ -54,7 +54,7 @@ SUBACK_FAILURE = 0x80
 MAX_EXPIRES_S = 7 * 24 * 3600  # a week: longer-lived commands are a replay risk, not a help
 
 
-class FleetClientError(ApplianceError):
+class FleetClientError(SyncError):
     """The fleet CLI cannot reach the broker or is refused by it."""
 
 

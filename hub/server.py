@@ -25,7 +25,7 @@ from paho.mqtt.properties import Properties
 from peewee import Database
 
 from appliance.core.clock import Clock, SystemClock
-from appliance.errors import ApplianceError, DecodeError
+from appliance.errors import DecodeError, SyncError
 from appliance.mqtt import topics
 from appliance.mqtt.client import TlsFiles, Will, paho_client
 from appliance.mqtt.payloads import (
@@ -42,7 +42,7 @@ from hub.ingest import DeviceRecords, IngestResult, SalesIngest
 log = logging.getLogger(__name__)
 
 
-class HubConnectError(ApplianceError):
+class HubConnectError(SyncError):
     """The hub worker could not connect to the broker and subscribe in time."""
 
 

@@ -101,5 +101,11 @@ def test_every_exception_class_has_a_docstring(walk: Walk) -> None:
     assert sorted(name for name, documented in walk.documented.items() if not documented) == []
 
 
+def test_the_tree_names_every_exception_class_kept_outside_it(walk: Walk) -> None:
+    local = {name for name in walk.in_tree if not name.startswith("appliance.errors.")}
+    unlisted = sorted(name for name in local if name not in (appliance.errors.__doc__ or ""))
+    assert not unlisted, "appliance/errors.py's docstring should say where these live"
+
+
 def test_the_allowances_name_classes_that_still_exist(walk: Walk) -> None:
     assert set(OUTSIDE_THE_TREE) <= set(walk.in_tree)
