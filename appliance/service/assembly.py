@@ -16,6 +16,7 @@ from appliance.device_settings import HardwareSettings
 from appliance.drivers.base import DeviceBase
 from appliance.drivers.escpos_cache import use_profile_cache
 from appliance.drivers.manager import DeviceManager, snapshot_path_for
+from appliance.errors import ApplianceError
 from appliance.settings import Settings
 from appliance.store.catalog import SqliteCatalog
 from appliance.store.catalog_versions import CatalogVersions
@@ -25,6 +26,7 @@ from appliance.store.memory_catalog import MemoryCatalog
 from appliance.store.migrations import migrate
 from appliance.store.outbox import SalesOutbox
 from appliance.store.parked_carts import ParkedCarts
+from appliance.store.payment_attempts import PaymentAttempts
 from appliance.store.payment_attempts import PaymentAttempts
 from appliance.store.staff import StaffDirectory
 from appliance.store.stored_value import StoredValueAccounts
@@ -46,6 +48,7 @@ class Stores:
     parked: ParkedCarts
     outbox: SalesOutbox
     catalog_versions: CatalogVersions
+    payments: PaymentAttempts  # the card-attempt journal
     payments: PaymentAttempts  # the card-attempt journal
 
     @classmethod
@@ -161,6 +164,10 @@ class Appliance:
             simulation.stop_control()
         if self.devices is not None:
             self.devices.close_all()
+        try:  # the kiosk's payment in flight, if any: in doubt until settled after the start
+            self.stores.payments.abandon_in_flight()
+        except ApplianceError as err:  # its row stays "sent", found in doubt all the same
+            log.error("card payments in flight not marked in doubt: %s", err)
         self.simulation = None
         if simulation is not None:
             simulation.close()

@@ -10,20 +10,18 @@ retried.
 from __future__ import annotations
 
 import logging
-import uuid
-from dataclasses import dataclass
 from typing import Any
 
 from kivy.event import EventDispatcher
 from kivy.properties import BooleanProperty, ListProperty, OptionProperty, StringProperty
 
+from appliance.core.card_payment import CardAnswered, ask_terminal, card_request, card_tender
 from appliance.core.devices import CardTapped, DeviceHealthChanged
-from appliance.core.events import Event
 from appliance.core.payment import PaymentRequest, PaymentResult, PaymentTerminal
 from appliance.core.sale import Sale
 from appliance.core.staff import StaffMember
 from appliance.core.tender import Tender
-from appliance.errors import ApplianceError, DeviceError
+from appliance.errors import ApplianceError
 from appliance.screens.customer.background import run_in_background
 from appliance.screens.customer.lifecycle import when_app_stops
 from appliance.screens.customer.staff_pin_presenter import StaffCheck
@@ -34,7 +32,6 @@ from appliance.screens.presenters.input_router import InputRouter
 log = logging.getLogger(__name__)
 
 SCREEN = "payment"
-PAY_TIMEOUT_SECONDS = 120.0
 STATES = (
     "choose",  # the methods on offer
     "waiting",  # the terminal has the payment
@@ -50,13 +47,9 @@ STATES = (
 BUSY_STATES = frozenset({"waiting", "unknown", "resolve", "saving", "commit_failed"})
 
 
-@dataclass(frozen=True, slots=True)
-class CardAnswered(Event):
-    """The terminal answered (or could not start) a payment; posted by the worker thread."""
-
-    request: PaymentRequest
-    result: PaymentResult | None  # None: the terminal refused before charging anything
-    problem: str = ""
+def _logged_only(_result: object, error: ApplianceError | None) -> None:
+    if error is not None:
+        log.error("card payment not recorded as not paid: %s", error)
 
 
 class PaymentPresenter(EventDispatcher):
@@ -104,33 +97,20 @@ class PaymentPresenter(EventDispatcher):
         if checkout.totals().total <= 0:  # a card pays a positive amount only
             log.warning("card payment refused: the total is not positive")
             return
-        request = PaymentRequest(
-            checkout.totals().total,
-            checkout.cart.currency,
-            # Unique per attempt (a terminal treats a repeated reference as the same payment),
-            # and short: terminals limit its length.
-            f"{self._ctx.settings.device.id}-{uuid.uuid4().hex[:16]}",
-        )
+        cart = checkout.cart
+        request = card_request(checkout.totals().total, cart.currency, self._ctx.settings.device.id)
         self._request, self._result = request, None
         self.notice = ""
         self.state = "waiting"
         log.info("card payment %s of %d started", request.merchant_reference, request.amount)
-        bus = self._ctx.bus
+        bus, journal = self._ctx.bus, self._ctx.stores.payments
 
-        def ask() -> None:  # the customer's time at the terminal never blocks the screen
-            try:
-                result = terminal.pay(request, timeout=PAY_TIMEOUT_SECONDS)
-            except DeviceError as err:
-                # The port answers "unknown" when it may have charged: an error means it never
-                # started (not open, busy, a request it refuses).
-                bus.post(CardAnswered(request, None, str(err)))
-                return
-            except Exception:
-                log.exception("card payment %s failed", request.merchant_reference)
-                result = PaymentResult("unknown", request.merchant_reference, message="error")
-            bus.post(CardAnswered(request, result))
-
-        run_in_background("card-payment", ask)
+        # The customer's time at the terminal never blocks the screen; the attempt is
+        # journalled on that thread before the terminal hears of it (the headless till's path).
+        run_in_background(
+            "card-payment",
+            lambda: ask_terminal(terminal, request, bus, journal=journal, cart=cart),
+        )
 
     def cancel_card(self) -> None:
         """Ask the terminal to stop; the state changes when the terminal answers."""
@@ -184,6 +164,9 @@ class PaymentPresenter(EventDispatcher):
                 self._resolver.staff_id if self._resolver else "?",
                 self._request.merchant_reference if self._request else "?",
             )
+            if self._request is not None:  # closed in the journal: no sale may use it now
+                reference, journal = self._request.merchant_reference, self._ctx.stores.payments
+                self._ctx.writes.run(lambda: journal.settle_not_paid(reference), _logged_only)
             self._forget_card()
             self.state = "choose"
 
@@ -224,14 +207,7 @@ class PaymentPresenter(EventDispatcher):
     def _commit_card(self, staff: StaffMember | None) -> None:
         request, result = self._request, self._result
         assert request is not None
-        reference = result.terminal_reference if result is not None else ""
-        tender = Tender(
-            "card",
-            request.amount,
-            # A payment in doubt may have no terminal reference: ours finds it in the terminal.
-            reference=reference or request.merchant_reference,
-            card_mask=result.masked_card if result is not None else "",
-        )
+        tender = card_tender(request, result)
         who = self._sale_staff(staff)
         self.state = "saving"
         self._ctx.writes.run(lambda: self._store(tender, who), self._card_stored)
