@@ -7,13 +7,18 @@ import typing
 import pytest
 
 from appliance.device_settings import HardwareSettings
-from appliance.drivers.registry import DRIVERS, adapter_for
+from appliance.drivers.registry import DEVICE_KINDS, DRIVERS, adapter_for
 from appliance.errors import ConfigError
 
 
 def test_every_device_kind_in_the_settings_has_a_driver() -> None:
     kinds = {t.__struct_config__.tag for t in typing.get_args(HardwareSettings)}
     assert kinds == set(DRIVERS)
+
+
+def test_each_kind_has_exactly_one_row() -> None:
+    kinds = [row.kind for row in DEVICE_KINDS]
+    assert len(kinds) == len(set(kinds))
 
 
 def test_an_unknown_kind_is_a_config_error() -> None:
