@@ -31,6 +31,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from appliance.core.closing import Closing
+
 log = logging.getLogger(__name__)
 
 CHUNK = 65536
@@ -168,7 +170,7 @@ class _Connection:
                 sock.close()
 
 
-class FaultProxy:
+class FaultProxy(Closing):
     """Forwards 127.0.0.1:port to the target and injects drops, stalls and a blackhole."""
 
     def __init__(self, target_host: str, target_port: int) -> None:
@@ -194,12 +196,6 @@ class FaultProxy:
         self._acceptor.start()
 
     # --- controls (test thread) ---
-
-    def __enter__(self) -> FaultProxy:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.close()
 
     def stats(self) -> ProxyStats:
         """A snapshot of the counters."""

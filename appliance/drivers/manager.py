@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, cast
 
+from appliance.core.closing import Closing
 from appliance.core.devices import (
     CardReader,
     CashDrawer,
@@ -57,7 +58,7 @@ class UnavailableDevice(DeviceBase):
         pass
 
 
-class DeviceManager:
+class DeviceManager(Closing):
     """Owns the devices: open_all()/close_all() on the main thread; health() from any thread."""
 
     def __init__(
@@ -110,10 +111,8 @@ class DeviceManager:
         with self._lock:
             return self._devices[name]
 
-    def __enter__(self) -> DeviceManager:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
+    def close(self) -> None:
+        """The same as close_all(); what the end of a `with` block calls."""
         self.close_all()
 
     def open_all(self, bus: EventBus) -> None:
