@@ -34,7 +34,9 @@ from tests.drivers.bus_probe import BusProbe
 
 K = ecodes
 PRINTABLE_ASCII = "".join(chr(c) for c in range(0x20, 0x7F))
-needs_uinput = pytest.mark.skipif(not uinput_available(), reason="hardware: needs /dev/uinput, which this machine does not offer")
+needs_uinput = pytest.mark.skipif(
+    not uinput_available(), reason="hardware: needs /dev/uinput, which this machine does not offer"
+)
 
 
 def press(*codes: int) -> list[tuple[int, int]]:
