@@ -15,11 +15,6 @@ from typing import TYPE_CHECKING
 from appliance.drivers.manager import DeviceManager
 from appliance.service.after_sale import AfterSale
 from appliance.service.assembly import Appliance
-from appliance.service.demo import (
-    seed_demo_catalog,
-    seed_demo_staff,
-    seed_demo_stored_value,
-)
 from appliance.settings import Settings
 
 if TYPE_CHECKING:
@@ -56,7 +51,9 @@ def running(
     app = Appliance.open(settings)
     try:
         if simulate:
-            _seed_demo(app)
+            from appliance.service.simulation import seed_demo_store
+
+            seed_demo_store(app)
         app.lookup.refresh()  # before READY=1, so the first scan is as fast as any other
         devices = app.open_devices(simulate=simulate, route_input=not screen)
         after_sale = AfterSale(app, devices, print_every_sale=not screen)
@@ -81,13 +78,3 @@ def running(
             app.bus.drain()  # events of the last kick and print (the drawer log) before closing
     finally:
         app.close()
-
-
-def _seed_demo(app: Appliance) -> None:
-    """Give a simulated store products, two staff members and a stored-value card."""
-    if added := seed_demo_catalog(app.catalog, app.settings.store):
-        log.info("simulate: added %d demo products", added)
-    if added := seed_demo_staff(app.stores.staff):
-        log.info("simulate: added %d demo staff members (cashier and supervisor)", added)
-    if seed_demo_stored_value(app.stores.stored_value):
-        log.info("simulate: added the demo stored-value card")

@@ -1,9 +1,10 @@
 """Everything `--simulate` starts beside the real adapters, in one place.
 
-The simulator lab (on the far side of the real transports), the NFC simulator started
-after READY=1 (nfcpy is slow to import), and the control socket `appliance sim ...` talks
-to. The control socket drives the simulators; headless, it also pays and settles through
-the HeadlessTill, the kiosk's own path.
+The demo store (products, staff, a stored-value card), the simulator lab (on the far side
+of the real transports), the NFC simulator started after READY=1 (nfcpy is slow to
+import), and the control socket `appliance sim ...` talks to. The control socket drives
+the simulators; headless, it also pays and settles through the HeadlessTill, the kiosk's
+own path.
 """
 
 from __future__ import annotations
@@ -21,11 +22,23 @@ from appliance.drivers.sim.control import ControlServer, control_socket_path, la
 from appliance.drivers.sim.lab import NFC, SimLab
 from appliance.drivers.sim_terminal import SimTerminal
 from appliance.errors import ApplianceError
+from appliance.service.demo import seed_demo_catalog, seed_demo_staff, seed_demo_stored_value
 
 if TYPE_CHECKING:
+    from appliance.service.assembly import Appliance
     from appliance.service.headless_till import HeadlessTill
 
 log = logging.getLogger(__name__)
+
+
+def seed_demo_store(app: Appliance) -> None:
+    """Give a simulated store products, two staff members and a stored-value card."""
+    if added := seed_demo_catalog(app.catalog, app.settings.store):
+        log.info("simulate: added %d demo products", added)
+    if added := seed_demo_staff(app.stores.staff):
+        log.info("simulate: added %d demo staff members (cashier and supervisor)", added)
+    if seed_demo_stored_value(app.stores.stored_value):
+        log.info("simulate: added the demo stored-value card")
 
 
 class Simulation:

@@ -17,7 +17,13 @@ from appliance.core.devices import BarcodeScanned, CardTapped, DeviceHealth
 from appliance.core.events import EventBus
 from appliance.core.payment import PaymentRequest
 from appliance.drivers.manager import DeviceManager, write_snapshot
-from appliance.drivers.sim.control import ControlServer, control_socket_path, lab_commands, send
+from appliance.drivers.sim.control import (
+    MAX_CONNECTIONS,
+    ControlServer,
+    control_socket_path,
+    lab_commands,
+    send,
+)
 from appliance.drivers.sim.lab import SimLab
 from appliance.drivers.sim_terminal import SimTerminal
 from appliance.errors import DeviceError
@@ -183,6 +189,22 @@ def test_refusals_are_answered_not_raised(lab: Lab) -> None:
     assert "7 bytes" in str(send(path, {"cmd": "tap", "uid": "0102"})["error"])
     assert send(path, {"cmd": "terminal", "outcome": "refund"})["ok"] is False
     assert send(path, {"cmd": "scan", "code": COFFEE}) == {"ok": True}  # still serving
+
+
+def test_connections_beyond_the_cap_are_refused_at_once_not_queued(lab: Lab) -> None:
+    """Every slot held by a silent client: the next one hears "busy", and once the silent
+    ones hang up, commands are answered again."""
+    silent = [socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) for _ in range(MAX_CONNECTIONS)]
+    try:
+        for client in silent:
+            client.connect(str(lab.socket))
+        refused = send(lab.socket, {"cmd": "paper-in"})
+    finally:
+        for client in silent:
+            client.close()
+
+    assert refused["ok"] is False and "busy" in str(refused["error"])
+    wait_until(lambda: send(lab.socket, {"cmd": "paper-in"}) == {"ok": True}, "a free slot")
 
 
 def test_a_refused_command_exits_non_zero(lab: Lab, appliance: Cli) -> None:

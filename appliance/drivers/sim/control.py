@@ -141,6 +141,9 @@ class _ThreadingServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServe
     daemon_threads = True
     # close() does not wait for handlers: one may be waiting for a terminal's answer.
     block_on_close = False
+    # Room to queue more clients than there are slots, so one past the cap is accepted
+    # and told "busy" rather than left to a full backlog (EAGAIN on connect).
+    request_queue_size = 2 * MAX_CONNECTIONS
 
     def __init__(
         self, path: str, handler: type[socketserver.BaseRequestHandler], limit: int
@@ -262,6 +265,8 @@ def send(path: Path, request: Request, timeout: float = CLIENT_TIMEOUT_SECONDS) 
                 f"no simulated appliance is running (nothing listens on {path});"
                 " start one with `appliance run --simulate`"
             ) from err
+        except BlockingIOError as err:  # its backlog is full
+            raise DeviceError("the simulated appliance is busy; try again") from err
         try:
             sock.sendall(json.dumps(dict(request)).encode() + b"\n")
             sock.shutdown(socket.SHUT_WR)
