@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -18,6 +16,7 @@ from appliance.service.assembly import Appliance
 from appliance.service.demo import seed_demo_catalog
 from appliance.service.main_loop import IdleCheckpointer
 from appliance.settings import simulated_settings
+from tests.sql_trace import ThreadSql
 
 COFFEE = "4006381333931"
 
@@ -39,30 +38,6 @@ def till(tmp_path: Path) -> Iterator[tuple[Appliance, AfterSale]]:
         app.close()
 
 
-class MainThreadSql:
-    """Every SQL statement run on the main thread: its connection traced, execute_sql wrapped."""
-
-    def __init__(self, app: Appliance) -> None:
-        self.statements: list[str] = []
-        self._app = app
-        self._main = threading.get_ident()
-        self._execute_sql = app.db.execute_sql
-
-    def __enter__(self) -> MainThreadSql:
-        self._app.db.connection().set_trace_callback(self.statements.append)
-        self._app.db.execute_sql = self._counted  # type: ignore[method-assign]
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self._app.db.connection().set_trace_callback(None)
-        self._app.db.execute_sql = self._execute_sql  # type: ignore[method-assign]
-
-    def _counted(self, sql: str, *args: Any, **kwargs: Any) -> Any:
-        if threading.get_ident() == self._main:
-            self.statements.append(sql)
-        return self._execute_sql(sql, *args, **kwargs)
-
-
 def test_subscribers_of_a_sale_stored_on_the_writer_read_nothing_back(
     till: tuple[Appliance, AfterSale],
 ) -> None:
@@ -73,7 +48,7 @@ def test_subscribers_of_a_sale_stored_on_the_writer_read_nothing_back(
     tenders = [Tender.cash(2000, app.checkout.totals().total)]
     with ThreadPoolExecutor(1, thread_name_prefix="store-writes") as writer:
         sale = writer.submit(app.checkout.pay, tenders).result(timeout=30)
-    with MainThreadSql(app) as sql:
+    with ThreadSql(app.db) as sql:
         deadline = time.monotonic() + 10
         while not heard:
             assert time.monotonic() < deadline, "no SaleCommitted"
