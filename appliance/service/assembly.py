@@ -27,7 +27,6 @@ from appliance.store.migrations import migrate
 from appliance.store.outbox import SalesOutbox
 from appliance.store.parked_carts import ParkedCarts
 from appliance.store.payment_attempts import PaymentAttempts
-from appliance.store.payment_attempts import PaymentAttempts
 from appliance.store.staff import StaffDirectory
 from appliance.store.stored_value import StoredValueAccounts
 
@@ -48,7 +47,6 @@ class Stores:
     parked: ParkedCarts
     outbox: SalesOutbox
     catalog_versions: CatalogVersions
-    payments: PaymentAttempts  # the card-attempt journal
     payments: PaymentAttempts  # the card-attempt journal
 
     @classmethod
@@ -118,7 +116,8 @@ class Appliance:
         """Build and open every configured device; simulated with none configured, the lab.
 
         With `route_input`, the headless till takes scans and payments (the kiosk's path);
-        the checkout screen passes False and routes them itself. Call on the main thread.
+        the checkout screen passes False and routes scans itself, and a simulated kiosk
+        keeps the till only for `appliance sim pay`. Call on the main thread.
         A device that fails is reported offline; selling goes on.
         """
         overrides: dict[str, DeviceBase] = {}
@@ -134,7 +133,7 @@ class Appliance:
             overrides=overrides,
             snapshot_path=snapshot_path_for(self.settings.database.path),
         )
-        if route_input:
+        if route_input or self.simulation is not None:
             from appliance.service.headless_till import HeadlessTill
 
             self.till = HeadlessTill(
@@ -143,6 +142,7 @@ class Appliance:
                 self.stores.payments,
                 lambda: devices.terminal,
                 device_id=self.settings.device.id,
+                take_scans=route_input,
             )
             self.till.recover()  # before card is offered
         devices.open_all(self.bus)

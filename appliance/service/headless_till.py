@@ -49,6 +49,7 @@ class HeadlessTill:
         terminal: Callable[[], PaymentTerminal | None],
         *,
         device_id: str,
+        take_scans: bool = True,
     ) -> None:
         self._checkout = checkout
         self._bus = bus
@@ -62,8 +63,9 @@ class HeadlessTill:
         self._reply: Future[Sale] | None = None
         self._waiting = False
         self._stopped = False
-        bus.subscribe(BarcodeScanned, self._scanned)
-        bus.subscribe(CardTapped, self._tapped)
+        if take_scans:  # a kiosk's screen routes scans and taps itself
+            bus.subscribe(BarcodeScanned, self._scanned)
+            bus.subscribe(CardTapped, self._tapped)
         bus.subscribe(CardAnswered, self._answered)
 
     def recover(self) -> list[PaymentAttempt]:

@@ -3,8 +3,7 @@
 The demo store (products, staff, a stored-value card), the simulator lab (on the far side
 of the real transports), the NFC simulator started after READY=1 (nfcpy is slow to
 import), and the control socket `appliance sim ...` talks to. The control socket drives
-the simulators; headless, it also pays and settles through the HeadlessTill, the kiosk's
-own path.
+the simulators, and pays and settles through the HeadlessTill, on the kiosk's own path.
 """
 
 from __future__ import annotations
@@ -68,8 +67,7 @@ class Simulation:
     def open(self, devices: DeviceManager, bus: EventBus, till: HeadlessTill | None) -> None:
         """Answer `appliance sim ...` and start the slow simulators; call once devices are open.
 
-        With a headless `till`, `sim pay` and `sim settle` act on its cart; the kiosk
-        pays on its screen, so they are not offered there.
+        With a `till`, `sim pay`, `sim cancel-payment` and `sim settle` act on its cart.
         """
         terminal = devices.terminal
         commands = lab_commands(self.lab, terminal if isinstance(terminal, SimTerminal) else None)
