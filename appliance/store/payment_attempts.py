@@ -19,7 +19,7 @@ import msgspec
 from peewee import DatabaseError, SqliteDatabase
 
 from appliance.core.cart import Cart
-from appliance.core.payment import PaymentRequest, PaymentResult
+from appliance.core.payment import Outcome, PaymentRequest, PaymentResult
 from appliance.core.sale import Sale
 from appliance.errors import DocumentError, DomainError, StoreError
 
@@ -90,7 +90,7 @@ class PaymentAttempt:
 
     def result(self) -> PaymentResult:
         """What the terminal said, as far as it is known."""
-        outcome = "approved" if self.state == "approved" else "unknown"
+        outcome: Outcome = "approved" if self.state == "approved" else "unknown"
         return PaymentResult(
             outcome, self.reference, self.terminal_reference, self.card_mask, self.message
         )
@@ -140,7 +140,7 @@ class PaymentAttempts:
     def abandon_in_flight(self) -> list[str]:
         """At shutdown: attempts still with the terminal become "unknown"; their references."""
         rows = self._read("SELECT reference FROM payment_attempt WHERE state = 'sent'", ())
-        references = [row[0] for row in rows]
+        references = [str(row[0]) for row in rows]
         for reference in references:
             self._write(
                 "UPDATE payment_attempt SET state = 'unknown', message = ?, updated_utc = ?"
