@@ -27,6 +27,7 @@ from appliance.screens.presenters.session import KioskSession
 from appliance.screens.presenters.store_writes import StoreWrites
 from appliance.screens.registry import load_class
 from appliance.screens.theme import Theme
+from appliance.screens.warmup import HiddenDraw, warm_up
 from appliance.service.lifecycle import Running
 from appliance.service.main_loop import Checkpointer
 from appliance.service.malloc import give_back_free_memory
@@ -70,6 +71,7 @@ class KioskApp(App):
 
     portrait = BooleanProperty(False)  # taller than wide: stack instead of side by side
     compact = BooleanProperty(False)  # a short screen (the Pi 7"): tighter headers
+    warming: HiddenDraw | None = None  # the screens drawn ahead, hidden, before READY=1
 
     def __init__(
         self,
@@ -150,20 +152,29 @@ class KioskApp(App):
 
     def _first_flip(self, *_args: Any) -> None:
         Window.unbind(on_flip=self._first_flip)
-        self.ready = True
-        if self.notifier is not None:
-            self.notifier.ready(self.ready_status() + ", screen up")
-        log.info("checkout screen ready (%dx%d)", *Window.size)
+        self.ready = True  # the first frame is up: input is live
+        log.info("checkout screen up (%dx%d)", *Window.size)
         if self.deck is not None:
-            Clock.schedule_once(lambda _dt: self._build_rest(), 0.2)
+            Clock.schedule_once(lambda _dt: self._build_rest(), 0)
+        else:
+            self._settle()
 
     def _build_rest(self) -> None:
         if self.deck is not None:
-            self.deck.build_rest_when_idle(then=self._settle)
+            self.deck.build_rest_when_idle(then=self._warm_up)
+
+    def _warm_up(self) -> None:
+        # The first sale must not be the first draw of its screens: see warmup.py.
+        if self.deck is not None:
+            self.warming = warm_up(self.deck, then=self._settle)
 
     def _settle(self) -> None:
-        settle_heap()
+        settle_heap()  # after the warm-up: what it made and dropped is collected first
         self.settled = True
+        # Only now: a sale from here on draws no screen, list row or clip for the first time.
+        if self.notifier is not None:
+            self.notifier.ready(self.ready_status() + ", screen up")
+        log.info("checkout screen ready (%dx%d)", *Window.size)
 
     def _pump(self, _dt: float) -> None:
         """Deliver what the threads posted; feed the watchdog; housekeeping when idle."""
@@ -179,7 +190,7 @@ class KioskApp(App):
             # kiosk is quiet, the heap gives the free pages back.
             give_back_free_memory()
             self._heap_trimmed = True
-        if self.notifier is not None and self.ready:
+        if self.notifier is not None and self.settled:  # pings follow READY=1
             # Fed from the frame clock: a frozen screen stops the pings and systemd restarts us.
             self.notifier.watchdog()  # rate-limits itself
         if self.stop_requested.is_set():
