@@ -7,12 +7,12 @@ own buffer. A screen's first frame also lays it out at the window's size. Left t
 sale, that was frames of 60 ms and more as the basket, the payment and the receipt came up
 for the first time; drawn ahead, the first sale's frames are like any other's.
 
-Each piece (a built screen not on show, cart rows, a QR code) is drawn in the window's own
-render context, so with the window's shader into the window's buffer, and the buffers are
-cleared again before the visible widgets draw: nothing of it reaches the display. A piece is
-lent to the frame only from Window's on_draw to its on_flip, between which no input or clock
-event runs; it never joins the window's widget tree, so no touch can reach it. A screen the
-customer is sent to meanwhile is on show by its turn, and the deck draws it instead.
+The pieces (the built screens not on show, cart rows, a QR code) are drawn in the window's
+own render context, so with the window's shader into the window's buffer, and the buffers
+are cleared again before the visible widgets draw: nothing of them reaches the display. They
+are lent to one frame only, from Window's on_draw to its on_flip, between which no input or
+clock event runs; they never join the window's widget tree, so no touch can reach them. A
+screen the customer was sent to meanwhile is on show, and the deck draws it instead.
 """
 
 from __future__ import annotations
@@ -62,8 +62,9 @@ QR_PIXELS = 4  # a QR code in miniature: an rgba texture, magnified with nearest
 
 
 class HiddenDraw:
-    """Draws each piece once into the window, a piece a frame, then calls `then`.
+    """Draws the pieces into the window in one frame, hidden; then calls `then`.
 
+    One frame, not one a piece: frames are paced at 60 a second, and READY=1 waits for this.
     Main thread only (it draws). It stops by itself, without `then`, once `wanted()` is
     false: the app closed its window.
     """
@@ -79,18 +80,18 @@ class HiddenDraw:
         self._then = then
         self._wanted = wanted
         self._group = InstructionGroup()
-        self._lent: Widget | None = None
-        self.drawn: list[Widget] = []  # the pieces drawn so far, in order
+        self._lent: list[Widget] = []
+        self.drawn: list[Widget] = []  # the pieces drawn, in order
         self.done = False
 
     def start(self) -> None:
-        """Draw from the next frame on."""
+        """Draw in the next frame (its layouts run first, in the same frame's clock)."""
         Window.canvas.before.add(self._group)
         Window.bind(on_draw=self._lend, on_flip=self._take_back)
         Window.canvas.ask_update()  # no frame is drawn unless the canvas asks for one
 
     def cancel(self) -> None:
-        """Stop without drawing the rest; `then` is not called. Safe twice."""
+        """Stop without drawing; `then` is not called. Safe twice."""
         self._pieces.clear()
         self._finish(call_then=False)
 
@@ -99,28 +100,18 @@ class HiddenDraw:
         if not self._wanted():
             self.cancel()
             return
-        while self._pieces and self._lent is None:
-            piece = self._pieces.pop(0)
-            if piece.parent is None:  # else on show now: the deck draws it
-                self._lent = piece
-        if self._lent is None:
-            return
-        self._group.add(self._lent.canvas)
-        # Cleared again before the widget tree draws: the piece never reaches the display.
+        # A screen on show now (the customer went there) is the deck's to draw.
+        self._lent = [piece for piece in self._pieces if piece.parent is None]
+        for piece in self._lent:
+            self._group.add(piece.canvas)
+        # Cleared again before the widget tree draws: no piece reaches the display.
         self._group.add(ClearColor(*Window.clearcolor))
         self._group.add(ClearBuffers(clear_color=True, clear_depth=True, clear_stencil=True))
 
     def _take_back(self, *_args: Any) -> None:
-        if self._lent is not None:
-            self._group.clear()  # the canvas is free again, for the deck to show it
-            self.drawn.append(self._lent)
-            self._lent = None
-        if self.done:
-            return
-        if self._pieces:
-            Window.canvas.ask_update()
-        else:
-            self._finish(call_then=True)
+        self._group.clear()  # the canvases are free again, for the deck to show them
+        self.drawn = self._lent
+        self._finish(call_then=True)
 
     def _finish(self, *, call_then: bool) -> None:
         if self.done:
@@ -129,7 +120,7 @@ class HiddenDraw:
         Window.unbind(on_draw=self._lend, on_flip=self._take_back)
         self._group.clear()
         Window.canvas.before.remove(self._group)
-        self._lent = None
+        self._pieces = []
         log.info("%d pieces drawn ahead, hidden", len(self.drawn))
         if call_then:
             Clock.schedule_once(self._call_then, 0)

@@ -5,9 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, cast
 
+import pytest
+from kivy.app import App
 from kivy.core.window import Window
 from kivy.graphics import Color, Rectangle
 from kivy.graphics.opengl import GL_RGBA, GL_UNSIGNED_BYTE, glReadPixels
+from kivy.tests.common import UnitTestTouch
+from kivy.uix.behaviors import ButtonBehavior
 from kivy.uix.screenmanager import Screen
 from kivy.uix.widget import Widget
 
@@ -73,27 +77,58 @@ def test_ready_follows_the_warm_up_of_every_screen_a_sale_shows(tmp_path: Path) 
         assert not any(piece.parent for piece in warming.drawn if piece in app.deck.screens)
 
 
-def test_a_touch_during_the_warm_up_reaches_only_the_screen_on_show(tmp_path: Path) -> None:
-    with open_kiosk(tmp_path) as kiosk:
-        app = kiosk.app
-        deck = app.deck
-        assert deck is not None
-        kiosk.wait_for(lambda: app.warming is not None, what="the warm-up")
-        warming = app.warming
-        assert warming is not None and not warming.done
-        reached: list[str] = []
+def _screen_of(widget: Widget) -> Widget | None:
+    node: Widget | None = widget
+    while node is not None and not isinstance(node, Screen):
+        node = node.parent
+    return node
+
+
+def test_a_touch_during_the_warm_up_reaches_only_the_screen_on_show(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Touches dispatched after the hidden draw began (in its frame, before it draws) on
+    every button of the screens drawn hidden land on the screen on show, never on them."""
+    on_show: list[str] = []
+    elsewhere: list[str] = []
+    warming_when_touched: list[bool] = []
+    start = HiddenDraw.start
+
+    def start_then_touch(drawing: HiddenDraw) -> None:
+        start(drawing)
+        deck = App.get_running_app().deck
+
+        def screen_touched(screen: Screen, _touch: Any) -> None:
+            (on_show if screen is deck.current_screen else elsewhere).append(screen.name)
+
+        def pressed(button: Widget) -> None:
+            if _screen_of(button) is not deck.current_screen:
+                elsewhere.append(f"button {button.text!r}")
+
+        hidden = [screen for screen in deck.screens if screen is not deck.current_screen]
+        buttons = [
+            widget
+            for screen in hidden
+            for widget in screen.walk(restrict=True)
+            if isinstance(widget, ButtonBehavior)
+        ]
+        assert buttons
         for screen in deck.screens:
-            screen.bind(on_touch_down=lambda screen, _touch: reached.append(screen.name))
-        taps = 0
-        while not warming.done:
-            kiosk.tap(kiosk.find_text("Welcome"))  # frames pass: the pieces are drawn meanwhile
-            taps += 1
-        assert len(warming.drawn) > taps  # the taps fell between the hidden draws
-        assert reached == ["welcome"] * taps
-        kiosk.tap_text("Start")
-        kiosk.wait_for_screen("shop")
-        assert reached[-1] == "welcome"
-        kiosk.find_text("Your basket")
+            screen.bind(on_touch_down=screen_touched)
+        for button in buttons:
+            button.bind(on_press=pressed)
+        for button in buttons:
+            touch = UnitTestTouch(*button.to_window(*button.center))
+            touch.touch_down()
+            touch.touch_up()
+        warming_when_touched.append(not drawing.done)
+
+    monkeypatch.setattr(HiddenDraw, "start", start_then_touch)
+    with open_kiosk(tmp_path) as kiosk:
+        kiosk.wait_for(lambda: kiosk.app.settled, what="the settled kiosk")
+    assert warming_when_touched == [True]
+    assert on_show  # the screen on show had the touches
+    assert elsewhere == []
 
 
 def test_a_piece_drawn_hidden_leaves_no_pixel_on_the_window(kiosk: Kiosk) -> None:
