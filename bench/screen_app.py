@@ -220,8 +220,8 @@ def open_app(settings: Settings, frames: Frames) -> Iterator[tuple[KioskApp, Run
 
 
 def all_screens_built(app: KioskApp) -> bool:
-    """The screens the app builds ahead are built (one per frame after the first) and its
-    heap is settled, as on a kiosk that has been up a while."""
+    """Start-up is over, where the app says READY=1: the screens it builds ahead are built
+    and drawn once, hidden, and its heap is settled."""
     return app.settled
 
 

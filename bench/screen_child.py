@@ -25,11 +25,16 @@ MEASUREMENTS = {
 
 
 def run_in_child(
-    name: str, size: tuple[int, int], arguments: dict[str, Any], timeout_s: float
+    name: str,
+    size: tuple[int, int],
+    arguments: dict[str, Any],
+    timeout_s: float,
+    *,
+    extra_env: dict[str, str] | None = None,
 ) -> Any:
     """The result of measurement `name` run in a child whose window is `size`."""
     payload = json.dumps({"size": list(size), "arguments": arguments})
-    env = dict(os.environ)
+    env = {**os.environ, **(extra_env or {})}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     return json_from_module(
         "bench.screen_child", [name, payload], timeout_s=timeout_s, env=env, mark=RESULT_MARK

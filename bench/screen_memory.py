@@ -28,6 +28,9 @@ NAME = "screen_memory"
 KIB_PER_MB = 1024
 # Scans through `appliance sim scan`'s control socket, then time for the frames to draw them.
 SCANS = 5
+# The kiosk's VmRSS may be at most this times its floor: a bare Kivy window on the same GL
+# plus the headless appliance, measured in the same run.
+FLOOR_FACTOR = 1.10
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +73,7 @@ def _measure(
 
 
 def run(workdir: Path, *, quick: bool) -> list[Row]:
-    """VmRSS of the kiosk with its window, against the same appliance headless."""
+    """VmRSS of the kiosk with its window, against its floor measured in the same run."""
     sizes = QUICK if quick else FULL
     workdir.mkdir(parents=True, exist_ok=True)
     with short_state_dir() as state:
@@ -92,6 +95,9 @@ def run(workdir: Path, *, quick: bool) -> list[Row]:
         "scans": SCANS,
         "windowed_kib": windowed,
         "headless_kib": headless,
+        "headless_mb": round(theirs, 1),
+        "floor_mb": round(floor, 1),
+        "floor_factor": FLOOR_FACTOR,
         "bare_window_kib": bare,
         "bare_python_kib": interpreter,
     }
@@ -101,18 +107,21 @@ def run(workdir: Path, *, quick: bool) -> list[Row]:
             "VmRSS",
             ours,
             "MB",
-            target=Target(150.0, at_most=True),
-            baseline=theirs,
-            baseline_name="same appliance --headless, VmRSS",
-            ratio=ours / theirs,
+            target=Target(FLOOR_FACTOR, at_most=True, on_ratio=True),
+            baseline=floor,
+            baseline_name="the floor measured in the same run (next row)",
+            ratio=ours / floor,
             note=(
                 f"`appliance run --simulate --config FILE` with the window (APPLIANCE_OFFSCREEN=1, "
                 f"800x480, Mesa llvmpipe), {sizes.products} products; after READY=1, {SCANS} "
                 f"scans through the simulator control socket (`appliance sim scan`) and "
                 f"{sizes.settle_s} s of frames: VmRSS from /proc/<pid>/status (MB = 1024 KiB). "
-                "Baseline: the same command with --headless and the same scans. Details: "
-                "RssAnon/RssFile, the largest mappings (smaps) and the CPU share over the "
-                f"next {sizes.idle_s} s with nobody touching it"
+                f"Target: at most {FLOOR_FACTOR:g} x the floor below, measured in the same run "
+                "on the same machine and GL (a fixed number of MB would mostly measure the "
+                f"machine's GL driver). Same appliance --headless: {theirs:.1f} MB "
+                f"(kiosk / headless = {ours / theirs:.2f}). Details: RssAnon/RssFile, the "
+                f"largest mappings (smaps) and the CPU share over the next {sizes.idle_s} s "
+                "with nobody touching it"
             ),
             details=details,
         ),
@@ -123,12 +132,11 @@ def run(workdir: Path, *, quick: bool) -> list[Row]:
             "MB",
             baseline=bare["VmRSS"] / KIB_PER_MB,
             baseline_name="a bare Kivy window with one label, VmRSS",
-            ratio=ours / floor,
             note=(
                 "what the kiosk cannot go below on this machine (info): a bare Kivy window "
                 "(one label, the kiosk's Kivy setup, same surface and GL, the same seconds "
                 "of frames) plus the headless appliance above, less the one Python "
-                "interpreter both hold; ratio = the kiosk's VmRSS / this floor"
+                "interpreter both hold"
             ),
             details=details,
         ),

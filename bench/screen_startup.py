@@ -67,7 +67,9 @@ def run(workdir: Path, *, quick: bool) -> list[Row]:
             note=(
                 "`appliance run --simulate --config FILE` (not --headless) with "
                 "APPLIANCE_OFFSCREEN=1: Kivy window 800x480 on Mesa offscreen; READY=1 is sent "
-                "after the window's first frame. From just before Popen to the READY=1 datagram "
+                "once the window's first frame is up and the screens are built and drawn once, "
+                "hidden (the first sale draws nothing for the first time). From just before "
+                "Popen to the READY=1 datagram "
                 f"on NOTIFY_SOCKET; demo catalog in an existing database; median of {sizes.runs} "
                 "after one warm-up; exits 0 on SIGTERM"
             ),
