@@ -61,6 +61,8 @@ def _red_pixel_counter() -> tuple[list[int], Any]:
 
 
 def test_ready_follows_the_warm_up_of_every_screen_a_sale_shows(tmp_path: Path) -> None:
+    """READY=1 is said once, after every built screen but the one on show, cart rows and a
+    QR code were drawn hidden; the screens drawn are back off the window."""
     with open_kiosk(tmp_path) as kiosk:
         app = kiosk.app
         notifications = Notifications(app)
@@ -78,6 +80,7 @@ def test_ready_follows_the_warm_up_of_every_screen_a_sale_shows(tmp_path: Path) 
 
 
 def _screen_of(widget: Widget) -> Widget | None:
+    """The screen holding `widget`, if any."""
     node: Widget | None = widget
     while node is not None and not isinstance(node, Screen):
         node = node.parent
