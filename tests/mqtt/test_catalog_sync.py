@@ -124,9 +124,11 @@ class DeviceEnd:
         client.on_connect = on_connect
         client.on_subscribe = on_subscribe
         client.on_message = on_message
+        # Before the network thread starts: the SUBACK makes the sync publish a request at
+        # once, from its own thread, through this client.
+        self.client = client
         client.connect(self.broker.host, self.broker.port, clean_start=True)
         client.loop_start()
-        self.client = client
         assert subscribed.wait(WAIT)
 
     def drop(self) -> None:
