@@ -58,6 +58,9 @@ SAMPLE_LINES: tuple[dict[str, Any], ...] = (
 # The row classes of the cart lists: the basket's, and the till's once its screen is loaded.
 ROW_CLASSES = ("CartRow", "TillRow")
 ROW_HEIGHT_DP = 64
+# Screens no sale shows (the checkout closed by staff): their first draw may come cold, and
+# drawn ahead their layout and GL state would be resident all day for nothing.
+NOT_IN_A_SALE = frozenset({"locked"})
 QR_PIXELS = 4  # a QR code in miniature: an rgba texture, magnified with nearest filtering
 
 
@@ -131,8 +134,12 @@ class HiddenDraw:
 
 
 def hidden_screens(deck: ScreenManager) -> list[Widget]:
-    """The deck's built screens not on show, given the deck's size as it would on show."""
-    screens: list[Widget] = [screen for screen in deck.screens if screen.parent is None]
+    """The deck's built screens a sale shows, not on show, given the deck's size as on show."""
+    screens: list[Widget] = [
+        screen
+        for screen in deck.screens
+        if screen.parent is None and screen.name not in NOT_IN_A_SALE
+    ]
     for screen in screens:
         screen.pos, screen.size = deck.pos, deck.size
     return screens

@@ -10,7 +10,7 @@ from functools import cache
 log = logging.getLogger(__name__)
 
 M_ARENA_MAX = -8  # malloc.h
-ARENAS = 2
+ARENAS = 1
 
 
 @cache  # find_library runs ldconfig: once per process, not on every quiet moment's trim
@@ -33,8 +33,10 @@ def limit_malloc_arenas(arenas: int = ARENAS) -> bool:
 
     glibc gives each thread that allocates its own arena, and the appliance runs a dozen
     (devices, hub link, workers) beside the GL driver's: the arenas' half-empty pages were
-    some 15 MB of the kiosk's resident memory. Two arenas are plenty for threads that mostly
-    wait on I/O. Call before the threads start; elsewhere than glibc it does nothing.
+    some 15 MB of the kiosk's resident memory. With two, the second still held some 3 MB more
+    than one shared heap; the threads mostly wait on I/O and the GL driver's rasterizer
+    threads allocate little while drawing, so one lock is not a queue. Call before the
+    threads start; elsewhere than glibc it does nothing.
     """
     libc = _glibc()
     if libc is None:
