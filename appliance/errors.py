@@ -69,6 +69,10 @@ class DeviceError(ApplianceError):
     """A device cannot do what was asked (offline, out of paper, timed out, ...)."""
 
 
+class ZvtError(DeviceError):
+    """Bytes from or for a ZVT payment terminal break the protocol (says what and where)."""
+
+
 class SyncError(ApplianceError):
     """The exchange with the hub failed: the link, a message, a command or the catalog."""
 
