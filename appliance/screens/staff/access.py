@@ -41,6 +41,7 @@ class StaffAccess(EventDispatcher):
     def __init__(self, ctx: ScreenContext, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._bus = ctx.bus
+        self._tr = ctx.tr
         self.directory = ctx.stores.staff
         self.lockout = PinLockout()
         self._tokens = itertools.count(1)
@@ -65,6 +66,14 @@ class StaffAccess(EventDispatcher):
         )
         worker.start()
         return True
+
+    def submit_pin(self, pin: str, answer: Answer) -> str | None:
+        """A keypad's OK: start the check; what to show meanwhile, or None when none started."""
+        if not pin or self.checking:
+            return None
+        if not self.check_pin(pin, answer):
+            return self._tr._("Too many wrong PINs. Please wait before trying again.")
+        return self._tr._("Checking…")
 
     def by_badge(self, uid: str) -> StaffMember | None:
         """Who carries this badge (one indexed lookup: fine on the main thread)."""

@@ -52,13 +52,11 @@ class ApprovalRequest(EventDispatcher):
 
     def submit(self, pin: str) -> None:
         """The keypad's OK: check the PIN off the main thread."""
-        tr = self._ctx.tr
-        if not pin or self.access.checking or self.approved:
+        if self.approved:
             return
-        if not self.access.check_pin(pin, self._answered):
-            self.message = tr._("Too many wrong PINs. Please wait before trying again.")
-            return
-        self.message = tr._("Checking…")
+        shown = self.access.submit_pin(pin, self._answered)
+        if shown is not None:
+            self.message = shown
 
     def _answered(self, member: StaffMember | None) -> None:
         if self._open:

@@ -38,13 +38,9 @@ class StaffLoginPresenter(EventDispatcher):
 
     def submit(self, pin: str) -> None:
         """The PIN keypad's OK."""
-        tr = self._ctx.tr
-        if not pin or self.access.checking:
-            return
-        if not self.access.check_pin(pin, self._answered):
-            self.message = tr._("Too many wrong PINs. Please wait before trying again.")
-            return
-        self.message = tr._("Checking…")
+        shown = self.access.submit_pin(pin, self._answered)
+        if shown is not None:
+            self.message = shown
 
     def _answered(self, member: StaffMember | None) -> None:
         if self._ctx.session.screen != SCREEN:
