@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -14,27 +12,9 @@ from appliance.core.devices import DrawerOpening, ReceiptPrinted, ReceiptQueued
 from appliance.core.tender import Tender
 from appliance.service.after_sale import AfterSale
 from appliance.service.assembly import Appliance
-from appliance.service.demo import seed_demo_catalog
-from appliance.settings import simulated_settings
 from appliance.store.drawer_log import DrawerLog
 
 COFFEE = "4006381333931"
-
-
-@pytest.fixture
-def till(tmp_path: Path) -> Iterator[tuple[Appliance, AfterSale]]:
-    settings = simulated_settings(tmp_path / "state")
-    app = Appliance.open(settings)
-    seed_demo_catalog(app.catalog, settings.store)
-    devices = app.open_devices(simulate=True)
-    after = AfterSale(app, devices)
-    after.open()
-    try:
-        yield app, after
-    finally:
-        after.close()
-        app.close_devices()
-        app.close()
 
 
 def _pump(app: Appliance, until: object, timeout: float = 10.0) -> None:

@@ -3,45 +3,23 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
-
-import pytest
 
 from appliance.core.events import SaleCommitted
 from appliance.core.tender import Tender
 from appliance.service.after_sale import AfterSale
 from appliance.service.assembly import Appliance
-from appliance.service.demo import seed_demo_catalog
 from appliance.service.main_loop import IdleCheckpointer
-from appliance.settings import simulated_settings
 from tests.sql_trace import ThreadSql
 
 COFFEE = "4006381333931"
-
-
-@pytest.fixture
-def till(tmp_path: Path) -> Iterator[tuple[Appliance, AfterSale]]:
-    settings = simulated_settings(tmp_path / "state")
-    app = Appliance.open(settings)
-    seed_demo_catalog(app.catalog, settings.store)
-    devices = app.open_devices(simulate=True)
-    after = AfterSale(app, devices)
-    after.open()
-    IdleCheckpointer(app)
-    try:
-        yield app, after
-    finally:
-        after.close()
-        app.close_devices()
-        app.close()
 
 
 def test_subscribers_of_a_sale_stored_on_the_writer_read_nothing_back(
     till: tuple[Appliance, AfterSale],
 ) -> None:
     app, _ = till
+    IdleCheckpointer(app)  # its SaleCommitted handler must read nothing either
     heard: list[SaleCommitted] = []
     app.bus.subscribe(SaleCommitted, heard.append)
     app.checkout.scan(COFFEE)
