@@ -104,6 +104,31 @@ class SimTerminalSettings(_Device, frozen=True, tag="sim_terminal"):
     delay_seconds: Seconds = 0.5
 
 
+class ZvtTerminalSettings(_Device, frozen=True, tag="zvt_terminal"):
+    """A card terminal speaking ZVT (PA00P015/PA00P016), over TCP/IP or a serial line."""
+
+    transport: Literal["tcp", "serial"] = "tcp"
+    host: str = ""
+    port: TcpPort = 20007
+    serial_port: str = ""  # a stable path: /dev/serial/by-id/...
+    baudrate: Literal[9600, 19200, 38400, 57600, 115200] = 9600
+    password: Annotated[str, msgspec.Meta(pattern=r"^[0-9]{6}$")] = "000000"
+    currency: Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}$")] = "EUR"
+    print_receipts: bool = True  # the till prints the terminal's receipts (else the terminal)
+    connect_timeout: Seconds = 5.0
+
+    def __post_init__(self) -> None:
+        if self.transport == "tcp" and not self.host:
+            raise ValueError("host: a ZVT terminal on TCP/IP needs its address")
+        if self.transport == "serial" and not self.serial_port:
+            raise ValueError("serial_port: a ZVT terminal on a serial line needs its port")
+
+    @property
+    def address(self) -> str:
+        """The stable id of the terminal."""
+        return f"{self.host}:{self.port}" if self.transport == "tcp" else self.serial_port
+
+
 # Every kind, for parsing. The drivers layer gives each one its adapter and port family in
 # one row (appliance.drivers.registry.DEVICE_KINDS); a test keeps the two in step.
 HardwareSettings = (
@@ -114,4 +139,5 @@ HardwareSettings = (
     | PrinterDrawerSettings
     | NfcReaderSettings
     | SimTerminalSettings
+    | ZvtTerminalSettings
 )

@@ -73,6 +73,14 @@ class ZvtError(DeviceError):
     """Bytes from or for a ZVT payment terminal break the protocol (says what and where)."""
 
 
+class ZvtLinkError(ZvtError):
+    """The link to a ZVT terminal failed: closed, not acknowledged, or refused."""
+
+
+class ZvtTimeout(ZvtLinkError):
+    """A ZVT terminal did not answer within the protocol's timer (T1, T2, T3 or T4)."""
+
+
 class SyncError(ApplianceError):
     """The exchange with the hub failed: the link, a message, a command or the catalog."""
 

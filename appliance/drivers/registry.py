@@ -23,6 +23,7 @@ from appliance.device_settings import (
     PrinterDrawerSettings,
     SerialScannerSettings,
     SimTerminalSettings,
+    ZvtTerminalSettings,
 )
 from appliance.drivers.base import DeviceBase
 from appliance.errors import ConfigError
@@ -62,6 +63,9 @@ DEVICE_KINDS: tuple[DeviceKindRow, ...] = (
     DeviceKindRow(NfcReaderSettings, "appliance.drivers.nfc_reader:NfcpyReader", "card_reader"),
     DeviceKindRow(
         SimTerminalSettings, "appliance.drivers.sim_terminal:SimTerminal", "payment_terminal"
+    ),
+    DeviceKindRow(
+        ZvtTerminalSettings, "appliance.drivers.zvt.terminal:ZvtTerminal", "payment_terminal"
     ),
 )
 
