@@ -37,10 +37,28 @@ class CardAnswered(Event):
     problem: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class CardAvailability(Event):
+    """Whether card may be offered now and, when not, why in plain words (for everyone)."""
+
+    offered: bool
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CardRecovered(Event):
+    """Recovery resolved (or could not resolve) a card attempt left open."""
+
+    reference: str
+    resolution: str  # completed, reversed, not_charged, needs_staff
+    detail: str
+    receipt_number: str = ""  # the sale recovery completed, if it did
+
+
 class AttemptJournal(Protocol):
     """Durable record of card attempts (the store's PaymentAttempts); any thread, blocking."""
 
-    def begin(self, request: PaymentRequest, cart: Cart) -> None:
+    def begin(self, request: PaymentRequest, cart: Cart | None) -> None:
         """Record an attempt before the terminal hears of it; raises StoreError if it cannot."""
         ...
 
@@ -70,7 +88,7 @@ def ask_terminal(
     With a journal, the attempt is durable before the terminal hears of it: a payment the
     process does not live to see answered is found at the next start, in doubt.
     """
-    if journal is not None and cart is not None:
+    if journal is not None:
         try:
             journal.begin(request, cart)
         except ApplianceError as err:
@@ -78,10 +96,18 @@ def ask_terminal(
             log.error("card payment %s not started: %s", request.merchant_reference, err)
             bus.post(CardAnswered(request, None, f"the attempt could not be recorded: {err}"))
             return
+    recorded: list[PaymentResult] = []
+
+    def record(answer: PaymentResult) -> None:
+        # Before the terminal hears its answer was received: a crash after this finds it.
+        if journal is not None:
+            journal.answered(request, answer)
+        recorded.append(answer)
+
     result: PaymentResult | None
     problem = ""
     try:
-        result = terminal.pay(request, timeout=timeout)
+        result = terminal.pay(request, timeout=timeout, record=record)
     except DeviceError as err:
         # The port answers "unknown" when it may have charged: an error means it never
         # started (not open, busy, a request it refuses).
@@ -89,22 +115,28 @@ def ask_terminal(
     except Exception:
         log.exception("card payment %s failed", request.merchant_reference)
         result = PaymentResult("unknown", request.merchant_reference, message="error")
-    if journal is not None and cart is not None:
+    if journal is not None and not recorded:
         try:
             journal.answered(request, result)
         except ApplianceError as err:
-            # The row stays open, so the next start reports the attempt in doubt.
+            # The row stays pending, so recovery asks the terminal what happened.
             log.error("card payment %s answer not recorded: %s", request.merchant_reference, err)
     bus.post(CardAnswered(request, result, problem))
 
 
 def card_tender(request: PaymentRequest, result: PaymentResult | None) -> Tender:
     """The tender of a paid attempt: approved, or settled as paid by staff."""
-    reference = result.terminal_reference if result is not None else ""
+    # Our own reference, unique per attempt: the journal finds the attempt by it in the
+    # sale's commit. A terminal's receipt number starts again at every End-of-Day.
     return Tender(
         "card",
         request.amount,
-        # A payment in doubt may have no terminal reference: ours finds it in the terminal.
-        reference=reference or request.merchant_reference,
-        card_mask=result.masked_card if result is not None else "",
+        reference=request.merchant_reference,
+        card_mask=receipt_mask(result.masked_card) if result is not None else "",
     )
+
+
+def receipt_mask(masked_card: str) -> str:
+    """The card as a receipt shows it: its last 4 digits only ("**** 1234"), or ""."""
+    digits = "".join(ch for ch in masked_card if ch.isdigit())
+    return f"**** {digits[-4:]}" if len(digits) >= 4 else ""

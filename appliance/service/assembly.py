@@ -32,6 +32,7 @@ from appliance.store.stored_value import StoredValueAccounts
 
 if TYPE_CHECKING:
     from appliance.drivers.sim.lab import SimLab
+    from appliance.service.card_gate import CardGate
     from appliance.service.headless_till import HeadlessTill
     from appliance.service.simulation import Simulation
 
@@ -78,6 +79,7 @@ class Appliance:
     # The simulators and `appliance sim`'s socket, in simulate mode with no devices configured.
     simulation: Simulation | None = None
     till: HeadlessTill | None = None  # scans and payments without a screen
+    card_gate: CardGate | None = None  # whether card is offered; recovers open attempts
 
     @property
     def lab(self) -> SimLab | None:
@@ -144,11 +146,28 @@ class Appliance:
                 device_id=self.settings.device.id,
                 take_scans=route_input,
             )
-            self.till.recover()  # before card is offered
         devices.open_all(self.bus)
+        self.card_gate = self._open_card_gate(devices)
         if self.simulation is not None:
             self.simulation.open(devices, self.bus, self.till)
         return devices
+
+    def _open_card_gate(self, devices: DeviceManager) -> CardGate:
+        """Card stays off until recovery has resolved every attempt an earlier run left open."""
+        from appliance.service.card_gate import CardGate
+
+        policy = self.settings.store.tax_policy()
+        gate = CardGate(
+            self.stores.payments,
+            lambda: devices.terminal,
+            self.bus,
+            self.checkout.complete,
+            lambda cart: cart.totals(policy).total,
+        )
+        if self.till is not None:
+            self.till.attach(gate)
+        gate.recover()
+        return gate
 
     def close_devices(self) -> None:
         """Settle what is in flight, stop the simulators' socket, close the devices; safe twice.

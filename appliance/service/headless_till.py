@@ -16,9 +16,11 @@ import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
+from typing import TYPE_CHECKING
 
 from appliance.core.card_payment import (
     CardAnswered,
+    CardRecovered,
     Settlement,
     ask_terminal,
     card_request,
@@ -32,6 +34,9 @@ from appliance.core.sale import Sale
 from appliance.core.tender import Tender
 from appliance.errors import ApplianceError, CartError, DomainError, TenderError
 from appliance.store.payment_attempts import PaymentAttempt, PaymentAttempts
+
+if TYPE_CHECKING:
+    from appliance.service.card_gate import CardGate
 
 log = logging.getLogger(__name__)
 
@@ -63,25 +68,16 @@ class HeadlessTill:
         self._reply: Future[Sale] | None = None
         self._waiting = False
         self._stopped = False
+        self._gate: CardGate | None = None
         if take_scans:  # a kiosk's screen routes scans and taps itself
             bus.subscribe(BarcodeScanned, self._scanned)
             bus.subscribe(CardTapped, self._tapped)
         bus.subscribe(CardAnswered, self._answered)
+        bus.subscribe(CardRecovered, self._recovered)
 
-    def recover(self) -> list[PaymentAttempt]:
-        """At start, before card is offered: attempts left open by the last run, in doubt."""
-        self._journal.abandon_in_flight()  # nobody is waiting for their answer any more
-        found = self._journal.open_attempts()
-        for attempt in found:
-            log.warning(
-                "card payment %s of %d %s is in doubt (%s): %s",
-                attempt.reference,
-                attempt.amount,
-                attempt.currency,
-                attempt.state,
-                SETTLE_HINT,
-            )
-        return found
+    def attach(self, gate: CardGate) -> None:
+        """The card gate: card is paid only when it offers card."""
+        self._gate = gate
 
     @property
     def busy(self) -> str:
@@ -97,7 +93,7 @@ class HeadlessTill:
     def pay_cash(self) -> Sale:
         """Commit the cart paid in cash, the exact amount."""
         self._check_can_pay()
-        if any(a.state == "sent" for a in self._journal.open_attempts()):
+        if any(a.state == "pending" for a in self._journal.open_attempts()):
             # A simulated kiosk's own payment screen has the cart at the terminal.
             raise TenderError("a card payment is with the terminal")
         sale = self._checkout.pay([Tender("cash", self._checkout.totals().total)])
@@ -108,8 +104,11 @@ class HeadlessTill:
         """Send the total to the terminal; `reply` gets the sale, or why there is none."""
         try:
             self._check_can_pay()
-            if doubt := self._journal.open_attempts():
+            gate = self._gate
+            if gate is not None and not (availability := gate.availability).offered:
                 # Recovery runs before card is offered: an earlier charge may stand.
+                raise TenderError(f"card is not offered: {availability.reason}")
+            if doubt := self._journal.open_attempts():
                 raise TenderError(f"card payment {doubt[0].reference} is in doubt: {SETTLE_HINT}")
             terminal = self._terminal()
             if terminal is None or terminal.health.state != "ok":
@@ -201,13 +200,25 @@ class HeadlessTill:
             with contextlib.suppress(ApplianceError):  # logged, and its caller answered
                 self._commit(card_tender(event.request, result))
         elif result.outcome == "unknown":
-            # Never taken as paid or as not paid: the cart stays locked until staff decide.
+            # Never taken as paid or as not paid: the cart stays locked until recovery asks
+            # the terminal, or staff decide.
             self._result = result
             self._fail_reply(
                 TenderError(f"card payment {result.merchant_reference} unknown: {SETTLE_HINT}")
             )
+            if self._gate is not None:
+                self._gate.recover()
         else:
             self._forget(TenderError(f"card payment {result.outcome}"))
+
+    def _recovered(self, event: CardRecovered) -> None:
+        """Recovery resolved this run's attempt in doubt: the cart is free again."""
+        request = self._request
+        if request is None or self._waiting or event.reference != request.merchant_reference:
+            return
+        if event.resolution in ("reversed", "not_charged"):
+            log.warning("card payment %s %s: the cart is free", event.reference, event.resolution)
+            self._forget()
 
     # -- settling ----------------------------------------------------------------------
 
@@ -216,6 +227,9 @@ class HeadlessTill:
         assert request is not None
         log.warning("staff: card payment %s settled %s", request.merchant_reference, settlement)
         if settlement == "paid":
+            attempt = self._journal.get(request.merchant_reference)
+            if attempt is not None and attempt.state == "pending":
+                self._journal.decide_paid(request.merchant_reference, "staff")
             return self._commit(card_tender(request, self._result))
         self._journal.settle_not_paid(request.merchant_reference)
         self._forget()
@@ -250,6 +264,8 @@ class HeadlessTill:
             raise CartError("finish or park the cart in progress before settling this payment")
         self._checkout.resume(attempt.cart)
         try:
+            if attempt.state == "pending":
+                self._journal.decide_paid(attempt.reference, "staff")
             return self._record_sale(card_tender(attempt.request(), attempt.result()))
         except ApplianceError:
             self._checkout.cancel()  # the cart in doubt stays recorded with its attempt

@@ -199,6 +199,56 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX payment_attempt_terminal ON payment_attempt(terminal_reference)",
         ),
     ),
+    Migration(
+        6,
+        "the payment journal's five states, refunds and the PCI-safe card fields",
+        (
+            # pending: committed before the terminal hears of it, and kept until the
+            # terminal says (or recovery finds) what happened; approved or declined: what the
+            # terminal answered, committed before its answer is acknowledged; settled: a
+            # document carries it (in the document's own transaction); reversed: undone at
+            # the terminal. Only the PCI-safe fields of the terminal's answer are kept.
+            """CREATE TABLE payment_journal (
+                reference TEXT PRIMARY KEY,
+                kind TEXT NOT NULL DEFAULT 'payment'
+                    CHECK (kind IN ('payment', 'refund', 'reversal')),
+                amount INTEGER NOT NULL CHECK (amount > 0),
+                currency TEXT NOT NULL,
+                state TEXT NOT NULL
+                    CHECK (state IN ('pending', 'approved', 'declined', 'settled', 'reversed')),
+                original_reference TEXT NOT NULL DEFAULT '',
+                terminal_reference TEXT NOT NULL DEFAULT '',
+                card_mask TEXT NOT NULL DEFAULT '',
+                card_brand TEXT NOT NULL DEFAULT '',
+                auth_code TEXT NOT NULL DEFAULT '',
+                terminal_id TEXT NOT NULL DEFAULT '',
+                trace_number TEXT NOT NULL DEFAULT '',
+                receipt_number TEXT NOT NULL DEFAULT '',
+                result_code INTEGER,
+                offline INTEGER NOT NULL DEFAULT 0,
+                submitted_utc TEXT,
+                message TEXT NOT NULL DEFAULT '',
+                cart BLOB,
+                sale_id TEXT REFERENCES document(id),
+                started_utc TEXT NOT NULL,
+                updated_utc TEXT NOT NULL
+            )""",
+            # Every attempt keeps its meaning: with the terminal or in doubt is pending, paid
+            # is settled, and every way of not charging (declined, cancelled, refused, settled
+            # not paid by staff) is declined.
+            """INSERT INTO payment_journal (reference, amount, currency, state,
+                terminal_reference, card_mask, message, cart, sale_id, started_utc, updated_utc)
+            SELECT reference, amount, currency,
+                CASE state WHEN 'sent' THEN 'pending' WHEN 'unknown' THEN 'pending'
+                    WHEN 'approved' THEN 'approved' WHEN 'paid' THEN 'settled'
+                    ELSE 'declined' END,
+                terminal_reference, card_mask, message, cart, sale_id, started_utc, updated_utc
+            FROM payment_attempt""",
+            "DROP TABLE payment_attempt",
+            "CREATE INDEX payment_journal_state ON payment_journal(state)",
+            "CREATE INDEX payment_journal_receipt ON payment_journal(terminal_id, receipt_number)",
+        ),
+    ),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

@@ -172,15 +172,25 @@ class StoredValueEntryRow(_Table):
         table_name = "stored_value_entry"
 
 
-class PaymentAttemptRow(_Table):
+class PaymentJournalRow(_Table):
     """One card attempt of the payment journal (store/payment_attempts.py writes it)."""
 
     reference = TextField(primary_key=True)
+    kind = TextField(default="payment")
     amount = IntegerField()
     currency = TextField()
     state = TextField(index=True)
-    terminal_reference = TextField(default="", index=True)
+    original_reference = TextField(default="")
+    terminal_reference = TextField(default="")
     card_mask = TextField(default="")
+    card_brand = TextField(default="")
+    auth_code = TextField(default="")
+    terminal_id = TextField(default="")
+    trace_number = TextField(default="")
+    receipt_number = TextField(default="")
+    result_code = IntegerField(null=True)
+    offline = IntegerField(default=0)
+    submitted_utc = TextField(null=True)
     message = TextField(default="")
     cart = BlobField(null=True)
     sale_id = ForeignKeyField(Document, column_name="sale_id", field="id", null=True)
@@ -188,7 +198,7 @@ class PaymentAttemptRow(_Table):
     updated_utc = TextField()
 
     class Meta:
-        table_name = "payment_attempt"
+        table_name = "payment_journal"
 
 
 class CommandSeenRow(_Table):
@@ -237,6 +247,6 @@ MODELS: tuple[type[Model], ...] = (
     StoredValueEntryRow,
     CommandSeenRow,
     SnapshotChunkRow,
-    PaymentAttemptRow,
+    PaymentJournalRow,
     Meta,
 )

@@ -1,10 +1,17 @@
-"""The payment-attempt journal: every card attempt, durable before the terminal hears of it.
+"""The payment journal: every card attempt, durable before the terminal hears of it.
 
-An attempt is written ("sent") before the first request goes to the terminal, updated
-with the terminal's answer, and closed either by the sale that uses it (in the sale's own
-transaction, see `settle_in_commit`) or by staff deciding it was not paid. An attempt that
-is still open when the appliance stops, or found open at start, is "in doubt": the card
-may have been charged, so it waits for staff to settle it, and it can be settled once.
+An attempt moves through five states:
+
+- pending: committed before the first request goes to the terminal; it stays pending
+  while the terminal has it, and when its answer never arrived (the card may be charged);
+- approved or declined: the terminal's answer, committed before the answer is
+  acknowledged to the terminal, with only the PCI-safe fields of it;
+- settled: a document carries it, written in that document's own transaction
+  (`settle_in_commit`), so one charge can never pay two documents;
+- reversed: undone at the terminal.
+
+Refunds and reversals paid back to a card are attempts too (`kind`), settled by the refund
+or void document that records them.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Literal
 
 import msgspec
 from peewee import DatabaseError, SqliteDatabase
@@ -25,63 +33,72 @@ from appliance.errors import DocumentError, DomainError, StoreError
 
 log = logging.getLogger(__name__)
 
-# The states an attempt still needs a decision in: the terminal has it, or charged it and
-# no sale carries it yet, or nobody knows.
-OPEN_STATES = ("sent", "approved", "unknown")
-# What a terminal answer becomes; "refused" means it refused before charging anything.
-_ANSWER_STATES = {
+AttemptKind = Literal["payment", "refund", "reversal"]
+# Not final: the terminal has it or nobody knows (pending), or it charged and no
+# document carries it yet (approved).
+OPEN_STATES = ("pending", "approved")
+_OPEN = "('pending', 'approved')"
+_ANSWERED = {"approved": "approved", "declined": "declined", "cancelled": "declined"}
+
+_OUTCOMES: dict[str, Outcome] = {
     "approved": "approved",
+    "settled": "approved",
     "declined": "declined",
-    "cancelled": "cancelled",
-    "unknown": "unknown",
 }
-_OPEN = "('sent', 'approved', 'unknown')"
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(Cart)
 
 _COLUMNS = (
-    "reference, amount, currency, state, terminal_reference, card_mask, message, cart,"
-    " sale_id, started_utc, updated_utc"
+    "reference, kind, amount, currency, state, original_reference, terminal_reference,"
+    " card_mask, card_brand, auth_code, terminal_id, trace_number, receipt_number,"
+    " result_code, offline, submitted_utc, message, cart, sale_id, started_utc, updated_utc"
 )
 _INSERT = (
-    "INSERT INTO payment_attempt (reference, amount, currency, state, cart, started_utc,"
-    " updated_utc) VALUES (?, ?, ?, 'sent', ?, ?, ?)"
+    "INSERT INTO payment_journal (reference, kind, amount, currency, state, original_reference,"
+    " cart, started_utc, updated_utc) VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?)"
 )
-# An answer lands only on an attempt nobody has decided: one given up on at shutdown
-# ("unknown") still learns what the terminal said, one staff settled is never reopened.
+# An answer lands only on a pending attempt: one already decided is never reopened.
 _ANSWER = (
-    "UPDATE payment_attempt SET state = ?, terminal_reference = ?, card_mask = ?, message = ?,"
-    " updated_utc = ? WHERE reference = ? AND state IN ('sent', 'unknown')"
+    "UPDATE payment_journal SET state = ?, terminal_reference = ?, card_mask = ?,"
+    " card_brand = ?, auth_code = ?, terminal_id = ?, trace_number = ?, receipt_number = ?,"
+    " result_code = ?, offline = ?, message = ?, updated_utc = ?"
+    " WHERE reference = ? AND state = 'pending'"
 )
-_FIND_FOR_TENDER = (
-    "SELECT reference, state, sale_id FROM payment_attempt"
-    " WHERE reference = ? OR (terminal_reference <> '' AND terminal_reference = ?)"
-)
-_MARK_PAID = (
-    "UPDATE payment_attempt SET state = 'paid', sale_id = ?, updated_utc = ? WHERE reference = ?"
+_SETTLE = (
+    "UPDATE payment_journal SET state = 'settled', sale_id = ?, updated_utc = ? WHERE reference = ?"
 )
 
 
 @dataclass(frozen=True, slots=True)
 class PaymentAttempt:
-    """One card attempt as the journal holds it."""
+    """One card attempt as the journal holds it: PCI-safe fields only."""
 
-    reference: str  # the merchant reference the terminal was given
+    reference: str  # the merchant reference: ours, unique per attempt
+    kind: AttemptKind
     amount: int
     currency: str
-    state: str  # sent, approved, declined, cancelled, refused, unknown, paid, not_paid
+    state: str  # pending, approved, declined, settled, reversed
+    original_reference: str  # a refund's or reversal's payment
     terminal_reference: str
     card_mask: str
+    card_brand: str
+    auth_code: str
+    terminal_id: str
+    trace_number: str
+    receipt_number: str
+    result_code: int | None
+    offline: bool
+    submitted_at: datetime | None  # an offline approval the terminal has since submitted
     message: str
-    cart: Cart | None  # what the attempt was paying for, to sell it after a restart
+    cart: Cart | None  # what a payment was for, to sell it after a restart
     sale_id: str | None
     started_at: datetime
     updated_at: datetime
 
     @property
     def is_open(self) -> bool:
-        """True while nobody has decided whether it paid a sale."""
+        """True while no document carries it and it is not declined or reversed."""
         return self.state in OPEN_STATES
 
     def request(self) -> PaymentRequest:
@@ -90,10 +107,31 @@ class PaymentAttempt:
 
     def result(self) -> PaymentResult:
         """What the terminal said, as far as it is known."""
-        outcome: Outcome = "approved" if self.state == "approved" else "unknown"
+        outcome = _OUTCOMES.get(self.state, "unknown")
         return PaymentResult(
-            outcome, self.reference, self.terminal_reference, self.card_mask, self.message
+            outcome,
+            self.reference,
+            self.terminal_reference,
+            self.card_mask,
+            self.message,
+            card_brand=self.card_brand,
+            auth_code=self.auth_code,
+            terminal_id=self.terminal_id,
+            trace_number=self.trace_number,
+            receipt_number=self.receipt_number,
+            result_code=self.result_code,
+            amount=self.amount,
+            offline=self.offline,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class OfflineUsage:
+    """Offline approvals the terminal has not submitted yet: how many, how much, how old."""
+
+    count: int
+    amount: int
+    oldest: datetime | None
 
 
 class PaymentAttempts:
@@ -102,82 +140,178 @@ class PaymentAttempts:
     def __init__(self, db: SqliteDatabase) -> None:
         self._db = db
 
-    def begin(self, request: PaymentRequest, cart: Cart) -> None:
-        """Record an attempt before the terminal hears of it; StoreError if it cannot be."""
+    def begin(
+        self,
+        request: PaymentRequest,
+        cart: Cart | None,
+        *,
+        kind: AttemptKind = "payment",
+        original: str = "",
+    ) -> None:
+        """Commit an attempt as pending before the terminal hears of it; StoreError if not."""
         now = _now()
+        body = _encoder.encode(cart) if cart is not None else None
         self._write(
             _INSERT,
             (
                 request.merchant_reference,
+                kind,
                 request.amount,
                 request.currency,
-                _encoder.encode(cart),
+                original,
+                body,
                 now,
                 now,
             ),
         )
-        log.info("card attempt %s of %d recorded", request.merchant_reference, request.amount)
+        log.info("card %s %s of %d pending", kind, request.merchant_reference, request.amount)
 
     def answered(self, request: PaymentRequest, result: PaymentResult | None) -> None:
-        """Record the terminal's answer (None: it refused before charging anything)."""
-        if result is None:
-            state, terminal_reference, card_mask, message = "refused", "", "", ""
-        else:
-            state = _ANSWER_STATES[result.outcome]
-            terminal_reference, card_mask = result.terminal_reference, result.masked_card
-            message = result.message
-        changed = self._write(
-            _ANSWER,
-            (state, terminal_reference, card_mask, message, _now(), request.merchant_reference),
-        )
+        """Commit the terminal's answer (None: it refused before charging anything).
+
+        "unknown" leaves the attempt pending, with why: only the terminal can tell.
+        """
+        reference = request.merchant_reference
+        if result is None or result.outcome == "unknown":
+            message = result.message if result is not None else "refused before charging"
+            state = "declined" if result is None else "pending"
+            self._write(
+                "UPDATE payment_journal SET state = ?, message = ?, updated_utc = ?"
+                " WHERE reference = ? AND state = 'pending'",
+                (state, message, _now(), reference),
+            )
+            return
+        changed = self._write(_ANSWER, (*_answer_fields(result), _now(), reference))
         if not changed:
             log.warning(
-                "card attempt %s answered %s after it was closed",
-                request.merchant_reference,
-                state,
+                "card attempt %s answered %s after it was decided", reference, result.outcome
             )
 
+    def begin_reversal(
+        self, request: PaymentRequest, original: str, found: PaymentResult | None = None
+    ) -> None:
+        """Commit a pending reversal of `original`; with `found`, its charge first.
+
+        One transaction: a charge found at the terminal is never on record without the
+        reversal that marks it as one whose goods were not released.
+        """
+        now = _now()
+        row = (request.merchant_reference, "reversal", request.amount, request.currency)
+        try:
+            with self._db.atomic("IMMEDIATE"):
+                if found is not None:
+                    self._db.execute_sql(_ANSWER, (*_answer_fields(found), now, original))
+                self._db.execute_sql(_INSERT, (*row, original, None, now, now))
+        except (DatabaseError, sqlite3.Error) as err:
+            raise StoreError(f"the payment journal could not be written: {err}") from err
+        log.warning("card payment %s: reversal %s pending", original, request.merchant_reference)
+
+    def reversal_of(self, original: str) -> PaymentAttempt | None:
+        """The latest reversal attempt of a payment, if one was ever begun."""
+        found = self._select("kind = 'reversal' AND original_reference = ?", (original,))
+        return found[-1] if found else None
+
+    def close(self, reference: str) -> None:
+        """An approved reversal needs no document: it is settled as it is."""
+        self._write(
+            "UPDATE payment_journal SET state = 'settled', updated_utc = ?"
+            " WHERE reference = ? AND state = 'approved'",
+            (_now(), reference),
+        )
+
     def abandon_in_flight(self) -> list[str]:
-        """At shutdown: attempts still with the terminal become "unknown"; their references."""
-        rows = self._read("SELECT reference FROM payment_attempt WHERE state = 'sent'", ())
+        """At shutdown: the pending attempts (they stay pending, for recovery at start)."""
+        rows = self._read("SELECT reference FROM payment_journal WHERE state = 'pending'", ())
         references = [str(row[0]) for row in rows]
         for reference in references:
             self._write(
-                "UPDATE payment_attempt SET state = 'unknown', message = ?, updated_utc = ?"
-                " WHERE reference = ? AND state = 'sent'",
+                "UPDATE payment_journal SET message = ?, updated_utc = ? WHERE reference = ?",
                 ("the appliance stopped before the terminal answered", _now(), reference),
             )
-            log.warning("card attempt %s in doubt: the appliance is stopping", reference)
+            log.warning("card attempt %s pending: the appliance is stopping", reference)
         return references
 
-    def settle_not_paid(self, reference: str) -> PaymentAttempt:
-        """Staff saw no charge: close the attempt; DomainError if it is not open (any more)."""
-        changed = self._write(
-            f"UPDATE payment_attempt SET state = 'not_paid', updated_utc = ?"
+    def decide_paid(self, reference: str, who: str) -> PaymentAttempt:
+        """Staff saw the charge on the terminal's own record: pending becomes approved."""
+        return self._decide(reference, "approved", f"settled paid by {who}")
+
+    def settle_not_paid(self, reference: str, who: str = "staff") -> PaymentAttempt:
+        """No charge, as staff or the terminal showed: declined; DomainError if decided."""
+        return self._decide(reference, "declined", f"settled not paid by {who}")
+
+    def reversed(self, reference: str, message: str = "reversed at the terminal") -> None:
+        """The terminal undid the charge: the attempt is final as reversed."""
+        self._write(
+            f"UPDATE payment_journal SET state = 'reversed', message = ?, updated_utc = ?"
             f" WHERE reference = ? AND state IN {_OPEN}",
-            (_now(), reference),
+            (message, _now(), reference),
+        )
+        log.warning("card attempt %s reversed", reference)
+
+    def get(self, reference: str) -> PaymentAttempt | None:
+        """One attempt by its merchant reference."""
+        rows = self._read(
+            f"SELECT {_COLUMNS} FROM payment_journal WHERE reference = ?", (reference,)
+        )
+        return _attempt(rows[0]) if rows else None
+
+    def open_attempts(self) -> list[PaymentAttempt]:
+        """Attempts not final yet (pending or approved without a document), oldest first."""
+        return self._select(f"state IN {_OPEN}")
+
+    def pending(self) -> list[PaymentAttempt]:
+        """Attempts whose outcome only the terminal can tell, oldest first."""
+        return self._select("state = 'pending'")
+
+    def answered_receipts(self) -> set[tuple[str, str]]:
+        """(terminal id, receipt number) of every answer already recorded."""
+        rows = self._read(
+            "SELECT terminal_id, receipt_number FROM payment_journal WHERE receipt_number <> ''",
+            (),
+        )
+        return {(str(tid), str(number)) for tid, number in rows}
+
+    def offline_usage(self) -> OfflineUsage:
+        """Offline approvals not yet submitted by the terminal (its End-of-Day submits them)."""
+        rows = self._read(
+            "SELECT count(*), coalesce(sum(amount), 0), min(started_utc) FROM payment_journal"
+            " WHERE offline = 1 AND submitted_utc IS NULL AND kind = 'payment'"
+            " AND state IN ('approved', 'settled')",
+            (),
+        )
+        count, amount, oldest = rows[0]
+        return OfflineUsage(
+            int(str(count)),
+            int(str(amount)),
+            datetime.fromisoformat(str(oldest)) if oldest is not None else None,
+        )
+
+    def submitted_offline(self) -> int:
+        """After an End-of-Day: the offline approvals are submitted; how many."""
+        return self._write(
+            "UPDATE payment_journal SET submitted_utc = ? WHERE offline = 1"
+            " AND submitted_utc IS NULL",
+            (_now(),),
+        )
+
+    def _decide(self, reference: str, state: str, message: str) -> PaymentAttempt:
+        changed = self._write(
+            "UPDATE payment_journal SET state = ?, message = ?, updated_utc = ?"
+            " WHERE reference = ? AND state = 'pending'",
+            (state, message, _now(), reference),
         )
         attempt = self.get(reference)
         if attempt is None:
             raise DomainError(f"no card attempt {reference}")
         if not changed:
             raise DomainError(f"card attempt {reference} is already {attempt.state}")
-        log.warning("card attempt %s settled: not paid", reference)
+        log.warning("card attempt %s %s", reference, message)
         return attempt
 
-    def get(self, reference: str) -> PaymentAttempt | None:
-        """One attempt by its merchant reference."""
+    def _select(self, where: str, params: tuple[object, ...] = ()) -> list[PaymentAttempt]:
         rows = self._read(
-            f"SELECT {_COLUMNS} FROM payment_attempt WHERE reference = ?", (reference,)
-        )
-        return _attempt(rows[0]) if rows else None
-
-    def open_attempts(self) -> list[PaymentAttempt]:
-        """Attempts nobody has decided yet, oldest first (at start: all of them in doubt)."""
-        rows = self._read(
-            f"SELECT {_COLUMNS} FROM payment_attempt WHERE state IN {_OPEN}"
-            " ORDER BY started_utc, reference",
-            (),
+            f"SELECT {_COLUMNS} FROM payment_journal WHERE {where} ORDER BY started_utc, reference",
+            params,
         )
         return [_attempt(row) for row in rows]
 
@@ -196,23 +330,46 @@ class PaymentAttempts:
 
 
 def settle_in_commit(cursor: sqlite3.Cursor, sale: Sale, moment: str) -> None:
-    """Inside a sale's commit: its card tenders close their attempts, or the sale is refused.
+    """Inside a document's commit: its card tenders settle their attempts, or it is refused.
 
-    A tender whose attempt is closed already (declined, settled not paid, paying another
-    sale) would be a second sale on one charge: DocumentError rolls the commit back.
-    A card tender with no attempt (none was journalled) passes unchanged.
+    A sale's card tender must name an approved payment: one declined, reversed, still in
+    doubt or paying another sale would make one charge two sales, so DocumentError rolls
+    the commit back. A refund or void settles the refund or reversal attempts it names.
+    A tender no attempt knows (none was journalled) passes unchanged.
     """
-    if sale.kind != "sale":
-        return
     for reference in _card_references(sale):
-        found = cursor.execute(_FIND_FOR_TENDER, (reference, reference)).fetchone()
+        found = cursor.execute(
+            "SELECT reference, kind, state, sale_id FROM payment_journal WHERE reference = ?",
+            (reference,),
+        ).fetchone()
         if found is None:
             continue
-        attempt, state, sale_id = found
-        if state not in OPEN_STATES:
-            already = f" by sale {sale_id}" if sale_id else ""
-            raise DocumentError(f"card payment {attempt} is already {state}{already}")
-        cursor.execute(_MARK_PAID, (sale.id, moment, attempt))
+        attempt, kind, state, sale_id = found
+        if sale.kind != "sale" and kind == "payment":
+            continue  # a refund recorded against the payment it pays back
+        if (sale.kind == "sale") != (kind == "payment"):
+            raise DocumentError(f"card {kind} {attempt} cannot pay a {sale.kind}")
+        if state != "approved":
+            already = f" by {sale_id}" if sale_id else ""
+            raise DocumentError(f"card {kind} {attempt} is {state}{already}")
+        cursor.execute(_SETTLE, (sale.id, moment, attempt))
+
+
+def _answer_fields(result: PaymentResult) -> tuple[object, ...]:
+    """The columns of _ANSWER up to the time, from a terminal's answer."""
+    return (
+        _ANSWERED.get(result.outcome, "pending"),
+        result.terminal_reference,
+        result.masked_card,
+        result.card_brand,
+        result.auth_code,
+        result.terminal_id,
+        result.trace_number,
+        result.receipt_number,
+        result.result_code,
+        int(result.offline),
+        result.message,
+    )
 
 
 def _card_references(sale: Sale) -> Iterable[str]:
@@ -220,15 +377,26 @@ def _card_references(sale: Sale) -> Iterable[str]:
 
 
 def _attempt(row: tuple[object, ...]) -> PaymentAttempt:
-    (reference, amount, currency, state, terminal_ref, mask, message, cart, sale_id) = row[:9]
-    started, updated = row[9:11]
+    (reference, kind, amount, currency, state, original, terminal_ref, mask, brand) = row[:9]
+    (auth, terminal_id, trace, receipt, code, offline, submitted, message, cart) = row[9:18]
+    sale_id, started, updated = row[18:21]
     return PaymentAttempt(
         reference=str(reference),
+        kind=str(kind),  # type: ignore[arg-type]
         amount=int(str(amount)),
         currency=str(currency),
         state=str(state),
+        original_reference=str(original),
         terminal_reference=str(terminal_ref),
         card_mask=str(mask),
+        card_brand=str(brand),
+        auth_code=str(auth),
+        terminal_id=str(terminal_id),
+        trace_number=str(trace),
+        receipt_number=str(receipt),
+        result_code=int(str(code)) if code is not None else None,
+        offline=bool(offline),
+        submitted_at=datetime.fromisoformat(str(submitted)) if submitted is not None else None,
         message=str(message),
         cart=_decoder.decode(bytes(cart)) if isinstance(cart, bytes | bytearray) else None,
         sale_id=str(sale_id) if sale_id is not None else None,

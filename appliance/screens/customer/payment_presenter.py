@@ -210,7 +210,16 @@ class PaymentPresenter(EventDispatcher):
         tender = card_tender(request, result)
         who = self._sale_staff(staff)
         self.state = "saving"
-        self._ctx.writes.run(lambda: self._store(tender, who), self._card_stored)
+        journal = self._ctx.stores.payments
+
+        def store() -> Sale | None:
+            if staff is not None:  # staff decided a payment in doubt: the journal says so first
+                attempt = journal.get(request.merchant_reference)
+                if attempt is not None and attempt.state == "pending":
+                    journal.decide_paid(request.merchant_reference, staff.name)
+            return self._store(tender, who)
+
+        self._ctx.writes.run(store, self._card_stored)
 
     def _card_stored(self, sale: Sale | None, _error: ApplianceError | None) -> None:
         if sale is None:

@@ -1,0 +1,142 @@
+"""The card gate: card is offered only when nothing earlier is unresolved and limits allow.
+
+It runs card recovery on a worker thread at start, and again when a payment ended with
+its outcome unknown, and posts CardAvailability whenever the answer changes. Screens and
+the headless till read `availability` (no disk, no terminal on the main thread).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+from appliance.core.card_payment import CardAvailability, CardRecovered
+from appliance.core.devices import DeviceHealthChanged
+from appliance.core.events import EventBus
+from appliance.core.payment import PaymentTerminal
+from appliance.errors import ApplianceError
+from appliance.service.card_recovery import CardRecovery, CartTotal, CompleteSale
+from appliance.store.payment_attempts import PaymentAttempts
+
+log = logging.getLogger(__name__)
+
+CHECKING = "checking an earlier card payment with the terminal"
+NO_TERMINAL = "the card terminal is not available"
+
+
+class CardGate:
+    """Decides whether card is offered; any thread reads, one worker recovers at a time."""
+
+    def __init__(
+        self,
+        journal: PaymentAttempts,
+        terminal: Callable[[], PaymentTerminal | None],
+        bus: EventBus,
+        complete: CompleteSale,
+        cart_total: CartTotal,
+        *,
+        limits: Callable[[], str] = lambda: "",
+    ) -> None:
+        self._journal = journal
+        self._terminal = terminal
+        self._bus = bus
+        self._complete = complete
+        self._cart_total = cart_total
+        self._limits = limits  # why an offline limit keeps card off, or ""
+        self._lock = threading.Lock()
+        self._recovering = False
+        self._unresolved: tuple[str, ...] = ()  # what needs a person, in words
+        self._availability = CardAvailability(False, CHECKING)
+        self._worker: threading.Thread | None = None
+        bus.subscribe(DeviceHealthChanged, self._health_changed)
+
+    @property
+    def availability(self) -> CardAvailability:
+        """The latest answer; thread-safe, never waits."""
+        with self._lock:
+            return self._availability
+
+    @property
+    def unresolved(self) -> tuple[str, ...]:
+        """Attempts recovery could not resolve, each with why: for staff."""
+        with self._lock:
+            return self._unresolved
+
+    def recover(self) -> threading.Thread:
+        """Resolve open attempts with the terminal on a worker thread; card is off meanwhile."""
+        with self._lock:
+            self._recovering = True
+        self._refresh()
+        worker = threading.Thread(target=self._recover, name="card-recovery", daemon=True)
+        self._worker = worker
+        worker.start()
+        return worker
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for a running recovery; True when none is running (tests, shutdown)."""
+        worker = self._worker
+        if worker is not None:
+            worker.join(timeout)
+        return worker is None or not worker.is_alive()
+
+    def refresh(self) -> None:
+        """Work the answer out again (a terminal's health or an offline total changed)."""
+        self._refresh()
+
+    def _health_changed(self, event: DeviceHealthChanged) -> None:
+        """Main thread: a terminal back online may resolve what it could not be asked."""
+        if event.health.kind != "payment_terminal":
+            return
+        with self._lock:
+            retry = bool(self._unresolved) and not self._recovering
+        if retry and event.health.state == "ok":
+            self.recover()
+        else:
+            self._refresh()
+
+    def _recover(self) -> None:
+        needs: list[str] = []
+        terminal = self._terminal()
+        try:
+            if terminal is None:
+                needs = [f"{a.reference}: {NO_TERMINAL}" for a in self._journal.open_attempts()]
+            else:
+                recovery = CardRecovery(self._journal, terminal, self._complete, self._cart_total)
+                for item in recovery.run():
+                    if item.resolution == "needs_staff":
+                        needs.append(f"{item.reference}: {item.detail}")
+                    receipt = item.sale.receipt_number if item.sale is not None else ""
+                    self._bus.post(
+                        CardRecovered(item.reference, item.resolution, item.detail, receipt)
+                    )
+        except ApplianceError as err:
+            log.error("card recovery failed: %s", err)
+            needs.append(f"card recovery failed: {err}")
+        except Exception:
+            log.exception("card recovery failed")
+            needs.append("card recovery failed")
+        with self._lock:
+            self._recovering = False
+            self._unresolved = tuple(needs)
+        self._refresh()
+
+    def _refresh(self) -> None:
+        with self._lock:
+            recovering, unresolved = self._recovering, self._unresolved
+        terminal = self._terminal()
+        if recovering:
+            answer = CardAvailability(False, CHECKING)
+        elif unresolved:
+            answer = CardAvailability(False, "an earlier card payment needs a member of staff")
+        elif terminal is None or terminal.health.state != "ok":
+            answer = CardAvailability(False, NO_TERMINAL)
+        elif limit := self._limits():
+            answer = CardAvailability(False, limit)
+        else:
+            answer = CardAvailability(True)
+        with self._lock:
+            changed, self._availability = answer != self._availability, answer
+        if changed:
+            log.info("card %s", "offered" if answer.offered else f"not offered: {answer.reason}")
+            self._bus.post(answer)
