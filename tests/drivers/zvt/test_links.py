@@ -9,7 +9,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from appliance.device_settings import ZvtTerminalSettings
 from appliance.drivers.zvt.apdu import Apdu
+from appliance.drivers.zvt.link import open_link
 from appliance.drivers.zvt.tcp_link import TcpLink
 from appliance.errors import ZvtLinkError, ZvtTimeout
 
@@ -167,3 +169,15 @@ def test_tcp_connect_to_a_closed_port_is_a_link_error(listener: socket.socket) -
     listener.close()
     with pytest.raises(ZvtLinkError, match=f"127.0.0.1:{port}"):
         TcpLink.connect("127.0.0.1", port, timeout=2)
+
+
+def test_open_link_connects_over_tcp_from_the_settings(listener: socket.socket) -> None:
+    settings = ZvtTerminalSettings(host="127.0.0.1", port=listener.getsockname()[1])
+    link = open_link(settings)
+    try:
+        assert isinstance(link, TcpLink)
+        with listener.accept()[0] as terminal:
+            terminal.sendall(ACKNOWLEDGE.encode())
+            assert link.receive(5) == ACKNOWLEDGE
+    finally:
+        link.close()
