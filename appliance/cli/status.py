@@ -63,7 +63,7 @@ def collect_status(settings: Settings, config_option: str | None) -> dict[str, A
             "depth": outbox.depth(),
             "oldest": outbox.oldest_created_at(),
         }
-        if "payment_attempt" in db.get_tables():
+        if "payment_journal" in db.get_tables():
             report["payments"] = {"in_doubt": _payments_in_doubt(db, settings)}
     finally:
         db.close()
@@ -71,12 +71,18 @@ def collect_status(settings: Settings, config_option: str | None) -> dict[str, A
 
 
 def _payments_in_doubt(db: SqliteDatabase, settings: Settings) -> list[dict[str, Any]]:
-    """Card attempts nobody has settled; while the appliance runs, one may be with the terminal."""
+    """Card attempts not final: pending (only the terminal can tell) or approved without a sale.
+
+    While the appliance runs, one may be with the terminal; at start, recovery asks the
+    terminal about each. One still here after that needs a person.
+    """
     return [
         {
             "reference": attempt.reference,
             "amount": Money(attempt.amount, attempt.currency).format(settings.store.locale),
             "state": attempt.state,
+            "kind": attempt.kind,
+            "message": attempt.message,
             "started_at": attempt.started_at.isoformat(timespec="seconds"),
         }
         for attempt in PaymentAttempts(db).open_attempts()

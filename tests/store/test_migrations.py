@@ -241,3 +241,36 @@ def test_integrity_problems_reports_a_dangling_reference(db: SqliteDatabase) -> 
     assert len(problems) == 1
     assert "barcode" in problems[0]
     assert "product" in problems[0]
+
+
+def test_the_payment_journal_keeps_every_attempts_meaning_across_version_6(
+    tmp_path: Path,
+) -> None:
+    db = open_database(tmp_path / "v5.db")
+    for migration in MIGRATIONS[:5]:
+        with db.atomic():
+            for statement in migration.statements:
+                db.execute_sql(statement)
+            db.execute_sql(f"PRAGMA user_version = {migration.version}")
+    old_states = ("sent", "approved", "declined", "cancelled", "refused", "unknown", "not_paid")
+    for state in old_states:
+        db.execute_sql(
+            "INSERT INTO payment_attempt (reference, amount, currency, state, card_mask,"
+            " started_utc, updated_utc) VALUES (?, 100, 'EUR', ?, '**** 4242', 't', 't')",
+            (state, state),
+        )
+
+    migrate(db)
+
+    rows = dict(db.execute_sql("SELECT reference, state FROM payment_journal").fetchall())
+    assert rows == {
+        "sent": "pending",
+        "unknown": "pending",
+        "approved": "approved",
+        "declined": "declined",
+        "cancelled": "declined",
+        "refused": "declined",
+        "not_paid": "declined",
+    }
+    assert "payment_attempt" not in db.get_tables()
+    db.close()
