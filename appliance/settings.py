@@ -191,6 +191,31 @@ class ScreenSettings(_Section, frozen=True):
             raise ValueError("payment_methods: at least one payment method is needed")
 
 
+class PaymentSettings(_Section, frozen=True):
+    """Card payments the terminal approved offline (or deferred) and uploads later.
+
+    Such a payment is a promise the bank has not seen yet: while the terminal holds
+    approvals it has not submitted, card is offered only within these limits, as Square,
+    Shopify and Stripe Terminal offer. Amounts are minor units of the store's currency.
+
+    - `offline_max_total`: once the offline approvals not yet submitted add up to this
+      much, card is not offered until the terminal submits them (its End-of-Day);
+    - `offline_max_age_hours`: once the oldest of them is this old, the same;
+    - `offline_max_per_payment`: the terminal decides by itself whether it goes offline,
+      so the appliance cannot refuse one payment in advance. An offline approval above
+      this cap stands (the card is charged), is logged as over the cap and counts
+      towards the total like any other.
+
+    0 means offline approvals are not accepted: with a total or an age of 0, a single
+    offline approval stops card until it is submitted; with a per-payment cap of 0,
+    every offline approval is flagged as over the cap.
+    """
+
+    offline_max_per_payment: Annotated[int, msgspec.Meta(ge=0)] = 5_000
+    offline_max_total: Annotated[int, msgspec.Meta(ge=0)] = 25_000
+    offline_max_age_hours: Annotated[float, msgspec.Meta(ge=0, le=24 * 90)] = 24.0
+
+
 class Settings(_Section, frozen=True):
     """The whole configuration."""
 
@@ -200,6 +225,7 @@ class Settings(_Section, frozen=True):
     logging: LoggingSettings = msgspec.field(default_factory=LoggingSettings)
     hub: HubSettings | None = None
     screen: ScreenSettings = msgspec.field(default_factory=ScreenSettings)
+    payments: PaymentSettings = msgspec.field(default_factory=PaymentSettings)
     devices: dict[Identifier, HardwareSettings] = msgspec.field(default_factory=dict)
 
     def __post_init__(self) -> None:
