@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Literal
 
 from kivy.event import EventDispatcher
 from kivy.properties import BooleanProperty, ListProperty, NumericProperty, StringProperty
 
+from appliance.core.card_refund import CardPayBack, CardRefunded, OriginalPayment
 from appliance.core.events import SaleCommitted
 from appliance.core.ids import receipt_number
 from appliance.core.money import currency_exponent
@@ -16,6 +17,7 @@ from appliance.core.sale import Sale, SaleDraft, SaleLine, draft_refund, refund_
 from appliance.core.staff import StaffMember
 from appliance.core.tender import Tender
 from appliance.errors import ApplianceError, DocumentError
+from appliance.screens.customer.background import run_in_background
 from appliance.screens.presenters.context import ScreenContext
 from appliance.screens.presenters.input_router import InputRouter
 
@@ -52,7 +54,10 @@ class RefundPresenter(EventDispatcher):
         self._sale: Sale | None = None
         self._already: dict[int, int] = {}
         self._chosen: dict[int, int] = {}
+        # While the terminal pays a card back: who approved it and who is refunding.
+        self._paying_back: tuple[StaffMember | None, str] | None = None
         router.on_scan(SCREEN, self.find)
+        ctx.bus.subscribe(CardRefunded, self._card_refunded)
         ctx.session.bind(language=lambda *_args: self._show())
 
     def start(self) -> None:
@@ -171,8 +176,16 @@ class RefundPresenter(EventDispatcher):
             return False
         if self.saving:
             return False
+        if to == "card" and any(t.kind == "card" for t in sale.tenders):
+            return self._pay_back_to_card(sale, approver)
+        return self._record(sale, session.staff_id, approver, None)
+
+    def _record(
+        self, sale: Sale, staff_id: str, approver: StaffMember | None, card: Tender | None
+    ) -> bool:
+        """Store the refund (cash, or the card part the terminal paid back) off the main thread."""
         try:
-            draft = self._draft(sale, to, session.staff_id, approver)
+            draft = self._draft(sale, staff_id, approver, card)
         except ApplianceError as err:
             self._stored(None, err)
             return False
@@ -216,15 +229,63 @@ class RefundPresenter(EventDispatcher):
         currency = self._sale.currency if self._sale else self._ctx.checkout.cart.currency
         return int(REFUND_APPROVAL_MAJOR * 10 ** currency_exponent(currency))
 
+    def _pay_back_to_card(self, sale: Sale, approver: StaffMember | None) -> bool:
+        """The terminal pays the card back first (off the main thread); then it is recorded."""
+        tr = self._ctx.tr
+        terminal = self._ctx.services.devices.terminal
+        if terminal is None or terminal.health.state != "ok":
+            self.message = tr._(
+                "The card terminal is not available. Pay back in cash, or try again later."
+            )
+            return False
+        amount = refund_total(sale, self._chosen, already_refunded=self._already)
+        card = next(t for t in sale.tenders if t.kind == "card")
+        journal, bus = self._ctx.stores.payments, self._ctx.bus
+        pay_back = CardPayBack(terminal, journal, bus, device_id=self._ctx.settings.device.id)
+
+        def job() -> None:
+            attempt = journal.get(card.reference)  # the disk, on this worker thread
+            original = (
+                OriginalPayment(
+                    attempt.reference,
+                    attempt.amount,
+                    attempt.receipt_number,
+                    attempt.started_at.astimezone().date(),
+                )
+                if attempt is not None
+                else None
+            )
+            pay_back.run(original, amount, sale.currency, date.today())
+
+        self._paying_back = approver, self._ctx.session.staff_id
+        self.saving = True
+        self.message = tr._("Ask the customer to present their card at the terminal.")
+        run_in_background("card-refund", job)
+        return True
+
+    def _card_refunded(self, event: CardRefunded) -> None:
+        """Main thread: the terminal answered; an approval is recorded as the refund."""
+        if self._paying_back is None or self._sale is None:
+            log.warning("card refund %s answered late", event.request.merchant_reference)
+            return
+        (approver, staff_id), self._paying_back = self._paying_back, None
+        result = event.result
+        if result is None or result.outcome != "approved":
+            self.saving = False
+            why = result.message if result is not None else event.problem
+            log.warning("card refund %s not paid: %s", event.request.merchant_reference, why)
+            self.message = self._ctx.tr._(
+                "The card refund did not go through: {reason}. Nothing was paid back."
+            ).format(reason=self._ctx.tr._(why) if why else "?")
+            return
+        self.saving = False
+        self._record(self._sale, staff_id, approver, event.tender())
+
     def _draft(
-        self, sale: Sale, to: RefundTo, staff_id: str, approver: StaffMember | None
+        self, sale: Sale, staff_id: str, approver: StaffMember | None, card: Tender | None
     ) -> SaleDraft:
         amount = refund_total(sale, self._chosen, already_refunded=self._already)
-        card = next((t for t in sale.tenders if t.kind == "card"), None)
-        if to == "card" and card is not None:
-            tender = Tender("card", amount, reference=card.reference, card_mask=card.card_mask)
-        else:
-            tender = Tender("cash", amount)
+        tender = card if card is not None else Tender("cash", amount)
         return draft_refund(
             sale,
             self._chosen,
