@@ -25,8 +25,20 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from appliance.core.events import Event
+
 TOTAL_REACHED = "Card payments are paused: offline card payments are waiting to be sent"
 TOO_OLD = "Card payments are paused: an offline card payment has waited too long to be sent"
+
+
+@dataclass(frozen=True, slots=True)
+class OfflineSubmitted(Event):
+    """The terminal's End-of-Day submitted its offline approvals, and the journal says so.
+
+    Posted by whoever ran the End-of-Day, after `PaymentAttempts.submitted_offline()`.
+    """
+
+    count: int  # how many offline approvals the journal marked submitted
 
 
 class OfflineUsageLike(Protocol):

@@ -71,6 +71,22 @@ class DeviceHealthReport(Payload, frozen=True, kw_only=True):
     reason: str = ""
 
 
+class OfflineCardsReport(Payload, frozen=True, kw_only=True):
+    """Card payments approved offline, not yet submitted by the terminal, and their limits.
+
+    Amounts in minor units of `currency`; `blocked` says why they keep card off, or "".
+    """
+
+    count: int
+    amount: int
+    currency: str
+    oldest_age_s: float | None = None
+    max_per_payment: int
+    max_total: int
+    max_age_s: float
+    blocked: str = ""
+
+
 class Telemetry(Payload, frozen=True, kw_only=True):
     """Health on an interval."""
 
@@ -84,6 +100,7 @@ class Telemetry(Payload, frozen=True, kw_only=True):
     cpu_temp_c: float | None = None
     malformed_messages: int = 0
     devices: list[DeviceHealthReport] = []
+    offline_cards: OfflineCardsReport | None = None  # None when the journal could not be read
 
 
 class ProductPayload(Payload, frozen=True, kw_only=True):

@@ -1,7 +1,8 @@
 """Health telemetry: what the fleet admin sees about one appliance, sent on an interval.
 
 `TelemetryBuilder` gathers the figures (outbox depth, catalog version, firmware, free
-disk, CPU temperature, uptime, device health, malformed messages); `TelemetryPublisher`
+disk, CPU temperature, uptime, device health, malformed messages, offline card payments
+and their limits); `TelemetryPublisher`
 sends them QoS 0 with a message expiry (stale health is worse than none) from its own
 timer thread while the link is up. Device health arrives on the main loop
 (DeviceHealthChanged); `DeviceHealthBoard` hands the latest of each to that thread.
@@ -19,9 +20,11 @@ from appliance import __version__
 from appliance.core.clock import Clock, SystemClock
 from appliance.core.closing import Closing
 from appliance.core.devices import DeviceHealth, DeviceHealthChanged
+from appliance.core.offline_limits import OfflineLimits, OfflineUsageLike, offline_block
+from appliance.errors import ApplianceError
 from appliance.mqtt import topics
 from appliance.mqtt.link import HubLink, LinkState
-from appliance.mqtt.payloads import DeviceHealthReport, Telemetry, encode
+from appliance.mqtt.payloads import DeviceHealthReport, OfflineCardsReport, Telemetry, encode
 from appliance.store.outbox import SalesOutbox
 
 log = logging.getLogger(__name__)
@@ -69,6 +72,44 @@ def free_disk(folder: Path) -> int:
         return 0
 
 
+class OfflineCards:
+    """Offline card payments for telemetry: the journal's usage read on the caller's thread."""
+
+    def __init__(
+        self,
+        usage: Callable[[], OfflineUsageLike],
+        limits: OfflineLimits,
+        currency: str,
+        *,
+        clock: Clock | None = None,
+    ) -> None:
+        self._usage = usage
+        self._limits = limits
+        self._currency = currency
+        self._clock = clock or SystemClock()
+
+    def report(self) -> OfflineCardsReport | None:
+        """The usage, its limits and whether they keep card off; None if it cannot be read."""
+        try:
+            usage = self._usage()
+        except ApplianceError as err:
+            log.error("offline card payments not read for telemetry: %s", err)
+            return None
+        now = self._clock.now()
+        limits = self._limits
+        oldest = usage.oldest
+        return OfflineCardsReport(
+            count=usage.count,
+            amount=usage.amount,
+            currency=self._currency,
+            oldest_age_s=round((now - oldest).total_seconds(), 3) if oldest else None,
+            max_per_payment=limits.max_per_payment,
+            max_total=limits.max_total,
+            max_age_s=limits.max_age.total_seconds(),
+            blocked=offline_block(usage, limits, now),
+        )
+
+
 class TelemetryBuilder:
     """Builds one Telemetry payload; any thread (each reads through its own peewee connection)."""
 
@@ -80,6 +121,7 @@ class TelemetryBuilder:
         *,
         data_dir: Path,
         malformed: Callable[[], int] = lambda: 0,
+        offline_cards: Callable[[], OfflineCardsReport | None] = lambda: None,
         clock: Clock | None = None,
         thermal_zone: Path = THERMAL_ZONE,
         firmware: str = __version__,
@@ -89,6 +131,7 @@ class TelemetryBuilder:
         self._catalog_version = catalog_version
         self._data_dir = data_dir
         self._malformed = malformed
+        self._offline_cards = offline_cards
         self._clock = clock or SystemClock()
         self._thermal = thermal_zone
         self._firmware = firmware
@@ -110,6 +153,7 @@ class TelemetryBuilder:
                 DeviceHealthReport(device=h.device, kind=h.kind, state=h.state, reason=h.reason)
                 for h in devices
             ],
+            offline_cards=self._offline_cards(),
         )
 
 

@@ -16,10 +16,16 @@ from appliance.mqtt import topics
 from appliance.mqtt.catalog_sync import CatalogSync
 from appliance.mqtt.client import TlsFiles
 from appliance.mqtt.link import LinkState, PahoHubLink, device_id_from_cert
-from appliance.mqtt.telemetry import DeviceHealthBoard, TelemetryBuilder, TelemetryPublisher
+from appliance.mqtt.telemetry import (
+    DeviceHealthBoard,
+    OfflineCards,
+    TelemetryBuilder,
+    TelemetryPublisher,
+)
 from appliance.mqtt.uploader import SalesUploader
 from appliance.service.assembly import Appliance
 from appliance.service.fleet_control import FleetControl
+from appliance.service.offline_card_limits import limits_from
 from appliance.settings import HubSettings
 from appliance.store.catalog_versions import CatalogVersions
 from appliance.store.hub_session import SessionStore
@@ -63,6 +69,11 @@ class HubConnection:
                 CatalogVersions(app.db).version,
                 data_dir=Path(app.settings.database.path).parent,
                 malformed=lambda: link.dispatcher.malformed,
+                offline_cards=OfflineCards(
+                    app.stores.payments.offline_usage,
+                    limits_from(app.settings.payments),
+                    app.settings.store.currency,
+                ).report,
             ),
             health=board.snapshot,
             interval_s=hub.telemetry_seconds,

@@ -55,6 +55,15 @@ EXAMPLES: dict[type[p.Payload], p.Payload] = {
             p.DeviceHealthReport(device="printer", kind="escpos", state="ok"),
             p.DeviceHealthReport(device="nfc", kind="nfcpy", state="offline", reason="no reader"),
         ],
+        offline_cards=p.OfflineCardsReport(
+            count=2,
+            amount=4_500,
+            currency="EUR",
+            oldest_age_s=10_800.0,
+            max_per_payment=5_000,
+            max_total=25_000,
+            max_age_s=86_400.0,
+        ),
     ),
     p.ProductPayload: PRODUCT,
     p.CatalogDelta: p.CatalogDelta(

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -12,17 +12,27 @@ import pytest
 from appliance import __version__
 from appliance.core.devices import DeviceHealth, DeviceHealthChanged
 from appliance.core.events import EventBus
+from appliance.core.offline_limits import TOTAL_REACHED, OfflineLimits
+from appliance.errors import StoreError
 from appliance.mqtt import topics
 from appliance.mqtt.link import PahoHubLink
-from appliance.mqtt.payloads import DeviceHealthReport
+from appliance.mqtt.payloads import (
+    DeviceHealthReport,
+    OfflineCardsReport,
+    Telemetry,
+    decode,
+    encode,
+)
 from appliance.mqtt.telemetry import (
     EXPIRY_S,
     DeviceHealthBoard,
+    OfflineCards,
     TelemetryBuilder,
     TelemetryPublisher,
     cpu_temperature,
 )
 from appliance.store.hub_session import SessionStore
+from appliance.store.payment_attempts import OfflineUsage
 from tests.broker import MosquittoBroker
 from tests.mqtt.fake_hub import DeviceStore, FakeHub, eventually
 from tests.store.crash_writer import DEVICE_ID
@@ -97,6 +107,53 @@ def test_the_builder_reports_every_figure(store: DeviceStore, tmp_path: Path) ->
         DeviceHealthReport(device="front-scanner", kind="scanner", state="ok"),
         DeviceHealthReport(device="printer", kind="printer", state="degraded", reason="paper low"),
     ]
+
+
+def test_the_builder_reports_offline_card_payments_and_their_limits(
+    store: DeviceStore, tmp_path: Path
+) -> None:
+    clock = FakeClock()
+    usage = OfflineUsage(2, 4_500, clock.wall - timedelta(hours=3))
+    offline = OfflineCards(lambda: usage, OfflineLimits(), "EUR", clock=clock)
+    report = builder_for(store, tmp_path, offline_cards=offline.report).build()
+    expected = OfflineCardsReport(
+        count=2,
+        amount=4_500,
+        currency="EUR",
+        oldest_age_s=10_800.0,
+        max_per_payment=5_000,
+        max_total=25_000,
+        max_age_s=86_400.0,
+        blocked="",
+    )
+    assert report.offline_cards == expected
+    assert decode(encode(report), Telemetry).offline_cards == expected
+
+    usage = OfflineUsage(6, 25_000, clock.wall - timedelta(hours=1))
+    blocked = offline.report()
+    assert blocked is not None and blocked.blocked == TOTAL_REACHED
+    assert OfflineCards(lambda: OfflineUsage(0, 0, None), OfflineLimits(), "EUR").report() == (
+        OfflineCardsReport(
+            count=0,
+            amount=0,
+            currency="EUR",
+            max_per_payment=5_000,
+            max_total=25_000,
+            max_age_s=86_400.0,
+        )
+    )
+
+
+def test_an_unreadable_journal_leaves_the_offline_figures_out(
+    store: DeviceStore, tmp_path: Path
+) -> None:
+    def broken() -> OfflineUsage:
+        raise StoreError("the payment journal could not be read: disk I/O error")
+
+    offline = OfflineCards(broken, OfflineLimits(), "EUR")
+    report = builder_for(store, tmp_path, offline_cards=offline.report).build()
+    assert report.offline_cards is None
+    assert builder_for(store, tmp_path).build().offline_cards is None
 
 
 def test_without_a_readable_sensor_the_temperature_is_none(tmp_path: Path) -> None:
