@@ -153,17 +153,27 @@ class Appliance:
         return devices
 
     def _open_card_gate(self, devices: DeviceManager) -> CardGate:
-        """Card stays off until recovery has resolved every attempt an earlier run left open."""
+        """Card stays off until recovery has resolved every attempt an earlier run left open.
+
+        And while offline approvals not yet submitted are past the [payments] limits.
+        """
         from appliance.service.card_gate import CardGate
+        from appliance.service.offline_card_limits import OfflineCardLimits, limits_from
 
         policy = self.settings.store.tax_policy()
+        offline = OfflineCardLimits(
+            self.stores.payments, limits_from(self.settings.payments), self.bus
+        )
         gate = CardGate(
             self.stores.payments,
             lambda: devices.terminal,
             self.bus,
             self.checkout.complete,
             lambda cart: cart.totals(policy).total,
+            limits=offline.reason,
         )
+        offline.attach(gate.refresh)
+        offline.reload()  # on its worker; the gate's recovery waits for it before offering card
         if self.till is not None:
             self.till.attach(gate)
         gate.recover()
