@@ -1,0 +1,251 @@
+"""Split tender on the real app: one sale, several tenders, and an approved card part never lost.
+
+The staff till takes part of a sale by card and the rest in cash; the kiosk takes what a
+stored-value card holds and the rest by bank card. The card parts go through the terminal
+the harness runs, and the payment journal shows what happened to each.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import itertools
+from typing import Any
+
+from appliance.core.card_payment import receipt_mask
+from appliance.core.payment import AnswerRecorder, PaymentRequest, PaymentResult
+from appliance.core.tender import Tender
+from appliance.errors import StoreError
+from appliance.screens.i18n import tr
+from appliance.store.payment_attempts import PaymentAttempt
+from tests.screens.customer_steps import COFFEE
+from tests.screens.harness import Kiosk
+from tests.screens.test_staff_flows import (
+    WATER,
+    current_screen,
+    euros,
+    keypad_in,
+    log_in_cashier,
+    scan_into_till,
+    shown_button,
+    type_on,
+)
+
+SHORT_CARD = "04CAFE00000077"  # a stored-value card holding less than the coffee costs
+
+
+def terminal(kiosk: Kiosk) -> Any:
+    """The harness's terminal, answering through the whole port (`record`, `reverse`)."""
+    found = kiosk.services.devices.terminal
+    assert found is not None
+    if "record" not in inspect.signature(found.pay).parameters:
+        fill_in_the_port(found)
+    return found
+
+
+def fill_in_the_port(sim: Any) -> None:
+    """Give an older simulator the port's answer recorder, receipt numbers and reversal."""
+    # The simulator the harness runs predates the port's `record` and `reverse`; the
+    # terminal emulator replacing it speaks both, and then this is not used.
+    pay = sim.pay
+    receipts = itertools.count(1)
+
+    def paying(
+        request: PaymentRequest, timeout: float = 120.0, record: AnswerRecorder | None = None
+    ) -> PaymentResult:
+        result = pay(request, timeout)
+        if result.outcome == "approved":
+            number = f"{next(receipts):04d}"
+            result = dataclasses.replace(result, receipt_number=number, amount=request.amount)
+        if record is not None and result.outcome != "unknown":
+            record(result)
+        return result
+
+    def reverse(
+        receipt_number: str,
+        request: PaymentRequest,
+        timeout: float = 120.0,
+        record: AnswerRecorder | None = None,
+    ) -> PaymentResult:
+        result = PaymentResult(
+            "approved", request.merchant_reference, receipt_number=receipt_number
+        )
+        if record is not None:
+            record(result)
+        return result
+
+    sim.pay = paying
+    sim.reverse = reverse
+
+
+def script_terminal(kiosk: Kiosk, *outcomes: str) -> None:
+    """What the next card attempts end as ("approve", "decline", ...); then approvals."""
+    emulator = getattr(kiosk.lab, "terminal", None)
+    if emulator is None:  # the older simulator takes a script of outcome names
+        terminal(kiosk).script([*outcomes, "approve"])
+        return
+    from appliance.drivers.sim.lab import TERMINAL_STEPS
+
+    emulator.script(*(TERMINAL_STEPS[outcome] for outcome in outcomes))
+
+
+def attempts(kiosk: Kiosk) -> list[PaymentAttempt]:
+    """Every attempt in the payment journal, oldest first."""
+    journal = kiosk.services.app.stores.payments
+    rows = kiosk.services.app.db.execute_sql(
+        "SELECT reference FROM payment_journal ORDER BY started_utc, reference"
+    ).fetchall()
+    found = [journal.get(str(row[0])) for row in rows]
+    return [attempt for attempt in found if attempt is not None]
+
+
+def payments(kiosk: Kiosk) -> list[PaymentAttempt]:
+    """The journal's payment attempts (not reversals), oldest first."""
+    return [attempt for attempt in attempts(kiosk) if attempt.kind == "payment"]
+
+
+def fail_commits(kiosk: Kiosk, times: int) -> list[str]:
+    """The next `times` sale commits raise StoreError; the list collects every commit tried."""
+    ledger = kiosk.services.app.ledger
+    commit = ledger.commit
+    tried: list[str] = []
+
+    def failing(draft: Any) -> Any:
+        tried.append(draft.tenders[0].kind if draft.tenders else "")
+        if len(tried) <= times:
+            raise StoreError("disk full")
+        return commit(draft)
+
+    ledger.commit = failing  # type: ignore[method-assign]
+    return tried
+
+
+# -- the staff till: card plus cash ------------------------------------------------------
+
+
+def to_cash_with_card(staff_till: Kiosk) -> None:
+    """Coffee and water (6.28) on the till, the cash screen up, card offered."""
+    terminal(staff_till)
+    log_in_cashier(staff_till)
+    scan_into_till(staff_till, COFFEE, WATER)
+    staff_till.tap_text(tr._("Cash"))
+    staff_till.wait_for_screen("cash")
+    staff_till.wait_for(lambda: staff_till.app.cash.card_offered, what="card offered")
+
+
+def card_part(staff_till: Kiosk, digits: str = "") -> None:
+    """Type an amount (or none: all still due) and touch Card for part."""
+    if digits:
+        type_on(staff_till, keypad_in(current_screen(staff_till)), digits)
+    staff_till.tap_text(tr._("Card for part"))
+
+
+def test_card_part_and_cash_rest_make_one_sale_that_settles_the_attempt(
+    staff_till: Kiosk,
+) -> None:
+    to_cash_with_card(staff_till)
+    cash = staff_till.app.cash
+    card_part(staff_till, "300")
+    staff_till.wait_for(lambda: cash.card_state == "held", what="the card part approved")
+    [attempt] = payments(staff_till)
+    mask = receipt_mask(attempt.card_mask)
+    assert mask.startswith("**** ")
+    staff_till.find_text(tr._("Card {card}: {amount}").format(card=mask, amount=euros(300)))
+    assert cash.due == 628 - 300 and cash.due_text == euros(328)
+    assert staff_till.app.session.busy
+    staff_till.screenshot("staff-cash-split")
+
+    staff_till.tap_text(euros(500))  # the rest in cash: change on the cash part only
+    staff_till.find_text(euros(500 - 328))
+    staff_till.tap_text(tr._("Complete sale"))
+    staff_till.wait_for_screen("receipt")
+
+    sale = staff_till.services.app.ledger.last()
+    assert sale is not None and staff_till.services.app.ledger.count() == 1
+    [attempt] = payments(staff_till)
+    assert sale.tenders == (
+        Tender("card", 300, reference=attempt.reference, card_mask=mask),
+        Tender("cash", 328, tendered=500),
+    )
+    assert sale.change == 500 - 328
+    assert attempt.state == "settled" and attempt.sale_id == sale.id and attempt.amount == 300
+    assert not staff_till.app.session.busy
+
+
+def test_a_declined_card_part_leaves_the_due_and_makes_no_sale(staff_till: Kiosk) -> None:
+    to_cash_with_card(staff_till)
+    script_terminal(staff_till, "decline")
+    cash = staff_till.app.cash
+    card_part(staff_till, "300")
+    staff_till.wait_for(lambda: payments(staff_till), what="the attempt journalled")
+    staff_till.wait_for(
+        lambda: cash.card_state == "none" and payments(staff_till)[0].state == "declined",
+        what="the decline",
+    )
+    staff_till.wait_for(
+        lambda: (
+            staff_till.app.session.message == tr._("The card was declined. Nothing was charged.")
+        ),
+        what="the decline said",
+    )
+    assert cash.due == 628 and cash.card_part_text == "" and cash.card_offered
+    assert staff_till.services.app.ledger.count() == 0
+    assert not staff_till.app.session.busy
+    staff_till.tap_text(tr._("Back to the till"))
+    staff_till.wait_for_screen("till")
+
+
+def test_a_failed_commit_keeps_the_card_part_and_a_retry_commits_once(
+    staff_till: Kiosk,
+) -> None:
+    to_cash_with_card(staff_till)
+    tried = fail_commits(staff_till, 1)
+    cash = staff_till.app.cash
+    card_part(staff_till)  # nothing typed: all that is due
+    staff_till.wait_for(lambda: cash.card_state == "held", what="the card part approved")
+    assert cash.due == 0 and cash.can_complete
+    staff_till.tap_text(tr._("Complete sale"))
+    staff_till.wait_for(lambda: tried and not cash.saving, what="the failed commit")
+    assert staff_till.screen == "cash" and cash.card_state == "held"
+    assert staff_till.services.app.ledger.count() == 0
+    [attempt] = payments(staff_till)
+    assert attempt.state == "approved"
+    staff_till.screenshot("staff-cash-split-commit-failed")
+
+    staff_till.tap_text(tr._("Complete sale"))
+    staff_till.wait_for_screen("receipt")
+    # The terminal was asked once: one attempt, and it paid the one sale.
+    [attempt] = payments(staff_till)
+    sale = staff_till.services.app.ledger.last()
+    assert sale is not None and staff_till.services.app.ledger.count() == 1
+    assert [(t.kind, t.amount, t.reference) for t in sale.tenders] == [
+        ("card", 628, attempt.reference)
+    ]
+    assert attempt.state == "settled" and attempt.sale_id == sale.id
+    assert tried == ["card", "card"]
+
+
+def test_the_card_part_holds_the_screen_until_undone_at_the_terminal(
+    staff_till: Kiosk,
+) -> None:
+    to_cash_with_card(staff_till)
+    cash = staff_till.app.cash
+    card_part(staff_till, "200")
+    staff_till.wait_for(lambda: cash.card_state == "held", what="the card part approved")
+    assert shown_button(staff_till, tr._("Back to the till")).disabled
+    cash.cancel()  # even when asked directly, the screen stays
+    staff_till.pump(2)
+    assert staff_till.screen == "cash"
+    assert staff_till.app.session.message == tr._("Complete the sale, or undo the card part first.")
+
+    staff_till.tap_text(tr._("Undo card part"))
+    staff_till.wait_for(lambda: cash.card_state == "none", what="the card part undone")
+    assert cash.due == 628 and cash.card_part_text == ""
+    [payment] = payments(staff_till)
+    [reversal] = [a for a in attempts(staff_till) if a.kind == "reversal"]
+    assert payment.state == "reversed"
+    assert reversal.original_reference == payment.reference and reversal.state == "settled"
+    assert not staff_till.app.session.busy
+    staff_till.tap_text(tr._("Back to the till"))
+    staff_till.wait_for_screen("till")
+    assert staff_till.services.app.ledger.count() == 0
