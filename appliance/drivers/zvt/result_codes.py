@@ -39,6 +39,7 @@ MSG_TERMINAL = N_("The card terminal is not ready. Please ask staff.")
 MSG_AMOUNT = N_("This amount is not possible with this card.")
 MSG_ALREADY_REVERSED = N_("This payment was already reversed.")
 MSG_NO_REVERSAL = N_("This payment can no longer be reversed.")
+MSG_UNKNOWN = N_("The terminal's answer did not arrive. Please ask staff.")
 
 _MESSAGES: dict[int, str] = {
     SUCCESS: MSG_APPROVED,
@@ -122,4 +123,4 @@ def message_for(code: int | None) -> str:
 
 def all_messages() -> frozenset[str]:
     """Every message this table can give (for a catalog check)."""
-    return frozenset(_MESSAGES.values()) | {MSG_DECLINED}
+    return frozenset(_MESSAGES.values()) | {MSG_DECLINED, MSG_UNKNOWN}
