@@ -1,0 +1,263 @@
+"""The emulated ZVT terminal's book, and what it renders from it: Status-Information, receipts.
+
+A real terminal numbers what it books (trace, receipt and turnover numbers), keeps it across
+an ECR's reboot, and forgets the day's reversible payments at End-of-Day. The book does the
+same, thread-safe; the renderers are pure functions of one entry.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from appliance.drivers.zvt.bmp import encode_bmp
+from appliance.drivers.zvt.fields import encode_bcd
+from appliance.drivers.zvt.tlv import encode_tlv
+
+Kind = Literal["payment", "refund", "reversal"]
+State = Literal["approved", "declined", "aborted", "reversed"]
+
+# Result codes (PA00P015 chapter 10). 01-63 come from the authorisation system (ISO 8583
+# response codes as binary): 05 "do not honour" is the plain decline, 37 (55) a wrong PIN.
+DECLINED = 0x05
+PIN_WRONG = 0x37
+ABORTED = 0x6C  # abort via timeout or abort key: the customer or the ECR cancelled
+WRONG_CURRENCY = 0x6F
+FUNCTION_NOT_POSSIBLE = 0x83
+PROTOCOL_ERROR = 0x9A  # ZVT protocol error, e.g. a mandatory field missing
+ALREADY_REVERSED = 0xB4
+REVERSAL_NOT_POSSIBLE = 0xB5
+
+
+@dataclass(frozen=True, slots=True)
+class Booked:
+    """One transaction in the emulated terminal's book."""
+
+    kind: Kind
+    amount: int  # minor units
+    receipt_number: int
+    trace_number: int
+    state: State
+    offline: bool
+
+
+# TLV tag 1F11 "online flag" (PA00P015 7.4.1, Miscellaneous tags): 00 the PT approved
+# without the host and submits the payment later, 01 the host authorised it. This is how
+# the emulator marks an offline approval; the adapter reads the same tag.
+TAG_ONLINE_FLAG = 0x1F11
+PIN_PAYMENT = 0x70  # BMP 19 in a Status-Information: PIN or EMV payment
+VU_NUMBER = b"455600012345678"  # BMP 2A: the merchant's contract number, 15 ASCII digits
+
+
+@dataclass(frozen=True, slots=True)
+class Card:
+    """A test card of one brand: its number and its ZVT card-type id (PA00P015 chapter 11)."""
+
+    pan: str
+    card_type: int
+    expiry: str = "2812"  # YYMM
+
+
+CARDS: dict[str, Card] = {
+    "girocard": Card("6725590000001234", 0x05),
+    "Mastercard": Card("5413330089020011", 0x06),
+    "American Express": Card("374245455400126", 0x08),
+    "Visa": Card("4761739001010010", 0x0A),
+    "V PAY": Card("4761739001010119", 0x0D),
+    "Maestro": Card("6799998900000060018", 0x2E),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One booked transaction with what its Status-Information and receipt need."""
+
+    booked: Booked
+    result_code: int
+    when: datetime
+    card: str
+    day: int  # the End-of-Day period it was booked in
+    turnover: int  # BMP 88
+
+
+@dataclass(frozen=True, slots=True)
+class DayTotals:
+    """What an End-of-Day closed: its count and net amount, under its own numbers."""
+
+    count: int
+    amount: int
+    trace_number: int
+    receipt_number: int
+    when: datetime
+
+
+class Book:
+    """The terminal's transactions, numbered as booked; every method is thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: list[Entry] = []
+        self._trace = self._receipt = self._turnover = self._day = 0
+
+    def add(
+        self, kind: Kind, amount: int, state: State, *, offline: bool, card: str, code: int,
+        when: datetime,
+    ) -> Entry:  # fmt: skip
+        """Book one transaction under the next trace and receipt numbers."""
+        with self._lock:
+            booked = Booked(kind, amount, self._next_receipt(), self._next_trace(), state, offline)
+            self._turnover = self._turnover % 999_999 + 1
+            entry = Entry(booked, code, when, card, self._day, self._turnover)
+            self._entries.append(entry)
+            return entry
+
+    def reversible(self, receipt_number: int) -> tuple[Entry | None, int]:
+        """(today's approved payment with this receipt number, 0), or (None, result code)."""
+        with self._lock:
+            for entry in reversed(self._entries):
+                booked = entry.booked
+                if booked.receipt_number != receipt_number or booked.kind == "reversal":
+                    continue
+                if booked.state == "reversed":
+                    return None, ALREADY_REVERSED
+                if booked.state == "approved" and entry.day == self._day:
+                    return entry, 0
+                break
+            return None, REVERSAL_NOT_POSSIBLE
+
+    def set_state(self, entry: Entry, state: State) -> None:
+        """Mark a booked transaction reversed (by the ECR, or automatically)."""
+        with self._lock:
+            index = self._entries.index(entry)
+            booked = dataclasses.replace(entry.booked, state=state)
+            self._entries[index] = dataclasses.replace(entry, booked=booked)
+
+    def last(self) -> Entry | None:
+        """The latest transaction, as it stands now."""
+        with self._lock:
+            return self._entries[-1] if self._entries else None
+
+    def close_day(self, when: datetime) -> DayTotals:
+        """End-of-Day: the day's approved payments less refunds; none is reversible after."""
+        with self._lock:
+            today = [e.booked for e in self._entries if e.day == self._day]
+            counted = [b for b in today if b.state == "approved" and b.kind != "reversal"]
+            amount = sum(-b.amount if b.kind == "refund" else b.amount for b in counted)
+            self._day += 1
+            return DayTotals(len(counted), amount, self._next_trace(), self._next_receipt(), when)
+
+    def entries(self) -> list[Booked]:
+        """Every transaction as it stands now, oldest first."""
+        with self._lock:
+            return [entry.booked for entry in self._entries]
+
+    def _next_trace(self) -> int:
+        self._trace = self._trace % 999_999 + 1
+        return self._trace
+
+    def _next_receipt(self) -> int:
+        self._receipt = self._receipt % 9_999 + 1
+        return self._receipt
+
+
+def masked_pan(pan: str) -> bytes:
+    """BMP 22's value: the first 6 and last 4 digits in BCD, `E` for each masked one, `F` pad."""
+    digits = pan[:6] + "E" * (len(pan) - 10) + pan[-4:]
+    return bytes.fromhex(digits + "F" * (len(digits) % 2))
+
+
+def status_information(entry: Entry, *, terminal_id: str, currency: int) -> bytes:
+    """The data of the `04 0F` reporting `entry`, in the BMP order real terminals use."""
+    booked, card = entry.booked, CARDS.get(entry.card, CARDS["girocard"])
+    when = entry.when
+    approved = entry.result_code == 0
+    online = approved and not booked.offline
+    auth_code = f"{booked.trace_number:06d}"  # the host's authorisation code, as ASCII
+    fields = [
+        (0x27, bytes((entry.result_code,))),
+        (0x04, encode_bcd(booked.amount, 6)),
+        (0x0B, encode_bcd(booked.trace_number, 3)),
+        (0x0C, bytes.fromhex(when.strftime("%H%M%S"))),
+        (0x0D, bytes.fromhex(when.strftime("%m%d"))),
+        (0x0E, bytes.fromhex(card.expiry)),
+        (0x17, encode_bcd(1, 2)),
+        (0x19, bytes((PIN_PAYMENT,))),
+        (0x22, masked_pan(card.pan)),
+        (0x29, bytes.fromhex(terminal_id)),
+        (0x2A, VU_NUMBER),
+        # The authorisation attribute comes from the host: none offline or when declined.
+        (0x3B, auth_code.encode("ascii").ljust(8, b"\x00") if online else bytes(8)),
+        (0x49, encode_bcd(currency, 2)),
+        (0x87, encode_bcd(booked.receipt_number, 2)),
+        (0x88, encode_bcd(entry.turnover, 3)),
+        (0x8A, bytes((card.card_type,))),
+        (0x8B, entry.card.encode("cp437", errors="replace") + b"\x00"),
+        (0x8C, bytes((card.card_type,))),
+        (0xAA, bytes.fromhex(when.strftime("%y%m%d"))),
+    ]
+    if approved:
+        fields.append((0x06, encode_tlv(TAG_ONLINE_FLAG, b"\x01" if online else b"\x00")))
+    return b"".join(encode_bmp(bmp, value) for bmp, value in fields)
+
+
+def day_status_information(totals: DayTotals, *, terminal_id: str, currency: int) -> bytes:
+    """The data of the End-of-Day's `04 0F`: its total, numbers, date and time (PA00P015 3.1.3).
+
+    Real terminals add BMP 60, the totals per card type; it is left out: the ECR's shared BMP
+    table does not know it, and the total with its count on the receipt says what it needs.
+    """
+    when = totals.when
+    fields = [
+        (0x27, b"\x00"),
+        (0x04, encode_bcd(max(totals.amount, 0), 6)),
+        (0x0B, encode_bcd(totals.trace_number, 3)),
+        (0x0C, bytes.fromhex(when.strftime("%H%M%S"))),
+        (0x0D, bytes.fromhex(when.strftime("%m%d"))),
+        (0x29, bytes.fromhex(terminal_id)),
+        (0x49, encode_bcd(currency, 2)),
+        (0x87, encode_bcd(totals.receipt_number, 2)),
+    ]
+    return b"".join(encode_bmp(bmp, value) for bmp, value in fields)
+
+
+_TITLES = {"payment": "Kartenzahlung", "refund": "Gutschrift", "reversal": "Storno"}
+_DONE = {"payment": "Zahlung", "refund": "Gutschrift", "reversal": "Storno"}
+
+
+def receipt_lines(entry: Entry, *, terminal_id: str, currency: str) -> list[str]:
+    """The customer receipt of `entry`, as a German terminal words it."""
+    booked = entry.booked
+    card = CARDS.get(entry.card, CARDS["girocard"])
+    status = f"{_DONE[booked.kind]} erfolgt" if entry.result_code == 0 else "Abbruch"
+    if booked.offline:
+        status += " (offline)"
+    return [
+        _TITLES[booked.kind],
+        entry.card,
+        f"Karte ############{card.pan[-4:]}",
+        f"Betrag {currency} {_money(booked.amount)}",
+        f"Terminal-ID {terminal_id}",
+        f"Beleg {booked.receipt_number:04d}  Trace {booked.trace_number:06d}",
+        entry.when.strftime("%d.%m.%Y %H:%M:%S"),
+        status,
+    ]
+
+
+def day_receipt_lines(totals: DayTotals, *, terminal_id: str, currency: str) -> list[str]:
+    """The administration receipt of an End-of-Day."""
+    return [
+        "Kassenschnitt",
+        f"Terminal-ID {terminal_id}",
+        f"Anzahl {totals.count}",
+        f"Summe {currency} {_money(totals.amount)}",
+        totals.when.strftime("%d.%m.%Y %H:%M:%S"),
+        "Kassenschnitt erfolgreich",
+    ]
+
+
+def _money(minor: int) -> str:
+    sign = "-" if minor < 0 else ""
+    return f"{sign}{abs(minor) // 100},{abs(minor) % 100:02d}"
