@@ -1,9 +1,13 @@
-"""Status for staff: sync with the hub, each device's health, and the day's takings."""
+"""Status for staff: sync with the hub, each device's health, and the day's takings.
+
+The sync section also shows the card payments the terminal approved offline and has not
+submitted yet, against the [payments] limits that keep card off once reached.
+"""
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from kivy.clock import Clock, ClockEvent
@@ -12,8 +16,11 @@ from kivy.properties import BooleanProperty, ListProperty, OptionProperty
 
 from appliance.core.devices import DeviceHealth
 from appliance.core.events import SaleCommitted
+from appliance.core.offline_limits import OfflineLimits, OfflineUsageLike, offline_block
+from appliance.errors import ApplianceError
 from appliance.screens.i18n import Translator
 from appliance.screens.presenters.context import ScreenContext
+from appliance.service.offline_card_limits import limits_from
 from appliance.store.day_totals import DayTotals, day_totals
 
 log = logging.getLogger(__name__)
@@ -54,6 +61,48 @@ def tender_name(tr: Translator, kind: str) -> str:
     return tr._("Stored value")
 
 
+def age_text(tr: Translator, age: timedelta) -> str:
+    """How old, in whole hours from one hour on, else in minutes."""
+    minutes = max(0, int(age.total_seconds() // 60))
+    if minutes < 60:
+        return tr._("{minutes} min").format(minutes=minutes)
+    return tr._("{hours} h").format(hours=minutes // 60)
+
+
+def offline_cards_row(
+    tr: Translator,
+    usage: OfflineUsageLike | None,
+    limits: OfflineLimits,
+    currency: str,
+    now: datetime,
+) -> dict[str, str]:
+    """The status line of offline card payments not yet submitted, and their limits.
+
+    "2, €45.00, oldest 3 h (limit €250.00 / 24 h)"; "offline" (red) once they keep card
+    off, "degraded" while there are any. `usage` None: the journal could not be read.
+    """
+    label = tr._("Offline card payments")
+    if usage is None:
+        return {"label": label, "value": tr._("Could not be read"), "state": "degraded"}
+    limit = tr._("limit {total} / {hours} h").format(
+        total=tr.money(limits.max_total, currency),
+        hours=f"{limits.max_age.total_seconds() / 3600:g}",
+    )
+    if usage.count <= 0:
+        return {"label": label, "value": tr._("None ({limit})").format(limit=limit), "state": "ok"}
+    oldest = age_text(tr, now - usage.oldest) if usage.oldest is not None else "?"
+    value = tr._("{count}, {amount}, oldest {age} ({limit})").format(
+        count=usage.count, amount=tr.money(usage.amount, currency), age=oldest, limit=limit
+    )
+    if offline_block(usage, limits, now):
+        return {
+            "label": label,
+            "value": tr._("Card paused: {usage}").format(usage=value),
+            "state": "offline",
+        }
+    return {"label": label, "value": value, "state": "degraded"}
+
+
 class StaffStatusPresenter(EventDispatcher):
     """Rows for the three status sections; refreshed every 2 s while the screen is up."""
 
@@ -68,6 +117,8 @@ class StaffStatusPresenter(EventDispatcher):
         self._ctx = ctx
         self._outbox = ctx.stores.outbox
         self._versions = ctx.stores.catalog_versions
+        self._payments = ctx.stores.payments
+        self._offline_limits = limits_from(ctx.settings.payments)
         self._hub = ctx.services.hub
         self.hub_configured = self._hub is not None
         self._acked_upto = 0
@@ -167,7 +218,19 @@ class StaffStatusPresenter(EventDispatcher):
                 "state": "ok",
             }
         )
+        rows.append(self._offline_cards_row())
         return rows
+
+    def _offline_cards_row(self) -> dict[str, str]:
+        # One aggregate over the journal's offline rows, like the outbox's COUNT above.
+        try:
+            usage = self._payments.offline_usage()
+        except ApplianceError as err:
+            log.error("offline card payments not read: %s", err)
+            usage = None
+        currency = self._ctx.checkout.cart.currency
+        now = datetime.now(UTC)
+        return offline_cards_row(self._ctx.tr, usage, self._offline_limits, currency, now)
 
     def _device_row(self, health: DeviceHealth) -> dict[str, str]:
         tr = self._ctx.tr
