@@ -10,7 +10,9 @@ from peewee import SqliteDatabase
 
 from appliance import __version__
 from appliance.core.money import Money
+from appliance.core.offline_limits import offline_block
 from appliance.drivers.manager import read_snapshot, snapshot_path_for
+from appliance.service.offline_card_limits import limits_from
 from appliance.settings import Settings, resolve_config_path
 from appliance.store.catalog import SqliteCatalog
 from appliance.store.database import open_database
@@ -64,7 +66,10 @@ def collect_status(settings: Settings, config_option: str | None) -> dict[str, A
             "oldest": outbox.oldest_created_at(),
         }
         if "payment_journal" in db.get_tables():
-            report["payments"] = {"in_doubt": _payments_in_doubt(db, settings)}
+            report["payments"] = {
+                "in_doubt": _payments_in_doubt(db, settings),
+                "offline": _offline_payments(db, settings),
+            }
     finally:
         db.close()
     return report
@@ -87,6 +92,28 @@ def _payments_in_doubt(db: SqliteDatabase, settings: Settings) -> list[dict[str,
         }
         for attempt in PaymentAttempts(db).open_attempts()
     ]
+
+
+def _offline_payments(db: SqliteDatabase, settings: Settings) -> dict[str, Any]:
+    """Card payments approved offline the terminal has not submitted yet, and their limits."""
+    usage = PaymentAttempts(db).offline_usage()
+    limits = limits_from(settings.payments)
+    now = datetime.now(UTC)
+    currency, locale = settings.store.currency, settings.store.locale
+    oldest = usage.oldest
+    return {
+        "count": usage.count,
+        "amount": Money(usage.amount, currency).format(locale),
+        "amount_minor": usage.amount,
+        "oldest": oldest.isoformat(timespec="seconds") if oldest else None,
+        "oldest_age_seconds": round((now - oldest).total_seconds()) if oldest else None,
+        "limits": {
+            "max_per_payment": Money(limits.max_per_payment, currency).format(locale),
+            "max_total": Money(limits.max_total, currency).format(locale),
+            "max_age_hours": settings.payments.offline_max_age_hours,
+        },
+        "blocked": offline_block(usage, limits, now),
+    }
 
 
 def collect_devices(settings: Settings) -> dict[str, Any]:
@@ -121,6 +148,21 @@ def render_status(report: dict[str, Any]) -> None:
     for key, value in _flatten(rest):
         table.add_row(key, "-" if value is None else str(value))
     console.print(table)
+    offline = report.get("payments", {}).get("offline")
+    if offline is not None:
+        limits = offline["limits"]
+        waiting = (
+            f"{offline['count']}, {offline['amount']}, the oldest from {offline['oldest']}"
+            if offline["count"]
+            else "none"
+        )
+        style = "bold red" if offline["blocked"] else "bold yellow" if offline["count"] else "bold"
+        console.print(
+            f"[{style}]offline card payments[/]: {waiting} (limit {limits['max_total']}"
+            f" / {limits['max_age_hours']:g} h, {limits['max_per_payment']} each)"
+        )
+        if offline["blocked"]:
+            console.print(f"[bold red]{offline['blocked']}[/]")
     for attempt in report.get("payments", {}).get("in_doubt", []):
         console.print(
             f"[bold yellow]card payment in doubt[/]: {attempt['reference']}"

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from appliance.core.offline_limits import TOTAL_REACHED
+from appliance.core.payment import PaymentRequest, PaymentResult
 from appliance.core.tender import Tender
 from appliance.service.demo import demo_products
 from appliance.settings import DEFAULT_CONFIG_PATH, Settings
@@ -137,3 +139,31 @@ def test_without_simulate_the_default_config_is_required(appliance: Cli) -> None
 
     assert result.exit_code == 1
     assert str(DEFAULT_CONFIG_PATH) in result.output
+
+
+def test_offline_card_payments_and_their_limits_are_shown(
+    appliance: Cli, settings: Settings
+) -> None:
+    """payments.offline: what the terminal approved offline and has not submitted, the
+    limits, and why card is off once the total is reached."""
+    with opened(settings) as app:
+        for reference, amount, offline in (("t7-a", 20_000, True), ("t7-b", 6_000, True)):
+            request = PaymentRequest(amount, "EUR", reference)
+            app.stores.payments.begin(request, None)
+            result = PaymentResult("approved", reference, amount=amount, offline=offline)
+            app.stores.payments.answered(request, result)
+
+    report = json.loads(appliance("status", "--json").stdout)
+
+    offline = report["payments"]["offline"]
+    assert offline["count"] == 2
+    assert offline["amount_minor"] == 26_000
+    assert "260,00" in offline["amount"]  # de_DE
+    assert 0 <= offline["oldest_age_seconds"] < 600
+    assert offline["limits"]["max_age_hours"] == 24
+    assert "250,00" in offline["limits"]["max_total"]
+    assert offline["blocked"] == TOTAL_REACHED
+    human = appliance("status")
+    assert human.exit_code == 0, human.output
+    assert "offline card payments" in human.stdout
+    assert TOTAL_REACHED in " ".join(human.stdout.split())
