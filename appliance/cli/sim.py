@@ -17,7 +17,18 @@ from appliance.cli.options import config_options, settings_for
 from appliance.core.card_payment import PAY_TIMEOUT_SECONDS, SETTLEMENTS
 from appliance.errors import DeviceError
 
-TERMINAL_OUTCOMES = ("approve", "decline", "timeout", "cancel")
+# The lab's own names (appliance.drivers.sim.lab.TERMINAL_STEPS); a test keeps them equal.
+TERMINAL_OUTCOMES = (
+    "approve",
+    "decline",
+    "pin-wrong",
+    "cancel",
+    "timeout",
+    "hang",
+    "offline",
+    "drop",
+    "drop-early",
+)
 # A card payment waits for the customer at the terminal; the till answers after that.
 PAY_ANSWER_SECONDS = PAY_TIMEOUT_SECONDS + 60.0
 
@@ -108,6 +119,12 @@ def settle(settlement: str, reference: str, simulate: bool, config_path: str | N
 def cancel_payment(simulate: bool, config_path: str | None) -> None:
     """Abort a card payment; a silent terminal makes its outcome unknown (see `sim settle`)."""
     _send(config_path, {"cmd": "cancel-payment"})
+
+
+@_command("end-of-day", "Close the card terminal's day (refused while a payment is unresolved).")
+def end_of_day(simulate: bool, config_path: str | None) -> None:
+    """Close the terminal's day; prints its count and amount."""
+    _send(config_path, {"cmd": "end-of-day"})
 
 
 @_command("terminal", "What the simulated payment terminal answers next.")

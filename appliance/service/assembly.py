@@ -128,7 +128,9 @@ class Appliance:
             from appliance.service.simulation import Simulation
 
             # nfcpy takes a while to import: its simulator and reader start after READY=1.
-            self.simulation = Simulation.start(self.settings.database.path)
+            self.simulation = Simulation.start(
+                self.settings.database.path, self.settings.store.currency
+            )
             tables, overrides = self.simulation.tables, self.simulation.overrides
         devices = self.devices = DeviceManager.build(
             tables,
@@ -149,7 +151,7 @@ class Appliance:
         devices.open_all(self.bus)
         self.card_gate = self._open_card_gate(devices)
         if self.simulation is not None:
-            self.simulation.open(devices, self.bus, self.till)
+            self.simulation.open(devices, self.bus, self.till, self.card_gate)
         return devices
 
     def _open_card_gate(self, devices: DeviceManager) -> CardGate:

@@ -14,8 +14,9 @@ from collections.abc import Callable
 from appliance.core.card_payment import CardAvailability, CardRecovered
 from appliance.core.devices import DeviceHealthChanged
 from appliance.core.events import EventBus
-from appliance.core.payment import PaymentTerminal
-from appliance.errors import ApplianceError
+from appliance.core.offline_limits import OfflineSubmitted
+from appliance.core.payment import PaymentTerminal, TerminalTotals
+from appliance.errors import ApplianceError, DeviceError, DomainError
 from appliance.service.card_recovery import CardRecovery, CartTotal, CompleteSale
 from appliance.store.payment_attempts import PaymentAttempts
 
@@ -83,6 +84,32 @@ class CardGate:
     def refresh(self) -> None:
         """Work the answer out again (a terminal's health or an offline total changed)."""
         self._refresh()
+
+    def end_of_day(self, timeout: float = 120.0) -> TerminalTotals:
+        """Close the terminal's day; refused while any card attempt is unresolved. Blocking.
+
+        An End-of-Day ends same-day reversal, so an approval still waiting for recovery or
+        staff could then be undone only as a refund: first resolve, then close the day.
+        """
+        with self._lock:
+            if self._recovering:
+                raise DomainError("End-of-Day refused: card recovery is still running")
+        if open_attempts := self._journal.open_attempts():
+            names = ", ".join(a.reference for a in open_attempts)
+            raise DomainError(f"End-of-Day refused: card payments are unresolved: {names}")
+        terminal = self._terminal()
+        if terminal is None:
+            raise DeviceError(NO_TERMINAL)
+        totals = terminal.end_of_day(timeout=timeout)
+        submitted = self._journal.submitted_offline()
+        log.info(
+            "End-of-Day: %d payments, %d; %d offline submitted",
+            totals.count,
+            totals.amount,
+            submitted,
+        )
+        self._bus.post(OfflineSubmitted(submitted))
+        return totals
 
     def _health_changed(self, event: DeviceHealthChanged) -> None:
         """Main thread: a terminal back online may resolve what it could not be asked."""

@@ -17,7 +17,8 @@ from appliance.core.card_payment import PAY_TIMEOUT_SECONDS, SETTLEMENTS, Settle
 from appliance.core.events import Event, EventBus
 from appliance.core.sale import Sale
 from appliance.drivers.sim.control import Answer, Command, Request
-from appliance.errors import ApplianceError
+from appliance.errors import ApplianceError, DomainError
+from appliance.service.card_gate import CardGate
 from appliance.service.headless_till import HeadlessTill
 
 # The terminal has PAY_TIMEOUT_SECONDS to answer; the main loop needs a moment after that.
@@ -35,9 +36,12 @@ class TillRequested(Event):
 class SimPayment:
     """Socket-thread side of `sim pay`, `sim settle` and `sim cancel-payment`."""
 
-    def __init__(self, bus: EventBus, till: HeadlessTill) -> None:
+    def __init__(
+        self, bus: EventBus, till: HeadlessTill, gate: Callable[[], CardGate | None]
+    ) -> None:
         self._bus = bus
         self._till = till
+        self._gate = gate
         bus.subscribe(TillRequested, self._run)
 
     def commands(self) -> dict[str, Command]:
@@ -52,7 +56,19 @@ class SimPayment:
             "cancel-payment": Command(
                 "the till asks the terminal to abort the card payment in progress", self.cancel
             ),
+            "end-of-day": Command(
+                "close the card terminal's day (refused while a card payment is unresolved)",
+                self.end_of_day,
+            ),
         }
+
+    def end_of_day(self, _request: Request) -> Answer:
+        """Close the terminal's day; blocks the calling (socket) thread, never the main loop."""
+        gate = self._gate()
+        if gate is None:
+            raise DomainError("no card terminal here")
+        totals = gate.end_of_day()
+        return {"count": totals.count, "amount": totals.amount}
 
     def pay(self, request: Request) -> Answer:
         """Ask the main loop to pay; blocks the calling (socket) thread for the answer."""

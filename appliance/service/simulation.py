@@ -19,12 +19,12 @@ from appliance.drivers.base import DeviceBase
 from appliance.drivers.manager import DeviceManager
 from appliance.drivers.sim.control import ControlServer, control_socket_path, lab_commands
 from appliance.drivers.sim.lab import NFC, SimLab
-from appliance.drivers.sim_terminal import SimTerminal
 from appliance.errors import ApplianceError
 from appliance.service.demo import seed_demo_catalog, seed_demo_staff, seed_demo_stored_value
 
 if TYPE_CHECKING:
     from appliance.service.assembly import Appliance
+    from appliance.service.card_gate import CardGate
     from appliance.service.headless_till import HeadlessTill
 
 log = logging.getLogger(__name__)
@@ -50,9 +50,10 @@ class Simulation:
         self._late_start: threading.Thread | None = None
 
     @classmethod
-    def start(cls, database_path: str | Path) -> Simulation:
+    def start(cls, database_path: str | Path, currency: str = "EUR") -> Simulation:
         """Start the simulators (NFC later, see `open`); the socket goes beside the database."""
-        return cls(SimLab.start(nfc=False), control_socket_path(database_path))
+        lab = SimLab.start(nfc=False, currency=currency)
+        return cls(lab, control_socket_path(database_path))
 
     @property
     def tables(self) -> dict[str, HardwareSettings]:
@@ -64,17 +65,22 @@ class Simulation:
         """Adapters that need more than their table (the drawer's mock pins)."""
         return dict(self.lab.overrides)
 
-    def open(self, devices: DeviceManager, bus: EventBus, till: HeadlessTill | None) -> None:
+    def open(
+        self,
+        devices: DeviceManager,
+        bus: EventBus,
+        till: HeadlessTill | None,
+        gate: CardGate | None = None,
+    ) -> None:
         """Answer `appliance sim ...` and start the slow simulators; call once devices are open.
 
         With a `till`, `sim pay`, `sim cancel-payment` and `sim settle` act on its cart.
         """
-        terminal = devices.terminal
-        commands = lab_commands(self.lab, terminal if isinstance(terminal, SimTerminal) else None)
+        commands = lab_commands(self.lab)
         if till is not None:
             from appliance.service.sim_payment import SimPayment
 
-            commands |= SimPayment(bus, till).commands()
+            commands |= SimPayment(bus, till, lambda: gate).commands()
         server = ControlServer(self.socket_path, commands)
         try:
             server.open()

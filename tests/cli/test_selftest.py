@@ -13,6 +13,7 @@ import pytest
 from appliance.core.events import EventBus
 from appliance.drivers.manager import DeviceManager
 from appliance.drivers.sim.lab import SimLab
+from appliance.drivers.sim.zvt_terminal import ZvtEmulator
 from appliance.service.selftest import CheckResult, Selftest, SilentPrompter, run_selftest
 from appliance.settings import simulated_settings
 from tests.cli.conftest import CONFIG_TEMPLATE, WAIT_SECONDS, Cli
@@ -26,6 +27,13 @@ def free_closed_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
     return port
+
+
+@pytest.fixture
+def emulator_port() -> Iterator[int]:
+    """A ZVT terminal emulator on 127.0.0.1, as a configured terminal would be."""
+    with ZvtEmulator() as emulator:
+        yield emulator.serve_tcp()
 
 
 class Bench:
@@ -138,28 +146,31 @@ def test_a_drawer_left_open_is_not_kicked_blind(bench: Bench) -> None:
     assert bench.lab.drawer.kicks == 0
 
 
-def test_a_declining_terminal_fails(bench: Bench) -> None:
-    """The 1-unit test payment must come back approved."""
-    terminal = bench.devices.terminal
-    assert terminal is not None
-    terminal.script(["decline"])  # type: ignore[attr-defined]
+def test_the_terminal_is_checked_by_status_enquiry_and_never_charged(bench: Bench) -> None:
+    """Selftest asks the ZVT terminal how it is (05 01); no Authorization (06 01) is sent."""
+    emulator = bench.lab.terminal
+    assert emulator is not None
 
     results = bench.run()
 
-    assert results["terminal"].verdict == "fail"
-    assert results["terminal"].reason.startswith("test payment declined")
+    assert results["terminal"].verdict == "pass"
+    assert "2.14.15" in results["terminal"].reason  # the emulator's software version
+    sent = [apdu.command for apdu in emulator.received]
+    assert (0x05, 0x01) in sent
+    assert (0x06, 0x01) not in sent
+    assert emulator.book == []
 
 
-def test_a_silent_terminal_fails_as_unknown(bench: Bench) -> None:
-    """No answer within the timeout is "unknown", never a pass."""
-    terminal = bench.devices.terminal
-    assert terminal is not None
-    terminal.script(["timeout"])  # type: ignore[attr-defined]
+def test_a_terminal_that_stopped_answering_fails_with_the_reason(bench: Bench) -> None:
+    """The terminal's link is gone: the check fails and says why, it never passes."""
+    emulator = bench.lab.terminal
+    assert emulator is not None
+    emulator.close()
 
     results = bench.run(timeout=SHORT)
 
     assert results["terminal"].verdict == "fail"
-    assert "unknown" in results["terminal"].reason
+    assert results["terminal"].reason
 
 
 def test_without_a_person_or_an_injector_a_scanner_is_skipped(bench: Bench) -> None:
@@ -218,7 +229,9 @@ def write_config(tmp_path: Path, devices: str) -> Path:
     return path
 
 
-def test_cli_dead_printer_exits_non_zero_with_the_reason(appliance: Cli, tmp_path: Path) -> None:
+def test_cli_dead_printer_exits_non_zero_with_the_reason(
+    appliance: Cli, tmp_path: Path, emulator_port: int
+) -> None:
     """A configured printer that does not answer: exit 1, printer FAIL and why, JSON out."""
     config = write_config(
         tmp_path,
@@ -230,8 +243,9 @@ port = {free_closed_port()}
 timeout = 1.0
 
 [devices.terminal]
-kind = "sim_terminal"
-delay_seconds = 0.0
+kind = "zvt_terminal"
+host = "127.0.0.1"
+port = {emulator_port}
 """,
     )
 

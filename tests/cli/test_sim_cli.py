@@ -15,7 +15,7 @@ import pytest
 
 from appliance.core.devices import BarcodeScanned, CardTapped, DeviceHealth
 from appliance.core.events import EventBus
-from appliance.core.payment import PaymentRequest
+from appliance.core.payment import PaymentRequest, PaymentTerminal
 from appliance.drivers.manager import DeviceManager, write_snapshot
 from appliance.drivers.sim.control import (
     MAX_CONNECTIONS,
@@ -25,7 +25,6 @@ from appliance.drivers.sim.control import (
     send,
 )
 from appliance.drivers.sim.lab import SimLab
-from appliance.drivers.sim_terminal import SimTerminal
 from appliance.errors import DeviceError
 from tests.cli.conftest import WAIT_SECONDS, Cli, NotifySocket, Spawner, appliance_script
 
@@ -55,10 +54,10 @@ class Lab:
         self.bus = EventBus()
         self.sims = SimLab.start()
         self.devices = DeviceManager.build(self.sims.settings, overrides=self.sims.overrides)
-        terminal = self.devices.terminal
-        assert isinstance(terminal, SimTerminal)
+        terminal: PaymentTerminal | None = self.devices.terminal
+        assert terminal is not None and self.sims.terminal is not None
         self.terminal = terminal
-        self.control = ControlServer(self.socket, lab_commands(self.sims, terminal))
+        self.control = ControlServer(self.socket, lab_commands(self.sims))
         self.scans: list[BarcodeScanned] = []
         self.taps: list[CardTapped] = []
         self.bus.subscribe(BarcodeScanned, self.scans.append)
@@ -82,7 +81,8 @@ class Lab:
         sims.drawer.shut()
         if not sims.scanner.plugged:
             sims.scanner.replug()
-        self.terminal.script(["approve"])
+        assert sims.terminal is not None
+        sims.terminal.script()  # nothing queued: the emulator approves
         self.wait_all_ok()
         self.scans.clear()
         self.taps.clear()
@@ -336,3 +336,11 @@ def test_status_without_a_snapshot_says_so(appliance: Cli) -> None:
 
     assert report["devices"] == {"configured": [], "snapshot": None, "health": []}
     assert "no health reported yet" in appliance("status").stdout
+
+
+def test_the_cli_offers_exactly_the_lab_terminal_outcomes() -> None:
+    """`sim terminal` lists what the lab can play, no more and no less."""
+    from appliance.cli.sim import TERMINAL_OUTCOMES
+    from appliance.drivers.sim.lab import TERMINAL_STEPS
+
+    assert set(TERMINAL_OUTCOMES) == set(TERMINAL_STEPS)

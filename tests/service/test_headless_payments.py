@@ -15,6 +15,7 @@ import pytest
 
 from appliance.drivers.sim.control import control_socket_path, send
 from appliance.service.assembly import Appliance
+from appliance.service.card_gate import CHECKING
 from appliance.service.demo import seed_demo_catalog
 from appliance.settings import simulated_settings
 from appliance.store.payment_attempts import PaymentAttempt
@@ -79,17 +80,26 @@ class Till:
         return self.app.stores.payments.open_attempts()
 
     def in_doubt(self) -> PaymentAttempt:
-        """A card payment left unknown: the terminal stays silent and the till aborts it."""
+        """A card payment left unknown: the link drops mid-payment and the terminal is gone."""
+        emulator = self.app.lab.terminal if self.app.lab is not None else None
+        assert emulator is not None
         assert self.ask("terminal", outcome="timeout")["ok"]
         self.scan_into_cart(COFFEE)
         pay = Pending(self.sock, {"cmd": "pay", "method": "card"})
-        wait_until(lambda: [a.state for a in self.attempts()] == ["sent"], "the attempt journalled")
-        assert self.ask("cancel-payment") == {"ok": True}
+        wait_until(lambda: (0x06, 0x01) in [a.command for a in emulator.received], "06 01 sent")
+        emulator.close()  # the terminal is gone mid-payment: recovery cannot ask it either
         answer = pay.result()
         assert answer["ok"] is False and "unknown" in answer["error"], answer
+        wait_until(lambda: self.gate_reason() != CHECKING, "recovery given up")
         [attempt] = self.attempts()
-        assert attempt.state == "unknown"
+        assert attempt.state == "pending"
         return attempt
+
+    def gate_reason(self) -> str:
+        """Why card is off now ("" when it is offered)."""
+        gate = self.app.card_gate
+        assert gate is not None
+        return gate.availability.reason
 
 
 def _main_loop(app: Appliance, stop: threading.Event) -> None:
@@ -131,7 +141,7 @@ def test_a_payment_waiting_for_a_silent_terminal_holds_up_no_other_command(
     till.scan_into_cart(COFFEE)
 
     pay = Pending(till.sock, {"cmd": "pay", "method": "card"})
-    wait_until(lambda: [a.state for a in till.attempts()] == ["sent"], "the attempt journalled")
+    wait_until(lambda: [a.state for a in till.attempts()] == ["pending"], "the attempt journalled")
 
     # Each answered while the payment still waits; the scan reaches the till, which keeps
     # the cart as it is while the terminal has it, as the kiosk's payment screen does.
@@ -142,10 +152,31 @@ def test_a_payment_waiting_for_a_silent_terminal_holds_up_no_other_command(
     wait_until(lambda: "a card payment is with the terminal" in caplog.text, "the scan refused")
     assert [line.sku for line in till.app.checkout.cart.lines] == ["COFFEE-250"]
 
+    # The till's abort (06 B0) reaches the terminal, which ends the payment uncharged.
     assert till.ask("cancel-payment") == {"ok": True}
     answer = pay.result()
-    assert answer["ok"] is False and "unknown" in answer["error"]
+    assert answer["ok"] is False and "cancelled" in answer["error"]
     assert till.app.ledger.count() == 0
+    assert till.attempts() == []
+
+
+def test_a_link_dropped_before_the_terminal_charged_is_resolved_by_recovery_alone(
+    till: Till,
+) -> None:
+    assert till.ask("terminal", outcome="drop-early")["ok"]
+    till.scan_into_cart(COFFEE)
+
+    answer = till.ask("pay", method="card")
+
+    assert answer["ok"] is False and "unknown" in answer["error"], answer
+    # Recovery asks the terminal (Status Enquiry, Repeat Receipt): nothing was booked.
+    wait_until(lambda: till.attempts() == [] and till.gate_reason() == "", "recovery")
+    paid = send(till.sock, {"cmd": "pay", "method": "card"}, timeout=PAY_SECONDS)
+    assert paid["ok"] is True, paid
+    emulator = till.app.lab.terminal if till.app.lab is not None else None
+    assert emulator is not None
+    assert [(e.kind, e.state) for e in emulator.book] == [("payment", "approved")]
+    assert till.app.ledger.count() == 1
 
 
 def test_settled_paid_an_unknown_payment_becomes_one_sale(till: Till) -> None:
@@ -161,7 +192,7 @@ def test_settled_paid_an_unknown_payment_becomes_one_sale(till: Till) -> None:
     ]
     assert till.attempts() == []
     closed = till.app.stores.payments.get(attempt.reference)
-    assert closed is not None and (closed.state, closed.sale_id) == ("paid", sale.id)
+    assert closed is not None and (closed.state, closed.sale_id) == ("settled", sale.id)
     assert till.app.checkout.cart.is_empty
     # Settled once: neither a second "paid" nor a late "not paid" changes anything.
     for again in ("paid", "not-paid"):
@@ -181,25 +212,23 @@ def test_settled_not_paid_an_unknown_payment_keeps_the_cart_for_another_tender(
     assert till.app.ledger.count() == 0
     assert [line.sku for line in till.app.checkout.cart.lines] == ["COFFEE-250"]
     closed = till.app.stores.payments.get(attempt.reference)
-    assert closed is not None and closed.state == "not_paid"
+    assert closed is not None and closed.state == "declined"
     paid = till.ask("pay", method="cash")
     assert paid["ok"] is True, paid
     [sale] = till.app.ledger.since()
     assert [t.kind for t in sale.tenders] == ["cash"]
     refused = till.ask("settle", settlement="paid", reference=attempt.reference)
-    assert refused["ok"] is False and "not in doubt (not_paid)" in refused["error"]
+    assert refused["ok"] is False and "not in doubt (declined)" in refused["error"]
     assert till.app.ledger.count() == 1
 
 
 def test_a_new_card_payment_waits_until_the_one_in_doubt_is_settled(till: Till) -> None:
     till.in_doubt()
-    assert till.ask("terminal", outcome="approve")["ok"]
 
     refused = till.ask("pay", method="card")
 
     assert refused["ok"] is False and "in doubt" in refused["error"]
+    assert till.gate_reason() == "an earlier card payment needs a member of staff"
     assert till.ask("settle", settlement="not-paid")["ok"] is True
-    paid = send(till.sock, {"cmd": "pay", "method": "card"}, timeout=PAY_SECONDS)
-    assert paid["ok"] is True, paid
-    [sale] = till.app.ledger.since()
-    assert sale.tenders[0].card_mask.endswith("4242")
+    assert till.attempts() == []
+    assert till.app.ledger.count() == 0

@@ -25,11 +25,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from appliance.core.closing import OpenClosing
+from appliance.drivers.sim.lab import TERMINAL_STEPS
 from appliance.errors import ApplianceError, DeviceError
 
 if TYPE_CHECKING:
     from appliance.drivers.sim.lab import SimLab
-    from appliance.drivers.sim_terminal import SimTerminal
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +60,8 @@ class Command:
     run: Callable[[Request], Answer | None]
 
 
-def lab_commands(lab: SimLab, terminal: SimTerminal | None) -> dict[str, Command]:
-    """The commands a simulator lab (and a simulated terminal) answer to."""
+def lab_commands(lab: SimLab) -> dict[str, Command]:
+    """The commands a simulator lab (its terminal emulator too) answers to."""
 
     def scan(request: Request) -> None:
         _need(lab.scanner, "scanner").scan(_text(request, "code"))
@@ -84,7 +84,10 @@ def lab_commands(lab: SimLab, terminal: SimTerminal | None) -> dict[str, Command
 
     def script_terminal(request: Request) -> Answer:
         outcome = _text(request, "outcome")
-        _need(terminal, "payment terminal").script([outcome])
+        step = TERMINAL_STEPS.get(outcome)
+        if step is None:
+            raise ValueError(f"outcome: one of {', '.join(TERMINAL_STEPS)}, not {outcome!r}")
+        _need(lab.terminal, "payment terminal").script(step)
         return {"terminal": outcome}
 
     def plug(plugged: bool) -> Callable[[Request], None]:
@@ -108,7 +111,7 @@ def lab_commands(lab: SimLab, terminal: SimTerminal | None) -> dict[str, Command
         "drawer-open": Command("the drawer is pulled open by hand", drawer_open),
         "drawer-close": Command("the drawer is pushed shut", drawer_close),
         "terminal": Command(
-            "the terminal's next answers: approve|decline|timeout|cancel", script_terminal
+            f"the terminal's next answer: {'|'.join(TERMINAL_STEPS)}", script_terminal
         ),
         "unplug": Command("unplug the scanner's cable", plug(False)),
         "replug": Command("plug the scanner back in", plug(True)),

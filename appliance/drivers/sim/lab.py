@@ -20,15 +20,17 @@ from appliance.device_settings import (
     HardwareSettings,
     NfcReaderSettings,
     SerialScannerSettings,
-    SimTerminalSettings,
+    ZvtTerminalSettings,
 )
 from appliance.drivers.base import DeviceBase
+from appliance.drivers.sim.zvt_script import Step
 
 if TYPE_CHECKING:
     from appliance.drivers.sim.drawer import SimDrawer
     from appliance.drivers.sim.nfc_tag import SimNfcTag
     from appliance.drivers.sim.printer import SimPrinter
     from appliance.drivers.sim.scanner import SimScanner
+    from appliance.drivers.sim.zvt_terminal import ZvtEmulator
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +38,21 @@ log = logging.getLogger(__name__)
 SCANNER, PRINTER, DRAWER, NFC, TERMINAL = "scanner", "printer", "drawer", "nfc", "terminal"
 SELFTEST_CODE = "4006381333931"  # a valid EAN-13 (the demo coffee)
 SELFTEST_UID = "04A1B2C3D4E5F6"
-# The simulated customer takes this long at the terminal: long enough to see, short for tests.
-TERMINAL_DELAY_SECONDS = 0.3
+# The simulated customer's time before each message of the terminal: long enough to see
+# "insert card" on the screen, short for tests.
+TERMINAL_PAUSE_SECONDS = 0.1
+# `appliance sim terminal OUTCOME`: what the emulated customer and card do next.
+TERMINAL_STEPS: dict[str, Step] = {
+    "approve": Step(pause=TERMINAL_PAUSE_SECONDS),
+    "decline": Step("decline", pause=TERMINAL_PAUSE_SECONDS),
+    "pin-wrong": Step("decline", result_code=0x37, pause=TERMINAL_PAUSE_SECONDS),
+    "cancel": Step("customer_abort", pause=TERMINAL_PAUSE_SECONDS),
+    "timeout": Step("silent", pause=TERMINAL_PAUSE_SECONDS),
+    "hang": Step("silent", abort="refuse", pause=TERMINAL_PAUSE_SECONDS),  # ignores an abort
+    "offline": Step("approve_offline", pause=TERMINAL_PAUSE_SECONDS),
+    "drop": Step(drop="at_status", pause=TERMINAL_PAUSE_SECONDS),  # after it booked the charge
+    "drop-early": Step(drop="before_status", pause=TERMINAL_PAUSE_SECONDS),  # before it did
+}
 
 
 class _Closeable(Protocol):
@@ -57,13 +72,14 @@ class SimLab(Closing):
     printer: SimPrinter | None = None
     drawer: SimDrawer | None = None
     nfc_tag: SimNfcTag | None = None
+    terminal: ZvtEmulator | None = None
     settings: dict[str, HardwareSettings] = field(default_factory=dict)
     overrides: dict[str, DeviceBase] = field(default_factory=dict)
     problems: dict[str, str] = field(default_factory=dict)  # simulator name -> why it is missing
     _closers: list[Callable[[], None]] = field(default_factory=list)
 
     @classmethod
-    def start(cls, *, nfc: bool = True) -> SimLab:
+    def start(cls, *, nfc: bool = True, currency: str = "EUR") -> SimLab:
         """Start every simulator; one that cannot start is left out and named in `problems`."""
         lab = cls()
         try:
@@ -72,6 +88,7 @@ class SimLab(Closing):
                 (PRINTER, lab._start_printer),
                 (DRAWER, lab._start_drawer),
                 (NFC, lab.start_nfc if nfc else None),
+                (TERMINAL, lambda: lab._start_terminal(currency)),
             ):
                 if starter is None:
                     continue
@@ -80,9 +97,6 @@ class SimLab(Closing):
                 except Exception as err:  # e.g. a simulator module not in this build
                     log.warning("simulated %s not started: %s", name, err)
                     lab.problems[name] = str(err)
-            lab.settings[TERMINAL] = SimTerminalSettings(
-                outcomes=("approve",), delay_seconds=TERMINAL_DELAY_SECONDS
-            )
         except BaseException:
             lab.close()
             raise
@@ -120,6 +134,18 @@ class SimLab(Closing):
         self.scanner = SimScanner()
         self._own(self.scanner)
         self.settings[SCANNER] = SerialScannerSettings(port=self.scanner.port)
+
+    def _start_terminal(self, currency: str) -> None:
+        """A ZVT terminal emulator on 127.0.0.1: the real adapter pays at the wire."""
+        from appliance.drivers.sim.zvt_terminal import ZvtEmulator
+
+        emulator = ZvtEmulator(currency=currency)
+        self._own(emulator)
+        self.terminal = emulator
+        port = emulator.serve_tcp()
+        self.settings[TERMINAL] = ZvtTerminalSettings(
+            host="127.0.0.1", port=port, currency=currency
+        )
 
     def _start_printer(self) -> None:
         from appliance.drivers.sim.printer import SimPrinter
