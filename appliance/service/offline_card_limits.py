@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from datetime import datetime
 
 from appliance.core.card_payment import CardAnswered, CardRecovered
@@ -78,7 +78,8 @@ class OfflineCardLimits:
         self._timer: threading.Timer | None = None
         self._closed = False
         self._main = threading.get_ident()  # the thread that must never wait for the disk
-        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="offline-cards")
+        self._asked: list[Future[None]] = []  # reloads asked for and not started yet
+        self._working = False  # a worker is running; it ends when nothing is asked
         bus.subscribe(CardAnswered, self._answered)
         bus.subscribe(CardRecovered, self._changed)
         bus.subscribe(OfflineSubmitted, self._changed)
@@ -118,20 +119,25 @@ class OfflineCardLimits:
 
         Call it after an End-of-Day has marked the offline approvals submitted.
         """
-        return self._worker.submit(self._load)
+        done: Future[None] = Future()
+        with self._lock:
+            self._asked.append(done)
+            start, self._working = not self._working, True
+        if start:
+            threading.Thread(target=self._work, name="offline-cards", daemon=True).start()
+        return done
 
     def refresh(self) -> None:
         """Ask the gate to work its answer out again (the age limit may have passed)."""
         self._refresh()
 
     def close(self) -> None:
-        """Stop the timer and the worker; safe twice."""
+        """Stop the age timer; safe twice. A worker ends by itself once its reads are done."""
         with self._lock:
             self._closed = True
             timer, self._timer = self._timer, None
         if timer is not None:
             timer.cancel()
-        self._worker.shutdown(wait=False, cancel_futures=True)
 
     def _changed(self, _event: CardRecovered | OfflineSubmitted) -> None:
         """Main loop: recovery or an End-of-Day changed the journal; read it again."""
@@ -157,11 +163,30 @@ class OfflineCardLimits:
 
     # -- the worker thread ---------------------------------------------------------------
 
+    def _work(self) -> None:
+        # Every reload asked for before a read began is answered by that read: a burst of
+        # approvals costs one or two reads, and no thread is left once nothing is asked.
+        while True:
+            with self._lock:
+                batch, self._asked = self._asked, []
+                if not batch:
+                    self._working = False
+                    return
+            try:
+                self._load()
+            except Exception:  # never leave `_working` set with nobody to answer
+                log.exception("offline card limits not worked out")
+            for done in batch:
+                done.set_result(None)
+
     def _load(self) -> None:
         try:
             usage: OfflineUsage | None = self._journal.offline_usage()
         except ApplianceError as err:
             log.error("offline card payments not read: %s", err)
+            usage = None
+        except Exception:
+            log.exception("offline card payments not read")
             usage = None
         with self._lock:
             if usage is not None or self._usage is None:
