@@ -77,7 +77,7 @@ class ZvtLinkError(ZvtError):
     """The link to a ZVT terminal failed: closed, not acknowledged, or refused."""
 
 
-class ZvtTimeout(ZvtLinkError):
+class ZvtTimeoutError(ZvtLinkError):
     """A ZVT terminal did not answer within the protocol's timer (T1, T2, T3 or T4)."""
 
 

@@ -17,12 +17,12 @@ class ZvtLink(Protocol):
     def send(self, apdu: Apdu) -> None:
         """Send one APDU; serial: waits for the ACK (T2), re-sends on NAK at most twice.
 
-        Raises ZvtLinkError when the link failed or the peer refused, ZvtTimeout for no ACK.
+        Raises ZvtLinkError when the link failed or the peer refused, ZvtTimeoutError for no ACK.
         """
         ...
 
     def receive(self, timeout: float) -> Apdu:
-        """The next whole APDU; ZvtTimeout when none within timeout; ZvtLinkError when closed."""
+        """The next whole APDU; ZvtTimeoutError when none in time; ZvtLinkError when closed."""
         ...
 
     def close(self) -> None:

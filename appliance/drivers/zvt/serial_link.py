@@ -20,7 +20,7 @@ import serial
 from appliance.core.closing import Closing
 from appliance.drivers.zvt.apdu import MAX_LENGTH, Apdu, apdu_size, decode_apdu
 from appliance.drivers.zvt.serial_frame import ACK, DLE, ETX, NAK, STX, frame, unframe
-from appliance.errors import ZvtError, ZvtLinkError, ZvtTimeout
+from appliance.errors import ZvtError, ZvtLinkError, ZvtTimeoutError
 
 log = logging.getLogger(__name__)
 
@@ -216,7 +216,7 @@ class SerialLink(Closing):
     def send(self, apdu: Apdu) -> None:
         """Send one APDU and wait for its ACK; re-send on NAK at most twice.
 
-        ZvtLinkError after a third NAK or when the line is closed; ZvtTimeout when no
+        ZvtLinkError after a third NAK or when the line is closed; ZvtTimeoutError when no
         answer came within T2.
         """
         wire = frame(apdu.encode())
@@ -231,14 +231,14 @@ class SerialLink(Closing):
         )
 
     def receive(self, timeout: float) -> Apdu:
-        """The next whole APDU, ACKed; ZvtTimeout when none within timeout; ZvtLinkError if closed.
+        """The next whole APDU, ACKed; ZvtTimeoutError if none in time; ZvtLinkError if closed.
 
         A damaged frame is NAKed and its re-sent copy awaited; bytes outside a frame are noise.
         """
         deadline = time.monotonic() + timeout
         while True:
             if not self._hunt(deadline):
-                raise ZvtTimeout(f"no ZVT frame within {timeout:g} s")
+                raise ZvtTimeoutError(f"no ZVT frame within {timeout:g} s")
             raw = self._rest_of_frame()
             if raw is None:
                 log.info("ZVT frame broken off (a gap longer than T1): NAK")
@@ -267,13 +267,13 @@ class SerialLink(Closing):
         self._stream.close()
 
     def _acknowledged(self, apdu: Apdu) -> bool:
-        """True for the peer's ACK, False for its NAK; ZvtTimeout when neither came in T2."""
+        """True for the peer's ACK, False for its NAK; ZvtTimeoutError when neither came in T2."""
         deadline = time.monotonic() + self._t2
         while (byte := self._next_byte(deadline - time.monotonic())) is not None:
             if byte in (ACK, NAK):
                 return byte == ACK
             # Anything else is line noise: the peer's own next frame comes only after its ACK.
-        raise ZvtTimeout(
+        raise ZvtTimeoutError(
             f"no ACK for ZVT {apdu.cls:02X} {apdu.instr:02X} within T2 ({self._t2:g} s)"
         )
 

@@ -34,7 +34,7 @@ from appliance.drivers.zvt.messages import (
     parse,
 )
 from appliance.drivers.zvt.result_codes import PRINTER_NOT_READY, message_for
-from appliance.errors import DeviceError, ZvtError, ZvtLinkError, ZvtTimeout
+from appliance.errors import DeviceError, ZvtError, ZvtLinkError, ZvtTimeoutError
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ class ZvtSession:
     ) -> Exchange:
         """Send `command` and serve the PT until it ends; see the module docstring.
 
-        DeviceError (ZvtLinkError, ZvtTimeout) when the PT did not take the command: nothing
+        DeviceError (ZvtLinkError, ZvtTimeoutError) when the PT did not take the command: nothing
         was done. Once it did, every failure ends in an Exchange whose `lost` says why.
         """
         self._cancel.clear()
@@ -125,13 +125,13 @@ class ZvtSession:
             raise ZvtError(f"terminal answered {answering.name} with {answer!r}, not 80 00")
 
     def _receive(self, deadline: float) -> Apdu | None:
-        """The next APDU, or None after one poll slice; ZvtTimeout once `deadline` passed."""
+        """The next APDU, or None after one poll slice; ZvtTimeoutError once `deadline` passed."""
         left = deadline - self._clock.monotonic()
         if left <= 0:
-            raise ZvtTimeout("no message from the terminal within T4")
+            raise ZvtTimeoutError("no message from the terminal within T4")
         try:
             return self.link.receive(min(self._poll, left))
-        except ZvtTimeout:
+        except ZvtTimeoutError:
             return None
 
 
@@ -169,7 +169,7 @@ class _Slave:
                     continue
                 message = parse(apdu, self._answering)
                 deadline, end = self._answer(message, deadline)
-            except ZvtTimeout as err:
+            except ZvtTimeoutError as err:
                 return self._lost(f"the terminal went silent: {err}")
             except ZvtLinkError as err:
                 return self._lost(f"the link to the terminal failed: {err}")
@@ -228,7 +228,7 @@ class _Slave:
         """
         try:
             self._pending = self._link.receive(0.0)
-        except ZvtTimeout:
+        except ZvtTimeoutError:
             return True
         except ZvtLinkError:
             return False

@@ -14,7 +14,7 @@ import time
 
 from appliance.core.closing import Closing
 from appliance.drivers.zvt.apdu import Apdu, apdu_size, decode_apdu
-from appliance.errors import ZvtLinkError, ZvtTimeout
+from appliance.errors import ZvtLinkError, ZvtTimeoutError
 
 log = logging.getLogger(__name__)
 
@@ -61,13 +61,15 @@ class TcpLink(Closing):
             self._sock.settimeout(SEND_TIMEOUT)
             self._sock.sendall(data)
         except TimeoutError as err:
-            raise ZvtTimeout(f"ZVT peer {self.peer} took no data for {SEND_TIMEOUT:g} s") from err
+            raise ZvtTimeoutError(
+                f"ZVT peer {self.peer} took no data for {SEND_TIMEOUT:g} s"
+            ) from err
         except OSError as err:
             raise self._failed("send to", err) from err
         log.debug("ZVT %s sent %02X %02X, %d data bytes", self.peer, *apdu.command, len(apdu.data))
 
     def receive(self, timeout: float) -> Apdu:
-        """The next whole APDU; ZvtTimeout when none within `timeout` s, ZvtLinkError if closed."""
+        """The next whole APDU; ZvtTimeoutError if none in `timeout` s; ZvtLinkError if closed."""
         deadline = time.monotonic() + timeout
         while True:
             size = apdu_size(bytes(self._buffer))
@@ -89,7 +91,9 @@ class TcpLink(Closing):
                 self._sock.settimeout(max(0.0, deadline - time.monotonic()))
                 data = self._sock.recv(wanted - len(self._buffer))
             except (TimeoutError, BlockingIOError) as err:
-                raise ZvtTimeout(f"no APDU from ZVT peer {self.peer} within {timeout:g} s") from err
+                raise ZvtTimeoutError(
+                    f"no APDU from ZVT peer {self.peer} within {timeout:g} s"
+                ) from err
             except OSError as err:
                 raise self._failed("receive from", err) from err
             if not data:

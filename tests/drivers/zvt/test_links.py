@@ -13,7 +13,7 @@ from appliance.device_settings import ZvtTerminalSettings
 from appliance.drivers.zvt.apdu import Apdu
 from appliance.drivers.zvt.link import open_link
 from appliance.drivers.zvt.tcp_link import TcpLink
-from appliance.errors import ZvtLinkError, ZvtTimeout
+from appliance.errors import ZvtLinkError, ZvtTimeoutError
 
 # Registration 06 00: password 000000, config byte 86, currency 0978 (EUR).
 REGISTRATION = Apdu(0x06, 0x00, bytes.fromhex("000000 86 0978"))
@@ -111,7 +111,7 @@ def test_tcp_an_apdu_arriving_byte_by_byte_is_waited_for_and_whole(
     wire = bytes.fromhex("06 D3 FF 04 00 41 42 43 44")  # an FF length on a short APDU
     for byte in wire[:-1]:
         terminal.sendall(bytes((byte,)))
-        with pytest.raises(ZvtTimeout):  # not whole yet: what came is kept for the next call
+        with pytest.raises(ZvtTimeoutError):  # not whole yet: what came is kept for the next call
             link.receive(0.02)
     terminal.sendall(wire[-1:])
     assert link.receive(5) == Apdu(0x06, 0xD3, b"ABCD")
@@ -122,7 +122,7 @@ def test_tcp_no_apdu_within_the_timeout_is_zvt_timeout(
 ) -> None:
     link, _ = pair
     started = time.monotonic()
-    with pytest.raises(ZvtTimeout, match=r"within 0\.1 s"):
+    with pytest.raises(ZvtTimeoutError, match=r"within 0\.1 s"):
         link.receive(0.1)
     assert 0.09 <= time.monotonic() - started < 5
 
@@ -147,7 +147,7 @@ def test_tcp_close_unblocks_a_receive_on_another_thread(
     thread.join(5)
     assert not thread.is_alive()
     assert isinstance(outcome[0], ZvtLinkError)
-    assert not isinstance(outcome[0], ZvtTimeout)
+    assert not isinstance(outcome[0], ZvtTimeoutError)
     assert "closed" in str(outcome[0])
 
 

@@ -22,7 +22,7 @@ from appliance.drivers.zvt.apdu import Apdu
 from appliance.drivers.zvt.link import open_link
 from appliance.drivers.zvt.serial_frame import frame
 from appliance.drivers.zvt.serial_link import FdStream, SerialLink
-from appliance.errors import ZvtError, ZvtLinkError, ZvtTimeout
+from appliance.errors import ZvtError, ZvtLinkError, ZvtTimeoutError
 
 ACK, NAK = b"\x06", b"\x15"
 # The Completion of a Status Enquiry, the CRC check vector of PA00P016's examples.
@@ -153,7 +153,7 @@ def test_serial_a_nak_then_an_ack_sends_twice_and_succeeds(
 def test_serial_no_ack_within_t2_is_a_timeout(pty: Pty) -> None:
     with SerialLink.open_port(pty.path, t2=0.2) as link:
         started = time.monotonic()
-        with pytest.raises(ZvtTimeout, match="T2"):
+        with pytest.raises(ZvtTimeoutError, match="T2"):
             link.send(ACKNOWLEDGE)
         assert 0.19 <= time.monotonic() - started < 5
     assert pty.read(len(ACKNOWLEDGE_FRAME)) == ACKNOWLEDGE_FRAME  # sent once, not again
@@ -196,7 +196,7 @@ def test_serial_dle_bytes_are_doubled_on_the_line_and_single_in_the_apdu(
 
 def test_serial_no_frame_within_the_timeout_is_zvt_timeout(till: SerialLink) -> None:
     started = time.monotonic()
-    with pytest.raises(ZvtTimeout, match=r"within 0\.1 s"):
+    with pytest.raises(ZvtTimeoutError, match=r"within 0\.1 s"):
         till.receive(0.1)
     assert 0.09 <= time.monotonic() - started < 5
 
@@ -255,7 +255,7 @@ def test_serial_close_unblocks_a_receive_on_another_thread(
     link.close()
     with pytest.raises(ZvtLinkError, match="closed") as caught:
         received.result(5)
-    assert not isinstance(caught.value, ZvtTimeout)
+    assert not isinstance(caught.value, ZvtTimeoutError)
     with pytest.raises(ZvtLinkError, match="closed"):
         link.send(ACKNOWLEDGE)
 
