@@ -98,7 +98,7 @@ class NfcReaderSettings(_Device, frozen=True, tag="nfc_reader"):
 
 
 class SimTerminalSettings(_Device, frozen=True, tag="sim_terminal"):
-    """The scripted payment terminal simulator (a real terminal protocol comes later)."""
+    """A scripted terminal behind the port, for unit tests; `--simulate` uses the ZVT emulator."""
 
     outcomes: tuple[Literal["approve", "decline", "cancel", "timeout"], ...] = ("approve",)
     delay_seconds: Seconds = 0.5

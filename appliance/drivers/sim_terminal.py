@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Literal, get_args
 
 from appliance.core.money import is_known_currency
-from appliance.core.payment import PaymentRequest, PaymentResult
+from appliance.core.payment import AnswerRecorder, PaymentRequest, PaymentResult, TerminalTotals
 from appliance.device_settings import SimTerminalSettings
 from appliance.drivers.base import DeviceBase
 from appliance.errors import DeviceError
@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 ScriptedOutcome = Literal["approve", "decline", "cancel", "timeout"]
 SCRIPTED_OUTCOMES: tuple[ScriptedOutcome, ...] = get_args(ScriptedOutcome)
+_UNSCRIPTED = "the scripted terminal only pays; use the ZVT emulator (kind zvt_terminal)"
 MASKED_CARD = "**** 4242"  # the simulator's only card; a real PAN never exists here
 
 
@@ -70,7 +71,9 @@ class SimTerminal(DeviceBase):
             self._next = 0
         log.info("terminal %s: scripted %s", self.name, ", ".join(checked))
 
-    def pay(self, request: PaymentRequest, timeout: float = 120.0) -> PaymentResult:
+    def pay(
+        self, request: PaymentRequest, timeout: float = 120.0, record: AnswerRecorder | None = None
+    ) -> PaymentResult:
         """Run one payment; blocks up to the customer delay or `timeout`, whichever is less."""
         _validate(request)
         with self._script_lock:
@@ -95,7 +98,29 @@ class SimTerminal(DeviceBase):
             request.merchant_reference,
             result.outcome,
         )
+        if record is not None and result.outcome in ("approved", "declined"):
+            record(result)  # as a real terminal does before it is acknowledged
         return result
+
+    def refund(self, *_args: object, **_kwargs: object) -> PaymentResult:
+        """Not scripted: a card refund needs the ZVT emulator."""
+        raise DeviceError(_UNSCRIPTED)
+
+    def reverse(self, *_args: object, **_kwargs: object) -> PaymentResult:
+        """Not scripted: a reversal needs the ZVT emulator."""
+        raise DeviceError(_UNSCRIPTED)
+
+    def last_transaction(self, timeout: float = 30.0) -> PaymentResult | None:
+        """Not scripted: recovery needs the ZVT emulator."""
+        raise DeviceError(_UNSCRIPTED)
+
+    def end_of_day(self, timeout: float = 120.0) -> TerminalTotals:
+        """Not scripted: End-of-Day needs the ZVT emulator."""
+        raise DeviceError(_UNSCRIPTED)
+
+    def check(self, timeout: float = 10.0) -> str:
+        """Always well: a script has no link to lose."""
+        return "scripted terminal"
 
     def cancel(self) -> None:
         """Abort the running payment (the customer pressed cancel); no-op when idle."""

@@ -288,6 +288,7 @@ def test_the_simulator_lab_gives_every_port_a_real_adapter(bus: EventBus) -> Non
     from appliance.drivers.gpio_drawer import GpioDrawer
     from appliance.drivers.serial_scanner import SerialScanner
     from appliance.drivers.sim.lab import SimLab
+    from appliance.drivers.zvt.terminal import ZvtTerminal
 
     with SimLab.start(nfc=False) as lab:
         manager = DeviceManager.build(lab.settings, overrides=lab.overrides)
@@ -297,7 +298,7 @@ def test_the_simulator_lab_gives_every_port_a_real_adapter(bus: EventBus) -> Non
 
             assert isinstance(manager.printer, EscposPrinter)
             assert isinstance(manager.drawer, GpioDrawer)
-            assert isinstance(manager.terminal, SimTerminal)
+            assert isinstance(manager.terminal, ZvtTerminal)  # paying at the emulator's wire
             assert [type(s) for s in manager.scanners] == [SerialScanner]
             assert manager.card_readers == []
             assert lab.problems == {}

@@ -19,7 +19,7 @@ from kivy.core.window import Window
 
 from appliance.core.staff import StaffMember
 from appliance.core.tender import Tender
-from appliance.drivers.sim_terminal import SimTerminal
+from appliance.drivers.sim.lab import TERMINAL_STEPS
 from appliance.screens.registry import SCREENS
 from appliance.screens.staff import STAFF_SCREENS
 from tests.screens.harness import LAYOUTS, Kiosk, open_kiosk
@@ -233,9 +233,9 @@ def test_payment_while_the_terminal_works(kiosks: Kiosks, tmp_path: Path) -> Non
     """The state a customer watches longest: the terminal has the payment (it stays silent)."""
     kiosks.close()  # one app on the window at a time
     with open_kiosk(tmp_path, screen={"idle_seconds": 3600}) as kiosk:
-        terminal = kiosk.services.devices.terminal
-        assert isinstance(terminal, SimTerminal)
-        terminal.script(["timeout"])  # no answer until it is cancelled
+        emulator = kiosk.services.app.lab.terminal if kiosk.services.app.lab else None
+        assert emulator is not None
+        emulator.script(TERMINAL_STEPS["timeout"])  # no answer until it is cancelled
         prepare(kiosk, Shot("pi7", "kiosk", "payment"))
         kiosk.app.session.go("payment")
         kiosk.wait_for_screen("payment")
