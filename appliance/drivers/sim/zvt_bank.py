@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
+from appliance.drivers.zvt.apdu import Apdu
 from appliance.drivers.zvt.bmp import encode_bmp
-from appliance.drivers.zvt.fields import encode_bcd
+from appliance.drivers.zvt.fields import encode_bcd, encode_llvar
 from appliance.drivers.zvt.tlv import encode_tlv
 
 Kind = Literal["payment", "refund", "reversal"]
@@ -48,6 +49,13 @@ class Booked:
 # without the host and submits the payment later, 01 the host authorised it. This is how
 # the emulator marks an offline approval; the adapter reads the same tag.
 TAG_ONLINE_FLAG = 0x1F11
+# Print Text-Block (PA00P015 3.6): TLV 25 holds the text lines, each a tag 07; tag 1F07 says
+# which receipt it is. Print Line (3.5): its attribute's bit 8 marks the last line, but 80
+# alone is reserved, so the last line is also centred (C0).
+TAG_PRINT_TEXTS, TAG_TEXT_LINE, TAG_RECEIPT_TYPE = 0x25, 0x07, 0x1F07
+CUSTOMER_RECEIPT, ADMIN_RECEIPT = 0x02, 0x03
+NORMAL_LINE, LAST_LINE = 0x00, 0xC0
+TEXT_ENCODING = "cp437"  # the ZVT character set's 8-bit default
 PIN_PAYMENT = 0x70  # BMP 19 in a Status-Information: PIN or EMV payment
 VU_NUMBER = b"455600012345678"  # BMP 2A: the merchant's contract number, 15 ASCII digits
 
@@ -71,6 +79,11 @@ CARDS: dict[str, Card] = {
 }
 
 
+# BMP 60's card groups (PA00P015 3.1.3), by ZVT card-type id; any other card is "remaining".
+_GROUPS = {0x05: 0, 0x0E: 1, 0x06: 2, 0x08: 3, 0x0A: 4, 0x0D: 4, 0x0C: 5}
+_REST_GROUP = 6
+
+
 @dataclass(frozen=True, slots=True)
 class Entry:
     """One booked transaction with what its Status-Information and receipt need."""
@@ -92,6 +105,8 @@ class DayTotals:
     trace_number: int
     receipt_number: int
     when: datetime
+    receipts: tuple[int, int] = (0, 0)  # the first and last receipt number of the day
+    groups: tuple[tuple[int, int], ...] = ()  # (count, amount) per BMP 60 card group
 
 
 class Book:
@@ -143,11 +158,26 @@ class Book:
     def close_day(self, when: datetime) -> DayTotals:
         """End-of-Day: the day's approved payments less refunds; none is reversible after."""
         with self._lock:
-            today = [e.booked for e in self._entries if e.day == self._day]
-            counted = [b for b in today if b.state == "approved" and b.kind != "reversal"]
-            amount = sum(-b.amount if b.kind == "refund" else b.amount for b in counted)
+            today = [e for e in self._entries if e.day == self._day]
+            groups = [[0, 0] for _ in range(_REST_GROUP + 1)]
+            for entry in today:
+                booked = entry.booked
+                if booked.state == "approved" and booked.kind != "reversal":
+                    card = CARDS.get(entry.card, CARDS["girocard"])
+                    group = groups[_GROUPS.get(card.card_type, _REST_GROUP)]
+                    group[0] += 1
+                    group[1] += -booked.amount if booked.kind == "refund" else booked.amount
+            receipts = [e.booked.receipt_number for e in today]
             self._day += 1
-            return DayTotals(len(counted), amount, self._next_trace(), self._next_receipt(), when)
+            return DayTotals(
+                sum(count for count, _ in groups),
+                sum(amount for _, amount in groups),
+                self._next_trace(),
+                self._next_receipt(),
+                when,
+                (receipts[0], receipts[-1]) if receipts else (0, 0),
+                tuple((count, amount) for count, amount in groups),
+            )
 
     def entries(self) -> list[Booked]:
         """Every transaction as it stands now, oldest first."""
@@ -194,7 +224,7 @@ def status_information(entry: Entry, *, terminal_id: str, currency: int) -> byte
         (0x87, encode_bcd(booked.receipt_number, 2)),
         (0x88, encode_bcd(entry.turnover, 3)),
         (0x8A, bytes((card.card_type,))),
-        (0x8B, entry.card.encode("cp437", errors="replace") + b"\x00"),
+        (0x8B, entry.card.encode(TEXT_ENCODING, errors="replace") + b"\x00"),
         (0x8C, bytes((card.card_type,))),
         (0xAA, bytes.fromhex(when.strftime("%y%m%d"))),
     ]
@@ -204,12 +234,15 @@ def status_information(entry: Entry, *, terminal_id: str, currency: int) -> byte
 
 
 def day_status_information(totals: DayTotals, *, terminal_id: str, currency: int) -> bytes:
-    """The data of the End-of-Day's `04 0F`: its total, numbers, date and time (PA00P015 3.1.3).
-
-    Real terminals add BMP 60, the totals per card type; it is left out: the ECR's shared BMP
-    table does not know it, and the total with its count on the receipt says what it needs.
-    """
+    """The data of the End-of-Day's `04 0F`: its total, numbers, date and time (PA00P015 3.1.3)."""
     when = totals.when
+    # BMP 60, the individual totals: the day's first and last receipt number (2 BCD each),
+    # then per card group a count (1 byte) and a turnover (6 BCD), LLLVAR as a whole.
+    groups = b"".join(
+        bytes((min(count, 0xFF),)) + encode_bcd(max(amount, 0), 6)
+        for count, amount in totals.groups
+    )
+    first, last = totals.receipts
     fields = [
         (0x27, b"\x00"),
         (0x04, encode_bcd(max(totals.amount, 0), 6)),
@@ -220,7 +253,13 @@ def day_status_information(totals: DayTotals, *, terminal_id: str, currency: int
         (0x49, encode_bcd(currency, 2)),
         (0x87, encode_bcd(totals.receipt_number, 2)),
     ]
-    return b"".join(encode_bmp(bmp, value) for bmp, value in fields)
+    individual = encode_bcd(first, 2) + encode_bcd(last, 2) + groups
+    # BMP 60 is not in the shared table (only this message carries it): its LLLVAR by hand.
+    return (
+        b"".join(encode_bmp(bmp, value) for bmp, value in fields)
+        + b"\x60"
+        + encode_llvar(individual, 3)
+    )
 
 
 _TITLES = {"payment": "Kartenzahlung", "refund": "Gutschrift", "reversal": "Storno"}
@@ -255,6 +294,20 @@ def day_receipt_lines(totals: DayTotals, *, terminal_id: str, currency: str) -> 
         f"Summe {currency} {_money(totals.amount)}",
         totals.when.strftime("%d.%m.%Y %H:%M:%S"),
         "Kassenschnitt erfolgreich",
+    ]
+
+
+def print_messages(lines: list[str], *, text_block: bool, receipt_type: int) -> list[Apdu]:
+    """A receipt as the ECR prints it: one 06 D3 text block, or one 06 D1 per line."""
+    encoded = [line.encode(TEXT_ENCODING, errors="replace") for line in lines]
+    if text_block:
+        texts = b"".join(encode_tlv(TAG_TEXT_LINE, line) for line in encoded)
+        kind = encode_tlv(TAG_RECEIPT_TYPE, bytes((receipt_type,)))
+        return [Apdu(0x06, 0xD3, encode_bmp(0x06, kind + encode_tlv(TAG_PRINT_TEXTS, texts)))]
+    last = len(encoded) - 1
+    return [
+        Apdu(0x06, 0xD1, bytes((LAST_LINE if index == last else NORMAL_LINE,)) + line)
+        for index, line in enumerate(encoded)
     ]
 
 

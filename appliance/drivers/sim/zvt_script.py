@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Literal
 
 from appliance.drivers.sim.zvt_bank import (
     ABORTED,
+    ADMIN_RECEIPT,
+    CUSTOMER_RECEIPT,
     DECLINED,
     FUNCTION_NOT_POSSIBLE,
     PROTOCOL_ERROR,
@@ -26,6 +28,7 @@ from appliance.drivers.sim.zvt_bank import (
     State,
     day_receipt_lines,
     day_status_information,
+    print_messages,
     receipt_lines,
     status_information,
 )
@@ -33,8 +36,8 @@ from appliance.drivers.zvt.apdu import Apdu
 from appliance.drivers.zvt.bmp import decode_bmps, encode_bmp
 from appliance.drivers.zvt.fields import decode_bcd, encode_llvar
 from appliance.drivers.zvt.link import ZvtLink
-from appliance.drivers.zvt.tlv import decode_tlv, encode_tlv
-from appliance.errors import ZvtError, ZvtLinkError, ZvtTimeout
+from appliance.drivers.zvt.tlv import decode_tlv
+from appliance.errors import ZvtError, ZvtLinkError, ZvtTimeoutError
 
 if TYPE_CHECKING:
     from appliance.drivers.sim.zvt_terminal import ZvtEmulator
@@ -55,16 +58,9 @@ ECR_PRINTS_ADMIN = 0x04
 INTERMEDIATE_STATUS = 0x08  # the PT sends 04 FF
 ECR_PRINT_TYPE = 0x80  # with tag 26 allowing it: receipts as one 06 D3 text block
 
-# TLV tags: Registration's permitted commands (26 holding 0A entries), Print Text-Block's
-# texts (25 holding 07 lines) and receipt type (1F07: 02 customer, 03 administration).
+# TLV tags of Registration: 26 lists the commands the ECR takes, each in a tag 0A.
 TAG_PERMITTED_COMMANDS, TAG_COMMAND = 0x26, 0x0A
-TAG_PRINT_TEXTS, TAG_TEXT_LINE, TAG_RECEIPT_TYPE = 0x25, 0x07, 0x1F07
-CUSTOMER_RECEIPT, ADMIN_RECEIPT = 0x02, 0x03
 PRINT_TEXT_BLOCK = bytes((0x06, 0xD3))
-# 06 D1 attribute (PA00P015 3.5): bit 8 marks the last line, but 80 alone is reserved, so
-# the last line is also centred (C0).
-NORMAL_LINE, LAST_LINE = 0x00, 0xC0
-TEXT_ENCODING = "cp437"  # the ZVT character set's 8-bit default
 
 ACK = Apdu(0x80, 0x00)
 ABORT_COMMAND = (0x06, 0xB0)
@@ -149,7 +145,7 @@ class Session:
             while True:
                 try:
                     apdu = self.receive(IDLE_SECONDS)
-                except ZvtTimeout:
+                except ZvtTimeoutError:
                     continue
                 self.pt.set_busy(True)
                 try:
@@ -343,20 +339,18 @@ class Session:
         self.master(Apdu(0x06, 0x0F))
 
     def report(self, status: Apdu, entry: Entry, original: Entry | None) -> bool:
-        """Send the Status-Information; False when the ECR refused it, which undoes an approval.
-
-        PA00P015 2.2.6: when the Status-Information cannot be handed to the ECR, the PT
-        reverses the payment itself, so the customer is never charged for goods not given.
-        """
+        """Send the Status-Information; False when the ECR refused it, which undoes an approval."""
+        # PA00P015 2.2.6: a Status-Information the ECR did not take makes the PT reverse the
+        # payment itself, so that the customer is never charged for goods not handed over.
         try:
             refused = self.master(status)
-        except ZvtTimeout:
+        except ZvtTimeoutError:
             self.auto_reverse(entry, original)
             raise
         if not refused:
             return True
         self.auto_reverse(entry, original)
-        self.master(Apdu(0x06, 0x1E, bytes((ABORTED,))))
+        self.master(Apdu(0x06, 0x1E, bytes((entry.result_code or ABORTED,))))
         return False
 
     def auto_reverse(self, entry: Entry, original: Entry | None) -> None:
@@ -383,7 +377,7 @@ class Session:
                 return False
             try:
                 apdu = self.receive(remaining)
-            except ZvtTimeout:
+            except ZvtTimeoutError:
                 return False
             self.notice(apdu)
         return self.answer_abort(step)
@@ -393,17 +387,15 @@ class Session:
         while True:
             try:
                 self.notice(self.receive(IDLE_SECONDS))
-            except ZvtTimeout:
+            except ZvtTimeoutError:
                 continue
             if self.abort_asked and self.answer_abort(step):
                 return
 
     def answer_abort(self, step: Step) -> bool:
-        """Answer the ECR's 06 B0 as the step says; True when the transaction ended.
-
-        The spec allows 06 B0 only while the ECR is master; many terminals take it during
-        an Authorization anyway, some answer 84 83 00: the step picks one.
-        """
+        """Answer the ECR's 06 B0 as the step says; True when the transaction ended."""
+        # The spec allows 06 B0 only while the ECR is master (2.21); many terminals take it
+        # during an Authorization anyway, some answer 84 83 00: the step picks which.
         self.abort_asked = False
         if step.abort == "refuse":
             self.link.send(_negative(FUNCTION_NOT_POSSIBLE))
@@ -431,10 +423,10 @@ class Session:
             remaining = deadline - time.monotonic()
             try:
                 if remaining <= 0:
-                    raise ZvtTimeout("T3 over")
+                    raise ZvtTimeoutError("T3 over")
                 answer = self.receive(remaining)
-            except ZvtTimeout as err:
-                raise ZvtTimeout(
+            except ZvtTimeoutError as err:
+                raise ZvtTimeoutError(
                     f"the ECR did not acknowledge {apdu.cls:02X} {apdu.instr:02X} "
                     f"within T3 ({self.pt.t3:g} s)"
                 ) from err
@@ -449,26 +441,14 @@ class Session:
             self.master(Apdu(0x04, 0xFF, bytes((status,))))
 
     def print_receipt(self, lines: list[str], *, admin: bool) -> None:
-        """Hand a receipt to the ECR, if it prints (config byte); else the PT prints it.
-
-        An ECR that refuses a print message (84 xx 00: its printer cannot print) gets no
-        more of that receipt: PA00P015 leaves the PT's reaction open, and a terminal with
-        its own printer prints it there; the transaction itself stands.
-        """
+        """Hand a receipt to the ECR, if it prints (config byte); else the PT prints it."""
+        # An ECR that refuses a print message (84 xx 00: its printer cannot print) gets no
+        # more of that receipt: PA00P015 (3.5, 3.6) leaves the PT's reaction open, and a PT
+        # with a printer of its own prints it there. The transaction itself stands.
         if not self.pt.config & (ECR_PRINTS_ADMIN if admin else ECR_PRINTS_PAYMENT):
             return
-        encoded = [line.encode(TEXT_ENCODING, errors="replace") for line in lines]
-        if self.pt.text_block:
-            kind = bytes((ADMIN_RECEIPT if admin else CUSTOMER_RECEIPT,))
-            texts = b"".join(encode_tlv(TAG_TEXT_LINE, line) for line in encoded)
-            container = encode_tlv(TAG_RECEIPT_TYPE, kind) + encode_tlv(TAG_PRINT_TEXTS, texts)
-            messages = [Apdu(0x06, 0xD3, encode_bmp(0x06, container))]
-        else:
-            last = len(encoded) - 1
-            messages = [
-                Apdu(0x06, 0xD1, bytes((LAST_LINE if i == last else NORMAL_LINE,)) + line)
-                for i, line in enumerate(encoded)
-            ]
+        kind = ADMIN_RECEIPT if admin else CUSTOMER_RECEIPT
+        messages = print_messages(lines, text_block=self.pt.text_block, receipt_type=kind)
         for message in messages:
             code = self.master(message)
             if code:

@@ -183,21 +183,40 @@ class ZvtEmulator(Closing):
         thread.start()
 
     def _accept(self, listener: socket.socket) -> None:
+        session: tuple[threading.Thread, ZvtLink] | None = None
         while True:
             ready, _, _ = select.select([listener, self._wake_r], [], [])
             if self._wake_r in ready:
-                return
+                break
             try:
                 conn, peer = listener.accept()
             except OSError:
                 continue
+            alive = session is not None and session[0].is_alive()
+            if session is not None and alive and not self._replace(session[1]):
+                log.info("emulated ZVT terminal: busy, turned ECR %s:%d away", *peer[:2])
+                conn.close()
+                continue
+            if session is not None:
+                session[0].join()
             log.info("emulated ZVT terminal: ECR %s:%d connected", *peer[:2])
-            # One ECR at a time: the next waits in the listen backlog until this one ends.
-            session = threading.Thread(
-                target=self._serve, args=(TcpLink(conn),), name="zvt-emulator-session"
-            )
-            session.start()
-            session.join()
+            link = TcpLink(conn)
+            thread = threading.Thread(target=self._serve, args=(link,), name="zvt-emulator-session")
+            thread.start()
+            session = (thread, link)
+        if session is not None:
+            session[0].join(_JOIN_SECONDS)
+
+    def _replace(self, link: ZvtLink) -> bool:
+        """One ECR at a time: a new connection ends an idle one; False while one is busy."""
+        # An ECR that lost power never closed its connection, and the one it opens after
+        # its reboot must be served. During a transaction the new one is turned away.
+        with self._state:
+            # A command's last answer may still be on its way out: give it T3 to end.
+            if not self._state.wait_for(lambda: not self._busy, self.t3):
+                return False
+            link.close()
+            return True
 
     def _serve_pty(self, master: int) -> None:
         while not self._closed:

@@ -18,6 +18,7 @@ from appliance.drivers.zvt.apdu import Apdu, apdu_size
 from appliance.drivers.zvt.bmp import decode_bmps
 from appliance.drivers.zvt.serial_frame import frame
 from appliance.drivers.zvt.serial_link import SerialLink
+from appliance.drivers.zvt.status_info import parse_status_information
 
 WAIT = 10.0  # only bounds a hang: every read returns as soon as the bytes are there
 NOW = datetime(2026, 12, 6, 14, 30, 15)
@@ -292,9 +293,11 @@ def test_an_offline_approval_says_so_in_the_online_flag(emulator: ZvtEmulator, e
     ecr.send(PAY_12_50)
     ecr.expect(ACK)
     ecr.expect(INSERT_CARD, ack=True)
-    fields = dict(decode_bmps(ecr.take().data))
+    status = ecr.take()
+    fields = dict(decode_bmps(status.data))
     assert fields[0x06] == wire("1F11 01 00")  # online flag 00: approved offline
     assert fields[0x3B] == bytes(8)  # no authorisation attribute without the host
+    assert parse_status_information(status.data).offline  # the adapter reads it so
     ecr.expect(COMPLETION, ack=True)
     assert emulator.wait_idle(WAIT)
     assert emulator.book == [Booked("payment", 1250, 1, 1, "approved", True)]
@@ -390,8 +393,15 @@ def test_end_of_day_totals_the_day_and_closes_it_for_reversal(
     ecr.send("06 50 03 000000")
     ecr.expect(ACK)
     ecr.expect("04 FF 01 0E", ack=True)
-    fields = dict(decode_bmps(ecr.take().data))
-    assert (fields[0x27], fields[0x04]) == (b"\x00", wire("000000001000"))
+    ecr.expect(
+        "04 0F 58 27 00 04 000000001000 0B 000003 0C 143015 0D 1206 29 52500038 49 0978"
+        " 87 0003"  # the End-of-Day's own receipt number
+        " 60 F0F5F3 0001 0002"  # individual totals: receipts 1 to 2, then per card group:
+        " 02 000000001000"  # girocard: 2, net 10.00
+        + " 00 000000000000"
+        * 6,  # JCB, Eurocard, Amex, VISA, Diners, the rest: none
+        ack=True,
+    )
     lines = ecr.until((0x06, 0x0F))
     assert b"Anzahl 2" in [line.data[1:] for line in lines]
     ecr.send("06 30 06 000000 87 0001")
@@ -473,6 +483,28 @@ def test_a_status_information_not_acknowledged_is_reversed_by_the_terminal(
         ("payment", "reversed"),
         ("reversal", "approved"),
     ]
+
+
+def test_a_new_connection_replaces_an_idle_one(emulator: ZvtEmulator, ecr: Ecr) -> None:
+    till = Ecr(ecr.port)  # the till rebooted without closing its old connection
+    assert ecr.closed_by_terminal()
+    till.send(STATUS_ENQUIRY)
+    till.expect(ACK)
+    till.expect(STATUS_COMPLETION, ack=True)
+    till.close()
+
+
+def test_a_new_connection_during_a_payment_is_turned_away(emulator: ZvtEmulator, ecr: Ecr) -> None:
+    emulator.script(Step(intermediate=2, pause=WAIT))
+    ecr.send(PAY_12_50)
+    ecr.expect(ACK)
+    ecr.expect(INSERT_CARD, ack=True)
+    intruder = Ecr(ecr.port)
+    assert intruder.closed_by_terminal()
+    intruder.close()
+    ecr.send("06 B0 00")  # the payment went on all along: the till can still cancel it
+    ecr.expect(ACK)
+    ecr.expect("06 1E 01 6C", ack=True)
 
 
 def test_garbage_ends_a_session_and_the_next_connection_is_served(
