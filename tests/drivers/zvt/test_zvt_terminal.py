@@ -213,7 +213,7 @@ def test_end_of_day_gives_the_days_total(emulator: ZvtEmulator, terminal: ZvtTer
     terminal.pay(request(1000))
     terminal.pay(request(250))
     totals = terminal.end_of_day()
-    assert totals.amount == 1250
+    assert (totals.count, totals.amount) == (2, 1250)
 
 
 def test_check_names_the_software(terminal: ZvtTerminal) -> None:
