@@ -340,8 +340,9 @@ class Session:
 
     def report(self, status: Apdu, entry: Entry, original: Entry | None) -> bool:
         """Send the Status-Information; False when the ECR refused it, which undoes an approval."""
-        # PA00P015 2.2.6: a Status-Information the ECR did not take makes the PT reverse the
-        # payment itself, so that the customer is never charged for goods not handed over.
+        # PA00P015 2.2.6-2.2.7: a Status-Information the ECR refuses (84 xx 00: the goods
+        # could not be issued) or does not take within T3 makes the PT reverse the payment
+        # itself, so that the customer is never charged for goods not handed over.
         try:
             refused = self.master(status)
         except ZvtTimeoutError:

@@ -276,6 +276,36 @@ def test_a_silent_terminal_sends_nothing_until_the_ecr_aborts(
     ecr.expect("06 1E 01 6C", ack=True)
 
 
+def test_a_terminal_that_prints_itself_sends_no_print_lines(
+    emulator: ZvtEmulator, ecr: Ecr
+) -> None:
+    ecr.register("06 00 06 000000 08 0978")  # intermediate statuses, no ECR printing
+    ecr.send(PAY_12_50)
+    ecr.expect(ACK)
+    ecr.expect(INSERT_CARD, ack=True)
+    ecr.expect(APPROVED_12_50, ack=True)
+    ecr.expect(COMPLETION, ack=True)
+
+
+@pytest.mark.parametrize(
+    ("card", "pan"),
+    [
+        ("Visa", "476173 EEEEEE 0010"),
+        ("Maestro", "679999 EEEEEEEE E0 01 8F"),  # 19 digits: an F pads the last byte
+    ],
+)
+def test_the_card_number_keeps_only_its_first_six_and_last_four_digits(
+    emulator: ZvtEmulator, ecr: Ecr, card: str, pan: str
+) -> None:
+    emulator.script(Step(card=card, receipts=False))
+    ecr.send(PAY_12_50)
+    ecr.expect(ACK)
+    ecr.expect(INSERT_CARD, ack=True)
+    fields = dict(decode_bmps(ecr.take().data))
+    assert fields[0x22] == wire(pan)  # E: a masked digit
+    assert fields[0x8B] == card.encode() + b"\x00"
+
+
 def test_a_wrong_currency_is_refused_with_the_terminals_currency(ecr: Ecr) -> None:
     ecr.send("06 01 0A 04 000000001250 49 0756")  # CHF at a EUR terminal
     ecr.expect("84 1E 03 6F 0978")
@@ -390,6 +420,10 @@ def test_end_of_day_totals_the_day_and_closes_it_for_reversal(
     ecr.until((0x06, 0x0F))
     ecr.send("06 31 0A 000000 04 000000000250")  # a refund of 2.50
     ecr.until((0x06, 0x0F))
+    assert [(b.kind, b.amount, b.state) for b in emulator.book] == [
+        ("payment", 1250, "approved"),
+        ("refund", 250, "approved"),
+    ]
     ecr.send("06 50 03 000000")
     ecr.expect(ACK)
     ecr.expect("04 FF 01 0E", ack=True)
@@ -505,6 +539,22 @@ def test_a_new_connection_during_a_payment_is_turned_away(emulator: ZvtEmulator,
     ecr.send("06 B0 00")  # the payment went on all along: the till can still cancel it
     ecr.expect(ACK)
     ecr.expect("06 1E 01 6C", ack=True)
+
+
+def test_a_status_information_refused_by_the_ecr_is_reversed_and_aborted(
+    emulator: ZvtEmulator, ecr: Ecr
+) -> None:
+    ecr.send(PAY_12_50)
+    ecr.expect(ACK)
+    ecr.expect(INSERT_CARD, ack=True)
+    ecr.expect(APPROVED_12_50)
+    ecr.send("84 66 00")  # a vending machine that could not issue the goods
+    ecr.expect("06 1E 01 6C", ack=True)
+    assert emulator.wait_idle(WAIT)
+    assert [(b.kind, b.state) for b in emulator.book] == [
+        ("payment", "reversed"),
+        ("reversal", "approved"),
+    ]
 
 
 def test_garbage_ends_a_session_and_the_next_connection_is_served(
