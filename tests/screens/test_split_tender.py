@@ -18,7 +18,8 @@ from appliance.core.tender import Tender
 from appliance.errors import StoreError
 from appliance.screens.i18n import tr
 from appliance.store.payment_attempts import PaymentAttempt
-from tests.screens.customer_steps import COFFEE
+from appliance.store.stored_value import StoredValueAccounts
+from tests.screens.customer_steps import COFFEE, scan_and_wait, tap_card
 from tests.screens.harness import Kiosk
 from tests.screens.test_staff_flows import (
     WATER,
@@ -140,13 +141,19 @@ def card_part(staff_till: Kiosk, digits: str = "") -> None:
     staff_till.tap_text(tr._("Card for part"))
 
 
+def hold_card_part(staff_till: Kiosk, digits: str = "") -> Any:
+    """On the cash screen with card offered: a card part approved; the cash presenter."""
+    to_cash_with_card(staff_till)
+    cash = staff_till.app.cash
+    card_part(staff_till, digits)
+    staff_till.wait_for(lambda: cash.card_state == "held", what="the card part approved")
+    return cash
+
+
 def test_card_part_and_cash_rest_make_one_sale_that_settles_the_attempt(
     staff_till: Kiosk,
 ) -> None:
-    to_cash_with_card(staff_till)
-    cash = staff_till.app.cash
-    card_part(staff_till, "300")
-    staff_till.wait_for(lambda: cash.card_state == "held", what="the card part approved")
+    cash = hold_card_part(staff_till, "300")
     [attempt] = payments(staff_till)
     mask = receipt_mask(attempt.card_mask)
     assert mask.startswith("**** ")
@@ -198,11 +205,8 @@ def test_a_declined_card_part_leaves_the_due_and_makes_no_sale(staff_till: Kiosk
 def test_a_failed_commit_keeps_the_card_part_and_a_retry_commits_once(
     staff_till: Kiosk,
 ) -> None:
-    to_cash_with_card(staff_till)
     tried = fail_commits(staff_till, 1)
-    cash = staff_till.app.cash
-    card_part(staff_till)  # nothing typed: all that is due
-    staff_till.wait_for(lambda: cash.card_state == "held", what="the card part approved")
+    cash = hold_card_part(staff_till)  # nothing typed: all that is due
     assert cash.due == 0 and cash.can_complete
     staff_till.tap_text(tr._("Complete sale"))
     staff_till.wait_for(lambda: tried and not cash.saving, what="the failed commit")
@@ -228,10 +232,7 @@ def test_a_failed_commit_keeps_the_card_part_and_a_retry_commits_once(
 def test_the_card_part_holds_the_screen_until_undone_at_the_terminal(
     staff_till: Kiosk,
 ) -> None:
-    to_cash_with_card(staff_till)
-    cash = staff_till.app.cash
-    card_part(staff_till, "200")
-    staff_till.wait_for(lambda: cash.card_state == "held", what="the card part approved")
+    cash = hold_card_part(staff_till, "200")
     assert shown_button(staff_till, tr._("Back to the till")).disabled
     cash.cancel()  # even when asked directly, the screen stays
     staff_till.pump(2)
@@ -249,3 +250,115 @@ def test_the_card_part_holds_the_screen_until_undone_at_the_terminal(
     staff_till.tap_text(tr._("Back to the till"))
     staff_till.wait_for_screen("till")
     assert staff_till.services.app.ledger.count() == 0
+
+
+# -- the kiosk: stored value plus bank card ------------------------------------------------
+
+
+def to_split_offer(kiosk: Kiosk) -> StoredValueAccounts:
+    """Coffee (4.99) in the basket, a stored-value card with 1.00 tapped: the split offered."""
+    terminal(kiosk)
+    accounts = StoredValueAccounts(kiosk.services.app.db, "EUR")
+    accounts.top_up(SHORT_CARD, 100, reference="test-opening-balance")
+    scan_and_wait(kiosk, COFFEE, 1)
+    kiosk.wait_for_screen("shop")
+    kiosk.tap_text("Pay")
+    kiosk.wait_for_screen("payment")
+    gate = kiosk.services.app.card_gate
+    assert gate is not None
+    kiosk.wait_for(lambda: gate.availability.offered, what="card offered")
+    kiosk.tap_text("Store card")
+    tap_card(kiosk, SHORT_CARD)
+    kiosk.wait_for(lambda: kiosk.app.payment.state == "split_offer", what="the split offered")
+    kiosk.find_text(
+        tr._(
+            "Your card has {balance}, which is not enough. Please choose another way to pay."
+        ).format(balance=euros(100))
+    )
+    assert accounts.balance(SHORT_CARD) == 100 and payments(kiosk) == []
+    return accounts
+
+
+def fail_debits(kiosk: Kiosk, times: int) -> list[str]:
+    """The next `times` stored-value debits raise StoreError; the list collects every try."""
+    accounts = kiosk.services.app.stores.stored_value
+    debit = accounts.debit
+    tried: list[str] = []
+
+    def failing(uid: str, amount: int, reference: str) -> int:
+        tried.append(uid)
+        if len(tried) <= times:
+            raise StoreError("disk full")
+        return debit(uid, amount, reference)
+
+    accounts.debit = failing  # type: ignore[method-assign]
+    return tried
+
+
+def split_offer_text() -> str:
+    """The split's button for the 1.00 card."""
+    return tr._("Pay {balance} with this card and the rest by card").format(balance=euros(100))
+
+
+def test_a_short_stored_value_card_pays_its_balance_and_a_bank_card_the_rest(
+    kiosk: Kiosk,
+) -> None:
+    accounts = to_split_offer(kiosk)
+    kiosk.screenshot("customer-payment-split-offer")
+    kiosk.tap_text(split_offer_text())
+    kiosk.wait_for_screen("receipt")
+
+    sale = kiosk.services.app.ledger.last()
+    assert sale is not None and kiosk.services.app.ledger.count() == 1
+    [attempt] = payments(kiosk)
+    assert [(t.kind, t.amount) for t in sale.tenders] == [("card", 399), ("stored_value", 100)]
+    assert sale.tenders[0].reference == attempt.reference
+    assert attempt.amount == 399 and attempt.state == "settled" and attempt.sale_id == sale.id
+    assert accounts.balance(SHORT_CARD) == 0
+    assert not kiosk.app.session.busy
+
+
+def test_a_failed_stored_value_debit_keeps_the_approved_card_part_for_a_retry(
+    kiosk: Kiosk,
+) -> None:
+    accounts = to_split_offer(kiosk)
+    tried = fail_debits(kiosk, 1)
+    kiosk.tap_text(split_offer_text())
+    kiosk.wait_for(lambda: kiosk.app.payment.state == "split_failed", what="the failed debit")
+    kiosk.find_text(
+        tr._("Your card paid {amount}, but your store card could not be charged.").format(
+            amount=euros(399)
+        )
+    )
+    [attempt] = payments(kiosk)
+    assert attempt.state == "approved" and attempt.sale_id is None
+    assert kiosk.services.app.ledger.count() == 0 and accounts.balance(SHORT_CARD) == 100
+    assert kiosk.app.session.busy
+    kiosk.screenshot("customer-payment-split")
+
+    kiosk.tap_text(tr._("Try the card again"))
+    kiosk.wait_for_screen("receipt")
+    [attempt] = payments(kiosk)  # the bank card was asked once
+    sale = kiosk.services.app.ledger.last()
+    assert sale is not None and kiosk.services.app.ledger.count() == 1
+    assert [(t.kind, t.amount) for t in sale.tenders] == [("card", 399), ("stored_value", 100)]
+    assert attempt.state == "settled" and attempt.sale_id == sale.id
+    assert tried == [SHORT_CARD, SHORT_CARD] and accounts.balance(SHORT_CARD) == 0
+
+
+def test_cancelling_a_failed_split_reverses_the_card_part_before_the_cart_is_free(
+    kiosk: Kiosk,
+) -> None:
+    accounts = to_split_offer(kiosk)
+    fail_debits(kiosk, 99)
+    kiosk.tap_text(split_offer_text())
+    kiosk.wait_for(lambda: kiosk.app.payment.state == "split_failed", what="the failed debit")
+    kiosk.tap_text(tr._("Cancel"))
+    kiosk.wait_for(lambda: kiosk.app.payment.state == "choose", what="the card part undone")
+    kiosk.find_text(tr._("Your card payment was undone. Nothing was charged."))
+    [payment] = payments(kiosk)
+    [reversal] = [a for a in attempts(kiosk) if a.kind == "reversal"]
+    assert payment.state == "reversed" and reversal.state == "settled"
+    assert reversal.original_reference == payment.reference
+    assert kiosk.services.app.ledger.count() == 0 and accounts.balance(SHORT_CARD) == 100
+    assert not kiosk.app.session.busy

@@ -5,6 +5,11 @@ only after a clear decline or cancel. When the terminal cannot say whether it ch
 ("unknown"), the cart stays locked until a member of staff decides; when the charge went
 through but the sale could not be stored, the approval is kept and only the commit is
 retried.
+
+A stored-value card that holds less than the total can pay what it holds, the rest by bank
+card: the bank card is asked first, and the stored value is debited last, in the writer
+step that commits the one sale. Once the bank card approved, its part is never dropped:
+the customer taps again, or cancels and the terminal reverses it.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from appliance.screens.customer.staff_pin_presenter import StaffCheck
 from appliance.screens.customer.stored_value_payment import StoredValuePayment
 from appliance.screens.presenters.context import ScreenContext
 from appliance.screens.presenters.input_router import InputRouter
+from appliance.screens.presenters.split_card_part import CardPart
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +48,26 @@ STATES = (
     "saving",  # paid; the sale is being stored (off the main thread)
     "commit_failed",  # charged, but the sale is not stored yet
     "tap_card",  # waiting for a stored-value card
+    "split_offer",  # the card holds too little: its balance and the rest by bank card?
+    "split_card",  # the terminal has the rest
+    "split_saving",  # the rest is paid; the stored value is debited with the sale
+    "split_failed",  # the bank card paid the rest, the stored value did not go through
+    "split_undoing",  # the terminal reverses the bank card's part
 )
 # While the cart is with the terminal, or paid but not stored, nothing may clear it.
-BUSY_STATES = frozenset({"waiting", "unknown", "resolve", "saving", "commit_failed"})
+BUSY_STATES = frozenset(
+    {
+        "waiting",
+        "unknown",
+        "resolve",
+        "saving",
+        "commit_failed",
+        "split_card",
+        "split_saving",
+        "split_failed",
+        "split_undoing",
+    }
+)
 
 
 def _logged_only(_result: object, error: ApplianceError | None) -> None:
@@ -61,6 +84,8 @@ class PaymentPresenter(EventDispatcher):
     card_ready = BooleanProperty(False)  # a terminal is there and healthy
     notice = StringProperty("")  # a line about the state: why the card is off, the balance...
     resolver = StringProperty("")  # the name of the staff member deciding an unknown payment
+    split_offer = StringProperty("")  # "Pay 1.00 with this card and the rest by card"
+    split_paid = StringProperty("")  # what the bank card paid of a split, for its panes
 
     def __init__(
         self, ctx: ScreenContext, router: InputRouter, staff: StaffCheck, **kwargs: Any
@@ -75,6 +100,10 @@ class PaymentPresenter(EventDispatcher):
         router.on_tap(SCREEN, self._tapped)
         router.on_scan(SCREEN, self._scanned)
         ctx.bus.subscribe(CardAnswered, self._answered)
+        # After `_answered`: that one still sees the part's request and leaves it alone.
+        self._part = CardPart(ctx, self._part_answered, self._part_undone)
+        self._split_uid = ""  # the stored-value card of a split
+        self._split_balance = 0  # what it held when tapped
         ctx.bus.subscribe(DeviceHealthChanged, self._health_changed)
         ctx.session.bind(screen=self._screen_changed)
         self._stopped = False  # device news after the app stopped changes nothing on screen
@@ -117,6 +146,8 @@ class PaymentPresenter(EventDispatcher):
         terminal = self._ctx.services.devices.terminal
         if self.state == "waiting" and terminal is not None:
             terminal.cancel()
+        elif self.state == "split_card":
+            self._part.cancel()
 
     def pay_stored_value(self) -> None:
         """Wait for the customer's stored-value card on the reader."""
@@ -131,7 +162,7 @@ class PaymentPresenter(EventDispatcher):
 
     def choose_again(self) -> None:
         """Back to the list of methods (after a decline, a cancel, or from the card reader)."""
-        if self.state in ("declined", "cancelled", "tap_card"):
+        if self.state in ("declined", "cancelled", "tap_card", "split_offer"):
             self.notice = ""
             self.state = "choose"
 
@@ -173,6 +204,8 @@ class PaymentPresenter(EventDispatcher):
     # -- answers -----------------------------------------------------------------------
 
     def _answered(self, event: CardAnswered) -> None:
+        if self._part.owns(event.request):
+            return  # a split's bank card part: `_part_answered` hears it
         if event.request is not self._request or self.state != "waiting":
             log.warning("answer for %s dropped", event.request.merchant_reference)
             return
@@ -207,7 +240,7 @@ class PaymentPresenter(EventDispatcher):
     def _commit_card(self, staff: StaffMember | None) -> None:
         request, result = self._request, self._result
         assert request is not None
-        tender = card_tender(request, result)
+        tender = [card_tender(request, result)]
         who = self._sale_staff(staff)
         self.state = "saving"
         journal = self._ctx.stores.payments
@@ -232,12 +265,13 @@ class PaymentPresenter(EventDispatcher):
         self._forget_card()
         self._finish(sale)
 
-    def _store(self, tender: Tender, staff_id: str) -> Sale | None:
+    def _store(self, tenders: list[Tender], staff_id: str) -> Sale | None:
         """On the writer thread: store the sale; None (logged) when the store refused it."""
         try:
-            return self._ctx.checkout.pay([tender], staff=staff_id)
+            return self._ctx.checkout.pay(tenders, staff=staff_id)
         except ApplianceError as err:
-            log.error("%s payment %s: sale not stored: %s", tender.kind, tender.reference, err)
+            paid = ", ".join(f"{t.kind} {t.reference}" for t in tenders)
+            log.error("payment by %s: sale not stored: %s", paid, err)
             return None
 
     def _sale_staff(self, staff: StaffMember | None) -> str:
@@ -264,24 +298,134 @@ class PaymentPresenter(EventDispatcher):
     def _tapped(self, event: CardTapped) -> None:
         if self.state == "unknown":
             self._staff.badge(event.uid)
-        elif self.state == "tap_card":
+        elif self.state == "split_failed":
+            self._debit_rest(event.uid)  # "tap again", maybe with another card
+        elif self.state in ("tap_card", "split_offer"):
             total = self._ctx.checkout.totals().total
             who = self._sale_staff(None)
             uid = event.uid
             self.state = "saving"
             self._ctx.writes.run(
-                lambda: self._stored_value.pay(uid, total, lambda tender: self._store(tender, who)),
-                self._stored_value_paid,
+                lambda: self._stored_value.pay(
+                    uid, total, lambda tender: self._store([tender], who)
+                ),
+                lambda sale, _error: self._stored_value_paid(sale, uid),
             )
 
-    def _stored_value_paid(self, sale: Sale | None, _error: ApplianceError | None) -> None:
+    def _stored_value_paid(self, sale: Sale | None, uid: str) -> None:
         if sale is not None:
             self._finish(sale)
             return
+        tr = self._ctx.tr
+        balance, total = self._stored_value.short, self._ctx.checkout.totals().total
+        if 0 < balance < total and "card" in self.methods:
+            self._split_uid, self._split_balance = uid, balance
+            self.split_offer = tr._("Pay {balance} with this card and the rest by card").format(
+                balance=self._money(balance)
+            )
+            self.notice = self._stored_value.problem  # what it has, and that it is not enough
+            self.state = "split_offer"
+            return
         self.state = "tap_card"
+        self.notice = self._stored_value.problem or tr._(
+            "The payment did not go through. Please try again."
+        )
+
+    # -- stored value plus bank card ---------------------------------------------------
+
+    def pay_split(self) -> None:
+        """Take the rest by bank card first; the stored value is debited once it is paid."""
+        if self.state != "split_offer":
+            return
+        checkout = self._ctx.checkout
+        rest = checkout.totals().total - self._split_balance
+        if rest <= 0 or not self._part.ask(rest, checkout.cart):
+            self._card_unavailable()
+            return
+        self.notice = ""
+        self.split_paid = self._money(rest)
+        self.state = "split_card"
+
+    def retry_split(self) -> None:
+        """Debit the same stored-value card again; the bank card is not asked again."""
+        if self.state == "split_failed":
+            self._debit_rest(self._split_uid)
+
+    def cancel_split(self) -> None:
+        """Give up the split: the terminal reverses the bank card's part, then the cart is free."""
+        if self.state != "split_failed":
+            return
+        if self._part.undo():
+            self.state = "split_undoing"
+        else:
+            self.notice = self._ctx.tr._(
+                "The card payment could not be undone now. Please ask a member of staff."
+            )
+
+    def _part_answered(self, result: PaymentResult | None, _problem: str) -> None:
+        tr = self._ctx.tr
+        if self.state != "split_card":
+            log.warning("split card part answered on state %s", self.state)
+            return
+        outcome = result.outcome if result is not None else None
+        if outcome == "approved":
+            self._debit_rest(self._split_uid)
+            return
+        if outcome is None:
+            self.state = "choose"
+            self._card_unavailable()
+            return
+        if outcome == "declined":
+            self.notice = tr._("The card was declined. Try again, or choose another way to pay.")
+        elif outcome == "cancelled":
+            self.notice = tr._("The payment was cancelled. Nothing was charged.")
+        else:  # in doubt: recovery asks the terminal and reverses a charge it finds
+            self.notice = tr._(
+                "We could not confirm the card payment. "
+                "It is checked with the terminal and undone if it was charged."
+            )
+        self.state = "split_offer"
+
+    def _debit_rest(self, uid: str) -> None:
+        """Debit the stored value and commit the sale with both tenders, in one writer step."""
+        card = self._part.tender
+        assert card is not None
+        rest = self._ctx.checkout.totals().total - card.amount
+        who = self._sale_staff(None)
+        self._split_uid = uid
+        self.state = "split_saving"
+        self._ctx.writes.run(
+            lambda: self._stored_value.pay(uid, rest, lambda sv: self._store([card, sv], who)),
+            self._split_stored,
+        )
+
+    def _split_stored(self, sale: Sale | None, _error: ApplianceError | None) -> None:
+        if sale is not None:
+            self._part.forget()  # settled in the sale's own transaction
+            self._finish(sale)
+            return
+        # The bank card's part stays approved in the journal: never dropped, only reversed.
         self.notice = self._stored_value.problem or self._ctx.tr._(
             "The payment did not go through. Please try again."
         )
+        self.state = "split_failed"
+
+    def _part_undone(self, undone: bool, problem: str) -> None:
+        tr = self._ctx.tr
+        if self.state != "split_undoing":
+            return
+        if undone:
+            self.notice = tr._("Your card payment was undone. Nothing was charged.")
+            self.state = "choose"
+            return
+        log.warning("split card part not undone: %s", problem)
+        self.notice = tr._(
+            "The card payment could not be undone now. Please ask a member of staff."
+        )
+        self.state = "split_failed"
+
+    def _money(self, minor: int) -> str:
+        return self._ctx.tr.money(minor, self._ctx.checkout.cart.currency)
 
     # -- the terminal and the screen ---------------------------------------------------
 

@@ -26,11 +26,12 @@ class StoredValuePayment:
         self._ctx = ctx
         self._accounts = ctx.stores.stored_value  # in the store's currency, as the cart is
         self.problem = ""
+        self.short = 0  # what the last card held when that was not enough (else 0)
 
     def pay(self, uid: str, amount: int, commit: Commit) -> Sale | None:
         """Debit `amount` from the card, then `commit` the sale; None when either failed."""
         tr = self._ctx.tr
-        self.problem = ""
+        self.problem, self.short = "", 0
         # One reference per tap: the debit is idempotent by it, and credit_back finds it.
         reference = f"sv-{uuid.uuid4().hex}"
         try:
@@ -57,6 +58,7 @@ class StoredValuePayment:
         if balance is None:
             return tr._("This card cannot be used to pay here. Please choose another way to pay.")
         if balance < amount:
+            self.short = max(0, balance)
             currency = self._ctx.checkout.cart.currency
             return tr._(
                 "Your card has {balance}, which is not enough. Please choose another way to pay."
