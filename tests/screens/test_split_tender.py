@@ -7,14 +7,11 @@ the harness runs, and the payment journal shows what happened to each.
 
 from __future__ import annotations
 
-import dataclasses
-import inspect
-import itertools
 from typing import Any
 
 from appliance.core.card_payment import receipt_mask
-from appliance.core.payment import AnswerRecorder, PaymentRequest, PaymentResult
 from appliance.core.tender import Tender
+from appliance.drivers.sim.lab import TERMINAL_STEPS
 from appliance.errors import StoreError
 from appliance.screens.i18n import tr
 from appliance.store.payment_attempts import PaymentAttempt
@@ -35,58 +32,10 @@ from tests.screens.test_staff_flows import (
 SHORT_CARD = "04CAFE00000077"  # a stored-value card holding less than the coffee costs
 
 
-def terminal(kiosk: Kiosk) -> Any:
-    """The harness's terminal, answering through the whole port (`record`, `reverse`)."""
-    found = kiosk.services.devices.terminal
-    assert found is not None
-    if "record" not in inspect.signature(found.pay).parameters:
-        fill_in_the_port(found)
-    return found
-
-
-def fill_in_the_port(sim: Any) -> None:
-    """Give an older simulator the port's answer recorder, receipt numbers and reversal."""
-    # The simulator the harness runs predates the port's `record` and `reverse`; the
-    # terminal emulator replacing it speaks both, and then this is not used.
-    pay = sim.pay
-    receipts = itertools.count(1)
-
-    def paying(
-        request: PaymentRequest, timeout: float = 120.0, record: AnswerRecorder | None = None
-    ) -> PaymentResult:
-        result = pay(request, timeout)
-        if result.outcome == "approved":
-            number = f"{next(receipts):04d}"
-            result = dataclasses.replace(result, receipt_number=number, amount=request.amount)
-        if record is not None and result.outcome != "unknown":
-            record(result)
-        return result
-
-    def reverse(
-        receipt_number: str,
-        request: PaymentRequest,
-        timeout: float = 120.0,
-        record: AnswerRecorder | None = None,
-    ) -> PaymentResult:
-        result = PaymentResult(
-            "approved", request.merchant_reference, receipt_number=receipt_number
-        )
-        if record is not None:
-            record(result)
-        return result
-
-    sim.pay = paying
-    sim.reverse = reverse
-
-
 def script_terminal(kiosk: Kiosk, *outcomes: str) -> None:
     """What the next card attempts end as ("approve", "decline", ...); then approvals."""
-    emulator = getattr(kiosk.lab, "terminal", None)
-    if emulator is None:  # the older simulator takes a script of outcome names
-        terminal(kiosk).script([*outcomes, "approve"])
-        return
-    from appliance.drivers.sim.lab import TERMINAL_STEPS
-
+    emulator = kiosk.lab.terminal
+    assert emulator is not None
     emulator.script(*(TERMINAL_STEPS[outcome] for outcome in outcomes))
 
 
@@ -126,7 +75,6 @@ def fail_commits(kiosk: Kiosk, times: int) -> list[str]:
 
 def to_cash_with_card(staff_till: Kiosk) -> None:
     """Coffee and water (6.28) on the till, the cash screen up, card offered."""
-    terminal(staff_till)
     log_in_cashier(staff_till)
     scan_into_till(staff_till, COFFEE, WATER)
     staff_till.tap_text(tr._("Cash"))
@@ -246,6 +194,9 @@ def test_the_card_part_holds_the_screen_until_undone_at_the_terminal(
     [reversal] = [a for a in attempts(staff_till) if a.kind == "reversal"]
     assert payment.state == "reversed"
     assert reversal.original_reference == payment.reference and reversal.state == "settled"
+    emulator = staff_till.lab.terminal
+    assert emulator is not None  # the terminal's own book shows the charge undone
+    assert [(b.kind, b.amount) for b in emulator.book] == [("payment", 200), ("reversal", 200)]
     assert not staff_till.app.session.busy
     staff_till.tap_text(tr._("Back to the till"))
     staff_till.wait_for_screen("till")
@@ -257,7 +208,6 @@ def test_the_card_part_holds_the_screen_until_undone_at_the_terminal(
 
 def to_split_offer(kiosk: Kiosk) -> StoredValueAccounts:
     """Coffee (4.99) in the basket, a stored-value card with 1.00 tapped: the split offered."""
-    terminal(kiosk)
     accounts = StoredValueAccounts(kiosk.services.app.db, "EUR")
     accounts.top_up(SHORT_CARD, 100, reference="test-opening-balance")
     scan_and_wait(kiosk, COFFEE, 1)
