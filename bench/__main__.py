@@ -11,6 +11,7 @@ from pathlib import Path
 
 from bench import (
     barcode_lookup,
+    card_payment,
     catalog_apply,
     catalog_memory,
     csv_import,
@@ -46,6 +47,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     screen_startup.NAME: screen_startup.run,
     screen_memory.NAME: screen_memory.run,
     screen_frames.NAME: screen_frames.run,
+    card_payment.NAME: card_payment.run,
 }
 
 log = logging.getLogger("bench")

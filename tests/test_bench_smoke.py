@@ -26,6 +26,7 @@ BENCHMARKS = (
     "screen_startup",
     "screen_memory",
     "screen_frames",
+    "card_payment",
 )
 
 
