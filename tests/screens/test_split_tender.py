@@ -203,6 +203,25 @@ def test_the_card_part_holds_the_screen_until_undone_at_the_terminal(
     assert staff_till.services.app.ledger.count() == 0
 
 
+def test_card_for_part_is_off_with_the_gates_reason_while_the_terminal_is_gone(
+    staff_till: Kiosk,
+) -> None:
+    to_cash_with_card(staff_till)
+    cash = staff_till.app.cash
+    device = staff_till.services.devices.terminal
+    assert device is not None
+    device.close()  # offline: the gate posts CardAvailability and the screen follows it
+    staff_till.wait_for(lambda: not cash.card_offered, what="card off")
+    gate = staff_till.services.app.card_gate
+    assert gate is not None and not gate.availability.offered
+    reason = gate.availability.reason
+    staff_till.find_text(tr._("Card is not available: {reason}").format(reason=reason))
+    assert shown_button(staff_till, tr._("Card for part")).disabled
+    cash.card_part()  # asked directly all the same: nothing goes to the terminal
+    staff_till.pump(2)
+    assert cash.card_state == "none" and payments(staff_till) == []
+
+
 # -- the kiosk: stored value plus bank card ------------------------------------------------
 
 

@@ -29,11 +29,11 @@ from appliance.core.tender import Tender
 from appliance.errors import ApplianceError
 from appliance.screens.customer.background import run_in_background
 from appliance.screens.customer.lifecycle import when_app_stops
+from appliance.screens.customer.split_payment import SplitPayment
 from appliance.screens.customer.staff_pin_presenter import StaffCheck
 from appliance.screens.customer.stored_value_payment import StoredValuePayment
 from appliance.screens.presenters.context import ScreenContext
 from appliance.screens.presenters.input_router import InputRouter
-from appliance.screens.presenters.split_card_part import CardPart
 
 log = logging.getLogger(__name__)
 
@@ -100,10 +100,15 @@ class PaymentPresenter(EventDispatcher):
         router.on_tap(SCREEN, self._tapped)
         router.on_scan(SCREEN, self._scanned)
         ctx.bus.subscribe(CardAnswered, self._answered)
-        # After `_answered`: that one still sees the part's request and leaves it alone.
-        self._part = CardPart(ctx, self._part_answered, self._part_undone)
-        self._split_uid = ""  # the stored-value card of a split
-        self._split_balance = 0  # what it held when tapped
+        # After `_answered`: that one still sees the split's request and leaves it alone.
+        self._split = SplitPayment(
+            ctx,
+            self._stored_value,
+            show=self._split_shown,
+            store=self._store,
+            staff=lambda: self._sale_staff(None),
+            finish=self._finish,
+        )
         ctx.bus.subscribe(DeviceHealthChanged, self._health_changed)
         ctx.session.bind(screen=self._screen_changed)
         self._stopped = False  # device news after the app stopped changes nothing on screen
@@ -147,7 +152,7 @@ class PaymentPresenter(EventDispatcher):
         if self.state == "waiting" and terminal is not None:
             terminal.cancel()
         elif self.state == "split_card":
-            self._part.cancel()
+            self._split.cancel_at_terminal()
 
     def pay_stored_value(self) -> None:
         """Wait for the customer's stored-value card on the reader."""
@@ -204,8 +209,8 @@ class PaymentPresenter(EventDispatcher):
     # -- answers -----------------------------------------------------------------------
 
     def _answered(self, event: CardAnswered) -> None:
-        if self._part.owns(event.request):
-            return  # a split's bank card part: `_part_answered` hears it
+        if self._split.owns(event.request):
+            return  # a split's bank card part: the split hears it
         if event.request is not self._request or self.state != "waiting":
             log.warning("answer for %s dropped", event.request.merchant_reference)
             return
@@ -299,7 +304,7 @@ class PaymentPresenter(EventDispatcher):
         if self.state == "unknown":
             self._staff.badge(event.uid)
         elif self.state == "split_failed":
-            self._debit_rest(event.uid)  # "tap again", maybe with another card
+            self._split.debit(event.uid)  # "tap again", maybe with another card
         elif self.state in ("tap_card", "split_offer"):
             total = self._ctx.checkout.totals().total
             who = self._sale_staff(None)
@@ -319,7 +324,7 @@ class PaymentPresenter(EventDispatcher):
         tr = self._ctx.tr
         balance, total = self._stored_value.short, self._ctx.checkout.totals().total
         if 0 < balance < total and "card" in self.methods:
-            self._split_uid, self._split_balance = uid, balance
+            self._split.offer(uid, balance)
             self.split_offer = tr._("Pay {balance} with this card and the rest by card").format(
                 balance=self._money(balance)
             )
@@ -337,92 +342,30 @@ class PaymentPresenter(EventDispatcher):
         """Take the rest by bank card first; the stored value is debited once it is paid."""
         if self.state != "split_offer":
             return
-        checkout = self._ctx.checkout
-        rest = checkout.totals().total - self._split_balance
-        if rest <= 0 or not self._part.ask(rest, checkout.cart):
+        if not self._split.pay():
             self._card_unavailable()
             return
         self.notice = ""
-        self.split_paid = self._money(rest)
+        self.split_paid = self._money(self._split.rest())
         self.state = "split_card"
 
     def retry_split(self) -> None:
         """Debit the same stored-value card again; the bank card is not asked again."""
         if self.state == "split_failed":
-            self._debit_rest(self._split_uid)
+            self._split.debit()
 
     def cancel_split(self) -> None:
         """Give up the split: the terminal reverses the bank card's part, then the cart is free."""
-        if self.state != "split_failed":
-            return
-        if self._part.undo():
-            self.state = "split_undoing"
-        else:
-            self.notice = self._ctx.tr._(
-                "The card payment could not be undone now. Please ask a member of staff."
-            )
+        if self.state == "split_failed":
+            self._split.cancel()
 
-    def _part_answered(self, result: PaymentResult | None, _problem: str) -> None:
-        tr = self._ctx.tr
-        if self.state != "split_card":
-            log.warning("split card part answered on state %s", self.state)
-            return
-        outcome = result.outcome if result is not None else None
-        if outcome == "approved":
-            self._debit_rest(self._split_uid)
-            return
-        if outcome is None:
+    def _split_shown(self, state: str, notice: str) -> None:
+        if state == "unavailable":  # the terminal refused before charging anything
             self.state = "choose"
             self._card_unavailable()
             return
-        if outcome == "declined":
-            self.notice = tr._("The card was declined. Try again, or choose another way to pay.")
-        elif outcome == "cancelled":
-            self.notice = tr._("The payment was cancelled. Nothing was charged.")
-        else:  # in doubt: recovery asks the terminal and reverses a charge it finds
-            self.notice = tr._(
-                "We could not confirm the card payment. "
-                "It is checked with the terminal and undone if it was charged."
-            )
-        self.state = "split_offer"
-
-    def _debit_rest(self, uid: str) -> None:
-        """Debit the stored value and commit the sale with both tenders, in one writer step."""
-        card = self._part.tender
-        assert card is not None
-        rest = self._ctx.checkout.totals().total - card.amount
-        who = self._sale_staff(None)
-        self._split_uid = uid
-        self.state = "split_saving"
-        self._ctx.writes.run(
-            lambda: self._stored_value.pay(uid, rest, lambda sv: self._store([card, sv], who)),
-            self._split_stored,
-        )
-
-    def _split_stored(self, sale: Sale | None, _error: ApplianceError | None) -> None:
-        if sale is not None:
-            self._part.forget()  # settled in the sale's own transaction
-            self._finish(sale)
-            return
-        # The bank card's part stays approved in the journal: never dropped, only reversed.
-        self.notice = self._stored_value.problem or self._ctx.tr._(
-            "The payment did not go through. Please try again."
-        )
-        self.state = "split_failed"
-
-    def _part_undone(self, undone: bool, problem: str) -> None:
-        tr = self._ctx.tr
-        if self.state != "split_undoing":
-            return
-        if undone:
-            self.notice = tr._("Your card payment was undone. Nothing was charged.")
-            self.state = "choose"
-            return
-        log.warning("split card part not undone: %s", problem)
-        self.notice = tr._(
-            "The card payment could not be undone now. Please ask a member of staff."
-        )
-        self.state = "split_failed"
+        self.notice = notice
+        self.state = state
 
     def _money(self, minor: int) -> str:
         return self._ctx.tr.money(minor, self._ctx.checkout.cart.currency)

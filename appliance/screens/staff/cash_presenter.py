@@ -232,7 +232,9 @@ class CashPresenter(EventDispatcher):
         tr = self._ctx.tr
         self.due = self._ctx.checkout.totals().total - self._part.amount
         self.due_label = tr._("Still due") if self._part.held else tr._("Total due")
-        self.tendered = int(self.typed) if self.typed else 0
+        # A card part that paid it all leaves no cash to hand over, and so no change.
+        paid_by_card = self._part.held and self.due <= 0
+        self.tendered = int(self.typed) if self.typed and not paid_by_card else 0
         self.due_text = self._money(self.due)
         self.tendered_text = self._money(self.tendered)
         missing = self.due - self.tendered
