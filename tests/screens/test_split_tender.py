@@ -14,10 +14,10 @@ from appliance.core.tender import Tender
 from appliance.drivers.sim.lab import TERMINAL_STEPS
 from appliance.errors import StoreError
 from appliance.screens.i18n import tr
-from appliance.store.payment_attempts import PaymentAttempt
 from appliance.store.stored_value import StoredValueAccounts
-from tests.screens.customer_steps import COFFEE, scan_and_wait, tap_card
+from tests.screens.customer_steps import COFFEE, tap_card
 from tests.screens.harness import Kiosk
+from tests.screens.test_card_flows import attempts, emulator, to_card_payment
 from tests.screens.test_staff_flows import (
     WATER,
     current_screen,
@@ -34,24 +34,7 @@ SHORT_CARD = "04CAFE00000077"  # a stored-value card holding less than the coffe
 
 def script_terminal(kiosk: Kiosk, *outcomes: str) -> None:
     """What the next card attempts end as ("approve", "decline", ...); then approvals."""
-    emulator = kiosk.lab.terminal
-    assert emulator is not None
-    emulator.script(*(TERMINAL_STEPS[outcome] for outcome in outcomes))
-
-
-def attempts(kiosk: Kiosk) -> list[PaymentAttempt]:
-    """Every attempt in the payment journal, oldest first."""
-    journal = kiosk.services.app.stores.payments
-    rows = kiosk.services.app.db.execute_sql(
-        "SELECT reference FROM payment_journal ORDER BY started_utc, reference"
-    ).fetchall()
-    found = [journal.get(str(row[0])) for row in rows]
-    return [attempt for attempt in found if attempt is not None]
-
-
-def payments(kiosk: Kiosk) -> list[PaymentAttempt]:
-    """The journal's payment attempts (not reversals), oldest first."""
-    return [attempt for attempt in attempts(kiosk) if attempt.kind == "payment"]
+    emulator(kiosk).script(*(TERMINAL_STEPS[outcome] for outcome in outcomes))
 
 
 def fail_commits(kiosk: Kiosk, times: int) -> list[str]:
@@ -102,7 +85,7 @@ def test_card_part_and_cash_rest_make_one_sale_that_settles_the_attempt(
     staff_till: Kiosk,
 ) -> None:
     cash = hold_card_part(staff_till, "300")
-    [attempt] = payments(staff_till)
+    [attempt] = attempts(staff_till)
     mask = receipt_mask(attempt.card_mask)
     assert mask.startswith("**** ")
     staff_till.find_text(tr._("Card {card}: {amount}").format(card=mask, amount=euros(300)))
@@ -117,7 +100,7 @@ def test_card_part_and_cash_rest_make_one_sale_that_settles_the_attempt(
 
     sale = staff_till.services.app.ledger.last()
     assert sale is not None and staff_till.services.app.ledger.count() == 1
-    [attempt] = payments(staff_till)
+    [attempt] = attempts(staff_till)
     assert sale.tenders == (
         Tender("card", 300, reference=attempt.reference, card_mask=mask),
         Tender("cash", 328, tendered=500),
@@ -132,9 +115,9 @@ def test_a_declined_card_part_leaves_the_due_and_makes_no_sale(staff_till: Kiosk
     script_terminal(staff_till, "decline")
     cash = staff_till.app.cash
     card_part(staff_till, "300")
-    staff_till.wait_for(lambda: payments(staff_till), what="the attempt journalled")
+    staff_till.wait_for(lambda: attempts(staff_till), what="the attempt journalled")
     staff_till.wait_for(
-        lambda: cash.card_state == "none" and payments(staff_till)[0].state == "declined",
+        lambda: cash.card_state == "none" and attempts(staff_till)[0].state == "declined",
         what="the decline",
     )
     staff_till.wait_for(
@@ -160,14 +143,14 @@ def test_a_failed_commit_keeps_the_card_part_and_a_retry_commits_once(
     staff_till.wait_for(lambda: tried and not cash.saving, what="the failed commit")
     assert staff_till.screen == "cash" and cash.card_state == "held"
     assert staff_till.services.app.ledger.count() == 0
-    [attempt] = payments(staff_till)
+    [attempt] = attempts(staff_till)
     assert attempt.state == "approved"
     staff_till.screenshot("staff-cash-split-commit-failed")
 
     staff_till.tap_text(tr._("Complete sale"))
     staff_till.wait_for_screen("receipt")
     # The terminal was asked once: one attempt, and it paid the one sale.
-    [attempt] = payments(staff_till)
+    [attempt] = attempts(staff_till)
     sale = staff_till.services.app.ledger.last()
     assert sale is not None and staff_till.services.app.ledger.count() == 1
     assert [(t.kind, t.amount, t.reference) for t in sale.tenders] == [
@@ -190,13 +173,13 @@ def test_the_card_part_holds_the_screen_until_undone_at_the_terminal(
     staff_till.tap_text(tr._("Undo card part"))
     staff_till.wait_for(lambda: cash.card_state == "none", what="the card part undone")
     assert cash.due == 628 and cash.card_part_text == ""
-    [payment] = payments(staff_till)
-    [reversal] = [a for a in attempts(staff_till) if a.kind == "reversal"]
+    [payment] = attempts(staff_till)
+    [reversal] = attempts(staff_till, "reversal")
     assert payment.state == "reversed"
     assert reversal.original_reference == payment.reference and reversal.state == "settled"
-    emulator = staff_till.lab.terminal
-    assert emulator is not None  # the terminal's own book shows the charge undone
-    assert [(b.kind, b.amount) for b in emulator.book] == [("payment", 200), ("reversal", 200)]
+    # The terminal's own book shows the charge undone.
+    book = emulator(staff_till).book
+    assert [(b.kind, b.amount) for b in book] == [("payment", 200), ("reversal", 200)]
     assert not staff_till.app.session.busy
     staff_till.tap_text(tr._("Back to the till"))
     staff_till.wait_for_screen("till")
@@ -219,7 +202,7 @@ def test_card_for_part_is_off_with_the_gates_reason_while_the_terminal_is_gone(
     assert shown_button(staff_till, tr._("Card for part")).disabled
     cash.card_part()  # asked directly all the same: nothing goes to the terminal
     staff_till.pump(2)
-    assert cash.card_state == "none" and payments(staff_till) == []
+    assert cash.card_state == "none" and attempts(staff_till) == []
 
 
 # -- the kiosk: stored value plus bank card ------------------------------------------------
@@ -229,13 +212,7 @@ def to_split_offer(kiosk: Kiosk) -> StoredValueAccounts:
     """Coffee (4.99) in the basket, a stored-value card with 1.00 tapped: the split offered."""
     accounts = StoredValueAccounts(kiosk.services.app.db, "EUR")
     accounts.top_up(SHORT_CARD, 100, reference="test-opening-balance")
-    scan_and_wait(kiosk, COFFEE, 1)
-    kiosk.wait_for_screen("shop")
-    kiosk.tap_text("Pay")
-    kiosk.wait_for_screen("payment")
-    gate = kiosk.services.app.card_gate
-    assert gate is not None
-    kiosk.wait_for(lambda: gate.availability.offered, what="card offered")
+    to_card_payment(kiosk)
     kiosk.tap_text("Store card")
     tap_card(kiosk, SHORT_CARD)
     kiosk.wait_for(lambda: kiosk.app.payment.state == "split_offer", what="the split offered")
@@ -244,7 +221,7 @@ def to_split_offer(kiosk: Kiosk) -> StoredValueAccounts:
             "Your card has {balance}, which is not enough. Please choose another way to pay."
         ).format(balance=euros(100))
     )
-    assert accounts.balance(SHORT_CARD) == 100 and payments(kiosk) == []
+    assert accounts.balance(SHORT_CARD) == 100 and attempts(kiosk) == []
     return accounts
 
 
@@ -279,7 +256,7 @@ def test_a_short_stored_value_card_pays_its_balance_and_a_bank_card_the_rest(
 
     sale = kiosk.services.app.ledger.last()
     assert sale is not None and kiosk.services.app.ledger.count() == 1
-    [attempt] = payments(kiosk)
+    [attempt] = attempts(kiosk)
     assert [(t.kind, t.amount) for t in sale.tenders] == [("card", 399), ("stored_value", 100)]
     assert sale.tenders[0].reference == attempt.reference
     assert attempt.amount == 399 and attempt.state == "settled" and attempt.sale_id == sale.id
@@ -299,7 +276,7 @@ def test_a_failed_stored_value_debit_keeps_the_approved_card_part_for_a_retry(
             amount=euros(399)
         )
     )
-    [attempt] = payments(kiosk)
+    [attempt] = attempts(kiosk)
     assert attempt.state == "approved" and attempt.sale_id is None
     assert kiosk.services.app.ledger.count() == 0 and accounts.balance(SHORT_CARD) == 100
     assert kiosk.app.session.busy
@@ -307,7 +284,7 @@ def test_a_failed_stored_value_debit_keeps_the_approved_card_part_for_a_retry(
 
     kiosk.tap_text(tr._("Try the card again"))
     kiosk.wait_for_screen("receipt")
-    [attempt] = payments(kiosk)  # the bank card was asked once
+    [attempt] = attempts(kiosk)  # the bank card was asked once
     sale = kiosk.services.app.ledger.last()
     assert sale is not None and kiosk.services.app.ledger.count() == 1
     assert [(t.kind, t.amount) for t in sale.tenders] == [("card", 399), ("stored_value", 100)]
@@ -325,8 +302,8 @@ def test_cancelling_a_failed_split_reverses_the_card_part_before_the_cart_is_fre
     kiosk.tap_text(tr._("Cancel"))
     kiosk.wait_for(lambda: kiosk.app.payment.state == "choose", what="the card part undone")
     kiosk.find_text(tr._("Your card payment was undone. Nothing was charged."))
-    [payment] = payments(kiosk)
-    [reversal] = [a for a in attempts(kiosk) if a.kind == "reversal"]
+    [payment] = attempts(kiosk)
+    [reversal] = attempts(kiosk, "reversal")
     assert payment.state == "reversed" and reversal.state == "settled"
     assert reversal.original_reference == payment.reference
     assert kiosk.services.app.ledger.count() == 0 and accounts.balance(SHORT_CARD) == 100
