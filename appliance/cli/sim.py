@@ -28,6 +28,7 @@ TERMINAL_OUTCOMES = (
     "offline",
     "drop",
     "drop-early",
+    "drop-after-ack",
 )
 # A card payment waits for the customer at the terminal; the till answers after that.
 PAY_ANSWER_SECONDS = PAY_TIMEOUT_SECONDS + 60.0

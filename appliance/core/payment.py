@@ -55,6 +55,7 @@ class PaymentResult:
     amount: int | None = None  # what the terminal says it charged, minor units
     offline: bool = False  # approved offline or deferred: the terminal uploads it later
     receipt_lines: tuple[str, ...] = ()  # the terminal's receipt, for paper or e-receipt
+    reverses_trace: str = ""  # a reversal's: the trace number of the payment it undid
 
     def __post_init__(self) -> None:
         if sum(ch.isdigit() for ch in self.masked_card) > MAX_CARD_DIGITS:

@@ -38,6 +38,7 @@ class Receipt:
     tenders: tuple[tuple[str, str], ...]  # (name, amount)
     change: str
     footer: tuple[str, ...]
+    card_slip: tuple[str, ...] = ()  # the card terminal's receipt, masked by the terminal
 
 
 def receipt_for(
@@ -47,6 +48,7 @@ def receipt_for(
     locale: str,
     header: tuple[str, ...] = (),
     footer: tuple[str, ...] = ("Thank you!",),
+    card_slip: tuple[str, ...] = (),
 ) -> Receipt:
     """The receipt of a committed document, formatted for `locale`."""
 
@@ -78,6 +80,7 @@ def receipt_for(
         tenders=tuple((_TENDER_NAMES[t.kind], money(t.tendered or t.amount)) for t in sale.tenders),
         change=money(sale.change) if sale.change else "",
         footer=footer,
+        card_slip=card_slip,
     )
 
 

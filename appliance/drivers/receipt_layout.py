@@ -70,6 +70,11 @@ def lay_out(printer: Any, receipt: Receipt, width: int) -> None:
         p.textln(_pair(name, amount, width))
     if receipt.change:
         p.textln(_pair("Change", receipt.change, width))
+    if receipt.card_slip:  # the terminal's own slip, as it sent it (already masked)
+        p.textln("-" * width)
+        for line in receipt.card_slip:
+            for part in _wrap(line, width):
+                p.textln(part)
     p.ln()
     _barcode(p, receipt.receipt_number)
     if receipt.sale_id:

@@ -84,6 +84,11 @@ class Translator(Observable):
         """The translation of `text` in the current language."""
         return self._translations.gettext(text)
 
+    def message(self, text: str) -> str:
+        """A device's plain-English message (marked N_ where it is written, e.g. a card
+        terminal's result codes), in the current language; unknown texts as they are."""
+        return self._translations.gettext(text)
+
     def n_(self, singular: str, plural: str, count: int) -> str:
         """The singular or plural translation for `count`."""
         return self._translations.ngettext(singular, plural, count)

@@ -7,10 +7,12 @@ A receipt that cannot print is queued and retried; a drawer that cannot open is 
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
+from appliance.core.card_payment import CardAnswered
 from appliance.core.devices import DrawerOpened, DrawerOpening
 from appliance.core.events import SaleCommitted
 from appliance.core.receipt import receipt_for
@@ -27,6 +29,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 DEFAULT_RETRY_SECONDS = 15.0
+KEPT_CARD_SLIPS = 32  # a reprint of a recent card sale still has its slip
 
 
 class AfterSale:
@@ -52,6 +55,10 @@ class AfterSale:
         # main thread. One worker keeps each opening's row after its kick.
         self._kicks = ThreadPoolExecutor(max_workers=1, thread_name_prefix="drawer-kick")
         self._closed = False  # the worker has stopped: set and read on the main thread
+        # The card terminal's slip, by the attempt's reference, until its sale's receipt prints.
+        self._card_slips: OrderedDict[str, tuple[str, ...]] = OrderedDict()
+        self._accept_card_slips(devices)
+        app.bus.subscribe(CardAnswered, self._card_answered)
         app.bus.subscribe(SaleCommitted, self._committed)
         app.bus.subscribe(DrawerOpened, self._opened)
 
@@ -89,6 +96,35 @@ class AfterSale:
         table = tables.get(name)
         return table if isinstance(table, EscposPrinterSettings) else None
 
+    def _card_answered(self, event: CardAnswered) -> None:
+        result = event.result
+        if result is not None and result.outcome == "approved" and result.receipt_lines:
+            self._card_slips[event.request.merchant_reference] = result.receipt_lines
+            while len(self._card_slips) > KEPT_CARD_SLIPS:
+                self._card_slips.popitem(last=False)
+
+    def _accept_card_slips(self, devices: DeviceManager) -> None:
+        """The terminal hands its slip to our printer only while the printer can print it.
+
+        The slip is printed with the sale's receipt. A printer out of paper or offline makes
+        the terminal hear "cannot print" (ZVT 84 xx), so it prints the slip itself.
+        """
+        from appliance.drivers.zvt.terminal import ZvtTerminal
+
+        terminal, printer = devices.terminal, devices.printer
+        if printer is None or not isinstance(terminal, ZvtTerminal):
+            return
+
+        def can_print(_lines: tuple[str, ...]) -> bool:
+            return printer.health.state == "ok"
+
+        terminal.receipt_printer = can_print
+
+    def _slip_of(self, sale: Sale) -> tuple[str, ...]:
+        """The card slips of the sale's card tenders (kept for a reprint too)."""
+        slips = [self._card_slips.get(t.reference, ()) for t in sale.tenders if t.kind == "card"]
+        return tuple(line for slip in slips for line in slip)
+
     def _committed(self, event: SaleCommitted) -> None:
         # The event carries the document: reading it back would wait for the disk in a frame.
         sale = event.sale
@@ -120,7 +156,12 @@ class AfterSale:
         store = self._app.settings.store
         header = (*self._header, "*** COPY ***") if copy else self._header
         receipt = receipt_for(
-            sale, store_name=store.name, locale=store.locale, header=header, footer=self._footer
+            sale,
+            store_name=store.name,
+            locale=store.locale,
+            header=header,
+            footer=self._footer,
+            card_slip=self._slip_of(sale),
         )
         self._queue.submit(receipt)
 

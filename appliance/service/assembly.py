@@ -115,7 +115,7 @@ class Appliance:
         return cls(settings, db, bus, catalog, lookup, ledger, checkout, Stores.over(db, settings))
 
     def open_devices(self, *, simulate: bool, route_input: bool = True) -> DeviceManager:
-        """Build and open every configured device; simulated with none configured, the lab.
+        """Build and open every configured device; simulated, the lab fills in the rest.
 
         With `route_input`, the headless till takes scans and payments (the kiosk's path);
         the checkout screen passes False and routes scans itself, and a simulated kiosk
@@ -124,12 +124,12 @@ class Appliance:
         """
         overrides: dict[str, DeviceBase] = {}
         tables: dict[str, HardwareSettings] = dict(self.settings.devices)
-        if simulate and not tables:
+        if simulate:
             from appliance.service.simulation import Simulation
 
             # nfcpy takes a while to import: its simulator and reader start after READY=1.
             self.simulation = Simulation.start(
-                self.settings.database.path, self.settings.store.currency
+                self.settings.database.path, self.settings.store.currency, tables
             )
             tables, overrides = self.simulation.tables, self.simulation.overrides
         devices = self.devices = DeviceManager.build(

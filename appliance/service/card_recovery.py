@@ -8,11 +8,13 @@ worker thread: it talks to the terminal. The rules, in the order they are applie
   attempt is unresolved, so at most one attempt can be the one it shows: it is ours when
   the amount matches and its receipt number is not one the journal already holds.
 - A charge found that way was never acknowledged to the terminal, so the kiosk never
-  released the goods: it is reversed by its receipt number.
-- An approval the journal holds (acknowledged, so the customer saw "approved" and left)
-  whose sale never committed is completed: the sale is committed from the recorded cart.
-  When the approval covers only part of the cart (a split tender whose other part never
-  came), the goods were not released, and it is reversed.
+  released the goods: it is reversed by its receipt number. One the terminal already
+  reversed itself (its last transaction is the reversal of it) is recorded as reversed.
+- An approval the journal holds whose sale never committed: if the terminal reversed it
+  itself (our acknowledgement never reached it), it is recorded as reversed; otherwise
+  the approval stands, the customer saw "approved" at the terminal, and the sale is
+  completed from the recorded cart. When the approval covers only part of the cart (a
+  split tender whose other part never came), the goods were not released: it is reversed.
 - A pending attempt the terminal has no trace of was never charged: declined.
 
 Never a refund or a repeat sent blindly; a terminal that cannot be reached leaves the
@@ -77,12 +79,19 @@ class CardRecovery:
 
     def run(self) -> list[Recovered]:
         """Resolve every open attempt it can; the rest stay open, each with why."""
-        found: list[Recovered] = []
-        if pending := self._journal.pending():
-            found += self._look_up(pending)
-        for attempt in self._journal.open_attempts():
-            if attempt.kind == "payment" and attempt.state == "approved":
-                found.append(self._finish_approved(attempt))
+        if not (open_attempts := self._journal.open_attempts()):
+            return []
+        try:
+            last = self._terminal.last_transaction(timeout=self._timeout)
+        except DeviceError as err:
+            why = f"the terminal cannot be asked: {err}"
+            found = [Recovered(a.reference, "needs_staff", why) for a in open_attempts]
+        else:
+            found = []
+            if pending := self._journal.pending():
+                found += self._look_up(pending, last)
+            for attempt in self._journal.open_attempts():
+                found.append(self._finish_approved(attempt, last))
         for item in found:
             level = logging.WARNING if item.resolution == "needs_staff" else logging.INFO
             log.log(level, "card payment %s %s: %s", item.reference, item.resolution, item.detail)
@@ -90,12 +99,9 @@ class CardRecovery:
 
     # -- pending: what did the terminal do? ----------------------------------------------
 
-    def _look_up(self, pending: list[PaymentAttempt]) -> list[Recovered]:
-        try:
-            last = self._terminal.last_transaction(timeout=self._timeout)
-        except DeviceError as err:
-            why = f"the terminal cannot be asked: {err}"
-            return [Recovered(a.reference, "needs_staff", why) for a in pending]
+    def _look_up(
+        self, pending: list[PaymentAttempt], last: PaymentResult | None
+    ) -> list[Recovered]:
         known = self._journal.answered_receipts()
         newest, older = pending[-1], pending[:-1]
         # Only the newest can be the terminal's last transaction; before it, card was off.
@@ -118,6 +124,10 @@ class CardRecovery:
             self._journal.close(newest.reference)
             self._journal.reversed(newest.original_reference, "reversed at the terminal")
             results.append(Recovered(newest.original_reference, "reversed", "reversal found"))
+        elif last.reverses_trace:
+            # The terminal charged and reversed it itself: our ack never reached it.
+            self._journal.reversed(newest.reference, "reversed by the terminal itself")
+            results.append(Recovered(newest.reference, "reversed", "the terminal reversed it"))
         elif newest.kind == "payment":
             results.append(self._reverse(newest, last, "charged, never acknowledged", found=True))
         else:  # a refund the terminal paid: the refund document is staff's to record
@@ -132,10 +142,23 @@ class CardRecovery:
 
     # -- approved without a sale ---------------------------------------------------------
 
-    def _finish_approved(self, attempt: PaymentAttempt) -> Recovered:
-        cart = attempt.cart
+    def _finish_approved(self, attempt: PaymentAttempt, last: PaymentResult | None) -> Recovered:
+        """An approval no document carries: completed, reversed, or left to staff."""
+        if attempt.kind == "reversal":  # it went through; only its closing was missed
+            self._journal.close(attempt.reference)
+            self._journal.reversed(attempt.original_reference, "reversed at the terminal")
+            return Recovered(attempt.original_reference, "reversed", "reversal found")
+        if attempt.kind == "refund":
+            detail = f"refund paid at the terminal (receipt {attempt.receipt_number}); record it"
+            return Recovered(attempt.reference, "needs_staff", detail)
+        if last is not None and last.reverses_trace and last.reverses_trace == attempt.trace_number:
+            # Our ack never reached the terminal (a crash right after the journal wrote the
+            # approval): it reversed the payment itself, so no sale may carry it.
+            self._journal.reversed(attempt.reference, "reversed by the terminal itself")
+            return Recovered(attempt.reference, "reversed", "the terminal reversed it")
         if self._journal.reversal_of(attempt.reference) is not None:
             return self._reverse(attempt, attempt.result(), "its reversal did not go through")
+        cart = attempt.cart
         if cart is None or self._cart_total(cart) != attempt.amount:
             return self._reverse(attempt, attempt.result(), "the rest of the sale was never paid")
         try:

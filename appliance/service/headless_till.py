@@ -219,6 +219,11 @@ class HeadlessTill:
         if event.resolution in ("reversed", "not_charged"):
             log.warning("card payment %s %s: the cart is free", event.reference, event.resolution)
             self._forget()
+        elif event.resolution == "completed":
+            # Recovery sold the journalled cart: the one still held here is that same cart.
+            log.info("card payment %s completed as %s", event.reference, event.receipt_number)
+            self._forget()
+            self._checkout.cancel()
 
     # -- settling ----------------------------------------------------------------------
 

@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from appliance.core.devices import DeviceKind
 from appliance.core.events import EventBus
 from appliance.device_settings import HardwareSettings
 from appliance.drivers.base import DeviceBase
 from appliance.drivers.manager import DeviceManager
+from appliance.drivers.registry import KINDS, kind_of
 from appliance.drivers.sim.control import ControlServer, control_socket_path, lab_commands
-from appliance.drivers.sim.lab import NFC, SimLab
+from appliance.drivers.sim.lab import DRAWER, NFC, PRINTER, SCANNER, TERMINAL, SimLab
 from appliance.errors import ApplianceError
 from appliance.service.demo import seed_demo_catalog, seed_demo_staff, seed_demo_stored_value
 
@@ -28,6 +31,15 @@ if TYPE_CHECKING:
     from appliance.service.headless_till import HeadlessTill
 
 log = logging.getLogger(__name__)
+
+# The lab's simulator for each family of device.
+LAB_NAMES: dict[DeviceKind, str] = {
+    "scanner": SCANNER,
+    "printer": PRINTER,
+    "drawer": DRAWER,
+    "card_reader": NFC,
+    "payment_terminal": TERMINAL,
+}
 
 
 def seed_demo_store(app: Appliance) -> None:
@@ -48,17 +60,33 @@ class Simulation:
         self.socket_path = socket_path
         self.control: ControlServer | None = None
         self._late_start: threading.Thread | None = None
+        self.configured: dict[str, HardwareSettings] = {}  # real devices beside the simulated
+        self.simulate_nfc = True
 
     @classmethod
-    def start(cls, database_path: str | Path, currency: str = "EUR") -> Simulation:
-        """Start the simulators (NFC later, see `open`); the socket goes beside the database."""
-        lab = SimLab.start(nfc=False, currency=currency)
-        return cls(lab, control_socket_path(database_path))
+    def start(
+        cls,
+        database_path: str | Path,
+        currency: str = "EUR",
+        configured: Mapping[str, HardwareSettings] | None = None,
+    ) -> Simulation:
+        """Start the simulators (NFC later, see `open`); the socket goes beside the database.
+
+        A family of device that is `configured` is not simulated: `--simulate` fills in only
+        what the configuration lacks (a real terminal, say, with the rest simulated).
+        """
+        families = {KINDS[kind_of(table)].family for table in (configured or {}).values()}
+        skip = frozenset(name for family, name in LAB_NAMES.items() if family in families)
+        lab = SimLab.start(nfc=False, currency=currency, skip=skip)
+        simulation = cls(lab, control_socket_path(database_path))
+        simulation.configured = dict(configured or {})
+        simulation.simulate_nfc = NFC not in skip
+        return simulation
 
     @property
     def tables(self) -> dict[str, HardwareSettings]:
-        """Device tables pointing the real adapters at the simulators."""
-        return dict(self.lab.settings)
+        """Device tables: the configured ones, and the real adapters pointed at simulators."""
+        return {**self.lab.settings, **self.configured}
 
     @property
     def overrides(self) -> dict[str, DeviceBase]:
@@ -89,10 +117,11 @@ class Simulation:
             log.error("simulator control socket unavailable: %s", err)
         else:
             self.control = server
-        self._late_start = threading.Thread(
-            target=self._start_nfc, args=(devices,), name="sim-late-start", daemon=True
-        )
-        self._late_start.start()
+        if self.simulate_nfc:
+            self._late_start = threading.Thread(
+                target=self._start_nfc, args=(devices,), name="sim-late-start", daemon=True
+            )
+            self._late_start.start()
 
     def stop_control(self) -> None:
         """Stop answering and wait for the late start, before the devices close; safe twice."""

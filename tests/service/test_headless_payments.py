@@ -232,3 +232,24 @@ def test_a_new_card_payment_waits_until_the_one_in_doubt_is_settled(till: Till) 
     assert till.ask("settle", settlement="not-paid")["ok"] is True
     assert till.attempts() == []
     assert till.app.ledger.count() == 0
+
+
+def test_a_link_dropped_after_the_charge_was_acknowledged_completes_the_sale_once(
+    till: Till,
+) -> None:
+    assert till.ask("terminal", outcome="drop-after-ack")["ok"]
+    till.scan_into_cart(COFFEE)
+
+    answer = till.ask("pay", method="card")
+
+    assert answer["ok"] is False and "unknown" in answer["error"], answer
+    # Recovery finds the approval standing at the terminal and sells the journalled cart.
+    wait_until(lambda: till.app.ledger.count() == 1 and till.attempts() == [], "recovery")
+    wait_until(lambda: till.app.checkout.cart.is_empty, "the held cart let go")
+    emulator = till.app.lab.terminal if till.app.lab is not None else None
+    assert emulator is not None
+    assert [(e.kind, e.state) for e in emulator.book] == [("payment", "approved")]
+    [sale] = till.app.ledger.since()
+    [attempt] = [a for a in [till.app.stores.payments.get(t.reference) for t in sale.tenders] if a]
+    assert (attempt.state, attempt.sale_id) == ("settled", sale.id)
+    assert attempt.receipt_number == f"{emulator.book[0].receipt_number:04d}"

@@ -52,6 +52,7 @@ TERMINAL_STEPS: dict[str, Step] = {
     "offline": Step("approve_offline", pause=TERMINAL_PAUSE_SECONDS),
     "drop": Step(drop="at_status", pause=TERMINAL_PAUSE_SECONDS),  # after it booked the charge
     "drop-early": Step(drop="before_status", pause=TERMINAL_PAUSE_SECONDS),  # before it did
+    "drop-after-ack": Step(drop="after_ack", pause=TERMINAL_PAUSE_SECONDS),  # no Completion
 }
 
 
@@ -79,8 +80,13 @@ class SimLab(Closing):
     _closers: list[Callable[[], None]] = field(default_factory=list)
 
     @classmethod
-    def start(cls, *, nfc: bool = True, currency: str = "EUR") -> SimLab:
-        """Start every simulator; one that cannot start is left out and named in `problems`."""
+    def start(
+        cls, *, nfc: bool = True, currency: str = "EUR", skip: frozenset[str] = frozenset()
+    ) -> SimLab:
+        """Start every simulator but those in `skip` (e.g. a terminal configured for real).
+
+        One that cannot start is left out and named in `problems`.
+        """
         lab = cls()
         try:
             for name, starter in (
@@ -90,7 +96,7 @@ class SimLab(Closing):
                 (NFC, lab.start_nfc if nfc else None),
                 (TERMINAL, lambda: lab._start_terminal(currency)),
             ):
-                if starter is None:
+                if starter is None or name in skip:
                     continue
                 try:
                     starter()

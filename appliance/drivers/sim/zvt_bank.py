@@ -43,6 +43,7 @@ class Booked:
     trace_number: int
     state: State
     offline: bool
+    original_trace: int | None = None  # a reversal's: the trace number of what it undid
 
 
 # TLV tag 1F11 "online flag" (PA00P015 7.4.1, Miscellaneous tags): 00 the PT approved
@@ -119,11 +120,19 @@ class Book:
 
     def add(
         self, kind: Kind, amount: int, state: State, *, offline: bool, card: str, code: int,
-        when: datetime,
+        when: datetime, original_trace: int | None = None,
     ) -> Entry:  # fmt: skip
         """Book one transaction under the next trace and receipt numbers."""
         with self._lock:
-            booked = Booked(kind, amount, self._next_receipt(), self._next_trace(), state, offline)
+            booked = Booked(
+                kind,
+                amount,
+                self._next_receipt(),
+                self._next_trace(),
+                state,
+                offline,
+                original_trace,
+            )
             self._turnover = self._turnover % 999_999 + 1
             entry = Entry(booked, code, when, card, self._day, self._turnover)
             self._entries.append(entry)
@@ -228,6 +237,8 @@ def status_information(entry: Entry, *, terminal_id: str, currency: int) -> byte
         (0x8C, bytes((card.card_type,))),
         (0xAA, bytes.fromhex(when.strftime("%y%m%d"))),
     ]
+    if booked.original_trace is not None:  # a reversal names the payment it undid
+        fields.append((0x37, encode_bcd(booked.original_trace, 3)))
     if approved:
         fields.append((0x06, encode_tlv(TAG_ONLINE_FLAG, b"\x01" if online else b"\x00")))
     return b"".join(encode_bmp(bmp, value) for bmp, value in fields)

@@ -319,7 +319,14 @@ class Session:
         offline = code == 0 and step.outcome == "approve_offline"
         state: State = "approved" if code == 0 else "declined"
         entry = self.pt.bank.add(
-            kind, amount, state, offline=offline, card=step.card, code=code, when=self.pt.clock()
+            kind,
+            amount,
+            state,
+            offline=offline,
+            card=step.card,
+            code=code,
+            when=self.pt.clock(),
+            original_trace=original.booked.trace_number if original is not None else None,
         )
         if code == 0 and original is not None:
             self.pt.bank.set_state(original, "reversed")
@@ -343,9 +350,10 @@ class Session:
         # PA00P015 2.2.6-2.2.7: a Status-Information the ECR refuses (84 xx 00: the goods
         # could not be issued) or does not take within T3 makes the PT reverse the payment
         # itself, so that the customer is never charged for goods not handed over.
+        # An ECR that went away before its ack (a power cut, a crash) never took it either.
         try:
             refused = self.master(status)
-        except ZvtTimeoutError:
+        except ZvtLinkError:  # no ack within T3, or the link closed
             self.auto_reverse(entry, original)
             raise
         if not refused:
@@ -366,7 +374,7 @@ class Session:
             return
         self.pt.bank.add(
             "reversal", booked.amount, "approved", offline=False, card=entry.card, code=0,
-            when=self.pt.clock(),
+            when=self.pt.clock(), original_trace=booked.trace_number,
         )  # fmt: skip
 
     def customer_time(self, step: Step) -> bool:

@@ -49,6 +49,7 @@ def payment_result(
         amount=status.amount,
         offline=status.offline,
         receipt_lines=lines,
+        reverses_trace=("" if status.original_trace is None else f"{status.original_trace:06d}"),
     )
 
 
@@ -62,10 +63,15 @@ def transaction_result(exchange: Exchange, reference: str) -> PaymentResult:
     status, lines = exchange.status, exchange.receipt_lines
     if exchange.lost:
         if status is None:
-            # Nothing acknowledged: the PT may have charged, or reversed it itself.
+            # No answer came: the PT may have charged, or reversed it itself.
             return payment_result(None, reference, "unknown", lines=lines)
-        # The ECR acknowledged the result, so the PT keeps it: it stands as recorded.
-        return payment_result(status, reference, outcome_of(status.result_code), lines=lines)
+        recorded_outcome = outcome_of(status.result_code)
+        if recorded_outcome == "approved":
+            # Acknowledged, but the Completion never came: whether our ack arrived cannot be
+            # known, and a PT that did not get it reverses the payment itself (PA00P015
+            # 2.2.6). Recovery asks the terminal which it was; the fields stay for it.
+            return payment_result(status, reference, "unknown", lines=lines)
+        return payment_result(status, reference, recorded_outcome, lines=lines)
     if exchange.abort_code is not None:
         code = exchange.abort_code
         if status is not None and status.result_code not in (None, SUCCESS):

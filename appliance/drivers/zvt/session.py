@@ -187,6 +187,8 @@ class _Slave:
                     self._t4 = minutes * 60.0  # the PT asks for this much time (PA00P015 3.7)
                 return self._clock.monotonic() + self._t4, None
             case StatusInformation():
+                # Kept even if the ack never goes out: recovery needs its receipt number.
+                self._status = message
                 if self._record is not None:
                     try:
                         self._record(message)
@@ -200,7 +202,6 @@ class _Slave:
                     why = "the link closed before the answer could be acknowledged"
                     return deadline, self._lost(why)
                 self._link.send(ACK)
-                self._status = message
                 return self._clock.monotonic() + self._t4, None
             case PrintLine(text=text):
                 self._printed((text,))

@@ -47,6 +47,7 @@ class StatusInformation:
     result_code: int | None = None
     amount: int | None = None
     trace_number: int | None = None
+    original_trace: int | None = None  # a reversal's: the trace number of what it undid
     time: str = ""  # HHMMSS
     date: str = ""  # MMDD
     masked_pan: str = ""
@@ -136,6 +137,7 @@ _STATUS_READERS: dict[int, tuple[str, Callable[[bytes], object]]] = {
     0x27: ("result_code", lambda v: v[0]),
     0x04: ("amount", decode_bcd),
     0x0B: ("trace_number", decode_bcd),
+    0x37: ("original_trace", decode_bcd),
     0x0C: ("time", digits),
     0x0D: ("date", digits),
     0x22: ("masked_pan", mask_pan),

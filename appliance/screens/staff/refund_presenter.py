@@ -275,8 +275,8 @@ class RefundPresenter(EventDispatcher):
             why = result.message if result is not None else event.problem
             log.warning("card refund %s not paid: %s", event.request.merchant_reference, why)
             self.message = self._ctx.tr._(
-                "The card refund did not go through: {reason}. Nothing was paid back."
-            ).format(reason=self._ctx.tr._(why) if why else "?")
+                "The card refund did not go through. {reason} Nothing was paid back."
+            ).format(reason=self._ctx.tr.message(why) if why else "?")
             return
         self.saving = False
         self._record(self._sale, staff_id, approver, event.tender())
