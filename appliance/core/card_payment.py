@@ -53,6 +53,7 @@ class CardRecovered(Event):
     resolution: str  # completed, reversed, not_charged, needs_staff
     detail: str
     receipt_number: str = ""  # the sale recovery completed, if it did
+    sale_id: str = ""
 
 
 class AttemptJournal(Protocol):

@@ -44,10 +44,10 @@ class CardRefunded(Event):
     problem: str = ""
 
     def tender(self) -> Tender:
-        """The refund document's card tender; it settles the attempt when it commits."""
+        """The refund document's card tender (negative: money out); it settles the attempt."""
         mask = receipt_mask(self.result.masked_card) if self.result is not None else ""
         return Tender(
-            "card", self.request.amount, reference=self.request.merchant_reference, card_mask=mask
+            "card", -self.request.amount, reference=self.request.merchant_reference, card_mask=mask
         )
 
 

@@ -26,9 +26,10 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from appliance.core.events import Event
+from appliance.core.texts import N_
 
-TOTAL_REACHED = "Card payments are paused: offline card payments are waiting to be sent"
-TOO_OLD = "Card payments are paused: an offline card payment has waited too long to be sent"
+TOTAL_REACHED = N_("Card payments are paused: offline card payments are waiting to be sent")
+TOO_OLD = N_("Card payments are paused: an offline card payment has waited too long to be sent")
 
 
 @dataclass(frozen=True, slots=True)

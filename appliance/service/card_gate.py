@@ -16,14 +16,16 @@ from appliance.core.devices import DeviceHealthChanged
 from appliance.core.events import EventBus
 from appliance.core.offline_limits import OfflineSubmitted
 from appliance.core.payment import PaymentTerminal, TerminalTotals
+from appliance.core.texts import N_
 from appliance.errors import ApplianceError, DeviceError, DomainError
 from appliance.service.card_recovery import CardRecovery, CartTotal, CompleteSale
 from appliance.store.payment_attempts import PaymentAttempts
 
 log = logging.getLogger(__name__)
 
-CHECKING = "checking an earlier card payment with the terminal"
-NO_TERMINAL = "the card terminal is not available"
+CHECKING = N_("checking an earlier card payment with the terminal")
+NO_TERMINAL = N_("the card terminal is not available")
+NEEDS_STAFF = N_("an earlier card payment needs a member of staff")
 
 
 class CardGate:
@@ -48,6 +50,9 @@ class CardGate:
         self._lock = threading.Lock()
         self._recovering = False
         self._unresolved: tuple[str, ...] = ()  # what needs a person, in words
+        # Attempts of this run that ended unknown and are recovery's until resolved.
+        self._asked: set[str] = set()
+        self._needs_staff: set[str] = set()  # their references
         self._availability = CardAvailability(False, CHECKING)
         self._worker: threading.Thread | None = None
         bus.subscribe(DeviceHealthChanged, self._health_changed)
@@ -64,15 +69,34 @@ class CardGate:
         with self._lock:
             return self._unresolved
 
-    def recover(self) -> threading.Thread:
-        """Resolve open attempts with the terminal on a worker thread; card is off meanwhile."""
+    def recover(self, reference: str | None = None) -> threading.Thread:
+        """Resolve open attempts with the terminal on a worker; card is off meanwhile.
+
+        Without `reference` (at start): every open attempt. With it (a payment in this run
+        ended unknown): that attempt alone, so a card part another screen holds is safe.
+        """
         with self._lock:
             self._recovering = True
+            if reference is not None:
+                self._asked.add(reference)
+            only = None if reference is None else frozenset(self._asked)
         self._refresh()
-        worker = threading.Thread(target=self._recover, name="card-recovery", daemon=True)
+        worker = threading.Thread(
+            target=self._recover, args=(only,), name="card-recovery", daemon=True
+        )
         self._worker = worker
         worker.start()
         return worker
+
+    def settled(self, reference: str) -> None:
+        """Staff decided an attempt recovery could not: it no longer keeps card off."""
+        with self._lock:
+            self._asked.discard(reference)
+            self._needs_staff.discard(reference)
+            self._unresolved = tuple(
+                why for why in self._unresolved if not why.startswith(f"{reference}:")
+            )
+        self._refresh()
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait for a running recovery; True when none is running (tests, shutdown)."""
@@ -116,26 +140,43 @@ class CardGate:
         if event.health.kind != "payment_terminal":
             return
         with self._lock:
-            retry = bool(self._unresolved) and not self._recovering
+            retry = sorted(self._needs_staff) if not self._recovering else []
         if retry and event.health.state == "ok":
-            self.recover()
+            for reference in retry:
+                with self._lock:
+                    self._asked.add(reference)
+            self.recover(retry[0])
         else:
             self._refresh()
 
-    def _recover(self) -> None:
+    def _recover(self, only: frozenset[str] | None) -> None:
         needs: list[str] = []
+        needing: set[str] = set()
+        resolved: set[str] = set()
         terminal = self._terminal()
         try:
             if terminal is None:
-                needs = [f"{a.reference}: {NO_TERMINAL}" for a in self._journal.open_attempts()]
+                for attempt in self._journal.open_attempts():
+                    if only is None or attempt.reference in only:
+                        needs.append(f"{attempt.reference}: {NO_TERMINAL}")
+                        needing.add(attempt.reference)
             else:
                 recovery = CardRecovery(self._journal, terminal, self._complete, self._cart_total)
-                for item in recovery.run():
+                for item in recovery.run(only):
                     if item.resolution == "needs_staff":
                         needs.append(f"{item.reference}: {item.detail}")
-                    receipt = item.sale.receipt_number if item.sale is not None else ""
+                        needing.add(item.reference)
+                    else:
+                        resolved.add(item.reference)
+                    sale = item.sale
                     self._bus.post(
-                        CardRecovered(item.reference, item.resolution, item.detail, receipt)
+                        CardRecovered(
+                            item.reference,
+                            item.resolution,
+                            item.detail,
+                            sale.receipt_number if sale is not None else "",
+                            sale.id if sale is not None else "",
+                        )
                     )
         except ApplianceError as err:
             log.error("card recovery failed: %s", err)
@@ -145,6 +186,8 @@ class CardGate:
             needs.append("card recovery failed")
         with self._lock:
             self._recovering = False
+            self._asked -= resolved
+            self._needs_staff = needing
             self._unresolved = tuple(needs)
         self._refresh()
 
@@ -155,7 +198,7 @@ class CardGate:
         if recovering:
             answer = CardAvailability(False, CHECKING)
         elif unresolved:
-            answer = CardAvailability(False, "an earlier card payment needs a member of staff")
+            answer = CardAvailability(False, NEEDS_STAFF)
         elif terminal is None or terminal.health.state != "ok":
             answer = CardAvailability(False, NO_TERMINAL)
         elif limit := self._limits():

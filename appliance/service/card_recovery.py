@@ -77,9 +77,18 @@ class CardRecovery:
         self._cart_total = cart_total
         self._timeout = timeout
 
-    def run(self) -> list[Recovered]:
-        """Resolve every open attempt it can; the rest stay open, each with why."""
-        if not (open_attempts := self._journal.open_attempts()):
+    def run(self, only: frozenset[str] | None = None) -> list[Recovered]:
+        """Resolve every open attempt it can (or those in `only`); the rest stay open.
+
+        At start every open attempt is an earlier run's. While the till runs, only the
+        attempts a caller names are touched: an approved card part a screen still holds
+        for its sale is not recovery's to complete or reverse.
+        """
+
+        def wanted(attempts: list[PaymentAttempt]) -> list[PaymentAttempt]:
+            return [a for a in attempts if only is None or a.reference in only]
+
+        if not (open_attempts := wanted(self._journal.open_attempts())):
             return []
         try:
             last = self._terminal.last_transaction(timeout=self._timeout)
@@ -88,9 +97,9 @@ class CardRecovery:
             found = [Recovered(a.reference, "needs_staff", why) for a in open_attempts]
         else:
             found = []
-            if pending := self._journal.pending():
+            if pending := wanted(self._journal.pending()):
                 found += self._look_up(pending, last)
-            for attempt in self._journal.open_attempts():
+            for attempt in wanted(self._journal.open_attempts()):
                 found.append(self._finish_approved(attempt, last))
         for item in found:
             level = logging.WARNING if item.resolution == "needs_staff" else logging.INFO

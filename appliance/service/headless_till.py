@@ -146,8 +146,15 @@ class HeadlessTill:
         if self._waiting:
             raise DomainError("the terminal still has the payment: wait for its answer")
         if self._request is not None and reference in ("", self._request.merchant_reference):
-            return self._settle_current(settlement)
-        return self._settle_recorded(settlement, self._recorded(reference))
+            decided = self._request.merchant_reference
+            sale = self._settle_current(settlement)
+        else:
+            attempt = self._recorded(reference)
+            decided = attempt.reference
+            sale = self._settle_recorded(settlement, attempt)
+        if self._gate is not None:
+            self._gate.settled(decided)
+        return sale
 
     def stop(self) -> None:
         """At shutdown: cancel a payment in flight, record it in doubt, answer its caller."""
@@ -207,7 +214,7 @@ class HeadlessTill:
                 TenderError(f"card payment {result.merchant_reference} unknown: {SETTLE_HINT}")
             )
             if self._gate is not None:
-                self._gate.recover()
+                self._gate.recover(result.merchant_reference)
         else:
             self._forget(TenderError(f"card payment {result.outcome}"))
 

@@ -35,14 +35,15 @@ from appliance.core.offline_limits import (
     offline_block,
     over_cap,
 )
+from appliance.core.texts import N_
 from appliance.errors import ApplianceError
 from appliance.settings import PaymentSettings
 from appliance.store.payment_attempts import OfflineUsage, PaymentAttempts
 
 log = logging.getLogger(__name__)
 
-CHECKING = "Card payments are paused: checking offline card payments"
-UNREADABLE = "Card payments are paused: offline card payments could not be checked"
+CHECKING = N_("Card payments are paused: checking offline card payments")
+UNREADABLE = N_("Card payments are paused: offline card payments could not be checked")
 FIRST_LOAD_WAIT_S = 5.0  # a worker asking before the first load waits this long for it
 
 

@@ -9,6 +9,8 @@ finds it.
 
 from __future__ import annotations
 
+from appliance.core.texts import N_
+
 SUCCESS = 0x00
 DECLINED = 0x05  # ISO 8583 "do not honour": what a decline usually carries
 ABORTED = 0x6C  # abort via time-out or abort key: the customer or the ECR cancelled
@@ -16,11 +18,6 @@ WRONG_CURRENCY = 0x6F
 FUNCTION_NOT_POSSIBLE = 0x83
 PRINTER_NOT_READY = 0xCC
 SYSTEM_ERROR = 0xFF
-
-
-def N_(message: str) -> str:  # noqa: N802 - gettext's conventional name for the marker
-    """Mark `message` for translation without translating it (the screens translate)."""
-    return message
 
 
 MSG_APPROVED = N_("Payment approved.")

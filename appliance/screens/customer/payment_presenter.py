@@ -20,7 +20,14 @@ from typing import Any
 from kivy.event import EventDispatcher
 from kivy.properties import BooleanProperty, ListProperty, OptionProperty, StringProperty
 
-from appliance.core.card_payment import CardAnswered, ask_terminal, card_request, card_tender
+from appliance.core.card_payment import (
+    CardAnswered,
+    CardAvailability,
+    CardRecovered,
+    ask_terminal,
+    card_request,
+    card_tender,
+)
 from appliance.core.devices import CardTapped, DeviceHealthChanged
 from appliance.core.payment import PaymentRequest, PaymentResult, PaymentTerminal
 from appliance.core.sale import Sale
@@ -110,6 +117,8 @@ class PaymentPresenter(EventDispatcher):
             finish=self._finish,
         )
         ctx.bus.subscribe(DeviceHealthChanged, self._health_changed)
+        ctx.bus.subscribe(CardAvailability, lambda _event: self._card_gate_changed())
+        ctx.bus.subscribe(CardRecovered, self._recovered)
         ctx.session.bind(screen=self._screen_changed)
         self._stopped = False  # device news after the app stopped changes nothing on screen
         when_app_stops(self._stop)
@@ -124,7 +133,7 @@ class PaymentPresenter(EventDispatcher):
         if self.state not in ("choose", "declined", "cancelled"):
             return
         terminal = self._terminal()
-        if terminal is None:
+        if terminal is None or self._gate_reason():
             self._card_unavailable()
             return
         checkout = self._ctx.checkout
@@ -227,7 +236,13 @@ class PaymentPresenter(EventDispatcher):
             self._result = result
             self._commit_card(None)
         elif result.outcome == "declined":
+            # The terminal's own reason (PIN wrong, card not accepted, ...) in plain words.
+            reason = tr.message(result.message) if result.message else ""
             self.notice = tr._("The card was declined. Try again, or choose another way to pay.")
+            if reason:
+                self.notice = tr._("{reason} Try again, or choose another way to pay.").format(
+                    reason=reason
+                )
             self.state = "declined"
         elif result.outcome == "cancelled":
             self.notice = tr._("The payment was cancelled. Nothing was charged.")
@@ -236,6 +251,30 @@ class PaymentPresenter(EventDispatcher):
             self._result = result
             self.state = "unknown"
             self._staff.start(self._staff_arrived)
+            gate = self._ctx.services.app.card_gate
+            if gate is not None:  # the terminal may still say: recovery asks it
+                gate.recover(result.merchant_reference)
+
+    def _recovered(self, event: CardRecovered) -> None:
+        """Recovery resolved the payment in doubt: sold, or nothing charged after all."""
+        request = self._request
+        if request is None or event.reference != request.merchant_reference:
+            return
+        if self.state not in ("unknown", "resolve"):
+            return
+        log.info("card payment %s resolved by recovery: %s", event.reference, event.resolution)
+        if event.resolution == "completed":
+            # Recovery sold the journalled cart; the cart held here is that same cart.
+            self._forget_card()
+            self._ctx.checkout.cancel()
+            self.state = "choose"
+            self._ctx.session.finished(event.sale_id)
+        elif event.resolution in ("reversed", "not_charged"):
+            self._forget_card()
+            self.notice = self._ctx.tr._(
+                "The payment did not go through. Nothing was charged. Please try again."
+            )
+            self.state = "cancelled"
 
     def _staff_arrived(self, member: StaffMember) -> None:
         self._resolver = member
@@ -378,11 +417,24 @@ class PaymentPresenter(EventDispatcher):
             return None
         return terminal
 
+    def _gate_reason(self) -> str:
+        """Why the card gate keeps card off now ("" when it offers card, or there is none)."""
+        gate = self._ctx.services.app.card_gate
+        if gate is None:
+            return ""
+        availability = gate.availability  # never waits: the gate's last answer
+        return "" if availability.offered else availability.reason
+
     def _card_unavailable(self) -> None:
         self.card_ready = False
-        text = self._ctx.tr._(
-            "The card terminal is not available. Please choose another way to pay."
-        )
+        tr = self._ctx.tr
+        reason = self._gate_reason() if self._terminal() is not None else ""
+        if reason:
+            text = tr._("Card payment is not available now: {reason}").format(
+                reason=tr.message(reason)
+            )
+        else:
+            text = tr._("The card terminal is not available. Please choose another way to pay.")
         self.notice = text
         self._ctx.session.say(text, "warning")
 
@@ -390,11 +442,15 @@ class PaymentPresenter(EventDispatcher):
         if event.health.kind == "payment_terminal" and not self._stopped:
             self._refresh_methods()
 
+    def _card_gate_changed(self) -> None:
+        if not self._stopped:
+            self._refresh_methods()
+
     def _refresh_methods(self) -> None:
         settings = self._ctx.settings.screen
         staffed = self._ctx.session.mode == "staff"
         self.methods = [m for m in settings.payment_methods if m != "cash" or staffed]
-        ready = self._terminal() is not None
+        ready = self._terminal() is not None and not self._gate_reason()
         if self.card_ready and not ready and self._ctx.session.screen == SCREEN:
             self._card_unavailable()
         elif ready and not self.card_ready and self.state == "choose":

@@ -158,7 +158,7 @@ class CardPart:
                 # it finds (nothing else is held, so no approved part is reversed with it).
                 gate = self._ctx.services.app.card_gate
                 if gate is not None:
-                    gate.recover()
+                    gate.recover(event.request.merchant_reference)
         self._answered_cb(result, event.problem)
 
     def _undone(self, event: CardPartUndone) -> None:

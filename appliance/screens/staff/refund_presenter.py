@@ -13,6 +13,7 @@ from appliance.core.card_refund import CardPayBack, CardRefunded, OriginalPaymen
 from appliance.core.events import SaleCommitted
 from appliance.core.ids import receipt_number
 from appliance.core.money import currency_exponent
+from appliance.core.payment import PaymentRequest
 from appliance.core.sale import Sale, SaleDraft, SaleLine, draft_refund, refund_total
 from appliance.core.staff import StaffMember
 from appliance.core.tender import Tender
@@ -238,7 +239,8 @@ class RefundPresenter(EventDispatcher):
                 "The card terminal is not available. Pay back in cash, or try again later."
             )
             return False
-        amount = refund_total(sale, self._chosen, already_refunded=self._already)
+        # A refund's total is negative; the terminal pays back a positive amount.
+        amount = -refund_total(sale, self._chosen, already_refunded=self._already)
         card = next(t for t in sale.tenders if t.kind == "card")
         journal, bus = self._ctx.stores.payments, self._ctx.bus
         pay_back = CardPayBack(terminal, journal, bus, device_id=self._ctx.settings.device.id)
@@ -255,7 +257,12 @@ class RefundPresenter(EventDispatcher):
                 if attempt is not None
                 else None
             )
-            pay_back.run(original, amount, sale.currency, date.today())
+            try:
+                pay_back.run(original, amount, sale.currency, date.today())
+            except Exception as err:  # never leave the screen waiting for an answer
+                log.exception("card refund failed before the terminal")
+                failed = PaymentRequest(amount, sale.currency, "refund-not-started")
+                bus.post(CardRefunded(failed, None, str(err)))
 
         self._paying_back = approver, self._ctx.session.staff_id
         self.saving = True
