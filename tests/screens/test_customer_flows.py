@@ -6,6 +6,8 @@ import threading
 from collections.abc import Callable
 
 from appliance.core.payment import PaymentRequest, PaymentResult
+from appliance.drivers.sim.lab import TERMINAL_STEPS
+from appliance.drivers.sim.zvt_terminal import ZvtEmulator
 from appliance.service.demo import (
     DEMO_CASHIER_BADGE,
     DEMO_CASHIER_PIN,
@@ -33,15 +35,22 @@ WRONG_PIN = "2468"
 SHORT_PIN = "12"  # no one's PIN, refused without a slow hash check: a quick wrong try
 
 
+def emulator(kiosk: Kiosk) -> ZvtEmulator:
+    """The lab's ZVT terminal emulator the kiosk pays at."""
+    lab = kiosk.services.app.lab
+    assert lab is not None and lab.terminal is not None
+    return lab.terminal
+
+
 def record_payments(kiosk: Kiosk) -> list[tuple[PaymentRequest, PaymentResult]]:
-    """Every payment the simulated terminal runs, with its answer (the terminal still runs it)."""
+    """Every payment the terminal adapter runs, with its answer (the emulator still runs it)."""
     terminal = kiosk.services.devices.terminal
     assert terminal is not None
     pay: Callable[..., PaymentResult] = terminal.pay
     seen: list[tuple[PaymentRequest, PaymentResult]] = []
 
-    def recording(request: PaymentRequest, timeout: float = 120.0) -> PaymentResult:
-        result = pay(request, timeout)
+    def recording(request: PaymentRequest, *args: object, **kwargs: object) -> PaymentResult:
+        result = pay(request, *args, **kwargs)
         seen.append((request, result))
         return result
 
@@ -136,7 +145,7 @@ def test_five_wrong_pins_lock_pins_out_and_the_wine_can_be_taken_off(kiosk: Kios
 
 
 def test_a_declined_card_can_be_tried_again_and_is_charged_once(kiosk: Kiosk) -> None:
-    kiosk.services.devices.terminal.script(["decline", "approve"])  # type: ignore[union-attr]
+    emulator(kiosk).script(TERMINAL_STEPS["decline"], TERMINAL_STEPS["approve"])
     payments = record_payments(kiosk)
     to_payment(kiosk, COFFEE)
     kiosk.wait_for_screen("payment")
@@ -152,14 +161,14 @@ def test_a_declined_card_can_be_tried_again_and_is_charged_once(kiosk: Kiosk) ->
     assert first != second
     sale = kiosk.services.app.ledger.last()
     assert kiosk.services.app.ledger.count() == 1 and sale is not None
-    assert [t.reference for t in sale.tenders] == [payments[1][1].terminal_reference]
-    assert sale.tenders[0].card_mask == "**** 4242"
+    assert [t.reference for t in sale.tenders] == [payments[1][0].merchant_reference]
+    assert sale.tenders[0].card_mask == "**** 1234"  # the emulator's girocard, last 4 only
 
 
-def test_an_unknown_outcome_locks_the_cart_until_staff_decide(kiosk: Kiosk) -> None:
-    # A silent terminal: a cancel cannot be confirmed either, so the outcome is unknown.
-    kiosk.services.devices.terminal.script(["timeout"])  # type: ignore[union-attr]
-    payments = record_payments(kiosk)
+def pay_into_doubt(kiosk: Kiosk) -> None:
+    """Card, then the terminal goes away mid-payment: the outcome is unknown, nobody to ask."""
+    terminal = emulator(kiosk)
+    terminal.script(TERMINAL_STEPS["timeout"])  # it waits for the card, silent
     to_payment(kiosk, COFFEE)
     kiosk.wait_for_screen("payment")
     kiosk.tap_text("Card")
@@ -167,8 +176,16 @@ def test_an_unknown_outcome_locks_the_cart_until_staff_decide(kiosk: Kiosk) -> N
     kiosk.find_text("Follow the instructions on the card terminal.")
     assert kiosk.app.session.busy
     kiosk.screenshot("customer-payment-waiting")
-    kiosk.tap_text("Cancel")
+    terminal.close()  # the link drops after the terminal took the payment
     kiosk.wait_for(lambda: kiosk.app.payment.state == "unknown", what="the unknown outcome")
+    gate = kiosk.services.app.card_gate
+    assert gate is not None
+    # Recovery cannot ask a terminal that is gone: the payment waits for staff.
+    kiosk.wait_for(lambda: gate.unresolved != (), what="recovery gave it to staff")
+
+
+def test_an_unknown_outcome_locks_the_cart_until_staff_decide_not_taken(kiosk: Kiosk) -> None:
+    pay_into_doubt(kiosk)
     kiosk.find_text("We could not confirm the payment. Please ask a member of staff.")
     kiosk.screenshot("customer-payment-unknown")
     shown = {getattr(w, "text", "") for w in kiosk.widgets() if kiosk.visible(w)}
@@ -184,19 +201,23 @@ def test_an_unknown_outcome_locks_the_cart_until_staff_decide(kiosk: Kiosk) -> N
     kiosk.tap_text("Not taken")
     kiosk.wait_for(lambda: kiosk.app.payment.state == "choose", what="the methods again")
     assert kiosk.services.app.ledger.count() == 0 and not kiosk.app.session.busy
+    journal = kiosk.services.app.stores.payments
+    kiosk.wait_for(lambda: journal.open_attempts() == [], what="the attempt declined")
 
-    kiosk.tap_text("Card")
-    kiosk.wait_for(lambda: kiosk.app.payment.state == "waiting", what="the terminal again")
-    kiosk.tap_text("Cancel")
-    kiosk.wait_for(lambda: kiosk.app.payment.state == "unknown", what="unknown again")
+
+def test_an_unknown_outcome_staff_saw_taken_becomes_one_sale(kiosk: Kiosk) -> None:
+    payments = record_payments(kiosk)
+    pay_into_doubt(kiosk)
     tap_card(kiosk, DEMO_SUPERVISOR_BADGE)
     kiosk.wait_for(lambda: kiosk.app.payment.state == "resolve", what="the supervisor deciding")
     kiosk.tap_text("Payment was taken")
     kiosk.wait_for_screen("receipt")
-    assert [result.outcome for _request, result in payments] == ["unknown", "unknown"]
+    assert [result.outcome for _request, result in payments] == ["unknown"]
     sale = kiosk.services.app.ledger.last()
     assert kiosk.services.app.ledger.count() == 1 and sale is not None
-    assert [t.reference for t in sale.tenders] == [payments[1][0].merchant_reference]
+    assert [t.reference for t in sale.tenders] == [payments[0][0].merchant_reference]
+    attempt = kiosk.services.app.stores.payments.get(payments[0][0].merchant_reference)
+    assert attempt is not None and (attempt.state, attempt.sale_id) == ("settled", sale.id)
     assert sale.staff == staff_id(kiosk, DEMO_SUPERVISOR_BADGE)
     assert not kiosk.app.session.busy
 

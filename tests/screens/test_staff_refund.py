@@ -153,5 +153,16 @@ def test_a_refund_over_50_needs_a_supervisor_and_goes_back_to_the_card(
 
     refund = staff_till.services.app.ledger.last()
     assert refund is not None and refund.references == sale.id and refund.total == -11 * 499
-    assert refund.tenders == (Tender("card", -11 * 499, reference="T-4711", card_mask="**** 1234"),)
+    # The money went back through the terminal: a refund (06 31), since the sale's own
+    # card payment is not in this till's journal to be reversed.
+    [tender] = refund.tenders
+    assert (tender.kind, tender.amount, tender.card_mask) == ("card", -11 * 499, "**** 1234")
+    attempt = staff_till.services.app.stores.payments.get(tender.reference)
+    assert attempt is not None
+    assert (attempt.kind, attempt.state, attempt.sale_id) == ("refund", "settled", refund.id)
+    lab = staff_till.services.app.lab
+    assert lab is not None and lab.terminal is not None
+    assert [(b.kind, b.amount, b.state) for b in lab.terminal.book] == [
+        ("refund", 11 * 499, "approved")
+    ]
     assert "approved by" in refund.reason

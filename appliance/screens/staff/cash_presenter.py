@@ -279,7 +279,7 @@ class CashPresenter(EventDispatcher):
             self.card_note = ""
         elif not availability.offered:
             self.card_note = tr._("Card is not available: {reason}").format(
-                reason=availability.reason
+                reason=tr.message(availability.reason)
             )
         else:
             self.card_note = ""
