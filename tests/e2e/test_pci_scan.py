@@ -200,7 +200,7 @@ class Run:
         draft = draft_refund(
             sale,
             chosen,
-            [answer.tender().negated()],
+            [answer.tender()],
             already_refunded=already,
             device_id=DEVICE,
             now=datetime.now(UTC),

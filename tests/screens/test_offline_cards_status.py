@@ -7,8 +7,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from appliance.core.offline_limits import OfflineLimits
-from appliance.screens.i18n import tr
+from appliance.screens.i18n import Translator
 from appliance.screens.staff.status_presenter import age_text, offline_cards_row
+
+# Its own translator (English, en_US): the app's shared `tr` may be German after another test.
+tr = Translator()
 
 NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
 

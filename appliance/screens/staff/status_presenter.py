@@ -1,29 +1,42 @@
 """Status for staff: sync with the hub, each device's health, and the day's takings.
 
 The sync section also shows the card payments the terminal approved offline and has not
-submitted yet, against the [payments] limits that keep card off once reached.
+submitted yet, against the [payments] limits that keep card off once reached. The devices
+section lists card payments only a person can settle, and closes the terminal's day.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from kivy.clock import Clock, ClockEvent
 from kivy.event import EventDispatcher
-from kivy.properties import BooleanProperty, ListProperty, OptionProperty
+from kivy.properties import BooleanProperty, ListProperty, OptionProperty, StringProperty
 
 from appliance.core.devices import DeviceHealth
-from appliance.core.events import SaleCommitted
+from appliance.core.events import Event, SaleCommitted
 from appliance.core.offline_limits import OfflineLimits, OfflineUsageLike, offline_block
+from appliance.core.payment import TerminalTotals
 from appliance.errors import ApplianceError
+from appliance.screens.customer.background import run_in_background
 from appliance.screens.i18n import Translator
 from appliance.screens.presenters.context import ScreenContext
 from appliance.service.offline_card_limits import limits_from
 from appliance.store.day_totals import DayTotals, day_totals
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class TerminalDayClosed(Event):
+    """The card terminal's End-of-Day finished (totals) or was refused (problem)."""
+
+    totals: TerminalTotals | None
+    problem: str = ""
+
 
 REFRESH_SECONDS = 2.0  # sync and devices while the screen is up: a COUNT and a lock each
 # How often the hub's acknowledgements are looked at while the screen is not up, so "last
@@ -111,6 +124,8 @@ class StaffStatusPresenter(EventDispatcher):
     sync_rows = ListProperty()  # {"label", "value", "state"}; state "ok", "degraded", "offline"
     device_rows = ListProperty()  # {"name", "kind", "state", "state_text", "reason"}
     today_rows = ListProperty()  # {"label", "value", "state"}
+    closing_day = BooleanProperty(False)  # the terminal is closing its day
+    day_note = StringProperty("")  # how the last End-of-Day went
 
     def __init__(self, ctx: ScreenContext, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -126,6 +141,7 @@ class StaffStatusPresenter(EventDispatcher):
         self._timer: ClockEvent | None = None
         self._today_stale = True
         ctx.bus.subscribe(SaleCommitted, self._committed)
+        ctx.bus.subscribe(TerminalDayClosed, self._day_closed)
         ctx.session.bind(language=lambda *_args: self._relabel())
         if self._hub is not None:
             # A bound method: the clock holds it weakly, so it ends with this presenter.
@@ -148,11 +164,31 @@ class StaffStatusPresenter(EventDispatcher):
         """Switch to one of "sync", "devices", "today"."""
         self.section = section
 
+    def close_terminal_day(self) -> None:
+        """End-of-Day at the card terminal, off the main thread; refused while in doubt."""
+        gate = self._ctx.services.app.card_gate
+        if gate is None or self.closing_day:
+            return
+        bus = self._ctx.bus
+        self.closing_day = True
+        self.day_note = self._ctx.tr._("The card terminal is closing its day.")
+
+        def close() -> None:
+            try:
+                bus.post(TerminalDayClosed(gate.end_of_day()))
+            except ApplianceError as err:
+                bus.post(TerminalDayClosed(None, str(err)))
+
+        run_in_background("end-of-day", close)
+
     def refresh(self) -> None:
         """Re-read the sync state and device health; the day's totals only after a sale."""
         self._watch_sync()
         self.sync_rows = self._sync_rows()
-        self.device_rows = [self._device_row(h) for h in self._ctx.services.devices.health()]
+        self.device_rows = [
+            *(self._device_row(h) for h in self._ctx.services.devices.health()),
+            *self._card_attention_rows(),
+        ]
         if self._today_stale:
             self._today_stale = False
             self.today_rows = self._today_rows()
@@ -231,6 +267,38 @@ class StaffStatusPresenter(EventDispatcher):
         currency = self._ctx.checkout.cart.currency
         now = datetime.now(UTC)
         return offline_cards_row(self._ctx.tr, usage, self._offline_limits, currency, now)
+
+    def _day_closed(self, event: TerminalDayClosed) -> None:
+        tr = self._ctx.tr
+        self.closing_day = False
+        if event.totals is None:
+            log.warning("End-of-Day not done: %s", event.problem)
+            self.day_note = tr._("End-of-Day not done: {reason}").format(reason=event.problem)
+            return
+        totals = event.totals
+        self.day_note = tr._("The terminal's day is closed: {count} payments, {amount}.").format(
+            count=totals.count, amount=tr.money(totals.amount, self._ctx.checkout.cart.currency)
+        )
+
+    def _card_attention_rows(self) -> list[dict[str, str]]:
+        """Card payments recovery could not settle: a person must (the gate's list, no disk)."""
+        gate = self._ctx.services.app.card_gate
+        if gate is None:
+            return []
+        tr = self._ctx.tr
+        rows = []
+        for line in gate.unresolved:
+            reference, _, why = line.partition(": ")
+            rows.append(
+                {
+                    "name": reference,
+                    "kind": tr._("card payment"),
+                    "state": "degraded",
+                    "state_text": tr._("needs staff"),
+                    "reason": why,
+                }
+            )
+        return rows
 
     def _device_row(self, health: DeviceHealth) -> dict[str, str]:
         tr = self._ctx.tr
