@@ -7,6 +7,7 @@ A receipt that cannot print is queued and retried; a drawer that cannot open is 
 from __future__ import annotations
 
 import logging
+import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -57,6 +58,8 @@ class AfterSale:
         self._closed = False  # the worker has stopped: set and read on the main thread
         # The card terminal's slip, by the attempt's reference, until its sale's receipt prints.
         self._card_slips: OrderedDict[str, tuple[str, ...]] = OrderedDict()
+        self._slips_lock = threading.Lock()
+        self._refused_slips: set[tuple[str, ...]] = set()  # the terminal printed these
         self._accept_card_slips(devices)
         app.bus.subscribe(CardAnswered, self._card_answered)
         app.bus.subscribe(SaleCommitted, self._committed)
@@ -98,8 +101,14 @@ class AfterSale:
 
     def _card_answered(self, event: CardAnswered) -> None:
         result = event.result
-        if result is not None and result.outcome == "approved" and result.receipt_lines:
-            self._card_slips[event.request.merchant_reference] = result.receipt_lines
+        if result is None or result.outcome != "approved" or not result.receipt_lines:
+            return
+        slip = result.receipt_lines
+        with self._slips_lock:
+            refused = [lines for lines in self._refused_slips if set(lines) <= set(slip)]
+            self._refused_slips.difference_update(refused)
+        if not refused:
+            self._card_slips[event.request.merchant_reference] = slip
             while len(self._card_slips) > KEPT_CARD_SLIPS:
                 self._card_slips.popitem(last=False)
 
@@ -115,8 +124,14 @@ class AfterSale:
         if printer is None or not isinstance(terminal, ZvtTerminal):
             return
 
-        def can_print(_lines: tuple[str, ...]) -> bool:
-            return printer.health.state == "ok"
+        def can_print(lines: tuple[str, ...]) -> bool:
+            """The terminal's thread: take the slip while the printer can print it."""
+            health = printer.health
+            if health.state == "ok" or health.reason == "paper near end":
+                return True
+            with self._slips_lock:  # the terminal prints this one itself: never twice
+                self._refused_slips.add(lines)
+            return False
 
         terminal.receipt_printer = can_print
 
