@@ -97,13 +97,6 @@ class NfcReaderSettings(_Device, frozen=True, tag="nfc_reader"):
     debounce_ms: Milliseconds = 1500
 
 
-class SimTerminalSettings(_Device, frozen=True, tag="sim_terminal"):
-    """A scripted terminal behind the port, for unit tests; `--simulate` uses the ZVT emulator."""
-
-    outcomes: tuple[Literal["approve", "decline", "cancel", "timeout"], ...] = ("approve",)
-    delay_seconds: Seconds = 0.5
-
-
 class ZvtTerminalSettings(_Device, frozen=True, tag="zvt_terminal"):
     """A card terminal speaking ZVT (PA00P015/PA00P016), over TCP/IP or a serial line."""
 
@@ -138,6 +131,5 @@ HardwareSettings = (
     | GpioDrawerSettings
     | PrinterDrawerSettings
     | NfcReaderSettings
-    | SimTerminalSettings
     | ZvtTerminalSettings
 )

@@ -51,7 +51,7 @@ def test_each_kind_becomes_its_own_typed_settings() -> None:
             {"d": {"kind": "printer_drawer", "printer": "nope"}},
             "d.printer names 'nope', which is not an escpos_printer device",
         ),
-        ({"bad name!": {"kind": "sim_terminal"}}, "devices"),
+        ({"bad name!": {"kind": "zvt_terminal", "host": "127.0.0.1"}}, "devices"),
     ],
 )
 def test_a_bad_device_table_is_reported_with_its_name_and_key(

@@ -22,7 +22,6 @@ from appliance.device_settings import (
     NfcReaderSettings,
     PrinterDrawerSettings,
     SerialScannerSettings,
-    SimTerminalSettings,
     ZvtTerminalSettings,
 )
 from appliance.drivers.base import DeviceBase
@@ -61,9 +60,6 @@ DEVICE_KINDS: tuple[DeviceKindRow, ...] = (
         PrinterDrawerSettings, "appliance.drivers.printer_drawer:PrinterKickDrawer", "drawer"
     ),
     DeviceKindRow(NfcReaderSettings, "appliance.drivers.nfc_reader:NfcpyReader", "card_reader"),
-    DeviceKindRow(
-        SimTerminalSettings, "appliance.drivers.sim_terminal:SimTerminal", "payment_terminal"
-    ),
     DeviceKindRow(
         ZvtTerminalSettings, "appliance.drivers.zvt.terminal:ZvtTerminal", "payment_terminal"
     ),

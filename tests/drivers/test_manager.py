@@ -12,12 +12,13 @@ import pytest
 
 from appliance.core.devices import BarcodeScanned, DeviceHealthChanged
 from appliance.core.events import EventBus
-from appliance.device_settings import HardwareSettings, SerialScannerSettings, SimTerminalSettings
+from appliance.device_settings import HardwareSettings, SerialScannerSettings, ZvtTerminalSettings
 from appliance.drivers import registry
 from appliance.drivers.base import DeviceBase
 from appliance.drivers.manager import DeviceManager, read_snapshot, write_snapshot
 from appliance.drivers.sim.scanner import SimScanner
-from appliance.drivers.sim_terminal import SimTerminal
+from appliance.drivers.sim.zvt_terminal import ZvtEmulator
+from appliance.drivers.zvt.terminal import ZvtTerminal
 
 WAIT = 10.0  # generous: only bounds a hang, never asserted as a duration
 
@@ -62,11 +63,20 @@ def bus() -> EventBus:
 
 
 @pytest.fixture
-def tables(sim_scanner: SimScanner) -> dict[str, HardwareSettings]:
-    """A scanner on the simulator's pty and a simulated terminal, as a config would say."""
+def terminal_table() -> Iterator[ZvtTerminalSettings]:
+    """A ZVT terminal table pointing at an emulator on 127.0.0.1."""
+    with ZvtEmulator() as emulator:
+        yield ZvtTerminalSettings(host="127.0.0.1", port=emulator.serve_tcp())
+
+
+@pytest.fixture
+def tables(
+    sim_scanner: SimScanner, terminal_table: ZvtTerminalSettings
+) -> dict[str, HardwareSettings]:
+    """A scanner on the simulator's pty and a ZVT terminal, as a config would say."""
     return {
         "front-scanner": SerialScannerSettings(port=sim_scanner.port, debounce_ms=0),
-        "terminal": SimTerminalSettings(delay_seconds=0.0),
+        "terminal": terminal_table,
     }
 
 
@@ -93,13 +103,14 @@ def test_opens_real_adapters_and_a_scan_crosses_the_wire(
 
     manager.open_all(bus)
     pump(bus, lambda: state_of(manager, "front-scanner") == "ok")
+    pump(bus, lambda: state_of(manager, "terminal") == "ok")  # connected and registered
     sim_scanner.scan("4006381333931")
     pump(bus, lambda: bool(scans))
 
     assert scans == [BarcodeScanned("front-scanner", "4006381333931")]
     assert [h.state for h in manager.health()] == ["ok", "ok"]
     assert [d.name for d in manager.scanners] == ["front-scanner"]
-    assert isinstance(manager.terminal, SimTerminal)
+    assert isinstance(manager.terminal, ZvtTerminal)
     assert manager.printer is None and manager.drawer is None and manager.card_readers == []
 
 
@@ -142,18 +153,20 @@ def test_a_device_that_fails_to_open_is_offline_and_the_others_work(
         assert manager.printer is broken
 
 
-def test_a_missing_port_is_offline_with_the_reason(bus: EventBus, tmp_path: Path) -> None:
+def test_a_missing_port_is_offline_with_the_reason(
+    bus: EventBus, tmp_path: Path, terminal_table: ZvtTerminalSettings
+) -> None:
     """A scanner whose port does not exist is offline ("not found"), not an error."""
     tables: dict[str, HardwareSettings] = {
         "scanner": SerialScannerSettings(port=str(tmp_path / "by-id" / "gone")),
-        "terminal": SimTerminalSettings(),
+        "terminal": terminal_table,
     }
     with DeviceManager.build(tables) as manager:
         manager.open_all(bus)
         pump(bus, lambda: "not found" in manager.health()[0].reason)
+        pump(bus, lambda: state_of(manager, "terminal") == "ok")
 
         assert state_of(manager, "scanner") == "offline"
-        assert state_of(manager, "terminal") == "ok"
 
 
 def test_an_adapter_that_cannot_be_built_is_offline(
@@ -164,7 +177,7 @@ def test_an_adapter_that_cannot_be_built_is_offline(
 
     with DeviceManager.build(tables) as manager:
         manager.open_all(bus)
-        bus.drain()
+        pump(bus, lambda: state_of(manager, "terminal") == "ok")  # the rest was built
 
         scanner = manager.health()[0]
         assert (scanner.device, scanner.kind, scanner.state) == (
@@ -173,7 +186,6 @@ def test_an_adapter_that_cannot_be_built_is_offline(
             "offline",
         )
         assert "cannot be built" in scanner.reason
-        assert state_of(manager, "terminal") == "ok"
 
 
 def test_health_changes_are_written_to_the_snapshot(
@@ -189,19 +201,21 @@ def test_health_changes_are_written_to_the_snapshot(
 
     manager.open_all(bus)
     pump(bus, lambda: snapshot_state("front-scanner") == "ok")
+    pump(bus, lambda: snapshot_state("terminal") == "ok")
     sim_scanner.unplug()
     pump(bus, lambda: snapshot_state("front-scanner") == "offline")
 
     data = read_snapshot(snapshot)
     assert data is not None
     assert [d["device"] for d in data["devices"]] == ["front-scanner", "terminal"]
-    assert data["devices"][1] == {
-        "device": "terminal",
-        "kind": "payment_terminal",
-        "state": "ok",
-        "reason": "simulated terminal",
-        "address": "simulated",
-    }
+    terminal = data["devices"][1]
+    assert (terminal["device"], terminal["kind"], terminal["state"]) == (
+        "terminal",
+        "payment_terminal",
+        "ok",
+    )
+    assert terminal["reason"].startswith("registered")
+    assert terminal["address"].startswith("127.0.0.1:")
     assert 0 <= data["age_seconds"] < 3600
     manager.close_all()
     final = read_snapshot(snapshot)
@@ -242,21 +256,24 @@ def test_snapshot_age_is_reported(tmp_path: Path) -> None:
 
 
 def test_no_threads_are_left_behind(manager: DeviceManager, bus: EventBus) -> None:
-    """After close_all() the scanner's worker thread is gone."""
+    """After close_all() the scanner's worker and the terminal's connector are gone."""
     before = set(threading.enumerate())
     manager.open_all(bus)
     pump(bus, lambda: state_of(manager, "front-scanner") == "ok")
+    pump(bus, lambda: state_of(manager, "terminal") == "ok")
 
     manager.close_all()
 
-    assert set(threading.enumerate()) <= before
+    # The emulator's own session threads are the simulator's, not the manager's.
+    left = {t for t in threading.enumerate() if not t.name.startswith("zvt-emulator")}
+    assert left <= before
 
 
 def test_open_late_adds_a_device_from_another_thread(
-    bus: EventBus, sim_scanner: SimScanner, snapshot: Path
+    bus: EventBus, sim_scanner: SimScanner, snapshot: Path, terminal_table: ZvtTerminalSettings
 ) -> None:
     """A slow device opened after open_all(), from a start-up thread, joins the others."""
-    tables: dict[str, HardwareSettings] = {"terminal": SimTerminalSettings()}
+    tables: dict[str, HardwareSettings] = {"terminal": terminal_table}
     scans: list[BarcodeScanned] = []
     bus.subscribe(BarcodeScanned, scans.append)
     with DeviceManager.build(tables, snapshot_path=snapshot) as manager:
@@ -278,7 +295,7 @@ def test_open_late_adds_a_device_from_another_thread(
         assert data is not None
         assert [d["device"] for d in data["devices"]] == ["terminal", "late-scanner"]
         with pytest.raises(ValueError, match="exists already"):
-            manager.open_late("terminal", SimTerminalSettings())
+            manager.open_late("terminal", terminal_table)
     assert state_of(manager, "late-scanner") == "offline"  # closed with the others
 
 
