@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import logging
 import socket
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from time import perf_counter_ns
@@ -32,7 +30,7 @@ from bench.databases import open_ours
 from bench.result import Row, Target
 from bench.sale_data import DEVICE_ID, RECEIPT_PREFIX, build_drafts
 from bench.stats import percentile, summary_us
-from bench.workdir import filesystem_of
+from bench.workdir import filesystem_of, quiet_drivers
 
 NAME = "card_payment"
 HOST = "127.0.0.1"
@@ -312,18 +310,6 @@ def _cart(products: list[Product]) -> tuple[Cart, int]:
     return cart, cart.totals(TaxPolicy.of(fixtures.TAX_RATES)).total
 
 
-@contextlib.contextmanager
-def _quiet_drivers() -> Iterator[None]:
-    """Each block closes the adapter and the emulator's session, which log: not bench output."""
-    logger = logging.getLogger("appliance.drivers")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
-
-
 def _ms(samples: list[int], q: float) -> float:
     return percentile(samples, q) / NS_PER_MS
 
@@ -339,7 +325,7 @@ def run(workdir: Path, *, quick: bool) -> list[Row]:
     db = _stocked(workdir / "appliance.db", products)
     bus = EventBus()
     try:
-        with _quiet_drivers(), ZvtEmulator(currency=fixtures.CURRENCY) as emulator:
+        with quiet_drivers(), ZvtEmulator(currency=fixtures.CURRENCY) as emulator:
             journal = TimedJournal(PaymentAttempts(db))
             port = emulator.serve_tcp(HOST)
             bench = Bench(emulator, port, journal, bus, cart=cart, amount=amount)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import logging
 import queue
 import threading
 from collections.abc import Callable, Iterator
@@ -22,6 +21,7 @@ from appliance.drivers.serial_scanner import SerialScanner
 from appliance.drivers.sim.scanner import SimScanner
 from bench.result import Row, Target
 from bench.stats import percentile, summary_us
+from bench.workdir import quiet_drivers
 
 NAME = "scan_latency"
 TERMINATOR: Final = "\r"
@@ -169,22 +169,10 @@ def measure(sizes: Sizes) -> tuple[list[int], list[int]]:
     return ours, raw
 
 
-@contextlib.contextmanager
-def _quiet_drivers() -> Iterator[None]:
-    """Each block closes the adapter, which logs "offline (closed)": not bench output."""
-    logger = logging.getLogger("appliance.drivers")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
-
-
 def run(workdir: Path, *, quick: bool) -> list[Row]:
     """Time scans end to end through SerialScanner and through a raw pyserial read loop."""
     sizes = QUICK if quick else FULL
-    with _quiet_drivers():
+    with quiet_drivers():
         ours, raw = measure(sizes)
     latency = {"ours_latency": summary_us(ours), "raw_latency": summary_us(raw)}
     details = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import platform
 import shutil
@@ -55,3 +56,15 @@ def describe_environment(scratch: Path) -> dict[str, Any]:
         "tmp_filesystem": filesystem_of(tmp),
         "scratch_is_tmpfs": scratch_fs["type"] in ("tmpfs", "ramfs"),
     }
+
+
+@contextmanager
+def quiet_drivers() -> Iterator[None]:
+    """Adapters log "offline (closed)" as each block closes them: not bench output."""
+    logger = logging.getLogger("appliance.drivers")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)

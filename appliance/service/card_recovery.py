@@ -23,6 +23,7 @@ attempt pending and card off, for staff to see on the till and in `appliance sta
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import uuid
 from collections.abc import Callable
@@ -207,18 +208,4 @@ class CardRecovery:
 
 def _as_ours(found: PaymentResult, attempt: PaymentAttempt) -> PaymentResult:
     """The terminal's record of an attempt, filed under the attempt's own reference."""
-    return PaymentResult(
-        found.outcome,
-        attempt.reference,
-        found.terminal_reference,
-        found.masked_card,
-        found.message,
-        card_brand=found.card_brand,
-        auth_code=found.auth_code,
-        terminal_id=found.terminal_id,
-        trace_number=found.trace_number,
-        receipt_number=found.receipt_number,
-        result_code=found.result_code,
-        amount=found.amount,
-        offline=found.offline,
-    )
+    return dataclasses.replace(found, merchant_reference=attempt.reference, receipt_lines=())

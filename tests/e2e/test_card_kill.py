@@ -29,7 +29,7 @@ from typing import Any
 import pytest
 
 from appliance.drivers.sim.zvt_terminal import Booked, ZvtEmulator
-from tests.cli.conftest import NotifySocket, Spawner, appliance_script
+from tests.cli.conftest import CONFIG_TEMPLATE, NotifySocket, Spawner, appliance_script
 
 COFFEE = "4006381333931"  # the demo catalog's ground coffee
 SEED_VARIABLE = "CARD_KILL_SEED"
@@ -44,28 +44,8 @@ START_SECONDS = 60.0  # a cold start with the Kivy window, on a shared machine
 STEP_SECONDS = 30.0  # a payment, a kill, a recovery
 POLL_SECONDS = 0.002
 
-CONFIG = """\
-[device]
-id = "till-kill"
-receipt_prefix = "TK"
-
-[store]
-name = "Corner shop"
-currency = "EUR"
-locale = "de_DE"
-prices_include_tax = true
-
-[store.tax_classes]
-standard = 2000
-reduced = 500
-zero = 0
-
-[database]
-path = "{database}"
-
-[logging]
-level = "INFO"
-
+# The cli tests' configuration, with only the terminal configured: the lab fills in the rest.
+TERMINAL_TABLE = """
 [devices.terminal]
 kind = "zvt_terminal"
 host = "127.0.0.1"
@@ -344,7 +324,11 @@ def rig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Rig]:
     with ZvtEmulator() as emulator:
         port = emulator.serve_tcp()
         config = tmp_path / "appliance.toml"
-        config.write_text(CONFIG.format(database=database, port=port), encoding="utf-8")
+        config.write_text(
+            CONFIG_TEMPLATE.format(device_id="till-kill", prefix="TK", database=database)
+            + TERMINAL_TABLE.format(port=port),
+            encoding="utf-8",
+        )
         try:
             yield Rig(config, database, emulator, notify, spawn, seed_from_env())
         finally:

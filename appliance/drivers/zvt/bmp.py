@@ -74,7 +74,9 @@ BMPS: dict[int, BmpFormat] = {
 
 def encode_bmp(bmp: int, value: bytes) -> bytes:
     """The id and value of one field; the value's length prefix is added here."""
-    layout = _format(bmp, 0)
+    layout = BMPS.get(bmp)
+    if layout is None:
+        raise ZvtError(f"unknown BMP {bmp:02X}: its size is not known")
     if layout.coding == "fixed":
         if len(value) != layout.size:
             raise ZvtError(f"BMP {bmp:02X} ({layout.name}): {len(value)} bytes, not {layout.size}")
@@ -84,27 +86,25 @@ def encode_bmp(bmp: int, value: bytes) -> bytes:
     return bytes((bmp,)) + encode_llvar(value, 2 if layout.coding == "llvar" else 3)
 
 
-def decode_bmps(data: bytes) -> list[tuple[int, bytes]]:
-    """Every (id, value) in an APDU's data, in order; ZvtError names an unknown or short one."""
+def decode_bmps(data: bytes, table: dict[int, BmpFormat] = BMPS) -> list[tuple[int, bytes]]:
+    """Every (id, value) in an APDU's data, in order; ZvtError names an unknown or short one.
+
+    `table` is the BMP table of what is being read (a Status-Information adds BMP 60).
+    """
     fields: list[tuple[int, bytes]] = []
     rest = data
     while rest:
         offset = len(data) - len(rest)
         bmp, rest = rest[0], rest[1:]
-        layout = _format(bmp, offset)
+        layout = table.get(bmp)
+        if layout is None:
+            raise ZvtError(f"unknown BMP {bmp:02X} at byte {offset}: its size is not known")
         try:
             value, rest = _take(layout, rest)
         except ZvtError as err:
             raise ZvtError(f"BMP {bmp:02X} ({layout.name}) at byte {offset}: {err}") from err
         fields.append((bmp, value))
     return fields
-
-
-def _format(bmp: int, offset: int) -> BmpFormat:
-    layout = BMPS.get(bmp)
-    if layout is None:
-        raise ZvtError(f"unknown BMP {bmp:02X} at byte {offset}: its size is not known")
-    return layout
 
 
 def _take(layout: BmpFormat, rest: bytes) -> tuple[bytes, bytes]:

@@ -11,14 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from appliance.drivers.zvt.apdu import Apdu
-from appliance.drivers.zvt.bmp import BMPS
+from appliance.drivers.zvt.bmp import decode_bmps
 from appliance.drivers.zvt.commands import Command
 from appliance.drivers.zvt.fields import decode_bcd, decode_llvar
 from appliance.drivers.zvt.status_info import (
     TEXT_ENCODING,
     StatusInformation,
     Totals,
-    decode_fields,
     digits,
     mask_pan,
     parse_status_information,
@@ -159,7 +158,7 @@ def _intermediate(data: bytes) -> IntermediateStatus:
 
 def _is_tlv_bmp(data: bytes) -> bool:
     try:
-        fields = decode_fields(data, BMPS)
+        fields = decode_bmps(data)
     except ZvtError:
         return False
     return all(bmp == 0x06 for bmp, _ in fields)
@@ -178,7 +177,7 @@ def _completion(data: bytes, answering: Command) -> Completion:
         if rest:
             status, rest = rest[0], rest[1:]
     values: dict[str, object] = {"status_byte": status, "software_version": software}
-    for bmp, value in decode_fields(rest, BMPS):
+    for bmp, value in decode_bmps(rest):
         if bmp == 0x19:
             values["status_byte"] = value[0]
         elif bmp == 0x29:
@@ -193,7 +192,7 @@ def _completion(data: bytes, answering: Command) -> Completion:
 def _text_block(data: bytes) -> PrintTextBlock:
     lines: list[str] = []
     receipt_type: int | None = None
-    fields = decode_fields(data, BMPS)
+    fields = decode_bmps(data)
     if not any(bmp == 0x06 for bmp, _ in fields):
         raise ZvtError("Print Text-Block without a TLV container")
     for bmp, value in fields:

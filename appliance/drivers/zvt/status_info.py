@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from appliance.drivers.zvt.bmp import BMPS, BmpFormat
-from appliance.drivers.zvt.fields import decode_bcd, decode_llvar, decode_tlv_length
+from appliance.drivers.zvt.bmp import BMPS, BmpFormat, decode_bmps
+from appliance.drivers.zvt.fields import decode_bcd
 from appliance.drivers.zvt.tlv import decode_tlv
 from appliance.errors import ZvtError
 
@@ -74,7 +74,7 @@ class StatusInformation:
 def parse_status_information(data: bytes) -> StatusInformation:
     """The Status-Information in an `04 0F`'s data; ZvtError names a field that does not fit."""
     values: dict[str, object] = {}
-    for bmp, value in decode_fields(data, _STATUS_BMPS):
+    for bmp, value in decode_bmps(data, _STATUS_BMPS):
         if bmp in _STATUS_READERS:
             name, reader = _STATUS_READERS[bmp]
             try:
@@ -156,34 +156,3 @@ _STATUS_READERS: dict[int, tuple[str, Callable[[bytes], object]]] = {
     0x3C: ("additional_text", _text),
     0x60: ("totals", _totals),
 }
-
-
-def decode_fields(data: bytes, table: dict[int, BmpFormat]) -> list[tuple[int, bytes]]:
-    """Every (BMP, value) of `data` by `table`; ZvtError names an unknown or short one."""
-    fields: list[tuple[int, bytes]] = []
-    rest = data
-    while rest:
-        offset = len(data) - len(rest)
-        bmp, rest = rest[0], rest[1:]
-        layout = table.get(bmp)
-        if layout is None:
-            raise ZvtError(f"unknown BMP {bmp:02X} at byte {offset}: its size is not known")
-        try:
-            value, rest = _take(layout, rest)
-        except ZvtError as err:
-            raise ZvtError(f"BMP {bmp:02X} ({layout.name}) at byte {offset}: {err}") from err
-        fields.append((bmp, value))
-    return fields
-
-
-def _take(layout: BmpFormat, rest: bytes) -> tuple[bytes, bytes]:
-    if layout.coding == "fixed":
-        if len(rest) < layout.size:
-            raise ZvtError(f"{len(rest)} bytes left, {layout.size} needed")
-        return rest[: layout.size], rest[layout.size :]
-    if layout.coding == "tlv":
-        length, rest = decode_tlv_length(rest)
-        if len(rest) < length:
-            raise ZvtError(f"container of {length} bytes cut short at {len(rest)}")
-        return rest[:length], rest[length:]
-    return decode_llvar(rest, 2 if layout.coding == "llvar" else 3)
