@@ -112,13 +112,12 @@ class CardRecovery:
     def _look_up(
         self, pending: list[PaymentAttempt], last: PaymentResult | None
     ) -> list[Recovered]:
-        known = self._journal.answered_receipts()
         newest, older = pending[-1], pending[:-1]
         # Only the newest can be the terminal's last transaction; before it, card was off.
         results = [self._not_charged(a, "the terminal has a later transaction") for a in older]
         if last is None:
             results.append(self._not_charged(newest, "the terminal has no transaction"))
-        elif (last.terminal_id, last.receipt_number) in known:
+        elif self._journal.knows_receipt(last.terminal_id, last.receipt_number):
             results.append(self._not_charged(newest, "the terminal did nothing since"))
         elif last.amount != newest.amount:
             detail = (

@@ -245,8 +245,15 @@ MIGRATIONS: tuple[Migration, ...] = (
                 terminal_reference, card_mask, message, cart, sale_id, started_utc, updated_utc
             FROM payment_attempt""",
             "DROP TABLE payment_attempt",
-            "CREATE INDEX payment_journal_state ON payment_journal(state)",
-            "CREATE INDEX payment_journal_receipt ON payment_journal(terminal_id, receipt_number)",
+            # Partial indexes: the journal keeps every attempt for good, yet what the till
+            # asks for is few rows (the open ones, the offline ones not yet submitted), and
+            # an answer that moves pending to approved touches none of them.
+            """CREATE INDEX payment_journal_open ON payment_journal(started_utc, reference)
+                WHERE state IN ('pending', 'approved')""",
+            """CREATE INDEX payment_journal_receipt ON payment_journal(terminal_id, receipt_number)
+                WHERE receipt_number <> ''""",
+            """CREATE INDEX payment_journal_offline ON payment_journal(started_utc)
+                WHERE offline = 1 AND submitted_utc IS NULL""",
         ),
     ),
 )

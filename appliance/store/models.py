@@ -179,7 +179,7 @@ class PaymentJournalRow(_Table):
     kind = TextField(default="payment")
     amount = IntegerField()
     currency = TextField()
-    state = TextField(index=True)
+    state = TextField()
     original_reference = TextField(default="")
     terminal_reference = TextField(default="")
     card_mask = TextField(default="")
