@@ -38,6 +38,7 @@ LAYERS = (
     layer("store", 3, "store"),
     layer("drivers", 3, "drivers"),
     layer("mqtt", 3, "mqtt"),
+    layer("provisioning", 3, "provisioning"),
     layer("service", 4, "service", "catalog_import"),
     layer("screens", 5, "screens"),
     layer("cli", 6, "cli", "__main__"),
