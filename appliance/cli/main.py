@@ -11,6 +11,7 @@ from appliance import __version__
 from appliance.cli.catalog import catalog
 from appliance.cli.db import db
 from appliance.cli.options import config_options, settings_for
+from appliance.cli.provision import provision
 from appliance.cli.sales import sales
 from appliance.cli.selftest import selftest
 from appliance.cli.sim import sim
@@ -86,6 +87,7 @@ cli.add_command(sim)
 cli.add_command(selftest)
 cli.add_command(staff)
 cli.add_command(stored_value)
+cli.add_command(provision)
 
 
 def main() -> None:

@@ -129,23 +129,37 @@ def apply_provisioning(
     except OSError as err:
         raise ConfigError(f"{FILE_KEY}: cannot read {source}: {err.strerror}") from err
     sha256 = hashlib.sha256(raw).hexdigest()
-    data_dir.mkdir(parents=True, exist_ok=True)
     link = data_dir / CURRENT
-    with _locked(data_dir):
-        record = applied_record(data_dir)
-        changed = record is None or record.get("sha256") != sha256
-        if changed:
-            try:
-                provisioning = parse_provisioning(raw, now=now)
-                planned = targets(provisioning, directory=link, source=raw, applied_at=now)
-                _swap_in(data_dir, planned, sha256)
-            except ConfigError as err:
-                _report_rejected(data_dir, source, sha256, str(err))
-                raise
-            log.info("provisioned %s from %s (sha256 %s)", provisioning.device.id, source, sha256)
-        (data_dir / REJECTED).unlink(missing_ok=True)
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        with _locked(data_dir):
+            record = applied_record(data_dir)
+            changed = record is None or record.get("sha256") != sha256
+            if changed:
+                _put_in_force(source, raw, data_dir, sha256, now)
+            (data_dir / REJECTED).unlink(missing_ok=True)
+    except OSError as err:
+        raise ConfigError(f"{FILE_KEY}: cannot provision in {data_dir}: {err}") from err
     removed, error = _remove(source) if remove_source else (False, "")
     return Applied(changed, sha256, link, removed, error)
+
+
+def _put_in_force(
+    source: Path, raw: bytes, data_dir: Path, sha256: str, now: datetime | None
+) -> None:
+    """Check, write and swap in; on any failure say why in REJECTED, and raise."""
+    try:
+        provisioning = parse_provisioning(raw, now=now)
+        planned = targets(provisioning, directory=data_dir / CURRENT, source=raw, applied_at=now)
+        _swap_in(data_dir, planned, sha256)
+    except ConfigError as err:
+        _report_rejected(data_dir, source, sha256, str(err))
+        raise
+    except OSError as err:
+        error = ConfigError(f"{FILE_KEY}: cannot put it in place in {data_dir}: {err}")
+        _report_rejected(data_dir, source, sha256, str(error))
+        raise error from err
+    log.info("provisioned %s from %s (sha256 %s)", provisioning.device.id, source, sha256)
 
 
 def _swap_in(data_dir: Path, planned: list[Target], sha256: str) -> None:

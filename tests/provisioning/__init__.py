@@ -164,5 +164,6 @@ DELETE = object()
 
 def write_file(path: Path, data: dict[str, Any]) -> Path:
     """`data` as a provisioning file at `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(toml_text(data), encoding="utf-8")
     return path
