@@ -129,6 +129,7 @@ def apply_provisioning(
     except OSError as err:
         raise ConfigError(f"{FILE_KEY}: cannot read {source}: {err.strerror}") from err
     sha256 = hashlib.sha256(raw).hexdigest()
+    data_dir = data_dir.absolute()  # the settings name their files by absolute paths
     link = data_dir / CURRENT
     try:
         data_dir.mkdir(parents=True, exist_ok=True)

@@ -127,7 +127,8 @@ class Provisioning(_Table, frozen=True):
         """
         config = copy.deepcopy(self.appliance or {})
         config.setdefault("device", {})["id"] = self.device.id
-        store = {k: v for k in ("name", "currency", "locale") if (v := getattr(self.store, k))}
+        named = {k: getattr(self.store, k) for k in ("name", "currency", "locale")}
+        store = {k: v for k, v in named.items() if v is not None}
         if store:
             config.setdefault("store", {}).update(store)
         config["hub"] = {

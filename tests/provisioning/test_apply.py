@@ -110,6 +110,16 @@ def test_the_settings_written_load_and_point_at_the_written_files(
     assert Path(settings.hub.fleet_public_key).exists()
 
 
+def test_a_relative_data_dir_still_gives_the_settings_absolute_paths(
+    boot: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    apply_provisioning(write_file(boot / "p.toml", good_data()), Path("data"), now=NOW)
+    settings = load_settings(tmp_path / "data" / CURRENT / "appliance.toml")
+    assert settings.hub is not None
+    assert Path(settings.hub.key_file) == tmp_path / "data" / CURRENT / "client.key"
+
+
 def test_the_wifi_record_reads_back_in_a_shell_whatever_the_ssid(
     boot: Path, data_dir: Path
 ) -> None:
