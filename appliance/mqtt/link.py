@@ -3,7 +3,7 @@
 Lifecycle (Sparkplug-like): every connect attempt takes the next durable session number
 (bd_seq) and sets the Last Will `DeviceStatus(online=False, bd_seq=N)` (retained, QoS 1)
 before CONNECT; once connected it publishes the birth `DeviceStatus(online=True,
-bd_seq=N)` retained, subscribes to its down topics and the retained hub state. A
+bd_seq=N)` retained at QoS 0, subscribes to its down topics and the retained hub state. A
 graceful close disconnects "with will message", so the retained status says offline
 with the same N either way. The hub ignores a will whose bd_seq is older than the
 last birth.
@@ -278,7 +278,11 @@ class PahoHubLink(OpenClosing):
         birth = DeviceStatus(
             device=self._device, online=True, bd_seq=self._attempt, firmware=self._firmware
         )
-        client.publish(topics.status(self._device), encode(birth), qos=1, retain=True)
+        # QoS 0, as Sparkplug's NBIRTH: paho re-sends a QoS 1 message still unacknowledged
+        # when the link dropped after the next CONNECT, and an old birth arriving after
+        # the new one would put an older session back as the retained status. A birth that
+        # a dying connection loses is followed by that session's will, then a new birth.
+        client.publish(topics.status(self._device), encode(birth), qos=0, retain=True)
         log.info("hub link up (session %d)", self._attempt)
         # The hub's state is unknown until its retained message arrives on this session.
         self._set(connected=True, hub_online=False, session=self._attempt, reason="connected")

@@ -432,3 +432,45 @@ def test_the_link_connects_over_mtls_and_its_identity_is_the_certificate_cn(
             assert seen[0].online and seen[0].bd_seq == 1
     finally:
         tls_broker.stop()
+
+
+def test_the_birth_is_qos_0_so_a_dropped_link_never_sends_an_old_one_again(
+    make_link: LinkFactory, broker: MosquittoBroker
+) -> None:
+    """A QoS 1 birth unacknowledged at a drop is re-sent after the next CONNECT, behind the
+    new birth, and would put the older session back as the retained status; QoS 0 is
+    never re-sent (Sparkplug's NBIRTH is QoS 0 for this reason)."""
+    seen: list[tuple[bool, int, int]] = []  # (online, bd_seq, delivered QoS)
+    arrived = threading.Event()
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+
+    def on_message(_c: mqtt.Client, _u: object, message: mqtt.MQTTMessage) -> None:
+        if message.retain:
+            return  # only what the device sends from now on
+        status = decode(message.payload, DeviceStatus)
+        seen.append((status.online, status.bd_seq, message.qos))
+        arrived.set()
+
+    subscribed = threading.Event()
+    client.on_message = on_message
+    client.on_subscribe = lambda *_args: subscribed.set()
+    client.connect(broker.host, broker.port)
+    client.subscribe(topics.status(DEVICE_ID), qos=1)  # QoS 1 asked: the sender's QoS wins
+    client.loop_start()
+    try:
+        assert subscribed.wait(WAIT)  # in place before the device connects
+        link = make_link()
+        assert link.wait_for(lambda s: s.connected, WAIT)
+        assert arrived.wait(WAIT)
+        sock = link._client.socket()
+        assert isinstance(sock, socket.socket)
+        sock.shutdown(socket.SHUT_RDWR)  # the network goes away: the broker sends the will
+        assert link.wait_for(lambda s: s.connected and s.session == 2, WAIT)
+        deadline = time.monotonic() + WAIT
+        while (True, 2, 0) not in seen and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        client.loop_stop()
+        client.disconnect()
+    assert seen[:3] == [(True, 1, 0), (False, 1, 1), (True, 2, 0)]
+    assert retained_status(broker).bd_seq == 2
