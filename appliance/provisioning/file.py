@@ -18,12 +18,9 @@ from urllib.parse import urlsplit
 import msgspec
 from babel import Locale, UnknownLocaleError
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from appliance.errors import ConfigError
+from appliance.provisioning.credentials import ssh_key_problem, tls_problems
 
 # settings' own explainer, so the two files word msgspec's errors alike.
 from appliance.settings import Identifier, _explain, parse_settings
@@ -282,51 +279,16 @@ def _check_hub(hub: HubTable, device_id: str | None, now: datetime) -> Iterator[
         yield Problem("hub.host", "expected a host name or an IP address")
     if not 1 <= hub.port <= 65_535:
         yield Problem("hub.port", "expected a TCP port from 1 to 65535")
-    cas = _certificates(hub.ca)
-    if not cas:
-        yield Problem("hub.ca", "not a PEM certificate")
-    for index, ca in enumerate(cas):
-        constraints = _extension(ca, x509.BasicConstraints)
-        if constraints is None or not constraints.ca:
-            yield Problem("hub.ca", f"certificate {index + 1} is not a CA certificate")
-        elif ca.not_valid_after_utc < now:
-            yield Problem("hub.ca", f"expired on {ca.not_valid_after_utc:%Y-%m-%d}")
-    certs = _certificates(hub.client_cert)
-    if len(certs) != 1:
-        yield Problem(
-            "hub.client_cert",
-            "not a PEM certificate"
-            if not certs
-            else "holds several certificates; give the device's own only",
-        )
-    try:
-        key = serialization.load_pem_private_key(hub.client_key.encode(), password=None)
-    except TypeError:
-        # Nobody is at the boot console to type a passphrase.
-        yield Problem("hub.client_key", "an encrypted key cannot be used: give it unencrypted")
-        key = None
-    except (ValueError, UnsupportedAlgorithm):
-        yield Problem("hub.client_key", "not a PEM private key")
-        key = None
-    if hub.fleet_public_key and not _is_ed25519_public(hub.fleet_public_key):
-        yield Problem("hub.fleet_public_key", "not a PEM Ed25519 public key")
-    if len(certs) != 1:
-        return
-    cert = certs[0]
-    if key is not None and _spki(key.public_key()) != _spki(cert.public_key()):
-        yield Problem("hub.client_cert", "does not match hub.client_key")
-    if cas and not any(_issued_by(cert, ca) for ca in cas):
-        yield Problem("hub.client_cert", "not issued by the CA in hub.ca")
-    if cert.not_valid_after_utc < now:
-        yield Problem("hub.client_cert", f"expired on {cert.not_valid_after_utc:%Y-%m-%d}")
-    usage = _extension(cert, x509.ExtendedKeyUsage)
-    if usage is not None and ExtendedKeyUsageOID.CLIENT_AUTH not in usage:
-        yield Problem("hub.client_cert", "not a client certificate (extended key usage)")
-    names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    cn = str(names[0].value) if names else None
-    if device_id is not None and cn != device_id:
-        # The broker takes the CN as the device's identity, whatever the device claims.
-        yield Problem("hub.client_cert", f"its CN is {cn!r}, but device.id is {device_id!r}")
+    credentials = tls_problems(
+        hub.ca,
+        hub.client_cert,
+        hub.client_key,
+        fleet_pem=hub.fleet_public_key,
+        device_id=device_id,
+        now=now,
+    )
+    for key, problem in credentials:
+        yield Problem(f"hub.{key}", problem)
 
 
 def _check_wifi(wifi: WifiTable) -> Iterator[Problem]:
@@ -411,60 +373,6 @@ def _given_here(provisioning: Provisioning) -> dict[str, object]:
         if (value := getattr(provisioning.store, key)) is not None:
             given[f"store.{key}"] = value
     return given
-
-
-def ssh_key_problem(line: str) -> str | None:
-    """Why `line` is not one OpenSSH public key ("type base64 [comment]"), or None."""
-    if "\n" in line.strip() or not line.strip():
-        return "expected one OpenSSH public key per entry"
-    if line.split(maxsplit=1)[0] == "ssh-dss":
-        # By name: cryptography's own DSA type warns that it is deprecated.
-        return "DSA keys are refused (OpenSSH no longer accepts them)"
-    try:
-        key = serialization.load_ssh_public_key(line.strip().encode())
-    except (ValueError, UnsupportedAlgorithm):
-        return "not an OpenSSH public key (expected 'ssh-ed25519 AAAA... comment')"
-    if isinstance(key, rsa.RSAPublicKey) and key.key_size < 2048:
-        return f"an RSA key of {key.key_size} bits is too weak (2048 at least)"
-    return None
-
-
-def _certificates(pem: str) -> list[x509.Certificate]:
-    try:
-        return x509.load_pem_x509_certificates(pem.encode())
-    except ValueError:
-        return []
-
-
-def _extension(cert: x509.Certificate, kind: type[Any]) -> Any:
-    try:
-        return cert.extensions.get_extension_for_class(kind).value
-    except x509.ExtensionNotFound:
-        return None
-
-
-def _issued_by(cert: x509.Certificate, ca: x509.Certificate) -> bool:
-    try:
-        cert.verify_directly_issued_by(ca)
-    except (ValueError, TypeError, InvalidSignature):
-        return False
-    return True
-
-
-def _spki(key: Any) -> bytes:
-    return bytes(
-        key.public_bytes(
-            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-    )
-
-
-def _is_ed25519_public(pem: str) -> bool:
-    try:
-        key = serialization.load_pem_public_key(pem.encode())
-    except (ValueError, UnsupportedAlgorithm):
-        return False
-    return isinstance(key, ed25519.Ed25519PublicKey)
 
 
 def _is_host(host: str) -> bool:
