@@ -22,12 +22,26 @@ from appliance.store.outbox import SalesOutbox
 from appliance.store.payment_attempts import PaymentAttempts
 
 
+# The flashable image writes its version here at build time; a developer's machine has none.
+IMAGE_VERSION_FILE = Path("/etc/appliance-image-version")
+
+
+def image_version(path: Path | None = None) -> str | None:
+    """The version of the image this appliance runs from, or None when not from one."""
+    try:
+        text = (path or IMAGE_VERSION_FILE).read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+    return text or None
+
+
 def collect_status(settings: Settings, config_option: str | None) -> dict[str, Any]:
     """A JSON-ready snapshot; never changes the database."""
     path = Path(settings.database.path)
     config = resolve_config_path(config_option)
     report: dict[str, Any] = {
         "version": __version__,
+        "image": image_version(),
         "device_id": settings.device.id,
         "config": str(config) if config.exists() else None,
         "database": {"path": str(path), "exists": path.exists()},

@@ -167,3 +167,18 @@ def test_offline_card_payments_and_their_limits_are_shown(
     assert human.exit_code == 0, human.output
     assert "offline card payments" in human.stdout
     assert TOTAL_REACHED in " ".join(human.stdout.split())
+
+
+def test_the_image_version_is_shown_when_the_appliance_runs_from_an_image(
+    appliance: Cli, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from appliance.cli import status
+
+    version_file = tmp_path / "appliance-image-version"
+    monkeypatch.setattr(status, "IMAGE_VERSION_FILE", version_file)
+    assert json.loads(appliance("status", "--json").stdout)["image"] is None  # a dev machine
+
+    version_file.write_text("2026.12.1-3-gabc1234\n", encoding="utf-8")
+
+    assert json.loads(appliance("status", "--json").stdout)["image"] == "2026.12.1-3-gabc1234"
+    assert "2026.12.1-3-gabc1234" in appliance("status").stdout
