@@ -21,7 +21,6 @@ from appliance.store.migrations import SCHEMA_VERSION, check_not_newer
 from appliance.store.outbox import SalesOutbox
 from appliance.store.payment_attempts import PaymentAttempts
 
-
 # The flashable image writes its version here at build time; a developer's machine has none.
 IMAGE_VERSION_FILE = Path("/etc/appliance-image-version")
 
