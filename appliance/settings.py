@@ -42,6 +42,9 @@ class DeviceSettings(_Section, frozen=True):
 
     id: Identifier
     receipt_prefix: Annotated[str, msgspec.Meta(pattern=r"^[A-Z0-9]{1,8}$")] = "R"
+    # "checked": a sale is flagged until the kernel says the clock is synchronised (NTP, or
+    # an RTC read at boot). "trusted": the host keeps time by means the kernel cannot see.
+    clock: Literal["checked", "trusted"] = "checked"
 
 
 class VariableMeasureSettings(_Section, frozen=True):

@@ -18,7 +18,16 @@ from hub.cli_options import db_option
 from hub.migrations import open_existing
 from hub.models import Sale
 
-COLUMNS = ("device", "seq", "sale_id", "kind", "created_at", "currency", "total")
+COLUMNS = (
+    "device",
+    "seq",
+    "sale_id",
+    "kind",
+    "created_at",
+    "currency",
+    "total",
+    "clock_verified",  # false: stamped before the device's clock was verified
+)
 
 
 @click.group("sales")
@@ -72,12 +81,13 @@ def export_rows(db: Database, since: datetime) -> Iterator[list[object]]:
             Sale.created_at,
             Sale.currency,
             Sale.total,
+            Sale.clock_verified,
         )
         .where(Sale.created_at >= since.astimezone(UTC).replace(tzinfo=None))
         .order_by(Sale.created_at, Sale.device, Sale.seq)
         .tuples()
     )
-    for device, seq, sale_id, kind, created_at, currency, total in query.execute(db):
+    for device, seq, sale_id, kind, created_at, currency, total, verified in query.execute(db):
         yield [
             device,
             seq,
@@ -86,6 +96,7 @@ def export_rows(db: Database, since: datetime) -> Iterator[list[object]]:
             _as_utc(created_at).isoformat(),
             currency,
             str(Money(int(total), currency).decimal),
+            "true" if verified else "false",
         ]
 
 

@@ -41,6 +41,7 @@ class _DocumentSummary(msgspec.Struct, kw_only=True):
     created_at: datetime
     total: int
     currency: str
+    clock_verified: bool = True  # documents from before the flag existed were not checked
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +164,7 @@ class SalesIngest:
             "currency": summary.currency,
             "document": raw.decode("utf-8"),
             "received_at": now,
+            "clock_verified": summary.clock_verified,
         }
 
     def _locked_progress(self, device: str) -> int:

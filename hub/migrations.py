@@ -44,9 +44,16 @@ def _create_catalog(db: Database) -> None:
     create_catalog_tables(db)
 
 
+def _add_clock_verified(db: Database) -> None:
+    # Version 1 creates the tables from today's models, so a new database has the column.
+    if "clock_verified" not in {column.name for column in db.get_columns("sale")}:
+        db.execute_sql("ALTER TABLE sale ADD COLUMN clock_verified BOOLEAN NOT NULL DEFAULT TRUE")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "devices, sales and per-device ingest progress", _create_tables),
     Migration(2, "versioned store catalogs and device-to-store assignment", _create_catalog),
+    Migration(3, "sales stamped before the device's clock was verified", _add_clock_verified),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

@@ -50,6 +50,8 @@ class Sale(HubModel):
     currency = CharField(max_length=3)
     document = TextField()  # the device's JSON document, byte for byte as sent
     received_at = DateTimeField()
+    # False: the device stamped it before its clock was known right (no NTP, no RTC yet).
+    clock_verified = BooleanField(default=True)
 
     class Meta:
         indexes = (

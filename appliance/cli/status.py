@@ -65,6 +65,7 @@ def collect_status(settings: Settings, config_option: str | None) -> dict[str, A
         report["catalog"] = {"products": catalog.count(), "barcodes": catalog.barcode_count()}
         report["documents"] = {
             "count": ledger.count(),
+            "clock_unverified": ledger.clock_unverified_count(),
             "last": None
             if last is None
             else {

@@ -70,7 +70,9 @@ def receipt_for(
         title=_KIND_TITLES[sale.kind],
         receipt_number=sale.receipt_number,
         sale_id=sale.id,
-        created_at=sale.created_at.strftime("%Y-%m-%d %H:%M"),
+        # A time the device could not verify (no NTP, no RTC yet) says so on paper too.
+        created_at=sale.created_at.strftime("%Y-%m-%d %H:%M")
+        + ("" if sale.clock_verified else " (time not verified)"),
         lines=lines,
         taxes=tuple(
             (f"{t.rate / 100:g}%", money(t.net), money(t.tax)) for t in sale.taxes if t.gross

@@ -61,6 +61,8 @@ class SaleDraft:
     staff: str = ""
     references: str | None = None  # the sale a refund or void corrects
     reason: str = ""
+    # False: stamped before the device's clock was known to be right (no NTP, no RTC yet).
+    clock_verified: bool = True
 
     @property
     def tax_total(self) -> int:

@@ -17,6 +17,7 @@ from appliance.drivers.base import DeviceBase
 from appliance.drivers.escpos_cache import use_profile_cache
 from appliance.drivers.manager import DeviceManager, snapshot_path_for
 from appliance.errors import ApplianceError
+from appliance.service.clock_check import ClockCheck
 from appliance.settings import Settings
 from appliance.store.catalog import SqliteCatalog
 from appliance.store.catalog_versions import CatalogVersions
@@ -99,7 +100,11 @@ class Appliance:
             raise
         bus = EventBus()
         catalog = SqliteCatalog(db)
-        ledger = SalesLedger(db, settings.device.receipt_prefix)
+        ledger = SalesLedger(
+            db,
+            settings.device.receipt_prefix,
+            clock_verified=ClockCheck(trusted=settings.device.clock == "trusted"),
+        )
         lookup = MemoryCatalog(catalog)
         store = settings.store
         checkout = Checkout(

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -117,9 +118,26 @@ def document_rows(sale: Sale) -> DocumentRows:
 class SalesLedger:
     """Reads and writes documents; commits are serialised by SQLite's write lock."""
 
-    def __init__(self, db: SqliteDatabase, receipt_prefix: str) -> None:
+    def __init__(
+        self,
+        db: SqliteDatabase,
+        receipt_prefix: str,
+        *,
+        clock_verified: Callable[[], bool] = lambda: True,
+    ) -> None:
         self._db = db
         self._prefix = receipt_prefix
+        # Asked at every commit (a cheap system call): a document stamped before the clock
+        # was set by NTP or an RTC is flagged, here and at the hub, never silently trusted.
+        self._clock_verified = clock_verified
+
+    def clock_unverified_count(self) -> int:
+        """How many documents were stamped before the clock was known right."""
+        row = self._db.execute_sql(
+            "SELECT count(*) FROM document"
+            " WHERE json_extract(CAST(body AS TEXT), '$.clock_verified') = 0"
+        ).fetchone()
+        return int(row[0])
 
     def commit(self, draft: SaleDraft) -> Sale:
         """Number and store a document with its lines, stock movements and outbox row, atomically.
@@ -133,6 +151,8 @@ class SalesLedger:
             raise StoreError(f"the sale could not be stored: {err}") from err
 
     def _commit(self, draft: SaleDraft) -> Sale:
+        if draft.clock_verified and not self._clock_verified():
+            draft = dataclasses.replace(draft, clock_verified=False)
         with self._db.atomic("IMMEDIATE"):
             cursor = self._db.cursor()
             sequence = cursor.execute(_NEXT_SEQUENCE).fetchone()[0]

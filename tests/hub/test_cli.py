@@ -83,11 +83,11 @@ def test_sales_export_writes_one_row_per_document_in_major_units(sold: None, db_
     result = CliRunner().invoke(sales, ["export", "--since", "2024-05-01", "--db", url(db_path)])
     assert result.exit_code == 0, result.output
     assert result.output == (
-        "device,seq,sale_id,kind,created_at,currency,total\n"
-        "kiosk-1,1,kiosk-1-sale-000001,sale,2024-05-01T09:01:00+00:00,EUR,2.50\n"
-        "kiosk-2,1,kiosk-2-sale-000001,sale,2024-05-01T09:01:00+00:00,EUR,2.50\n"
-        "kiosk-1,2,kiosk-1-sale-000002,refund,2024-05-01T09:02:00+00:00,EUR,-2.50\n"
-        "kiosk-1,3,kiosk-1-sale-000003,sale,2024-05-01T09:03:00+00:00,EUR,2.50\n"
+        "device,seq,sale_id,kind,created_at,currency,total,clock_verified\n"
+        "kiosk-1,1,kiosk-1-sale-000001,sale,2024-05-01T09:01:00+00:00,EUR,2.50,true\n"
+        "kiosk-2,1,kiosk-2-sale-000001,sale,2024-05-01T09:01:00+00:00,EUR,2.50,true\n"
+        "kiosk-1,2,kiosk-1-sale-000002,refund,2024-05-01T09:02:00+00:00,EUR,-2.50,true\n"
+        "kiosk-1,3,kiosk-1-sale-000003,sale,2024-05-01T09:03:00+00:00,EUR,2.50,true\n"
     )
 
 
@@ -243,6 +243,6 @@ def test_serve_stores_what_devices_send_and_stops_cleanly_on_sigterm(
             process.communicate(timeout=TIMEOUT)
     exported = CliRunner().invoke(sales, ["export", "--since", "2024-01-01", "--db", url(db_path)])
     assert exported.output.splitlines()[1:] == [
-        "kiosk-1,1,kiosk-1-sale-000001,sale,2024-05-01T09:01:00+00:00,EUR,2.50",
-        "kiosk-1,2,kiosk-1-sale-000002,sale,2024-05-01T09:02:00+00:00,EUR,2.50",
+        "kiosk-1,1,kiosk-1-sale-000001,sale,2024-05-01T09:01:00+00:00,EUR,2.50,true",
+        "kiosk-1,2,kiosk-1-sale-000002,sale,2024-05-01T09:02:00+00:00,EUR,2.50,true",
     ]

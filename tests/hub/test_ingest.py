@@ -48,7 +48,13 @@ def sale_id_of(device: str, seq: int) -> str:
 
 
 def sale_document(
-    device: str, seq: int, *, total: int = 250, kind: str = "sale", sale_id: str | None = None
+    device: str,
+    seq: int,
+    *,
+    total: int = 250,
+    kind: str = "sale",
+    sale_id: str | None = None,
+    clock_verified: bool = True,
 ) -> bytes:
     """A real committed document (appliance.core.sale.Sale) as the device stores and sends it."""
     amount = total if kind == "sale" else -total
@@ -67,6 +73,7 @@ def sale_document(
         tenders=(Tender("cash", amount),),
         sequence=seq,
         receipt_number=f"R-{seq:06d}",
+        clock_verified=clock_verified,
     )
     return encode_document(document)
 
@@ -312,6 +319,20 @@ def test_the_stored_row_keeps_the_document_and_indexes_its_fields(hub_db: Databa
     assert device["last_seen"] is not None
 
 
+def test_a_sale_stamped_before_the_devices_clock_was_verified_is_flagged(
+    hub_db: Database,
+) -> None:
+    unverified = msgspec.Raw(sale_document("kiosk-1", 1, clock_verified=False))
+    sales = [
+        SaleEnvelope(seq=1, sale_id=sale_id_of("kiosk-1", 1), document=unverified),
+        envelope("kiosk-1", 2),
+    ]
+    SalesIngest(hub_db).apply("kiosk-1", SalesBatch(device="kiosk-1", sales=sales))
+
+    rows = Sale.select(Sale.seq, Sale.clock_verified).order_by(Sale.seq).tuples()
+    assert list(rows.execute(hub_db)) == [(1, False), (2, True)]
+
+
 def test_a_database_error_mid_batch_stores_nothing_and_keeps_progress(hub_db: Database) -> None:
     # chunk=2: the first two sales are already inserted when the database refuses seq 3.
     ingest = SalesIngest(hub_db, chunk=2)
@@ -455,4 +476,20 @@ def test_a_will_older_than_the_last_birth_is_ignored(hub_db: Database) -> None:
 
 
 def test_migrate_twice_changes_nothing(hub_db: Database) -> None:
+    assert migrate(hub_db) == []
+
+
+def test_a_hub_from_before_the_clock_flag_gains_it_with_its_sales_taken_as_verified(
+    hub_db: Database,
+) -> None:
+    SalesIngest(hub_db).apply("kiosk-1", batch("kiosk-1", [1]))
+    # The hub as version 2 left it: no column, and its version says so.
+    hub_db.execute_sql("ALTER TABLE sale DROP COLUMN clock_verified")
+    hub_db.execute_sql("UPDATE hub_schema SET version = 2")
+
+    applied = migrate(hub_db)
+
+    assert [m.version for m in applied] == [3]
+    rows = Sale.select(Sale.seq, Sale.clock_verified).tuples().execute(hub_db)
+    assert list(rows) == [(1, True)]  # nothing then knew otherwise
     assert migrate(hub_db) == []
