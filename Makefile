@@ -69,3 +69,12 @@ messages: $(STAMP)
 		--project=appliance -o appliance/locale/appliance.pot .
 	$(BIN)/pybabel update -i appliance/locale/appliance.pot -d appliance/locale -D appliance \
 		--no-fuzzy-matching --ignore-obsolete
+
+# A flashable Debian arm64 image of the appliance for the Raspberry Pi (root only: mmdebstrap,
+# chroot, qemu-user through binfmt_misc). Output in build/image; see image/README.md.
+.PHONY: image image-clean
+image:
+	image/build
+
+image-clean:
+	rm -rf --one-file-system build/image
