@@ -7,6 +7,7 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -344,3 +345,38 @@ def test_the_cli_offers_exactly_the_lab_terminal_outcomes() -> None:
     from appliance.drivers.sim.lab import TERMINAL_STEPS
 
     assert set(TERMINAL_OUTCOMES) == set(TERMINAL_STEPS)
+
+
+def test_a_busy_answer_is_read_even_when_the_server_closed_before_the_request(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full server answers "busy" and closes without reading: the client's write then
+    fails (EPIPE), yet the answer waiting in its buffer is what it must report."""
+    path = tmp_path / "sim.sock"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(path))
+    server.listen(1)
+    closed = threading.Event()
+    sendall = socket.socket.sendall  # the server's own, not the client's delayed one
+
+    def refuse() -> None:
+        client, _ = server.accept()
+        sendall(client, b'{"ok": false, "error": "busy: too many sim commands at once"}\n')
+        client.close()
+        closed.set()
+
+    worker = threading.Thread(target=refuse)
+    worker.start()
+
+    def after_the_close(sock: socket.socket, data: bytes) -> None:
+        assert closed.wait(WAIT_SECONDS)
+        sendall(sock, data)
+
+    monkeypatch.setattr(socket.socket, "sendall", after_the_close)
+    try:
+        answer = send(path, {"cmd": "paper-in"})
+    finally:
+        worker.join(WAIT_SECONDS)
+        server.close()
+
+    assert answer == {"ok": False, "error": "busy: too many sim commands at once"}
