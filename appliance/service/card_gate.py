@@ -48,13 +48,16 @@ class CardGate:
         self._cart_total = cart_total
         self._limits = limits  # why an offline limit keeps card off, or ""
         self._lock = threading.Lock()
-        self._recovering = False
+        self._recovering = 0  # recoveries asked for and not finished
         self._unresolved: tuple[str, ...] = ()  # what needs a person, in words
         # Attempts of this run that ended unknown and are recovery's until resolved.
         self._asked: set[str] = set()
         self._needs_staff: set[str] = set()  # their references
         self._availability = CardAvailability(False, CHECKING)
         self._worker: threading.Thread | None = None
+        # One recovery at a time: two asking the terminal at once could reverse one charge
+        # twice, and the terminal takes one exchange at a time anyway.
+        self._one_at_a_time = threading.Lock()
         bus.subscribe(DeviceHealthChanged, self._health_changed)
 
     @property
@@ -76,7 +79,7 @@ class CardGate:
         ended unknown): that attempt alone, so a card part another screen holds is safe.
         """
         with self._lock:
-            self._recovering = True
+            self._recovering += 1
             if reference is not None:
                 self._asked.add(reference)
             only = None if reference is None else frozenset(self._asked)
@@ -150,6 +153,10 @@ class CardGate:
             self._refresh()
 
     def _recover(self, only: frozenset[str] | None) -> None:
+        with self._one_at_a_time:
+            self._recover_now(only)
+
+    def _recover_now(self, only: frozenset[str] | None) -> None:
         needs: list[str] = []
         needing: set[str] = set()
         resolved: set[str] = set()
@@ -185,7 +192,7 @@ class CardGate:
             log.exception("card recovery failed")
             needs.append("card recovery failed")
         with self._lock:
-            self._recovering = False
+            self._recovering -= 1
             self._asked -= resolved
             self._needs_staff = needing
             self._unresolved = tuple(needs)
