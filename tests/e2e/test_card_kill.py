@@ -300,8 +300,22 @@ def play_round(
     rig.outcomes[ended] += 1
     print(f"round {number}: killed at {point}, {attempt.reference} {ended}")
     assert_every_charge_is_one_sale_or_reversed(rig)
-    if point == "approved":  # the customer saw "approved": the sale must be completed
-        assert ended == "completed", f"seed {rig.seed}: {rig.attempts()}; {rig.emulator.book}"
+    if point == "approved":
+        # The journal held the approval; whether the terminal got our ack before the kill
+        # decides the rest. It did: the approval stands and the sale is completed. It did
+        # not: the terminal reversed the payment itself (PA00P015 2.2.6), and no sale may
+        # carry it. The terminal's book says which, and recovery must agree with it.
+        row = rig.find(attempt.reference)
+        book = rig.emulator.book
+        charged = [
+            b for b in book if b.kind == "payment" and b.receipt_number == row.receipt_number
+        ]
+        undone = bool(charged) and any(
+            b.kind == "reversal" and b.original_trace == charged[0].trace_number for b in book
+        )
+        assert charged, f"seed {rig.seed}: the journalled approval has no booking"
+        expected = "reversed" if undone else "completed"
+        assert ended == expected, f"seed {rig.seed}: {rig.attempts()}; {rig.emulator.book}"
     return restarted
 
 
