@@ -12,6 +12,7 @@ from appliance import __version__
 from appliance.core.money import Money
 from appliance.core.offline_limits import offline_block
 from appliance.drivers.manager import read_snapshot, snapshot_path_for
+from appliance.service.clock_check import kernel_clock_synchronised
 from appliance.service.offline_card_limits import limits_from
 from appliance.settings import Settings, resolve_config_path
 from appliance.store.catalog import SqliteCatalog
@@ -41,6 +42,8 @@ def collect_status(settings: Settings, config_option: str | None) -> dict[str, A
     report: dict[str, Any] = {
         "version": __version__,
         "image": image_version(),
+        # What the kernel says now; each sale keeps what it said when it was stamped.
+        "clock_synchronised": kernel_clock_synchronised(),
         "device_id": settings.device.id,
         "config": str(config) if config.exists() else None,
         "database": {"path": str(path), "exists": path.exists()},

@@ -182,3 +182,23 @@ def test_the_image_version_is_shown_when_the_appliance_runs_from_an_image(
 
     assert json.loads(appliance("status", "--json").stdout)["image"] == "2026.12.1-3-gabc1234"
     assert "2026.12.1-3-gabc1234" in appliance("status").stdout
+
+
+def test_the_clock_and_the_sales_stamped_before_it_was_verified_are_shown(
+    appliance: Cli, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from appliance.cli import status
+    from appliance.service import assembly
+    from appliance.service.clock_check import ClockCheck
+
+    def unsynchronised(*, trusted: bool) -> ClockCheck:
+        return ClockCheck(trusted=trusted, probe=lambda: False)
+
+    monkeypatch.setattr(status, "kernel_clock_synchronised", lambda: False)
+    monkeypatch.setattr(assembly, "ClockCheck", unsynchronised)
+    _sell_twice(settings)  # both stamped before NTP set the clock
+
+    report = json.loads(appliance("status", "--json").stdout)
+
+    assert report["clock_synchronised"] is False
+    assert report["documents"]["clock_unverified"] == 2
