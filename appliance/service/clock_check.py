@@ -10,10 +10,11 @@ stays right for the run; until then every sale is flagged.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
+import functools
 import logging
 import threading
 from collections.abc import Callable
+from typing import Any, cast
 
 log = logging.getLogger(__name__)
 
@@ -50,14 +51,18 @@ class Timex(ctypes.Structure):
     ]
 
 
+@functools.cache
+def _adjtimex() -> Callable[[Any], int]:
+    """libc's adjtimex, looked up once: it is asked at every sale until the clock is set."""
+    # The symbols the process already has: no search for a library file (find_library runs
+    # ldconfig in a subprocess), nothing new loaded.
+    return cast(Callable[[Any], int], ctypes.CDLL(None, use_errno=True).adjtimex)
+
+
 def kernel_clock_synchronised() -> bool:
     """adjtimex(2) in read-only mode: True once a time service or an RTC set the clock."""
-    libc_name = ctypes.util.find_library("c")
-    if libc_name is None:
-        return False
-    libc = ctypes.CDLL(libc_name, use_errno=True)
     timex = Timex()  # modes 0: read only, changes nothing
-    state = libc.adjtimex(ctypes.byref(timex))
+    state = _adjtimex()(ctypes.byref(timex))
     if state < 0:
         return False
     return state != TIME_ERROR and not timex.status & STA_UNSYNC
