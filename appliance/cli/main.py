@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
+from pathlib import Path
 
 import click
 
@@ -78,6 +80,21 @@ def status(as_json: bool, simulate: bool, config_path: str | None) -> None:
         click.echo(json.dumps(report, indent=2, sort_keys=True))
     else:
         render_status(report)
+
+
+@cli.command()
+@click.argument("text_file", type=click.Path(path_type=Path, dir_okay=False))
+def notice(text_file: Path) -> None:
+    """Show TEXT_FILE full-screen (title on its first line) instead of the checkout."""
+    from appliance.screens.kivy_env import prepare_kivy
+    from appliance.settings import ScreenSettings
+
+    prepare_kivy(
+        Path(os.environ.get("KIVY_HOME", "/tmp/appliance-notice")), ScreenSettings(fullscreen=True)
+    )
+    from appliance.screens.notice import NoticeApp
+
+    NoticeApp(text_file).run()
 
 
 cli.add_command(db)

@@ -21,6 +21,7 @@ from appliance.settings import (
 
 F = TypeVar("F", bound=Callable[..., Any])
 STATE_DIR_ENV = "APPLIANCE_STATE_DIR"
+SIMULATE_ENV = "APPLIANCE_SIMULATE"
 
 
 def config_options(command: F) -> F:
@@ -28,9 +29,11 @@ def config_options(command: F) -> F:
     command = click.option(
         "--simulate",
         is_flag=True,
+        envvar=SIMULATE_ENV,
         help=(
             "Simulated hardware; with no config file, use a demo store kept in"
             f" ${STATE_DIR_ENV} (default ~/.local/state/appliance/simulate)."
+            f" ${SIMULATE_ENV}=1 does the same (a demo or training kiosk)."
         ),
     )(command)
     return click.option(

@@ -55,6 +55,7 @@ level = "INFO"
 
 # Variables a developer's shell or a systemd unit may carry into the test run.
 _OUTSIDE_VARIABLES = (
+    "APPLIANCE_SIMULATE",
     "APPLIANCE_CONFIG",
     "NOTIFY_SOCKET",
     "WATCHDOG_USEC",

@@ -133,6 +133,18 @@ def test_simulate_without_config_uses_the_state_dir(appliance: Cli, clean_env: P
 
 
 @pytest.mark.usefixtures("no_machine_config")
+def test_appliance_simulate_in_the_environment_is_the_flag(
+    appliance: Cli, clean_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """APPLIANCE_SIMULATE=1 (a unit's Environment=, a kernel's systemd.setenv=) is --simulate."""
+    monkeypatch.setenv("APPLIANCE_SIMULATE", "1")
+    result = appliance("status", "--json", config=False)
+
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["device_id"] == "sim-0001"
+
+
+@pytest.mark.usefixtures("no_machine_config")
 def test_without_simulate_the_default_config_is_required(appliance: Cli) -> None:
     """Without --simulate, no config file is an error naming the default path."""
     result = appliance("status", config=False)

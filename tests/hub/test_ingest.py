@@ -6,14 +6,7 @@ binaries and psycopg2, against a throwaway PostgreSQL cluster on a loopback port
 
 from __future__ import annotations
 
-import os
-import pwd
-import shutil
-import signal
-import subprocess
-import tempfile
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -33,8 +26,7 @@ from hub.db import is_sqlite, open_hub_database
 from hub.ingest import DeviceRecords, SalesIngest
 from hub.migrations import migrate
 from hub.models import Device, DeviceProgress, Sale
-from tests import real_parts
-from tests.broker import free_port
+from tests.postgres import PostgresCluster, running_postgres
 
 START = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
 
@@ -128,131 +120,11 @@ def sqlite_hub(path: Path) -> Database:
     return db
 
 
-# --- a throwaway PostgreSQL cluster ---------------------------------------------------
-
-
-def _pg_bindir() -> Path | None:
-    for name in ("initdb", "postgres"):
-        found = shutil.which(name)
-        if found and (Path(found).parent / "postgres").exists():
-            return Path(found).parent
-    # Debian keeps the server binaries out of PATH, one folder per major version.
-    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
-    return next((c for c in candidates if (c / "initdb").exists()), None)
-
-
-class PostgresCluster:
-    """initdb + postgres on 127.0.0.1:<free port>, trust auth, stopped by PID."""
-
-    def __init__(self, bindir: Path, datadir: Path, uid: int | None) -> None:
-        self.bindir = bindir
-        self.datadir = datadir
-        self.uid = uid
-        self.port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-        self._databases = 0
-
-    def start(self, timeout: float = 30.0) -> None:
-        """Create the cluster and start the server; wait until it accepts connections."""
-        import psycopg2
-
-        data = str(self.datadir / "data")
-        subprocess.run(
-            [
-                *(str(self.bindir / "initdb"), "-D", data, "-A", "trust", "-U", "hub"),
-                *("-E", "UTF8", "--no-sync"),
-            ],
-            check=True,
-            capture_output=True,
-            user=self.uid,
-            cwd=self.datadir,
-        )
-        log = (self.datadir / "postgres.log").open("wb")
-        self.process = subprocess.Popen(
-            [
-                *(str(self.bindir / "postgres"), "-D", data, "-c", "fsync=off"),
-                *("-h", "127.0.0.1", "-p", str(self.port), "-k", str(self.datadir)),
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            user=self.uid,
-            cwd=self.datadir,
-        )
-        log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError((self.datadir / "postgres.log").read_text()[-2000:])
-            try:
-                psycopg2.connect(
-                    host="127.0.0.1", port=self.port, user="hub", dbname="postgres"
-                ).close()
-                return
-            except psycopg2.OperationalError:
-                time.sleep(0.1)
-        self.stop()
-        raise RuntimeError("postgres did not start in time")
-
-    def new_database(self) -> str:
-        """A fresh empty database; returns its postgresql:// URL."""
-        import psycopg2
-
-        self._databases += 1
-        name = f"hub_{self._databases}"
-        connection = psycopg2.connect(
-            host="127.0.0.1", port=self.port, user="hub", dbname="postgres"
-        )
-        try:
-            connection.autocommit = True
-            with connection.cursor() as cursor:
-                cursor.execute(f"CREATE DATABASE {name}")
-        finally:
-            connection.close()
-        return f"postgresql://hub@127.0.0.1:{self.port}/{name}"
-
-    def stop(self) -> None:
-        """Fast shutdown of the server we started (SIGINT to its PID); safe twice."""
-        process, self.process = self.process, None
-        if process is None:
-            return
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
-
-
 @pytest.fixture(scope="module")
 def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresCluster]:
-    """A PostgreSQL cluster for this module (missing parts fail under CI, see real_parts)."""
-    bindir = _pg_bindir()
-    if bindir is None:
-        real_parts.missing("the PostgreSQL server (initdb, postgres)", "apt-get install postgresql")
-    real_parts.module("psycopg2", "psycopg2-binary")
-    uid: int | None = None
-    if os.geteuid() == 0:
-        # postgres refuses to run as root: run it as the 'postgres' system user, in a
-        # folder that user can reach (pytest's tmp_path is private to root).
-        try:
-            uid = pwd.getpwnam("postgres").pw_uid
-        except KeyError:
-            real_parts.missing(
-                "the 'postgres' user that runs the server when the tests run as root",
-                "apt-get install postgresql",
-            )
-        datadir = Path(tempfile.mkdtemp(prefix="hub-pg-"))
-        os.chown(datadir, uid, -1)
-    else:
-        datadir = tmp_path_factory.mktemp("pg")
-    cluster = PostgresCluster(bindir, datadir, uid)
-    try:
-        cluster.start()
+    """A PostgreSQL cluster for this module."""
+    with running_postgres(tmp_path_factory.mktemp("pg")) as cluster:
         yield cluster
-    finally:
-        cluster.stop()
-        if uid is not None:
-            shutil.rmtree(datadir, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
