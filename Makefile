@@ -72,9 +72,19 @@ messages: $(STAMP)
 
 # A flashable Debian arm64 image of the appliance for the Raspberry Pi (root only: mmdebstrap,
 # chroot, qemu-user through binfmt_misc). Output in build/image; see image/README.md.
-.PHONY: image image-clean
+.PHONY: image image-clean image-test image-bench
 image:
 	image/build
+
+# Build the image, then boot it under qemu-system-aarch64 and drive it (tests/image/):
+# provisioning, read-only root, kiosk on screen, a sale to a hub on this machine, the fleet's
+# reboot, a power cut. Serial console, screenshots and timings in build/image-test/.
+image-test: $(STAMP) image
+	$(BIN)/pytest -m image tests/image -v --timeout=1800 -p no:cacheprovider
+
+# The image's size, build times and boot times, each beside the previous run's.
+image-bench: $(STAMP)
+	$(BIN)/python -m bench.image
 
 image-clean:
 	rm -rf --one-file-system build/image

@@ -70,13 +70,13 @@ def _check(path: Path) -> None:
 
 def _apply(path: Path, data_dir: Path, remove_source: bool) -> None:
     from appliance.errors import ConfigError
-    from appliance.provisioning.apply import apply_provisioning
+    from appliance.provisioning.apply import apply_provisioning, what_is_kept
 
     try:
         applied = apply_provisioning(path, data_dir, remove_source=remove_source)
     except ConfigError as err:
         # Every problem on its own line on the console; the boot service shows them too.
-        click.echo(f"{path}: refused; the device keeps its provisioning", err=True)
+        click.echo(f"{path}: refused; {what_is_kept(data_dir)}", err=True)
         for line in str(err).splitlines():
             click.echo(line, err=True)
         raise SystemExit(1) from err

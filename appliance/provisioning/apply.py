@@ -116,6 +116,13 @@ def applied_record(data_dir: Path) -> dict[str, Any] | None:
     return record if isinstance(record, dict) else None
 
 
+def what_is_kept(data_dir: Path) -> str:
+    """What a refusal leaves in force, in words for the console and the screen."""
+    if applied_record(data_dir) is None:
+        return "the device stays unprovisioned"
+    return "the device keeps its provisioning"
+
+
 def apply_provisioning(
     source: Path, data_dir: Path, *, remove_source: bool = False, now: datetime | None = None
 ) -> Applied:
@@ -215,7 +222,7 @@ def _clean(versions: Path, keep: Path | None) -> None:
 
 def _report_rejected(data_dir: Path, source: Path, sha256: str, problems: str) -> None:
     """Leave the reasons where the screen and the console can show them."""
-    text = f"{source} (sha256 {sha256}) was refused; the device keeps its provisioning:\n"
+    text = f"{source} (sha256 {sha256}) was refused; {what_is_kept(data_dir)}:\n"
     try:
         staging = data_dir / f".{REJECTED}.new"
         staging.unlink(missing_ok=True)

@@ -100,7 +100,7 @@ def test_apply_a_bad_file_exits_1_keeps_the_source_and_says_why(tmp_path: Path) 
     assert result.exit_code == 1
     assert result.stdout == ""
     assert result.stderr.splitlines() == [
-        f"{source}: refused; the device keeps its provisioning",
+        f"{source}: refused; the device stays unprovisioned",
         "hub.client_cert: not issued by the CA in hub.ca",
     ]
     assert source.exists() and not (data_dir / CURRENT).exists()

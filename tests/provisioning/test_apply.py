@@ -171,6 +171,7 @@ def test_a_bad_file_changes_nothing_and_stays_on_the_boot_partition(
     assert snapshot(data_dir) == before
     assert source.exists()
     report = (data_dir / REJECTED).read_text()
+    assert "was refused; the device keeps its provisioning" in report
     assert "hub.client_cert: does not match hub.client_key" in report
     assert "PRIVATE KEY" not in report
 

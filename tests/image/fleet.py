@@ -1,0 +1,159 @@
+"""The fleet side of the boot test, on the host: CA, mosquitto with mTLS, the hub on PostgreSQL.
+
+The guest reaches the broker as HUB_ADDRESS:HUB_PORT (a qemu guestfwd to the device
+listener on 127.0.0.1), so the device listener's certificate names that address; the hub
+connects to its own listener as localhost.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from hub import ca
+from tests.broker import MosquittoBroker, free_port
+from tests.image.vm import HUB_ADDRESS, HUB_PORT
+from tests.mqtt.tls_broker import SHIPPED_ACL
+from tests.postgres import running_postgres
+
+BIN = Path(sys.executable).parent
+DEVICE = "kiosk-image-01"
+STORE = "image-store"
+
+
+@dataclass
+class Fleet:
+    """Everything the hub side holds: files, ports, the hub's database URL."""
+
+    root: Path
+    ca_dir: Path
+    device_port: int
+    hub_port: int
+    db_url: str
+
+    def _tls(self) -> tuple[str, ...]:
+        hub = self.root / "hub-client"
+        return (
+            *("--host", "127.0.0.1", "--port", str(self.hub_port)),
+            *("--tls-ca", str(hub / ca.CA_CERT)),
+            *("--tls-cert", str(hub / "hub.crt"), "--tls-key", str(hub / "hub.key")),
+        )
+
+    def hub(self, *args: str, net: bool = False, timeout: float = 120) -> str:
+        """Run `appliance-hub ARGS` (with the broker options when `net`); its stdout."""
+        command = [str(BIN / "appliance-hub"), *args]
+        if net:
+            command += self._tls()
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
+        if done.returncode != 0:
+            raise AssertionError(f"appliance-hub {' '.join(args)}: {done.stdout}{done.stderr}")
+        return done.stdout
+
+    def device_online(self) -> bool:
+        """Whether the hub has the device's birth (and no will since)."""
+        listing = json.loads(self.hub("fleet", "list", "--json", "--db", self.db_url))
+        return any(entry["device"] == DEVICE and entry["online"] for entry in listing)
+
+    def sales(self) -> list[dict[str, str]]:
+        """Every document the hub stored from the device, as CSV rows."""
+        rows = csv.DictReader(io.StringIO(self.hub("sales", "export", "--db", self.db_url)))
+        return [row for row in rows if DEVICE in row.values()]
+
+    def provisioning_file(self, *, ssh_public_key: str, extra: str = "") -> str:
+        """A complete provisioning.toml for the device, as a fleet admin would write it."""
+        device = self.root / "device"
+        pem = {name: (device / name).read_text() for name in ("ca.crt", f"{DEVICE}.crt")}
+        key = (device / f"{DEVICE}.key").read_text()
+        fleet_pub = (self.root / "keys" / "fleet.pub").read_text()
+        return (
+            "version = 1\n"
+            f'[device]\nid = "{DEVICE}"\n'
+            '[store]\nname = "Image Test Shop"\ncurrency = "EUR"\nlocale = "de_DE"\n'
+            f'[hub]\nhost = "{HUB_ADDRESS}"\nport = {HUB_PORT}\n'
+            f"ca = '''\n{pem['ca.crt']}'''\n"
+            f"client_cert = '''\n{pem[f'{DEVICE}.crt']}'''\n"
+            f"client_key = '''\n{key}'''\n"
+            f"fleet_public_key = '''\n{fleet_pub}'''\n"
+            '[system]\ntimezone = "Europe/Berlin"\nlocale = "de_DE.UTF-8"\n'
+            f'[ssh]\nauthorized_keys = ["{ssh_public_key}"]\n'
+            "[appliance.screen]\nfullscreen = true\nwidth = 1280\nheight = 800\n"
+            f"{extra}"
+        )
+
+
+def _broker_config(fleet_root: Path, device_port: int, hub_port: int) -> str:
+    """mTLS listeners as hub/mosquitto/mosquitto.conf has them, one server name each."""
+    ca_cert = fleet_root / "ca" / ca.CA_CERT
+    lines = [f"acl_file {SHIPPED_ACL}", "user root"]
+    for port, server, client_id_from_cert in (
+        (device_port, "server-device", True),
+        (hub_port, "server-hub", False),
+    ):
+        folder = fleet_root / server
+        lines += [
+            f"listener {port} 127.0.0.1",
+            f"cafile {ca_cert}",
+            f"certfile {folder / ca.SERVER_CERT}",
+            f"keyfile {folder / ca.SERVER_KEY}",
+            "require_certificate true",
+            "use_identity_as_username true",
+        ]
+        if client_id_from_cert:
+            lines.append("use_username_as_clientid true")
+    return "\n".join(lines) + "\n"
+
+
+@contextmanager
+def running_fleet(root: Path) -> Iterator[Fleet]:
+    """CA and certificates, mosquitto, PostgreSQL and `appliance-hub serve`, all on loopback."""
+    ca_dir = root / "ca"
+    ca.init_ca(ca_dir)
+    ca.issue_server(ca_dir, HUB_ADDRESS, root / "server-device")
+    ca.issue_server(ca_dir, "localhost", root / "server-hub")
+    ca.issue_hub(ca_dir, root / "hub-client")
+    ca.issue_device(ca_dir, DEVICE, root / "device")
+    device_port, hub_port = free_port(), free_port()
+    with ExitStack() as stack:
+        broker = MosquittoBroker(
+            root / "broker", extra_config=_broker_config(root, device_port, hub_port)
+        )
+        broker.start()
+        stack.callback(broker.stop)
+        postgres = stack.enter_context(running_postgres(root / "pg"))
+        fleet = Fleet(root, ca_dir, device_port, hub_port, postgres.new_database())
+        fleet.hub("fleet", "keygen", str(root / "keys"))
+        with (root / "hub.log").open("ab") as log:
+            serve = subprocess.Popen(
+                [str(BIN / "appliance-hub"), "serve", "--db", fleet.db_url, *fleet._tls()],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        stack.callback(_stop, serve)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                fleet.hub("fleet", "assign", DEVICE, STORE, "--db", fleet.db_url)
+                break
+            except AssertionError:
+                if time.monotonic() > deadline or serve.poll() is not None:
+                    raise
+                time.sleep(1)
+        yield fleet
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM our hub, SIGKILL if it lingers."""
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=5)

@@ -1,0 +1,305 @@
+"""The built image, booted under qemu-system-aarch64 (`-M virt`), driven from the host.
+
+The disk is a sparse copy of the image, made larger as a bigger card would be. The guest
+gets the image's own kernel and initrd (read from its boot partition) and the image's own
+cmdline.txt, with the console moved to the virt board's UART. Its network is qemu's user
+network with `restrict=on`: nothing leaves except the forwards made here, all to 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests import real_parts
+from tests.broker import free_port
+
+BOOT_PARTITION = 1  # FAT: firmware, kernel, initrd, cmdline.txt, provisioning.toml
+HUB_ADDRESS = "10.0.2.100"  # where the guest finds the host's broker (a guestfwd)
+HUB_PORT = 8883
+RELAY = Path(__file__).with_name("relay.py")
+# Test-only additions to the image's command line: the virt board's UART; cage's pixman
+# renderer (its GLES renderer crashes on qemu's kms_swrast); simulated devices (no real
+# scanner or terminal in the emulator); boot progress on the console for the record.
+TEST_CMDLINE = (
+    "console=ttyAMA0",
+    "systemd.setenv=WLR_RENDERER=pixman",
+    "systemd.setenv=APPLIANCE_SIMULATE=1",
+    "systemd.show_status=1",
+)
+
+
+def qemu_binary() -> str:
+    """qemu-system-aarch64 (Debian's qemu-system-arm)."""
+    return real_parts.binary("qemu-system-aarch64", "qemu-system-arm")
+
+
+def _sectors(image: Path) -> list[tuple[int, int]]:
+    """(start, size) in bytes of each partition of the image's MBR."""
+    dump = subprocess.run(
+        ["sfdisk", "--json", str(image)], capture_output=True, text=True, check=True
+    )
+    table = json.loads(dump.stdout)["partitiontable"]
+    unit = int(table.get("sectorsize", 512))
+    return [(int(p["start"]) * unit, int(p["size"]) * unit) for p in table["partitions"]]
+
+
+@dataclass
+class Disk:
+    """A writable copy of the image: the emulated SD card."""
+
+    path: Path
+
+    @classmethod
+    def from_image(cls, image: Path, path: Path, *, size_bytes: int) -> Disk:
+        """Copy `image` sparsely to `path` and make the card `size_bytes` big."""
+        subprocess.run(["cp", "--sparse=always", str(image), str(path)], check=True)
+        os.truncate(path, size_bytes)
+        return cls(path)
+
+    def _fat(self) -> str:
+        start, _size = _sectors(self.path)[BOOT_PARTITION - 1]
+        return f"{self.path}@@{start}"
+
+    def boot_files(self) -> list[str]:
+        """The names in the boot partition's top folder."""
+        listing = subprocess.run(
+            ["mdir", "-b", "-i", self._fat(), "::/"], capture_output=True, text=True, check=True
+        )
+        return [line.rsplit("/", 1)[-1] for line in listing.stdout.split()]
+
+    def read_boot_file(self, name: str) -> bytes:
+        """One file of the boot partition."""
+        copied = subprocess.run(
+            ["mcopy", "-n", "-i", self._fat(), f"::/{name}", "-"], capture_output=True, check=True
+        )
+        return copied.stdout
+
+    def put_boot_file(self, name: str, content: bytes) -> None:
+        """Write a file to the boot partition, as a field tech's laptop would."""
+        source = self.path.with_name(f".{name}.tmp")
+        source.write_bytes(content)
+        try:
+            subprocess.run(
+                ["mcopy", "-o", "-i", self._fat(), str(source), f"::/{name}"], check=True
+            )
+        finally:
+            source.unlink()
+
+    def kernel_and_initrd(self, into: Path) -> tuple[Path, Path]:
+        """The image's own kernel and initrd, from its boot partition."""
+        names = self.boot_files()
+        kernel = next(n for n in names if n.startswith("vmlinuz-"))
+        initrd = next(n for n in names if n.startswith("initrd.img-"))
+        (into / "vmlinuz").write_bytes(self.read_boot_file(kernel))
+        (into / "initrd.img").write_bytes(self.read_boot_file(initrd))
+        return into / "vmlinuz", into / "initrd.img"
+
+    def cmdline(self) -> str:
+        """The image's cmdline.txt, with the Pi's consoles replaced by the test's."""
+        words = self.read_boot_file("cmdline.txt").decode().split()
+        kept = [w for w in words if not w.startswith("console=")]
+        return " ".join([*kept, *TEST_CMDLINE])
+
+
+class Qmp:
+    """The QEMU Machine Protocol on a UNIX socket: one short connection per command."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __call__(self, command: str, **arguments: object) -> object:
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.settimeout(60)
+            sock.connect(str(self.path))
+            stream = sock.makefile("rw", encoding="utf-8")
+            json.loads(stream.readline())  # the greeting
+            self._ask(stream, {"execute": "qmp_capabilities"})
+            return self._ask(stream, {"execute": command, "arguments": arguments})
+
+    @staticmethod
+    def _ask(stream: io.TextIOWrapper, request: dict[str, object]) -> object:
+        stream.write(json.dumps(request) + "\n")
+        stream.flush()
+        while True:  # events may come first
+            answer = json.loads(stream.readline())
+            if "error" in answer:
+                raise RuntimeError(f"qmp {request['execute']}: {answer['error']}")
+            if "return" in answer:
+                return answer["return"]
+
+
+class Vm:
+    """One emulated Pi: qemu started and stopped by PID, its console kept in `workdir`."""
+
+    def __init__(self, disk: Disk, workdir: Path, *, hub_port: int, ssh_key: Path) -> None:
+        self.disk = disk
+        self.workdir = workdir
+        self.hub_port = hub_port
+        self.ssh_key = ssh_key
+        self.ssh_port = free_port()
+        self.serial_log = workdir / "serial.log"
+        self.qmp = Qmp(workdir / "qmp.sock")
+        self.known_hosts = workdir / "known_hosts"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.started_at = 0.0
+        self._console_mark = 0
+        self.kernel, self.initrd = disk.kernel_and_initrd(workdir)
+
+    def command(self) -> list[str]:
+        """The qemu command line."""
+        relay = f"{sys.executable} {RELAY} 127.0.0.1 {self.hub_port}"
+        net = ",".join(
+            [
+                "user,id=net0,restrict=on",
+                f"hostfwd=tcp:127.0.0.1:{self.ssh_port}-:22",
+                f"guestfwd=tcp:{HUB_ADDRESS}:{HUB_PORT}-cmd:{relay}",
+            ]
+        )
+        return [
+            qemu_binary(),
+            *("-M", "virt", "-cpu", "cortex-a72", "-smp", "2", "-m", "2048"),
+            *("-kernel", str(self.kernel), "-initrd", str(self.initrd)),
+            *("-append", self.disk.cmdline()),
+            *("-drive", f"file={self.disk.path},if=virtio,format=raw,cache=unsafe"),
+            *("-device", "virtio-gpu-pci", "-display", "none"),
+            *("-device", "qemu-xhci", "-device", "usb-kbd", "-device", "usb-tablet"),
+            *("-netdev", net, "-device", "virtio-net-pci,netdev=net0"),
+            # The hardware watchdog systemd arms (a Pi has bcm2835-wdt).
+            *("-device", "i6300esb"),
+            *("-chardev", f"file,id=serial0,path={self.serial_log},append=on"),
+            *("-serial", "chardev:serial0"),
+            *("-qmp", f"unix:{self.qmp.path},server=on,wait=off"),
+            *("-monitor", "none", "-nodefaults", "-no-user-config"),
+        ]
+
+    def start(self) -> None:
+        """Power on."""
+        self.qmp.path.unlink(missing_ok=True)
+        with (self.workdir / "qemu.log").open("ab") as log:
+            self.process = subprocess.Popen(
+                self.command(), stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir
+            )
+        self.started_at = time.monotonic()
+        self._console_mark = self.serial_log.stat().st_size if self.serial_log.exists() else 0
+        wait_until(self.qmp.path.exists, 30, "qemu's QMP socket", self)
+
+    def power_cut(self) -> None:
+        """SIGKILL qemu: the card loses power mid-write."""
+        process, self.process = self.process, None
+        if process is not None:
+            process.send_signal(signal.SIGKILL)
+            process.wait(timeout=30)
+
+    def stop(self) -> None:
+        """Quit qemu (the test is over); safe twice."""
+        process = self.process
+        if process is None:
+            return
+        try:
+            self.qmp("quit")
+            process.wait(timeout=30)
+        except (OSError, RuntimeError, subprocess.TimeoutExpired):
+            pass
+        self.power_cut()
+
+    def alive(self) -> bool:
+        """Whether qemu is still running."""
+        return self.process is not None and self.process.poll() is None
+
+    def console(self) -> str:
+        """The serial console since the last start."""
+        try:
+            with self.serial_log.open("rb") as log:
+                log.seek(self._console_mark)
+                return log.read().decode(errors="replace")
+        except OSError:
+            return ""
+
+    def ssh(self, command: str, *, timeout: float = 120, check: bool = True) -> str:
+        """Run `command` as root in the guest (key from the provisioning file); its stdout."""
+        done = self._ssh(command, timeout)
+        if check and done.returncode != 0:
+            raise AssertionError(
+                f"in the guest: {command!r} exited {done.returncode}\n{done.stdout}{done.stderr}"
+            )
+        return done.stdout
+
+    def _ssh(self, command: str, timeout: float) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [
+                *("ssh", "-i", str(self.ssh_key), "-p", str(self.ssh_port)),
+                *("-o", "BatchMode=yes", "-o", "ConnectTimeout=15"),
+                # The first answer pins the host key; a changed key after a reboot fails.
+                *("-o", "StrictHostKeyChecking=accept-new"),
+                *("-o", f"UserKnownHostsFile={self.known_hosts}"),
+                *("-o", "LogLevel=ERROR", "root@127.0.0.1", command),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def wait_for_ssh(self, timeout: float) -> None:
+        """Wait until sshd answers with the provisioned key."""
+
+        def answers() -> bool:
+            try:
+                return self._ssh("true", 30).returncode == 0
+            except subprocess.TimeoutExpired:
+                return False
+
+        wait_until(answers, timeout, "SSH with the provisioned key", self)
+
+    def screenshot(self, path: Path) -> Path:
+        """The emulated display, as a PNG."""
+        self.qmp("screendump", filename=str(path), format="png")
+        wait_until(lambda: path.exists() and path.stat().st_size > 0, 30, "the screendump", self)
+        return path
+
+
+def wait_until(check: Callable[[], object], timeout: float, what: str, vm: Vm | None) -> None:
+    """Poll `check` until it is true; on timeout fail with the console's last lines."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if vm is not None and vm.process is not None and not vm.alive():
+            raise AssertionError(f"qemu exited while waiting for {what}:\n{vm.console()[-3000:]}")
+        if time.monotonic() > deadline:
+            tail = vm.console()[-3000:] if vm is not None else ""
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}\n{tail}")
+        time.sleep(1)
+
+
+@contextmanager
+def booted(vm: Vm) -> Iterator[Vm]:
+    """Power on, and always quit qemu afterwards."""
+    vm.start()
+    try:
+        yield vm
+    finally:
+        vm.stop()
+
+
+def have_host_tools() -> None:
+    """The host programs the boot test needs (fails under CI when one is missing)."""
+    for name, package in (
+        ("qemu-system-aarch64", "qemu-system-arm"),
+        ("mcopy", "mtools"),
+        ("sfdisk", "fdisk"),
+        ("ssh", "openssh-client"),
+        ("ssh-keygen", "openssh-client"),
+    ):
+        if shutil.which(name) is None:
+            real_parts.missing(name, f"apt-get install {package}")
