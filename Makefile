@@ -8,10 +8,11 @@ STAMP := $(VENV)/.installed
 # is tested against a real mosquitto broker (started by the tests, never by apt); the Kivy
 # checkout screen draws with OpenGL through Mesa (offscreen in tests) and reads touch via mtdev;
 # the hub's database at scale is PostgreSQL, tested against a real server the tests start
-# (never the one apt may start); the demo test finds its leftover processes with procps.
+# (never the one apt may start); the demo test finds its leftover processes with procps; the
+# image's fast tier builds its root file system with mmdebstrap and wheels fetched by pip.
 SYSTEM_PACKAGES := gcc pkg-config python3-dev python3-venv libsystemd-dev systemd sqlite3 \
 	linux-libc-dev libusb-1.0-0 mosquitto mosquitto-clients openssl \
-	libgl1 libegl1 libgl1-mesa-dri libmtdev1 postgresql procps
+	libgl1 libegl1 libgl1-mesa-dri libmtdev1 postgresql procps mmdebstrap python3-pip
 
 .PHONY: run test lint typecheck pytest soak bench clean system-packages repeat fresh-check
 
@@ -35,7 +36,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 pytest: $(STAMP)
-	$(BIN)/pytest -n 2
+	$(BIN)/pytest -n 2 --dist loadgroup
 
 test: lint typecheck pytest
 

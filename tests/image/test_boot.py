@@ -221,8 +221,9 @@ def test_the_fleet_reboot_command_reboots_and_the_kiosk_comes_back(
     boot_id = vm.ssh("cat /proc/sys/kernel/random/boot_id").strip()
     fleet.hub(
         *("fleet", "command", DEVICE, "reboot"),
-        *("--fleet-key", str(fleet.root / "keys" / "fleet.key")),
+        *("--fleet-key", str(fleet.root / "keys" / "fleet.key"), "--wait", "300"),
         net=True,
+        timeout=400,
     )
     wait_until(
         lambda: (

@@ -27,8 +27,9 @@ OUR_UNITS = (
     "appliance-notice.service",
     "appliance-grow-data.service",
 )
-# Building the root takes minutes: the fixture's time counts against the first test.
-pytestmark = pytest.mark.timeout(1500)
+# Building the root takes minutes: the fixture's time counts against the first test. One
+# xdist worker runs the whole module, so the root is built once (`--dist loadgroup`).
+pytestmark = [pytest.mark.timeout(1500), pytest.mark.xdist_group("image-rootfs")]
 
 
 @pytest.fixture(scope="module")
