@@ -7,10 +7,32 @@ from pathlib import Path
 
 from appliance.settings import ScreenSettings
 
+DRM = Path("/sys/class/drm")
+
 
 def drawn_offscreen() -> bool:
     """Whether the window is an offscreen surface (SDL's offscreen driver), not a display."""
     return os.environ.get("SDL_VIDEODRIVER") == "offscreen"
+
+
+def connected_display_size(drm: Path = DRM) -> tuple[int, int] | None:
+    """The preferred mode of the first connected display (KMS), or None when there is none.
+
+    Under a kiosk compositor (cage) a full-screen window must be created at the display's
+    size: a window made smaller and enlarged afterwards keeps its first layout.
+    """
+    for status in sorted(drm.glob("card*-*/status")):
+        try:
+            if status.read_text().strip() != "connected":
+                continue
+            modes = (status.parent / "modes").read_text().split()
+        except OSError:
+            continue
+        if modes:  # the kernel lists the preferred mode first, e.g. "1280x800" or "1920x1080i"
+            width, _, height = modes[0].partition("x")
+            if width.isdigit() and height.rstrip("i").isdigit():
+                return int(width), int(height.rstrip("i"))
+    return None
 
 
 def prepare_kivy(home: Path, screen: ScreenSettings, *, offscreen: bool = False) -> None:
@@ -30,8 +52,11 @@ def prepare_kivy(home: Path, screen: ScreenSettings, *, offscreen: bool = False)
         os.environ["SDL_AUDIODRIVER"] = "dummy"
     from kivy.config import Config
 
-    Config.set("graphics", "width", str(screen.width))
-    Config.set("graphics", "height", str(screen.height))
+    width, height = screen.width, screen.height
+    if screen.fullscreen and not offscreen:
+        width, height = connected_display_size() or (width, height)
+    Config.set("graphics", "width", str(width))
+    Config.set("graphics", "height", str(height))
     Config.set("graphics", "fullscreen", "auto" if screen.fullscreen else "0")
     Config.set("graphics", "resizable", "1")
     # Flat rectangles and text gain nothing from multisampling, and it costs a frame about

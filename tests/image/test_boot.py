@@ -159,7 +159,8 @@ def test_the_root_is_a_read_only_overlay_and_the_data_partition_grew(vm: Vm) -> 
     assert "ro" in vm.ssh("findmnt -n -o OPTIONS /media/root-ro").split(",")
     vm.ssh("touch /var/lib/appliance/written-to-card && sync")
     size = int(vm.ssh("findmnt -n -b -o SIZE /var/lib/appliance").strip())
-    assert size > 3 * 1024**3, f"the data partition did not grow: {size} bytes"
+    # The image's data partition is 64 MiB; the card has about 2 GB more than the image.
+    assert size > 1024**3, f"the data partition did not grow: {size} bytes"
     journal = vm.ssh("findmnt -n -o SOURCE /var/log/journal").strip()
     assert "journal" in journal, journal  # bound from the data partition
     assert vm.ssh("ls /var/log/journal").strip(), "no persistent journal"
