@@ -81,6 +81,7 @@ image:
 # provisioning, read-only root, kiosk on screen, a sale to a hub on this machine, the fleet's
 # reboot, a power cut. Serial console, screenshots and timings in build/image-test/.
 image-test: $(STAMP) image
+	@scripts/ensure-system-packages qemu-system-arm mtools fdisk openssh-client
 	$(BIN)/pytest -m image tests/image -v --timeout=1800 -p no:cacheprovider
 
 # The image's size, build times and boot times, each beside the previous run's.

@@ -84,7 +84,7 @@ class Fleet:
             f"fleet_public_key = '''\n{fleet_pub}'''\n"
             '[system]\ntimezone = "Europe/Berlin"\nlocale = "de_DE.UTF-8"\n'
             f'[ssh]\nauthorized_keys = ["{ssh_public_key}"]\n'
-            "[appliance.screen]\nfullscreen = true\nwidth = 1280\nheight = 800\n"
+            "[appliance.screen]\nfullscreen = true\n"  # the size comes from the display
             f"{extra}"
         )
 

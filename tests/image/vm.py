@@ -175,7 +175,8 @@ class Vm:
             *("-drive", f"file={self.disk.path},if=virtio,format=raw,cache=unsafe"),
             *("-device", "virtio-gpu-pci", "-display", "none"),
             *("-device", "qemu-xhci", "-device", "usb-kbd", "-device", "usb-tablet"),
-            *("-netdev", net, "-device", "virtio-net-pci,netdev=net0"),
+            # No option ROM: the kernel is booted directly, and qemu would want ipxe-qemu for it.
+            *("-netdev", net, "-device", "virtio-net-pci,netdev=net0,romfile="),
             # The hardware watchdog systemd arms (a Pi has bcm2835-wdt).
             *("-device", "i6300esb"),
             *("-chardev", f"file,id=serial0,path={self.serial_log},append=on"),
