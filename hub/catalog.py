@@ -399,7 +399,9 @@ class HubCatalog:
         )
         # The driver's own values: peewee's per-field conversion (dates parsed with
         # strptime) costs seconds on a 100,000-product catalog. Booleans may come as 0/1.
-        for r in self._db.execute_sql(*query.sql()):
+        # The SQL is made by this database (the models are unbound: `query.sql()` would
+        # use SQLite's `?` placeholders, which PostgreSQL refuses).
+        for r in self._db.execute_sql(*self._db.get_sql_context().parse(query)):
             yield _Row(r[0], r[1], bool(r[2]), tuple(r[3:13]), r[13], r[14], _moment(r[15]))
 
 

@@ -173,7 +173,9 @@ def test_no_account_has_a_usable_password_and_no_console_is_reachable(vm: Vm) ->
     assert vm.ssh("systemctl is-enabled ctrl-alt-del.target", check=False).strip() == "masked"
     assert vm.ssh("cat /proc/sys/kernel/sysrq").strip() == "0"
     assert "NAutoVTs=0" in vm.ssh("systemd-analyze cat-config systemd/logind.conf")
-    assert "PasswordAuthentication no" in vm.ssh("sshd -T | grep -i passwordauthentication")
+    effective = vm.ssh("sshd -T").splitlines()  # sshd prints its settings in lower case
+    assert "passwordauthentication no" in effective
+    assert "kbdinteractiveauthentication no" in effective
     groups = set(vm.ssh("id -nG appliance").split())
     assert {"input", "render", "video", "gpio", "dialout", "lp"} <= groups
     assert not groups & {"sudo", "adm", "root", "disk", "shadow"}
@@ -182,6 +184,14 @@ def test_no_account_has_a_usable_password_and_no_console_is_reachable(vm: Vm) ->
 def test_the_hardware_watchdog_is_armed(vm: Vm) -> None:
     journal = vm.ssh("journalctl -b -o cat _PID=1 | grep -i watchdog")
     assert "hardware watchdog" in journal.lower(), journal
+
+
+def test_the_kiosk_keeps_its_service_watchdog_fed(vm: Vm) -> None:
+    # The appliance runs under cage, so its pings come from a child of the main process.
+    assert vm.ssh("systemctl show -P WatchdogUSec appliance.service").strip() == "10s"
+    time.sleep(30)  # three watchdog periods
+    assert vm.ssh("systemctl show -P NRestarts appliance.service").strip() == "0"
+    assert vm.ssh("systemctl is-active appliance.service").strip() == "active"
 
 
 def test_selftest_passes_inside_the_image(vm: Vm) -> None:
@@ -220,12 +230,16 @@ def test_the_fleet_reboot_command_reboots_and_the_kiosk_comes_back(
 ) -> None:
     before = {row["document_id"] for row in local_sales(vm)}
     boot_id = vm.ssh("cat /proc/sys/kernel/random/boot_id").strip()
-    fleet.hub(
+    # The device answers IN_PROGRESS, then reboots; whether its final answer leaves before
+    # the shutdown stops the link is a race this test does not judge (see the README).
+    states = fleet.hub(
         *("fleet", "command", DEVICE, "reboot"),
-        *("--fleet-key", str(fleet.root / "keys" / "fleet.key"), "--wait", "300"),
+        *("--fleet-key", str(fleet.root / "keys" / "fleet.key"), "--wait", "120"),
         net=True,
-        timeout=400,
+        check=False,
+        timeout=200,
     )
+    assert "IN_PROGRESS" in states
     wait_until(
         lambda: (
             vm.ssh("cat /proc/sys/kernel/random/boot_id", timeout=30, check=False).strip()
