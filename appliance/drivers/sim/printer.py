@@ -267,14 +267,17 @@ class SimPrinter(_SimPrinterBase):
     def _vanish(self) -> None:
         self._vanish_at = None
         self._power_cycle()  # first: whoever sees the reset may look at `torn` at once
+        # The listener goes before the reset: a client that sees the reset and reconnects
+        # at once must be refused, not queued on a listener about to close (which then
+        # resets it: "connection lost" where a dead printer refuses).
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
         if self._conn is not None:
             # Linger 0: close() sends RST, as a printer losing power mid-job would look.
             self._conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             self._conn.close()
             self._conn = None
-        if self._listener is not None:
-            self._listener.close()
-            self._listener = None
 
     def _shut(self) -> None:
         for sock in (self._conn, self._listener):
