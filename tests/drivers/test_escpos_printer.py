@@ -23,6 +23,7 @@ from appliance.core.sale import draft_sale
 from appliance.core.tax import TaxPolicy
 from appliance.core.tender import Tender
 from appliance.device_settings import EscposPrinterSettings
+from appliance.drivers import escpos_cache
 from appliance.drivers.escpos_printer import EscposPrinter, decode_status, escpos_printers
 from appliance.drivers.registry import adapter_for
 from appliance.drivers.sim.escpos_parser import LineStyle, PrintedJob
@@ -388,10 +389,14 @@ def test_using_escpos_leaves_the_root_logger_and_temp_folder_alone(tmp_path: Pat
     )
     scratch = tmp_path / "tmp"
     scratch.mkdir()
+    # Without the profile cache folder an earlier test's assembly may have put in this
+    # worker's environment (use_profile_cache): with it set, python-escpos still makes its
+    # mkdtemp() (an eagerly evaluated default) and only the cache-less path cleans it up.
+    outside_env = {k: v for k, v in os.environ.items() if k != escpos_cache.ENV}
     done = subprocess.run(
         [sys.executable, "-c", script],
         cwd=scratch,
-        env={**os.environ, "TMPDIR": str(scratch), "PYTHONPATH": str(REPO)},
+        env={**outside_env, "TMPDIR": str(scratch), "PYTHONPATH": str(REPO)},
         capture_output=True,
         text=True,
         timeout=60,
@@ -401,4 +406,8 @@ def test_using_escpos_leaves_the_root_logger_and_temp_folder_alone(tmp_path: Pat
     assert done.stdout.strip() == "1 []"
     # Nothing left behind once the process is gone. (Listed from inside, a library's
     # short-lived temporary file was once caught in passing, under load.)
-    assert os.listdir(scratch) == []
+    left = {
+        p.name: sorted(os.listdir(p)) if p.is_dir() else p.read_bytes()[:80]
+        for p in scratch.iterdir()
+    }
+    assert left == {}, done.stderr[-2000:]
