@@ -10,6 +10,15 @@ Milliseconds = Annotated[int, msgspec.Meta(ge=0, le=600_000)]
 Seconds = Annotated[float, msgspec.Meta(ge=0, le=86_400)]
 TcpPort = Annotated[int, msgspec.Meta(ge=1, le=65_535)]
 
+# A scanner's re-read of the same code less than this after the previous read is that code
+# still held in the field; a longer gap means the item was presented again and counts.
+# Presentation scanners re-read a held symbol every 33 to 100 ms (10 to 30 reads a
+# second): 200 ms bridges a missed frame or two, and is shorter than the quickest a hand
+# takes one item out of the field and the next one in (a 0.35 s rhythm counts every item).
+HOLD_GAP_MS = 200
+# Past a second, a customer putting down the same item twice loses one of them.
+HoldGap = Annotated[int, msgspec.Meta(ge=0, le=1000)]
+
 
 class _Device(
     msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True, tag_field="kind"
@@ -26,7 +35,8 @@ class SerialScannerSettings(_Device, frozen=True, tag="serial_scanner"):
     suffix: str = ""  # stripped from the end, before the terminator
     terminator: Literal["\r", "\n", "\r\n"] = "\r"
     max_length: Annotated[int, msgspec.Meta(ge=8, le=4096)] = 128
-    debounce_ms: Milliseconds = 800
+    hold_gap_ms: HoldGap = HOLD_GAP_MS
+    debounce_ms: Milliseconds | None = None  # the old name of a wrong rule: read, ignored
 
 
 class HidScannerSettings(_Device, frozen=True, tag="hid_scanner"):
@@ -34,7 +44,8 @@ class HidScannerSettings(_Device, frozen=True, tag="hid_scanner"):
 
     device: str  # /dev/input/by-id/usb-...-event-kbd
     layout: Literal["us", "de"] = "us"
-    debounce_ms: Milliseconds = 800
+    hold_gap_ms: HoldGap = HOLD_GAP_MS
+    debounce_ms: Milliseconds | None = None  # the old name of a wrong rule: read, ignored
 
 
 class EscposPrinterSettings(_Device, frozen=True, tag="escpos_printer"):

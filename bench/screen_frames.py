@@ -16,7 +16,7 @@ from bench.stats import percentile
 NAME = "screen_frames"
 MS_PER_S = 1000
 # Demo products with barcodes (appliance/service/demo.py): three distinct codes per sale,
-# so the scanner's debounce of a repeated code never drops one.
+# so no scan is taken for a re-read of a code still held in the scanner's field.
 CART = ("4006381333931", "5000112548129", "7613289024044")
 CASHIER = StaffMember("C-1", "Casey Cashier", "cashier")
 HANDED_OVER = 2000  # 20.00 for a cart of 8.47

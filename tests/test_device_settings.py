@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from appliance.device_settings import EscposPrinterSettings, SerialScannerSettings
+from appliance.device_settings import (
+    EscposPrinterSettings,
+    HidScannerSettings,
+    SerialScannerSettings,
+)
 from appliance.errors import ConfigError
 from appliance.settings import parse_settings
 
@@ -60,3 +64,30 @@ def test_a_bad_device_table_is_reported_with_its_name_and_key(
     with pytest.raises(ConfigError) as caught:
         parse_settings(_with(devices))
     assert message in str(caught.value)
+
+
+@pytest.mark.parametrize("kind", ["serial_scanner", "hid_scanner"])
+def test_scanners_take_the_hold_gap_and_still_read_the_old_debounce_key(kind: str) -> None:
+    """hold_gap_ms defaults to 200; a table from before it, with debounce_ms, still loads."""
+    where = {"port": "/dev/x"} if kind == "serial_scanner" else {"device": "/dev/input/x"}
+    settings = parse_settings(
+        _with(
+            {
+                "new": {"kind": kind, **where},
+                "old": {"kind": kind, **where, "debounce_ms": 800},
+            }
+        )
+    )
+    new, old = settings.devices["new"], settings.devices["old"]
+    assert isinstance(new, SerialScannerSettings | HidScannerSettings)
+    assert isinstance(old, SerialScannerSettings | HidScannerSettings)
+    assert (new.hold_gap_ms, new.debounce_ms) == (200, None)
+    assert (old.hold_gap_ms, old.debounce_ms) == (200, 800)
+
+
+def test_a_hold_gap_long_enough_to_swallow_an_item_is_refused() -> None:
+    """Past a second, a second identical item put down at a normal pace would be lost."""
+    with pytest.raises(ConfigError, match="hold_gap_ms"):
+        parse_settings(
+            _with({"scan": {"kind": "serial_scanner", "port": "/dev/x", "hold_gap_ms": 1500}})
+        )

@@ -38,7 +38,7 @@ class DeviceHealthChanged(Event):
 
 @dataclass(frozen=True, slots=True)
 class BarcodeScanned(Event):
-    """A scanner read a code (already debounced)."""
+    """A scanner read a code (a code held in its field posts once, not once per read)."""
 
     device: str
     code: str

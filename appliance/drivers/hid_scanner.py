@@ -18,7 +18,7 @@ from appliance.core.devices import BarcodeScanned, ScannerInputRejected
 from appliance.device_settings import HidScannerSettings
 from appliance.drivers.base import DeviceBase
 from appliance.drivers.keymaps import LAYOUTS, KeyDecoder, KeyLine
-from appliance.drivers.scan_filter import Accepted, Rejected, ScanFilter
+from appliance.drivers.scan_filter import Accepted, Rejected, ScanFilter, warn_if_old_debounce
 from appliance.drivers.worker import ReconnectingWorker
 from appliance.errors import DeviceError
 
@@ -76,8 +76,9 @@ class EvdevScanner(DeviceBase):
         self._open_device = open_device
         self._decoder = KeyDecoder(self.layout, MAX_LENGTH)
         self._filter = ScanFilter(
-            max_length=MAX_LENGTH, debounce_ms=settings.debounce_ms, clock=clock
+            max_length=MAX_LENGTH, hold_gap_ms=settings.hold_gap_ms, clock=clock
         )
+        warn_if_old_debounce(name, settings.debounce_ms, settings.hold_gap_ms)
         self._worker: ReconnectingWorker | None = None
         self._wake: tuple[int, int] | None = None
 
@@ -178,7 +179,7 @@ class EvdevScanner(DeviceBase):
             hint = "" if line.text.isascii() else f" (is the scanner set to {self.layout.name}?)"
             self._reject(verdict.reason + hint)
         else:
-            log.debug("scanner %s: %r again within the debounce window", self.name, line.text)
+            log.debug("scanner %s: %r re-read while held in the field", self.name, line.text)
 
     def _reject(self, reason: str) -> None:
         log.info("scanner %s rejected input: %s", self.name, reason)

@@ -1,4 +1,4 @@
-"""What both scanners do to a line before it becomes a scan: validate, strip, debounce."""
+"""What both scanners do to a line before it becomes a scan: validate, strip, drop re-reads."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ class Rejected:
 
 @dataclass(frozen=True, slots=True)
 class Repeated:
-    """The same code again inside the debounce window: dropped."""
+    """A re-read of a code still held in the scanner's field: the same item, dropped."""
 
     code: str
 
@@ -45,6 +45,20 @@ def quote(raw: bytes | str) -> str:
     return f"{raw[:QUOTE_LIMIT]!r}... ({len(raw)} long)"
 
 
+def warn_if_old_debounce(device: str, debounce_ms: int | None, hold_gap_ms: int) -> None:
+    """Log once, at set-up, that a configuration still names `debounce_ms`."""
+    if debounce_ms is not None:
+        # Honouring it would keep the rule that dropped a second identical item scanned
+        # within it; refusing the configuration would leave the till unable to sell.
+        log.warning(
+            "scanner %s: debounce_ms = %d is no longer used; a repeat is a re-read only when "
+            "it follows the previous read of its code by less than hold_gap_ms = %d",
+            device,
+            debounce_ms,
+            hold_gap_ms,
+        )
+
+
 def _is_printable_ascii(char: str) -> bool:
     return " " <= char <= "~"
 
@@ -53,10 +67,17 @@ class ScanFilter:
     """Turns one line from a scanner into a Verdict. Not thread-safe: one per reader thread.
 
     A line is rejected when it is empty, longer than `max_length`, not printable ASCII, or
-    lacks the configured prefix or suffix. Identical codes closer together than
-    `debounce_ms` (measured from the previous sighting, so a code held under a
-    presentation scanner stays one scan) are reported as Repeated. `clock` returns
-    monotonic seconds.
+    lacks the configured prefix or suffix.
+
+    A code read again less than `hold_gap_ms` after the previous read of the same code is
+    the same presentation, held in the field, and is reported as Repeated; a gap at least
+    that long means the item was presented again, and it counts. A presentation scanner
+    in continuous mode re-reads a held symbol at its frame rate (10 to 30 reads a second,
+    33 to 100 ms apart), so a held code is an unbroken run of short gaps however long it
+    is held, while a hand cannot take an item out of the field and bring the next one in
+    that fast. Each code keeps its own last read, so two codes in the field at once (a
+    multipack's two labels) alternate without either counting twice. `hold_gap_ms = 0`
+    counts every read. `clock` returns monotonic seconds.
     """
 
     def __init__(
@@ -65,19 +86,18 @@ class ScanFilter:
         prefix: str = "",
         suffix: str = "",
         max_length: int = 128,
-        debounce_ms: int = 800,
+        hold_gap_ms: int = 200,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.prefix = prefix
         self.suffix = suffix
         self.max_length = max_length
-        self._window = debounce_ms / 1000
+        self._gap_us = hold_gap_ms * 1000
         self._clock = clock
-        self._last_code: str | None = None
-        self._last_seen = 0.0
+        self._last_read: dict[str, float] = {}  # code -> when it was last read, within the gap
 
     def check(self, raw: bytes | str) -> Verdict:
-        """Validate one line (without its terminator) and debounce it."""
+        """Validate one line (without its terminator); a held code's re-read is Repeated."""
         if not raw:
             return Rejected("empty line")
         if len(raw) > self.max_length:
@@ -99,11 +119,20 @@ class ScanFilter:
         code = text[len(self.prefix) : len(text) - len(self.suffix)]
         if not code:
             return Rejected(f"no code between prefix and suffix: {quote(text)}")
-        return self._debounce(code)
+        return self._presentation(code)
 
-    def _debounce(self, code: str) -> Verdict:
+    def _presentation(self, code: str) -> Verdict:
         now = self._clock()
-        repeated = code == self._last_code and now - self._last_seen < self._window
-        self._last_code = code
-        self._last_seen = now
-        return Repeated(code) if repeated else Accepted(code)
+        # Measured from the previous read, not the first: a held code keeps re-reading,
+        # and only a gap in its reads means it left the field.
+        last = self._last_read.get(code)
+        held = last is not None and self._within_gap(now - last)
+        # Codes not read for a whole gap can only count again: forget them, so the table
+        # holds at most what a scanner can read within one gap.
+        self._last_read = {c: t for c, t in self._last_read.items() if self._within_gap(now - t)}
+        self._last_read[code] = now
+        return Repeated(code) if held else Accepted(code)
+
+    def _within_gap(self, seconds: float) -> bool:
+        # To the microsecond, so float rounding never decides a gap of exactly the hold gap.
+        return round(seconds * 1_000_000) < self._gap_us

@@ -13,7 +13,13 @@ import serial
 from appliance.core.devices import BarcodeScanned, ScannerInputRejected
 from appliance.device_settings import SerialScannerSettings
 from appliance.drivers.base import DeviceBase
-from appliance.drivers.scan_filter import Accepted, Rejected, ScanFilter, quote
+from appliance.drivers.scan_filter import (
+    Accepted,
+    Rejected,
+    ScanFilter,
+    quote,
+    warn_if_old_debounce,
+)
 from appliance.drivers.worker import ReconnectingWorker
 from appliance.errors import DeviceError
 
@@ -93,9 +99,10 @@ class SerialScanner(DeviceBase):
             prefix=settings.prefix,
             suffix=settings.suffix,
             max_length=settings.max_length,
-            debounce_ms=settings.debounce_ms,
+            hold_gap_ms=settings.hold_gap_ms,
             clock=clock,
         )
+        warn_if_old_debounce(name, settings.debounce_ms, settings.hold_gap_ms)
         self._framer = LineFramer(settings.terminator.encode("ascii"), settings.max_length)
         self._worker: ReconnectingWorker | None = None
         self._port_lock = threading.Lock()
@@ -171,4 +178,4 @@ class SerialScanner(DeviceBase):
                 log.info("scanner %s rejected input: %s", self.name, verdict.reason)
                 self._post(ScannerInputRejected(self.name, verdict.reason))
             else:
-                log.debug("scanner %s: %r again within the debounce window", self.name, line)
+                log.debug("scanner %s: %r re-read while held in the field", self.name, line)

@@ -31,6 +31,7 @@ from appliance.drivers.keymaps import DE, US, KeyDecoder, KeyLine, decode_keys
 from appliance.drivers.registry import adapter_for
 from appliance.drivers.sim.scanner import SimHidScanner, keystrokes, uinput_available
 from tests.drivers.bus_probe import BusProbe
+from tests.drivers.presentations import ScriptedClock, the_issue_script
 
 K = ecodes
 PRINTABLE_ASCII = "".join(chr(c) for c in range(0x20, 0x7F))
@@ -313,16 +314,6 @@ def probe() -> BusProbe:
     return BusProbe(EventBus())
 
 
-class Clock:
-    """A monotonic clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 10.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 def replay(tmp_path: Path) -> ReplayScanner:
     """A plugged-in replayed scanner set to the US layout."""
@@ -394,21 +385,20 @@ def test_replay_unknown_key_and_wrong_layout_are_rejected(
     probe.wait_scan("42")
 
 
-def test_replay_debounce(
+def test_replay_each_presentation_counts_and_a_held_code_counts_once(
     replay: ReplayScanner, probe: BusProbe, open_scanner: Callable[..., EvdevScanner]
 ) -> None:
-    """The same code twice inside the window is one scan; after the window, two."""
-    clock = Clock()
+    """The wedge scanner shares the rule: 0.35 s and 0.6 s rhythms count every item, a code
+    typed at 20 Hz for 2 s counts once (each read's instant from the script)."""
+    script = the_issue_script()
+    clock = ScriptedClock(script.instants)
     open_scanner(replay.device, clock=clock, open_device=replay.open)
     probe.wait_health("ok")
-    replay.scan("111")
-    replay.scan("111")
-    replay.scan("222")
-    probe.wait_scan("222")
-    clock.now += 5
-    replay.scan("222")
-    probe.wait_for(BarcodeScanned, lambda e: e.code == "222", after=len(probe.events))
-    assert [e.code for e in probe.of(BarcodeScanned)] == ["111", "222", "222"]
+    for code in script.codes:
+        replay.scan(code)
+    probe.wait_scan(script.expected[-1])
+    assert clock.calls == len(script.reads)
+    assert [e.code for e in probe.of(BarcodeScanned)] == script.expected
 
 
 def test_replay_unplug_and_replug(

@@ -75,7 +75,7 @@ def tables(
 ) -> dict[str, HardwareSettings]:
     """A scanner on the simulator's pty and a ZVT terminal, as a config would say."""
     return {
-        "front-scanner": SerialScannerSettings(port=sim_scanner.port, debounce_ms=0),
+        "front-scanner": SerialScannerSettings(port=sim_scanner.port, hold_gap_ms=0),
         "terminal": terminal_table,
     }
 
@@ -282,7 +282,7 @@ def test_open_late_adds_a_device_from_another_thread(
         manager.open_all(bus)
         late = threading.Thread(
             target=manager.open_late,
-            args=("late-scanner", SerialScannerSettings(port=sim_scanner.port, debounce_ms=0)),
+            args=("late-scanner", SerialScannerSettings(port=sim_scanner.port, hold_gap_ms=0)),
         )
         late.start()
         late.join(WAIT)

@@ -1,4 +1,4 @@
-"""ScanFilter: what makes a line a code, and debouncing with an injected clock."""
+"""ScanFilter: what makes a line a code, and telling a held code from a new item."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from appliance.drivers.scan_filter import Accepted, Rejected, Repeated, ScanFilter
+from tests.drivers.presentations import Script, ScriptedClock, the_issue_script
 
 
 class Clock:
@@ -89,62 +90,108 @@ def test_long_garbage_is_quoted_short() -> None:
     assert "2000 long" in verdict.reason
 
 
-def test_same_code_within_window_is_repeated() -> None:
-    """The same code again inside debounce_ms is dropped."""
+def test_a_held_code_read_at_20_hz_for_2_s_counts_once() -> None:
+    """A presentation scanner re-reading a held item every 50 ms: one scan, 40 re-reads."""
+    script = Script()
+    script.hold("111", seconds=2.0, rate_hz=20)
+    scan_filter = ScanFilter(clock=ScriptedClock(script.instants))
+    verdicts = [scan_filter.check(code) for code in script.codes]
+    assert verdicts == [Accepted("111")] + [Repeated("111")] * 40
+
+
+@pytest.mark.parametrize("every", [0.35, 0.6, 0.2])
+def test_the_same_item_presented_at_a_rhythm_counts_every_time(every: float) -> None:
+    """Six yoghurts put down one after another count six, down to the hold gap itself."""
+    script = Script()
+    script.present("111", times=6, every=every)
+    scan_filter = ScanFilter(clock=ScriptedClock(script.instants))
+    assert [scan_filter.check(code) for code in script.codes] == [Accepted("111")] * 6
+
+
+def test_the_default_hold_gap_is_200_ms() -> None:
+    """Just under 200 ms after the previous read is still held; 200 ms is a new item."""
     clock = Clock()
-    scan_filter = ScanFilter(debounce_ms=800, clock=clock)
+    scan_filter = ScanFilter(clock=clock)
     assert scan_filter.check(b"111") == Accepted("111")
-    clock.now += 0.5
+    clock.now += 0.199
     assert scan_filter.check(b"111") == Repeated("111")
-
-
-def test_same_code_after_window_is_accepted() -> None:
-    """Scanning the same item again after the window counts twice."""
-    clock = Clock()
-    scan_filter = ScanFilter(debounce_ms=800, clock=clock)
-    assert scan_filter.check(b"111") == Accepted("111")
-    clock.now += 0.801
+    clock.now += 0.2
     assert scan_filter.check(b"111") == Accepted("111")
 
 
-def test_window_runs_from_the_last_sighting() -> None:
-    """A code held under a presentation scanner (re-read every 0.5 s) stays one scan."""
+def test_the_gap_runs_from_the_previous_read_of_the_code() -> None:
+    """A held code keeps re-reading well past the gap and stays one scan (a missed frame too)."""
     clock = Clock()
-    scan_filter = ScanFilter(debounce_ms=800, clock=clock)
+    scan_filter = ScanFilter(hold_gap_ms=200, clock=clock)
     verdicts = []
-    for _ in range(6):
+    for gap in [0.0, 0.1, 0.15, 0.1, 0.19, 0.1]:  # 0.64 s in the field, no gap of 0.2 s
+        clock.now += gap
         verdicts.append(scan_filter.check(b"111"))
-        clock.now += 0.5
     assert verdicts == [Accepted("111")] + [Repeated("111")] * 5
 
 
-def test_different_codes_are_never_debounced() -> None:
+def test_the_issue_script_counts_once_per_presentation() -> None:
+    """0.35 s and 0.6 s rhythms count every item; a held code once; held again, once more."""
+    script = the_issue_script()
+    scan_filter = ScanFilter(clock=ScriptedClock(script.instants))
+    verdicts = [scan_filter.check(code) for code in script.codes]
+    assert [v.code for v in verdicts if isinstance(v, Accepted)] == script.expected
+
+
+def test_two_codes_held_in_the_field_together_count_once_each() -> None:
+    """A multipack's two labels read in turn at the frame rate: two scans, not one a frame."""
+    clock = Clock()
+    scan_filter = ScanFilter(clock=clock)
+    verdicts = []
+    for _ in range(10):
+        verdicts.append(scan_filter.check(b"111"))
+        clock.now += 0.05
+        verdicts.append(scan_filter.check(b"222"))
+        clock.now += 0.05
+    assert [v for v in verdicts if isinstance(v, Accepted)] == [Accepted("111"), Accepted("222")]
+
+
+def test_different_codes_are_never_repeats() -> None:
     """Two different items scanned quickly are both counted."""
-    scan_filter = ScanFilter(debounce_ms=800, clock=Clock())
+    scan_filter = ScanFilter(clock=Clock())
     assert scan_filter.check(b"111") == Accepted("111")
     assert scan_filter.check(b"222") == Accepted("222")
-    assert scan_filter.check(b"111") == Accepted("111")
 
 
-def test_rejected_lines_do_not_touch_debounce() -> None:
-    """Garbage between two scans of the same code does not make the second one count."""
-    scan_filter = ScanFilter(debounce_ms=800, clock=Clock())
+def test_rejected_lines_do_not_end_a_hold() -> None:
+    """Garbage between two reads of a held code does not make the second one count."""
+    scan_filter = ScanFilter(clock=Clock())
     scan_filter.check(b"111")
     assert isinstance(scan_filter.check(b"\xff"), Rejected)
     assert scan_filter.check(b"111") == Repeated("111")
 
 
-def test_zero_window_disables_debounce() -> None:
-    """debounce_ms = 0 counts every scan."""
-    scan_filter = ScanFilter(debounce_ms=0, clock=Clock())
+def test_zero_gap_counts_every_read() -> None:
+    """hold_gap_ms = 0 counts every read."""
+    scan_filter = ScanFilter(hold_gap_ms=0, clock=Clock())
     assert scan_filter.check(b"111") == Accepted("111")
     assert scan_filter.check(b"111") == Accepted("111")
+
+
+@given(st.lists(st.integers(min_value=0, max_value=1000), max_size=60))
+def test_a_code_counts_once_plus_once_per_gap_of_at_least_the_hold_gap(gaps: list[int]) -> None:
+    """For any read timing of one code, the scans are the first read and each read after a
+    gap of at least the hold gap (milliseconds here, so no rounding decides)."""
+    clock = Clock()
+    scan_filter = ScanFilter(hold_gap_ms=200, clock=lambda: clock.now / 1000)
+    clock.now = 0
+    counted = [scan_filter.check(b"111")]
+    for gap in gaps:
+        clock.now += gap
+        counted.append(scan_filter.check(b"111"))
+    accepted = sum(isinstance(v, Accepted) for v in counted)
+    assert accepted == 1 + sum(gap >= 200 for gap in gaps)
 
 
 @given(st.binary(max_size=200))
 def test_any_bytes_give_a_verdict_and_never_raise(raw: bytes) -> None:
     """Whatever a broken scanner sends, the filter answers; accepted codes are clean."""
-    verdict = ScanFilter(prefix="P", max_length=128, debounce_ms=0).check(raw)
+    verdict = ScanFilter(prefix="P", max_length=128, hold_gap_ms=0).check(raw)
     if isinstance(verdict, Accepted):
         assert raw == b"P" + verdict.code.encode("ascii")
         assert verdict.code.isprintable() and verdict.code.isascii()
@@ -156,5 +203,5 @@ def test_any_bytes_give_a_verdict_and_never_raise(raw: bytes) -> None:
 @given(st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), min_size=1))
 def test_printable_ascii_codes_round_trip(code: str) -> None:
     """Every printable ASCII code within max_length is accepted unchanged."""
-    verdict = ScanFilter(max_length=4096, debounce_ms=0).check(code.encode("ascii"))
+    verdict = ScanFilter(max_length=4096, hold_gap_ms=0).check(code.encode("ascii"))
     assert verdict == Accepted(code)

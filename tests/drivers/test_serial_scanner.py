@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -18,6 +19,7 @@ from appliance.drivers.scan_filter import Rejected
 from appliance.drivers.serial_scanner import LineFramer, SerialScanner
 from appliance.drivers.sim.scanner import SimScanner
 from tests.drivers.bus_probe import WAIT, BusProbe
+from tests.drivers.presentations import Script, ScriptedClock, the_issue_script
 
 
 def _open_fds() -> set[str]:
@@ -126,7 +128,7 @@ def test_codes_in_one_write_and_split_across_writes(
     sim: SimScanner, probe: BusProbe, open_scanner: ScannerFactory
 ) -> None:
     """Two codes in one burst are two scans; a code split over several writes is one."""
-    open_scanner(sim.port, debounce_ms=0)
+    open_scanner(sim.port, hold_gap_ms=0)
     probe.wait_health("ok")
     sim.write_raw(b"111\r222\r33")
     probe.wait_scan("222")
@@ -151,42 +153,57 @@ def test_cr_lf_from_a_scanner_set_to_cr_is_tolerated(
         assert not probe.of(ScannerInputRejected)
 
 
-def test_same_code_within_window_posted_once(
+def test_each_presentation_counts_and_a_held_code_counts_once(
     sim: SimScanner, probe: BusProbe, open_scanner: ScannerFactory
 ) -> None:
-    """The same code twice inside debounce_ms is one scan (a sentinel code proves order)."""
-    clock = Clock()
-    open_scanner(sim.port, clock=clock, debounce_ms=800)
+    """Over the pty with the default hold gap: the same code sent at 0.35 s and at 0.6 s
+    intervals counts once per presentation; a code read at 20 Hz for 2 s counts once.
+
+    The scripted clock gives each read the instant the script says, so the verdicts do not
+    depend on how fast this machine moves the bytes.
+    """
+    script = the_issue_script()
+    clock = ScriptedClock(script.instants)
+    open_scanner(sim.port, clock=clock)
     probe.wait_health("ok")
-    sim.scan("111")
-    probe.wait_scan("111")
-    clock.now += 0.3
-    sim.scan("111")
-    sim.scan("999")  # read after the repeat: once it is here, the repeat was handled
-    probe.wait_scan("999")
-    assert [e.code for e in probe.of(BarcodeScanned)] == ["111", "999"]
+    for code in script.codes:
+        sim.scan(code)
+    last = script.expected[-1]
+    probe.wait_scan(last)
+    assert clock.calls == len(script.reads)  # every read reached the filter
+    counted = [e.code for e in probe.of(BarcodeScanned)]
+    assert counted == script.expected
+    assert counted.count("4006381333931") == 6  # at 0.35 s
+    assert counted.count("5012345678900") == 6  # at 0.6 s
+    assert counted.count("7613289024044") == 2  # held for 2 s, then brought back once
 
 
-def test_same_code_after_window_posted_twice(
-    sim: SimScanner, probe: BusProbe, open_scanner: ScannerFactory
+def test_the_old_debounce_setting_is_read_and_ignored(
+    sim: SimScanner,
+    probe: BusProbe,
+    open_scanner: ScannerFactory,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """The same item scanned again after the window counts twice."""
-    clock = Clock()
-    open_scanner(sim.port, clock=clock, debounce_ms=800)
+    """A configuration still saying debounce_ms = 800 loads, says so in the log, and the
+    six yoghurts at 0.35 s still count six."""
+    script = Script()
+    script.present("4006381333931", times=6, every=0.35)
+    script.present("0000000000017", times=1, every=0)
+    with caplog.at_level(logging.WARNING, logger="appliance.drivers.scan_filter"):
+        open_scanner(sim.port, clock=ScriptedClock(script.instants), debounce_ms=800)
+    assert "debounce_ms = 800 is no longer used" in caplog.text
     probe.wait_health("ok")
-    sim.scan("111")
-    first = probe.wait_scan("111")
-    clock.now += 0.9
-    sim.scan("111")
-    probe.wait_scan("111", after=probe.events.index(first) + 1)
-    assert [e.code for e in probe.of(BarcodeScanned)] == ["111", "111"]
+    for code in script.codes:
+        sim.scan(code)
+    probe.wait_scan("0000000000017")
+    assert [e.code for e in probe.of(BarcodeScanned)] == script.expected
 
 
 def test_different_codes_inside_window_both_posted(
     sim: SimScanner, probe: BusProbe, open_scanner: ScannerFactory
 ) -> None:
     """Two different items scanned quickly are two scans."""
-    open_scanner(sim.port, clock=Clock(), debounce_ms=800)
+    open_scanner(sim.port, clock=Clock())
     probe.wait_health("ok")
     sim.scan("111")
     sim.scan("222")
