@@ -177,6 +177,9 @@ class ScreenSettings(_Section, frozen=True):
     thanks_seconds: Annotated[float, msgspec.Meta(ge=1, le=60)] = 6.0
     high_contrast: bool = False
     large_text: bool = False
+    # The beep on a scan the cart takes and the low tone on one it refuses, from 0 to 1 of
+    # full volume; 0 turns them off (a staffed till whose hand scanner beeps by itself).
+    scan_sound_volume: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.5
     # A cashier may give up to this cart discount alone; above it a supervisor approves.
     cashier_discount_percent: Annotated[int, msgspec.Meta(ge=0, le=100)] = 10
     # The e-receipt QR code: "{id}" and "{receipt}" are filled in; empty puts the receipt in it.

@@ -32,8 +32,15 @@ NOTE = (
     "frame that drew it, after glFinish (the pixels are in the framebuffer). Unpaced: frames "
     "back to back (0.2 ms apart), so this is the work, not the wait for a 60 Hz slot. Cart "
     "emptied every {lines} lines (untimed). Raw = a pyserial read loop on its own pty, as "
-    "scan_latency"
+    "scan_latency. Scan sounds at the default volume (SDL's dummy audio device)"
 )
+SOUNDS_NOTE = (
+    "; sounds on vs off: a third run of unpaced scans alternating the scan sounds on (the "
+    "default 0.5, the beep started through SDL_mixer on the dummy audio device) and off "
+    "(volume 0, nothing played), so both halves share the app, the catalog and the "
+    "machine's load; ratio = on / off, 1.0 means the sound adds nothing to the frame"
+)
+SOUND_VOLUME = 0.5
 CHILD_TIMEOUT_S = 900.0
 
 
@@ -138,6 +145,25 @@ def _time(scanning: Scanning, numbers: list[int], warmup: int) -> tuple[list[int
     return [wall for wall, _ in timed], [cpu for _, cpu in timed]
 
 
+def _time_sounds(
+    scanning: Scanning, numbers: list[int], warmup: int
+) -> tuple[list[int], list[int], dict[str, int]]:
+    """Scans alternating sounds on and off: wall nanoseconds of each half, and the plays."""
+    sounds = scanning.app.presenters.scan_sounds
+    if not sounds.tones.loaded:
+        raise RuntimeError("the scan sounds did not load: no audio device to compare with")
+    on: list[int] = []
+    off: list[int] = []
+    for index, number in enumerate(numbers):
+        sounding = index % 2 == 0
+        sounds.tones.set_volume(SOUND_VOLUME if sounding else 0.0)
+        wall, _cpu = scanning.one(number)
+        if index >= 2 * warmup:
+            (on if sounding else off).append(wall)
+    sounds.tones.set_volume(SOUND_VOLUME)
+    return on, off, dict(sounds.played)
+
+
 def _raw(count: int, warmup: int) -> list[int]:
     """The floor: a bare pyserial read loop on a pty of its own, scan_latency's way."""
     samples: list[int] = []
@@ -168,17 +194,21 @@ def measure(sizes: Sizes, size: tuple[int, int]) -> dict[str, Any]:
         fill_s = screen_app.fill_catalog(db, sizes.products)
         screen = {"idle_seconds": 3600, "width": width, "height": height}
         settings = screen_app.settings_for(db, screen)
-        numbers = _codes(sizes.products, 2 * (sizes.scans + sizes.warmup))
-        half = len(numbers) // 2
+        per_run = sizes.scans + sizes.warmup
+        numbers = _codes(sizes.products, 4 * per_run)
         try:
             with screen_app.open_app(settings, frames) as (app, services):
                 frames.until(lambda: screen_app.all_screens_built(app), "every screen built")
                 app.session.go("shop")
                 frames.until(lambda: app.deck is not None and app.deck.current == "shop", "shop")
                 scanning = Scanning(app, services, frames)
-                unpaced, unpaced_cpu = _time(scanning, numbers[:half], sizes.warmup)
+                unpaced, unpaced_cpu = _time(scanning, numbers[:per_run], sizes.warmup)
                 frames.paced = True
-                paced, _ = _time(scanning, numbers[half:], sizes.warmup)
+                paced, _ = _time(scanning, numbers[per_run : 2 * per_run], sizes.warmup)
+                frames.paced = False
+                sounds_on, sounds_off, played = _time_sounds(
+                    scanning, numbers[2 * per_run :], sizes.warmup
+                )
                 loaded = len(services.app.lookup)
         finally:
             frames.close()
@@ -186,6 +216,9 @@ def measure(sizes: Sizes, size: tuple[int, int]) -> dict[str, Any]:
         "unpaced": unpaced,
         "unpaced_cpu": unpaced_cpu,
         "paced": paced,
+        "sounds_on": sounds_on,
+        "sounds_off": sounds_off,
+        "played": played,
         "fill_s": fill_s,
         "loaded": loaded,
     }
@@ -206,6 +239,9 @@ def run(workdir: Path, *, quick: bool) -> list[Row]:
         "unpaced_main_thread_cpu": summary_us(measured["unpaced_cpu"]),
         "paced_60hz": summary_us(paced),
         "raw_pyserial": summary_us(raw),
+        "sounds_on": summary_us(measured["sounds_on"]),
+        "sounds_off": summary_us(measured["sounds_off"]),
+        "sounds_played": measured["played"],
         "cart_lines": CART_LINES,
         "warmup": sizes.warmup,
     }
@@ -235,6 +271,23 @@ def run(workdir: Path, *, quick: bool) -> list[Row]:
                 baseline_name=f"raw pyserial read loop p{q}",
                 ratio=mine / theirs,
                 note=note + extra,
+                details=details,
+            )
+        )
+    sounds_on, sounds_off = measured["sounds_on"], measured["sounds_off"]
+    for q in (50, 99):
+        mine = percentile(sounds_on, q) / NS_PER_MS
+        theirs = percentile(sounds_off, q) / NS_PER_MS
+        rows.append(
+            Row(
+                NAME,
+                f"p{q} scan to frame, sounds on",
+                mine,
+                "ms",
+                baseline=theirs,
+                baseline_name=f"the same scans with sounds off, interleaved, p{q}",
+                ratio=mine / theirs,
+                note=note + SOUNDS_NOTE,
                 details=details,
             )
         )

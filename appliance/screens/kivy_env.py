@@ -46,6 +46,9 @@ def prepare_kivy(home: Path, screen: ScreenSettings, *, offscreen: bool = False)
     os.environ["KIVY_NO_FILELOG"] = "1"  # logs go to journald through Python logging
     os.environ["KIVY_LOG_MODE"] = "PYTHON"
     os.environ.setdefault("KIVY_NO_CONSOLELOG", "1")
+    # SDL_mixer plays a preloaded tone from memory the moment play() is called; the
+    # ffpyplayer and GStreamer providers start a decoder for every play (scan_sounds.py).
+    os.environ.setdefault("KIVY_AUDIO", "sdl2")
     if offscreen:
         # Real OpenGL (Mesa) without a display: screenshots are real pixels.
         os.environ["SDL_VIDEODRIVER"] = "offscreen"

@@ -16,6 +16,7 @@ from appliance.screens.customer.still_there_presenter import IdlePresenter
 from appliance.screens.presenters.cart import CartPresenter
 from appliance.screens.presenters.context import ScreenContext
 from appliance.screens.presenters.input_router import InputRouter
+from appliance.screens.scan_sounds import ScanSounds
 from appliance.screens.staff.access import StaffAccess
 from appliance.screens.staff.cash_presenter import CashPresenter
 from appliance.screens.staff.login_presenter import StaffLoginPresenter
@@ -47,6 +48,8 @@ class Presenters:
     refund: RefundPresenter
     parked: ParkedPresenter
     staff_status: StaffStatusPresenter
+    # Not a view's presenter: the sound each scan makes.
+    scan_sounds: ScanSounds
 
     def by_name(self) -> dict[str, object]:
         """Each presenter under its field name, for the app to expose to `.kv` rules."""
@@ -59,6 +62,8 @@ def build_presenters(ctx: ScreenContext) -> Presenters:
     The order is also the order in which they subscribe to the bus: keep it, and every
     event reaches them in the order the screens were written against.
     """
+    sounds = ScanSounds.for_screens(ctx)
+    sounds.listen_before(ctx.bus)  # sees each scan before any screen handles it...
     cart = CartPresenter(ctx)
     router = InputRouter(ctx, cart.scan)
     staff_check = StaffCheck(ctx)
@@ -75,6 +80,7 @@ def build_presenters(ctx: ScreenContext) -> Presenters:
     refund = RefundPresenter(ctx, router)
     parked = ParkedPresenter(ctx, cart)
     staff_status = StaffStatusPresenter(ctx)
+    sounds.listen_after(ctx.bus)  # ...and after they all have: did the cart take it?
     return Presenters(
         cart=cart,
         router=router,
@@ -92,6 +98,7 @@ def build_presenters(ctx: ScreenContext) -> Presenters:
         refund=refund,
         parked=parked,
         staff_status=staff_status,
+        scan_sounds=sounds,
     )
 
 
