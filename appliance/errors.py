@@ -45,6 +45,10 @@ class TenderError(DomainError):
     """Tenders do not settle the cart (too little, change from a card, ...)."""
 
 
+class SalesPausedError(DomainError):
+    """No new sale may start now (the data partition is below its reserve or failed)."""
+
+
 class DocumentError(DomainError):
     """A refund or void does not fit the sale it references."""
 
@@ -59,6 +63,22 @@ class StoreError(ApplianceError):
 
 class SchemaTooNewError(StoreError):
     """The database was written by a newer appliance than this one."""
+
+
+class StorageFaultError(StoreError):
+    """The disk under the database failed the write: full, read-only or an I/O error."""
+
+
+class StorageFullError(StorageFaultError):
+    """The data partition (or the database's size limit) has no room left."""
+
+
+class StorageReadOnlyError(StorageFaultError):
+    """The data partition is read-only, as the kernel leaves it after SD-card errors."""
+
+
+class StorageIOError(StorageFaultError):
+    """The SD card or disk returned an I/O error, or the database file is damaged."""
 
 
 class CatalogImportError(ApplianceError):

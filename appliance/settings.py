@@ -130,9 +130,19 @@ class StoreSettings(_Section, frozen=True):
 
 
 class DatabaseSettings(_Section, frozen=True):
-    """Where the local store lives."""
+    """Where the local store lives, and the room kept free on its partition."""
 
     path: str = "/var/lib/appliance/appliance.db"
+    # Below this much free space no new sale starts (the one in progress finishes): it
+    # covers a sale, its payment journal writes and a WAL checkpoint (up to ~32 MB).
+    reserve_mb: Annotated[float, msgspec.Meta(ge=0, le=1_000_000)] = 64.0
+    # How often the free space is looked at, off the commit path.
+    storage_check_seconds: Annotated[float, msgspec.Meta(ge=0.1, le=600)] = 5.0
+
+    @property
+    def reserve_bytes(self) -> int:
+        """The reserve in bytes."""
+        return int(self.reserve_mb * 1024 * 1024)
 
 
 class HubSettings(_Section, frozen=True):

@@ -16,7 +16,7 @@ from appliance.core.events import Event, EventBus, SaleCommitted
 from appliance.core.sale import Sale, SaleDraft, draft_sale
 from appliance.core.tax import TaxPolicy
 from appliance.core.tender import Tender
-from appliance.errors import CartError
+from appliance.errors import CartError, SalesPausedError
 
 
 class SaleRecorder(Protocol):
@@ -68,6 +68,7 @@ class Checkout:
         self._cart = Cart(currency)
         self._lock = threading.Lock()  # held only to check and swap the cart, never for I/O
         self._paying = False
+        self._paused = ""  # why no new sale may start, or ""
 
     @property
     def cart(self) -> Cart:
@@ -79,14 +80,26 @@ class Checkout:
         """True while a sale of this cart is being stored: the cart is held."""
         return self._paying
 
+    @property
+    def paused(self) -> str:
+        """Why no new sale may start now, or "" when sales are open."""
+        return self._paused
+
+    def pause_new_sales(self, reason: str) -> None:
+        """Refuse new carts while `reason` holds ("" reopens); the cart in progress may be paid."""
+        self._paused = reason
+
     def totals(self) -> CartTotals:
         """What the cart costs now."""
         return self._cart.totals(self._policy)
 
     def scan(self, code: str) -> Cart:
-        """Add the product for a barcode or SKU; raises BarcodeError or UnknownProductError."""
+        """Add the product for a barcode or SKU; raises BarcodeError or UnknownProductError.
+
+        Raises SalesPausedError when the cart is empty and new sales are paused.
+        """
         product = find_product(self._catalog, code, self._rules)
-        return self._change(lambda cart: cart.add(product))
+        return self._change(lambda cart: self._starting(cart).add(product))
 
     def set_quantity(self, line_id: int, quantity: int) -> Cart:
         """Change a line's quantity."""
@@ -122,6 +135,7 @@ class Checkout:
         def take(current: Cart) -> Cart:
             if not current.is_empty:
                 raise CartError("finish or park the cart in progress before resuming another")
+            self._starting(current)
             return cart
 
         return self._change(take)
@@ -177,6 +191,12 @@ class Checkout:
 
     def _changed(self, cart: Cart) -> None:
         self._bus.post(CartChanged(len(cart.lines), cart.totals(self._policy).total))
+
+    def _starting(self, cart: Cart) -> Cart:
+        """`cart` itself; refused when it is empty (a new sale) while sales are paused."""
+        if self._paused and cart.is_empty:
+            raise SalesPausedError(f"no new sale now: {self._paused}")
+        return cart
 
     def _refuse_while_paying(self) -> None:
         if self._paying:

@@ -12,12 +12,14 @@ from peewee import SqliteDatabase
 from appliance.core.checkout import Checkout
 from appliance.core.clock import Clock, SystemClock
 from appliance.core.events import EventBus
+from appliance.core.storage import StorageChanged, StorageStatus
 from appliance.device_settings import HardwareSettings
 from appliance.drivers.base import DeviceBase
 from appliance.drivers.escpos_cache import use_profile_cache
 from appliance.drivers.manager import DeviceManager, snapshot_path_for
 from appliance.errors import ApplianceError
 from appliance.service.clock_check import ClockCheck
+from appliance.service.storage_watch import StorageWatch
 from appliance.settings import Settings
 from appliance.store.catalog import SqliteCatalog
 from appliance.store.catalog_versions import CatalogVersions
@@ -38,6 +40,11 @@ if TYPE_CHECKING:
     from appliance.service.simulation import Simulation
 
 log = logging.getLogger(__name__)
+
+
+def _pause_for(checkout: Checkout, status: StorageStatus) -> None:
+    """New sales wait while the data partition is short or failing; the sale in progress ends."""
+    checkout.pause_new_sales("" if status.accepting_sales else status.headline())
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +83,7 @@ class Appliance:
     ledger: SalesLedger
     checkout: Checkout
     stores: Stores
+    storage: StorageWatch  # the data partition: free space and faults, read from memory
     devices: DeviceManager | None = None
     # The simulators and `appliance sim`'s socket, in simulate mode with no devices configured.
     simulation: Simulation | None = None
@@ -117,7 +125,23 @@ class Appliance:
             bus=bus,
             barcode_rules=store.barcode_rules(),
         )
-        return cls(settings, db, bus, catalog, lookup, ledger, checkout, Stores.over(db, settings))
+        database = settings.database
+        storage = StorageWatch(
+            path.parent,
+            database.reserve_bytes,
+            bus,
+            interval_seconds=database.storage_check_seconds,
+        )
+        db.fault_listener = storage.fault
+        bus.subscribe(StorageChanged, lambda event: _pause_for(checkout, event.status))
+        return cls(
+            settings, db, bus, catalog, lookup, ledger, checkout, Stores.over(db, settings), storage
+        )
+
+    def watch_storage(self) -> None:
+        """Look at the data partition now and from here on; new sales wait while it is short."""
+        self.storage.start()
+        _pause_for(self.checkout, self.storage.status)
 
     def open_devices(self, *, simulate: bool, route_input: bool = True) -> DeviceManager:
         """Build and open every configured device; simulated, the lab fills in the rest.
@@ -211,6 +235,7 @@ class Appliance:
     def close(self) -> None:
         """Close the devices and the database; safe to call twice."""
         self.close_devices()
+        self.storage.close()
         self.lookup.wait_for_reload()
         if not self.db.is_closed():
             self.db.close()

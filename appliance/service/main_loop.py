@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import logging
 import signal
+import sqlite3
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import Protocol
+
+from peewee import DatabaseError
 
 from appliance.core.events import SaleCommitted, ShutdownRequested
 from appliance.service.assembly import Appliance
@@ -102,11 +105,17 @@ def run(
 
 
 class IdleCheckpointer:
-    """Checkpoints the WAL while the till is idle, so no sale's commit pays for it."""
+    """Checkpoints the WAL while the till is idle, so no sale's commit pays for it.
+
+    A checkpoint that fails (a full or failing disk) is logged once and left for later: the
+    committed sales are safe in the WAL, and housekeeping never takes the appliance down.
+    """
 
     def __init__(self, app: Appliance) -> None:
         self._db = app.db
+        self._storage = app.storage
         self._pending = False
+        self._failing = False
         app.bus.subscribe(SaleCommitted, self._written)
 
     def _written(self, _event: SaleCommitted) -> None:
@@ -114,8 +123,18 @@ class IdleCheckpointer:
 
     def idle(self) -> None:
         """Called when a tick passed without events."""
-        if self._pending:
+        if not self._pending or self._storage.status.failed:
+            return  # a failed disk is watched elsewhere; retrying each tick would only log
+        try:
             self._pending = not checkpoint(self._db)
+        except (DatabaseError, sqlite3.Error) as err:
+            if not self._failing:
+                log.error("WAL checkpoint failed, the sales stay in the WAL: %s", err)
+            self._failing = True
+            return
+        if self._failing:
+            log.info("WAL checkpoint works again")
+        self._failing = False
 
 
 def ready_status(services: Running) -> str:

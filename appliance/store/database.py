@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from peewee import SqliteDatabase
+from peewee import DatabaseError, SqliteDatabase
 
+from appliance.core.storage import StorageState
 from appliance.store.migrations import SCHEMA_VERSION
+from appliance.store.storage_faults import storage_fault
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +30,51 @@ PRAGMAS = {
 }
 
 
-def open_database(path: str | Path) -> SqliteDatabase:
+# Told of each disk failure a statement meets: (state, the kernel's or SQLite's words).
+FaultListener = Callable[[StorageState, str], None]
+
+
+class ApplianceDatabase(SqliteDatabase):
+    """SQLite with the appliance's pragmas; a disk failure is reported as what it is."""
+
+    fault_listener: FaultListener | None = None
+
+    def execute_sql(self, sql: str, params: Any = None) -> Any:
+        """Run a statement; a disk failure is told to the listener before it is raised."""
+        try:
+            return super().execute_sql(sql, params)
+        except DatabaseError as err:
+            notice_fault(self, err)
+            raise
+
+    def commit(self) -> None:
+        """Commit; a disk failure is told to the listener before it is raised."""
+        try:
+            super().commit()
+        except DatabaseError as err:
+            notice_fault(self, err)
+            raise
+
+    def rollback(self) -> None:
+        """Roll back, unless SQLite already did (after SQLITE_FULL or an I/O error).
+
+        A ROLLBACK then would fail with "no transaction is active" and hide the real error.
+        """
+        if not self.is_closed() and not self.connection().in_transaction:
+            log.debug("rollback skipped: SQLite already rolled the transaction back")
+            return
+        super().rollback()
+
+
+def notice_fault(db: SqliteDatabase, err: BaseException) -> None:
+    """Tell `db`'s listener if `err` is a disk failure (full, read-only, I/O error)."""
+    listener = getattr(db, "fault_listener", None)
+    found = storage_fault(err)
+    if listener is not None and found is not None:
+        listener(found[0], str(found[1]))
+
+
+def open_database(path: str | Path) -> ApplianceDatabase:
     """Open (creating the folder if needed) the appliance database with its pragmas.
 
     A database written by a newer appliance is opened without switching its journal mode
@@ -39,7 +87,7 @@ def open_database(path: str | Path) -> SqliteDatabase:
         if _stored_version(location) > SCHEMA_VERSION:
             log.warning("%s was written by newer software; opening it without changes", location)
             pragmas = {k: v for k, v in PRAGMAS.items() if k != "journal_mode"}
-    db = SqliteDatabase(str(location), pragmas=pragmas, autoconnect=True)
+    db = ApplianceDatabase(str(location), pragmas=pragmas, autoconnect=True)
     db.connect(reuse_if_open=True)
     return db
 

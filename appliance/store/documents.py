@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -14,8 +15,10 @@ from peewee import DatabaseError, SqliteDatabase
 
 from appliance.core.ids import receipt_number
 from appliance.core.sale import Sale, SaleDraft
-from appliance.errors import DocumentError, StoreError
+from appliance.errors import DocumentError
+from appliance.store.database import notice_fault
 from appliance.store.payment_attempts import settle_in_commit
+from appliance.store.storage_faults import store_error
 
 log = logging.getLogger(__name__)
 
@@ -146,9 +149,11 @@ class SalesLedger:
         """
         try:
             return self._commit(draft)
-        except DatabaseError as err:
-            # A locked or failing database is the store's error, with SQLite's reason.
-            raise StoreError(f"the sale could not be stored: {err}") from err
+        except (DatabaseError, sqlite3.Error) as err:
+            # A locked or failing database is the store's error, with the real reason: a
+            # full or failing disk says so, whatever SQLite raised on the way out.
+            notice_fault(self._db, err)
+            raise store_error(err, "the sale could not be stored") from err
 
     def _commit(self, draft: SaleDraft) -> Sale:
         if draft.clock_verified and not self._clock_verified():

@@ -29,7 +29,9 @@ from peewee import DatabaseError, SqliteDatabase
 from appliance.core.cart import Cart
 from appliance.core.payment import Outcome, PaymentRequest, PaymentResult
 from appliance.core.sale import Sale
-from appliance.errors import DocumentError, DomainError, StoreError
+from appliance.errors import DocumentError, DomainError
+from appliance.store.database import notice_fault
+from appliance.store.storage_faults import store_error
 
 log = logging.getLogger(__name__)
 
@@ -212,7 +214,8 @@ class PaymentAttempts:
                     self._db.execute_sql(_ANSWER, (*_answer_fields(found), now, original))
                 self._db.execute_sql(_INSERT, (*row, original, None, now, now))
         except (DatabaseError, sqlite3.Error) as err:
-            raise StoreError(f"the payment journal could not be written: {err}") from err
+            notice_fault(self._db, err)
+            raise store_error(err, "the payment journal could not be written") from err
         log.warning("card payment %s: reversal %s pending", original, request.merchant_reference)
 
     def reversal_of(self, original: str) -> PaymentAttempt | None:
@@ -338,20 +341,23 @@ class PaymentAttempts:
                     changed = connection.execute(sql, params).rowcount
                     connection.execute("COMMIT")
                 except BaseException:
-                    connection.execute("ROLLBACK")
+                    if connection.in_transaction:  # SQLite rolls back by itself on a full disk
+                        connection.execute("ROLLBACK")
                     raise
             finally:
                 if not durable:
                     connection.execute("PRAGMA synchronous = FULL")
         except (DatabaseError, sqlite3.Error) as err:
-            raise StoreError(f"the payment journal could not be written: {err}") from err
+            notice_fault(self._db, err)
+            raise store_error(err, "the payment journal could not be written") from err
         return int(changed)
 
     def _read(self, sql: str, params: tuple[object, ...]) -> list[tuple[object, ...]]:
         try:
             return list(self._db.execute_sql(sql, params).fetchall())
         except (DatabaseError, sqlite3.Error) as err:
-            raise StoreError(f"the payment journal could not be read: {err}") from err
+            notice_fault(self._db, err)
+            raise store_error(err, "the payment journal could not be read") from err
 
 
 def settle_in_commit(cursor: sqlite3.Cursor, sale: Sale, moment: str) -> None:

@@ -16,7 +16,8 @@ from datetime import UTC, datetime
 from peewee import DatabaseError, SqliteDatabase
 
 from appliance.core.staff import badge_key
-from appliance.errors import StaffError, StoreError, TenderError
+from appliance.errors import StaffError, TenderError
+from appliance.store.storage_faults import store_error
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ def _stored(action: str) -> Iterator[None]:
     try:
         yield
     except DatabaseError as err:
-        raise StoreError(f"the card could not be {action}: {err}") from err
+        raise store_error(err, f"the card could not be {action}") from err
 
 
 class StoredValueAccounts:

@@ -12,7 +12,7 @@ from peewee import SqliteDatabase
 
 from appliance.core.catalog import Product
 from appliance.core.sale import Sale, SaleDraft
-from appliance.errors import DocumentError
+from appliance.errors import DocumentError, StoreError
 from appliance.store import documents
 from appliance.store.catalog import SqliteCatalog
 from appliance.store.database import integrity_problems
@@ -162,8 +162,9 @@ def test_a_failing_statement_leaves_nothing_of_the_document(
     before = snapshot()
     draft = break_it(sale_draft(SHOP, [("COLA", 2), ("BREAD", 1), ("BEER", 1)]), monkeypatch)
 
-    with pytest.raises(sqlite3.IntegrityError, match="NOT NULL"):
+    with pytest.raises(StoreError, match="could not be stored: NOT NULL") as refused:
         ledger.commit(draft)
+    assert isinstance(refused.value.__cause__, sqlite3.IntegrityError)
 
     assert snapshot() == before, "part of the failed document was kept"
     assert ledger.get(draft.id) is None
