@@ -18,6 +18,7 @@ from kivy.lang import Builder
 from kivy.properties import BooleanProperty
 from kivy.uix.floatlayout import FloatLayout
 
+from appliance.screens.customer.sim_requests import SimPayRequests
 from appliance.screens.deck import ScreenDeck
 from appliance.screens.i18n import tr
 from appliance.screens.kivy_env import drawn_offscreen
@@ -101,6 +102,12 @@ class KioskApp(App):
         # `.kv` rules reach presenters as `app.cart`, `app.till`...: the same typed objects.
         for name, presenter in self.presenters.by_name().items():
             setattr(self, name, presenter)
+        if (simulation := services.app.simulation) is not None:
+            # `appliance sim pay` is then the customer pressing Pay: the screen decides.
+            presenters = self.presenters
+            requests = SimPayRequests(self.ctx, presenters.cart, presenters.payment)
+            simulation.serve_screen(requests)
+            self.bind(on_stop=lambda *_args: simulation.serve_screen(None))
         self.deck: ScreenDeck | None = None
         self._last_event = self._last_activity = time.monotonic()
         self._heap_trimmed = True  # settle_heap trims once the screens are built

@@ -194,7 +194,8 @@ class HeadlessTill:
 
     def _answered(self, event: CardAnswered) -> None:
         if self._stopped or event.request is not self._request or not self._waiting:
-            log.warning("answer for %s dropped", event.request.merchant_reference)
+            if self._stopped or self._request is not None:  # else the screen's payment
+                log.warning("answer for %s dropped", event.request.merchant_reference)
             return
         self._waiting = False
         result = event.result
@@ -306,8 +307,13 @@ class HeadlessTill:
     def _check_can_pay(self) -> None:
         if self.busy:
             raise TenderError(self.busy)
-        if self._checkout.cart.is_empty:
+        cart = self._checkout.cart
+        if cart.is_empty:
             raise CartError("the cart is empty: scan something first")
+        if pending := cart.pending_age_checks:
+            # Before the terminal is asked: the sale would be refused after the charge.
+            names = ", ".join(line.name for line in pending)
+            raise CartError(f"age check needed for: {names}")
 
     def _forget(self, error: ApplianceError | None = None) -> None:
         """The attempt is over (sold, declined, settled): the cart may change again."""

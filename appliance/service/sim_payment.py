@@ -1,17 +1,19 @@
-"""`appliance sim pay|settle`: the control socket's way to the headless till's intents.
+"""`appliance sim pay|settle`: the control socket's way to the till's intents.
 
 The control socket answers each connection on its own thread; the cart belongs to the main
-loop. So a request is posted to the bus with a Future, the main loop runs it as an intent
-of the HeadlessTill (the kiosk's path), and the socket thread waits for the outcome. A payment
-waiting for a slow terminal blocks only its own connection.
+loop. So a request is posted to the bus with a Future, the main loop runs it as an intent,
+and the socket thread waits for the outcome. A payment waiting for a slow terminal blocks
+only its own connection. Headless, the HeadlessTill runs the intent; with a checkout screen,
+the screen does (`serve`), so it decides as it would for a customer pressing Pay.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from appliance.core.card_payment import PAY_TIMEOUT_SECONDS, SETTLEMENTS, Settlement
 from appliance.core.events import Event, EventBus
@@ -21,15 +23,34 @@ from appliance.errors import ApplianceError, DomainError
 from appliance.service.card_gate import CardGate
 from appliance.service.headless_till import HeadlessTill
 
+log = logging.getLogger(__name__)
+
 # The terminal has PAY_TIMEOUT_SECONDS to answer; the main loop needs a moment after that.
 REPLY_SECONDS = PAY_TIMEOUT_SECONDS + 30.0
 
 
+class PaymentScreen(Protocol):
+    """A checkout screen taking `sim pay`, `sim cancel-payment` and `sim settle` as intents.
+
+    Called on the main thread. Each answers through `reply` once the screen has decided (a
+    sale, None, or why it refused), and never blocks: a terminal's answer comes later.
+    """
+
+    def pay(self, method: str, reply: Future[Sale]) -> None:
+        """Pay for the cart as the screen would: "card" or "cash"."""
+
+    def cancel_payment(self, reply: Future[None]) -> None:
+        """Ask the terminal to abort the screen's card payment."""
+
+    def settle(self, settlement: Settlement, reference: str, reply: Future[Sale | None]) -> None:
+        """Staff decide the screen's card payment in doubt."""
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class TillRequested(Event):
-    """A `sim` command for the headless till: its intent runs on the main loop."""
+    """A `sim` command for the till or the screen: its intent runs on the main loop."""
 
-    intent: Callable[[HeadlessTill, Future[Any]], None]  # answers through the Future
+    intent: Callable[[Future[Any]], None]  # answers through the Future
     reply: Future[Any]
 
 
@@ -42,7 +63,12 @@ class SimPayment:
         self._bus = bus
         self._till = till
         self._gate = gate
+        self._screen: PaymentScreen | None = None
         bus.subscribe(TillRequested, self._run)
+
+    def serve(self, screen: PaymentScreen | None) -> None:
+        """From now on `screen` takes pay, cancel and settle (None: the till again); main thread."""
+        self._screen = screen
 
     def commands(self) -> dict[str, Command]:
         """The control commands this adds."""
@@ -73,12 +99,18 @@ class SimPayment:
     def pay(self, request: Request) -> Answer:
         """Ask the main loop to pay; blocks the calling (socket) thread for the answer."""
         method = request.get("method", "cash")
-        if method == "cash":
-            sale: Sale = self._ask(lambda till, reply: reply.set_result(till.pay_cash()))
-        elif method == "card":
-            sale = self._ask(lambda till, reply: till.pay_card(reply))
-        else:
+        if method not in ("cash", "card"):
             raise ValueError(f"method: expected cash or card, not {method!r}")
+
+        def pay(reply: Future[Sale]) -> None:
+            if self._screen is not None:
+                self._screen.pay(method, reply)
+            elif method == "cash":
+                reply.set_result(self._till.pay_cash())
+            else:
+                self._till.pay_card(reply)
+
+        sale: Sale = self._ask(pay)
         return {"receipt": sale.receipt_number, "total": sale.total}
 
     def settle(self, request: Request) -> Answer:
@@ -90,9 +122,14 @@ class SimPayment:
         if not isinstance(reference, str):
             raise ValueError("reference: expected a string")
         decided = cast(Settlement, settlement)
-        sale: Sale | None = self._ask(
-            lambda till, reply: reply.set_result(till.settle(decided, reference))
-        )
+
+        def settle(reply: Future[Sale | None]) -> None:
+            if self._screen is not None:
+                self._screen.settle(decided, reference, reply)
+            else:
+                reply.set_result(self._till.settle(decided, reference))
+
+        sale: Sale | None = self._ask(settle)
         answer: dict[str, Any] = {"settled": settlement}
         if sale is not None:
             answer |= {"receipt": sale.receipt_number, "total": sale.total}
@@ -101,21 +138,26 @@ class SimPayment:
     def cancel(self, _request: Request) -> Answer:
         """Ask the terminal to abort; the payment's own caller hears how it ended."""
 
-        def cancel(till: HeadlessTill, reply: Future[None]) -> None:
-            till.cancel_card()
-            reply.set_result(None)
+        def cancel(reply: Future[None]) -> None:
+            if self._screen is not None:
+                self._screen.cancel_payment(reply)
+            else:
+                self._till.cancel_card()
+                reply.set_result(None)
 
         self._ask(cancel)
         return {}
 
-    def _ask(self, intent: Callable[[HeadlessTill, Future[Any]], None]) -> Any:
+    def _ask(self, intent: Callable[[Future[Any]], None]) -> Any:
         reply: Future[Any] = Future()
         self._bus.post(TillRequested(intent, reply))
         return reply.result(timeout=REPLY_SECONDS)
 
     def _run(self, event: TillRequested) -> None:
         try:
-            event.intent(self._till, event.reply)
-        except ApplianceError as err:
+            event.intent(event.reply)
+        except Exception as err:  # the caller waits on the reply: it always gets one
+            if not isinstance(err, ApplianceError):
+                log.exception("sim request failed")
             if not event.reply.done():
                 event.reply.set_exception(err)

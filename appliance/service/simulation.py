@@ -2,8 +2,9 @@
 
 The demo store (products, staff, a stored-value card), the simulator lab (on the far side
 of the real transports), the NFC simulator started after READY=1 (nfcpy is slow to
-import), and the control socket `appliance sim ...` talks to. The control socket drives
-the simulators, and pays and settles through the HeadlessTill, on the kiosk's own path.
+import), and the control socket `appliance sim ...` talks to. The control socket drives the
+simulators, and pays and settles through the checkout screen when one serves
+(`serve_screen`), else through the HeadlessTill, on the kiosk's own path.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from appliance.service.assembly import Appliance
     from appliance.service.card_gate import CardGate
     from appliance.service.headless_till import HeadlessTill
+    from appliance.service.sim_payment import PaymentScreen, SimPayment
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +61,7 @@ class Simulation:
         self.lab = lab
         self.socket_path = socket_path
         self.control: ControlServer | None = None
+        self.payment: SimPayment | None = None  # `sim pay|settle`, with a till to act on
         self._late_start: threading.Thread | None = None
         self.configured: dict[str, HardwareSettings] = {}  # real devices beside the simulated
         self.simulate_nfc = True
@@ -108,7 +111,8 @@ class Simulation:
         if till is not None:
             from appliance.service.sim_payment import SimPayment
 
-            commands |= SimPayment(bus, till, lambda: gate).commands()
+            self.payment = SimPayment(bus, till, lambda: gate)
+            commands |= self.payment.commands()
         server = ControlServer(self.socket_path, commands)
         try:
             server.open()
@@ -122,6 +126,11 @@ class Simulation:
                 target=self._start_nfc, args=(devices,), name="sim-late-start", daemon=True
             )
             self._late_start.start()
+
+    def serve_screen(self, screen: PaymentScreen | None) -> None:
+        """The screen decides `sim pay|cancel-payment|settle` (None: the till); main thread."""
+        if self.payment is not None:
+            self.payment.serve(screen)
 
     def stop_control(self) -> None:
         """Stop answering and wait for the late start, before the devices close; safe twice."""

@@ -20,6 +20,8 @@ from appliance.screens.presenters.messages import customer_message
 log = logging.getLogger(__name__)
 
 SCREEN = "age_check"
+# Staff may check the ID while the customer still shops: a badge there approves at once.
+BASKET_SCREENS = ("shop", "browse")
 
 
 class AgeCheckPresenter(EventDispatcher):
@@ -41,6 +43,8 @@ class AgeCheckPresenter(EventDispatcher):
         self._staff = staff
         self._shown = False
         router.on_tap(SCREEN, self._tapped)
+        for screen in BASKET_SCREENS:
+            router.on_tap(screen, self._tapped_at_basket)
         ctx.session.bind(screen=self._screen_changed)
 
     def remove_restricted(self) -> None:
@@ -69,13 +73,28 @@ class AgeCheckPresenter(EventDispatcher):
     def _tapped(self, event: CardTapped) -> None:
         self._staff.badge(event.uid)
 
+    def _tapped_at_basket(self, event: CardTapped) -> None:
+        if not self._ctx.checkout.cart.pending_age_checks:
+            log.info("card %s ignored: no item waits for an ID check", event.uid)
+            return
+        member = self._ctx.stores.staff.by_badge(event.uid)
+        if member is None:
+            log.info("card %s is not a staff badge", event.uid)
+            self._ctx.session.say(self._ctx.tr._("This card is not a staff badge."), "warning")
+            return
+        self._approve(member)
+
     def _approved(self, member: StaffMember) -> None:
+        if self._approve(member):
+            self._ctx.session.go("payment")
+
+    def _approve(self, member: StaffMember) -> bool:
         try:
             self._ctx.checkout.approve_age(member.staff_id)
         except DomainError as err:
             self._ctx.session.say(customer_message(self._ctx.tr, err), "warning")
-            return
+            return False
         log.info("age check approved by staff %s", member.staff_id)
         self._cart.refresh()
         self._ctx.session.say(self._ctx.tr._("Approved by {name}.").format(name=member.name))
-        self._ctx.session.go("payment")
+        return True

@@ -94,6 +94,8 @@ class PaymentPresenter(EventDispatcher):
     split_offer = StringProperty("")  # "Pay 1.00 with this card and the rest by card"
     split_paid = StringProperty("")  # what the bank card paid of a split, for its panes
 
+    __events__ = ("on_paid",)  # (sale): a sale paid on this screen was stored
+
     def __init__(
         self, ctx: ScreenContext, router: InputRouter, staff: StaffCheck, **kwargs: Any
     ) -> None:
@@ -154,6 +156,28 @@ class PaymentPresenter(EventDispatcher):
             "card-payment",
             lambda: ask_terminal(terminal, request, bus, journal=journal, cart=cart),
         )
+
+    def take_cash(self) -> None:
+        """Staff took the exact total in cash for the cart (`appliance sim pay cash`)."""
+        if self.state not in ("choose", "declined", "cancelled"):
+            return
+        total = self._ctx.checkout.totals().total
+        who = self._sale_staff(None)
+        self.notice = ""
+        self.state = "saving"
+        self._ctx.writes.run(lambda: self._store([Tender("cash", total)], who), self._cash_stored)
+
+    def _cash_stored(self, sale: Sale | None, _error: ApplianceError | None) -> None:
+        if sale is not None:
+            self._finish(sale)
+            return
+        self.notice = self._ctx.tr._("The payment did not go through. Please try again.")
+        self.state = "choose"
+
+    @property
+    def attempt_reference(self) -> str:
+        """The card attempt in progress or in doubt on this screen; empty when none."""
+        return self._request.merchant_reference if self._request is not None else ""
 
     def cancel_card(self) -> None:
         """Ask the terminal to stop; the state changes when the terminal answers."""
@@ -329,8 +353,12 @@ class PaymentPresenter(EventDispatcher):
 
     def _finish(self, sale: Sale) -> None:
         log.info("sale %s paid", sale.receipt_number)
+        self.dispatch("on_paid", sale)  # before the state: "choose" alone is no outcome
         self.state = "choose"
         self._ctx.session.finished(sale.id)
+
+    def on_paid(self, sale: Sale) -> None:
+        """Default handler of the `on_paid` event."""
 
     def _forget_card(self) -> None:
         self._request = self._result = self._resolver = None

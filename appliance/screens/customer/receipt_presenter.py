@@ -38,6 +38,9 @@ THANKS = "thanks"
 QR_THANKS_FACTOR = 3
 # Health reasons (set by the printer adapter) that stop a receipt from printing.
 STOPPED_REASONS = frozenset({"paper out", "cover open", "printer offline"})
+# The printer says nothing unasked: while the choice is up, it is asked again this often, so
+# paper running out (or put back) changes what is offered before the customer touches Print.
+PRINTER_RECHECK_SECONDS = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +73,8 @@ class ReceiptPresenter(EventDispatcher):
         self._sale: Sale | None = None
         self._last_committed: Sale | None = None  # from the bus: never read back from the store
         self._home_timer: ClockEvent | None = None
+        self._recheck: ClockEvent | None = None
+        self._asking = False  # a status request is with the printer
         ctx.bus.subscribe(PrinterChecked, self._printer_checked)
         ctx.bus.subscribe(DeviceHealthChanged, self._health_changed)
         ctx.bus.subscribe(ReceiptQueued, self._queued)
@@ -129,7 +134,11 @@ class ReceiptPresenter(EventDispatcher):
     def _screen_changed(self, _session: Any, screen: str) -> None:
         if screen == SCREEN:
             self._offer(self._ctx.session.last_sale_id)
-        elif screen == THANKS:
+            if self._recheck is None:
+                self._recheck = Clock.schedule_interval(self._ask_printer, PRINTER_RECHECK_SECONDS)
+            return
+        self._stop_recheck()
+        if screen == THANKS:
             seconds = self._ctx.settings.screen.thanks_seconds
             if self.choice == "qr":
                 seconds *= QR_THANKS_FACTOR
@@ -140,6 +149,12 @@ class ReceiptPresenter(EventDispatcher):
     def _stop(self) -> None:
         self._stopped = True
         self._cancel_timer()
+        self._stop_recheck()
+
+    def _stop_recheck(self) -> None:
+        if self._recheck is not None:
+            self._recheck.cancel()
+            self._recheck = None
 
     def _cancel_timer(self) -> None:
         if self._home_timer is not None:
@@ -161,7 +176,15 @@ class ReceiptPresenter(EventDispatcher):
             self._printer_off(tr._("There is no printer here. Take a QR receipt instead."))
             return
         self._judge_health(printer.health)
-        # Health may be old news (paper taken out since): ask the printer itself, off-thread.
+        # Health may be old news (paper taken out since): ask the printer itself.
+        self._ask_printer()
+
+    def _ask_printer(self, _dt: float = 0.0) -> None:
+        """Ask the printer for its status off-thread, one request at a time."""
+        printer = self._printer()
+        if printer is None or self._asking:
+            return
+        self._asking = True
         bus = self._ctx.bus
         run_in_background("printer-status", lambda: bus.post(PrinterChecked(printer.status())))
 
@@ -177,6 +200,7 @@ class ReceiptPresenter(EventDispatcher):
     # -- the printer -------------------------------------------------------------------
 
     def _printer_checked(self, event: PrinterChecked) -> None:
+        self._asking = False
         if self._stopped or self._ctx.session.screen != SCREEN:
             return
         tr = self._ctx.tr
