@@ -40,20 +40,24 @@ class PostgresCluster:
 
     def start(self, timeout: float = 30.0) -> None:
         """Create the cluster and start the server; wait until it accepts connections."""
-        import psycopg2
-
-        data = str(self.datadir / "data")
         subprocess.run(
             [
-                *(str(self.bindir / "initdb"), "-D", data, "-A", "trust", "-U", "hub"),
-                *("-E", "UTF8", "--no-sync"),
+                *(str(self.bindir / "initdb"), "-D", str(self.datadir / "data")),
+                *("-A", "trust", "-U", "hub", "-E", "UTF8", "--no-sync"),
             ],
             check=True,
             capture_output=True,
             user=self.uid,
             cwd=self.datadir,
         )
-        log = (self.datadir / "postgres.log").open("wb")
+        self.launch(timeout)
+
+    def launch(self, timeout: float = 30.0) -> None:
+        """Start the server on the cluster (again after `stop`, same port and data); wait."""
+        import psycopg2
+
+        data = str(self.datadir / "data")
+        log = (self.datadir / "postgres.log").open("ab")
         self.process = subprocess.Popen(
             [
                 *(str(self.bindir / "postgres"), "-D", data, "-c", "fsync=off"),
@@ -96,12 +100,16 @@ class PostgresCluster:
             connection.close()
         return f"postgresql://hub@127.0.0.1:{self.port}/{name}"
 
-    def stop(self) -> None:
-        """Fast shutdown of the server we started (SIGINT to its PID); safe twice."""
+    def stop(self, how: signal.Signals = signal.SIGINT) -> None:
+        """Shut down the server we started, by its PID; safe twice; `launch` starts it again.
+
+        SIGINT is a fast shutdown (sessions are ended, their transactions rolled back);
+        SIGQUIT an immediate one, like a crash (crash recovery at the next start).
+        """
         process, self.process = self.process, None
         if process is None:
             return
-        process.send_signal(signal.SIGINT)
+        process.send_signal(how)
         try:
             process.wait(timeout=20)
         except subprocess.TimeoutExpired:
