@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import click
+from peewee import DatabaseError
 
 from appliance import __version__
 from appliance.errors import ApplianceError
@@ -12,16 +13,22 @@ from hub.cli_command import FLEET_COMMANDS
 from hub.cli_fleet import fleet
 from hub.cli_sales import sales
 from hub.cli_serve import serve
+from hub.storage_faults import driver_message, storage_fault
 
 
 class _Group(click.Group):
-    """Turns the hub's own errors into one clear line and exit status 1."""
+    """Turns the hub's own errors and database faults into one clear line and exit status 1."""
 
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
         except ApplianceError as err:
             raise click.ClickException(str(err)) from err
+        except DatabaseError as err:
+            fault = storage_fault(err)
+            if fault is None:
+                raise  # a bug, not the database's state: keep the traceback
+            raise click.ClickException(f"{fault.value} ({driver_message(err)})") from err
 
 
 @click.group(cls=_Group)

@@ -5,6 +5,10 @@ shared subscriptions; each has its own client id. paho's network thread only que
 arrives; one worker thread decodes, writes the database and publishes the answers, so a
 slow database never stalls the MQTT keepalive. A sales acknowledgement is published only
 after the batch's transaction has committed.
+
+When the database fails (full, unreachable, an I/O error) nothing is acknowledged and the
+devices keep resending; the worker says so once (hub/storage_faults.py), reconnects as
+needed and serves again as soon as a write succeeds, without a restart.
 """
 
 from __future__ import annotations
@@ -38,6 +42,13 @@ from appliance.mqtt.payloads import (
     encode,
 )
 from hub.ingest import DeviceRecords, IngestResult, SalesIngest
+from hub.storage_faults import (
+    StorageFault,
+    StorageWatch,
+    driver_message,
+    reset_connection,
+    storage_fault,
+)
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +90,7 @@ class HubStats:
     malformed: int = 0  # undecodable, wrong shape, newer schema, wrong device
     unhandled: int = 0  # a topic this worker has no handler for
     failures: int = 0  # a handler raised (database down, ...); the device will resend
+    db_reconnects: int = 0  # the database connection was found dead and opened again
 
 
 class Ingestor(Protocol):
@@ -102,6 +114,8 @@ class HubServer:
 
     Extra `handlers` map a device topic function (e.g. topics.command_update) to a callable
     run on the worker thread; raising DecodeError there counts the message as malformed.
+    A handler must be safe to run twice: it is run again on a new connection when the
+    database connection turns out dead (a restart or failover since the last message).
     """
 
     def __init__(
@@ -120,6 +134,7 @@ class HubServer:
         self._clock = clock or SystemClock()
         self._ingest: Ingestor = ingest or SalesIngest(db, clock=self._clock)
         self._devices = DeviceRecords(db, clock=self._clock)
+        self._storage = StorageWatch(self.worker_id, self._clock)  # the worker thread's
         self._routes: dict[Callable[[str], str], Handler] = {
             topics.sales_up: self._on_sales,
             topics.status: self._on_status,
@@ -145,6 +160,11 @@ class HubServer:
         """A snapshot of the counters."""
         with self._lock:
             return HubStats(**self._counts)
+
+    @property
+    def storage_fault(self) -> StorageFault | None:
+        """The database fault the last message met (None: it was stored); any thread."""
+        return self._storage.fault
 
     def publish(self, topic: str, payload: bytes, *, qos: int = 1) -> None:
         """Send a message to a device (catalog chunks, ...); thread-safe, queued by paho."""
@@ -291,7 +311,7 @@ class HubServer:
                 self._count("received")
                 self._dispatch(item)
         finally:
-            self._db.close()  # this thread's connection
+            reset_connection(self._db)  # this thread's connection, even a dead one
 
     def _dispatch(self, item: Inbound) -> None:
         handler = next(
@@ -307,13 +327,50 @@ class HubServer:
             log.debug("no handler for %s", item.topic)
             return
         try:
-            handler(item)
+            self._run(handler, item)
         except DecodeError as err:
             self._count("malformed")
             log.warning("malformed message on %s: %s", item.topic, err)
-        except Exception:  # a handler must never end the worker; the device will resend
+        except Exception as err:  # a handler must never end the worker; the device will resend
             self._count("failures")
-            log.exception("handling %s failed", item.topic)
+            fault = storage_fault(err)
+            if fault is None:
+                log.exception("handling %s failed", item.topic)
+                return
+            if fault is StorageFault.UNREACHABLE:
+                reset_connection(self._db)  # the next message connects afresh
+            self._storage.failed(fault, err)  # logged once per outage, not per message
+        else:
+            if self._storage.succeeded():
+                self._resync_statuses()
+
+    def _run(self, handler: Handler, item: Inbound) -> None:
+        """Run a handler; once more on a new connection if the one it used was dead."""
+        try:
+            handler(item)
+        except Exception as err:
+            if (
+                self._storage.fault is not None
+                or storage_fault(err) is not StorageFault.UNREACHABLE
+            ):
+                raise
+            # peewee keeps a connection the server dropped (a restart or failover since the
+            # last message) and fails every query on it; one retry on a new connection makes
+            # that invisible to the device. During an outage the retry would only fail again.
+            reset_connection(self._db)
+            self._count("db_reconnects")
+            log.info(
+                "hub worker %s: database connection lost (%s); reconnecting",
+                self.worker_id,
+                driver_message(err),
+            )
+            handler(item)
+
+    def _resync_statuses(self) -> None:
+        """Have the broker send every retained device status again, after a storage outage."""
+        # Births and wills that came while the database failed were dropped; subscribing
+        # again makes the broker resend each device's retained status (retain handling 0).
+        self._client.subscribe([(topic, 1) for topic in topics.hub_subscriptions()])
 
     def _on_sales(self, item: Inbound) -> None:
         batch = decode(item.payload, SalesBatch)
