@@ -24,7 +24,6 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import psycopg2
 import pytest
 from click.testing import CliRunner
 from peewee import Database
@@ -307,6 +306,8 @@ class HeldInsert:
     """Makes the hub's insert of one sale wait on an advisory lock a session of ours holds."""
 
     def __init__(self, url: str, seq: int) -> None:
+        import psycopg2  # present once running_postgres has checked for it
+
         self.seq = seq
         self._session = psycopg2.connect(url)
         self._session.autocommit = True
