@@ -70,6 +70,16 @@ class Answer:
     err: str
 
 
+@dataclass
+class Running:
+    """An `appliance` process started in the background, and where its output goes."""
+
+    process: subprocess.Popen[bytes]
+    out: Path
+    err: Path
+    name: str
+
+
 class Walk:
     """The kiosk on the real window and the `appliance sim` command beside it."""
 
@@ -84,6 +94,10 @@ class Walk:
 
     def run(self, *args: str, timeout: float = COMMAND_SECONDS) -> Answer:
         """Run `appliance ARGS` as a shell would, pumping the window until it exits."""
+        return self.finish(self.start(*args), timeout)
+
+    def start(self, *args: str) -> Running:
+        """Start `appliance ARGS` in the background (`&` in a shell)."""
         self.runs += 1
         out = self.tmp_path / f"run-{self.runs}.out"
         err = self.tmp_path / f"run-{self.runs}.err"
@@ -92,15 +106,18 @@ class Walk:
             process = subprocess.Popen(
                 [str(script), *args], stdout=stdout, stderr=stderr, stdin=subprocess.DEVNULL
             )
+        return Running(process, out, err, " ".join(args))
+
+    def finish(self, running: Running, timeout: float = COMMAND_SECONDS) -> Answer:
+        """Pump the window until the command exits; how it ended."""
+        process = running.process
         try:
-            self.kiosk.wait_for(
-                lambda: process.poll() is not None, timeout, f"`appliance {' '.join(args)}`"
-            )
+            self.kiosk.wait_for(lambda: process.poll() is not None, timeout, running.name)
         finally:
             if process.poll() is None:
                 process.kill()
                 process.wait()
-        return Answer(process.returncode, out.read_text(), err.read_text())
+        return Answer(process.returncode, running.out.read_text(), running.err.read_text())
 
     def ok(self, *args: str, timeout: float = COMMAND_SECONDS) -> dict[str, object]:
         """Run `appliance sim ARGS`, which must succeed; its JSON answer."""
@@ -341,3 +358,31 @@ def test_every_line_of_the_readme_walk_does_what_it_says_with_the_window_open(wa
     assert not missing, f"README lines this walk does not check: {missing}"
     for line in lines:
         STEPS[" ".join(line.args)](walk, line)
+
+
+def test_cancel_and_cash_from_the_shell_are_what_the_screen_does(walk: Walk) -> None:
+    """`sim cancel-payment` is Cancel while the terminal waits; `sim pay cash` is staff taking
+    the exact total: the screen stores that sale and offers its receipt."""
+    kiosk = walk.kiosk
+    walk.ok("scan", "4006381333931")
+    walk.wait_for_row(COFFEE)
+    assert walk.ok("terminal", "timeout") == {"ok": True, "terminal": "timeout"}
+    paying = walk.start("sim", "pay", "card")
+    kiosk.wait_for(lambda: kiosk.app.payment.state == "waiting", STEP_SECONDS, "the terminal")
+    walk.shows("Follow the instructions on the card terminal.")
+
+    assert walk.ok("cancel-payment") == {"ok": True}
+
+    paid = walk.finish(paying, PAY_SECONDS)
+    assert paid.code != 0 and "card payment cancelled" in paid.err, paid
+    walk.shows("Payment cancelled")
+    assert walk.rows() == [COFFEE] and kiosk.services.app.ledger.count() == 0
+
+    cash = walk.ok("pay", "cash", timeout=PAY_SECONDS)
+
+    kiosk.wait_for_screen("receipt")
+    walk.shows(f"Receipt {cash['receipt']}")
+    sale = kiosk.services.app.ledger.get(kiosk.app.session.last_sale_id)
+    assert sale is not None and [(t.kind, t.amount) for t in sale.tenders] == [
+        ("cash", cash["total"])
+    ]

@@ -22,6 +22,7 @@ from appliance.store.payment_attempts import PaymentAttempt
 
 COFFEE = "4006381333931"
 CHOCOLATE = "7613289024044"
+WINE = "8000320010149"  # 18+: the cart waits for a member of staff's ID check
 WAIT_SECONDS = 10.0
 PAY_SECONDS = 60.0  # how long a test's client waits for a payment's answer
 
@@ -253,3 +254,18 @@ def test_a_link_dropped_after_the_charge_was_acknowledged_completes_the_sale_onc
     [attempt] = [a for a in [till.app.stores.payments.get(t.reference) for t in sale.tenders] if a]
     assert (attempt.state, attempt.sale_id) == ("settled", sale.id)
     assert attempt.receipt_number == f"{emulator.book[0].receipt_number:04d}"
+
+
+def test_a_cart_waiting_for_an_id_check_is_refused_before_the_terminal_is_asked(
+    till: Till,
+) -> None:
+    """The sale would be refused after the charge: the card was charged and left open."""
+    till.scan_into_cart(WINE)
+
+    answer = till.ask("pay", method="card")
+
+    assert answer == {"ok": False, "error": "age check needed for: Red wine 0.75 l"}
+    emulator = till.app.lab.terminal if till.app.lab is not None else None
+    assert emulator is not None
+    assert emulator.book == [] and (0x06, 0x01) not in [a.command for a in emulator.received]
+    assert till.attempts() == [] and till.app.ledger.count() == 0
