@@ -32,6 +32,7 @@ class FleetEntry:
     outbox_depth: int | None
     catalog_version: int | None
     sales_upto_seq: int
+    storage: str  # ok, low, full, read_only or io_error; "" when the device did not say
     telemetry: dict[str, Any] | None
 
 
@@ -56,6 +57,7 @@ def fleet_entries(db: Database, device: str | None = None) -> Iterator[FleetEntr
             outbox_depth=report.outbox_depth if report else None,
             catalog_version=report.catalog_version if report else None,
             sales_upto_seq=int(row["upto_seq"] or 0),
+            storage=report.storage.state if report and report.storage else "",
             telemetry=json.loads(row["telemetry"]) if report else None,
         )
 
@@ -72,7 +74,7 @@ _json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON 
 @db_option
 @_json_option
 def list_command(db_url: str, as_json: bool) -> None:
-    """One line per appliance: online, last seen, session, firmware, outbox, catalog."""
+    """One line per appliance: online, last seen, session, firmware, outbox, catalog, storage."""
     db = _open(db_url)
     try:
         entries = list(fleet_entries(db))
@@ -81,7 +83,9 @@ def list_command(db_url: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps([_public(e) for e in entries], indent=2))
         return
-    table = Table("device", "online", "last seen (UTC)", "bd_seq", "firmware", "outbox", "catalog")
+    table = Table(
+        "device", "online", "last seen (UTC)", "bd_seq", "firmware", "outbox", "catalog", "storage"
+    )
     for e in entries:
         table.add_row(
             e.device,
@@ -91,6 +95,7 @@ def list_command(db_url: str, as_json: bool) -> None:
             e.firmware or "-",
             _maybe(e.outbox_depth),
             _maybe(e.catalog_version),
+            e.storage or "-",
         )
     console = Console()
     console.print(table)
@@ -144,6 +149,11 @@ def show_command(device: str, db_url: str, as_json: bool) -> None:
     for key in ("at", "uptime_s", "disk_free_bytes", "cpu_temp_c", "malformed_messages"):
         if key in telemetry:
             fields[key.replace("_", " ")] = _maybe(telemetry[key])
+    storage = telemetry.get("storage") or {}
+    if storage:
+        fields["storage"] = storage.get("problem") or (
+            f"{storage['state']}, {storage['free_bytes'] // (1024 * 1024)} MiB free"
+        )
     for health in telemetry.get("devices") or []:
         reason = f" ({health['reason']})" if health.get("reason") else ""
         fields[f"{health['kind']} {health['device']}"] = f"{health['state']}{reason}"

@@ -6,14 +6,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from peewee import SqliteDatabase
+from peewee import DatabaseError, SqliteDatabase
 
 from appliance import __version__
+from appliance.core.events import EventBus
 from appliance.core.money import Money
 from appliance.core.offline_limits import offline_block
 from appliance.drivers.manager import read_snapshot, snapshot_path_for
+from appliance.errors import StorageFaultError
 from appliance.service.clock_check import kernel_clock_synchronised
 from appliance.service.offline_card_limits import limits_from
+from appliance.service.storage_watch import StorageWatch
 from appliance.settings import Settings, resolve_config_path
 from appliance.store.catalog import SqliteCatalog
 from appliance.store.database import open_database
@@ -21,6 +24,7 @@ from appliance.store.documents import SalesLedger
 from appliance.store.migrations import SCHEMA_VERSION, check_not_newer
 from appliance.store.outbox import SalesOutbox
 from appliance.store.payment_attempts import PaymentAttempts
+from appliance.store.storage_faults import store_error
 
 # The flashable image writes its version here at build time; a developer's machine has none.
 IMAGE_VERSION_FILE = Path("/etc/appliance-image-version")
@@ -47,10 +51,39 @@ def collect_status(settings: Settings, config_option: str | None) -> dict[str, A
         "device_id": settings.device.id,
         "config": str(config) if config.exists() else None,
         "database": {"path": str(path), "exists": path.exists()},
+        "storage": collect_storage(settings),
         "devices": collect_devices(settings),
     }
     if not path.exists():
         return report
+    try:
+        _collect_store(report, settings, path)
+    except (StorageFaultError, DatabaseError) as err:  # a failing card: say what was read, and why
+        report["database"]["error"] = str(store_error(err, "the database could not be read"))
+    return report
+
+
+def collect_storage(settings: Settings) -> dict[str, Any]:
+    """The data partition now: its state against the reserve, free space, what uses it.
+
+    A look, not a probe: nothing is written, so it is safe on a failing card.
+    """
+    folder = Path(settings.database.path).parent
+    if not folder.is_dir():
+        return {"state": "unknown", "problem": f"{folder} does not exist"}
+    watch = StorageWatch(folder, settings.database.reserve_bytes, EventBus())
+    status = watch.check()
+    return {
+        "state": status.state,
+        "free_bytes": status.free_bytes,
+        "total_bytes": status.total_bytes,
+        "reserve_bytes": status.reserve_bytes,
+        "problem": "" if status.accepting_sales else status.describe(),
+    }
+
+
+def _collect_store(report: dict[str, Any], settings: Settings, path: Path) -> None:
+    """What the database holds, added to `report`."""
     db = open_database(path)
     try:
         version = check_not_newer(db)
@@ -60,7 +93,7 @@ def collect_status(settings: Settings, config_option: str | None) -> dict[str, A
             "size_bytes": path.stat().st_size,
         }
         if version == 0:
-            return report
+            return
         ledger = SalesLedger(db, settings.device.receipt_prefix)
         catalog = SqliteCatalog(db)
         outbox = SalesOutbox(db)
@@ -89,7 +122,6 @@ def collect_status(settings: Settings, config_option: str | None) -> dict[str, A
             }
     finally:
         db.close()
-    return report
 
 
 def _payments_in_doubt(db: SqliteDatabase, settings: Settings) -> list[dict[str, Any]]:
@@ -165,6 +197,8 @@ def render_status(report: dict[str, Any]) -> None:
     for key, value in _flatten(rest):
         table.add_row(key, "-" if value is None else str(value))
     console.print(table)
+    if problem := report.get("storage", {}).get("problem"):
+        console.print(f"[bold red]{problem}[/]")
     offline = report.get("payments", {}).get("offline")
     if offline is not None:
         limits = offline["limits"]

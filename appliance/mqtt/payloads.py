@@ -87,6 +87,19 @@ class OfflineCardsReport(Payload, frozen=True, kw_only=True):
     blocked: str = ""
 
 
+class StorageReport(Payload, frozen=True, kw_only=True):
+    """The data partition as the device last saw it, from memory (sent even when it fails).
+
+    `state` is ok, low (below the reserve: no new sale starts), full, read_only or io_error.
+    """
+
+    state: str
+    free_bytes: int
+    total_bytes: int
+    reserve_bytes: int
+    problem: str = ""  # what staff are told, with the numbers; "" when ok
+
+
 class Telemetry(Payload, frozen=True, kw_only=True):
     """Health on an interval."""
 
@@ -101,6 +114,7 @@ class Telemetry(Payload, frozen=True, kw_only=True):
     malformed_messages: int = 0
     devices: list[DeviceHealthReport] = []
     offline_cards: OfflineCardsReport | None = None  # None when the journal could not be read
+    storage: StorageReport | None = None  # None from devices older than the storage watch
 
 
 class ProductPayload(Payload, frozen=True, kw_only=True):

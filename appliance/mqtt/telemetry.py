@@ -21,10 +21,17 @@ from appliance.core.clock import Clock, SystemClock
 from appliance.core.closing import Closing
 from appliance.core.devices import DeviceHealth, DeviceHealthChanged
 from appliance.core.offline_limits import OfflineLimits, OfflineUsageLike, offline_block
+from appliance.core.storage import StorageStatus
 from appliance.errors import ApplianceError
 from appliance.mqtt import topics
 from appliance.mqtt.link import HubLink, LinkState
-from appliance.mqtt.payloads import DeviceHealthReport, OfflineCardsReport, Telemetry, encode
+from appliance.mqtt.payloads import (
+    DeviceHealthReport,
+    OfflineCardsReport,
+    StorageReport,
+    Telemetry,
+    encode,
+)
 from appliance.store.outbox import SalesOutbox
 
 log = logging.getLogger(__name__)
@@ -122,6 +129,7 @@ class TelemetryBuilder:
         data_dir: Path,
         malformed: Callable[[], int] = lambda: 0,
         offline_cards: Callable[[], OfflineCardsReport | None] = lambda: None,
+        storage: Callable[[], StorageStatus] | None = None,
         clock: Clock | None = None,
         thermal_zone: Path = THERMAL_ZONE,
         firmware: str = __version__,
@@ -132,6 +140,8 @@ class TelemetryBuilder:
         self._data_dir = data_dir
         self._malformed = malformed
         self._offline_cards = offline_cards
+        self._storage = storage
+        self._last_figures: dict[str, int] = {}  # what was read last, sent while reads fail
         self._clock = clock or SystemClock()
         self._thermal = thermal_zone
         self._firmware = firmware
@@ -144,8 +154,8 @@ class TelemetryBuilder:
             at=self._clock.now().isoformat(),
             firmware=self._firmware,
             uptime_s=round(self._clock.monotonic() - self._started, 3),
-            outbox_depth=self._outbox.depth(),
-            catalog_version=self._catalog_version(),
+            outbox_depth=self._figure("outbox_depth", self._outbox.depth),
+            catalog_version=self._figure("catalog_version", self._catalog_version),
             disk_free_bytes=free_disk(self._data_dir),
             cpu_temp_c=cpu_temperature(self._thermal),
             malformed_messages=self._malformed(),
@@ -154,6 +164,33 @@ class TelemetryBuilder:
                 for h in devices
             ],
             offline_cards=self._offline_cards(),
+            storage=self._storage_report(),
+        )
+
+    def _figure(self, name: str, read: Callable[[], int]) -> int:
+        """A figure read from the database, or the last one read when the disk fails now.
+
+        Health must still reach the hub from a device whose card fails: that is when the
+        fleet admin needs it most.
+        """
+        try:
+            value = read()
+        except Exception as err:
+            log.warning("telemetry: %s not read, sending the last one: %s", name, err)
+            return self._last_figures.get(name, 0)
+        self._last_figures[name] = value
+        return value
+
+    def _storage_report(self) -> StorageReport | None:
+        if self._storage is None:
+            return None
+        status = self._storage()
+        return StorageReport(
+            state=status.state,
+            free_bytes=status.free_bytes,
+            total_bytes=status.total_bytes,
+            reserve_bytes=status.reserve_bytes,
+            problem="" if status.accepting_sales else status.describe(),
         )
 
 
@@ -204,6 +241,10 @@ class TelemetryPublisher(Closing):
     def __enter__(self) -> TelemetryPublisher:
         self.start()
         return self
+
+    def nudge(self) -> None:
+        """Send fresh telemetry soon, from the timer thread (any thread may call this)."""
+        self._wake.set()
 
     def publish_now(self) -> bool:
         """Build and publish once (any thread); False when the link is down."""

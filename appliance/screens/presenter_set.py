@@ -9,6 +9,7 @@ from kivy.app import App
 from appliance.screens.customer.age_check_presenter import AgeCheckPresenter
 from appliance.screens.customer.browse_presenter import BrowsePresenter
 from appliance.screens.customer.locked_presenter import LockNotice
+from appliance.screens.customer.out_of_order_presenter import OutOfOrderNotice
 from appliance.screens.customer.payment_presenter import PaymentPresenter
 from appliance.screens.customer.receipt_presenter import ReceiptPresenter
 from appliance.screens.customer.staff_pin_presenter import StaffCheck
@@ -40,6 +41,7 @@ class Presenters:
     receipt: ReceiptPresenter
     idle: IdlePresenter
     lock_notice: LockNotice
+    out_of_order: OutOfOrderNotice
     # Staff mode.
     staff_access: StaffAccess
     staff_login: StaffLoginPresenter
@@ -73,6 +75,7 @@ def build_presenters(ctx: ScreenContext) -> Presenters:
     receipt = ReceiptPresenter(ctx)
     idle = IdlePresenter(ctx)
     lock_notice = LockNotice(ctx, router)
+    out_of_order = OutOfOrderNotice(ctx, router)
     staff_access = StaffAccess(ctx)
     staff_login = StaffLoginPresenter(ctx, staff_access, router)
     till = TillPresenter(ctx, cart)
@@ -91,6 +94,7 @@ def build_presenters(ctx: ScreenContext) -> Presenters:
         receipt=receipt,
         idle=idle,
         lock_notice=lock_notice,
+        out_of_order=out_of_order,
         staff_access=staff_access,
         staff_login=staff_login,
         till=till,

@@ -60,7 +60,7 @@ ROW_CLASSES = ("CartRow", "TillRow")
 ROW_HEIGHT_DP = 64
 # Screens no sale shows (the checkout closed by staff): their first draw may come cold, and
 # drawn ahead their layout and GL state would be resident all day for nothing.
-NOT_IN_A_SALE = frozenset({"locked"})
+NOT_IN_A_SALE = frozenset({"locked", "out_of_order"})
 QR_PIXELS = 4  # a QR code in miniature: an rgba texture, magnified with nearest filtering
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from appliance.core.devices import DeviceHealthChanged
 from appliance.core.events import SaleCommitted
+from appliance.core.storage import StorageChanged
 from appliance.drivers.manager import DeviceManager
 from appliance.errors import ConfigError
 from appliance.mqtt import topics
@@ -74,11 +75,14 @@ class HubConnection:
                     limits_from(app.settings.payments),
                     app.settings.store.currency,
                 ).report,
+                storage=lambda: app.storage.status,
             ),
             health=board.snapshot,
             interval_s=hub.telemetry_seconds,
         )
         app.bus.subscribe(SaleCommitted, lambda _event: self.uploader.wake())
+        # The hub hears of a storage change at once, not at the next interval.
+        app.bus.subscribe(StorageChanged, lambda _event: self.telemetry.nudge())
         # Catalog deltas and snapshots are applied on their own worker, never the main loop.
         self.catalog = CatalogSync(
             app.db, device_id, lambda topic, payload: link.publish(topic, payload, qos=1)

@@ -165,9 +165,10 @@ class StorageWatch:
         total = stat.f_blocks * stat.f_frsize
         current = self._status
         state, detail = self._state_for(current, free, stat)
-        usage = current.usage
-        if state != "ok" and (state != current.state or not usage):
-            usage = folder_usage(self.folder)
+        usage: tuple[tuple[str, int], ...] = ()
+        if state != "ok":  # staff are shown what takes the space; looked up once per fault
+            usage = current.usage if state == current.state and current.usage else ()
+            usage = usage or folder_usage(self.folder)
         with self._lock:
             if self._status is not current and self._status.state != current.state:
                 return self._status  # a fault arrived while this look was on the disk

@@ -42,7 +42,7 @@ class ApplianceDatabase(SqliteDatabase):
     def execute_sql(self, sql: str, params: Any = None) -> Any:
         """Run a statement; a disk failure is told to the listener before it is raised."""
         try:
-            return super().execute_sql(sql, params)
+            return super().execute_sql(sql, params)  # type: ignore[no-untyped-call]
         except DatabaseError as err:
             notice_fault(self, err)
             raise
@@ -60,7 +60,8 @@ class ApplianceDatabase(SqliteDatabase):
 
         A ROLLBACK then would fail with "no transaction is active" and hide the real error.
         """
-        if not self.is_closed() and not self.connection().in_transaction:
+        connection = None if self.is_closed() else self.connection()  # type: ignore[no-untyped-call]
+        if connection is not None and not connection.in_transaction:
             log.debug("rollback skipped: SQLite already rolled the transaction back")
             return
         super().rollback()

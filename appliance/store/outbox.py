@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from peewee import SqliteDatabase
+from peewee import DatabaseError, SqliteDatabase
+
+from appliance.store.storage_faults import store_error
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,8 +45,11 @@ class SalesOutbox:
             return int(cursor.rowcount)
 
     def depth(self) -> int:
-        """How many documents wait for the hub."""
-        return int(self._db.execute_sql("SELECT COUNT(*) FROM outbox").fetchone()[0])
+        """How many documents wait for the hub; StoreError (saying why) if it cannot be read."""
+        try:
+            return int(self._db.execute_sql("SELECT COUNT(*) FROM outbox").fetchone()[0])
+        except DatabaseError as err:
+            raise store_error(err, "the outbox could not be read") from err
 
     def oldest_sequence(self) -> int | None:
         """The lowest sequence still waiting, or None when empty."""

@@ -20,6 +20,7 @@ from appliance.mqtt.payloads import (
     HubState,
     SaleEnvelope,
     SalesBatch,
+    StorageReport,
     Telemetry,
     encode,
 )
@@ -141,6 +142,13 @@ def fleet_db(broker: MosquittoBroker, hub_db: Database, db_path: Path) -> Path:
             catalog_version=42,
             disk_free_bytes=123456,
             cpu_temp_c=51.5,
+            storage=StorageReport(
+                state="low",
+                free_bytes=123456,
+                total_bytes=8 << 20,
+                reserve_bytes=1 << 20,
+                problem="storage low: below the reserve, new sales are refused",
+            ),
         )
         kiosk.publish(topics.health("kiosk-1"), encode(report))
         kiosk.publish(topics.sales_up("kiosk-1"), encode(batch("kiosk-1", [1, 2, 3])))
@@ -169,6 +177,7 @@ def test_fleet_list_shows_every_appliance(fleet_db: Path) -> None:
         "outbox_depth": 7,
         "catalog_version": 42,
         "sales_upto_seq": 3,
+        "storage": "low",
     }
     assert (entries["kiosk-2"]["online"], entries["kiosk-2"]["bd_seq"]) == (False, 9)
     table = CliRunner().invoke(fleet, ["list", "--db", url(fleet_db)])
@@ -190,6 +199,7 @@ def test_fleet_show_details_one_appliance(fleet_db: Path) -> None:
         "cpu temp c 51.5",
     ):
         assert expected in lines, result.output
+    assert "storage low: below the reserve" in result.output
     as_json = json.loads(
         CliRunner().invoke(fleet, ["show", "kiosk-1", "--json", "--db", url(fleet_db)]).output
     )

@@ -13,4 +13,5 @@ CUSTOMER_SCREENS: dict[str, str] = {
     "receipt": "appliance.screens.customer.receipt:ReceiptScreen",
     "thanks": "appliance.screens.customer.thanks:ThanksScreen",
     "locked": "appliance.screens.customer.locked:LockedScreen",
+    "out_of_order": "appliance.screens.customer.out_of_order:OutOfOrderScreen",
 }

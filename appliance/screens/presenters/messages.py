@@ -9,6 +9,7 @@ from appliance.errors import (
     BarcodeError,
     CartError,
     DeviceError,
+    SalesPausedError,
     TenderError,
     UnknownProductError,
 )
@@ -24,6 +25,8 @@ def customer_message(tr: Translator, err: ApplianceError) -> str:
         return tr._("We could not find this item. Please try again or ask for help.")
     if isinstance(err, BarcodeError):
         return tr._("This barcode could not be read. Please scan it again.")
+    if isinstance(err, SalesPausedError):
+        return tr._("This checkout cannot start a new sale now. Please ask a member of staff.")
     if isinstance(err, TenderError):
         return tr._("The payment did not go through. Please try again.")
     if isinstance(err, CartError):

@@ -17,6 +17,7 @@ from kivy.properties import (
 
 from appliance.core.events import KioskLockChanged
 from appliance.core.staff import StaffMember
+from appliance.core.storage import StorageChanged, StorageStatus
 from appliance.screens.i18n import Translator
 from appliance.service.lifecycle import Running
 
@@ -24,6 +25,7 @@ log = logging.getLogger(__name__)
 
 MESSAGE_SECONDS = 6.0
 LOCKED_SCREEN = "locked"
+OUT_OF_ORDER_SCREEN = "out_of_order"
 
 
 class KioskSession(EventDispatcher):
@@ -34,6 +36,8 @@ class KioskSession(EventDispatcher):
     language = StringProperty("en")
     languages = ListProperty()
     locked = BooleanProperty(False)
+    # Why the data partition cannot take a new sale (staff's words), or "" while it can.
+    storage_problem = StringProperty("")
     # Set while a payment is with the terminal: the idle reset must not clear a paying cart.
     busy = BooleanProperty(False)
     message = StringProperty("")
@@ -56,12 +60,16 @@ class KioskSession(EventDispatcher):
         fleet = getattr(hub, "fleet", None) if hub is not None else None
         self.locked = bool(fleet is not None and fleet.lock.locked)
         services.app.bus.subscribe(KioskLockChanged, self._lock_changed)
+        self._storage(services.app.storage.status)
+        services.app.bus.subscribe(StorageChanged, lambda event: self._storage(event.status))
 
     @property
     def home(self) -> str:
         """Where a finished or abandoned sale returns to."""
         if self.locked:
             return LOCKED_SCREEN
+        if self.storage_problem and self.mode == "kiosk":
+            return OUT_OF_ORDER_SCREEN
         if self.mode == "staff":
             return "till" if self.staff is not None else "staff_login"
         return "welcome"
@@ -129,6 +137,16 @@ class KioskSession(EventDispatcher):
             log.info("staff %s logged out", self.staff.staff_id)
         self.staff = None
         self.go_home()
+
+    def _storage(self, status: StorageStatus) -> None:
+        """A sale in progress finishes; home becomes "out of order" until the storage is back."""
+        self.storage_problem = "" if status.accepting_sales else status.describe()
+        if self.mode != "kiosk":
+            return
+        # Only from the screens no sale is on: a customer mid-sale is never cut off.
+        idle_screen = OUT_OF_ORDER_SCREEN if not self.storage_problem else "welcome"
+        if self.screen == idle_screen:
+            self.go_home()
 
     def _lock_changed(self, event: KioskLockChanged) -> None:
         self.locked = event.locked

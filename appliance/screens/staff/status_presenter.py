@@ -218,11 +218,26 @@ class StaffStatusPresenter(EventDispatcher):
             self._acked_upto = acked
             self._last_sync = datetime.now().astimezone()
 
+    def _storage_row(self) -> dict[str, str]:
+        """The data partition, from memory: free space, or what is wrong with it."""
+        tr = self._ctx.tr
+        status = self._ctx.services.app.storage.status
+        if status.accepting_sales:
+            free = tr._("{free} MiB free").format(free=status.free_bytes // (1024 * 1024))
+            return {"label": tr._("Storage"), "value": free, "state": "ok"}
+        state = "degraded" if status.state == "low" else "offline"
+        return {"label": tr._("Storage"), "value": status.describe(), "state": state}
+
     def _sync_rows(self) -> list[dict[str, str]]:
         tr = self._ctx.tr
-        depth = self._outbox.depth()
+        rows = [self._storage_row()]
+        try:
+            depth = self._outbox.depth()
+        except ApplianceError as err:  # a failing card: the row says so, the screen stays up
+            log.error("outbox not read: %s", err)
+            rows.append({"label": tr._("Waiting to send"), "value": str(err), "state": "offline"})
+            return rows
         waiting = tr.n_("{count} document", "{count} documents", depth).format(count=depth)
-        rows = []
         if self._hub is None:
             rows.append(
                 {"label": tr._("Hub"), "value": tr._("No hub configured"), "state": "degraded"}
