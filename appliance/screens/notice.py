@@ -1,11 +1,15 @@
-"""A full-screen notice for a kiosk that cannot sell yet: not provisioned, or its file refused.
+"""A full-screen notice for a kiosk that cannot sell: not provisioned, its file refused, or
+its storage failed.
 
-The image's boot service writes the text to a file and starts this instead of the checkout;
-the text is read again every few seconds, so a fix shows without a restart.
+The image's boot service (or the appliance itself, see `appliance.service.storage_hold`)
+writes the text to a file and shows this instead of the checkout; the text is read again
+every few seconds, so a fix shows without a restart.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from kivy.app import App
@@ -16,6 +20,8 @@ from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.label import Label
 
 from appliance.screens.theme import NORMAL
+
+log = logging.getLogger(__name__)
 
 RELOAD_SECONDS = 3.0
 UNREADABLE = "This device cannot start. Please ask staff."
@@ -36,9 +42,11 @@ class NoticeApp(App):
 
     title = "appliance"
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, until: Callable[[], bool] | None = None) -> None:
+        """`until`, if given, is asked at each reload; the notice closes once it says True."""
         super().__init__()
         self.path = path
+        self.until = until
         self.heading = Label(font_size=sp(34), bold=True, color=NORMAL["text"], halign="center")
         self.body = Label(font_size=sp(22), color=NORMAL["muted"], halign="center")
 
@@ -50,10 +58,16 @@ class NoticeApp(App):
             # Wrap to the screen's width; a long key path must not run off the edge.
             label.bind(width=lambda lbl, width: setattr(lbl, "text_size", (width, None)))
             root.add_widget(label)
-        self.reload()
+        # The first look once the window is drawn, so whoever waits for it sees the notice.
+        Clock.schedule_once(lambda _dt: self.reload(), 0)
         Clock.schedule_interval(lambda _dt: self.reload(), RELOAD_SECONDS)
+        self.heading.text, self.body.text = notice_text(self.path)
+        log.info("notice shown: %s", self.heading.text)
         return root
 
     def reload(self) -> None:
-        """Show what the file says now."""
+        """Show what the file says now; close when `until` says so."""
+        if self.until is not None and self.until():
+            self.stop()
+            return
         self.heading.text, self.body.text = notice_text(self.path)

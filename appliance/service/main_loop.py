@@ -7,6 +7,7 @@ import signal
 import sqlite3
 import threading
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 from types import FrameType
 from typing import Protocol
@@ -17,6 +18,13 @@ from appliance.core.events import SaleCommitted, ShutdownRequested
 from appliance.service.assembly import Appliance
 from appliance.service.lifecycle import Running, running
 from appliance.service.notify import SystemdNotifier
+from appliance.service.storage_hold import (
+    OPENING_ERRORS,
+    hold,
+    notice_on_screen,
+    opening_fault,
+    store_opener,
+)
 from appliance.settings import Settings
 from appliance.store.database import checkpoint
 
@@ -68,40 +76,64 @@ def run(
     """
     notifier = notifier or SystemdNotifier()
     stop = stop or threading.Event()
-    with running(
-        settings,
-        simulate=simulate,
-        screen=front_end is not None,
-        config_path=config_path,
-        journald=journald,
-    ) as services:
-        app = services.app
-        app.bus.subscribe(ShutdownRequested, lambda event: stop.set())
-        checkpointer = IdleCheckpointer(app)
-        _install_signal_handlers(app, stop)
-        if front_end is not None:
-            front_end(
-                services,
-                notifier=notifier,
-                stop=stop,
-                checkpointer=checkpointer,
-                ready_status=lambda: ready_status(services),
+    with ExitStack() as stack:
+        try:
+            services = stack.enter_context(
+                running(
+                    settings,
+                    simulate=simulate,
+                    screen=front_end is not None,
+                    config_path=config_path,
+                    journald=journald,
+                )
             )
-            notifier.stopping()
-            return 0
-        notifier.ready(ready_status(services))
-        log.info("appliance %s ready (%s)", settings.device.id, settings.database.path)
-        # Waking twice per watchdog interval keeps the gap between pings under WatchdogSec
-        # even when an event wakes the loop just before a ping was due.
-        interval = min(TICK_SECONDS, (notifier.watchdog_interval or TICK_SECONDS) / 2)
-        while not stop.is_set():
-            woken = app.bus.wait(timeout=interval)
-            app.bus.drain()
-            if not woken:
-                checkpointer.idle()
-            notifier.watchdog()
-        notifier.stopping()
+        except OPENING_ERRORS as err:
+            # A store that cannot open because its partition is full or failing: wait for
+            # it with a notice, rather than exit into a restart (and reboot) loop.
+            watch = opening_fault(err, settings)
+            if watch is None:
+                raise
+            _install_stop_signals(stop)
+            screen = notice_on_screen(settings) if front_end is not None else None
+            return hold(watch, notifier, stop, store_opens=store_opener(settings), screen=screen)
+        _serve(services, front_end, notifier, stop)
     return 0
+
+
+def _serve(
+    services: Running,
+    front_end: FrontEnd | None,
+    notifier: SystemdNotifier,
+    stop: threading.Event,
+) -> None:
+    """Run the checkout on the open appliance until `stop` is set or the window closes."""
+    app = services.app
+    app.bus.subscribe(ShutdownRequested, lambda event: stop.set())
+    checkpointer = IdleCheckpointer(app)
+    _install_signal_handlers(app, stop)
+    if front_end is not None:
+        front_end(
+            services,
+            notifier=notifier,
+            stop=stop,
+            checkpointer=checkpointer,
+            ready_status=lambda: ready_status(services),
+        )
+        notifier.stopping()
+        return
+    notifier.ready(ready_status(services))
+    settings = app.settings
+    log.info("appliance %s ready (%s)", settings.device.id, settings.database.path)
+    # Waking twice per watchdog interval keeps the gap between pings under WatchdogSec
+    # even when an event wakes the loop just before a ping was due.
+    interval = min(TICK_SECONDS, (notifier.watchdog_interval or TICK_SECONDS) / 2)
+    while not stop.is_set():
+        woken = app.bus.wait(timeout=interval)
+        app.bus.drain()
+        if not woken:
+            checkpointer.idle()
+        notifier.watchdog()
+    notifier.stopping()
 
 
 class IdleCheckpointer:
@@ -144,6 +176,13 @@ def ready_status(services: Running) -> str:
         f"ready: {len(app.lookup)} products, {app.ledger.count()} documents,"
         f" {len(services.devices)} devices"
     )
+
+
+def _install_stop_signals(stop: threading.Event) -> None:
+    """SIGTERM and SIGINT set `stop` (before the appliance is open: no bus to tell)."""
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda _signum, _frame: stop.set())
 
 
 def _install_signal_handlers(app: Appliance, stop: threading.Event) -> None:

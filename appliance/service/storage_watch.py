@@ -8,6 +8,7 @@ appliance comes back by itself once space returns or the card is writable again.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -64,7 +65,8 @@ def folder_usage(folder: Path, limit: int = USAGE_ENTRIES) -> tuple[tuple[str, i
     except OSError:
         return ()
     for entry in entries:
-        sizes.append((entry.name, _bytes_under(entry)))
+        if entry.name != PROBE_NAME:
+            sizes.append((entry.name, _bytes_under(entry)))
     sizes.sort(key=lambda item: item[1], reverse=True)
     return tuple(sizes[:limit])
 
@@ -89,6 +91,8 @@ def probe_write(folder: Path) -> tuple[StorageState, str] | None:
             os.fsync(probe.fileno())
         path.unlink()
     except OSError as err:
+        with contextlib.suppress(OSError):  # read-only: it was never created
+            path.unlink(missing_ok=True)  # created before the write failed: leave nothing
         found = storage_fault(err)
         return (found[0], str(err)) if found else ("io_error", str(err))
     return None
@@ -110,7 +114,7 @@ class StorageWatch:
         self.folder = folder
         self.reserve_bytes = reserve_bytes
         self._bus = bus
-        self._interval = interval_seconds
+        self.interval_seconds = interval_seconds
         self._statvfs = statvfs
         self._mountinfo = mountinfo
         self._lock = threading.Lock()
@@ -203,7 +207,7 @@ class StorageWatch:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self._wake.wait(self._interval)
+            self._wake.wait(self.interval_seconds)
             self._wake.clear()
             if self._stop.is_set():
                 return
