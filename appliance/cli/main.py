@@ -6,10 +6,12 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
 from appliance import __version__
+from appliance.cli.after_failure import after_failure
 from appliance.cli.catalog import catalog
 from appliance.cli.db import db
 from appliance.cli.options import config_options, settings_for
@@ -18,7 +20,8 @@ from appliance.cli.sales import sales
 from appliance.cli.selftest import selftest
 from appliance.cli.sim import sim
 from appliance.cli.staff import staff, stored_value
-from appliance.errors import ApplianceError
+from appliance.errors import ApplianceError, ConfigError, SchemaTooNewError
+from appliance.service.failure_policy import EX_CONFIG
 from appliance.settings import resolve_config_path
 
 
@@ -49,7 +52,10 @@ def run(headless: bool, simulate: bool, config_path: str | None) -> None:
     from appliance.service.malloc import limit_malloc_arenas
 
     limit_malloc_arenas()  # before any thread starts
-    settings = settings_for(config_path, simulate)
+    try:
+        settings = settings_for(config_path, simulate)
+    except ConfigError as err:
+        _exit_not_restartable(err)
     target = configure_logging(settings.logging.level)
     path = resolve_config_path(config_path)
     front_end: FrontEnd | None = None
@@ -57,15 +63,26 @@ def run(headless: bool, simulate: bool, config_path: str | None) -> None:
         from appliance.screens.launch import run_screen
 
         front_end = run_screen
-    sys.exit(
-        run_appliance(
+    try:
+        status = run_appliance(
             settings,
             simulate=simulate,
             front_end=front_end,
             config_path=path if path.exists() else None,
             journald=target == "journald",
         )
-    )
+    except (ConfigError, SchemaTooNewError) as err:
+        _exit_not_restartable(err)
+    sys.exit(status)
+
+
+def _exit_not_restartable(err: ApplianceError) -> NoReturn:
+    """Exit EX_CONFIG: the unit's RestartPreventExitStatus= then restarts (and reboots) nothing.
+
+    Restarting reads the same configuration and the same database again.
+    """
+    click.echo(f"Error: {err}", err=True)
+    sys.exit(EX_CONFIG)
 
 
 @cli.command()
@@ -105,6 +122,7 @@ cli.add_command(selftest)
 cli.add_command(staff)
 cli.add_command(stored_value)
 cli.add_command(provision)
+cli.add_command(after_failure)
 
 
 def main() -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from appliance.service.demo import demo_products
+from appliance.service.failure_policy import EX_CONFIG
 from appliance.settings import simulated_settings
 from tests.cli.conftest import (
     WAIT_SECONDS,
@@ -117,7 +118,7 @@ def test_python_m_appliance_run_with_config_file(
 def test_bad_config_stops_before_anything_starts(
     notify_socket: NotifySocket, spawn: Spawner, tmp_path: Path, db_path: Path
 ) -> None:
-    """A typo in the config: non-zero exit naming the key; no READY=1, no database."""
+    """A typo in the config: EX_CONFIG (no restart will fix it) naming the key; no READY=1."""
     bad = tmp_path / "bad.toml"
     bad.write_text(
         f'[device]\nid = "till-07"\n[store]\ncurency = "EUR"\n[database]\npath = "{db_path}"\n',
@@ -130,7 +131,7 @@ def test_bad_config_stops_before_anything_starts(
         WATCHDOG_USEC=WATCHDOG_USEC,
     )
 
-    assert process.wait(WAIT_SECONDS) != 0
+    assert process.wait(WAIT_SECONDS) == EX_CONFIG  # RestartPreventExitStatus= in the unit
     stderr = spawn.stderr(process)
     assert "store.curency" in stderr
     assert str(bad) in stderr
@@ -142,7 +143,7 @@ def test_bad_config_stops_before_anything_starts(
 def test_newer_schema_refuses_to_start(
     notify_socket: NotifySocket, spawn: Spawner, config: Path, db_path: Path
 ) -> None:
-    """A database from newer software: clear message, non-zero exit, no READY=1, untouched."""
+    """A database from newer software: clear message, EX_CONFIG, no READY=1, untouched."""
     make_newer_schema(db_path)
     before = file_digest(db_path)
 
@@ -152,7 +153,7 @@ def test_newer_schema_refuses_to_start(
         WATCHDOG_USEC=WATCHDOG_USEC,
     )
 
-    assert process.wait(WAIT_SECONDS) != 0
+    assert process.wait(WAIT_SECONDS) == EX_CONFIG
     stderr = spawn.stderr(process)
     assert "schema version 99" in stderr
     assert "newer" in stderr

@@ -26,6 +26,7 @@ OUR_UNITS = (
     "appliance-provision.service",
     "appliance-notice.service",
     "appliance-grow-data.service",
+    "appliance-failed.service",
 )
 # Building the root takes minutes: the fixture's time counts against the first test. One
 # xdist worker runs the whole module, so the root is built once (`--dist loadgroup`).

@@ -11,6 +11,7 @@ from typing import NamedTuple
 from tests import real_parts
 
 UNIT = Path(__file__).resolve().parents[2] / "systemd" / "appliance.service"
+FAILED_UNIT = UNIT.with_name("appliance-failed.service")
 
 # [Service] keys that sandbox the process; each must carry a comment saying why.
 HARDENING = re.compile(
@@ -80,23 +81,30 @@ def exec_start() -> str:
 
 
 def test_systemd_analyze_verify_is_clean(tmp_path: Path) -> None:
-    """systemd-analyze verify exits 0 and has nothing to say about our unit."""
+    """systemd-analyze verify exits 0 and has nothing to say about our units."""
     analyze = real_parts.binary("systemd-analyze", "systemd")
-    text = UNIT.read_text()
-    text, count = re.subn(r"(?m)^ExecStart=.*$", lambda _: f"ExecStart={exec_start()}", text)
-    assert count == 1
-    unit = tmp_path / UNIT.name
-    unit.write_text(text)
+    units = []
+    for source in (UNIT, FAILED_UNIT):
+        text, count = re.subn(
+            r"(?m)^ExecStart=/opt/appliance/venv/bin/appliance (.*)$",
+            lambda found: f"ExecStart={exec_start().removesuffix(' run')} {found[1]}",
+            source.read_text(),
+        )
+        assert count == 1, source
+        units.append(tmp_path / source.name)
+        units[-1].write_text(text)
 
     proc = subprocess.run(
-        [analyze, "verify", str(unit)],
+        [analyze, "verify", *map(str, units)],
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
 
-    complaints = [line for line in proc.stderr.splitlines() if UNIT.name in line]
+    complaints = [
+        line for line in proc.stderr.splitlines() if UNIT.name in line or FAILED_UNIT.name in line
+    ]
     assert proc.returncode == 0, proc.stderr
     assert not complaints, proc.stderr
 
@@ -109,7 +117,10 @@ def test_unit_policy() -> None:
     assert values(directives, "Service", "NotifyAccess") == ["main"]
     assert values(directives, "Service", "WatchdogSec") == ["10"]
     assert values(directives, "Service", "Restart") == ["on-failure"]
-    assert values(directives, "Unit", "StartLimitAction") == ["reboot"]
+    # No StartLimitAction=reboot: appliance-failed.service reboots once an hour at most.
+    assert values(directives, "Unit", "StartLimitAction") == []
+    assert values(directives, "Unit", "OnFailure") == [FAILED_UNIT.name]
+    assert values(directives, "Service", "RestartPreventExitStatus") == ["78"]
     assert values(directives, "Unit", "StartLimitBurst")
     assert values(directives, "Unit", "StartLimitIntervalSec")
     assert values(directives, "Service", "ExecStart") == ["/opt/appliance/venv/bin/appliance run"]
