@@ -55,12 +55,14 @@ def test_an_unknown_item_gets_the_refusal_tone(kiosk: Kiosk) -> None:
 
 
 def test_input_the_scanner_could_not_read_gets_the_refusal_tone(kiosk: Kiosk) -> None:
-    """Garbage on the wire (ScannerInputRejected): the customer hears it did not count."""
+    """Garbage on the wire (ScannerInputRejected): the customer hears and reads it did not count."""
     scanner = kiosk.lab.scanner
     assert scanner is not None
     scanner.write_raw(b"\xff\xfe\x01\r")
     kiosk.wait_for(lambda: played(kiosk)["refused"] == 1, what="the refusal tone")
     assert played(kiosk)["accepted"] == 0
+    unreadable = "This barcode could not be read. Please scan it again."
+    kiosk.wait_for(lambda: kiosk.app.session.message == unreadable, what="the message")
 
 
 def test_a_scan_on_a_locked_kiosk_gets_the_refusal_tone(kiosk: Kiosk) -> None:

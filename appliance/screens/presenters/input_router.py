@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from appliance.core.devices import BarcodeScanned, CardTapped
+from appliance.core.devices import BarcodeScanned, CardTapped, ScannerInputRejected
 from appliance.screens.presenters.context import ScreenContext
 
 log = logging.getLogger(__name__)
@@ -27,6 +27,7 @@ class InputRouter:
         self._taps: dict[str, TapHandler] = {}
         self._captures: list[TapHandler] = []  # a dialog over the screen takes taps first
         ctx.bus.subscribe(BarcodeScanned, self._scanned)
+        ctx.bus.subscribe(ScannerInputRejected, self._unreadable)
         ctx.bus.subscribe(CardTapped, self._tapped)
 
     def on_scan(self, screen: str, handler: ScanHandler) -> None:
@@ -56,6 +57,13 @@ class InputRouter:
                 session.go("shop")
         else:
             log.info("scan %s ignored on screen %s", event.code, screen)
+
+    def _unreadable(self, event: ScannerInputRejected) -> None:
+        """The scanner sent something that is no code: the customer sees it, besides the tone."""
+        session = self._ctx.session
+        if session.screen in SELLING_SCREENS and not session.locked:
+            log.info("scanner %s: unreadable input shown: %s", event.device, event.reason)
+            session.say(self._ctx.tr._("This barcode could not be read. Please scan it again."))
 
     def _tapped(self, event: CardTapped) -> None:
         if self._captures:
