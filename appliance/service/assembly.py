@@ -176,6 +176,7 @@ class Appliance:
                 lambda: devices.terminal,
                 device_id=self.settings.device.id,
                 take_scans=route_input,
+                staff_badge=self.stores.staff.by_badge,
             )
         devices.open_all(self.bus)
         self.card_gate = self._open_card_gate(devices)

@@ -31,6 +31,7 @@ from appliance.core.devices import BarcodeScanned, CardTapped
 from appliance.core.events import EventBus
 from appliance.core.payment import PaymentRequest, PaymentResult, PaymentTerminal
 from appliance.core.sale import Sale
+from appliance.core.staff import StaffMember
 from appliance.core.tender import Tender
 from appliance.errors import ApplianceError, CartError, DomainError, TenderError
 from appliance.store.payment_attempts import PaymentAttempt, PaymentAttempts
@@ -55,8 +56,10 @@ class HeadlessTill:
         *,
         device_id: str,
         take_scans: bool = True,
+        staff_badge: Callable[[str], StaffMember | None] = lambda _uid: None,
     ) -> None:
         self._checkout = checkout
+        self._staff_badge = staff_badge  # who a tapped badge belongs to: approves ID checks
         self._bus = bus
         self._journal = journal
         self._terminal = terminal
@@ -191,6 +194,18 @@ class HeadlessTill:
     def _tapped(self, event: CardTapped) -> None:
         texts = [r.text for r in event.records if r.text is not None]
         log.info("card %s tapped on %s%s", event.uid, event.device, f": {texts}" if texts else "")
+        if not self._checkout.cart.pending_age_checks:
+            return
+        member = self._staff_badge(event.uid)
+        if member is None:
+            log.info("card %s is not a staff badge: the ID check still waits", event.uid)
+            return
+        try:
+            self._checkout.approve_age(member.staff_id)
+        except DomainError as err:
+            log.warning("ID check not approved by %s: %s", member.staff_id, err)
+            return
+        log.info("ID check approved by staff %s (badge)", member.staff_id)
 
     def _answered(self, event: CardAnswered) -> None:
         if self._stopped or event.request is not self._request or not self._waiting:

@@ -16,7 +16,7 @@ import pytest
 from appliance.drivers.sim.control import control_socket_path, send
 from appliance.service.assembly import Appliance
 from appliance.service.card_gate import CHECKING
-from appliance.service.demo import seed_demo_catalog
+from appliance.service.demo import DEMO_CASHIER_BADGE, seed_demo_catalog, seed_demo_staff
 from appliance.settings import simulated_settings
 from appliance.store.payment_attempts import PaymentAttempt
 
@@ -269,3 +269,24 @@ def test_a_cart_waiting_for_an_id_check_is_refused_before_the_terminal_is_asked(
     assert emulator is not None
     assert emulator.book == [] and (0x06, 0x01) not in [a.command for a in emulator.received]
     assert till.attempts() == [] and till.app.ledger.count() == 0
+
+
+def test_a_staff_badge_approves_the_id_check_headless_then_the_card_pays(till: Till) -> None:
+    """README: the cashier's badge approves the age check; headless too, then `sim pay card`."""
+    seed_demo_staff(till.app.stores.staff)
+    till.scan_into_cart(WINE)
+    wait_until(lambda: till.app.lab is not None and till.app.lab.nfc_tag is not None, "NFC tag")
+    stranger = "04DEAD00000009"
+
+    deadline = time.monotonic() + WAIT_SECONDS
+    while till.ask("tap", uid=stranger) != {"ok": True}:  # the reader links up after start
+        assert time.monotonic() < deadline, "the NFC reader never read a card"
+        time.sleep(0.1)
+    assert till.app.checkout.cart.pending_age_checks, "a card that is no badge approves nothing"
+
+    assert till.ask("tap", uid=DEMO_CASHIER_BADGE) == {"ok": True}
+    wait_until(lambda: not till.app.checkout.cart.pending_age_checks, "the ID check approved")
+    answer = till.ask("pay", method="card")
+
+    assert answer["ok"] is True, answer
+    assert [sale.receipt_number for sale in till.app.ledger.since()] == [answer["receipt"]]
