@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -50,6 +51,7 @@ def run(headless: bool, simulate: bool, config_path: str | None) -> None:
     from appliance.service.main_loop import FrontEnd
     from appliance.service.main_loop import run as run_appliance
     from appliance.service.malloc import limit_malloc_arenas
+    from appliance.service.storage_hold import NoticeScreen
 
     limit_malloc_arenas()  # before any thread starts
     try:
@@ -59,15 +61,18 @@ def run(headless: bool, simulate: bool, config_path: str | None) -> None:
     target = configure_logging(settings.logging.level)
     path = resolve_config_path(config_path)
     front_end: FrontEnd | None = None
+    notice: NoticeScreen | None = None
     if not headless:  # Kivy is imported only when there is a screen to run
-        from appliance.screens.launch import run_screen
+        from appliance.screens.launch import run_screen, show_notice
 
         front_end = run_screen
+        notice = functools.partial(show_notice, settings)
     try:
         status = run_appliance(
             settings,
             simulate=simulate,
             front_end=front_end,
+            notice=notice,
             config_path=path if path.exists() else None,
             journald=target == "journald",
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 from appliance.service.lifecycle import Running
 from appliance.service.main_loop import Checkpointer
 from appliance.service.notify import SystemdNotifier
+from appliance.settings import Settings
 
 
 def kivy_home_for(database_path: str) -> Path:
@@ -43,3 +45,25 @@ def run_screen(
         checkpointer=checkpointer,
         ready_status=ready_status,
     ).run()
+
+
+def show_notice(settings: Settings, text: Callable[[], str], look: Callable[[], bool]) -> None:
+    """Show a notice full-screen until `look` says True; Kivy's home is a temporary folder.
+
+    For an appliance whose data partition (where Kivy's home would be) takes no writes.
+    """
+    from appliance.screens.kivy_env import prepare_kivy
+
+    home = Path(tempfile.mkdtemp(prefix="appliance-notice-"))
+    prepare_kivy(home, settings.screen, offscreen=os.environ.get("APPLIANCE_OFFSCREEN") == "1")
+    from appliance.screens.notice import NoticeApp
+
+    notice = home / "notice.txt"
+    notice.write_text(text(), encoding="utf-8")
+
+    def tick() -> bool:
+        done = look()
+        notice.write_text(text(), encoding="utf-8")
+        return done
+
+    NoticeApp(notice, until=tick).run()

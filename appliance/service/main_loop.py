@@ -20,8 +20,8 @@ from appliance.service.lifecycle import Running, running
 from appliance.service.notify import SystemdNotifier
 from appliance.service.storage_hold import (
     OPENING_ERRORS,
+    NoticeScreen,
     hold,
-    notice_on_screen,
     opening_fault,
     store_opener,
 )
@@ -65,6 +65,7 @@ def run(
     *,
     simulate: bool,
     front_end: FrontEnd | None = None,
+    notice: NoticeScreen | None = None,
     notifier: SystemdNotifier | None = None,
     stop: threading.Event | None = None,
     config_path: Path | None = None,
@@ -72,7 +73,8 @@ def run(
 ) -> int:
     """Run until SIGTERM/SIGINT or `stop` is set; returns the process exit status.
 
-    Without a `front_end` the appliance runs headless: this loop drains the bus.
+    Without a `front_end` the appliance runs headless: this loop drains the bus. `notice`
+    shows "out of order" while a failed data partition keeps the store from opening.
     """
     notifier = notifier or SystemdNotifier()
     stop = stop or threading.Event()
@@ -94,8 +96,7 @@ def run(
             if watch is None:
                 raise
             _install_stop_signals(stop)
-            screen = notice_on_screen(settings) if front_end is not None else None
-            return hold(watch, notifier, stop, store_opens=store_opener(settings), screen=screen)
+            return hold(watch, notifier, stop, store_opens=store_opener(settings), screen=notice)
         _serve(services, front_end, notifier, stop)
     return 0
 

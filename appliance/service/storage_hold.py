@@ -11,9 +11,7 @@ and systemd starts it afresh on the partition that works again.
 from __future__ import annotations
 
 import logging
-import os
 import sqlite3
-import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -35,6 +33,9 @@ EX_TEMPFAIL = 75  # sysexits.h: try again later; the unit's Restart=on-failure d
 OPENING_ERRORS = (DatabaseError, sqlite3.Error, StorageFaultError, OSError)
 TITLE = "This checkout is out of order"
 BODY = "Please ask a member of staff for help."
+
+# Shows a notice (its text asked for again at each look) until `look` says True; main thread.
+NoticeScreen = Callable[[Callable[[], str], Callable[[], bool]], None]
 
 
 def opening_fault(err: BaseException, settings: Settings) -> StorageWatch | None:
@@ -67,7 +68,7 @@ def hold(
     stop: threading.Event,
     *,
     store_opens: Callable[[], bool],
-    screen: Callable[[Callable[[], str], Callable[[], bool]], None] | None = None,
+    screen: NoticeScreen | None = None,
 ) -> int:
     """Wait until the partition takes writes again (EX_TEMPFAIL) or `stop` is set (0).
 
@@ -116,26 +117,3 @@ def store_opener(settings: Settings) -> Callable[[], bool]:
 def notice_text(status: StorageStatus) -> str:
     """The notice: a title for the customer, then the reason for staff."""
     return f"{TITLE}\n{BODY}\n\n{status.describe()}"
-
-
-def notice_on_screen(settings: Settings) -> Callable[[Callable[[], str], Callable[[], bool]], None]:
-    """Show the notice full-screen with Kivy; its home is a temporary folder, not the data."""
-
-    def show(text: Callable[[], str], look: Callable[[], bool]) -> None:
-        from appliance.screens.kivy_env import prepare_kivy
-
-        home = Path(tempfile.mkdtemp(prefix="appliance-notice-"))
-        prepare_kivy(home, settings.screen, offscreen=os.environ.get("APPLIANCE_OFFSCREEN") == "1")
-        from appliance.screens.notice import NoticeApp
-
-        notice = home / "notice.txt"
-        notice.write_text(text(), encoding="utf-8")
-
-        def tick() -> bool:
-            done = look()
-            notice.write_text(text(), encoding="utf-8")
-            return done
-
-        NoticeApp(notice, until=tick).run()
-
-    return show

@@ -52,6 +52,7 @@ from tests.pci import (
     scan_sqlite,
     scan_text,
 )
+from tests.presenting import Presenter
 
 DEVICE = "pci-kiosk"
 COFFEE, WATER, CHOCOLATE = "4006381333931", "5000112548129", "7613289024044"
@@ -143,6 +144,7 @@ class Run:
         assert lab is not None and lab.terminal is not None
         self.emulator = lab.terminal
         self.printer = lab.printer
+        self.hand = Presenter()
 
     def ask(self, cmd: str, timeout: float = PAY_SECONDS, **fields: str) -> dict[str, Any]:
         """One control request."""
@@ -150,9 +152,11 @@ class Run:
 
     def scan(self, code: str) -> None:
         """Scan through the pty scanner and wait for the line in the cart."""
+        self.hand.ready(code)  # the same item again: presented after the hold gap
         lines = len(self.app.checkout.cart.lines)
         assert self.ask("scan", code=code) == {"ok": True}
         wait_until(lambda: len(self.app.checkout.cart.lines) > lines, f"{code} in the cart")
+        self.hand.taken(code)
 
     def card_offered(self) -> bool:
         """Whether the card gate offers card now."""
