@@ -33,7 +33,13 @@ from appliance.core.payment import PaymentRequest, PaymentResult, PaymentTermina
 from appliance.core.sale import Sale
 from appliance.core.staff import StaffMember
 from appliance.core.tender import Tender
-from appliance.errors import ApplianceError, CartError, DomainError, TenderError
+from appliance.errors import (
+    ApplianceError,
+    CartError,
+    DomainError,
+    SalesPausedError,
+    TenderError,
+)
 from appliance.store.payment_attempts import PaymentAttempt, PaymentAttempts
 
 if TYPE_CHECKING:
@@ -324,6 +330,9 @@ class HeadlessTill:
             raise TenderError(self.busy)
         cart = self._checkout.cart
         if cart.is_empty:
+            if paused := self._checkout.paused:
+                # The scan was refused for this reason; "the cart is empty" would hide it.
+                raise SalesPausedError(f"no new sale now: {paused}")
             raise CartError("the cart is empty: scan something first")
         if pending := cart.pending_age_checks:
             # Before the terminal is asked: the sale would be refused after the charge.
