@@ -17,6 +17,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -24,6 +25,8 @@ from appliance.core.devices import PrinterStatus
 from appliance.core.receipt import Receipt
 from appliance.device_settings import EscposPrinterSettings
 from appliance.drivers.base import DeviceBase
+from appliance.drivers.escpos_cache import ENV as ESCPOS_CACHE_ENV
+from appliance.drivers.escpos_cache import discard_broken_profiles
 from appliance.drivers.receipt_layout import columns_of, lay_out
 from appliance.errors import DeviceError
 
@@ -64,15 +67,16 @@ def kick_command(pin: int, pulse_ms: int) -> tuple[int, int, int, int, int]:
 
 
 def escpos_printers() -> ModuleType:
-    """`escpos.printer`, imported without leaving a root log handler or a temp folder behind."""
+    """`escpos.printer`, imported without leaving a root log handler or a temp folder behind.
+
+    DeviceError when it cannot be imported (its profile cache unreadable, a full disk).
+    """
     with _IMPORT_LOCK:
         first = "escpos.capabilities" not in sys.modules
         root = logging.getLogger()
         handlers, level = list(root.handlers), root.level
         try:
-            import escpos.printer
-
-            printers: ModuleType = escpos.printer
+            printers = _import_escpos()
         finally:
             # escpos.capabilities calls logging.basicConfig() at import: the appliance
             # configures logging itself (journald), so undo it.
@@ -94,6 +98,22 @@ def escpos_printers() -> ModuleType:
             if os.path.dirname(pickle_dir) == tempfile.gettempdir():
                 shutil.rmtree(pickle_dir, ignore_errors=True)
         return printers
+
+
+def _import_escpos() -> ModuleType:
+    """Import escpos.printer; a broken profile cache is removed and the import tried again."""
+    try:
+        import escpos.printer
+    except Exception as err:  # EOFError, UnpicklingError, OSError: the profile cache
+        cache = os.environ.get(ESCPOS_CACHE_ENV)
+        if cache is None or not discard_broken_profiles(Path(cache)):
+            raise DeviceError(f"python-escpos cannot be loaded: {err}") from err
+        try:
+            import escpos.printer
+        except Exception as again:
+            raise DeviceError(f"python-escpos cannot be loaded: {again}") from again
+    printers: ModuleType = escpos.printer
+    return printers
 
 
 class EscposPrinter(DeviceBase):

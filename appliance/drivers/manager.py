@@ -70,6 +70,7 @@ class DeviceManager(Closing):
     ) -> None:
         self._devices = dict(devices)  # in build order: dependencies first
         self._snapshot_path = snapshot_path
+        self._snapshot_failing = False
         self._wall_clock = wall_clock
         self._failed: dict[str, DeviceHealth] = {}
         self._opened: list[DeviceBase] = []
@@ -218,7 +219,13 @@ class DeviceManager(Closing):
         try:
             write_snapshot(self._snapshot_path, self.health(), self._wall_clock())
         except OSError as err:
-            log.warning("cannot write the device snapshot %s: %s", self._snapshot_path, err)
+            if not self._snapshot_failing:  # once per outage, not once per health change
+                log.warning("cannot write the device snapshot %s: %s", self._snapshot_path, err)
+            self._snapshot_failing = True
+            return
+        if self._snapshot_failing:
+            log.info("the device snapshot %s is written again", self._snapshot_path)
+        self._snapshot_failing = False
 
     def _all(self) -> list[DeviceBase]:
         with self._lock:

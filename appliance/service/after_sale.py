@@ -21,7 +21,7 @@ from appliance.core.sale import Sale
 from appliance.device_settings import EscposPrinterSettings
 from appliance.drivers.manager import DeviceManager
 from appliance.drivers.print_queue import PrintQueue
-from appliance.errors import DeviceError
+from appliance.errors import DeviceError, StoreError
 from appliance.service.assembly import Appliance
 from appliance.store.drawer_log import DrawerLog
 
@@ -204,5 +204,7 @@ class AfterSale:
     def _record(self, event: DrawerOpened) -> None:
         try:
             self._drawer_log.record(event.device, event.opening)
+        except StoreError as err:  # a full or failing card: one line, the storage watch has it
+            log.error("drawer opening %s not logged: %s", event.opening.reference, err)
         except Exception:  # an error inside the thread pool would vanish without a word
             log.exception("drawer opening %s not logged", event.opening.reference)

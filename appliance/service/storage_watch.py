@@ -18,7 +18,7 @@ from pathlib import Path
 
 from appliance.core.events import EventBus
 from appliance.core.storage import StorageChanged, StorageState, StorageStatus
-from appliance.store.storage_faults import storage_fault
+from appliance.store.storage_faults import MOUNTINFO, mount_read_only, storage_fault
 
 log = logging.getLogger(__name__)
 
@@ -28,33 +28,8 @@ INTERVAL_SECONDS = 5.0
 HYSTERESIS = 1.1
 PROBE_NAME = ".storage-probe"
 USAGE_ENTRIES = 4  # what staff are shown as using the space
-MOUNTINFO = Path("/proc/self/mountinfo")
-
-
-def mount_read_only(folder: Path, mountinfo: Path = MOUNTINFO) -> bool:
-    """True when the file system holding `folder` is mounted, or was remounted, read-only.
-
-    ext4's errors=remount-ro on a recent kernel marks the super block `emergency_ro` without
-    changing the flags statvfs reports, so the mount table is read as well.
-    """
-    try:
-        lines = mountinfo.read_text().splitlines()
-    except OSError:
-        return False
-    target = os.path.realpath(folder)
-    best: tuple[int, bool] = (-1, False)
-    for line in lines:
-        fields = line.split(" ")
-        if " - " not in line or len(fields) < 6:
-            continue
-        point = fields[4].replace("\\040", " ")
-        inside = target == point or target.startswith(point.rstrip("/") + "/")
-        if not inside or len(point) <= best[0]:
-            continue
-        options = set(fields[5].split(",")) | set(line.split(" - ", 1)[1].split(" ")[-1].split(","))
-        read_only = bool({"ro", "emergency_ro"} & options)
-        best = (len(point), read_only)
-    return best[1]
+# Less than this is no room at all, reserve or not: a commit needs a few pages of WAL.
+NO_ROOM_BYTES = 64 * 1024
 
 
 def folder_usage(folder: Path, limit: int = USAGE_ENTRIES) -> tuple[tuple[str, int], ...]:
@@ -147,6 +122,10 @@ class StorageWatch:
         """A write failed for `state` (the database's fault listener; any thread)."""
         if state == "io_error" and mount_read_only(self.folder, self._mountinfo):
             state = "read_only"  # the kernel gave up on the card and remounted it: say so
+        free, total = self._status.free_bytes, self._status.total_bytes
+        with contextlib.suppress(OSError):  # the numbers staff see, as of this failure
+            stat = self._statvfs(self.folder)
+            free, total = stat.f_bavail * stat.f_frsize, stat.f_blocks * stat.f_frsize
         with self._lock:
             current = self._status
             if current.state == state and current.detail == detail:
@@ -154,7 +133,10 @@ class StorageWatch:
             # A read-only partition also fails with I/O errors: keep the more precise word.
             if current.state == "read_only" and state == "io_error":
                 return
-            self._set(dataclasses.replace(current, state=state, detail=detail))
+            failed = dataclasses.replace(
+                current, state=state, detail=detail, free_bytes=free, total_bytes=total
+            )
+            self._set(failed)
         self._wake.set()  # the thread adds the numbers and what uses the space
 
     def check(self) -> StorageStatus:
@@ -191,6 +173,8 @@ class StorageWatch:
             if problem is not None:
                 return problem[0], current.detail or problem[1]
             log.info("storage: a test write succeeded again after %s", current.state)
+        if free < NO_ROOM_BYTES:
+            return "full", current.detail or "no space left on the data partition"
         limit = self.reserve_bytes * (HYSTERESIS if current.state != "ok" else 1)
         return ("low" if free < limit else "ok"), ""
 

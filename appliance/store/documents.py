@@ -18,7 +18,7 @@ from appliance.core.sale import Sale, SaleDraft
 from appliance.errors import DocumentError
 from appliance.store.database import notice_fault
 from appliance.store.payment_attempts import settle_in_commit
-from appliance.store.storage_faults import store_error
+from appliance.store.storage_faults import database_folder, store_error
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +153,9 @@ class SalesLedger:
             # A locked or failing database is the store's error, with the real reason: a
             # full or failing disk says so, whatever SQLite raised on the way out.
             notice_fault(self._db, err)
-            raise store_error(err, "the sale could not be stored") from err
+            raise store_error(
+                err, "the sale could not be stored", database_folder(self._db)
+            ) from err
 
     def _commit(self, draft: SaleDraft) -> Sale:
         if draft.clock_verified and not self._clock_verified():

@@ -6,10 +6,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import cast
 
-from peewee import SqliteDatabase
+from peewee import DatabaseError, SqliteDatabase
 
 from appliance.core.devices import DrawerOpening, DrawerReason
 from appliance.store.models import DrawerOpeningRow
+from appliance.store.storage_faults import database_folder, store_error
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,13 +31,17 @@ class DrawerLog:
     def record(self, device: str, opening: DrawerOpening, at: datetime | None = None) -> None:
         """Store one opening (its own small transaction)."""
         moment = (at or datetime.now(UTC)).astimezone(UTC).isoformat()
-        DrawerOpeningRow.insert(
-            device=device,
-            reason=opening.reason,
-            staff=opening.staff,
-            reference=opening.reference,
-            opened_at=moment,
-        ).bind(self._db).execute()
+        try:
+            DrawerOpeningRow.insert(
+                device=device,
+                reason=opening.reason,
+                staff=opening.staff,
+                reference=opening.reference,
+                opened_at=moment,
+            ).bind(self._db).execute()
+        except DatabaseError as err:
+            folder = database_folder(self._db)
+            raise store_error(err, "the drawer opening could not be logged", folder) from err
 
     def since(self, moment: datetime | None = None) -> list[LoggedOpening]:
         """Openings in order, optionally from `moment` on."""

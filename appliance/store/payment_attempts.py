@@ -31,7 +31,7 @@ from appliance.core.payment import Outcome, PaymentRequest, PaymentResult
 from appliance.core.sale import Sale
 from appliance.errors import DocumentError, DomainError
 from appliance.store.database import notice_fault
-from appliance.store.storage_faults import store_error
+from appliance.store.storage_faults import database_folder, store_error
 
 log = logging.getLogger(__name__)
 
@@ -215,7 +215,9 @@ class PaymentAttempts:
                 self._db.execute_sql(_INSERT, (*row, original, None, now, now))
         except (DatabaseError, sqlite3.Error) as err:
             notice_fault(self._db, err)
-            raise store_error(err, "the payment journal could not be written") from err
+            raise store_error(
+                err, "the payment journal could not be written", database_folder(self._db)
+            ) from err
         log.warning("card payment %s: reversal %s pending", original, request.merchant_reference)
 
     def reversal_of(self, original: str) -> PaymentAttempt | None:
@@ -349,7 +351,9 @@ class PaymentAttempts:
                     connection.execute("PRAGMA synchronous = FULL")
         except (DatabaseError, sqlite3.Error) as err:
             notice_fault(self._db, err)
-            raise store_error(err, "the payment journal could not be written") from err
+            raise store_error(
+                err, "the payment journal could not be written", database_folder(self._db)
+            ) from err
         return int(changed)
 
     def _read(self, sql: str, params: tuple[object, ...]) -> list[tuple[object, ...]]:

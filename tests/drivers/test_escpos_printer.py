@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import platform
 import subprocess
 import sys
 import threading
@@ -411,3 +412,66 @@ def test_using_escpos_leaves_the_root_logger_and_temp_folder_alone(tmp_path: Pat
         for p in scratch.iterdir()
     }
     assert left == {}, done.stderr[-2000:]
+
+
+BROKEN_PROFILE_SCRIPT = """
+import platform, sys
+from pathlib import Path
+from tests.drivers.test_escpos_printer import receipt
+from appliance.drivers.escpos_cache import use_profile_cache
+cache = Path(sys.argv[1])
+broken = cache / f"{platform.python_version()}.capabilities.pickle"
+if sys.argv[2] == "before":
+    use_profile_cache(cache)  # at start: the broken file is found before escpos reads it
+from appliance.core.events import EventBus
+from appliance.device_settings import EscposPrinterSettings
+from appliance.drivers.escpos_printer import EscposPrinter
+from appliance.drivers.sim.printer import SimPrinter
+if sys.argv[2] == "during":
+    import os
+    os.environ["ESCPOS_CAPABILITIES_PICKLE_DIR"] = str(cache)  # found only by the import
+with SimPrinter() as sim:
+    table = EscposPrinterSettings(host=sim.host, port=sim.port, timeout=2.0)
+    with EscposPrinter("p", table) as printer:
+        printer.open(EventBus())
+        printer.print_receipt(receipt())
+    print(len(sim.wait_for_jobs(1)), broken.read_bytes()[-1:] == b".")
+"""
+
+
+@pytest.mark.parametrize("found", ["before", "during"])
+def test_a_profile_cache_cut_short_is_remade_and_printing_works(tmp_path: Path, found: str) -> None:
+    """An fsck or a power cut left python-escpos's profile file empty: escpos would fail
+    every import (EOFError) and no receipt would print until someone deleted it."""
+    cache = tmp_path / "escpos"
+    cache.mkdir()
+    (cache / f"{platform.python_version()}.capabilities.pickle").write_bytes(b"")
+    script = BROKEN_PROFILE_SCRIPT
+    outside_env = {k: v for k, v in os.environ.items() if k != escpos_cache.ENV}
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(cache), found],
+        env={**outside_env, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split() == ["1", "True"], done.stderr[-3000:]
+    assert "was broken (0 bytes): removed" in done.stderr
+
+
+def test_an_empty_profile_cache_breaks_escpos_itself(tmp_path: Path) -> None:
+    """Why the check exists: python-escpos trusts whatever file it finds."""
+    cache = tmp_path / "escpos"
+    cache.mkdir()
+    (cache / f"{platform.python_version()}.capabilities.pickle").write_bytes(b"")
+    done = subprocess.run(
+        [sys.executable, "-c", "import escpos.printer"],
+        env={**os.environ, escpos_cache.ENV: str(cache)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode != 0 and "EOFError" in done.stderr
