@@ -26,7 +26,14 @@ from typing import Any
 import pytest
 
 from tests import real_parts
-from tests.cli.conftest import WAIT_SECONDS, Spawner, appliance_script
+from tests.cli.conftest import (
+    CONFIG_TEMPLATE,
+    DEVICE_ID,
+    RECEIPT_PREFIX,
+    WAIT_SECONDS,
+    Spawner,
+    appliance_script,
+)
 from tests.disks import loop_ext4, small_tmpfs
 
 # Coffee and chocolate in turn: the same code twice in a row could be taken for a re-read.
@@ -38,30 +45,13 @@ WATCHDOG_USEC = "200000"
 IDLE_TICKS = 5
 MIB = 1024 * 1024
 
-CONFIG = """\
-[device]
-id = "till-07"
-receipt_prefix = "T7"
 
-[store]
-name = "Corner shop"
-currency = "EUR"
-locale = "de_DE"
-prices_include_tax = true
+def config_text(database: Path, reserve_mb: float) -> str:
+    """The command-line tests' configuration, its data partition looked at every 0.2 s."""
+    text = CONFIG_TEMPLATE.format(device_id=DEVICE_ID, prefix=RECEIPT_PREFIX, database=database)
+    storage = f"reserve_mb = {reserve_mb}\nstorage_check_seconds = 0.2\n"
+    return text.replace("[database]\n", "[database]\n" + storage)
 
-[store.tax_classes]
-standard = 2000
-reduced = 500
-zero = 0
-
-[database]
-path = "{database}"
-reserve_mb = {reserve_mb}
-storage_check_seconds = 0.2
-
-[logging]
-level = "INFO"
-"""
 
 _OUTSIDE_VARIABLES = ("APPLIANCE_SIMULATE", "APPLIANCE_CONFIG", "NOTIFY_SOCKET", "WATCHDOG_USEC")
 
@@ -147,9 +137,7 @@ class Till:
         self.tmp_path = tmp_path
         self.database = data / "appliance.db"
         self.config = tmp_path / "appliance.toml"
-        self.config.write_text(
-            CONFIG.format(database=self.database, reserve_mb=reserve_mb), encoding="utf-8"
-        )
+        self.config.write_text(config_text(self.database, reserve_mb), encoding="utf-8")
         self.codes = cycle(CODES)
         self.receipts: list[tuple[str, int]] = []  # every sale `sim pay` was told is stored
         self.process: subprocess.Popen[bytes] | None = None
