@@ -13,6 +13,7 @@ from appliance import __version__
 from appliance.core.devices import DeviceHealth, DeviceHealthChanged
 from appliance.core.events import EventBus
 from appliance.core.offline_limits import TOTAL_REACHED, OfflineLimits
+from appliance.core.storage import StorageStatus
 from appliance.errors import StoreError
 from appliance.mqtt import topics
 from appliance.mqtt.link import PahoHubLink
@@ -239,3 +240,38 @@ def test_nothing_is_published_while_the_link_is_down(
     publisher = TelemetryPublisher(link, builder_for(store, tmp_path))
     assert not publisher.publish_now()
     assert publisher.sent == 0
+
+
+def test_a_failing_card_still_reports_its_storage_and_the_last_figures(
+    store: DeviceStore, tmp_path: Path
+) -> None:
+    """The fleet admin needs health most when the card fails: it is built from memory then."""
+    failing = False
+    status = StorageStatus("ok", 50 * 2**20, 100 * 2**20, 64 * 2**20)
+
+    def version() -> int:
+        if failing:
+            raise StoreError("storage I/O error: the catalog version could not be read")
+        return store.catalog.version()
+
+    builder = TelemetryBuilder(
+        DEVICE_ID,
+        store.outbox,
+        version,  # a figure a failing card cannot read
+        data_dir=store.path.parent,
+        thermal_zone=tmp_path / "no-sensor",
+        storage=lambda: status,
+    )
+    healthy = builder.build()
+    assert healthy.storage is not None and healthy.storage.state == "ok"
+    assert healthy.storage.problem == ""
+
+    failing = True
+    status = StorageStatus("io_error", 50 * 2**20, 100 * 2**20, 64 * 2**20, "disk I/O error")
+    report = decode(encode(builder.build()), Telemetry)
+
+    assert report.catalog_version == healthy.catalog_version > 0  # the last one read
+    assert report.outbox_depth == 3
+    assert report.storage is not None
+    assert (report.storage.state, report.storage.free_bytes) == ("io_error", 50 * 2**20)
+    assert report.storage.problem.startswith("storage failed: the SD card returned an I/O error")
