@@ -137,3 +137,31 @@ def test_an_ext4_error_remounts_read_only_and_a_repair_loses_no_sale(tmp_path: P
             assert app.storage.status.state == "ok"
             _sell(app)
         assert _stored(Path(settings.database.path)) == (4, 4, [])
+
+
+def test_a_database_at_its_size_limit_is_storage_full_and_recovers_without_root(
+    tmp_path: Path,
+) -> None:
+    """SQLite's max_page_count: the same SQLITE_FULL as a full disk, with no mount needed."""
+    with _opened(_settings(tmp_path / "data", reserve_mb=0)) as app:
+        _sell(app)
+        pages = app.db.execute_sql("PRAGMA page_count").fetchone()[0]
+        app.db.execute_sql(f"PRAGMA max_page_count = {pages + 2}")
+        committed = 1
+        with pytest.raises(StorageFullError) as refused:
+            for _ in range(500):
+                _sell(app)
+                committed += 1
+        assert str(refused.value).startswith("storage full: the sale could not be stored")
+        assert app.storage.status.state == "full"
+        app.bus.drain()
+        app.checkout.cancel()
+        with pytest.raises(SalesPausedError):
+            app.checkout.scan(COFFEE)
+
+        app.db.execute_sql(f"PRAGMA max_page_count = {pages + 10_000}")
+        assert app.storage.check().state == "ok"  # the test write passes: sales may start
+        app.bus.drain()
+        _sell(app)
+        committed += 1
+        assert _stored(Path(app.settings.database.path)) == (committed, committed, [])
