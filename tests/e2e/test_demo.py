@@ -41,10 +41,17 @@ def test_a_demo_sale_shows_up_in_the_hubs_sales_export(tmp_path: Path) -> None:
             assert time.monotonic() < deadline, paid.stderr
             time.sleep(0.3)
         assert '"receipt": "SIM-000001"' in paid.stdout
+        # The next customers, as the image's power-cut test sells: scan and pay while the
+        # last sale's receipt screen is still up (a scan there starts the next sale).
+        for number in (2, 3):
+            scanned = _run(str(BIN / "appliance"), "sim", "scan", "4006381333931", env=env)
+            assert scanned.returncode == 0, scanned.stderr
+            paid = _run(str(BIN / "appliance"), "sim", "pay", "cash", env=env)
+            assert f'"receipt": "SIM-00000{number}"' in paid.stdout, paid.stdout + paid.stderr
         deadline = time.monotonic() + 30
         while True:
             export = _run(str(BIN / "appliance-hub"), "sales", "export", "--db", hub_db, env=env)
-            if "sim-0001,1," in export.stdout:
+            if "sim-0001,3," in export.stdout:
                 break
             assert time.monotonic() < deadline, export.stdout + export.stderr
             time.sleep(0.3)

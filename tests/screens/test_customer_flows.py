@@ -275,3 +275,20 @@ def test_a_stored_value_card_pays_once_and_a_poor_card_is_refused(kiosk: Kiosk) 
     assert sale is not None and kiosk.services.app.ledger.count() == 1
     assert [(t.kind, t.amount) for t in sale.tenders] == [("stored_value", 499)]
     assert accounts.balance(DEMO_STORED_VALUE_CARD) == 5000 - 499
+
+
+def test_a_scan_on_the_receipt_screen_is_the_next_customer_starting_a_sale(kiosk: Kiosk) -> None:
+    """The last customer walked off without choosing a receipt: the next one just scans."""
+    scan_and_wait(kiosk, COFFEE, 1)
+    kiosk.tap_text("Pay")
+    kiosk.wait_for_screen("payment")
+    kiosk.tap_text("Card")
+    kiosk.wait_for_screen("receipt")
+    first = kiosk.services.app.ledger.last()
+
+    kiosk.scan(CHOCOLATE)
+
+    kiosk.wait_for_screen("shop")
+    kiosk.wait_for(lambda: len(kiosk.app.cart.rows) == 1, what="the new sale's line")
+    assert [line.name for line in kiosk.services.app.checkout.cart.lines] == [CHOCOLATE_NAME]
+    assert kiosk.services.app.ledger.last() == first, "the stored sale stays as it was"

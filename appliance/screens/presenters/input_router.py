@@ -15,6 +15,8 @@ TapHandler = Callable[[CardTapped], None]
 
 # Screens where a scan adds to the cart; from welcome it also starts the sale.
 SELLING_SCREENS = frozenset({"welcome", "shop", "browse", "till"})
+# Screens after a stored sale: a scan there is the next customer, so that sale's screens end.
+AFTER_SALE_SCREENS = frozenset({"receipt", "thanks"})
 
 
 class InputRouter:
@@ -49,6 +51,11 @@ class InputRouter:
 
     def _scanned(self, event: BarcodeScanned) -> None:
         session = self._ctx.session
+        if session.screen in AFTER_SALE_SCREENS and not session.busy:
+            # The last customer left without choosing a receipt (it stays stored, and can be
+            # reprinted); the one scanning now starts their own sale.
+            log.info("scan %s on %s: the next sale starts", event.code, session.screen)
+            session.go_home()
         screen = session.screen
         if handler := self._scans.get(screen):
             handler(event.code)
