@@ -7,6 +7,8 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -33,6 +35,26 @@ def _until(check: object, timeout: float, what: str) -> None:
         time.sleep(0.3)
 
 
+@contextmanager
+def hub_and_broker(tmp_path: Path, processes: Processes) -> Iterator[tuple[int, str]]:
+    """A mosquitto on a free loopback port and `appliance-hub serve` on it, answering;
+    yields the broker's port and the hub's database URL. Both stop after the block."""
+    port = free_port()
+    broker = MosquittoBroker(tmp_path / "broker", port=port)
+    broker.start()
+    hub_db = f"sqlite:///{tmp_path / 'hub.db'}"
+    net = ("--host", "127.0.0.1", "--port", str(port))
+    try:
+        processes.start(
+            str(BIN / "appliance-hub"), "serve", "--db", hub_db, *net, log=tmp_path / "hub.log"
+        )
+        _until(lambda: _hub("fleet", "list", "--db", hub_db).returncode == 0, 30, "the hub")
+        yield port, hub_db
+    finally:
+        processes.stop_all()
+        broker.stop()
+
+
 def _product_on_device(db_path: Path, sku: str) -> bool:
     db = open_database(db_path)
     try:
@@ -45,16 +67,8 @@ def test_catalog_import_and_a_signed_command_reach_the_appliance(
     tmp_path: Path, processes: Processes, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("APPLIANCE_STATE_DIR", str(tmp_path / "state"))
-    port = free_port()
-    broker = MosquittoBroker(tmp_path / "broker", port=port)
-    broker.start()
-    hub_db = f"sqlite:///{tmp_path / 'hub.db'}"
-    net = ("--host", "127.0.0.1", "--port", str(port))
-    try:
-        processes.start(
-            str(BIN / "appliance-hub"), "serve", "--db", hub_db, *net, log=tmp_path / "hub.log"
-        )
-        _until(lambda: _hub("fleet", "list", "--db", hub_db).returncode == 0, 30, "the hub")
+    with hub_and_broker(tmp_path, processes) as (port, hub_db):
+        net = ("--host", "127.0.0.1", "--port", str(port))
         assert _hub("fleet", "keygen", str(tmp_path / "keys")).returncode == 0
         assert _hub("fleet", "assign", DEVICE, "berlin", "--db", hub_db).returncode == 0
         device_db = tmp_path / "device" / "appliance.db"
@@ -100,6 +114,3 @@ def test_catalog_import_and_a_signed_command_reach_the_appliance(
         assert command.returncode == 0, command.stdout + command.stderr
         states = command.stdout
         assert states.index("QUEUED") < states.index("IN_PROGRESS") < states.index("SUCCEEDED")
-    finally:
-        processes.stop_all()
-        broker.stop()
