@@ -256,6 +256,33 @@ MIGRATIONS: tuple[Migration, ...] = (
                 WHERE offline = 1 AND submitted_utc IS NULL""",
         ),
     ),
+    Migration(
+        7,
+        "the fiscal journal: every fiscal event in a hash chain",
+        (
+            # One row per fiscal event, written in the event's own transaction. `number` is
+            # gapless per device; `hash` covers the number, kind, moment, the body's digest and
+            # the previous hash, so an edited, deleted or re-ordered row breaks the chain.
+            """CREATE TABLE journal (
+                number INTEGER PRIMARY KEY CHECK (number > 0),
+                kind TEXT NOT NULL,
+                at TEXT NOT NULL,
+                body BLOB NOT NULL,
+                prev_hash TEXT NOT NULL,
+                hash TEXT NOT NULL
+            )""",
+        ),
+    ),
+    Migration(
+        8,
+        "shifts, cash movements and X/Z reports",
+        (),
+    ),
+    Migration(
+        9,
+        "the durable print queue and drawer openings by hand",
+        (),
+    ),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

@@ -226,6 +226,20 @@ class SnapshotChunkRow(_Table):
         primary_key = CompositeKey("version", "chunk")
 
 
+class JournalRow(_Table):
+    """One entry of the fiscal journal's hash chain (store/journal.py writes it)."""
+
+    number = IntegerField(primary_key=True)
+    kind = TextField()
+    at = TextField()
+    body = BlobField()
+    prev_hash = TextField()
+    hash = TextField()
+
+    class Meta:
+        table_name = "journal"
+
+
 class Meta(_Table):
     """Small key/value facts about this database."""
 
@@ -248,5 +262,6 @@ MODELS: tuple[type[Model], ...] = (
     CommandSeenRow,
     SnapshotChunkRow,
     PaymentJournalRow,
+    JournalRow,
     Meta,
 )
