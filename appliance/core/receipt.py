@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
+from typing import Any
 
 from appliance.core.money import Money
 from appliance.core.sale import Sale
@@ -19,6 +20,18 @@ class ReceiptLine:
     quantity: str
     amount: str
     discount: str = ""  # e.g. "-0.50 €" when a discount applied
+
+
+@dataclass(frozen=True, slots=True)
+class TextLine:
+    """A free line of a paper that is not a sale (a report): text left, `value` flush right.
+
+    An empty text and value is a blank line; `bold` marks headings and totals.
+    """
+
+    text: str
+    value: str = ""
+    bold: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +52,30 @@ class Receipt:
     change: str
     footer: tuple[str, ...]
     card_slip: tuple[str, ...] = ()  # the card terminal's receipt, masked by the terminal
+    copy: bool = False  # a reprint: "COPY" stands out on the paper, above and below
+    body: tuple[TextLine, ...] = ()  # free lines after the totals (a report's sections)
+
+    def as_copy(self) -> Receipt:
+        """The same paper marked as a copy."""
+        return replace(self, copy=True)
+
+
+def receipt_to_dict(receipt: Receipt) -> dict[str, Any]:
+    """`receipt` as plain JSON values, to be kept until it prints (and reprinted later)."""
+    return asdict(receipt)
+
+
+def receipt_from_dict(data: dict[str, Any]) -> Receipt:
+    """The Receipt `receipt_to_dict` wrote; a missing later field takes its default."""
+    fields = dict(data)
+    fields["header"] = tuple(fields["header"])
+    fields["lines"] = tuple(ReceiptLine(**line) for line in fields["lines"])
+    fields["taxes"] = tuple(tuple(tax) for tax in fields["taxes"])
+    fields["tenders"] = tuple(tuple(tender) for tender in fields["tenders"])
+    fields["footer"] = tuple(fields["footer"])
+    fields["card_slip"] = tuple(fields.get("card_slip", ()))
+    fields["body"] = tuple(TextLine(**line) for line in fields.get("body", ()))
+    return Receipt(**fields)
 
 
 def receipt_for(
@@ -49,6 +86,7 @@ def receipt_for(
     header: tuple[str, ...] = (),
     footer: tuple[str, ...] = ("Thank you!",),
     card_slip: tuple[str, ...] = (),
+    copy: bool = False,
 ) -> Receipt:
     """The receipt of a committed document, formatted for `locale`."""
 
@@ -83,6 +121,7 @@ def receipt_for(
         change=money(sale.change) if sale.change else "",
         footer=footer,
         card_slip=card_slip,
+        copy=copy,
     )
 
 

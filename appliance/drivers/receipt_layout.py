@@ -12,7 +12,7 @@ import re
 import textwrap
 from typing import Any
 
-from appliance.core.receipt import Receipt, ReceiptLine
+from appliance.core.receipt import Receipt, ReceiptLine, TextLine
 
 log = logging.getLogger(__name__)
 
@@ -20,6 +20,7 @@ DEFAULT_COLUMNS = 42  # font A on 80 mm paper at 512 dots (TM-T88); 576-dot head
 BARCODE_HEIGHT = 64  # dots
 BARCODE_MODULE = 2  # dots per narrow bar: a 13-character CODE128 fits 80 mm paper
 QR_MODULE = 5  # dots per QR module
+COPY_MARK = "*** COPY ***"
 # Text from the catalog or the store settings must never reach the printer as commands.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _SPACES = str.maketrans({"\u00a0": " ", "\u202f": " ", "\u2009": " "})
@@ -48,6 +49,8 @@ def lay_out(printer: Any, receipt: Receipt, width: int) -> None:
         p.set(bold=True, double_width=True, double_height=True)
         p.textln(_clean(receipt.title)[: width // 2])
         p.set(normal_textsize=True, bold=False)
+    if receipt.copy:
+        _copy_mark(p, width)
     p.set(align="left")
     p.ln()
     when, number = _clean(receipt.created_at), _clean(receipt.receipt_number)
@@ -56,20 +59,23 @@ def lay_out(printer: Any, receipt: Receipt, width: int) -> None:
     else:
         p.textln(when)
         p.textln(number)
-    p.textln("-" * width)
-    for item in receipt.lines:
-        _item(p, item, width)
-    p.textln("-" * width)
+    if receipt.lines or receipt.total:  # a report has neither: its body says it all
+        p.textln("-" * width)
+        for item in receipt.lines:
+            _item(p, item, width)
+        p.textln("-" * width)
     if receipt.discount_total:
         p.textln(_pair("Discount", receipt.discount_total, width))
     _taxes(p, receipt.taxes, width)
-    p.set(bold=True, double_height=True)
-    p.textln(_pair("TOTAL", receipt.total, width))
-    p.set(normal_textsize=True, bold=False)
+    if receipt.total:
+        p.set(bold=True, double_height=True)
+        p.textln(_pair("TOTAL", receipt.total, width))
+        p.set(normal_textsize=True, bold=False)
     for name, amount in receipt.tenders:
         p.textln(_pair(name, amount, width))
     if receipt.change:
         p.textln(_pair("Change", receipt.change, width))
+    _body(p, receipt.body, width)
     if receipt.card_slip:  # the terminal's own slip, as it sent it (already masked)
         p.textln("-" * width)
         for line in receipt.card_slip:
@@ -80,6 +86,8 @@ def lay_out(printer: Any, receipt: Receipt, width: int) -> None:
     if receipt.sale_id:
         p.set(align="center")
         p.qr(receipt.sale_id, size=QR_MODULE, native=bool(p.profile.supports("qrCode")))
+    if receipt.copy:  # a torn-off bottom half must not pass for the original either
+        _copy_mark(p, width)
     p.set(align="center")
     for line in receipt.footer:
         for part in _wrap(line, width):
@@ -100,6 +108,29 @@ def _item(p: Any, item: ReceiptLine, width: int) -> None:
         p.textln(f"  Qty {quantity}" if plain else f"  {quantity}")
     if item.discount:
         p.textln(_pair("  Discount", item.discount, width))
+
+
+def _copy_mark(p: Any, width: int) -> None:
+    """COPY in large bold letters, centred: a reprint never passes for the original."""
+    p.set(align="center", bold=True, double_width=True, double_height=True)
+    p.textln(COPY_MARK[: width // 2])
+    p.set(normal_textsize=True, bold=False)
+
+
+def _body(p: Any, body: tuple[TextLine, ...], width: int) -> None:
+    """Free lines (a report's sections): text left and value right, bold where asked."""
+    for line in body:
+        if line.bold:
+            p.set(bold=True)
+        if line.value:
+            p.textln(_pair(line.text, line.value, width))
+        elif line.text:
+            for part in _wrap(line.text, width):
+                p.textln(part)
+        else:
+            p.ln()
+        if line.bold:
+            p.set(bold=False)
 
 
 def _taxes(p: Any, taxes: tuple[tuple[str, str, str], ...], width: int) -> None:
