@@ -71,7 +71,8 @@ class CardTapped(Event):
     records: tuple[NdefRecord, ...] = ()
 
 
-DrawerReason = Literal["sale", "no_sale", "remote", "selftest"]
+# by_hand: the open sensor saw the drawer open with no kick shortly before (a key, or force).
+DrawerReason = Literal["sale", "no_sale", "remote", "selftest", "by_hand"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +88,17 @@ def check_opening(opening: DrawerOpening) -> None:
     """Refuse an opening the records could not account for (a no-sale by nobody)."""
     if opening.reason == "no_sale" and not opening.staff.strip():
         raise DeviceError("a no-sale drawer opening needs the staff member's name")
+
+
+def is_unexplained(opening: DrawerOpening) -> bool:
+    """An opening with neither a sale nor a reason someone gave: flagged for the reports."""
+    if opening.reason == "by_hand":
+        return True
+    if opening.reason == "sale":
+        return not opening.reference
+    if opening.reason == "no_sale":
+        return not opening.staff.strip()
+    return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +140,20 @@ class ReceiptPrinted(Event):
 
     device: str
     receipt_number: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptMayHavePrinted(Event):
+    """The job went to the printer but its answer was lost: staff reprint a COPY or mark it done."""
+
+    device: str
+    receipt_number: str
+    job_id: int
+    reason: str
+
+
+class PrintOutcomeUnknownError(DeviceError):
+    """The job's bytes left for the printer, but whether it printed is unknown: never retry."""
 
 
 @dataclass(frozen=True, slots=True)

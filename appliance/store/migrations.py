@@ -281,7 +281,42 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         9,
         "the durable print queue and drawer openings by hand",
-        (),
+        (
+            # One row per receipt or report on its way to paper, kept from the moment it is
+            # queued: it survives a restart, and `id` stays the job's through every retry.
+            # `body` is the Receipt as JSON, so it prints (or reprints) without the sale.
+            """CREATE TABLE print_job (
+                id INTEGER PRIMARY KEY,
+                printer TEXT NOT NULL,
+                receipt_number TEXT NOT NULL,
+                sale_id TEXT NOT NULL DEFAULT '',
+                copy INTEGER NOT NULL DEFAULT 0,
+                state TEXT NOT NULL CHECK (state IN ('queued', 'printing', 'printed',
+                    'uncertain', 'failed')),
+                attempts INTEGER NOT NULL DEFAULT 0,
+                reason TEXT NOT NULL DEFAULT '',
+                body BLOB NOT NULL,
+                created_at TEXT NOT NULL,
+                updated_at TEXT NOT NULL
+            )""",
+            """CREATE INDEX print_job_open ON print_job(printer, id)
+                WHERE state IN ('queued', 'printing')""",
+            # SQLite cannot change a CHECK in place: the table is rebuilt with by_hand allowed.
+            """CREATE TABLE drawer_opening_v9 (
+                id INTEGER PRIMARY KEY,
+                device TEXT NOT NULL,
+                reason TEXT NOT NULL CHECK (reason IN ('sale', 'no_sale', 'remote', 'selftest',
+                    'by_hand')),
+                staff TEXT NOT NULL DEFAULT '',
+                reference TEXT NOT NULL DEFAULT '',
+                opened_at TEXT NOT NULL
+            )""",
+            """INSERT INTO drawer_opening_v9 (id, device, reason, staff, reference, opened_at)
+            SELECT id, device, reason, staff, reference, opened_at FROM drawer_opening""",
+            "DROP TABLE drawer_opening",
+            "ALTER TABLE drawer_opening_v9 RENAME TO drawer_opening",
+            "CREATE INDEX drawer_opening_opened_at ON drawer_opening(opened_at)",
+        ),
     ),
 )
 

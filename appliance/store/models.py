@@ -101,7 +101,7 @@ class Outbox(_Table):
 
 
 class DrawerOpeningRow(_Table):
-    """A cash drawer opening and why (sale, no-sale by a named staff member, remote)."""
+    """A cash drawer opening and why (sale, no-sale by a named staff member, remote, by hand)."""
 
     id = IntegerField(primary_key=True)
     device = TextField()
@@ -240,6 +240,25 @@ class JournalRow(_Table):
         table_name = "journal"
 
 
+class PrintJobRow(_Table):
+    """A receipt or report on its way to paper (store/print_jobs.py); `body` is its JSON."""
+
+    id = IntegerField(primary_key=True)
+    printer = TextField()
+    receipt_number = TextField()
+    sale_id = TextField(default="")
+    copy = BooleanField(default=False)
+    state = TextField()
+    attempts = IntegerField(default=0)
+    reason = TextField(default="")
+    body = BlobField()
+    created_at = TextField()
+    updated_at = TextField()
+
+    class Meta:
+        table_name = "print_job"
+
+
 class Meta(_Table):
     """Small key/value facts about this database."""
 
@@ -263,5 +282,6 @@ MODELS: tuple[type[Model], ...] = (
     SnapshotChunkRow,
     PaymentJournalRow,
     JournalRow,
+    PrintJobRow,
     Meta,
 )
