@@ -7,6 +7,7 @@ own data or belong to the hub program, not to the appliance; each hangs from a c
 - SyncError <- hub.cli_command.FleetClientError, hub.server.HubConnectError
 - StoreError <- hub.db.HubDatabaseError
 - ApplianceError <- hub.ca.CaError
+- TillError <- appliance.core.shift.SignOffNeededError (carries the difference and the threshold)
 
 tests/core/test_exception_tree.py fails when an exception class anywhere in `appliance`
 or `hub` does not derive from ApplianceError, or is defined elsewhere and not listed here.
@@ -55,6 +56,19 @@ class DocumentError(DomainError):
 
 class StaffError(DomainError):
     """A PIN, badge or permission check failed."""
+
+
+class TillError(DomainError):
+    """A till operation (shift, cash in or out, report, void) is not allowed now."""
+
+
+# Also a SalesPausedError: whoever already tells a customer that no sale can start now
+# tells them this too.
+class NoOpenShiftError(SalesPausedError, TillError):
+    """No shift is open on this till, so no sale (or cash movement) may start."""
+
+
+NoOpenShift = NoOpenShiftError  # the name the till's design uses
 
 
 class StoreError(ApplianceError):

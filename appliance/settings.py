@@ -14,7 +14,7 @@ import msgspec
 from babel import Locale, UnknownLocaleError
 
 from appliance.core.barcode import VariableMeasureRule
-from appliance.core.money import is_known_currency
+from appliance.core.money import currency_exponent, is_known_currency
 from appliance.core.tax import TaxPolicy
 from appliance.device_settings import (
     EscposPrinterSettings,
@@ -232,6 +232,92 @@ class PaymentSettings(_Section, frozen=True):
     offline_max_age_hours: Annotated[float, msgspec.Meta(ge=0, le=24 * 90)] = 24.0
 
 
+# Notes and coins in minor units, largest first, for the currencies a pop-up till meets most.
+DENOMINATIONS: Mapping[str, tuple[int, ...]] = MappingProxyType(
+    {
+        "EUR": (50000, 20000, 10000, 5000, 2000, 1000, 500, 200, 100, 50, 20, 10, 5, 2, 1),
+        "CHF": (100000, 20000, 10000, 5000, 2000, 1000, 500, 200, 100, 50, 20, 10, 5),
+        "USD": (10000, 5000, 2000, 1000, 500, 200, 100, 50, 25, 10, 5, 1),
+        "GBP": (5000, 2000, 1000, 500, 200, 100, 50, 20, 10, 5, 2, 1),
+    }
+)
+# Cash is rounded where the smallest coin is larger than the minor unit (CHF: 0.05).
+CASH_ROUNDING: Mapping[str, int] = MappingProxyType({"CHF": 5})
+_HH_MM = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+
+
+def default_denominations(currency: str, exponent: int) -> tuple[int, ...]:
+    """The notes and coins of `currency`; for one not listed, 1-2-5 steps up to 500 major units."""
+    if currency in DENOMINATIONS:
+        return DENOMINATIONS[currency]
+    steps = [m * 10**k for k in range(exponent + 3) for m in (1, 2, 5)]
+    return tuple(sorted(steps, reverse=True))
+
+
+class TillSettings(_Section, frozen=True):
+    """The cash till: notes and coins, cash rounding, sign-off and the kiosk's shift hours.
+
+    Amounts are minor units of the store's currency. `denominations` and `cash_rounding`
+    left out take the currency's (Settings fills them in): EUR, CHF, USD and GBP are
+    known; cash is rounded to 0.05 in CHF and not at all elsewhere (0 = no rounding).
+    """
+
+    denominations: tuple[Annotated[int, msgspec.Meta(gt=0)], ...] = ()
+    cash_rounding: Annotated[int, msgspec.Meta(ge=0, le=100_000)] | None = None
+    # A counted close that differs from the expected cash by more needs a supervisor.
+    signoff_threshold: Annotated[int, msgspec.Meta(ge=0)] = 500
+    # A kiosk's shift opens and closes at these local times ("HH:MM"); "" leaves both to
+    # a supervisor. A window may run past midnight (open 18:00, close 02:00).
+    kiosk_shift_open: str = ""
+    kiosk_shift_close: str = ""
+
+    def __post_init__(self) -> None:
+        found = self.denominations
+        if len(set(found)) != len(found) or list(found) != sorted(found, reverse=True):
+            raise ValueError(
+                "denominations: list each note and coin once, largest first"
+                f" (minor units, e.g. [500, 200, 100]), got {list(found)}"
+            )
+        for key in ("kiosk_shift_open", "kiosk_shift_close"):
+            value = getattr(self, key)
+            if value and not _HH_MM.match(value):
+                raise ValueError(f"{key}: expected a local time like 07:30, got {value!r}")
+        if bool(self.kiosk_shift_open) != bool(self.kiosk_shift_close):
+            raise ValueError(
+                "kiosk_shift_open: set kiosk_shift_open and kiosk_shift_close together,"
+                " or neither (a supervisor opens and closes the shift)"
+            )
+        if self.kiosk_shift_open and self.kiosk_shift_open == self.kiosk_shift_close:
+            raise ValueError("kiosk_shift_close: must differ from kiosk_shift_open")
+
+    @property
+    def rounding_increment(self) -> int:
+        """The cash rounding increment in minor units (0: none)."""
+        return self.cash_rounding or 0
+
+    @property
+    def kiosk_schedule(self) -> tuple[str, str] | None:
+        """(open, close) "HH:MM" local times, or None when a supervisor opens and closes."""
+        if not self.kiosk_shift_open:
+            return None
+        return self.kiosk_shift_open, self.kiosk_shift_close
+
+    def for_currency(self, currency: str) -> TillSettings:
+        """These settings with what was left out filled in for `currency`."""
+        denominations = self.denominations or default_denominations(
+            currency, currency_exponent(currency)
+        )
+        rounding = (
+            CASH_ROUNDING.get(currency, 0) if self.cash_rounding is None else (self.cash_rounding)
+        )
+        if rounding > 1 and denominations[-1] > rounding:
+            raise ValueError(
+                f"cash_rounding: {rounding} is smaller than the smallest coin"
+                f" ({denominations[-1]}): the cash could not be paid"
+            )
+        return msgspec.structs.replace(self, denominations=denominations, cash_rounding=rounding)
+
+
 class Settings(_Section, frozen=True):
     """The whole configuration."""
 
@@ -242,9 +328,15 @@ class Settings(_Section, frozen=True):
     hub: HubSettings | None = None
     screen: ScreenSettings = msgspec.field(default_factory=ScreenSettings)
     payments: PaymentSettings = msgspec.field(default_factory=PaymentSettings)
+    till: TillSettings = msgspec.field(default_factory=TillSettings)
     devices: dict[Identifier, HardwareSettings] = msgspec.field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        try:
+            till = self.till.for_currency(self.store.currency)
+        except ValueError as err:
+            raise ValueError(f"till.{err}") from None
+        msgspec.structs.force_setattr(self, "till", till)
         for name, device in self.devices.items():
             if isinstance(device, PrinterDrawerSettings):
                 target = self.devices.get(device.printer)

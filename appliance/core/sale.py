@@ -9,6 +9,7 @@ from fractions import Fraction
 from typing import Literal
 
 from appliance.core.cart import Cart, Measure
+from appliance.core.cash_rounding import rounding_of
 from appliance.core.ids import new_document_id
 from appliance.core.money import round_half_up
 from appliance.core.tax import Rounding, TaxBreakdown, TaxLine, TaxPolicy, compute_taxes
@@ -61,6 +62,10 @@ class SaleDraft:
     staff: str = ""
     references: str | None = None  # the sale a refund or void corrects
     reason: str = ""
+    # Cash rounding (docs/cash.md): what the cash tender paid beyond (+) or short of (-) the
+    # exact total; the tenders pay total + rounding. 0 on documents made before it existed.
+    rounding: int = 0
+    approved_by: str = ""  # the supervisor who approved it (a void), or ""
     # False: stamped before the device's clock was known to be right (no NTP, no RTC yet).
     clock_verified: bool = True
 
@@ -68,6 +73,11 @@ class SaleDraft:
     def tax_total(self) -> int:
         """Tax contained in or added to the total."""
         return sum(t.tax for t in self.taxes)
+
+    @property
+    def paid(self) -> int:
+        """What the tenders pay: the total plus the cash rounding."""
+        return self.total + self.rounding
 
     @property
     def change(self) -> int:
@@ -96,15 +106,21 @@ def draft_sale(
     device_id: str,
     now: datetime,
     staff: str = "",
+    cash_rounding: int = 0,
 ) -> SaleDraft:
-    """Turn a paid cart into a sale; refuses an empty, unapproved or unsettled cart."""
+    """Turn a paid cart into a sale; refuses an empty, unapproved or unsettled cart.
+
+    `cash_rounding` is the store's increment (docs/cash.md): a cash tender pays its part
+    rounded to it, and the sale records the difference.
+    """
     if cart.is_empty:
         raise CartError("the cart is empty")
     if pending := cart.pending_age_checks:
         names = ", ".join(line.name for line in pending)
         raise CartError(f"age check needed for: {names}")
     totals = cart.totals(policy)
-    check_settles(tenders, totals.total)
+    rounding = rounding_of(tenders, totals.total, cash_rounding)
+    check_settles(tenders, totals.total, rounding)
     finals = dict(totals.line_amounts)
     lines = tuple(
         SaleLine(
@@ -137,6 +153,7 @@ def draft_sale(
         total=totals.total,
         tenders=tuple(tenders),
         staff=staff,
+        rounding=rounding,
     )
 
 
@@ -150,8 +167,12 @@ def draft_refund(
     now: datetime,
     staff: str,
     reason: str = "",
+    cash_rounding: int = 0,
 ) -> SaleDraft:
-    """Return some items of a sale: {line_no: quantity}; taxed at the original rates."""
+    """Return some items of a sale: {line_no: quantity}; taxed at the original rates.
+
+    Cash paid back is rounded to `cash_rounding` like a sale's (docs/cash.md).
+    """
     if original.kind != "sale":
         raise DocumentError(f"only a sale can be refunded, not a {original.kind}")
     if not staff:
@@ -181,7 +202,8 @@ def draft_refund(
             )
         )
     taxes = _refund_taxes(original, quantities, already_refunded)
-    check_settles(tenders, taxes.gross)
+    rounding = rounding_of(tenders, taxes.gross, cash_rounding)
+    check_settles(tenders, taxes.gross, rounding)
     return SaleDraft(
         id=new_document_id(),
         kind="refund",
@@ -198,6 +220,7 @@ def draft_refund(
         staff=staff,
         references=original.id,
         reason=reason,
+        rounding=rounding,
     )
 
 
@@ -262,9 +285,15 @@ def _part_of(amount: int, start: int, end: int, quantity: int) -> int:
 
 
 def draft_void(
-    original: Sale, *, device_id: str, now: datetime, staff: str, reason: str
+    original: Sale,
+    *,
+    device_id: str,
+    now: datetime,
+    staff: str,
+    reason: str,
+    approved_by: str = "",
 ) -> SaleDraft:
-    """Cancel a whole sale: every line, tax and tender reversed exactly."""
+    """Cancel a whole sale: every line, tax, tender and the cash rounding reversed exactly."""
     if original.kind != "sale":
         raise DocumentError(f"only a sale can be voided, not a {original.kind}")
     if not staff:
@@ -296,4 +325,6 @@ def draft_void(
         staff=staff,
         references=original.id,
         reason=reason,
+        rounding=-original.rounding,
+        approved_by=approved_by,
     )

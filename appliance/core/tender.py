@@ -50,13 +50,20 @@ class Tender:
         return Tender(self.kind, -self.amount, 0, self.reference, self.card_mask)
 
 
-def check_settles(tenders: Sequence[Tender], total: int) -> None:
-    """Raise TenderError unless the tenders pay exactly `total` (change aside)."""
-    if total != 0 and not tenders:
+def check_settles(tenders: Sequence[Tender], total: int, rounding: int = 0) -> None:
+    """Raise TenderError unless the tenders pay exactly `total` plus the cash `rounding`.
+
+    Change aside; only a document with a cash tender may carry a rounding (card pays exact).
+    """
+    if rounding and not any(t.kind == "cash" for t in tenders):
+        raise TenderError("only cash is rounded; card and stored value pay the exact total")
+    due = total + rounding
+    if due != 0 and not tenders:
         raise TenderError("no payment")
     for tender in tenders:
         if tender.amount == 0 or (tender.amount > 0) != (total > 0):
             raise TenderError(f"a {tender.kind} tender of {tender.amount} does not fit this total")
     paid = sum(t.amount for t in tenders)
-    if paid != total:
-        raise TenderError(f"tenders pay {paid} of {total}")
+    if paid != due:
+        rounded = f" ({total} rounded by {rounding} in cash)" if rounding else ""
+        raise TenderError(f"tenders pay {paid} of {due}{rounded}")

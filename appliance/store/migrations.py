@@ -276,7 +276,60 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         8,
         "shifts, cash movements and X/Z reports",
-        (),
+        (
+            # A shift holds the documents numbered after `after_sequence` up to its close's
+            # `upto_sequence` (both set inside the writing transaction), so every document
+            # lands in exactly one shift's Z whatever the clock did. Counts are JSON
+            # {denomination: pieces}; `counted` stays NULL when nobody counted (a kiosk
+            # closed by its schedule).
+            """CREATE TABLE shift (
+                id TEXT PRIMARY KEY,
+                number INTEGER NOT NULL CHECK (number > 0),
+                till TEXT NOT NULL,
+                staff TEXT NOT NULL,
+                currency TEXT NOT NULL,
+                opened_at TEXT NOT NULL,
+                float_count TEXT NOT NULL,
+                float_total INTEGER NOT NULL CHECK (float_total >= 0),
+                after_sequence INTEGER NOT NULL,
+                closed_at TEXT,
+                upto_sequence INTEGER,
+                counted TEXT,
+                counted_total INTEGER,
+                expected INTEGER,
+                difference INTEGER,
+                closed_by TEXT,
+                signed_off_by TEXT,
+                UNIQUE (till, number)
+            )""",
+            # At most one open shift per till, whatever a bug or a second process tries.
+            "CREATE UNIQUE INDEX shift_one_open ON shift(till) WHERE closed_at IS NULL",
+            """CREATE TABLE cash_movement (
+                id TEXT PRIMARY KEY,
+                shift_id TEXT NOT NULL REFERENCES shift(id),
+                kind TEXT NOT NULL CHECK (kind IN ('in', 'out')),
+                amount INTEGER NOT NULL CHECK (amount > 0),
+                reason TEXT NOT NULL,
+                staff TEXT NOT NULL,
+                at TEXT NOT NULL
+            )""",
+            "CREATE INDEX cash_movement_shift ON cash_movement(shift_id)",
+            # X and Z reports as made (`body` is TillReport.to_dict() as JSON). A Z's number
+            # is computed inside the closing transaction; UNIQUE makes a repeat impossible.
+            """CREATE TABLE till_report (
+                id INTEGER PRIMARY KEY,
+                kind TEXT NOT NULL CHECK (kind IN ('x', 'z')),
+                number INTEGER NOT NULL CHECK (number > 0),
+                z_number INTEGER UNIQUE,
+                shift_id TEXT NOT NULL REFERENCES shift(id),
+                staff TEXT NOT NULL,
+                made_at TEXT NOT NULL,
+                body BLOB NOT NULL,
+                CHECK ((kind = 'z') = (z_number IS NOT NULL)),
+                CHECK (z_number IS NULL OR z_number = number),
+                UNIQUE (shift_id, kind, number)
+            )""",
+        ),
     ),
     Migration(
         9,

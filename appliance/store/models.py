@@ -259,6 +259,64 @@ class PrintJobRow(_Table):
         table_name = "print_job"
 
 
+class ShiftRow(_Table):
+    """A till's shift: its float and, once closed, the counted cash (store/shifts.py)."""
+
+    id = TextField(primary_key=True)
+    number = IntegerField()
+    till = TextField()
+    staff = TextField()
+    currency = TextField()
+    opened_at = TextField()
+    float_count = TextField()
+    float_total = IntegerField()
+    after_sequence = IntegerField()
+    closed_at = TextField(null=True)
+    upto_sequence = IntegerField(null=True)
+    counted = TextField(null=True)
+    counted_total = IntegerField(null=True)
+    expected = IntegerField(null=True)
+    difference = IntegerField(null=True)
+    closed_by = TextField(null=True)
+    signed_off_by = TextField(null=True)
+
+    class Meta:
+        table_name = "shift"
+        indexes = ((("till", "number"), True),)
+
+
+class CashMovementRow(_Table):
+    """Cash put into or taken out of the drawer during a shift."""
+
+    id = TextField(primary_key=True)
+    shift = ForeignKeyField(ShiftRow, column_name="shift_id", field="id", index=True)
+    kind = TextField()
+    amount = IntegerField()
+    reason = TextField()
+    staff = TextField()
+    at = TextField()
+
+    class Meta:
+        table_name = "cash_movement"
+
+
+class TillReportRow(_Table):
+    """An X or Z report as made; a Z's number is unique (store/reports.py)."""
+
+    id = IntegerField(primary_key=True)
+    kind = TextField()
+    number = IntegerField()
+    z_number = IntegerField(null=True, unique=True)
+    shift = ForeignKeyField(ShiftRow, column_name="shift_id", field="id")
+    staff = TextField()
+    made_at = TextField()
+    body = BlobField()
+
+    class Meta:
+        table_name = "till_report"
+        indexes = ((("shift", "kind", "number"), True),)
+
+
 class Meta(_Table):
     """Small key/value facts about this database."""
 
@@ -283,5 +341,8 @@ MODELS: tuple[type[Model], ...] = (
     PaymentJournalRow,
     JournalRow,
     PrintJobRow,
+    ShiftRow,
+    CashMovementRow,
+    TillReportRow,
     Meta,
 )
