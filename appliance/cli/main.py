@@ -15,6 +15,7 @@ from appliance import __version__
 from appliance.cli.after_failure import after_failure
 from appliance.cli.catalog import catalog
 from appliance.cli.db import db
+from appliance.cli.journal import journal
 from appliance.cli.options import config_options, settings_for
 from appliance.cli.provision import provision
 from appliance.cli.sales import sales
@@ -122,6 +123,7 @@ def notice(text_file: Path) -> None:
 cli.add_command(db)
 cli.add_command(catalog)
 cli.add_command(sales)
+cli.add_command(journal)
 cli.add_command(sim)
 cli.add_command(selftest)
 cli.add_command(staff)

@@ -10,13 +10,11 @@ from pathlib import Path
 
 import click
 
+from appliance.cli.existing_db import existing_database
 from appliance.cli.options import config_options, settings_for
 from appliance.core.money import Money
 from appliance.core.sale import Sale
-from appliance.errors import StoreError
-from appliance.store.database import open_database
 from appliance.store.documents import SalesLedger
-from appliance.store.migrations import check_not_newer
 
 COLUMNS = (
     "receipt_number",
@@ -60,13 +58,7 @@ def export_command(
     """Write one CSV row per document, in sequence order; amounts in major units."""
     moment = _parse_since(since) if since else None
     settings = settings_for(config_path, simulate)
-    path = Path(settings.database.path)
-    if not path.exists():  # opening would create an empty file where the data was expected
-        raise StoreError(f"{path}: no database (run `appliance db migrate` first)")
-    database = open_database(path)
-    try:
-        if check_not_newer(database) == 0:
-            raise StoreError(f"{path}: the database has no tables (run `appliance db migrate`)")
+    with existing_database(settings) as database:
         ledger = SalesLedger(database, settings.device.receipt_prefix)
         with (
             output.open("w", newline="", encoding="utf-8")
@@ -77,8 +69,6 @@ def export_command(
             writer.writerow(COLUMNS)
             for sale in ledger.since(moment):
                 writer.writerow(_row(sale))
-    finally:
-        database.close()
 
 
 def _row(sale: Sale) -> list[object]:

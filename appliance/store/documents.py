@@ -17,6 +17,7 @@ from appliance.core.ids import receipt_number
 from appliance.core.sale import Sale, SaleDraft
 from appliance.errors import DocumentError
 from appliance.store.database import notice_fault
+from appliance.store.journal import append_in_transaction, document_event
 from appliance.store.payment_attempts import settle_in_commit
 from appliance.store.storage_faults import database_folder, store_error
 
@@ -174,6 +175,8 @@ class SalesLedger:
             cursor.execute(_INSERT_OUTBOX, rows.outbox)
             # A card tender closes its journalled attempt in this same transaction.
             settle_in_commit(cursor, sale, rows.outbox[3])
+            event = document_event(sale, rows.document[-1])
+            append_in_transaction(cursor, sale.kind, event, rows.outbox[3])
         log.info("%s %s committed (sequence %d)", sale.kind, sale.receipt_number, sequence)
         return sale
 

@@ -31,6 +31,7 @@ from appliance.core.payment import Outcome, PaymentRequest, PaymentResult
 from appliance.core.sale import Sale
 from appliance.errors import DocumentError, DomainError
 from appliance.store.database import notice_fault
+from appliance.store.journal import append_in_transaction
 from appliance.store.storage_faults import database_folder, store_error
 
 log = logging.getLogger(__name__)
@@ -174,6 +175,7 @@ class PaymentAttempts:
                 now,
             ),
             durable=False,
+            step=request.merchant_reference,
         )
         log.info("card %s %s of %d pending", kind, request.merchant_reference, request.amount)
 
@@ -190,9 +192,10 @@ class PaymentAttempts:
                 "UPDATE payment_journal SET state = ?, message = ?, updated_utc = ?"
                 " WHERE reference = ? AND state = 'pending'",
                 (state, message, _now(), reference),
+                step=reference,
             )
             return
-        changed = self._write(_ANSWER, (*_answer_fields(result), _now(), reference))
+        changed = self._write(_ANSWER, (*_answer_fields(result), _now(), reference), step=reference)
         if not changed:
             log.warning(
                 "card attempt %s answered %s after it was decided", reference, result.outcome
@@ -210,9 +213,12 @@ class PaymentAttempts:
         row = (request.merchant_reference, "reversal", request.amount, request.currency)
         try:
             with self._db.atomic("IMMEDIATE"):
-                if found is not None:
-                    self._db.execute_sql(_ANSWER, (*_answer_fields(found), now, original))
-                self._db.execute_sql(_INSERT, (*row, original, None, now, now))
+                cursor = self._db.cursor()
+                answer = (*_answer_fields(found), now, original) if found is not None else None
+                if answer is not None and cursor.execute(_ANSWER, answer).rowcount:
+                    chain_step(cursor, original)
+                cursor.execute(_INSERT, (*row, original, None, now, now))
+                chain_step(cursor, request.merchant_reference)
         except (DatabaseError, sqlite3.Error) as err:
             notice_fault(self._db, err)
             raise store_error(
@@ -231,6 +237,7 @@ class PaymentAttempts:
             "UPDATE payment_journal SET state = 'settled', updated_utc = ?"
             " WHERE reference = ? AND state = 'approved'",
             (_now(), reference),
+            step=reference,
         )
 
     def abandon_in_flight(self) -> list[str]:
@@ -259,6 +266,7 @@ class PaymentAttempts:
             f"UPDATE payment_journal SET state = 'reversed', message = ?, updated_utc = ?"
             f" WHERE reference = ? AND state IN {_OPEN}",
             (message, _now(), reference),
+            step=reference,
         )
         log.warning("card attempt %s reversed", reference)
 
@@ -314,6 +322,7 @@ class PaymentAttempts:
             "UPDATE payment_journal SET state = ?, message = ?, updated_utc = ?"
             " WHERE reference = ? AND state = 'pending'",
             (state, message, _now(), reference),
+            step=reference,
         )
         attempt = self.get(reference)
         if attempt is None:
@@ -330,7 +339,10 @@ class PaymentAttempts:
         )
         return [_attempt(row) for row in rows]
 
-    def _write(self, sql: str, params: tuple[object, ...], *, durable: bool = True) -> int:
+    def _write(
+        self, sql: str, params: tuple[object, ...], *, durable: bool = True, step: str = ""
+    ) -> int:
+        """Run one statement in its own transaction; a changed attempt `step` is chained too."""
         # On the calling thread's own connection, as plain statements: a payment waits for
         # these, so they carry nothing but the write itself.
         try:
@@ -341,6 +353,8 @@ class PaymentAttempts:
                 connection.execute("BEGIN IMMEDIATE")
                 try:
                     changed = connection.execute(sql, params).rowcount
+                    if step and changed:
+                        chain_step(connection.cursor(), step)
                     connection.execute("COMMIT")
                 except BaseException:
                     if connection.in_transaction:  # SQLite rolls back by itself on a full disk
@@ -388,6 +402,38 @@ def settle_in_commit(cursor: sqlite3.Cursor, sale: Sale, moment: str) -> None:
             already = f" by {sale_id}" if sale_id else ""
             raise DocumentError(f"card {kind} {attempt} is {state}{already}")
         cursor.execute(_SETTLE, (sale.id, moment, attempt))
+        chain_step(cursor, str(attempt))
+
+
+_STEP = (
+    "SELECT reference, kind, state, amount, currency, original_reference, terminal_reference,"
+    " result_code, offline, message, sale_id, updated_utc FROM payment_journal WHERE reference = ?"
+)
+_STEP_FIELDS = (
+    "reference",
+    "attempt_kind",
+    "state",
+    "amount",
+    "currency",
+    "original_reference",
+    "terminal_reference",
+    "result_code",
+    "offline",
+    "message",
+    "sale_id",
+)
+
+
+def chain_step(cursor: sqlite3.Cursor, reference: str) -> None:
+    """Inside the step's transaction: the attempt as it now stands joins the fiscal journal.
+
+    Only the PCI-safe fields the payment journal keeps; the masked card stays out.
+    """
+    row = cursor.execute(_STEP, (reference,)).fetchone()
+    if row is None:
+        return
+    event = dict(zip(_STEP_FIELDS, row[:-1], strict=True))
+    append_in_transaction(cursor, "payment", event, str(row[-1]))
 
 
 def _answer_fields(result: PaymentResult) -> tuple[object, ...]:

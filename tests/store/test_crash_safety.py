@@ -34,6 +34,7 @@ from typing import Any
 import pytest
 from peewee import SqliteDatabase
 
+from appliance.store.journal import FiscalJournal
 from appliance.store.catalog import SqliteCatalog
 from appliance.store.database import integrity_problems, open_database
 from appliance.store.documents import decode_document
@@ -261,6 +262,12 @@ class Audit:
         ).fetchall()
         if off:
             self.fail(round_no, f"stock levels that movements do not explain: {off}")
+        check = FiscalJournal(db).verify()
+        if not check.ok:
+            self.fail(round_no, f"fiscal journal broken: {check.problem}")
+        chained = scalar("SELECT COUNT(*) FROM journal WHERE kind IN ('sale', 'refund', 'void')")
+        if chained != documents:
+            self.fail(round_no, f"{chained} documents chained in the journal, {documents} stored")
 
 
 def crash_rounds(tmp_path: Path, rounds: int) -> Audit:
