@@ -11,7 +11,7 @@ from appliance.core.ids import receipt_number
 from appliance.core.sale import SaleDraft, draft_sale
 from appliance.core.tax import TaxPolicy
 from appliance.core.tender import Tender
-from appliance.store import documents
+from appliance.store import documents, journal
 from appliance.store.documents import DocumentRows, document_rows
 from bench import fixtures
 
@@ -20,6 +20,7 @@ RECEIPT_PREFIX = "B01"
 
 
 RawSale = DocumentRows
+RAW_HASH = "0" * 64
 
 
 def build_drafts(products: list[Product], count: int) -> list[SaleDraft]:
@@ -59,4 +60,8 @@ def commit_raw(connection: sqlite3.Connection, sale: RawSale) -> None:
     cursor.executemany(documents._INSERT_MOVEMENT, sale.movements)
     cursor.executemany(documents._UPDATE_STOCK, sale.stock)
     cursor.execute(documents._INSERT_OUTBOX, sale.outbox)
+    # The fiscal journal's writes with a ready-made entry: ours also hashes, raw does not.
+    cursor.execute(journal._HEAD).fetchone()
+    sequence = sale.outbox[0]
+    cursor.execute(journal._INSERT, (sequence, "sale", sale.outbox[3], b"{}", RAW_HASH, RAW_HASH))
     cursor.execute("COMMIT")
