@@ -21,7 +21,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from appliance.core.devices import PrinterStatus
+from appliance.core.devices import PrinterStatus, PrintOutcomeUnknownError
 from appliance.core.receipt import Receipt
 from appliance.device_settings import EscposPrinterSettings
 from appliance.drivers.base import DeviceBase
@@ -199,7 +199,11 @@ class EscposPrinter(DeviceBase):
         return status
 
     def print_receipt(self, receipt: Receipt) -> None:
-        """Check, lay out, send and cut; raises DeviceError when the receipt did not print."""
+        """Check, lay out, send and cut; raises DeviceError when the receipt did not print.
+
+        PrintOutcomeUnknownError (a DeviceError) when the job was sent but the printer's
+        answer did not come back: it may have printed, and must not be sent again blindly.
+        """
         self._job(lambda printer: lay_out(printer, receipt, columns_of(printer)))
         log.info("%s: printed receipt %s", self.name, receipt.receipt_number)
 
@@ -244,7 +248,13 @@ class EscposPrinter(DeviceBase):
                 # all of it: a vanished printer fails here, not silently. Paper running out
                 # during the job is only reported: the printer keeps the rest in its
                 # buffer and prints it once paper is loaded.
-                after = self._exchange(printer, payload, self.settings.timeout)
+                try:
+                    after = self._exchange(printer, payload, self.settings.timeout)
+                except DeviceError as err:
+                    # The job's bytes may have reached the printer and only its answer been
+                    # lost: sending it again could print it twice.
+                    cause = err.__cause__ or err  # the transport's own error, as before
+                    raise PrintOutcomeUnknownError(f"{err}; it may have printed") from cause
             finally:
                 self._release(printer)
         if after is not None:

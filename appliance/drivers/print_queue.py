@@ -1,12 +1,17 @@
 """PrintQueue: receipts print on a worker thread and wait, in order, while the printer cannot.
 
-A sale never fails because of its receipt: `submit()` returns at once; a receipt the
-printer refuses (DeviceError: paper out, offline, ...) stays at the head of the queue,
-is reported once with ReceiptQueued and retried every `retry_seconds` (or at once on
+A sale never fails because of its receipt: `submit()` returns at once. Every receipt is a
+job kept in a PrintJobStore (the store's SQLite table in the appliance) from the moment it
+is queued, under one id for all its retries, so a receipt waiting for paper survives a
+restart and prints when the printer is back. A receipt the printer refuses before any of
+it was sent (DeviceError: paper out, offline, ...) stays at the head of the queue, is
+reported once with ReceiptQueued and retried every `retry_seconds` (or at once on
 `retry_now()`) until it prints, when ReceiptPrinted is posted.
 
-Nothing is persisted across restarts, on purpose: the sale itself is in the database,
-so a receipt lost with the process can always be reprinted from there.
+A job whose bytes went out but whose answer was lost (PrintOutcomeUnknownError), or that
+was being sent when the appliance stopped, is never sent again by itself: it may have
+printed. It becomes "uncertain" (ReceiptMayHavePrinted) and staff decide: reprint it as
+a COPY, or mark it done.
 """
 
 from __future__ import annotations
@@ -17,30 +22,57 @@ from collections import deque
 from dataclasses import dataclass
 
 from appliance.core.closing import OpenClosing
-from appliance.core.devices import ReceiptPrinted, ReceiptPrinter, ReceiptQueued
+from appliance.core.devices import (
+    PrintOutcomeUnknownError,
+    ReceiptMayHavePrinted,
+    ReceiptPrinted,
+    ReceiptPrinter,
+    ReceiptQueued,
+)
 from appliance.core.events import EventBus
+from appliance.core.print_jobs import MemoryPrintJobs, PrintJob, PrintJobState, PrintJobStore
 from appliance.core.receipt import Receipt
 from appliance.errors import DeviceError
 
 log = logging.getLogger(__name__)
 
 JOIN_SECONDS = 10.0  # close() waits this long for a print already under way
+STOPPED_WHILE_PRINTING = "the appliance stopped while it was printing"
 
 
 @dataclass(slots=True)
 class _Entry:
-    """A queued receipt and whether the till was told it is waiting."""
+    """A queued job and whether the till was told it is waiting."""
 
-    receipt: Receipt
+    job: PrintJob
     announced: bool = False
+
+    @property
+    def receipt(self) -> Receipt:
+        return self.job.receipt
 
 
 class PrintQueue(OpenClosing):
-    """Prints receipts in submission order on one worker thread; every method is thread-safe."""
+    """Prints jobs in submission order on one worker thread; every method is thread-safe.
 
-    def __init__(self, printer: ReceiptPrinter, bus: EventBus, *, retry_seconds: float) -> None:
+    `jobs` keeps them (default: in memory only). A job the store cannot keep (a full
+    card) is kept in memory instead: the receipt still prints, it only would not survive
+    a restart.
+    """
+
+    def __init__(
+        self,
+        printer: ReceiptPrinter,
+        bus: EventBus,
+        *,
+        retry_seconds: float,
+        jobs: PrintJobStore | None = None,
+    ) -> None:
         self.printer = printer
         self.retry_seconds = retry_seconds
+        self.jobs: PrintJobStore = jobs if jobs is not None else MemoryPrintJobs()
+        self._spare = MemoryPrintJobs()  # jobs the store refused to keep
+        self._spare_ids: set[int] = set()
         self._bus = bus
         self._queue: deque[_Entry] = deque()
         self._wake = threading.Condition()
@@ -50,27 +82,35 @@ class PrintQueue(OpenClosing):
         self._thread: threading.Thread | None = None
 
     def open(self) -> None:
-        """Start the worker thread (once)."""
+        """Take up the jobs a previous run left, then start the worker thread (once)."""
         with self._wake:
             if self._thread is not None or self._closing:
                 return
+        self._resume()
+        with self._wake:
             self._thread = threading.Thread(
                 target=self._run, name=f"print-queue-{self.printer.name}", daemon=True
             )
             self._thread.start()
 
-    def submit(self, receipt: Receipt) -> None:
-        """Queue `receipt` for printing; never blocks and never raises."""
+    def submit(self, receipt: Receipt) -> PrintJob | None:
+        """Queue `receipt` for printing; never blocks long and never raises.
+
+        Returns the job (its id stays the same through every retry), None after close().
+        """
         with self._wake:
             if self._closing:
                 log.warning("print queue closed: receipt %s not printed", receipt.receipt_number)
-                return
-            entry = _Entry(receipt)
+                return None
+        job = self._keep(receipt)
+        with self._wake:
+            entry = _Entry(job)
             self._queue.append(entry)
             if self._failing:
                 # Behind a stuck receipt: tell the till now, not after the retry.
                 self._announce(entry, self._failing)
             self._wake.notify_all()
+        return job
 
     def retry_now(self) -> None:
         """Try the head of the queue again without waiting (paper loaded, printer back)."""
@@ -84,8 +124,14 @@ class PrintQueue(OpenClosing):
         with self._wake:
             return [entry.receipt for entry in self._queue]
 
+    @property
+    def pending_jobs(self) -> list[PrintJob]:
+        """The jobs not printed yet, oldest first."""
+        with self._wake:
+            return [entry.job for entry in self._queue]
+
     def close(self) -> None:
-        """Stop the worker after the print under way; unprinted receipts are logged. Safe twice."""
+        """Stop the worker after the print under way; unprinted jobs stay kept. Safe twice."""
         with self._wake:
             if self._closing:
                 return
@@ -103,26 +149,78 @@ class PrintQueue(OpenClosing):
                 ", ".join(r.receipt_number for r in left),
             )
 
+    # -- the jobs ---------------------------------------------------------------------------
+
+    def _keep(self, receipt: Receipt) -> PrintJob:
+        try:
+            return self.jobs.add(self.printer.name, receipt)
+        except Exception as err:  # StoreError: a full or failing card must not cost the receipt
+            log.error("receipt %s kept in memory only: %s", receipt.receipt_number, err)
+            job = self._spare.add(self.printer.name, receipt)
+            self._spare_ids.add(job.id)
+            return job
+
+    def _set(self, job: PrintJob, state: PrintJobState, reason: str = "") -> None:
+        store = self._spare if job.id in self._spare_ids else self.jobs
+        try:
+            store.set_state(job.id, state, reason)
+        except Exception as err:  # the print goes on; only the record of it is behind
+            log.error("print job %d not marked %s: %s", job.id, state, err)
+
+    def _resume(self) -> None:
+        """Queue what a previous run left: queued jobs again, printing ones as uncertain."""
+        try:
+            left = self.jobs.unfinished(self.printer.name)
+        except Exception as err:
+            log.error("%s: earlier print jobs could not be read: %s", self.printer.name, err)
+            return
+        for job in left:
+            if job.state == "printing":
+                self._uncertain(job, STOPPED_WHILE_PRINTING)
+                continue
+            with self._wake:
+                self._queue.append(_Entry(job))
+        if left:
+            log.info("%s: %d print job(s) from before the restart", self.printer.name, len(left))
+
+    def _uncertain(self, job: PrintJob, reason: str) -> None:
+        number = job.receipt.receipt_number
+        log.warning("receipt %s (job %d) may have printed: %s", number, job.id, reason)
+        self._set(job, "uncertain", reason)
+        self._bus.post(ReceiptMayHavePrinted(self.printer.name, number, job.id, reason))
+
+    # -- the worker -------------------------------------------------------------------------
+
     def _run(self) -> None:
         while True:
             with self._wake:
                 self._wake.wait_for(lambda: self._closing or bool(self._queue))
                 if self._closing:
                     return
-                receipt = self._queue[0].receipt
+                job = self._queue[0].job
+            receipt = job.receipt
+            # Kept as printing before a byte leaves: a stop from here on leaves it uncertain.
+            self._set(job, "printing")
             try:
                 self.printer.print_receipt(receipt)
+            except PrintOutcomeUnknownError as err:
+                self._done()
+                self._uncertain(job, str(err))
+                continue
             except DeviceError as err:
+                self._set(job, "queued", str(err))  # nothing was sent: safe to try again
                 self._failed(str(err))
                 continue
             except Exception as err:
                 # A bug, not the printer: retrying would block every receipt behind it.
                 log.exception("receipt %s cannot be printed; dropped", receipt.receipt_number)
+                self._set(job, "failed", f"not printed: {err}")
                 self._done()
                 self._bus.post(
                     ReceiptQueued(self.printer.name, receipt.receipt_number, f"not printed: {err}")
                 )
                 continue
+            self._set(job, "printed")
             self._done()
             self._bus.post(ReceiptPrinted(self.printer.name, receipt.receipt_number))
 

@@ -157,6 +157,8 @@ class SimPrinter(_SimPrinterBase):
 
     `vanish()` pulls the plug (open connection reset, port refused); `vanish_after(n)` does
     so once `n` more bytes arrived, mid-receipt; `restore()` listens on the same port again.
+    `lose_answer_after_job()` prints the next job, then resets the connection instead of
+    answering the status request behind it (the printer stays there).
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, columns: int = 42) -> None:
@@ -165,6 +167,7 @@ class SimPrinter(_SimPrinterBase):
         self.host, self.port = self._listener.getsockname()[:2]
         self._conn: socket.socket | None = None
         self._vanish_at: int | None = None
+        self._lose_answers = 0  # jobs still to print without their status answer
         self.connections = 0
         self._commands: queue.SimpleQueue[tuple[Callable[[], None], threading.Event]] = (
             queue.SimpleQueue()
@@ -182,6 +185,14 @@ class SimPrinter(_SimPrinterBase):
 
         def arm() -> None:
             self._vanish_at = len(self._received) + n_bytes
+
+        self._call(arm)
+
+    def lose_answer_after_job(self, jobs: int = 1) -> None:
+        """For the next `jobs` jobs: print it, then drop the connection before the answer."""
+
+        def arm() -> None:
+            self._lose_answers = jobs
 
         self._call(arm)
 
@@ -259,10 +270,22 @@ class SimPrinter(_SimPrinterBase):
             conn.close()
             self._conn = None
             return
+        printed = len(self._jobs)
         answers = self._receive(data)
+        if self._lose_answers and len(self._jobs) > printed:
+            # The job is on paper; its status answer is lost with the connection.
+            self._lose_answers -= 1
+            self._reset(conn)
+            return
         if answers:
             with contextlib.suppress(OSError):
                 conn.sendall(answers)
+
+    def _reset(self, conn: socket.socket) -> None:
+        """Close the client's connection with RST, as a dropped link looks to the client."""
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        conn.close()
+        self._conn = None
 
     def _vanish(self) -> None:
         self._vanish_at = None
@@ -275,9 +298,7 @@ class SimPrinter(_SimPrinterBase):
             self._listener = None
         if self._conn is not None:
             # Linger 0: close() sends RST, as a printer losing power mid-job would look.
-            self._conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            self._conn.close()
-            self._conn = None
+            self._reset(self._conn)
 
     def _shut(self) -> None:
         for sock in (self._conn, self._listener):
