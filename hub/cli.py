@@ -11,6 +11,7 @@ from hub.cli_ca import ca_group
 from hub.cli_catalog import catalog, stock_command
 from hub.cli_command import FLEET_COMMANDS
 from hub.cli_fleet import fleet
+from hub.cli_reports import reports
 from hub.cli_sales import sales
 from hub.cli_serve import serve
 from hub.storage_faults import driver_message, storage_fault
@@ -40,6 +41,7 @@ def cli() -> None:
 cli.add_command(ca_group)
 cli.add_command(serve)
 cli.add_command(sales)
+cli.add_command(reports)
 for command in FLEET_COMMANDS:  # command, config, logs, keygen live under `fleet`
     fleet.add_command(command)
 cli.add_command(fleet)

@@ -16,8 +16,11 @@ from rich.table import Table
 from appliance.errors import DecodeError, StoreError
 from appliance.mqtt.payloads import Telemetry, decode
 from hub.cli_options import db_option
+from hub.journal_ingest import chain_state
 from hub.migrations import open_existing
-from hub.models import Device, DeviceProgress
+from hub.models import Device, DeviceProgress, DrawerOpening
+
+DRAWER_SHOWN = 10  # fleet show lists this many of the latest openings without a sale
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +36,22 @@ class FleetEntry:
     catalog_version: int | None
     sales_upto_seq: int
     storage: str  # ok, low, full, read_only or io_error; "" when the device did not say
+    journal_entries: int
+    journal_head: int
+    journal_upto: int  # every entry up to here is stored (and was proven, before a break)
+    journal_broken_at: int | None  # the first entry the hub could not prove; None: intact
+    journal_break: str  # why it could not
+    drawer_without_sale: int  # drawer openings the journal brought with no sale
     telemetry: dict[str, Any] | None
+
+    @property
+    def chain(self) -> str:
+        """The hub's verdict on the device's journal, in one phrase."""
+        if not self.journal_entries:
+            return "-"
+        if self.journal_broken_at is None:
+            return "ok"
+        return f"BROKEN at {self.journal_broken_at}"
 
 
 def fleet_entries(db: Database, device: str | None = None) -> Iterator[FleetEntry]:
@@ -48,6 +66,7 @@ def fleet_entries(db: Database, device: str | None = None) -> Iterator[FleetEntr
         query = query.where(Device.id == device)
     for row in query.execute(db):
         report = _telemetry(row["telemetry"])
+        journal = chain_state(db, row["id"])
         yield FleetEntry(
             device=row["id"],
             online=bool(row["online"]),
@@ -58,6 +77,12 @@ def fleet_entries(db: Database, device: str | None = None) -> Iterator[FleetEntr
             catalog_version=report.catalog_version if report else None,
             sales_upto_seq=int(row["upto_seq"] or 0),
             storage=report.storage.state if report and report.storage else "",
+            journal_entries=journal.entries if journal else 0,
+            journal_head=journal.head if journal else 0,
+            journal_upto=journal.upto if journal else 0,
+            journal_broken_at=journal.broken_at if journal else None,
+            journal_break=journal.reason if journal else "",
+            drawer_without_sale=_without_sale(row["id"]).count(db),
             telemetry=json.loads(row["telemetry"]) if report else None,
         )
 
@@ -84,7 +109,15 @@ def list_command(db_url: str, as_json: bool) -> None:
         click.echo(json.dumps([_public(e) for e in entries], indent=2))
         return
     table = Table(
-        "device", "online", "last seen (UTC)", "bd_seq", "firmware", "outbox", "catalog", "storage"
+        "device",
+        "online",
+        "last seen (UTC)",
+        "bd_seq",
+        "firmware",
+        "outbox",
+        "catalog",
+        "storage",
+        "journal",
     )
     for e in entries:
         table.add_row(
@@ -96,6 +129,7 @@ def list_command(db_url: str, as_json: bool) -> None:
             _maybe(e.outbox_depth),
             _maybe(e.catalog_version),
             e.storage or "-",
+            e.chain,
         )
     console = Console()
     console.print(table)
@@ -127,12 +161,13 @@ def show_command(device: str, db_url: str, as_json: bool) -> None:
     db = _open(db_url)
     try:
         entry = next(fleet_entries(db, device), None)
+        openings = drawer_without_sale(db, device, DRAWER_SHOWN)
     finally:
         db.close()
     if entry is None:
         raise click.ClickException(f"no appliance {device!r} has reached this hub")
     if as_json:
-        click.echo(json.dumps(asdict(entry), indent=2))
+        click.echo(json.dumps({**asdict(entry), "chain": entry.chain}, indent=2))
         return
     table = Table(show_header=False, box=None)
     fields = {
@@ -144,6 +179,7 @@ def show_command(device: str, db_url: str, as_json: bool) -> None:
         "outbox depth": _maybe(entry.outbox_depth),
         "catalog version": _maybe(entry.catalog_version),
         "sales committed up to seq": str(entry.sales_upto_seq),
+        "journal": _journal_text(entry),
     }
     telemetry = entry.telemetry or {}
     for key in ("at", "uptime_s", "disk_free_bytes", "cpu_temp_c", "malformed_messages"):
@@ -154,12 +190,59 @@ def show_command(device: str, db_url: str, as_json: bool) -> None:
         fields["storage"] = storage.get("problem") or (
             f"{storage['state']}, {storage['free_bytes'] // (1024 * 1024)} MiB free"
         )
+    own = telemetry.get("journal") or {}
+    if own:
+        verdict = (
+            f"broken at {own['broken_at']}: {own.get('problem', '')}"
+            if own.get("broken_at") is not None
+            else ("ok" if own.get("checked_at") else "not checked yet")
+        )
+        fields["journal on the device"] = (
+            f"head {own['head']}, hub confirmed {own['acked_upto']}, own check {verdict}"
+        )
+    fields["drawer openings without a sale"] = str(entry.drawer_without_sale)
+    for opening in openings:
+        who = f" by {opening['staff']}" if opening["staff"] else ""
+        fields[f"  {opening['opened_at']}"] = f"{opening['reason'] or 'no reason'}{who}"
     for health in telemetry.get("devices") or []:
         reason = f" ({health['reason']})" if health.get("reason") else ""
         fields[f"{health['kind']} {health['device']}"] = f"{health['state']}{reason}"
     for key, value in fields.items():
         table.add_row(key, value)
     Console().print(table)
+
+
+def drawer_without_sale(db: Database, device: str, limit: int) -> list[dict[str, str]]:
+    """The latest drawer openings of a device that no sale explains, newest first."""
+    query = (
+        _without_sale(device)
+        .select(DrawerOpening.opened_at, DrawerOpening.reason, DrawerOpening.staff)
+        .order_by(DrawerOpening.opened_at.desc(), DrawerOpening.journal_number.desc())
+        .limit(limit)
+        .tuples()
+    )
+    return [
+        {"opened_at": _utc_text(at) or "", "reason": str(reason), "staff": str(staff)}
+        for at, reason, staff in query.execute(db)
+    ]
+
+
+def _without_sale(device: str) -> Any:
+    return DrawerOpening.select().where(
+        (DrawerOpening.device == device) & (DrawerOpening.reason != "sale")
+    )
+
+
+def _journal_text(entry: FleetEntry) -> str:
+    if not entry.journal_entries:
+        return "no entries yet"
+    text = (
+        f"{entry.journal_entries} entries, head {entry.journal_head}, "
+        f"committed up to {entry.journal_upto}"
+    )
+    if entry.journal_broken_at is None:
+        return f"{text}, chain ok"
+    return f"{text}, chain BROKEN at entry {entry.journal_broken_at}: {entry.journal_break}"
 
 
 def _open(db_url: str) -> Database:
@@ -189,6 +272,7 @@ def _public(entry: FleetEntry) -> dict[str, object]:
     """The list view's JSON: everything but the raw telemetry."""
     data = asdict(entry)
     del data["telemetry"]
+    data["chain"] = entry.chain
     return data
 
 

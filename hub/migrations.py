@@ -16,7 +16,7 @@ from peewee import Database, SchemaManager
 
 from appliance.errors import SchemaTooNewError, StoreError
 from hub.db import is_sqlite, open_hub_database, redacted
-from hub.models import MODELS
+from hub.models import JOURNAL_MODELS, MODELS
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +50,20 @@ def _add_clock_verified(db: Database) -> None:
         db.execute_sql("ALTER TABLE sale ADD COLUMN clock_verified BOOLEAN NOT NULL DEFAULT TRUE")
 
 
+def _create_journal(db: Database) -> None:
+    for model in JOURNAL_MODELS:
+        SchemaManager(model, database=db).create_all(safe=True)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "devices, sales and per-device ingest progress", _create_tables),
     Migration(2, "versioned store catalogs and device-to-store assignment", _create_catalog),
     Migration(3, "sales stamped before the device's clock was verified", _add_clock_verified),
+    Migration(
+        4,
+        "fiscal journals, their chain state, and the reports, drawer log and shifts they hold",
+        _create_journal,
+    ),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

@@ -1,4 +1,4 @@
-"""The hub's tables: devices, their sales, and how far each device's sales are committed.
+"""The hub's tables: devices, their sales and fiscal journals, and what the journals hold.
 
 The models are unbound (`database = None`): hub code runs every query against the
 `Database` it was given (`query.execute(db)`, `db.atomic()`), so nothing global decides
@@ -10,6 +10,7 @@ from __future__ import annotations
 from peewee import (
     AutoField,
     BigIntegerField,
+    BlobField,
     BooleanField,
     CharField,
     DateTimeField,
@@ -69,3 +70,101 @@ class DeviceProgress(HubModel):
 
 
 MODELS: tuple[type[HubModel], ...] = (Device, Sale, DeviceProgress)
+
+
+class JournalEntry(HubModel):
+    """One fiscal journal entry of one device, byte for byte as the device chained it."""
+
+    id = AutoField()
+    device = CharField(max_length=128)
+    number = BigIntegerField()
+    kind = CharField(max_length=32)
+    at = CharField(max_length=64)  # the device's UTC ISO text, as hashed
+    body = BlobField()  # the event's canonical JSON, exactly the hashed bytes
+    prev_hash = CharField(max_length=64)
+    hash = CharField(max_length=64)
+    received_at = DateTimeField()
+
+    class Meta:
+        indexes = ((("device", "number"), True), (("device", "kind"), False))
+
+
+class JournalState(HubModel):
+    """How far a device's journal is committed and proven, and its first break if any."""
+
+    device = CharField(primary_key=True, max_length=128)
+    upto = BigIntegerField(default=0)  # every entry up to here is stored and was checked
+    broken_at = BigIntegerField(null=True)  # the first entry the chain does not prove
+    break_reason = TextField(default="")
+    broken_seen_at = DateTimeField(null=True)
+
+
+class TillReport(HubModel):
+    """An X or Z report taken from a device's journal; the body is the report verbatim."""
+
+    id = AutoField()
+    device = CharField(max_length=128)
+    store = CharField(max_length=128, null=True)  # the device's store when it arrived
+    kind = CharField(max_length=1)  # "x" or "z"
+    number = BigIntegerField()  # z: gapless per device; x: the report's own counter
+    journal_number = BigIntegerField()
+    made_at = DateTimeField()
+    currency = CharField(max_length=3, default="")
+    sales_gross = BigIntegerField(null=True)  # minor units of `currency`, as the report says
+    refunds_total = BigIntegerField(null=True)
+    voids_total = BigIntegerField(null=True)
+    expected_cash = BigIntegerField(null=True)
+    counted_cash = BigIntegerField(null=True)
+    difference = BigIntegerField(null=True)
+    grand_total = BigIntegerField(null=True)
+    body = TextField()
+
+    class Meta:
+        indexes = (
+            (("device", "journal_number"), True),
+            (("device", "kind", "number"), False),
+            (("store", "made_at"), False),
+        )
+
+
+class DrawerOpening(HubModel):
+    """A cash drawer opening from a device's journal, with its cause."""
+
+    id = AutoField()
+    device = CharField(max_length=128)
+    journal_number = BigIntegerField()
+    opened_at = DateTimeField()
+    reason = CharField(max_length=32, default="")  # sale, no_sale, remote, by_hand, ...
+    staff = CharField(max_length=128, default="")
+    reference = CharField(max_length=128, default="")
+    body = TextField()
+
+    class Meta:
+        indexes = ((("device", "journal_number"), True), (("device", "opened_at"), False))
+
+
+class ShiftEvent(HubModel):
+    """A shift opened or closed, or cash put in or taken out, from a device's journal."""
+
+    id = AutoField()
+    device = CharField(max_length=128)
+    journal_number = BigIntegerField()
+    kind = CharField(max_length=32)  # shift_open, cash_in, cash_out, shift_close
+    at = DateTimeField()
+    shift = CharField(max_length=64, default="")
+    staff = CharField(max_length=128, default="")
+    amount = BigIntegerField(null=True)  # cash in or out, minor units
+    body = TextField()
+
+    class Meta:
+        indexes = ((("device", "journal_number"), True),)
+
+
+# Created by migration 4; version 1 creates only MODELS.
+JOURNAL_MODELS: tuple[type[HubModel], ...] = (
+    JournalEntry,
+    JournalState,
+    TillReport,
+    DrawerOpening,
+    ShiftEvent,
+)

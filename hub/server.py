@@ -1,10 +1,10 @@
-"""The hub worker: a paho MQTT v5 client that stores device traffic and acknowledges sales.
+"""The hub worker: a paho MQTT v5 client that stores device traffic and acknowledges uploads.
 
 Several workers (`appliance-hub serve` processes) share the device traffic through MQTT
 shared subscriptions; each has its own client id. paho's network thread only queues what
 arrives; one worker thread decodes, writes the database and publishes the answers, so a
-slow database never stalls the MQTT keepalive. A sales acknowledgement is published only
-after the batch's transaction has committed.
+slow database never stalls the MQTT keepalive. A sales or journal acknowledgement is
+published only after the batch's transaction has committed.
 
 When the database fails (full, unreachable, an I/O error) nothing is acknowledged and the
 devices keep resending; the worker says so once (hub/storage_faults.py), reconnects as
@@ -35,6 +35,8 @@ from appliance.mqtt.client import TlsFiles, Will, paho_client
 from appliance.mqtt.payloads import (
     DeviceStatus,
     HubState,
+    JournalAck,
+    JournalBatch,
     SalesAck,
     SalesBatch,
     Telemetry,
@@ -42,6 +44,7 @@ from appliance.mqtt.payloads import (
     encode,
 )
 from hub.ingest import DeviceRecords, IngestResult, SalesIngest
+from hub.journal_ingest import JournalIngest, JournalResult
 from hub.storage_faults import (
     StorageFault,
     StorageWatch,
@@ -84,6 +87,8 @@ class HubStats:
     received: int = 0
     batches: int = 0
     acks: int = 0
+    journal_batches: int = 0
+    journal_acks: int = 0
     statuses: int = 0
     stale_wills: int = 0
     telemetry: int = 0
@@ -97,6 +102,14 @@ class Ingestor(Protocol):
     """What the server needs from the sales ingest (SalesIngest; a test may wrap it)."""
 
     def ingest(self, device: str, batch: SalesBatch) -> IngestResult:
+        """Store a batch in one transaction and say what may be acknowledged."""
+        ...
+
+
+class JournalIngestor(Protocol):
+    """What the server needs from the journal ingest (JournalIngest; a test may wrap it)."""
+
+    def ingest(self, device: str, batch: JournalBatch) -> JournalResult:
         """Store a batch in one transaction and say what may be acknowledged."""
         ...
 
@@ -126,6 +139,7 @@ class HubServer:
         worker_id: str | None = None,
         clock: Clock | None = None,
         ingest: Ingestor | None = None,
+        journal: JournalIngestor | None = None,
         handlers: Mapping[Callable[[str], str], Handler] | None = None,
     ) -> None:
         self.worker_id = worker_id or default_worker_id()
@@ -133,10 +147,12 @@ class HubServer:
         self._endpoint = endpoint
         self._clock = clock or SystemClock()
         self._ingest: Ingestor = ingest or SalesIngest(db, clock=self._clock)
+        self._journal: JournalIngestor = journal or JournalIngest(db, clock=self._clock)
         self._devices = DeviceRecords(db, clock=self._clock)
         self._storage = StorageWatch(self.worker_id, self._clock)  # the worker thread's
         self._routes: dict[Callable[[str], str], Handler] = {
             topics.sales_up: self._on_sales,
+            topics.journal_up: self._on_journal,
             topics.status: self._on_status,
             topics.health: self._on_telemetry,
             **(handlers or {}),
@@ -376,17 +392,25 @@ class HubServer:
         batch = decode(item.payload, SalesBatch)
         result = self._ingest.ingest(item.device, batch)  # committed when this returns
         self._count("batches")
+        ack = SalesAck(upto_seq=result.upto_seq)
+        self._answer(item, topics.sales_ack(item.device), encode(ack))
+        self._count("acks")
+
+    def _on_journal(self, item: Inbound) -> None:
+        batch = decode(item.payload, JournalBatch)
+        result = self._journal.ingest(item.device, batch)  # committed when this returns
+        self._count("journal_batches")
+        ack = JournalAck(upto_number=result.upto)
+        self._answer(item, topics.journal_ack(item.device), encode(ack))
+        self._count("journal_acks")
+
+    def _answer(self, item: Inbound, topic: str, payload: bytes) -> None:
+        """Publish an acknowledgement, echoing the request's correlation data if it had any."""
         props = None
         if item.correlation is not None:
             props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
             props.CorrelationData = item.correlation
-        self._client.publish(
-            topics.sales_ack(item.device),
-            encode(SalesAck(upto_seq=result.upto_seq)),
-            qos=1,
-            properties=props,
-        )
-        self._count("acks")
+        self._client.publish(topic, payload, qos=1, properties=props)
 
     def _on_status(self, item: Inbound) -> None:
         status = decode(item.payload, DeviceStatus)

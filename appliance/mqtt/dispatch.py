@@ -24,6 +24,7 @@ from appliance.mqtt.payloads import (
     Command,
     DesiredConfig,
     HubState,
+    JournalAck,
     Payload,
     SalesAck,
     SnapshotChunk,
@@ -79,6 +80,7 @@ def down_decoders(device: str) -> dict[str, Decoder]:
     return {
         topics.HUB_STATE: lambda data: decode(data, HubState),
         topics.sales_ack(device): lambda data: decode(data, SalesAck),
+        topics.journal_ack(device): lambda data: decode(data, JournalAck),
         topics.catalog_down(device): decode_catalog,
         topics.command(device): lambda data: decode(data, Command),
         topics.config_desired(device): lambda data: decode(data, DesiredConfig),

@@ -62,6 +62,45 @@ class SalesAck(Payload, frozen=True, kw_only=True):
     upto_seq: int
 
 
+class JournalEntryPayload(Payload, frozen=True, kw_only=True):
+    """One fiscal journal entry exactly as the device stores it; `body` is base64."""
+
+    number: int
+    kind: str
+    at: str
+    body: str  # base64 keeps the bytes the entry's hash covers, whatever they hold
+    prev_hash: str
+    hash: str
+
+
+class JournalBatch(Payload, frozen=True, kw_only=True):
+    """Journal entries in number order; the hub stores each idempotently and verifies the chain."""
+
+    device: str
+    entries: list[JournalEntryPayload]
+
+
+class JournalAck(Payload, frozen=True, kw_only=True):
+    """The highest number below which the hub has committed every journal entry of the device."""
+
+    upto_number: int
+
+
+class JournalReport(Payload, frozen=True, kw_only=True):
+    """The device's own journal inside a telemetry message.
+
+    `head` is the newest entry's number, `acked_upto` the highest the hub confirmed;
+    `broken_at` the first entry the device's last check could not prove (None: intact,
+    or not checked yet) with `problem` saying why.
+    """
+
+    head: int
+    acked_upto: int
+    checked_at: str = ""  # when the device last proved its whole chain; "" when not yet
+    broken_at: int | None = None
+    problem: str = ""
+
+
 class DeviceHealthReport(Payload, frozen=True, kw_only=True):
     """One device's health inside a telemetry message."""
 
@@ -115,6 +154,7 @@ class Telemetry(Payload, frozen=True, kw_only=True):
     devices: list[DeviceHealthReport] = []
     offline_cards: OfflineCardsReport | None = None  # None when the journal could not be read
     storage: StorageReport | None = None  # None from devices older than the storage watch
+    journal: JournalReport | None = None  # None from devices older than the fiscal journal
 
 
 class ProductPayload(Payload, frozen=True, kw_only=True):
@@ -249,6 +289,9 @@ ALL_PAYLOADS: tuple[type[Payload], ...] = (
     SaleEnvelope,
     SalesBatch,
     SalesAck,
+    JournalEntryPayload,
+    JournalBatch,
+    JournalAck,
     Telemetry,
     ProductPayload,
     CatalogDelta,

@@ -2,7 +2,7 @@
 
 `TelemetryBuilder` gathers the figures (outbox depth, catalog version, firmware, free
 disk, CPU temperature, uptime, device health, malformed messages, offline card payments
-and their limits); `TelemetryPublisher`
+and their limits, the fiscal journal's head and check); `TelemetryPublisher`
 sends them QoS 0 with a message expiry (stale health is worse than none) from its own
 timer thread while the link is up. Device health arrives on the main loop
 (DeviceHealthChanged); `DeviceHealthBoard` hands the latest of each to that thread.
@@ -27,17 +27,22 @@ from appliance.mqtt import topics
 from appliance.mqtt.link import HubLink, LinkState
 from appliance.mqtt.payloads import (
     DeviceHealthReport,
+    JournalReport,
     OfflineCardsReport,
     StorageReport,
     Telemetry,
     encode,
 )
+from appliance.store.journal import FiscalJournal
+from appliance.store.journal_outbox import JournalOutbox
 from appliance.store.outbox import SalesOutbox
 
 log = logging.getLogger(__name__)
 
 THERMAL_ZONE = Path("/sys/class/thermal/thermal_zone0/temp")
 INTERVAL_S = 60.0
+# Proving the whole chain reads every entry: at start, then this often (not every report).
+JOURNAL_CHECK_S = 3600.0
 EXPIRY_S = 300  # MQTT v5 message expiry: the broker drops health older than this
 
 
@@ -117,6 +122,53 @@ class OfflineCards:
         )
 
 
+class JournalHealth:
+    """The journal's head, the hub's acknowledgement and the last whole-chain check.
+
+    Runs on the telemetry thread with its own peewee connection. The check is repeated
+    every `check_every_s`; between checks the last result is reported with its time.
+    """
+
+    def __init__(
+        self,
+        journal: FiscalJournal,
+        outbox: JournalOutbox,
+        *,
+        clock: Clock | None = None,
+        check_every_s: float = JOURNAL_CHECK_S,
+    ) -> None:
+        self._journal = journal
+        self._outbox = outbox
+        self._clock = clock or SystemClock()
+        self._every = check_every_s
+        self._checked: tuple[float, str, int | None, str] | None = None
+
+    def report(self) -> JournalReport | None:
+        """The journal as of now; None when it cannot be read."""
+        try:
+            head, acked = self._outbox.head(), self._outbox.acked_upto()
+            if self._checked is None or self._clock.monotonic() - self._checked[0] >= self._every:
+                check = self._journal.verify()
+                problem = check.problem
+                self._checked = (
+                    self._clock.monotonic(),
+                    self._clock.now().isoformat(),
+                    problem.number if problem else None,
+                    problem.reason if problem else "",
+                )
+                if problem:
+                    log.error(
+                        "fiscal journal broken at entry %d: %s", problem.number, problem.reason
+                    )
+        except Exception as err:
+            log.warning("telemetry: the fiscal journal not read: %s", err)
+            return None
+        _, checked_at, broken_at, reason = self._checked
+        return JournalReport(
+            head=head, acked_upto=acked, checked_at=checked_at, broken_at=broken_at, problem=reason
+        )
+
+
 class TelemetryBuilder:
     """Builds one Telemetry payload; any thread (each reads through its own peewee connection)."""
 
@@ -130,6 +182,7 @@ class TelemetryBuilder:
         malformed: Callable[[], int] = lambda: 0,
         offline_cards: Callable[[], OfflineCardsReport | None] = lambda: None,
         storage: Callable[[], StorageStatus] | None = None,
+        journal: Callable[[], JournalReport | None] = lambda: None,
         clock: Clock | None = None,
         thermal_zone: Path = THERMAL_ZONE,
         firmware: str = __version__,
@@ -141,6 +194,7 @@ class TelemetryBuilder:
         self._malformed = malformed
         self._offline_cards = offline_cards
         self._storage = storage
+        self._journal = journal
         self._last_figures: dict[str, int] = {}  # what was read last, sent while reads fail
         self._clock = clock or SystemClock()
         self._thermal = thermal_zone
@@ -165,6 +219,7 @@ class TelemetryBuilder:
             ],
             offline_cards=self._offline_cards(),
             storage=self._storage_report(),
+            journal=self._journal(),
         )
 
     def _figure(self, name: str, read: Callable[[], int]) -> int:

@@ -27,6 +27,16 @@ def sales_ack(device: str) -> str:
     return f"{device_root(device)}/down/sales-ack"
 
 
+def journal_up(device: str) -> str:
+    """Device → hub: a batch of fiscal journal entries, in number order."""
+    return f"{device_root(device)}/up/journal"
+
+
+def journal_ack(device: str) -> str:
+    """Hub → device: the highest contiguous journal entry number the hub has committed."""
+    return f"{device_root(device)}/down/journal-ack"
+
+
 def health(device: str) -> str:
     """Device → hub: health telemetry on an interval."""
     return f"{device_root(device)}/up/health"

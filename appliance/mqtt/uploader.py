@@ -1,10 +1,14 @@
-"""SalesUploader: drains the durable outbox to the hub, effectively once.
+"""Uploader: drains a durable outbox to the hub, effectively once; SalesUploader for sales.
 
-The outbox row, not MQTT, carries the guarantee: batches go out in sequence order (QoS 1),
-the hub stores each sale idempotently and acknowledges the highest contiguous sequence
-after its own commit, and only that acknowledgement deletes rows. Whenever delivery is in
-doubt (a new connection, the hub coming back online, an acknowledgement that is late) the
-stream restarts from the lowest unacknowledged row: duplicates are harmless, gaps are not.
+The outbox row, not MQTT, carries the guarantee: batches go out in number order (QoS 1),
+the hub stores each item idempotently and acknowledges the highest contiguous number
+after its own commit, and only that acknowledgement moves the outbox on. Whenever delivery
+is in doubt (a new connection, the hub coming back online, an acknowledgement that is
+late) the stream restarts from the lowest unacknowledged row: duplicates are harmless,
+gaps are not.
+
+What is uploaded is an `UploadStream`: the sales outbox here, the fiscal journal in
+mqtt/journal_uploader.py. One state machine serves both.
 
 All work happens on the uploader's own thread (it owns its peewee connection); paho's
 thread only queues acks and link changes for it, and `wake()` is safe from any thread.
@@ -19,6 +23,7 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any, Protocol, Self
 
 import msgspec
 
@@ -27,7 +32,7 @@ from appliance.core.closing import Closing
 from appliance.mqtt import topics
 from appliance.mqtt.link import HubLink, LinkState
 from appliance.mqtt.payloads import SaleEnvelope, SalesAck, SalesBatch, encode
-from appliance.store.outbox import OutboxRow, SalesOutbox
+from appliance.store.outbox import SalesOutbox
 
 log = logging.getLogger(__name__)
 
@@ -43,12 +48,104 @@ class UploaderStats:
     """Counters since the uploader started (status screens, tests, benchmarks)."""
 
     published_batches: int = 0
-    published_sales: int = 0  # resent sales count again
-    acked_upto: int = 0  # the highest sequence the hub acknowledged to this uploader
-    acknowledged_rows: int = 0  # outbox rows deleted on acknowledgement
+    published_items: int = 0  # resent items count again
+    acked_upto: int = 0  # the highest number the hub acknowledged to this uploader
+    acknowledged_rows: int = 0  # outbox rows acknowledged (sales: deleted) since the start
     restarts: int = 0  # times the stream went back to the lowest unacknowledged row
     held_back: int = 0  # wakes that found the link down or the hub offline
     failures: int = 0  # ack timeouts and refused publishes
+
+    @property
+    def published_sales(self) -> int:
+        """The sales stream's name for published_items."""
+        return self.published_items
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """One batch ready to publish: its encoded payload, item count and last number."""
+
+    payload: bytes
+    count: int
+    last: int
+
+
+class UploadStream(Protocol):
+    """A durable outbox an Uploader drains; called on the uploader's worker thread only.
+
+    Numbers are the stream's own (sales: outbox sequence; journal: entry number), gapless
+    and increasing. `acknowledge` must be durable before it returns.
+    """
+
+    name: str  # "sales", "journal": the thread's name and the logs'
+
+    def up_topic(self, device: str) -> str:
+        """Where batches go."""
+        ...
+
+    def ack_topic(self, device: str) -> str:
+        """Where the hub's acknowledgements come from."""
+        ...
+
+    def ack_number(self, ack: Any) -> int:
+        """The number a decoded acknowledgement confirms (called on paho's thread)."""
+        ...
+
+    def acked_upto(self) -> int:
+        """The highest number acknowledged before this uploader started (0: none kept)."""
+        ...
+
+    def next_chunk(self, after: int, limit: int) -> Chunk | None:
+        """Up to `limit` items numbered above `after` as one batch, or None when none wait."""
+        ...
+
+    def acknowledge(self, upto: int) -> int:
+        """The hub holds every item up to `upto`: record it; returns how many items that was."""
+        ...
+
+
+class SalesStream:
+    """The sales outbox as an UploadStream: rows are deleted on acknowledgement."""
+
+    name = "sales"
+
+    def __init__(self, outbox: SalesOutbox, device: str) -> None:
+        self._outbox = outbox
+        self._device = device
+
+    def up_topic(self, device: str) -> str:
+        """topics.sales_up."""
+        return topics.sales_up(device)
+
+    def ack_topic(self, device: str) -> str:
+        """topics.sales_ack."""
+        return topics.sales_ack(device)
+
+    def ack_number(self, ack: SalesAck) -> int:
+        """The acknowledged sequence."""
+        return ack.upto_seq
+
+    def acked_upto(self) -> int:
+        """Acknowledged rows are gone, so the stream starts at whatever is left."""
+        return 0
+
+    def next_chunk(self, after: int, limit: int) -> Chunk | None:
+        """The next rows as a SalesBatch."""
+        rows = self._outbox.pending(after=after, limit=limit)
+        if not rows:
+            return None
+        batch = SalesBatch(
+            device=self._device,
+            sales=[
+                SaleEnvelope(seq=r.sequence, sale_id=r.document_id, document=msgspec.Raw(r.payload))
+                for r in rows
+            ],
+        )
+        return Chunk(encode(batch), len(rows), rows[-1].sequence)
+
+    def acknowledge(self, upto: int) -> int:
+        """Delete the acknowledged rows."""
+        return self._outbox.acknowledge(upto)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,12 +177,12 @@ class _Stop:
 _Message = _Wake | _Ack | _Link | _Stop
 
 
-class SalesUploader(Closing):
-    """Publishes outbox batches while the link is up and the hub online; a context manager."""
+class Uploader(Closing):
+    """Publishes a stream's batches while the link is up and the hub online; a context manager."""
 
     def __init__(
         self,
-        outbox: SalesOutbox,
+        stream: UploadStream,
         link: HubLink,
         *,
         batch_size: int = 200,
@@ -99,10 +196,11 @@ class SalesUploader(Closing):
     ) -> None:
         if batch_size < 1 or max_in_flight_batches < 1:
             raise ValueError("batch_size and max_in_flight_batches must be at least 1")
-        self._outbox = outbox
+        self._stream = stream
+        self._name = stream.name
         self._link = link
         self._device = link.device_id
-        self._topic = topics.sales_up(self._device)
+        self._topic = stream.up_topic(self._device)
         self._batch_size = batch_size
         self._max_in_flight = max_in_flight_batches
         self._clock = clock or SystemClock()
@@ -117,13 +215,13 @@ class SalesUploader(Closing):
         # Below: the worker thread's own state.
         self._state = LinkState()
         self._stream_session = -1
-        self._sent_upto = 0  # the last sequence published in the current stream
-        self._highest_published = 0  # never acknowledge past what this uploader sent
-        self._acked = 0
+        self._acked = stream.acked_upto()
+        self._sent_upto = self._acked  # the last number published in the current stream
+        self._highest_published = self._acked  # never acknowledge past what was sent
         self._in_flight: deque[_Batch] = deque()
         self._failures_in_row = 0
         self._retry_at: float | None = None
-        link.dispatcher.on(topics.sales_ack(self._device), self._on_ack)
+        link.dispatcher.on(stream.ack_topic(self._device), self._on_ack)
         link.watch(self._on_link)
 
     # --- any thread ---
@@ -132,7 +230,8 @@ class SalesUploader(Closing):
         """Start the worker thread."""
         if self._thread is not None:
             return
-        self._thread = threading.Thread(target=self._run, name="sales-uploader", daemon=True)
+        name = f"{self._name}-uploader"
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
     def close(self, timeout: float = 10.0) -> None:
@@ -143,14 +242,14 @@ class SalesUploader(Closing):
         self._inbox.put(_Stop())
         thread.join(timeout)
         if thread.is_alive():
-            log.error("sales uploader did not stop within %.1f s", timeout)
+            log.error("%s uploader did not stop within %.1f s", self._name, timeout)
 
-    def __enter__(self) -> SalesUploader:
+    def __enter__(self) -> Self:
         self.start()
         return self
 
     def wake(self) -> None:
-        """A document was committed: look at the outbox now. Never blocks."""
+        """Something was committed: look at the outbox now. Never blocks."""
         self._inbox.put(_Wake())
 
     def stats(self) -> UploaderStats:
@@ -165,8 +264,8 @@ class SalesUploader(Closing):
 
     # --- paho's thread: queue and return ---
 
-    def _on_ack(self, ack: SalesAck) -> None:
-        self._inbox.put(_Ack(ack.upto_seq))
+    def _on_ack(self, ack: Any) -> None:
+        self._inbox.put(_Ack(self._stream.ack_number(ack)))
 
     def _on_link(self, state: LinkState) -> None:
         self._inbox.put(_Link(state))
@@ -190,7 +289,7 @@ class SalesUploader(Closing):
                 self._flush()
             except Exception:
                 # A database or encoding failure must not end uploading for good.
-                log.exception("sales upload step failed")
+                log.exception("%s upload step failed", self._name)
                 self._fail("error")
 
     def _next_message(self) -> _Message | None:
@@ -227,11 +326,16 @@ class SalesUploader(Closing):
     def _acknowledge(self, upto: int) -> None:
         if upto > self._highest_published:
             # Deleting a row the hub never got would lose a sale: trust only what was sent.
-            log.warning("hub acknowledged %d, beyond the %d sent", upto, self._highest_published)
+            log.warning(
+                "hub acknowledged %s up to %d, beyond the %d sent",
+                self._name,
+                upto,
+                self._highest_published,
+            )
             upto = self._highest_published
         if upto <= self._acked:
             return
-        dropped = self._outbox.acknowledge(upto)
+        dropped = self._stream.acknowledge(upto)
         self._acked = upto
         while self._in_flight and self._in_flight[0].last_seq <= upto:
             self._in_flight.popleft()
@@ -244,7 +348,7 @@ class SalesUploader(Closing):
                 acknowledged_rows=self._stats.acknowledged_rows + dropped,
             )
             self._stats_changed.notify_all()
-        log.debug("hub acknowledged up to %d (%d rows)", upto, dropped)
+        log.debug("hub acknowledged %s up to %d (%d rows)", self._name, upto, dropped)
 
     def _flush(self) -> None:
         if not self._state.ready:
@@ -258,31 +362,24 @@ class SalesUploader(Closing):
                 return
             self._retry_at = None
         while len(self._in_flight) < self._max_in_flight:
-            rows = self._outbox.pending(after=self._sent_upto, limit=self._batch_size)
-            if not rows:
+            chunk = self._stream.next_chunk(self._sent_upto, self._batch_size)
+            if chunk is None:
                 return
-            if not self._publish(rows):
+            if not self._publish(chunk):
                 self._fail("publish refused")
                 return
-            self._sent_upto = rows[-1].sequence
+            self._sent_upto = chunk.last
             self._highest_published = max(self._highest_published, self._sent_upto)
             self._in_flight.append(_Batch(self._sent_upto, now + self._ack_timeout))
 
-    def _publish(self, rows: list[OutboxRow]) -> bool:
-        batch = SalesBatch(
-            device=self._device,
-            sales=[
-                SaleEnvelope(seq=r.sequence, sale_id=r.document_id, document=msgspec.Raw(r.payload))
-                for r in rows
-            ],
-        )
-        if not self._link.publish(self._topic, encode(batch), qos=1):
+    def _publish(self, chunk: Chunk) -> bool:
+        if not self._link.publish(self._topic, chunk.payload, qos=1):
             return False
         with self._stats_changed:
             self._stats = replace(
                 self._stats,
                 published_batches=self._stats.published_batches + 1,
-                published_sales=self._stats.published_sales + len(rows),
+                published_items=self._stats.published_items + chunk.count,
             )
             self._stats_changed.notify_all()
         return True
@@ -296,13 +393,13 @@ class SalesUploader(Closing):
         self._retry_at = self._clock.monotonic() + delay
         self._restart(why)
         self._count(failures=1)
-        log.info("sales upload: %s; retrying in %.1f s", why, delay)
+        log.info("%s upload: %s; retrying in %.1f s", self._name, why, delay)
 
     def _restart(self, why: str) -> None:
         self._in_flight.clear()
         self._sent_upto = self._acked
         self._count(restarts=1)
-        log.debug("sales stream restarts after %d: %s", self._acked, why)
+        log.debug("%s stream restarts after %d: %s", self._name, self._acked, why)
 
     def _count(self, **increments: int) -> None:
         with self._stats_changed:
@@ -311,3 +408,10 @@ class SalesUploader(Closing):
                 now, **{name: getattr(now, name) + n for name, n in increments.items()}
             )
             self._stats_changed.notify_all()
+
+
+class SalesUploader(Uploader):
+    """The sales outbox's uploader: rows are deleted once the hub acknowledges them."""
+
+    def __init__(self, outbox: SalesOutbox, link: HubLink, **options: Any) -> None:
+        super().__init__(SalesStream(outbox, link.device_id), link, **options)

@@ -1,4 +1,4 @@
-"""The appliance's side of the hub: the MQTT link, the sales uploader and telemetry.
+"""The appliance's side of the hub: the MQTT link, the sales and journal uploaders, telemetry.
 
 Started only when the configuration has a [hub] table; the till sells the same without it.
 """
@@ -16,9 +16,11 @@ from appliance.errors import ConfigError
 from appliance.mqtt import topics
 from appliance.mqtt.catalog_sync import CatalogSync
 from appliance.mqtt.client import TlsFiles
+from appliance.mqtt.journal_uploader import JournalUploader
 from appliance.mqtt.link import LinkState, PahoHubLink, device_id_from_cert
 from appliance.mqtt.telemetry import (
     DeviceHealthBoard,
+    JournalHealth,
     OfflineCards,
     TelemetryBuilder,
     TelemetryPublisher,
@@ -30,13 +32,15 @@ from appliance.service.offline_card_limits import limits_from
 from appliance.settings import HubSettings
 from appliance.store.catalog_versions import CatalogVersions
 from appliance.store.hub_session import SessionStore
+from appliance.store.journal import FiscalJournal
+from appliance.store.journal_outbox import JournalOutbox
 from appliance.store.outbox import SalesOutbox
 
 log = logging.getLogger(__name__)
 
 
 class HubConnection:
-    """Link, uploader and telemetry, started and stopped together."""
+    """Link, uploaders and telemetry, started and stopped together."""
 
     def __init__(
         self,
@@ -59,6 +63,10 @@ class HubConnection:
         )
         # The uploader registers its ack route and state watcher, so it comes before open().
         self.uploader = SalesUploader(SalesOutbox(app.db), self.link, batch_size=hub.batch_size)
+        # The fiscal journal (reports, shifts, drawer log inside) follows as its own stream.
+        self.journal_uploader = JournalUploader(
+            JournalOutbox(app.db), self.link, batch_size=hub.batch_size
+        )
         board = DeviceHealthBoard(devices.health())
         app.bus.subscribe(DeviceHealthChanged, board.changed)
         link = self.link
@@ -76,11 +84,14 @@ class HubConnection:
                     app.settings.store.currency,
                 ).report,
                 storage=lambda: app.storage.status,
+                journal=JournalHealth(FiscalJournal(app.db), JournalOutbox(app.db)).report,
             ),
             health=board.snapshot,
             interval_s=hub.telemetry_seconds,
         )
         app.bus.subscribe(SaleCommitted, lambda _event: self.uploader.wake())
+        # Other fiscal events (shifts, reports, drawer) are found by the uploader's poll.
+        app.bus.subscribe(SaleCommitted, lambda _event: self.journal_uploader.wake())
         # The hub hears of a storage change at once, not at the next interval.
         app.bus.subscribe(StorageChanged, lambda _event: self.telemetry.nudge())
         # Catalog deltas and snapshots are applied on their own worker, never the main loop.
@@ -116,13 +127,15 @@ class HubConnection:
         if self.fleet is not None:
             self.fleet.open()
         self.uploader.start()
+        self.journal_uploader.start()
         self.telemetry.start()
         self.link.open()
         log.info("hub link to %s started", self.link)
 
     def close(self) -> None:
-        """Stop telemetry, the uploader and the link; unsent sales stay in the outbox."""
+        """Stop telemetry, the uploaders and the link; what is unsent stays for the next start."""
         self.telemetry.close()
+        self.journal_uploader.close()
         self.uploader.close()
         if self.fleet is not None:
             self.fleet.close()

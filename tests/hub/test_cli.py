@@ -178,9 +178,16 @@ def test_fleet_list_shows_every_appliance(fleet_db: Path) -> None:
         "catalog_version": 42,
         "sales_upto_seq": 3,
         "storage": "low",
+        "journal_entries": 0,
+        "journal_head": 0,
+        "journal_upto": 0,
+        "journal_broken_at": None,
+        "journal_break": "",
+        "drawer_without_sale": 0,
+        "chain": "-",
     }
     assert (entries["kiosk-2"]["online"], entries["kiosk-2"]["bd_seq"]) == (False, 9)
-    table = CliRunner().invoke(fleet, ["list", "--db", url(fleet_db)])
+    table = CliRunner().invoke(fleet, ["list", "--db", url(fleet_db)], env={"COLUMNS": "160"})
     assert table.exit_code == 0, table.output
     assert "kiosk-1" in table.output and "1.4.0" in table.output
     assert "2 appliance(s), 1 online" in table.output

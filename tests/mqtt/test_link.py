@@ -31,6 +31,7 @@ from appliance.mqtt.payloads import (
     DesiredConfig,
     DeviceStatus,
     HubState,
+    JournalAck,
     SalesAck,
     decode,
     encode,
@@ -288,6 +289,7 @@ def _valid_payloads() -> dict[str, bytes]:
     return {
         topics.HUB_STATE: encode(HubState(online=True)),
         topics.sales_ack(DEVICE_ID): encode(SalesAck(upto_seq=1)),
+        topics.journal_ack(DEVICE_ID): encode(JournalAck(upto_number=1)),
         topics.catalog_down(DEVICE_ID): encode(CatalogDelta(from_version=0, to_version=1)),
         topics.command(DEVICE_ID): encode(
             Command(
@@ -331,7 +333,7 @@ def test_malformed_messages_on_every_down_topic_are_counted_and_the_link_keeps_w
         for topic, payload in bad:
             hub.publish_raw(topic, payload)
         assert eventually(lambda: link.dispatcher.malformed == len(bad))
-        assert len(bad) == 16
+        assert len(bad) == 19
         assert link.state.ready  # garbage on the hub-state topic changed nothing
         hub.publish_raw(topics.sales_ack(DEVICE_ID), encode(SalesAck(upto_seq=7)))
         assert got_ack.wait(WAIT)

@@ -27,6 +27,14 @@ PRODUCT = p.ProductPayload(
     stock=12,
 )
 DOCUMENT = b'{"id":"0190b1a2-0000-7000-8000-000000000001","lines":[{"sku":"SKU-1","qty":2}]}'
+JOURNAL_ENTRY = p.JournalEntryPayload(
+    number=7,
+    kind="drawer",
+    at="2030-01-15T12:00:00+00:00",
+    body="eyJyZWFzb24iOiJub19zYWxlIn0=",  # {"reason":"no_sale"}
+    prev_hash="a" * 64,
+    hash="b" * 64,
+)
 
 # One fully populated example per payload; test_every_payload_has_an_example keeps it complete.
 EXAMPLES: dict[type[p.Payload], p.Payload] = {
@@ -41,6 +49,9 @@ EXAMPLES: dict[type[p.Payload], p.Payload] = {
         ],
     ),
     p.SalesAck: p.SalesAck(upto_seq=42),
+    p.JournalEntryPayload: JOURNAL_ENTRY,
+    p.JournalBatch: p.JournalBatch(device="kiosk-a", entries=[JOURNAL_ENTRY]),
+    p.JournalAck: p.JournalAck(upto_number=7),
     p.Telemetry: p.Telemetry(
         device="kiosk-a",
         at="2030-01-15T12:00:00Z",
@@ -63,6 +74,13 @@ EXAMPLES: dict[type[p.Payload], p.Payload] = {
             max_per_payment=5_000,
             max_total=25_000,
             max_age_s=86_400.0,
+        ),
+        journal=p.JournalReport(
+            head=9,
+            acked_upto=7,
+            checked_at="2030-01-15T11:00:00+00:00",
+            broken_at=4,
+            problem="its content does not match its hash",
         ),
     ),
     p.ProductPayload: PRODUCT,
