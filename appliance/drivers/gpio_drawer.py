@@ -3,7 +3,9 @@
 The kick pin drives the drawer's solenoid through a transistor or relay board: a pulse
 of `pulse_ms` opens the drawer. The sensor is the switch that the closed drawer
 presses; its pin is pulled towards the "open" level, so a cut sensor wire reads open
-and raises the left-open alarm instead of hiding an open till.
+and raises the left-open alarm instead of hiding an open till. An opening the sensor
+sees with no kick shortly before it was made by hand (a key, or force): it is posted as
+DrawerOpened with reason "by_hand", so it is recorded and flagged like any other.
 """
 
 from __future__ import annotations
@@ -33,6 +35,9 @@ log = logging.getLogger(__name__)
 LEFT_OPEN = "drawer left open"
 STUCK_OPEN = "sensor stuck open"
 SENSOR_BOUNCE = 0.02  # seconds: a drawer switch chatters for a few milliseconds
+# An opening this soon after a kick is the kick's: the spring pushes the drawer out within
+# a fraction of a second, a slow or jammed one within two.
+KICK_WINDOW = 2.0
 
 
 class GpioDrawer(DeviceBase):
@@ -63,6 +68,7 @@ class GpioDrawer(DeviceBase):
         self._output: DigitalOutputDevice | None = None
         self._sensor: DigitalInputDevice | None = None
         self._opened_at: float | None = None
+        self._kicked_at: float | None = None  # when the last pulse started (monotonic)
         self._timer: threading.Timer | None = None
 
     @classmethod
@@ -94,6 +100,8 @@ class GpioDrawer(DeviceBase):
             if self.is_open:
                 # Still open from the last sale, or the switch no longer sees the drawer.
                 self._set_health("degraded", STUCK_OPEN)
+            with self._sensor_lock:  # before the pulse: the sensor may see it open at once
+                self._kicked_at = self._clock.monotonic()
             try:
                 output.on()
                 try:
@@ -134,7 +142,9 @@ class GpioDrawer(DeviceBase):
             self._sensor.when_activated = self._on_closed
             self._sensor.when_deactivated = self._on_opened
             if self.is_open:
-                self._on_opened()  # open at start-up: the left-open clock starts now
+                # Open at start-up: the left-open clock starts now. Who opened it is unknown
+                # (perhaps recorded before the restart), so it is not logged as by hand.
+                self._on_opened(at_start=True)
 
     def _stop(self) -> None:
         if self._sensor is not None:
@@ -155,18 +165,23 @@ class GpioDrawer(DeviceBase):
                 device.close()
         self._sensor = self._output = None
 
-    def _on_opened(self) -> None:
-        """The sensor saw the drawer open: start the left-open timer for this opening."""
+    def _on_opened(self, at_start: bool = False) -> None:
+        """The sensor saw the drawer open: start the left-open timer; no kick: by hand."""
         with self._sensor_lock:
             if self._opened_at is not None:
                 return
-            self._opened_at = self._clock.monotonic()
+            now = self._opened_at = self._clock.monotonic()
+            kicked = self._kicked_at is not None and now - self._kicked_at <= KICK_WINDOW
+            self._kicked_at = None  # a kick explains one opening, not the next one too
             timer = threading.Timer(self._settings.left_open_seconds, self._left_open)
             timer.name = f"drawer-{self.name}-left-open"
             timer.daemon = True
             self._timer = timer
         log.debug("drawer %s: sensor open", self.name)
         timer.start()
+        if not kicked and not at_start:
+            log.warning("drawer %s opened by hand (no kick before it)", self.name)
+            self._post(DrawerOpened(self.name, DrawerOpening("by_hand")))
 
     def _on_closed(self) -> None:
         """The sensor saw the drawer shut: stop the timer and clear any open alarm."""

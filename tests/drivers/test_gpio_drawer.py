@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 import msgspec
 import pytest
 
+from appliance.core.clock import SystemClock
 from appliance.core.devices import (
     DeviceHealthChanged,
     DrawerClosed,
@@ -18,7 +19,7 @@ from appliance.core.devices import (
 )
 from appliance.core.events import Event, EventBus
 from appliance.device_settings import GpioDrawerSettings
-from appliance.drivers.gpio_drawer import LEFT_OPEN, STUCK_OPEN, GpioDrawer
+from appliance.drivers.gpio_drawer import KICK_WINDOW, LEFT_OPEN, STUCK_OPEN, GpioDrawer
 from appliance.drivers.registry import adapter_for
 from appliance.drivers.sim.drawer import SimDrawer
 from appliance.errors import DeviceError
@@ -184,14 +185,21 @@ def test_a_drawer_left_open_posts_once_and_degrades_until_closed(
         assert (drawer.health.state, drawer.health.reason) == ("degraded", LEFT_OPEN)
         sim.close()
         assert drawer.health.state == "ok"
-        # A second opening gets its own alarm.
+        # A second opening (by hand: no kick) gets its own alarm.
         sim.open()
         recorder.wait_for(
             lambda events: len([e for e in events if isinstance(e, DrawerLeftOpen)]) == 2
         )
         sim.close()
         kinds = [type(e) for e in recorder.drain() if not isinstance(e, DeviceHealthChanged)]
-        assert kinds == [DrawerOpened, DrawerLeftOpen, DrawerClosed, DrawerLeftOpen, DrawerClosed]
+        assert kinds == [
+            DrawerOpened,
+            DrawerLeftOpen,
+            DrawerClosed,
+            DrawerOpened,
+            DrawerLeftOpen,
+            DrawerClosed,
+        ]
 
 
 def test_a_drawer_still_open_at_the_next_kick_degrades_as_stuck_open(
@@ -279,3 +287,56 @@ def test_the_registry_builds_it_from_its_table() -> None:
     drawer = adapter_for("gpio_drawer").from_settings("till", table, {})
     assert isinstance(drawer, GpioDrawer)
     assert drawer.address == "gpio:17"
+
+
+def test_an_opening_with_no_kick_before_it_is_posted_as_by_hand(
+    sim: SimDrawer, recorder: Recorder
+) -> None:
+    with drawer_on(sim) as drawer:
+        drawer.open(recorder.bus)
+        drawer.kick(DrawerOpening("sale", reference="sale-1"))  # springs open: the kick's
+        sim.close()
+        sim.open()  # a key, or force: no kick before it
+        sim.close()
+        assert [e.opening for e in recorder.of(DrawerOpened)] == [
+            DrawerOpening("sale", reference="sale-1"),
+            DrawerOpening("by_hand"),
+        ]
+        [by_hand] = [e for e in recorder.drain() if isinstance(e, DrawerOpened)][1:]
+        assert by_hand.device == "till"
+
+
+class FakeClock(SystemClock):
+    """The system clock, with monotonic time moved on by hand."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
+
+    def monotonic(self) -> float:
+        return super().monotonic() + self.offset
+
+
+def test_an_opening_long_after_a_kick_is_by_hand(sim: SimDrawer, recorder: Recorder) -> None:
+    clock = FakeClock()
+    sim.auto_open_on_kick = False  # the latch released, but nobody pulled the drawer
+    table = GpioDrawerSettings(pin=17, sensor_pin=27, pulse_ms=PULSE_MS, left_open_seconds=60.0)
+    with GpioDrawer("till", table, pin_factory=sim.factory, clock=clock) as drawer:
+        drawer.open(recorder.bus)
+        drawer.kick(DrawerOpening("no_sale", staff="Ana"))
+        clock.advance(KICK_WINDOW + 1)
+        sim.open()
+        sim.close()
+        assert [e.opening.reason for e in recorder.of(DrawerOpened)] == ["no_sale", "by_hand"]
+
+
+def test_a_drawer_already_open_at_start_up_is_not_called_by_hand(
+    sim: SimDrawer, recorder: Recorder
+) -> None:
+    sim.open()
+    with drawer_on(sim) as drawer:
+        drawer.open(recorder.bus)
+        sim.close()
+        assert recorder.of(DrawerOpened) == []
