@@ -9,6 +9,7 @@ from typing import Protocol
 
 from appliance.core.barcode import VariableMeasureRule
 from appliance.core.cart import Cart, CartTotals
+from appliance.core.cash_rounding import cash_due
 from appliance.core.catalog import CatalogLookup, find_product
 from appliance.core.clock import Clock
 from appliance.core.discount import Discount
@@ -16,7 +17,10 @@ from appliance.core.events import Event, EventBus, SaleCommitted
 from appliance.core.sale import Sale, SaleDraft, draft_sale
 from appliance.core.tax import TaxPolicy
 from appliance.core.tender import Tender
-from appliance.errors import CartError, SalesPausedError
+from appliance.errors import CartError, NoOpenShiftError, SalesPausedError
+
+# Asked before each new sale when a till needs an open shift: "" when one is open, else why not.
+ShiftCheck = Callable[[], str]
 
 
 class SaleRecorder(Protocol):
@@ -56,6 +60,7 @@ class Checkout:
         clock: Clock,
         bus: EventBus,
         barcode_rules: Sequence[VariableMeasureRule] = (),
+        cash_rounding: int = 0,
     ) -> None:
         self._catalog = catalog
         self._recorder = recorder
@@ -69,6 +74,8 @@ class Checkout:
         self._lock = threading.Lock()  # held only to check and swap the cart, never for I/O
         self._paying = False
         self._paused = ""  # why no new sale may start, or ""
+        self._cash_rounding = cash_rounding  # the store's increment (docs/cash.md)
+        self._shift_check: ShiftCheck | None = None
 
     @property
     def cart(self) -> Cart:
@@ -84,6 +91,28 @@ class Checkout:
     def paused(self) -> str:
         """Why no new sale may start now, or "" when sales are open."""
         return self._paused
+
+    @property
+    def cash_rounding(self) -> int:
+        """The store's cash rounding increment in minor units (0: none)."""
+        return self._cash_rounding
+
+    def cash_due(self, remaining: int) -> int:
+        """What cash pays for `remaining` (the total less the other tenders), rounded."""
+        return cash_due(remaining, self._cash_rounding)
+
+    def require_shift(self, check: ShiftCheck | None) -> None:
+        """From now on a sale starts (and is paid) only while `check()` says "" (None: never asked).
+
+        A staffed till installs the shift book's check: with no shift open, a scan into an
+        empty cart and `pay` raise NoOpenShiftError with its reason. `complete` is not
+        asked: that money was taken before a crash, and the next shift holds its sale.
+        """
+        self._shift_check = check
+
+    def shift_missing(self) -> str:
+        """Why no sale may start for want of a shift, or "" (also "" when not asked)."""
+        return self._shift_check() if self._shift_check is not None else ""
 
     def pause_new_sales(self, reason: str) -> None:
         """Refuse new carts while `reason` holds ("" reopens); the cart in progress may be paid."""
@@ -145,6 +174,8 @@ class Checkout:
 
         Blocks for the disk (run it off the main thread); the cart is held until it returns.
         """
+        if missing := self.shift_missing():
+            raise NoOpenShiftError(f"no sale now: {missing}")
         with self._lock:
             self._refuse_while_paying()
             draft = draft_sale(
@@ -154,6 +185,7 @@ class Checkout:
                 device_id=self._device_id,
                 now=self._clock.now(),
                 staff=staff,
+                cash_rounding=self._cash_rounding,
             )
             self._paying = True
         try:
@@ -176,7 +208,12 @@ class Checkout:
         Blocks for the disk. Recovery uses it for a card approved before a crash.
         """
         draft = draft_sale(
-            cart, self._policy, tenders, device_id=self._device_id, now=self._clock.now()
+            cart,
+            self._policy,
+            tenders,
+            device_id=self._device_id,
+            now=self._clock.now(),
+            cash_rounding=self._cash_rounding,
         )
         sale = self._recorder.commit(draft)
         self._bus.post(SaleCommitted.of(sale))
@@ -196,6 +233,8 @@ class Checkout:
         """`cart` itself; refused when it is empty (a new sale) while sales are paused."""
         if self._paused and cart.is_empty:
             raise SalesPausedError(f"no new sale now: {self._paused}")
+        if cart.is_empty and (missing := self.shift_missing()):
+            raise NoOpenShiftError(f"no new sale now: {missing}")
         return cart
 
     def _refuse_while_paying(self) -> None:

@@ -25,11 +25,14 @@ from appliance.store.catalog import SqliteCatalog
 from appliance.store.catalog_versions import CatalogVersions
 from appliance.store.database import open_database
 from appliance.store.documents import SalesLedger
+from appliance.store.journal import FiscalJournal
 from appliance.store.memory_catalog import MemoryCatalog
 from appliance.store.migrations import migrate
 from appliance.store.outbox import SalesOutbox
 from appliance.store.parked_carts import ParkedCarts
 from appliance.store.payment_attempts import PaymentAttempts
+from appliance.store.reports import ReportBook
+from appliance.store.shifts import ShiftBook
 from appliance.store.staff import StaffDirectory
 from appliance.store.stored_value import StoredValueAccounts
 
@@ -37,6 +40,7 @@ if TYPE_CHECKING:
     from appliance.drivers.sim.lab import SimLab
     from appliance.service.card_gate import CardGate
     from appliance.service.headless_till import HeadlessTill
+    from appliance.service.kiosk_shift import KioskShift
     from appliance.service.simulation import Simulation
 
 log = logging.getLogger(__name__)
@@ -57,10 +61,22 @@ class Stores:
     outbox: SalesOutbox
     catalog_versions: CatalogVersions
     payments: PaymentAttempts  # the card-attempt journal
+    shifts: ShiftBook  # this till's shifts: float, cash in and out, counted close with its Z
+    reports: ReportBook  # X reports, and the stored X and Z reports
+    journal: FiscalJournal  # the hash chain of every fiscal event
 
     @classmethod
-    def over(cls, db: SqliteDatabase, settings: Settings) -> Stores:
+    def over(cls, db: SqliteDatabase, settings: Settings, clock: Clock | None = None) -> Stores:
         """Build each store object over the open database."""
+        till = settings.till
+        shifts = ShiftBook(
+            db,
+            till=settings.device.id,
+            currency=settings.store.currency,
+            denominations=till.denominations,
+            signoff_threshold=till.signoff_threshold,
+            clock=clock,
+        )
         return cls(
             StaffDirectory(db),
             StoredValueAccounts(db, settings.store.currency),
@@ -68,6 +84,9 @@ class Stores:
             SalesOutbox(db),
             CatalogVersions(db),
             PaymentAttempts(db),
+            shifts,
+            ReportBook(db, shifts),
+            FiscalJournal(db),
         )
 
 
@@ -89,6 +108,7 @@ class Appliance:
     simulation: Simulation | None = None
     till: HeadlessTill | None = None  # scans and payments without a screen
     card_gate: CardGate | None = None  # whether card is offered; recovers open attempts
+    kiosk_shift: KioskShift | None = None  # a kiosk's shift by its [till] hours
 
     @property
     def lab(self) -> SimLab | None:
@@ -124,6 +144,7 @@ class Appliance:
             clock=clock or SystemClock(),
             bus=bus,
             barcode_rules=store.barcode_rules(),
+            cash_rounding=settings.till.rounding_increment,
         )
         database = settings.database
         storage = StorageWatch(
@@ -134,9 +155,38 @@ class Appliance:
         )
         db.fault_listener = storage.fault
         bus.subscribe(StorageChanged, lambda event: _pause_for(checkout, event.status))
-        return cls(
-            settings, db, bus, catalog, lookup, ledger, checkout, Stores.over(db, settings), storage
-        )
+        stores = Stores.over(db, settings, clock)
+        app = cls(settings, db, bus, catalog, lookup, ledger, checkout, stores, storage)
+        app._require_shifts(clock or SystemClock())
+        return app
+
+    def _require_shifts(self, clock: Clock) -> None:
+        """A staffed till sells only within an open shift; a kiosk with hours, within them.
+
+        A kiosk without hours sells without a shift: a supervisor opens and closes one when
+        they want a Z, and the next shift holds whatever was sold between (store/shifts.py).
+        """
+        shifts, till = self.stores.shifts, self.settings.till
+        if self.settings.screen.mode == "staff":
+            self.checkout.require_shift(
+                lambda: "" if shifts.current() is not None else "no shift is open on this till"
+            )
+        elif (hours := till.kiosk_schedule) is not None:
+            from appliance.service.kiosk_shift import KioskShift, parse_hh_mm
+
+            self.kiosk_shift = KioskShift(
+                shifts,
+                open_at=parse_hh_mm(hours[0]),
+                close_at=parse_hh_mm(hours[1]),
+                clock=clock,
+                bus=self.bus,
+            )
+            self.checkout.require_shift(self.kiosk_shift.hours_reason)
+
+    def start_kiosk_shift(self) -> None:
+        """Open or close the kiosk's shift by its hours, now and from here on (if it has any)."""
+        if self.kiosk_shift is not None:
+            self.kiosk_shift.start()
 
     def watch_storage(self) -> None:
         """Look at the data partition now and from here on; new sales wait while it is short."""
@@ -235,6 +285,8 @@ class Appliance:
 
     def close(self) -> None:
         """Close the devices and the database; safe to call twice."""
+        if self.kiosk_shift is not None:
+            self.kiosk_shift.close()
         self.close_devices()
         self.storage.close()
         self.lookup.wait_for_reload()
