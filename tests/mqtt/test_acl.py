@@ -143,6 +143,7 @@ def test_a_device_publishes_its_own_up_topics_and_the_shared_hub_subscription_ge
     kiosk = connect("kiosk-a")
     own = [
         topics.sales_up("kiosk-a"),
+        topics.journal_up("kiosk-a"),
         topics.health("kiosk-a"),
         topics.catalog_request("kiosk-a"),
         topics.command_update("kiosk-a"),
@@ -164,9 +165,11 @@ def test_a_device_cannot_publish_to_another_devices_topics_or_the_hub_state(
     kiosk = connect("kiosk-a")
     forbidden = [
         topics.sales_up("kiosk-b"),
+        topics.journal_up("kiosk-b"),
         topics.status("kiosk-b"),
         topics.health("kiosk-b"),
         topics.sales_ack("kiosk-a"),  # its own down topics are the hub's to write
+        topics.journal_ack("kiosk-a"),
         topics.command("kiosk-a"),
         topics.HUB_STATE,
         "pos/v1/elsewhere",
@@ -185,6 +188,7 @@ def test_a_device_reads_its_own_down_topics_and_the_hub_state(connect: Connector
         assert kiosk.subscribe(topic) == [1]
     sent = [
         topics.sales_ack("kiosk-a"),
+        topics.journal_ack("kiosk-a"),
         topics.catalog_down("kiosk-a"),
         topics.command("kiosk-a"),
         topics.config_desired("kiosk-a"),
