@@ -196,7 +196,10 @@ class ReceiptPrinter(Device, Protocol):
         ...
 
     def print_receipt(self, receipt: Receipt) -> None:
-        """Lay out, send and cut; raises DeviceError when it did not print."""
+        """Lay out, send and cut; raises DeviceError when it did not print.
+
+        PrintOutcomeUnknownError when the job was sent but whether it printed is unknown.
+        """
         ...
 
     def print_test_page(self) -> None:

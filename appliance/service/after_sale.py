@@ -1,22 +1,28 @@
 """What follows a committed sale: the receipt, the drawer for cash, and the drawer log.
 
 None of it can fail the sale: the sale is already durable when SaleCommitted arrives.
-A receipt that cannot print is queued and retried; a drawer that cannot open is logged.
+A receipt that cannot print is kept in the store's print queue and retried (across a
+restart too); a drawer that cannot open is logged. Reprints of any receipt or report
+are marked COPY; a print job that may have printed waits for staff to reprint or settle it.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import Any, TypeVar
+
+from peewee import DatabaseError
 
 from appliance.core.card_payment import CardAnswered
 from appliance.core.devices import DrawerOpened, DrawerOpening
 from appliance.core.events import SaleCommitted
-from appliance.core.receipt import receipt_for
+from appliance.core.print_jobs import PrintJob, PrintJobState
+from appliance.core.receipt import Receipt, receipt_for
 from appliance.core.sale import Sale
 from appliance.device_settings import EscposPrinterSettings
 from appliance.drivers.manager import DeviceManager
@@ -24,6 +30,7 @@ from appliance.drivers.print_queue import PrintQueue
 from appliance.errors import DeviceError, StoreError
 from appliance.service.assembly import Appliance
 from appliance.store.drawer_log import DrawerLog
+from appliance.store.print_jobs import PrintJobs
 
 log = logging.getLogger(__name__)
 
@@ -46,12 +53,17 @@ class AfterSale:
         self._print_every_sale = print_every_sale
         self._drawer = devices.drawer
         self._drawer_log = DrawerLog(app.db)
+        self.print_jobs = PrintJobs(app.db)
         printer = devices.printer
         table = self._printer_table(printer.name) if printer is not None else None
         self._header = table.header if table else ()
         self._footer = table.footer if table else ("Thank you!",)
         retry = table.retry_seconds if table else DEFAULT_RETRY_SECONDS
-        self._queue = PrintQueue(printer, app.bus, retry_seconds=retry) if printer else None
+        self._queue = (
+            PrintQueue(printer, app.bus, retry_seconds=retry, jobs=self.print_jobs)
+            if printer
+            else None
+        )
         # A kick blocks for the pulse (about 0.1 s), a log row for the disk: never on the
         # main thread. One worker keeps each opening's row after its kick.
         self._kicks = ThreadPoolExecutor(max_workers=1, thread_name_prefix="drawer-kick")
@@ -66,8 +78,12 @@ class AfterSale:
         app.bus.subscribe(DrawerOpened, self._opened)
 
     def open(self) -> None:
-        """Start the print queue's worker."""
+        """Start the print queue's worker; jobs a previous run left print (or wait) first."""
         if self._queue is not None:
+            try:
+                self.print_jobs.prune()
+            except StoreError as err:  # old jobs only take room; printing goes on
+                log.warning("old print jobs not pruned: %s", err)
             self._queue.open()
 
     def close(self) -> None:
@@ -159,24 +175,110 @@ class AfterSale:
         return self._queue is not None
 
     def print_receipt(self, sale: Sale, *, copy: bool = False) -> bool:
-        """Queue the receipt of a stored document (the customer asked, or a reprint)."""
+        """Queue the receipt of a stored document (the customer asked, or a COPY reprint)."""
         if self._queue is None:
             return False
         self._print(sale, copy=copy)
         return True
 
+    def print_report(self, report: Any, *, copy: bool = False) -> bool:
+        """Queue an X or Z report (a TillReport, or its paper as a Receipt); False: no printer."""
+        if self._queue is None:
+            return False
+        if isinstance(report, Receipt):
+            paper = report.as_copy() if copy else report
+        else:
+            store = self._app.settings.store
+            # The report's paper is laid out by the core (core/report_receipt.py).
+            layout = importlib.import_module("appliance.core.report_receipt")
+            paper = layout.report_receipt(
+                report, store_name=store.name, locale=store.locale, copy=copy
+            )
+        self._queue.submit(paper)
+        return True
+
+    def find_receipt(self, code: str) -> Sale | None:
+        """The stored document a scanned or typed code names: its receipt number (the
+        receipt's barcode) or its id (the receipt's QR code); None when there is none."""
+        code = code.strip()
+        if not code:
+            return None
+        try:
+            return self._app.ledger.by_receipt(code) or self._app.ledger.get(code)
+        except (StoreError, DatabaseError) as err:
+            log.warning("receipt %s not looked up: %s", code, err)
+            return None
+
+    def recent_jobs(self, limit: int = 50) -> list[PrintJob]:
+        """The newest print jobs, newest first (their state says how each went)."""
+        try:
+            return self.print_jobs.recent(limit)
+        except StoreError as err:
+            log.error("print jobs not read: %s", err)
+            return []
+
+    def uncertain_jobs(self) -> list[PrintJob]:
+        """Jobs that may have printed (the answer was lost): staff reprint or settle each."""
+        try:
+            return self.print_jobs.of_state("uncertain")
+        except StoreError as err:
+            log.error("print jobs not read: %s", err)
+            return []
+
+    def reprint_job(self, job_id: int) -> bool:
+        """Print job `job_id`'s paper again, marked COPY; False without a printer or job.
+
+        A job that may have printed is settled as not printed: staff looked and chose a copy.
+        """
+        job = self._job(job_id)
+        if self._queue is None or job is None:
+            return False
+        again = self._queue.submit(job.receipt.as_copy())
+        if job.state == "uncertain":
+            reprinted = f" as job {again.id}" if again is not None else ""
+            self._settle(job_id, "failed", f"reprinted as a copy{reprinted}")
+        return True
+
+    def job_printed(self, job_id: int) -> bool:
+        """Staff saw job `job_id` on paper: a job that may have printed is marked printed."""
+        job = self._job(job_id)
+        if job is None or job.state != "uncertain":
+            return False
+        return self._settle(job_id, "printed", "marked printed by staff")
+
+    def _job(self, job_id: int) -> PrintJob | None:
+        try:
+            return self.print_jobs.get(job_id)
+        except StoreError as err:
+            log.error("print job %d not read: %s", job_id, err)
+            return None
+
+    def _settle(self, job_id: int, state: PrintJobState, reason: str) -> bool:
+        try:
+            self.print_jobs.set_state(job_id, state, reason)
+        except StoreError as err:
+            log.error("print job %d not marked %s: %s", job_id, state, err)
+            return False
+        log.info("print job %d settled by staff: %s (%s)", job_id, state, reason)
+        return True
+
+    def retry_printing(self) -> None:
+        """Try the waiting receipts now (paper loaded, printer plugged back in)."""
+        if self._queue is not None:
+            self._queue.retry_now()
+
     def _print(self, sale: Sale, *, copy: bool = False) -> None:
         if self._queue is None:
             return
         store = self._app.settings.store
-        header = (*self._header, "*** COPY ***") if copy else self._header
         receipt = receipt_for(
             sale,
             store_name=store.name,
             locale=store.locale,
-            header=header,
+            header=self._header,
             footer=self._footer,
             card_slip=self._slip_of(sale),
+            copy=copy,
         )
         self._queue.submit(receipt)
 
