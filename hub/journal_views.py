@@ -89,7 +89,9 @@ def rows_of(
             "at": at,
             "shift": _text(event.get("shift_id") or event.get("shift") or event.get("id"), 64),
             "staff": _text(event.get("staff")),
-            "amount": _int(event.get("amount")),
+            "amount": _int(
+                event.get("amount", event.get("float_total", event.get("counted_total")))
+            ),
             "body": body,
         }
         return [(ShiftEvent, row)]

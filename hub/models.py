@@ -153,7 +153,7 @@ class ShiftEvent(HubModel):
     at = DateTimeField()
     shift = CharField(max_length=64, default="")
     staff = CharField(max_length=128, default="")
-    amount = BigIntegerField(null=True)  # cash in or out, minor units
+    amount = BigIntegerField(null=True)  # moved in or out, the float, or counted at close
     body = TextField()
 
     class Meta:

@@ -184,10 +184,10 @@ def test_reports_drawer_openings_and_shift_events_are_read_out_once_per_entry(
     ]
     events = ShiftEvent.select().where(ShiftEvent.device == "kiosk-1").execute(hub_db)
     assert sorted((e.journal_number, e.kind, e.shift, e.amount) for e in events) == [
-        (1, "shift_open", "shift-1", None),
+        (1, "shift_open", "shift-1", 10_000),
         (5, "cash_in", "shift-1", 500),
         (6, "shift_close", "shift-1", None),
-        (8, "shift_open", "shift-2", None),
+        (8, "shift_open", "shift-2", 10_000),
         (12, "cash_in", "shift-2", 500),
         (13, "shift_close", "shift-2", None),
     ]
