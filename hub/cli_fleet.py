@@ -13,11 +13,10 @@ from peewee import JOIN, Database
 from rich.console import Console
 from rich.table import Table
 
-from appliance.errors import DecodeError, StoreError
+from appliance.errors import DecodeError
 from appliance.mqtt.payloads import Telemetry, decode
-from hub.cli_options import db_option
+from hub.cli_options import db_option, open_db
 from hub.journal_ingest import chain_state
-from hub.migrations import open_existing
 from hub.models import Device, DeviceProgress, DrawerOpening
 
 DRAWER_SHOWN = 10  # fleet show lists this many of the latest openings without a sale
@@ -100,7 +99,7 @@ _json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON 
 @_json_option
 def list_command(db_url: str, as_json: bool) -> None:
     """One line per appliance: online, last seen, session, firmware, outbox, catalog, storage."""
-    db = _open(db_url)
+    db = open_db(db_url)
     try:
         entries = list(fleet_entries(db))
     finally:
@@ -144,7 +143,7 @@ def assign_command(device: str, store: str, db_url: str) -> None:
     """Put DEVICE in STORE: it gets that store's catalog (moving it from another store)."""
     from hub.catalog import assign_device
 
-    db = _open(db_url)
+    db = open_db(db_url)
     try:
         assign_device(db, device, store)
     finally:
@@ -158,7 +157,7 @@ def assign_command(device: str, store: str, db_url: str) -> None:
 @_json_option
 def show_command(device: str, db_url: str, as_json: bool) -> None:
     """Everything the hub knows of one appliance, with its last telemetry."""
-    db = _open(db_url)
+    db = open_db(db_url)
     try:
         entry = next(fleet_entries(db, device), None)
         openings = drawer_without_sale(db, device, DRAWER_SHOWN)
@@ -243,13 +242,6 @@ def _journal_text(entry: FleetEntry) -> str:
     if entry.journal_broken_at is None:
         return f"{text}, chain ok"
     return f"{text}, chain BROKEN at entry {entry.journal_broken_at}: {entry.journal_break}"
-
-
-def _open(db_url: str) -> Database:
-    try:
-        return open_existing(db_url)
-    except StoreError as err:
-        raise click.ClickException(str(err)) from err
 
 
 def _telemetry(text: str | None) -> Telemetry | None:

@@ -7,9 +7,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from peewee import Database
 
+from appliance.errors import StoreError
 from appliance.mqtt.client import TlsFiles
 from hub.db import DB_URL_ENVVAR, DEFAULT_DB_URL
+from hub.migrations import open_existing
 
 Command = TypeVar("Command", bound=Callable[..., Any])
 
@@ -49,3 +52,11 @@ def tls_files(ca: Path | None, cert: Path | None, key: Path | None) -> TlsFiles 
     if bool(cert) != bool(key):
         raise click.UsageError("--tls-cert and --tls-key go together")
     return TlsFiles(ca, cert, key) if ca else None
+
+
+def open_db(db_url: str) -> Database:
+    """The existing hub database of a read command; its problem as a one-line click error."""
+    try:
+        return open_existing(db_url)
+    except StoreError as err:
+        raise click.ClickException(str(err)) from err

@@ -13,20 +13,9 @@ from rich.console import Console
 from rich.table import Table
 
 from appliance.core.money import Money
-from appliance.errors import StoreError
-from hub.cli_options import db_option
-from hub.migrations import open_existing
+from hub.cli_options import db_option, open_db
+from hub.journal_views import REPORT_TOTALS
 from hub.models import TillReport
-
-_TOTALS = (
-    "sales_gross",
-    "refunds_total",
-    "voids_total",
-    "expected_cash",
-    "counted_cash",
-    "difference",
-    "grand_total",
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +60,7 @@ def report_lines(
             journal_number=int(r.journal_number),
             made_at=_iso(r.made_at),
             currency=r.currency,
-            **{name: getattr(r, name) for name in _TOTALS},
+            **{name: getattr(r, name) for name in REPORT_TOTALS},
         )
         for r in query.execute(db)
     ]
@@ -117,7 +106,7 @@ def list_command(
     store: str | None, device: str | None, kind: str | None, as_json: bool, db_url: str
 ) -> None:
     """One line per report: device, store, kind and number, when, and its totals."""
-    db = _open(db_url)
+    db = open_db(db_url)
     try:
         lines = report_lines(db, store=store, device=device, kind=kind)
     finally:
@@ -170,7 +159,7 @@ def list_command(
 @db_option
 def show_command(device: str, number: int, kind: str, as_json: bool, db_url: str) -> None:
     """DEVICE's report NUMBER (a Z by default) with every figure it carries."""
-    db = _open(db_url)
+    db = open_db(db_url)
     try:
         body = report_body(db, device, number, kind)
     finally:
@@ -198,7 +187,7 @@ def _figure(key: str, value: object, currency: str) -> str:
 
 def _is_amount(key: str) -> bool:
     return (
-        key in _TOTALS
+        key in REPORT_TOTALS
         or key.endswith(("_total", "_cash", "_gross"))
         or key
         in {
@@ -222,10 +211,3 @@ def _money(value: int | None, currency: str) -> str:
 def _iso(value: datetime | str) -> str:
     moment = value if isinstance(value, datetime) else datetime.fromisoformat(value)
     return moment.replace(tzinfo=UTC, microsecond=0).isoformat()
-
-
-def _open(db_url: str) -> Database:
-    try:
-        return open_existing(db_url)
-    except StoreError as err:
-        raise click.ClickException(str(err)) from err

@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 REPORT_KINDS = {"x_report": "x", "z_report": "z"}
 SHIFT_KINDS = frozenset({"shift_open", "cash_in", "cash_out", "shift_close"})
-_REPORT_TOTALS = (
+REPORT_TOTALS = (
     "sales_gross",
     "refunds_total",
     "voids_total",
@@ -114,6 +114,6 @@ def _report(device: str, store: str | None, entry: JournalEntry, at: datetime) -
         "journal_number": entry.number,
         "made_at": moment(report.get("made_at"), at),
         "currency": _text(report.get("currency"), 3),
-        **{name: _int(report.get(name)) for name in _REPORT_TOTALS},
+        **{name: _int(report.get(name)) for name in REPORT_TOTALS},
         "body": entry.body.decode("utf-8", errors="replace"),
     }

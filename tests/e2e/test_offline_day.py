@@ -78,30 +78,17 @@ def _hub_query(url: str, sql: str) -> list[tuple[object, ...]]:
         db.close()
 
 
-def _serve(processes: Processes, tmp_path: Path, hub_url: str, port: int) -> None:
-    processes.start(
-        str(BIN / "appliance-hub"),
-        *("serve", "--db", hub_url, "--host", "127.0.0.1", "--port", str(port)),
-        log=tmp_path / "hub.log",
-    )
+def _come_back(
+    processes: Processes, tmp_path: Path, device_db: Path, port: int
+) -> tuple[MosquittoBroker, str]:
+    """The appliance started with no broker, then the broker and the hub; the hub's URL.
 
-
-def _day_offline_drains_exactly(tmp_path: Path, processes: Processes, sales: int) -> None:
-    port = free_port()
-    device_db = tmp_path / "device" / "appliance.db"
-    device_db.parent.mkdir(parents=True)
-    store = DeviceStore(device_db)
-    sold = store.sell(sales, seed=7)
-    store.close()
+    The caller stops the processes and the broker.
+    """
     config = _config(tmp_path / "appliance.toml", device_db, port)
-    # The appliance starts while the broker is down: it sells on, the outbox keeps the day.
     appliance = processes.start(
         str(BIN / "appliance"),
-        "run",
-        "--headless",
-        "--simulate",
-        "--config",
-        str(config),
+        *("run", "--headless", "--simulate", "--config", str(config)),
         log=tmp_path / "appliance.log",
     )
     time.sleep(1.0)
@@ -112,15 +99,25 @@ def _day_offline_drains_exactly(tmp_path: Path, processes: Processes, sales: int
     try:
         processes.start(
             str(BIN / "appliance-hub"),
-            "serve",
-            "--db",
-            hub_url,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
+            *("serve", "--db", hub_url, "--host", "127.0.0.1", "--port", str(port)),
             log=tmp_path / "hub.log",
         )
+    except BaseException:
+        broker.stop()
+        raise
+    return broker, hub_url
+
+
+def _day_offline_drains_exactly(tmp_path: Path, processes: Processes, sales: int) -> None:
+    port = free_port()
+    device_db = tmp_path / "device" / "appliance.db"
+    device_db.parent.mkdir(parents=True)
+    store = DeviceStore(device_db)
+    sold = store.sell(sales, seed=7)
+    store.close()
+    # The appliance starts while the broker is down: it sells on, the outbox keeps the day.
+    broker, hub_url = _come_back(processes, tmp_path, device_db, port)
+    try:
         _wait(
             lambda: len(_hub_rows_once_created(hub_url)) >= sales,
             timeout=120,
@@ -219,20 +216,9 @@ def test_days_offline_bring_sales_reports_journal_and_drawer_log_to_the_hub_once
     assert head is not None
     openings = store.db.execute_sql("SELECT COUNT(*) FROM drawer_opening").fetchone()[0]
     store.close()
-    config = _config(tmp_path / "appliance.toml", device_db, port)
-    appliance = processes.start(
-        str(BIN / "appliance"),
-        *("run", "--headless", "--simulate", "--config", str(config)),
-        log=tmp_path / "appliance.log",
-    )
-    time.sleep(1.0)
-    assert appliance.poll() is None, (tmp_path / "appliance.log").read_text()
-    broker = MosquittoBroker(tmp_path / "broker", port=port)
-    broker.start()
-    hub_url = f"sqlite:///{tmp_path / 'hub.db'}"
+    broker, hub_url = _come_back(processes, tmp_path, device_db, port)
     sales = days * sales_a_day
     try:
-        _serve(processes, tmp_path, hub_url, port)
 
         def journal_upto() -> int:
             found = _hub_query(hub_url, "SELECT upto FROM journal_state")

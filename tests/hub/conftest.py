@@ -1,4 +1,4 @@
-"""Fixtures for hub tests: a real mosquitto broker per test."""
+"""Fixtures for hub tests: a real mosquitto broker per test, a PostgreSQL cluster per module."""
 
 from __future__ import annotations
 
@@ -6,8 +6,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from peewee import Database
 
+from hub.db import open_hub_database
+from hub.migrations import migrate
 from tests.broker import MosquittoBroker
+from tests.postgres import PostgresCluster, running_postgres
 
 
 @pytest.fixture
@@ -19,3 +23,19 @@ def broker(tmp_path: Path) -> Iterator[MosquittoBroker]:
         yield running
     finally:
         running.stop()
+
+
+@pytest.fixture(scope="module")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresCluster]:
+    """One PostgreSQL cluster for the module."""
+    with running_postgres(tmp_path_factory.mktemp("pg")) as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="module")
+def postgres_hub(postgres: PostgresCluster) -> Iterator[Database]:
+    """One migrated PostgreSQL hub database for the module (each test empties what it uses)."""
+    db = open_hub_database(postgres.new_database())
+    migrate(db)
+    yield db
+    db.close()

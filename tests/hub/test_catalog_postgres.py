@@ -14,14 +14,7 @@ from tests.hub.test_catalog import STORE
 from tests.hub.test_catalog import (
     test_a_csv_import_computes_new_changed_and_deleted_as_a_delta as import_makes_a_delta,
 )
-from tests.postgres import PostgresCluster, running_postgres
-
-
-@pytest.fixture(scope="module")
-def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresCluster]:
-    """One PostgreSQL cluster for the module."""
-    with running_postgres(tmp_path_factory.mktemp("pg")) as cluster:
-        yield cluster
+from tests.postgres import PostgresCluster
 
 
 @pytest.fixture

@@ -26,7 +26,6 @@ from hub.db import is_sqlite, open_hub_database
 from hub.ingest import DeviceRecords, SalesIngest
 from hub.migrations import migrate
 from hub.models import Device, DeviceProgress, Sale
-from tests.postgres import PostgresCluster, running_postgres
 
 START = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
 
@@ -118,22 +117,6 @@ def sqlite_hub(path: Path) -> Database:
     db = open_hub_database(f"sqlite:///{path}")
     migrate(db)
     return db
-
-
-@pytest.fixture(scope="module")
-def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresCluster]:
-    """A PostgreSQL cluster for this module."""
-    with running_postgres(tmp_path_factory.mktemp("pg")) as cluster:
-        yield cluster
-
-
-@pytest.fixture(scope="module")
-def postgres_hub(postgres: PostgresCluster) -> Iterator[Database]:
-    """One migrated PostgreSQL hub database for the module (emptied before each test)."""
-    db = open_hub_database(postgres.new_database())
-    migrate(db)
-    yield db
-    db.close()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

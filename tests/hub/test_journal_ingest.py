@@ -24,25 +24,8 @@ from hub.journal_ingest import JournalIngest
 from hub.migrations import migrate
 from hub.models import DrawerOpening, JournalEntry, ShiftEvent, TillReport
 from tests.hub.journal_entries import batch, chain, day, tampered
-from tests.postgres import PostgresCluster, running_postgres
 
 TABLES = "device, journal_entry, journal_state, till_report, drawer_opening, shift_event"
-
-
-@pytest.fixture(scope="module")
-def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresCluster]:
-    """A PostgreSQL cluster for this module."""
-    with running_postgres(tmp_path_factory.mktemp("pg")) as cluster:
-        yield cluster
-
-
-@pytest.fixture(scope="module")
-def postgres_hub(postgres: PostgresCluster) -> Iterator[Database]:
-    """One migrated PostgreSQL hub database for the module (emptied before each test)."""
-    db = open_hub_database(postgres.new_database())
-    migrate(db)
-    yield db
-    db.close()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

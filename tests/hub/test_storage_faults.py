@@ -15,14 +15,7 @@ from hub.ingest import SalesIngest
 from hub.storage_faults import StorageFault, StorageWatch, driver_message, storage_fault
 from tests.broker import free_port
 from tests.hub.test_ingest import batch, sqlite_hub
-from tests.postgres import PostgresCluster, running_postgres
-
-
-@pytest.fixture(scope="module")
-def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresCluster]:
-    """One PostgreSQL cluster for the module."""
-    with running_postgres(tmp_path_factory.mktemp("pg")) as cluster:
-        yield cluster
+from tests.postgres import PostgresCluster
 
 
 @pytest.fixture(scope="module")
