@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass
 
@@ -42,22 +43,20 @@ STOPPED_WHILE_PRINTING = "the appliance stopped while it was printing"
 
 @dataclass(slots=True)
 class _Entry:
-    """A queued job and whether the till was told it is waiting."""
+    """A queued receipt, its kept job once the worker saved it, and whether the till knows."""
 
-    job: PrintJob
+    receipt: Receipt
+    job: PrintJob | None = None
     announced: bool = False
-
-    @property
-    def receipt(self) -> Receipt:
-        return self.job.receipt
 
 
 class PrintQueue(OpenClosing):
     """Prints jobs in submission order on one worker thread; every method is thread-safe.
 
-    `jobs` keeps them (default: in memory only). A job the store cannot keep (a full
-    card) is kept in memory instead: the receipt still prints, it only would not survive
-    a restart.
+    `jobs` keeps them (default: in memory only). The worker saves each new job before
+    anything else (submit() runs on the main thread, which never waits for the disk). A
+    job the store cannot keep (a full card) is kept in memory instead: the receipt still
+    prints, it only would not survive a restart.
     """
 
     def __init__(
@@ -77,40 +76,33 @@ class PrintQueue(OpenClosing):
         self._queue: deque[_Entry] = deque()
         self._wake = threading.Condition()
         self._retry = False
+        self._retry_at = 0.0  # monotonic: when a stuck head is tried again by itself
         self._closing = False
         self._failing = ""  # why the head of the queue did not print; "" while printing works
         self._thread: threading.Thread | None = None
 
     def open(self) -> None:
-        """Take up the jobs a previous run left, then start the worker thread (once)."""
+        """Start the worker thread (once); it first takes up the jobs a previous run left."""
         with self._wake:
             if self._thread is not None or self._closing:
                 return
-        self._resume()
-        with self._wake:
             self._thread = threading.Thread(
                 target=self._run, name=f"print-queue-{self.printer.name}", daemon=True
             )
             self._thread.start()
 
-    def submit(self, receipt: Receipt) -> PrintJob | None:
-        """Queue `receipt` for printing; never blocks long and never raises.
-
-        Returns the job (its id stays the same through every retry), None after close().
-        """
+    def submit(self, receipt: Receipt) -> None:
+        """Queue `receipt` for printing; never blocks and never raises."""
         with self._wake:
             if self._closing:
                 log.warning("print queue closed: receipt %s not printed", receipt.receipt_number)
-                return None
-        job = self._keep(receipt)
-        with self._wake:
-            entry = _Entry(job)
+                return
+            entry = _Entry(receipt)
             self._queue.append(entry)
             if self._failing:
                 # Behind a stuck receipt: tell the till now, not after the retry.
                 self._announce(entry, self._failing)
             self._wake.notify_all()
-        return job
 
     def retry_now(self) -> None:
         """Try the head of the queue again without waiting (paper loaded, printer back)."""
@@ -126,9 +118,9 @@ class PrintQueue(OpenClosing):
 
     @property
     def pending_jobs(self) -> list[PrintJob]:
-        """The jobs not printed yet, oldest first."""
+        """The kept jobs not printed yet, oldest first (one just submitted may not be yet)."""
         with self._wake:
-            return [entry.job for entry in self._queue]
+            return [entry.job for entry in self._queue if entry.job is not None]
 
     def close(self) -> None:
         """Stop the worker after the print under way; unprinted jobs stay kept. Safe twice."""
@@ -140,6 +132,8 @@ class PrintQueue(OpenClosing):
             thread = self._thread
         if thread is not None:
             thread.join(JOIN_SECONDS)
+        if thread is None or not thread.is_alive():
+            self._save_new()  # submitted since the worker's last look: kept for the next run
         left = self.pending
         if left:
             log.warning(
@@ -150,6 +144,15 @@ class PrintQueue(OpenClosing):
             )
 
     # -- the jobs ---------------------------------------------------------------------------
+
+    def _save_new(self) -> None:
+        """Keep every entry not kept yet, in order (off the main thread, or at close)."""
+        with self._wake:
+            new = [entry for entry in self._queue if entry.job is None]
+        for entry in new:
+            job = self._keep(entry.receipt)
+            with self._wake:
+                entry.job = job
 
     def _keep(self, receipt: Receipt) -> PrintJob:
         try:
@@ -168,18 +171,21 @@ class PrintQueue(OpenClosing):
             log.error("print job %d not marked %s: %s", job.id, state, err)
 
     def _resume(self) -> None:
-        """Queue what a previous run left: queued jobs again, printing ones as uncertain."""
+        """Queue what a previous run left, ahead of anything new: queued jobs again,
+        jobs that were printing as uncertain (they may have printed)."""
         try:
             left = self.jobs.unfinished(self.printer.name)
         except Exception as err:
             log.error("%s: earlier print jobs could not be read: %s", self.printer.name, err)
             return
+        waiting = []
         for job in left:
             if job.state == "printing":
                 self._uncertain(job, STOPPED_WHILE_PRINTING)
-                continue
-            with self._wake:
-                self._queue.append(_Entry(job))
+            else:
+                waiting.append(_Entry(job.receipt, job))
+        with self._wake:
+            self._queue.extendleft(reversed(waiting))
         if left:
             log.info("%s: %d print job(s) from before the restart", self.printer.name, len(left))
 
@@ -192,48 +198,62 @@ class PrintQueue(OpenClosing):
     # -- the worker -------------------------------------------------------------------------
 
     def _run(self) -> None:
+        self._resume()
         while True:
+            self._save_new()
             with self._wake:
-                self._wake.wait_for(lambda: self._closing or bool(self._queue))
                 if self._closing:
                     return
+                if any(entry.job is None for entry in self._queue):
+                    continue  # submitted meanwhile: kept first
+                if not self._queue:
+                    self._wake.wait()
+                    continue
+                wait = self._retry_at - time.monotonic()
+                if self._failing and not self._retry and wait > 0:
+                    self._wake.wait(wait)  # until the retry, a submit, retry_now() or close()
+                    continue
+                self._retry = False
                 job = self._queue[0].job
-            receipt = job.receipt
-            # Kept as printing before a byte leaves: a stop from here on leaves it uncertain.
-            self._set(job, "printing")
-            try:
-                self.printer.print_receipt(receipt)
-            except PrintOutcomeUnknownError as err:
-                self._done()
-                self._uncertain(job, str(err))
-                continue
-            except DeviceError as err:
-                self._set(job, "queued", str(err))  # nothing was sent: safe to try again
-                self._failed(str(err))
-                continue
-            except Exception as err:
-                # A bug, not the printer: retrying would block every receipt behind it.
-                log.exception("receipt %s cannot be printed; dropped", receipt.receipt_number)
-                self._set(job, "failed", f"not printed: {err}")
-                self._done()
-                self._bus.post(
-                    ReceiptQueued(self.printer.name, receipt.receipt_number, f"not printed: {err}")
-                )
-                continue
-            self._set(job, "printed")
+            assert job is not None
+            self._print(job)
+
+    def _print(self, job: PrintJob) -> None:
+        receipt = job.receipt
+        # Kept as printing before a byte leaves: a stop from here on leaves it uncertain.
+        self._set(job, "printing")
+        try:
+            self.printer.print_receipt(receipt)
+        except PrintOutcomeUnknownError as err:
             self._done()
-            self._bus.post(ReceiptPrinted(self.printer.name, receipt.receipt_number))
+            self._uncertain(job, str(err))
+            return
+        except DeviceError as err:
+            self._set(job, "queued", str(err))  # nothing was sent: safe to try again
+            self._failed(str(err))
+            return
+        except Exception as err:
+            # A bug, not the printer: retrying would block every receipt behind it.
+            log.exception("receipt %s cannot be printed; dropped", receipt.receipt_number)
+            self._set(job, "failed", f"not printed: {err}")
+            self._done()
+            self._bus.post(
+                ReceiptQueued(self.printer.name, receipt.receipt_number, f"not printed: {err}")
+            )
+            return
+        self._set(job, "printed")
+        self._done()
+        self._bus.post(ReceiptPrinted(self.printer.name, receipt.receipt_number))
 
     def _failed(self, reason: str) -> None:
-        """Keep the receipt, announce what is newly waiting, and sleep until a retry."""
+        """Keep the receipt, announce what is newly waiting, and try again after a while."""
         with self._wake:
             if reason != self._failing:
                 log.warning("%s: receipts wait: %s", self.printer.name, reason)
             self._failing = reason
             for waiting in self._queue:
                 self._announce(waiting, reason)
-            self._wake.wait_for(lambda: self._closing or self._retry, self.retry_seconds)
-            self._retry = False
+            self._retry_at = time.monotonic() + self.retry_seconds
 
     def _done(self) -> None:
         with self._wake:

@@ -233,10 +233,9 @@ class AfterSale:
         job = self._job(job_id)
         if self._queue is None or job is None:
             return False
-        again = self._queue.submit(job.receipt.as_copy())
+        self._queue.submit(job.receipt.as_copy())
         if job.state == "uncertain":
-            reprinted = f" as job {again.id}" if again is not None else ""
-            self._settle(job_id, "failed", f"reprinted as a copy{reprinted}")
+            self._settle(job_id, "failed", "reprinted as a copy")
         return True
 
     def job_printed(self, job_id: int) -> bool:

@@ -78,6 +78,10 @@ class PrintJobs:
         """The newest jobs of every printer, newest first."""
         return self._select(None, newest_first=True, limit=limit)
 
+    def of_receipt(self, receipt_number: str) -> list[PrintJob]:
+        """Every job that printed (or tries to print) `receipt_number`, copies too; oldest first."""
+        return self._select(PrintJobRow.receipt_number == receipt_number)
+
     def of_state(self, state: PrintJobState) -> list[PrintJob]:
         """Every job in `state`, oldest first (e.g. those that may have printed)."""
         return self._select(PrintJobRow.state == state)
