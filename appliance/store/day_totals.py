@@ -30,6 +30,8 @@ class DayTotals:
     net: int
     by_tender: dict[str, int]  # tender kind -> amount taken net of what went back
     items: int  # pieces sold net of returns; a weighed or label-priced line is one piece
+    # Cash rounding of the counted documents (docs/cash.md): by_tender adds up to net + this.
+    rounding: int = 0
 
 
 def day_totals(ledger: SalesLedger, day: date, tz: tzinfo, *, currency: str = "") -> DayTotals:
@@ -74,7 +76,9 @@ def _totals(day: date, currency: str, documents: list[Sale]) -> DayTotals:
             refunded -= document.total
         counted.append(document)
     by_tender: dict[str, int] = {}
+    rounding = 0
     for document in counted:
+        rounding += document.rounding
         for tender in document.tenders:
             by_tender[tender.kind] = by_tender.get(tender.kind, 0) + tender.amount
     return DayTotals(
@@ -88,6 +92,7 @@ def _totals(day: date, currency: str, documents: list[Sale]) -> DayTotals:
         net=gross - refunded,
         by_tender=by_tender,
         items=sum(_pieces(line) for document in counted for line in document.lines),
+        rounding=rounding,
     )
 
 

@@ -6,7 +6,9 @@ add up to the net plus the cash rounding; grand totals carry over from Z to Z.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
@@ -16,13 +18,16 @@ from appliance.core.reports import DrawerTally, TillReport, build_report
 from appliance.core.sale import Sale, SaleDraft, draft_refund, draft_sale, draft_void, refund_total
 from appliance.core.shift import CashMovement, Shift
 from appliance.core.tax import TaxPolicy
-from appliance.core.tender import Tender
+from appliance.core.tender import Tender, TenderKind
 from tests.core.test_sale import POLICIES, carts
 
 NOW = datetime(2026, 7, 1, 12, 0, tzinfo=UTC)
 
 
-def pay(draw: st.DrawFn, total: int, increment: int) -> list[Tender]:
+Draw = Callable[[st.SearchStrategy[Any]], Any]
+
+
+def pay(draw: Draw, total: int, increment: int) -> list[Tender]:
     """Random tenders that settle `total` (negative: paid back), cash rounded."""
     if total == 0:
         return []
@@ -30,7 +35,9 @@ def pay(draw: st.DrawFn, total: int, increment: int) -> list[Tender]:
     mix = draw(st.sampled_from(["card", "cash", "stored_value", "split", "cash_split"]))
     if mix in ("split", "cash_split") and abs(total) >= 2:
         first = sign * draw(st.integers(1, abs(total) - 1))
-        other = "card" if mix == "split" else draw(st.sampled_from(["card", "stored_value"]))
+        other: TenderKind = "card"
+        if mix == "cash_split":
+            other = draw(st.sampled_from(["card", "stored_value"]))
         if mix == "split":
             return [Tender("card", first), Tender("stored_value", total - first)]
         due = cash_due(total - first, increment)
@@ -43,7 +50,7 @@ def pay(draw: st.DrawFn, total: int, increment: int) -> list[Tender]:
         if due != 0 and (due > 0) == (total > 0):
             extra = draw(st.integers(0, 5000)) if sign > 0 else 0
             return [Tender("cash", due, tendered=due + extra if extra else 0)]
-    kind = "stored_value" if mix == "stored_value" else "card"
+    kind: TenderKind = "stored_value" if mix == "stored_value" else "card"
     return [Tender(kind, total)]
 
 

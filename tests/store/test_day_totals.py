@@ -115,3 +115,20 @@ def test_a_weighed_line_is_one_piece(ledger: SalesLedger, products: dict[str, Pr
     totals = day_totals(ledger, DAY, BERLIN)
     assert (totals.items, totals.gross) == (3, total)
     assert total == 374 + 398  # 1.25 kg at 2.99 a kg, rounded half up, and two colas
+
+
+def test_cash_rounding_is_counted_beside_the_tenders(
+    ledger: SalesLedger, products: dict[str, Product]
+) -> None:
+    cart = Cart(CURRENCY).add(ProductMatch(products["COLA"]), 2)  # 3.98
+    draft = draft_sale(
+        cart,
+        POLICY,
+        [Tender.cash(500, 400)],
+        device_id=DEVICE_ID,
+        now=utc("2024-05-17 10:00"),
+        cash_rounding=5,
+    )
+    ledger.commit(draft)
+    totals = day_totals(ledger, DAY, BERLIN)
+    assert (totals.net, totals.rounding, totals.by_tender) == (398, 2, {"cash": 400})
