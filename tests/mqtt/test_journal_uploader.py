@@ -204,3 +204,9 @@ def test_an_entry_edited_on_the_device_is_flagged_in_fleet_show_and_its_telemetr
         for line in lines
     ), lines
     assert JournalOutbox(store.db).acked_upto() == head  # a break is stored and acknowledged
+
+
+def test_the_acknowledged_journal_number_only_grows(store: DeviceStore) -> None:
+    outbox = JournalOutbox(store.db)
+    assert (outbox.acknowledge(3), outbox.acked_upto(), outbox.waiting()) == (3, 3, 2)
+    assert (outbox.acknowledge(1), outbox.acked_upto()) == (0, 3)  # a late, older ack

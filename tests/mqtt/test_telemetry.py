@@ -27,12 +27,15 @@ from appliance.mqtt.payloads import (
 from appliance.mqtt.telemetry import (
     EXPIRY_S,
     DeviceHealthBoard,
+    JournalHealth,
     OfflineCards,
     TelemetryBuilder,
     TelemetryPublisher,
     cpu_temperature,
 )
 from appliance.store.hub_session import SessionStore
+from appliance.store.journal import FiscalJournal
+from appliance.store.journal_outbox import JournalOutbox
 from appliance.store.payment_attempts import OfflineUsage
 from tests.broker import MosquittoBroker
 from tests.mqtt.fake_hub import DeviceStore, FakeHub, eventually
@@ -275,3 +278,24 @@ def test_a_failing_card_still_reports_its_storage_and_the_last_figures(
     assert report.storage is not None
     assert (report.storage.state, report.storage.free_bytes) == ("io_error", 50 * 2**20)
     assert report.storage.problem.startswith("storage failed: the SD card returned an I/O error")
+
+
+def test_the_journal_report_carries_head_ack_and_the_last_whole_chain_check(
+    store: DeviceStore,
+) -> None:
+    clock = FakeClock()
+    outbox = JournalOutbox(store.db)
+    health = JournalHealth(FiscalJournal(store.db), outbox, clock=clock, check_every_s=3600)
+    outbox.acknowledge(2)
+    report = health.report()
+    assert report is not None
+    assert (report.head, report.acked_upto, report.broken_at) == (3, 2, None)
+    assert report.checked_at == clock.wall.isoformat()
+    # Edited after the check: reported at the next check, not before (it reads every entry).
+    store.db.execute_sql("UPDATE journal SET at = '2000-01-01T00:00:00+00:00' WHERE number = 2")
+    clock.t += 3599
+    assert health.report().broken_at is None  # type: ignore[union-attr]
+    clock.t += 1
+    broken = health.report()
+    assert broken is not None and broken.broken_at == 2
+    assert broken.problem == "its content does not match its hash"
