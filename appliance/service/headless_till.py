@@ -100,12 +100,13 @@ class HeadlessTill:
     # -- intents -----------------------------------------------------------------------
 
     def pay_cash(self) -> Sale:
-        """Commit the cart paid in cash, the exact amount."""
+        """Commit the cart paid in cash, the exact amount (rounded where cash is, docs/cash.md)."""
         self._check_can_pay()
         if any(a.state == "pending" for a in self._journal.open_attempts()):
             # A simulated kiosk's own payment screen has the cart at the terminal.
             raise TenderError("a card payment is with the terminal")
-        sale = self._checkout.pay([Tender("cash", self._checkout.totals().total)])
+        due = self._checkout.cash_due(self._checkout.totals().total)
+        sale = self._checkout.pay([Tender("cash", due)])
         log.info("cash sale %s committed, total %d", sale.receipt_number, sale.total)
         return sale
 
