@@ -180,6 +180,7 @@ class Appliance:
                 close_at=parse_hh_mm(hours[1]),
                 clock=clock,
                 bus=self.bus,
+                busy=lambda: self.checkout.paying or not self.checkout.cart.is_empty,
             )
             self.checkout.require_shift(self.kiosk_shift.hours_reason)
 

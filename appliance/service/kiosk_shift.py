@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from datetime import datetime, time, timedelta, tzinfo
 
 from appliance.core.clock import Clock
@@ -24,6 +25,8 @@ from appliance.store.shifts import ShiftBook
 log = logging.getLogger(__name__)
 
 KIOSK_STAFF = "kiosk"  # who the journal names for a shift the schedule opened or closed
+# A customer mid-sale at closing time may finish; a cart left behind does not hold the Z longer.
+BUSY_GRACE = timedelta(minutes=15)
 
 
 def parse_hh_mm(text: str) -> time:
@@ -39,7 +42,11 @@ def _last(moment: datetime, at: time) -> datetime:
 
 
 class KioskShift:
-    """Keeps the kiosk's shift in step with its hours; `tick` does one step (tests call it)."""
+    """Keeps the kiosk's shift in step with its hours; `tick` does one step (tests call it).
+
+    `busy` says whether a customer's sale is in progress: the close waits for it (up to
+    BUSY_GRACE past the closing time), so nobody is turned away at the payment.
+    """
 
     def __init__(
         self,
@@ -51,6 +58,7 @@ class KioskShift:
         tz: tzinfo | None = None,
         bus: EventBus | None = None,
         interval_seconds: float = 30.0,
+        busy: Callable[[], bool] = lambda: False,
     ) -> None:
         if open_at == close_at:
             raise ValueError("a kiosk's shift must open and close at different times")
@@ -61,6 +69,7 @@ class KioskShift:
         self._tz = tz
         self._bus = bus
         self._interval = interval_seconds
+        self._busy = busy  # True while a customer's cart is in progress
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -84,7 +93,10 @@ class KioskShift:
         last_open, last_close = _last(now, self._open_at), _last(now, self._close_at)
         shift = self._shifts.current()
         done = []
-        if shift is not None and shift.opened_at < last_close:
+        overdue = shift is not None and shift.opened_at < last_close
+        if overdue and self._busy() and now - last_close < BUSY_GRACE:
+            return "waiting for the sale in progress"
+        if shift is not None and overdue:
             closing, report = self._shifts.close(None, KIOSK_STAFF)
             log.info("kiosk shift %d closed by its schedule: Z %d", shift.number, report.number)
             self._post(ShiftClosed(closing, report))

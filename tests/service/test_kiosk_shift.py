@@ -78,6 +78,23 @@ def test_the_schedule_opens_and_closes_the_shift_with_its_z(db: SqliteDatabase) 
     assert (report.kind, report.number, report.counted_cash) == ("z", 1, None)
 
 
+def test_the_close_waits_for_a_sale_in_progress_but_not_for_ever(db: SqliteDatabase) -> None:
+    clock = SetClock(at(19))
+    busy = [True]
+    schedule = kiosk(db, clock, time(8), time(20))
+    schedule._busy = lambda: busy[0]
+    schedule.tick()
+    clock.at = at(20, 1)
+    assert schedule.tick() == "waiting for the sale in progress"
+    clock.at = at(20, 16)
+    assert schedule.tick() == "closed"  # a cart left behind holds the Z no longer
+    schedule._shifts.open("sue", {})
+    clock.at = at(20, 1, day=2)
+    assert schedule.tick() == "waiting for the sale in progress"
+    busy[0] = False
+    assert schedule.tick() == "closed"
+
+
 def test_starting_within_the_hours_opens_at_once(db: SqliteDatabase) -> None:
     clock = SetClock(at(12))
     assert kiosk(db, clock, time(8), time(20)).tick() == "opened"
