@@ -8,13 +8,12 @@ are marked COPY; a print job that may have printed waits for staff to reprint or
 
 from __future__ import annotations
 
-import importlib
 import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from peewee import DatabaseError
 
@@ -23,6 +22,8 @@ from appliance.core.devices import DrawerOpened, DrawerOpening
 from appliance.core.events import SaleCommitted
 from appliance.core.print_jobs import PrintJob, PrintJobState
 from appliance.core.receipt import Receipt, receipt_for
+from appliance.core.report_receipt import report_receipt
+from appliance.core.reports import TillReport
 from appliance.core.sale import Sale
 from appliance.device_settings import EscposPrinterSettings
 from appliance.drivers.manager import DeviceManager
@@ -181,19 +182,15 @@ class AfterSale:
         self._print(sale, copy=copy)
         return True
 
-    def print_report(self, report: Any, *, copy: bool = False) -> bool:
-        """Queue an X or Z report (a TillReport, or its paper as a Receipt); False: no printer."""
+    def print_report(self, report: TillReport | Receipt, *, copy: bool = False) -> bool:
+        """Queue an X or Z report (or its paper), marked COPY for a reprint; False: no printer."""
         if self._queue is None:
             return False
         if isinstance(report, Receipt):
             paper = report.as_copy() if copy else report
         else:
             store = self._app.settings.store
-            # The report's paper is laid out by the core (core/report_receipt.py).
-            layout = importlib.import_module("appliance.core.report_receipt")
-            paper = layout.report_receipt(
-                report, store_name=store.name, locale=store.locale, copy=copy
-            )
+            paper = report_receipt(report, store_name=store.name, locale=store.locale, copy=copy)
         self._queue.submit(paper)
         return True
 

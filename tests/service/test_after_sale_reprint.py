@@ -18,6 +18,7 @@ from appliance.service.demo import seed_demo_catalog
 from appliance.settings import simulated_settings
 from appliance.store.drawer_log import DrawerLog
 from appliance.store.journal import FiscalJournal
+from tests.core.test_reports_receipt import Z
 
 COFFEE = "4006381333931"
 
@@ -87,6 +88,22 @@ def test_a_report_prints_and_reprints_on_the_queue(till: tuple[Appliance, AfterS
     first, again = printer.jobs
     assert "Z REPORT" in first.lines and COPY_MARK not in first.lines
     assert again.lines.count(COPY_MARK) == 2 and again.barcodes == ["Z-000001"]
+
+
+def test_a_till_report_prints_laid_out_by_the_core_and_reprints_as_a_copy(
+    till: tuple[Appliance, AfterSale],
+) -> None:
+    app, after = till
+    assert app.lab is not None and app.lab.printer is not None
+    printer = app.lab.printer
+    assert after.print_report(Z)
+    assert after.print_report(Z, copy=True)
+    pump(app, lambda: len(printer.jobs) == 2)
+    first, again = printer.jobs
+    assert "Z REPORT" in first.lines and first.barcodes == ["Z-000003"]
+    assert COPY_MARK not in first.lines and again.lines.count(COPY_MARK) == 2
+    words = [line for line in again.lines if line not in (COPY_MARK, "")]
+    assert words == [line for line in first.lines if line]
 
 
 def test_a_receipt_waiting_for_paper_prints_once_after_a_restart(tmp_path: Path) -> None:
