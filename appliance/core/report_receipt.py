@@ -35,9 +35,10 @@ def report_lines(report: TillReport, locale: str) -> tuple[TextLine, ...]:
         return f"{moment:%Y-%m-%d %H:%M}"
 
     lines = [
-        TextLine(f"Shift {report.shift_number}", report.staff),
+        TextLine(f"Shift {report.shift_number}", report.opened_by),
         TextLine("Opened", when(report.opened_at)),
         TextLine("Until" if report.kind == "z" else "So far", when(report.made_at)),
+        TextLine("Closed by" if report.kind == "z" else "Made by", report.staff),
         TextLine(""),
         TextLine("Sales", bold=True),
         TextLine(f"Sales ({report.sales_count})", money(report.sales_gross)),

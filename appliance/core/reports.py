@@ -93,6 +93,7 @@ class TillReport:
     difference: int | None
     grand_total: int
     signed_off_by: str = ""
+    opened_by: str = ""  # who opened the shift (counted its float)
     after_sequence: int = 0  # the report holds documents numbered after this ...
     upto_sequence: int = 0  # ... up to this one
 
@@ -219,6 +220,7 @@ def build_report(
         difference=closing.difference if closing else None,
         grand_total=previous_grand_total + net,
         signed_off_by=closing.signed_off_by if closing else "",
+        opened_by=shift.staff,
         after_sequence=shift.after_sequence,
         upto_sequence=last if upto_sequence is None else upto_sequence,
     )
