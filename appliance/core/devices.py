@@ -91,14 +91,11 @@ def check_opening(opening: DrawerOpening) -> None:
 
 
 def is_unexplained(opening: DrawerOpening) -> bool:
-    """An opening with neither a sale nor a reason someone gave: flagged for the reports."""
-    if opening.reason == "by_hand":
-        return True
-    if opening.reason == "sale":
-        return not opening.reference
+    """An opening with neither a sale nor a reason someone gave (by hand, a no-sale nobody
+    named): flagged on the till and in the reports (core/reports.py counts the same)."""
     if opening.reason == "no_sale":
         return not opening.staff.strip()
-    return False
+    return opening.reason == "by_hand"
 
 
 @dataclass(frozen=True, slots=True)
