@@ -42,7 +42,11 @@ _MOVEMENTS = (
     " WHERE shift_id = ? ORDER BY at, id"
 )
 # Read by name only: the drawer log's table may gain columns; reason and staff are enough.
-_DRAWER = "SELECT reason, staff FROM drawer_opening WHERE opened_at >= ? AND opened_at <= ?"
+# A shift's openings start where the till's previous shift closed, like its documents, so
+# an opening between two shifts (the drawer opened by hand at night) is in the next report.
+_DRAWER = "SELECT reason, staff FROM drawer_opening WHERE opened_at > ? AND opened_at <= ?"
+_DRAWER_FIRST = "SELECT reason, staff FROM drawer_opening WHERE opened_at >= ? AND opened_at <= ?"
+_PREVIOUS_CLOSE = "SELECT closed_at FROM shift WHERE till = ? AND number = ?"
 _LAST_Z = "SELECT body FROM till_report WHERE z_number IS NOT NULL ORDER BY z_number DESC LIMIT 1"
 _NEXT_Z = "SELECT COALESCE(MAX(z_number), 0) + 1 FROM till_report"
 _NEXT_X = "SELECT COALESCE(MAX(number), 0) + 1 FROM till_report WHERE shift_id = ? AND kind = 'x'"
@@ -123,7 +127,12 @@ def gather_report(
     upto: int | None = None,
 ) -> TillReport:
     """The report of `shift` as the tables hold it now (nothing is written)."""
-    drawer = cursor.execute(_DRAWER, (utc_text(shift.opened_at), utc_text(made_at))).fetchall()
+    previous_close = cursor.execute(_PREVIOUS_CLOSE, (shift.till, shift.number - 1)).fetchone()
+    if previous_close and previous_close[0]:
+        span = (_DRAWER, previous_close[0])
+    else:
+        span = (_DRAWER_FIRST, utc_text(shift.opened_at))
+    drawer = cursor.execute(span[0], (span[1], utc_text(made_at))).fetchall()
     last = cursor.execute(_LAST_Z).fetchone()
     previous = int(json.loads(last[0])["grand_total"]) if last else 0
     return build_report(

@@ -312,3 +312,41 @@ def test_documents_stored_before_cash_rounding_decode_with_none(ledger: SalesLed
     del old["rounding"], old["approved_by"]
     again = decode_document(json.dumps(old).encode())
     assert (again.rounding, again.approved_by) == (0, "")
+
+
+def test_drawer_openings_are_counted_from_the_previous_close(
+    shifts: ShiftBook, db: SqliteDatabase
+) -> None:
+    clock = shifts._clock
+    assert isinstance(clock, StepClock)
+
+    def opened(reason: str, staff: str, minute: int) -> None:
+        db.execute_sql(
+            "INSERT INTO drawer_opening (device, reason, staff, reference, opened_at)"
+            " VALUES ('drawer', ?, ?, '', ?)",
+            (reason, staff, (START + timedelta(minutes=minute)).isoformat()),
+        )
+
+    opened("by_hand", "", 0)  # before the first shift: in no report
+    clock.at = START + timedelta(minutes=9)
+    shifts.open("ann", {})  # 08:10
+    opened("sale", "", 11)
+    opened("no_sale", "ann", 12)
+    opened("no_sale", "", 13)
+    clock.at = START + timedelta(minutes=19)
+    _, first = shifts.close({}, "ann")  # 08:20
+    opened("by_hand", "", 30)  # between the shifts: in the next one
+    clock.at = START + timedelta(minutes=39)
+    shifts.open("bob", {})  # 08:40
+    clock.at = START + timedelta(minutes=49)
+    _, second = shifts.close({}, "bob")  # 08:50
+    assert (first.drawer_with_sale, first.drawer_without_sale, first.drawer_unexplained) == (
+        1,
+        2,
+        1,
+    )
+    assert (second.drawer_with_sale, second.drawer_without_sale, second.drawer_unexplained) == (
+        0,
+        1,
+        1,
+    )
