@@ -202,7 +202,8 @@ def show_command(device: str, db_url: str, as_json: bool) -> None:
     fields["drawer openings without a sale"] = str(entry.drawer_without_sale)
     for opening in openings:
         who = f" by {opening['staff']}" if opening["staff"] else ""
-        fields[f"  {opening['opened_at']}"] = f"{opening['reason'] or 'no reason'}{who}"
+        flag = " (unexplained)" if opening["unexplained"] else ""
+        fields[f"  {opening['opened_at']}"] = f"{opening['reason'] or 'no reason'}{who}{flag}"
     for health in telemetry.get("devices") or []:
         reason = f" ({health['reason']})" if health.get("reason") else ""
         fields[f"{health['kind']} {health['device']}"] = f"{health['state']}{reason}"
@@ -211,18 +212,28 @@ def show_command(device: str, db_url: str, as_json: bool) -> None:
     Console().print(table)
 
 
-def drawer_without_sale(db: Database, device: str, limit: int) -> list[dict[str, str]]:
+def drawer_without_sale(db: Database, device: str, limit: int) -> list[dict[str, Any]]:
     """The latest drawer openings of a device that no sale explains, newest first."""
     query = (
         _without_sale(device)
-        .select(DrawerOpening.opened_at, DrawerOpening.reason, DrawerOpening.staff)
+        .select(
+            DrawerOpening.opened_at,
+            DrawerOpening.reason,
+            DrawerOpening.staff,
+            DrawerOpening.unexplained,
+        )
         .order_by(DrawerOpening.opened_at.desc(), DrawerOpening.journal_number.desc())
         .limit(limit)
         .tuples()
     )
     return [
-        {"opened_at": _utc_text(at) or "", "reason": str(reason), "staff": str(staff)}
-        for at, reason, staff in query.execute(db)
+        {
+            "opened_at": _utc_text(at) or "",
+            "reason": str(reason),
+            "staff": str(staff),
+            "unexplained": bool(unexplained),
+        }
+        for at, reason, staff, unexplained in query.execute(db)
     ]
 
 

@@ -78,6 +78,7 @@ def rows_of(
             "reason": _text(event.get("reason"), 32),
             "staff": _text(event.get("staff")),
             "reference": _text(event.get("reference") or event.get("document_id")),
+            "unexplained": event.get("unexplained") is True,
             "body": body,
         }
         return [(DrawerOpening, row)]

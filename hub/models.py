@@ -137,6 +137,7 @@ class DrawerOpening(HubModel):
     reason = CharField(max_length=32, default="")  # sale, no_sale, remote, by_hand, ...
     staff = CharField(max_length=128, default="")
     reference = CharField(max_length=128, default="")
+    unexplained = BooleanField(default=False)  # the device flagged it: no sale, no reason given
     body = TextField()
 
     class Meta:

@@ -269,9 +269,11 @@ def _assert_the_hub_holds_each_once(
     assert [n for n, _ in z_rows] == list(range(1, days + 1))
     assert [body for _, body in z_rows] == zs, "the hub's Z reports are the device's, to the cent"
     assert len([k for k, _n, _b in reports if k == "x"]) == days
-    drawer = _hub_query(hub_url, "SELECT reason, staff FROM drawer_opening ORDER BY opened_at")
+    drawer = _hub_query(
+        hub_url, "SELECT reason, staff, unexplained FROM drawer_opening ORDER BY opened_at"
+    )
     assert len(drawer) == openings == 2 * days
-    assert drawer[:2] == [("no_sale", "ana"), ("by_hand", "")]
+    assert drawer[:2] == [("no_sale", "ana", False), ("by_hand", "", True)]
     shift_events = _hub_query(hub_url, "SELECT kind FROM shift_event")
     assert sorted(k for (k,) in shift_events) == sorted(
         ["shift_open", "cash_in", "shift_close"] * days

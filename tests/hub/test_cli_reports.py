@@ -74,3 +74,23 @@ def test_reports_show_names_a_report_the_hub_does_not_hold(hub_url: str) -> None
     result = CliRunner().invoke(cli, ["reports", "show", "kiosk-1", "9", "--db", hub_url])
     assert result.exit_code == 1
     assert "no Z report 9 of 'kiosk-1' at this hub" in result.output
+
+
+def test_fleet_show_lists_drawer_openings_without_a_sale_and_the_chain(hub_url: str) -> None:
+    db = open_hub_database(hub_url)
+    openings = [
+        ("drawer", {"reason": "sale", "staff": "", "opened_at": "2030-03-05T09:00:00+00:00"}),
+        ("drawer", {"reason": "no_sale", "staff": "ana", "opened_at": "2030-03-05T09:30:00Z"}),
+        (
+            "drawer",
+            {"reason": "by_hand", "unexplained": True, "opened_at": "2030-03-05T10:00:00+00:00"},
+        ),
+    ]
+    JournalIngest(db).ingest("kiosk-3", batch("kiosk-3", chain(openings)))
+    db.close()
+    text = run("fleet", "show", "kiosk-3", "--db", hub_url)
+    lines = {" ".join(line.split()) for line in text.splitlines()}
+    assert "journal 3 entries, head 3, committed up to 3, chain ok" in lines
+    assert "drawer openings without a sale 2" in lines
+    assert "2030-03-05T10:00:00+00:00 by_hand (unexplained)" in lines
+    assert "2030-03-05T09:30:00+00:00 no_sale by ana" in lines
