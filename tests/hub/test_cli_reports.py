@@ -18,10 +18,13 @@ from tests.hub.journal_entries import batch, chain, day, z_report
 WIDE = {"COLUMNS": "200"}
 
 
-@pytest.fixture
-def hub_url(tmp_path: Path) -> str:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def hub_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A hub with two days of kiosk-1 (store berlin), one of kiosk-2 (none) and an X."""
-    url = f"sqlite:///{tmp_path / 'hub.db'}"
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'hub.db'}"
+    else:
+        url = request.getfixturevalue("postgres").new_database()
     db = open_hub_database(url)
     migrate(db)
     assign_device(db, "kiosk-1", "berlin")

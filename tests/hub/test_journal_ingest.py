@@ -7,6 +7,7 @@ Runs against SQLite and, like tests/hub/test_ingest.py, a throwaway PostgreSQL c
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -209,3 +210,36 @@ def test_a_hub_from_before_the_journal_gains_its_tables(tmp_path: Path) -> None:
     assert [m.version for m in migrate(db)] == [4]
     assert JournalIngest(db).ingest("kiosk-1", batch("kiosk-1", chain(day(1)))).upto == 7
     db.close()
+
+
+def test_two_workers_ingesting_one_device_at_once_prove_the_chain_once(
+    hub_db: Database,
+) -> None:
+    # Shared subscriptions hand consecutive batches of one device to different workers;
+    # the per-device lock must keep progress whole and the chain check free of false breaks.
+    entries = chain([event for number in range(1, 21) for event in day(number)])
+    batches = [batch("kiosk-1", entries[start : start + 5]) for start in range(0, 140, 5)]
+    failures: list[BaseException] = []
+
+    def worker(mine: list[JournalBatch]) -> None:
+        ingest = JournalIngest(hub_db)
+        try:
+            for one in mine:
+                ingest.ingest("kiosk-1", one)
+        except BaseException as err:  # surfaced in the main thread below
+            failures.append(err)
+        finally:
+            hub_db.close()  # this thread's connection
+
+    threads = [
+        threading.Thread(target=worker, args=(batches[0::2],)),
+        threading.Thread(target=worker, args=(list(reversed(batches[1::2])),)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not failures
+    state = JournalIngest(hub_db).state("kiosk-1")
+    assert state is not None and state.ok and (state.upto, state.entries) == (140, 140)
+    assert stored_numbers(hub_db, "kiosk-1") == list(range(1, 141))
