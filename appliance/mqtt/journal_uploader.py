@@ -10,13 +10,13 @@ right after it.
 from __future__ import annotations
 
 import base64
-from typing import Any
+from typing import Unpack
 
 from appliance.core.journal import JournalEntry
 from appliance.mqtt import topics
 from appliance.mqtt.link import HubLink
 from appliance.mqtt.payloads import JournalAck, JournalBatch, JournalEntryPayload, encode
-from appliance.mqtt.uploader import Chunk, Uploader
+from appliance.mqtt.uploader import Chunk, Uploader, UploaderOptions
 from appliance.store.journal_outbox import JournalOutbox
 
 
@@ -73,5 +73,7 @@ class JournalStream:
 class JournalUploader(Uploader):
     """The fiscal journal's uploader; a context manager like SalesUploader."""
 
-    def __init__(self, outbox: JournalOutbox, link: HubLink, **options: Any) -> None:
+    def __init__(
+        self, outbox: JournalOutbox, link: HubLink, **options: Unpack[UploaderOptions]
+    ) -> None:
         super().__init__(JournalStream(outbox, link.device_id), link, **options)

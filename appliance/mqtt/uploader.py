@@ -23,7 +23,7 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, Protocol, Self
+from typing import Any, Protocol, Self, TypedDict, Unpack
 
 import msgspec
 
@@ -59,6 +59,19 @@ class UploaderStats:
     def published_sales(self) -> int:
         """The sales stream's name for published_items."""
         return self.published_items
+
+
+class UploaderOptions(TypedDict, total=False):
+    """The tuning an Uploader takes beside its stream and link (see Uploader.__init__)."""
+
+    batch_size: int
+    max_in_flight_batches: int
+    clock: Clock | None
+    ack_timeout_s: float
+    backoff_min_s: float
+    backoff_max_s: float
+    poll_s: float
+    rng: random.Random | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -413,5 +426,7 @@ class Uploader(Closing):
 class SalesUploader(Uploader):
     """The sales outbox's uploader: rows are deleted once the hub acknowledges them."""
 
-    def __init__(self, outbox: SalesOutbox, link: HubLink, **options: Any) -> None:
+    def __init__(
+        self, outbox: SalesOutbox, link: HubLink, **options: Unpack[UploaderOptions]
+    ) -> None:
         super().__init__(SalesStream(outbox, link.device_id), link, **options)
