@@ -228,9 +228,9 @@ class Uploader(Closing):
         # Below: the worker thread's own state.
         self._state = LinkState()
         self._stream_session = -1
-        self._acked = stream.acked_upto()
-        self._sent_upto = self._acked  # the last number published in the current stream
-        self._highest_published = self._acked  # never acknowledge past what was sent
+        self._acked = 0  # read from the stream when the worker starts (_resume)
+        self._sent_upto = 0  # the last number published in the current stream
+        self._highest_published = 0  # never acknowledge past what was sent
         self._in_flight: deque[_Batch] = deque()
         self._failures_in_row = 0
         self._retry_at: float | None = None
@@ -286,6 +286,7 @@ class Uploader(Closing):
     # --- the worker thread ---
 
     def _run(self) -> None:
+        self._resume()
         self._apply_link(self._link.state)
         while True:
             messages = [self._next_message()]
@@ -304,6 +305,20 @@ class Uploader(Closing):
                 # A database or encoding failure must not end uploading for good.
                 log.exception("%s upload step failed", self._name)
                 self._fail("error")
+
+    def _resume(self) -> None:
+        """Start after what the hub acknowledged before this start (read on this thread)."""
+        try:
+            acked = self._stream.acked_upto()
+        except Exception:
+            # Starting from nothing only resends what the hub holds (duplicates are harmless);
+            # failing here would leave the stream not uploading at all.
+            log.exception("%s: the acknowledged number was not read; resending all", self._name)
+            acked = 0
+        self._acked = self._sent_upto = self._highest_published = acked
+        with self._stats_changed:
+            self._stats = replace(self._stats, acked_upto=acked)
+            self._stats_changed.notify_all()
 
     def _next_message(self) -> _Message | None:
         now = self._clock.monotonic()
