@@ -103,6 +103,10 @@ class DeviceError(ApplianceError):
     """A device cannot do what was asked (offline, out of paper, timed out, ...)."""
 
 
+class PrintOutcomeUnknownError(DeviceError):
+    """The job's bytes left for the printer, but whether it printed is unknown: never retry."""
+
+
 class ZvtError(DeviceError):
     """Bytes from or for a ZVT payment terminal break the protocol (says what and where)."""
 

@@ -149,10 +149,6 @@ class ReceiptMayHavePrinted(Event):
     reason: str
 
 
-class PrintOutcomeUnknownError(DeviceError):
-    """The job's bytes left for the printer, but whether it printed is unknown: never retry."""
-
-
 @dataclass(frozen=True, slots=True)
 class ReceiptQueued(Event):
     """A receipt could not be printed now; it is kept and retried."""

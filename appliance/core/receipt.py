@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -119,10 +120,21 @@ def receipt_for(
         total=money(sale.total),
         tenders=tuple((_TENDER_NAMES[t.kind], money(t.tendered or t.amount)) for t in sale.tenders),
         change=money(sale.change) if sale.change else "",
+        body=_notes(sale, money),
         footer=footer,
         card_slip=card_slip,
         copy=copy,
     )
+
+
+def _notes(sale: Sale, money: Callable[[int], str]) -> tuple[TextLine, ...]:
+    """What the paper owes besides lines and tenders: where the cash rounding went, who approved."""
+    notes = []
+    if sale.rounding:  # the cash paid differs from the total by this much
+        notes.append(TextLine("Cash rounding", money(sale.rounding)))
+    if sale.approved_by:
+        notes.append(TextLine("Approved by", sale.approved_by))
+    return tuple(notes)
 
 
 def _quantity(quantity: int, measure: str) -> str:

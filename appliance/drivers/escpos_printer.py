@@ -21,14 +21,14 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from appliance.core.devices import PrinterStatus, PrintOutcomeUnknownError
+from appliance.core.devices import PrinterStatus
 from appliance.core.receipt import Receipt
 from appliance.device_settings import EscposPrinterSettings
 from appliance.drivers.base import DeviceBase
 from appliance.drivers.escpos_cache import ENV as ESCPOS_CACHE_ENV
 from appliance.drivers.escpos_cache import discard_broken_profiles
 from appliance.drivers.receipt_layout import columns_of, lay_out
-from appliance.errors import DeviceError
+from appliance.errors import DeviceError, PrintOutcomeUnknownError
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 
 from appliance.core.closing import OpenClosing
 from appliance.core.devices import (
-    PrintOutcomeUnknownError,
     ReceiptMayHavePrinted,
     ReceiptPrinted,
     ReceiptPrinter,
@@ -33,7 +32,7 @@ from appliance.core.devices import (
 from appliance.core.events import EventBus
 from appliance.core.print_jobs import MemoryPrintJobs, PrintJob, PrintJobState, PrintJobStore
 from appliance.core.receipt import Receipt
-from appliance.errors import DeviceError
+from appliance.errors import DeviceError, PrintOutcomeUnknownError
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from appliance.core.events import SaleCommitted
 from appliance.core.print_jobs import PrintJob, PrintJobState
 from appliance.core.receipt import Receipt, receipt_for
 from appliance.core.report_receipt import report_receipt
-from appliance.core.reports import TillReport
+from appliance.core.reports import ReportMade, TillReport
 from appliance.core.sale import Sale
 from appliance.device_settings import EscposPrinterSettings
 from appliance.drivers.manager import DeviceManager
@@ -77,6 +77,9 @@ class AfterSale:
         app.bus.subscribe(CardAnswered, self._card_answered)
         app.bus.subscribe(SaleCommitted, self._committed)
         app.bus.subscribe(DrawerOpened, self._opened)
+        # A report made with no one at the screen (a kiosk's scheduled close) prints itself;
+        # the staff screens print theirs as staff ask.
+        app.bus.subscribe(ReportMade, self._report_made)
 
     def open(self) -> None:
         """Start the print queue's worker; jobs a previous run left print (or wait) first."""
@@ -181,6 +184,9 @@ class AfterSale:
             return False
         self._print(sale, copy=copy)
         return True
+
+    def _report_made(self, event: ReportMade) -> None:
+        self.print_report(event.report)
 
     def print_report(self, report: TillReport | Receipt, *, copy: bool = False) -> bool:
         """Queue an X or Z report (or its paper), marked COPY for a reprint; False: no printer."""

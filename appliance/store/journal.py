@@ -52,7 +52,9 @@ def _bytes(value: Any) -> bytes:
 
 def _entry(row: tuple[Any, ...]) -> JournalEntry:
     number, kind, at, body, prev_hash, own_hash = row
-    return JournalEntry(int(number), str(kind), str(at), _bytes(body), str(prev_hash), str(own_hash))
+    return JournalEntry(
+        int(number), str(kind), str(at), _bytes(body), str(prev_hash), str(own_hash)
+    )
 
 
 def append_in_transaction(

@@ -70,3 +70,22 @@ def test_a_weighed_line_shows_kilograms() -> None:
     draft = draft_sale(cart, POLICY, [Tender("card", total)], device_id="k1", now=NOW)
     receipt = receipt_for(draft.seal(1, "K-000001"), store_name="S", locale="en_US")
     assert receipt.lines[0].quantity == "1.234 kg"
+
+
+def test_a_rounded_cash_sale_and_an_approved_void_say_so_on_paper() -> None:
+    chf = Product("BREAD", "Brot", Money(333, "CHF"), "standard")
+    cart = Cart("CHF").add(ProductMatch(chf))
+    draft = draft_sale(
+        cart, POLICY, [Tender.cash(500, 335)], device_id="k1", now=NOW, cash_rounding=5
+    )
+    sale = draft.seal(1, "K01-000001")
+    assert sale.rounding == 2
+    receipt = receipt_for(sale, store_name="Laden", locale="de_CH")
+    assert [(n.text, n.value) for n in receipt.body] == [("Cash rounding", "CHF\xa00.02")]
+    void = draft_void(
+        sale, device_id="k1", now=NOW, staff="Ana", reason="wrong item", approved_by="Sam"
+    ).seal(2, "K01-000002")
+    notes = {n.text: n.value for n in receipt_for(void, store_name="Laden", locale="de_CH").body}
+    assert notes == {"Cash rounding": "CHF-0.02", "Approved by": "Sam"}
+    plain = receipt_for(_sale(), store_name="Eckladen", locale="de_DE")
+    assert plain.body == ()

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from appliance.core.devices import ReceiptMayHavePrinted, ReceiptPrinted, ReceiptQueued
 from appliance.core.receipt import Receipt, TextLine
+from appliance.core.reports import ReportMade
 from appliance.core.tender import Tender
 from appliance.drivers.receipt_layout import COPY_MARK
 from appliance.service.after_sale import AfterSale
@@ -104,6 +105,20 @@ def test_a_till_report_prints_laid_out_by_the_core_and_reprints_as_a_copy(
     assert COPY_MARK not in first.lines and again.lines.count(COPY_MARK) == 2
     words = [line for line in again.lines if line not in (COPY_MARK, "")]
     assert words == [line for line in first.lines if line]
+
+
+def test_a_report_made_with_no_one_at_the_screen_prints_itself_once(
+    till: tuple[Appliance, AfterSale],
+) -> None:
+    app, _after = till
+    assert app.lab is not None and app.lab.printer is not None
+    printer = app.lab.printer
+    app.bus.post(ReportMade(Z))  # what a kiosk's scheduled close posts
+    pump(app, lambda: len(printer.jobs) == 1)
+    assert "Z REPORT" in printer.jobs[0].lines and printer.jobs[0].barcodes == ["Z-000003"]
+    time.sleep(0.3)
+    app.bus.drain()
+    assert len(printer.jobs) == 1
 
 
 def test_a_receipt_waiting_for_paper_prints_once_after_a_restart(tmp_path: Path) -> None:

@@ -34,10 +34,10 @@ from typing import Any
 import pytest
 from peewee import SqliteDatabase
 
-from appliance.store.journal import FiscalJournal
 from appliance.store.catalog import SqliteCatalog
 from appliance.store.database import integrity_problems, open_database
 from appliance.store.documents import decode_document
+from appliance.store.journal import FiscalJournal
 from appliance.store.migrations import migrate
 from tests.store.crash_writer import PRODUCTS, RECEIPT_PREFIX, STOCK, run_child
 
