@@ -10,6 +10,7 @@ from appliance.errors import ApplianceError
 from hub.cli_ca import ca_group
 from hub.cli_catalog import catalog, stock_command
 from hub.cli_command import FLEET_COMMANDS
+from hub.cli_drawer import drawer_command
 from hub.cli_fleet import fleet
 from hub.cli_reports import reports
 from hub.cli_sales import sales
@@ -42,6 +43,7 @@ cli.add_command(ca_group)
 cli.add_command(serve)
 cli.add_command(sales)
 cli.add_command(reports)
+cli.add_command(drawer_command)
 for command in FLEET_COMMANDS:  # command, config, logs, keygen live under `fleet`
     fleet.add_command(command)
 cli.add_command(fleet)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import click
@@ -15,9 +14,11 @@ from rich.table import Table
 
 from appliance.errors import DecodeError
 from appliance.mqtt.payloads import Telemetry, decode
+from hub.cli_drawer import drawer_log, openings_of
 from hub.cli_options import db_option, open_db
+from hub.ingest import utc_text
 from hub.journal_ingest import chain_state
-from hub.models import Device, DeviceProgress, DrawerOpening
+from hub.models import Device, DeviceProgress
 
 DRAWER_SHOWN = 10  # fleet show lists this many of the latest openings without a sale
 
@@ -69,7 +70,7 @@ def fleet_entries(db: Database, device: str | None = None) -> Iterator[FleetEntr
         yield FleetEntry(
             device=row["id"],
             online=bool(row["online"]),
-            last_seen=_utc_text(row["last_seen"]),
+            last_seen=utc_text(row["last_seen"]) if row["last_seen"] else None,
             bd_seq=int(row["bd_seq"]),
             firmware=row["firmware"] or (report.firmware if report else ""),
             outbox_depth=report.outbox_depth if report else None,
@@ -81,7 +82,7 @@ def fleet_entries(db: Database, device: str | None = None) -> Iterator[FleetEntr
             journal_upto=journal.upto if journal else 0,
             journal_broken_at=journal.broken_at if journal else None,
             journal_break=journal.reason if journal else "",
-            drawer_without_sale=_without_sale(row["id"]).count(db),
+            drawer_without_sale=openings_of(row["id"], without_sale=True).count(db),
             telemetry=json.loads(row["telemetry"]) if report else None,
         )
 
@@ -160,7 +161,7 @@ def show_command(device: str, db_url: str, as_json: bool) -> None:
     db = open_db(db_url)
     try:
         entry = next(fleet_entries(db, device), None)
-        openings = drawer_without_sale(db, device, DRAWER_SHOWN)
+        openings = drawer_log(db, device, without_sale=True, limit=DRAWER_SHOWN)
     finally:
         db.close()
     if entry is None:
@@ -212,37 +213,6 @@ def show_command(device: str, db_url: str, as_json: bool) -> None:
     Console().print(table)
 
 
-def drawer_without_sale(db: Database, device: str, limit: int) -> list[dict[str, Any]]:
-    """The latest drawer openings of a device that no sale explains, newest first."""
-    query = (
-        _without_sale(device)
-        .select(
-            DrawerOpening.opened_at,
-            DrawerOpening.reason,
-            DrawerOpening.staff,
-            DrawerOpening.unexplained,
-        )
-        .order_by(DrawerOpening.opened_at.desc(), DrawerOpening.journal_number.desc())
-        .limit(limit)
-        .tuples()
-    )
-    return [
-        {
-            "opened_at": _utc_text(at) or "",
-            "reason": str(reason),
-            "staff": str(staff),
-            "unexplained": bool(unexplained),
-        }
-        for at, reason, staff, unexplained in query.execute(db)
-    ]
-
-
-def _without_sale(device: str) -> Any:
-    return DrawerOpening.select().where(
-        (DrawerOpening.device == device) & (DrawerOpening.reason != "sale")
-    )
-
-
 def _journal_text(entry: FleetEntry) -> str:
     if not entry.journal_entries:
         return "no entries yet"
@@ -262,13 +232,6 @@ def _telemetry(text: str | None) -> Telemetry | None:
         return decode(text.encode("utf-8"), Telemetry)
     except DecodeError:
         return None
-
-
-def _utc_text(value: datetime | str | None) -> str | None:
-    if value is None:
-        return None
-    moment = value if isinstance(value, datetime) else datetime.fromisoformat(value)
-    return moment.replace(tzinfo=UTC, microsecond=0).isoformat()
 
 
 def _public(entry: FleetEntry) -> dict[str, object]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import click
@@ -14,6 +13,7 @@ from rich.table import Table
 
 from appliance.core.money import Money
 from hub.cli_options import db_option, open_db
+from hub.ingest import utc_text
 from hub.journal_views import REPORT_TOTALS
 from hub.models import TillReport
 
@@ -58,7 +58,7 @@ def report_lines(
             kind=r.kind,
             number=int(r.number),
             journal_number=int(r.journal_number),
-            made_at=_iso(r.made_at),
+            made_at=utc_text(r.made_at),
             currency=r.currency,
             **{name: getattr(r, name) for name in REPORT_TOTALS},
         )
@@ -206,8 +206,3 @@ def _money(value: int | None, currency: str) -> str:
         return str(Money(value, currency).decimal)
     except ValueError:  # a currency this hub does not know: the minor units as they are
         return str(value)
-
-
-def _iso(value: datetime | str) -> str:
-    moment = value if isinstance(value, datetime) else datetime.fromisoformat(value)
-    return moment.replace(tzinfo=UTC, microsecond=0).isoformat()

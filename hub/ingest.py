@@ -62,6 +62,12 @@ def utc_naive(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(tzinfo=None)
 
 
+def utc_text(value: datetime | str) -> str:
+    """A stored naive UTC moment (SQLite may hand back text) as ISO text with its zone."""
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(value)
+    return moment.replace(tzinfo=UTC, microsecond=0).isoformat()
+
+
 class SalesIngest:
     """Stores sales batches idempotently; thread-safe (peewee keeps a connection per thread).
 

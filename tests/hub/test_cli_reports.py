@@ -1,4 +1,5 @@
-"""`appliance-hub reports list|show`: the reports the journals brought, per device and store."""
+"""`appliance-hub reports list|show`, `drawer` and the journal in `fleet show`: what the
+devices' journals brought to the hub, per device and store."""
 
 from __future__ import annotations
 
@@ -16,6 +17,15 @@ from hub.migrations import migrate
 from tests.hub.journal_entries import batch, chain, day, z_report
 
 WIDE = {"COLUMNS": "200"}
+# Drawer openings as a device journals them: a sale's, a no-sale by name, one by hand.
+OPENINGS = [
+    ("drawer", {"reason": "sale", "staff": "", "opened_at": "2030-03-05T09:00:00+00:00"}),
+    ("drawer", {"reason": "no_sale", "staff": "ana", "opened_at": "2030-03-05T09:30:00Z"}),
+    (
+        "drawer",
+        {"reason": "by_hand", "unexplained": True, "opened_at": "2030-03-05T10:00:00+00:00"},
+    ),
+]
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -81,15 +91,7 @@ def test_reports_show_names_a_report_the_hub_does_not_hold(hub_url: str) -> None
 
 def test_fleet_show_lists_drawer_openings_without_a_sale_and_the_chain(hub_url: str) -> None:
     db = open_hub_database(hub_url)
-    openings = [
-        ("drawer", {"reason": "sale", "staff": "", "opened_at": "2030-03-05T09:00:00+00:00"}),
-        ("drawer", {"reason": "no_sale", "staff": "ana", "opened_at": "2030-03-05T09:30:00Z"}),
-        (
-            "drawer",
-            {"reason": "by_hand", "unexplained": True, "opened_at": "2030-03-05T10:00:00+00:00"},
-        ),
-    ]
-    JournalIngest(db).ingest("kiosk-3", batch("kiosk-3", chain(openings)))
+    JournalIngest(db).ingest("kiosk-3", batch("kiosk-3", chain(OPENINGS)))
     db.close()
     text = run("fleet", "show", "kiosk-3", "--db", hub_url)
     lines = {" ".join(line.split()) for line in text.splitlines()}
@@ -97,3 +99,17 @@ def test_fleet_show_lists_drawer_openings_without_a_sale_and_the_chain(hub_url: 
     assert "drawer openings without a sale 2" in lines
     assert "2030-03-05T10:00:00+00:00 by_hand (unexplained)" in lines
     assert "2030-03-05T09:30:00+00:00 no_sale by ana" in lines
+
+
+def test_drawer_lists_a_devices_openings_with_their_cause(hub_url: str) -> None:
+    db = open_hub_database(hub_url)
+    JournalIngest(db).ingest("kiosk-3", batch("kiosk-3", chain(OPENINGS)))
+    db.close()
+    every = json.loads(run("drawer", "kiosk-3", "--json", "--db", hub_url))
+    assert [(o["journal_number"], o["reason"], o["unexplained"]) for o in every] == [
+        (3, "by_hand", True),
+        (2, "no_sale", False),
+        (1, "sale", False),
+    ]
+    table = run("drawer", "kiosk-3", "--without-sale", "--db", hub_url)
+    assert "by_hand" in table and "unexplained" in table and "2 opening(s)" in table
