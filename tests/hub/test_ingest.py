@@ -7,9 +7,10 @@ binaries and psycopg2, against a throwaway PostgreSQL cluster on a loopback port
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
@@ -236,23 +237,18 @@ def test_a_document_without_a_total_is_refused_whole(hub_db: Database) -> None:
     assert stored(hub_db, "kiosk-1") == []
 
 
-def test_two_workers_ingesting_one_device_at_once_lose_nothing(
-    hub_db: Database, request: pytest.FixtureRequest
-) -> None:
-    # Shared subscriptions hand consecutive batches of one device to different workers;
-    # the per-device lock must keep the progress from going back or stopping short.
-    batches = [batch("kiosk-1", range(start, start + 5)) for start in range(1, 201, 5)]
+def by_two_workers(db: Database, apply: Callable[[Any], object], batches: list[Any]) -> None:
+    """Hand alternate batches to two threads at once, the second in reverse; re-raise."""
     failures: list[BaseException] = []
 
-    def worker(mine: list[SalesBatch]) -> None:
-        ingest = SalesIngest(hub_db)
+    def worker(mine: list[Any]) -> None:
         try:
-            for b in mine:
-                ingest.apply("kiosk-1", b)
+            for one in mine:
+                apply(one)
         except BaseException as err:  # surfaced in the main thread below
             failures.append(err)
         finally:
-            hub_db.close()  # this thread's connection
+            db.close()  # this thread's connection
 
     threads = [
         threading.Thread(target=worker, args=(batches[0::2],)),
@@ -263,6 +259,13 @@ def test_two_workers_ingesting_one_device_at_once_lose_nothing(
     for thread in threads:
         thread.join(timeout=60)
     assert not failures
+
+
+def test_two_workers_ingesting_one_device_at_once_lose_nothing(hub_db: Database) -> None:
+    # Shared subscriptions hand consecutive batches of one device to different workers;
+    # the per-device lock must keep the progress from going back or stopping short.
+    batches = [batch("kiosk-1", range(start, start + 5)) for start in range(1, 201, 5)]
+    by_two_workers(hub_db, lambda one: SalesIngest(hub_db).apply("kiosk-1", one), batches)
     assert SalesIngest(hub_db).progress("kiosk-1") == 200
     assert [seq for seq, _ in stored(hub_db, "kiosk-1")] == list(range(1, 201))
 

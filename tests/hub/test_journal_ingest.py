@@ -7,7 +7,6 @@ Runs against SQLite and, like tests/hub/test_ingest.py, a throwaway PostgreSQL c
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -25,6 +24,7 @@ from hub.journal_ingest import JournalIngest
 from hub.migrations import migrate
 from hub.models import DrawerOpening, JournalEntry, ShiftEvent, TillReport
 from tests.hub.journal_entries import batch, chain, day, tampered
+from tests.hub.test_ingest import by_two_workers
 
 TABLES = "device, journal_entry, journal_state, till_report, drawer_opening, shift_event"
 
@@ -219,27 +219,7 @@ def test_two_workers_ingesting_one_device_at_once_prove_the_chain_once(
     # the per-device lock must keep progress whole and the chain check free of false breaks.
     entries = chain([event for number in range(1, 21) for event in day(number)])
     batches = [batch("kiosk-1", entries[start : start + 5]) for start in range(0, 140, 5)]
-    failures: list[BaseException] = []
-
-    def worker(mine: list[JournalBatch]) -> None:
-        ingest = JournalIngest(hub_db)
-        try:
-            for one in mine:
-                ingest.ingest("kiosk-1", one)
-        except BaseException as err:  # surfaced in the main thread below
-            failures.append(err)
-        finally:
-            hub_db.close()  # this thread's connection
-
-    threads = [
-        threading.Thread(target=worker, args=(batches[0::2],)),
-        threading.Thread(target=worker, args=(list(reversed(batches[1::2])),)),
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not failures
+    by_two_workers(hub_db, lambda one: JournalIngest(hub_db).ingest("kiosk-1", one), batches)
     state = JournalIngest(hub_db).state("kiosk-1")
     assert state is not None and state.ok and (state.upto, state.entries) == (140, 140)
     assert stored_numbers(hub_db, "kiosk-1") == list(range(1, 141))
