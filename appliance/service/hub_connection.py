@@ -8,8 +8,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from appliance.core.devices import DeviceHealthChanged
+from appliance.core.devices import DeviceHealthChanged, DrawerOpened
 from appliance.core.events import SaleCommitted
+from appliance.core.reports import ReportMade, ShiftClosed
 from appliance.core.storage import StorageChanged
 from appliance.drivers.manager import DeviceManager
 from appliance.errors import ConfigError
@@ -90,8 +91,10 @@ class HubConnection:
             interval_s=hub.telemetry_seconds,
         )
         app.bus.subscribe(SaleCommitted, lambda _event: self.uploader.wake())
-        # Other fiscal events (shifts, reports, drawer) are found by the uploader's poll.
-        app.bus.subscribe(SaleCommitted, lambda _event: self.journal_uploader.wake())
+        # Events that chain journal entries; a wake before the entry's commit finds nothing
+        # new, and the uploader's poll finds it and any other entry soon after.
+        for chained in (SaleCommitted, ReportMade, ShiftClosed, DrawerOpened):
+            app.bus.subscribe(chained, lambda _event: self.journal_uploader.wake())
         # The hub hears of a storage change at once, not at the next interval.
         app.bus.subscribe(StorageChanged, lambda _event: self.telemetry.nudge())
         # Catalog deltas and snapshots are applied on their own worker, never the main loop.
