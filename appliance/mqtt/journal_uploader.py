@@ -16,7 +16,8 @@ from appliance.core.journal import JournalEntry
 from appliance.mqtt import topics
 from appliance.mqtt.link import HubLink
 from appliance.mqtt.payloads import JournalAck, JournalBatch, JournalEntryPayload, encode
-from appliance.mqtt.uploader import Chunk, Uploader, UploaderOptions
+from appliance.mqtt.upload_stream import Chunk, UploaderOptions
+from appliance.mqtt.uploader import Uploader
 from appliance.store.journal_outbox import JournalOutbox
 
 

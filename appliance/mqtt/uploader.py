@@ -7,8 +7,8 @@ is in doubt (a new connection, the hub coming back online, an acknowledgement th
 late) the stream restarts from the lowest unacknowledged row: duplicates are harmless,
 gaps are not.
 
-What is uploaded is an `UploadStream`: the sales outbox here, the fiscal journal in
-mqtt/journal_uploader.py. One state machine serves both.
+What is uploaded is an `UploadStream` (mqtt/upload_stream.py): the sales outbox here, the
+fiscal journal in mqtt/journal_uploader.py. One state machine serves both.
 
 All work happens on the uploader's own thread (it owns its peewee connection); paho's
 thread only queues acks and link changes for it, and `wake()` is safe from any thread.
@@ -23,7 +23,7 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, Protocol, Self, TypedDict, Unpack
+from typing import Any, Self, Unpack
 
 import msgspec
 
@@ -32,6 +32,7 @@ from appliance.core.closing import Closing
 from appliance.mqtt import topics
 from appliance.mqtt.link import HubLink, LinkState
 from appliance.mqtt.payloads import SaleEnvelope, SalesAck, SalesBatch, encode
+from appliance.mqtt.upload_stream import Chunk, UploaderOptions, UploadStream
 from appliance.store.outbox import SalesOutbox
 
 log = logging.getLogger(__name__)
@@ -59,62 +60,6 @@ class UploaderStats:
     def published_sales(self) -> int:
         """The sales stream's name for published_items."""
         return self.published_items
-
-
-class UploaderOptions(TypedDict, total=False):
-    """The tuning an Uploader takes beside its stream and link (see Uploader.__init__)."""
-
-    batch_size: int
-    max_in_flight_batches: int
-    clock: Clock | None
-    ack_timeout_s: float
-    backoff_min_s: float
-    backoff_max_s: float
-    poll_s: float
-    rng: random.Random | None
-
-
-@dataclass(frozen=True, slots=True)
-class Chunk:
-    """One batch ready to publish: its encoded payload, item count and last number."""
-
-    payload: bytes
-    count: int
-    last: int
-
-
-class UploadStream(Protocol):
-    """A durable outbox an Uploader drains; called on the uploader's worker thread only.
-
-    Numbers are the stream's own (sales: outbox sequence; journal: entry number), gapless
-    and increasing. `acknowledge` must be durable before it returns.
-    """
-
-    name: str  # "sales", "journal": the thread's name and the logs'
-
-    def up_topic(self, device: str) -> str:
-        """Where batches go."""
-        ...
-
-    def ack_topic(self, device: str) -> str:
-        """Where the hub's acknowledgements come from."""
-        ...
-
-    def ack_number(self, ack: Any) -> int:
-        """The number a decoded acknowledgement confirms (called on paho's thread)."""
-        ...
-
-    def acked_upto(self) -> int:
-        """The highest number acknowledged before this uploader started (0: none kept)."""
-        ...
-
-    def next_chunk(self, after: int, limit: int) -> Chunk | None:
-        """Up to `limit` items numbered above `after` as one batch, or None when none wait."""
-        ...
-
-    def acknowledge(self, upto: int) -> int:
-        """The hub holds every item up to `upto`: record it; returns how many items that was."""
-        ...
 
 
 class SalesStream:
