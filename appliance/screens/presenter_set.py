@@ -16,15 +16,23 @@ from appliance.screens.customer.staff_pin_presenter import StaffCheck
 from appliance.screens.customer.still_there_presenter import IdlePresenter
 from appliance.screens.presenters.cart import CartPresenter
 from appliance.screens.presenters.context import ScreenContext
+from appliance.screens.presenters.drawer_watch import DrawerWatch
 from appliance.screens.presenters.input_router import InputRouter
+from appliance.screens.presenters.shift_state import ShiftState
 from appliance.screens.scan_sounds import ScanSounds
 from appliance.screens.staff.access import StaffAccess
+from appliance.screens.staff.cash_moves_presenter import CashMovesPresenter
 from appliance.screens.staff.cash_presenter import CashPresenter
 from appliance.screens.staff.login_presenter import StaffLoginPresenter
 from appliance.screens.staff.parked_presenter import ParkedPresenter
 from appliance.screens.staff.refund_presenter import RefundPresenter
+from appliance.screens.staff.report_presenter import ReportPresenter
+from appliance.screens.staff.reprint_presenter import ReprintPresenter
+from appliance.screens.staff.shift_close_presenter import ShiftClosePresenter
+from appliance.screens.staff.shift_open_presenter import ShiftOpenPresenter
 from appliance.screens.staff.status_presenter import StaffStatusPresenter
 from appliance.screens.staff.till_presenter import TillPresenter
+from appliance.screens.staff.void_presenter import VoidPresenter
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +58,15 @@ class Presenters:
     refund: RefundPresenter
     parked: ParkedPresenter
     staff_status: StaffStatusPresenter
+    # The shift on a staffed till.
+    shift: ShiftState
+    drawer_watch: DrawerWatch
+    shift_open: ShiftOpenPresenter
+    shift_close: ShiftClosePresenter
+    cash_moves: CashMovesPresenter
+    report: ReportPresenter
+    void: VoidPresenter
+    reprint: ReprintPresenter
     # Not a view's presenter: the sound each scan makes.
     scan_sounds: ScanSounds
 
@@ -83,6 +100,14 @@ def build_presenters(ctx: ScreenContext) -> Presenters:
     refund = RefundPresenter(ctx, router)
     parked = ParkedPresenter(ctx, cart)
     staff_status = StaffStatusPresenter(ctx)
+    shift = ShiftState(ctx)
+    drawer_watch = DrawerWatch(ctx)
+    shift_open = ShiftOpenPresenter(ctx, shift)
+    report = ReportPresenter(ctx, shift)
+    shift_close = ShiftClosePresenter(ctx, shift, report)
+    cash_moves = CashMovesPresenter(ctx, shift)
+    void = VoidPresenter(ctx)
+    reprint = ReprintPresenter(ctx, router)
     sounds.listen_after(ctx.bus)  # ...and after they all have: did the cart take it?
     return Presenters(
         cart=cart,
@@ -102,6 +127,14 @@ def build_presenters(ctx: ScreenContext) -> Presenters:
         refund=refund,
         parked=parked,
         staff_status=staff_status,
+        shift=shift,
+        drawer_watch=drawer_watch,
+        shift_open=shift_open,
+        shift_close=shift_close,
+        cash_moves=cash_moves,
+        report=report,
+        void=void,
+        reprint=reprint,
         scan_sounds=sounds,
     )
 

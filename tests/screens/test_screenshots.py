@@ -164,6 +164,10 @@ def prepare(kiosk: Kiosk, shot: Shot) -> None:
     if session.staff is not None and shot.screen in LOGGED_OUT:
         session.logout()
     if shot.mode == "staff" and shot.screen not in LOGGED_OUT:
+        shifts = kiosk.services.app.stores.shifts
+        if shifts.current() is None:  # a staffed till sells only in an open shift
+            shifts.open(SUPERVISOR.staff_id, {})
+        kiosk.app.shift.refresh()
         session.login(SUPERVISOR)
     session.set_language(shot.language)
     if shot.screen in EMPTY_CART:

@@ -41,14 +41,30 @@ def euros(minor: int) -> str:
     return tr.money(minor, "EUR")
 
 
-def log_in_cashier(kiosk: Kiosk) -> StaffMember:
-    """The demo cashier at the till (login itself is proven in test_staff_login)."""
+def log_in_cashier(kiosk: Kiosk, *, with_shift: bool = True) -> StaffMember:
+    """The demo cashier at the till (login itself is proven in test_staff_login).
+
+    A staffed till sells only in an open shift: one is opened with no float unless
+    `with_shift` is False (the shift screens are proven in test_staff_shift).
+    """
     member = StaffDirectory(kiosk.services.app.db).by_badge(DEMO_CASHIER_BADGE)
     assert member is not None and member.role == "cashier"
+    if with_shift:
+        ensure_shift(kiosk)
     kiosk.app.session.login(member)
     kiosk.app.session.go("till")
     kiosk.wait_for_screen("till")
     return member
+
+
+def ensure_shift(kiosk: Kiosk) -> None:
+    """A shift open on the till (with no float) for tests about selling, not about shifts."""
+    shifts = kiosk.services.app.stores.shifts
+    if shifts.current() is None:
+        cashier = StaffDirectory(kiosk.services.app.db).by_badge(DEMO_CASHIER_BADGE)
+        assert cashier is not None
+        shifts.open(cashier.staff_id, {})
+    kiosk.app.shift.refresh()
 
 
 def rows_are(kiosk: Kiosk, count: int) -> Callable[[], bool]:
@@ -357,7 +373,11 @@ def test_no_sale_kicks_the_drawer_with_reason_and_staff(staff_till: Kiosk) -> No
 def test_reprint_sends_a_copy_of_the_last_receipt(staff_till: Kiosk) -> None:
     member = log_in_cashier(staff_till)
     staff_till.tap_text(tr._("Reprint"))
-    assert staff_till.app.session.message == tr._("There is no receipt to reprint yet.")
+    staff_till.wait_for_screen("reprint")
+    staff_till.tap_text(tr._("Last receipt"))
+    assert staff_till.app.reprint.message == tr._("There is no receipt to reprint yet.")
+    staff_till.tap_text(tr._("Back to the till"))
+    staff_till.wait_for_screen("till")
 
     scan_into_till(staff_till, COFFEE)
     sale = staff_till.services.app.checkout.pay([Tender.cash(500, 499)], staff=member.staff_id)
@@ -367,6 +387,8 @@ def test_reprint_sends_a_copy_of_the_last_receipt(staff_till: Kiosk) -> None:
     assert printer is not None
     printed = len(printer.jobs)
     staff_till.tap_text(tr._("Reprint"))
+    staff_till.wait_for_screen("reprint")
+    staff_till.tap_text(tr._("Last receipt"))
     staff_till.wait_for(lambda: len(printer.jobs) > printed, what="the reprint")
     job = printer.jobs[-1]
     text = "\n".join(job.lines)

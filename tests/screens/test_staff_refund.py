@@ -20,6 +20,7 @@ from tests.screens.test_staff_flows import (
     COFFEE_NAME,
     WATER,
     current_screen,
+    ensure_shift,
     euros,
     keypad_in,
     log_in_cashier,
@@ -30,6 +31,7 @@ from tests.screens.test_staff_flows import (
 
 def sell(kiosk: Kiosk, codes: tuple[str, ...], tender: Tender | None = None) -> Sale:
     """A sale made at this till (its screens are proven elsewhere)."""
+    ensure_shift(kiosk)
     checkout = kiosk.services.app.checkout
     for code in codes:
         checkout.scan(code)

@@ -9,8 +9,10 @@ from appliance.errors import (
     BarcodeError,
     CartError,
     DeviceError,
+    NoOpenShiftError,
     SalesPausedError,
     TenderError,
+    TillError,
     UnknownProductError,
 )
 from appliance.screens.i18n import Translator
@@ -34,3 +36,15 @@ def customer_message(tr: Translator, err: ApplianceError) -> str:
     if isinstance(err, DeviceError):
         return tr._("A device is not working. Please ask for help.")
     return tr._("Something went wrong. Please ask for help.")
+
+
+def staff_message(tr: Translator, err: ApplianceError | None) -> str:
+    """What staff see when a till operation failed: the till's own reason where it gives one."""
+    log.info("shown to staff: %s: %s", type(err).__name__, err)
+    if isinstance(err, NoOpenShiftError):
+        return tr._("No shift is open on this till.")
+    if isinstance(err, TillError):
+        return tr._("This is not possible: {reason}").format(reason=str(err))
+    if isinstance(err, DeviceError):
+        return tr._("A device is not working: {reason}").format(reason=str(err))
+    return tr._("It could not be saved. Please try again.")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from kivy.properties import BooleanProperty
+from kivy.properties import BooleanProperty, StringProperty
+from kivy.uix.boxlayout import BoxLayout
 
 from appliance.screens.i18n import tr
 from appliance.screens.presenter_set import running_presenters
@@ -27,12 +28,29 @@ class TillRow(CartRow):
         return True
 
 
+class TillNotice(BoxLayout):
+    """A line above the cart, with a button when staff can act on it (`on_action`)."""
+
+    text = StringProperty("")
+    action_text = StringProperty("")  # the button's text, "" for no button
+
+    __events__ = ("on_action",)
+
+    def on_action(self) -> None:
+        """Default handler: nothing."""
+
+
 class TillScreen(AppScreen):
     """The cart on the left (or top), the total and the actions beside (or below) it."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._park_dialog: ParkDialog | None = None
+
+    def on_pre_enter(self, *_args: Any) -> None:
+        presenters = running_presenters()
+        presenters.shift.refresh()  # opened or closed elsewhere (a kiosk schedule, the CLI)
+        presenters.reprint.refresh_unsure()
 
     def open_discount(self) -> None:
         """Ask how much off the whole cart."""

@@ -1,4 +1,4 @@
-"""The staffed till: the cart with a selected line, discounts, park, no-sale, reprint, logout."""
+"""The staffed till: the cart with a selected line, discounts, park, no-sale, logout."""
 
 from __future__ import annotations
 
@@ -140,7 +140,7 @@ class TillPresenter(EventDispatcher):
     def _cashier_limit(self) -> int:
         return self._ctx.settings.screen.cashier_discount_percent
 
-    # -- park, drawer, receipts, logout ----------------------------------------------------
+    # -- park, drawer, logout ---------------------------------------------------------------
 
     def park(self, label: str) -> bool:
         """Put the cart aside under `label` (may be empty); the till empties once it is stored.
@@ -192,21 +192,6 @@ class TillPresenter(EventDispatcher):
             return False
         self._ctx.session.say(
             tr._("Drawer opened: {reason}.").format(reason=no_sale_reason_text(tr, reason))
-        )
-        return True
-
-    def reprint(self) -> bool:
-        """Print a copy of the last receipt of this till."""
-        tr = self._ctx.tr
-        last = self._ctx.services.app.ledger.last()
-        if last is None:
-            self._say(tr._("There is no receipt to reprint yet."))
-            return False
-        if not self._ctx.services.after_sale.print_receipt(last, copy=True):
-            self._say(tr._("There is no receipt printer on this till."))
-            return False
-        self._ctx.session.say(
-            tr._("Printing a copy of receipt {number}.").format(number=last.receipt_number)
         )
         return True
 
