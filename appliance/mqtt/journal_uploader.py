@@ -37,6 +37,7 @@ class JournalStream:
     """The journal as an UploadStream: acknowledgement moves a number, deletes nothing."""
 
     name = "journal"
+    keeps_acknowledged = True  # the fiscal record stays on the device for good
 
     def __init__(self, outbox: JournalOutbox, device: str) -> None:
         self._outbox = outbox

@@ -39,6 +39,9 @@ class UploadStream(Protocol):
     """
 
     name: str  # "sales", "journal": the thread's name and the logs'
+    # True when acknowledged items stay on the device, so the stream can go back to where
+    # the hub says it holds, should it hold less than it once confirmed (a restored backup).
+    keeps_acknowledged: bool
 
     def up_topic(self, device: str) -> str:
         """Where batches go."""

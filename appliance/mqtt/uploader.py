@@ -66,6 +66,7 @@ class SalesStream:
     """The sales outbox as an UploadStream: rows are deleted on acknowledgement."""
 
     name = "sales"
+    keeps_acknowledged = False  # acknowledged rows are deleted
 
     def __init__(self, outbox: SalesOutbox, device: str) -> None:
         self._outbox = outbox
@@ -306,6 +307,18 @@ class Uploader(Closing):
                 self._highest_published,
             )
             upto = self._highest_published
+        if upto < self._acked and self._stream.keeps_acknowledged:
+            # The hub holds less than it confirmed (restored from a backup, say): what it
+            # lost is still here, so send it again. An ack that is merely late costs resends.
+            log.warning(
+                "hub holds %s only up to %d, not %d: sending again from there",
+                self._name,
+                upto,
+                self._acked,
+            )
+            self._acked = upto
+            self._restart("the hub holds less than it acknowledged")
+            return
         if upto <= self._acked:
             return
         dropped = self._stream.acknowledge(upto)

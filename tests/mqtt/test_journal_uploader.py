@@ -99,7 +99,11 @@ def serve(db: Database, broker: MosquittoBroker, ingest: DroppingIngest) -> HubS
 
 
 def hub_numbers(db: Database) -> list[int]:
-    query = JournalEntry.select(JournalEntry.number).where(JournalEntry.device == DEVICE_ID)
+    query = (
+        JournalEntry.select(JournalEntry.number)
+        .where(JournalEntry.device == DEVICE_ID)
+        .order_by(JournalEntry.number)
+    )
     return [int(n) for (n,) in query.tuples().execute(db)]
 
 
@@ -204,6 +208,33 @@ def test_an_entry_edited_on_the_device_is_flagged_in_fleet_show_and_its_telemetr
         for line in lines
     ), lines
     assert JournalOutbox(store.db).acked_upto() == head  # a break is stored and acknowledged
+
+
+def test_a_hub_restored_from_an_older_backup_gets_the_entries_it_lost_again(
+    store: DeviceStore, broker: MosquittoBroker, hub_db: Database, tmp_path: Path
+) -> None:
+    head = journal_days(store, 3)
+    server = serve(hub_db, broker, DroppingIngest(hub_db))
+    link, uploader = uploading(store, broker)
+    try:
+        assert uploader.wait_for(lambda s: s.acked_upto == head, WAIT)
+        server.stop()
+        # The hub comes back on a database that lost everything since its last backup.
+        restored = open_hub_database(f"sqlite:///{tmp_path / 'restored.db'}")
+        migrate(restored)
+        server = serve(restored, broker, DroppingIngest(restored))
+        more = journal_days(store, 1)
+        uploader.wake()
+        assert eventually(lambda: hub_numbers(restored) == list(range(1, more + 1)), WAIT)
+        assert uploader.wait_for(lambda s: s.acked_upto == more, WAIT)
+    finally:
+        uploader.close()
+        link.close()
+        server.stop()
+    state = JournalIngest(restored).state(DEVICE_ID)
+    assert state is not None and state.ok and state.upto == more
+    assert JournalOutbox(store.db).acked_upto() == more
+    restored.close()
 
 
 def test_the_acknowledged_journal_number_only_grows(store: DeviceStore) -> None:
