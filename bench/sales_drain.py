@@ -25,7 +25,7 @@ from peewee import Database, SqliteDatabase
 from appliance.mqtt.client import paho_client
 from appliance.mqtt.link import PahoHubLink
 from appliance.mqtt.payloads import SaleEnvelope, SalesBatch, encode
-from appliance.mqtt.uploader import SalesUploader, UploaderStats
+from appliance.mqtt.uploader import SalesUploader, Uploader, UploaderStats
 from appliance.store.catalog import SqliteCatalog
 from appliance.store.documents import SalesLedger
 from appliance.store.hub_session import SessionStore
@@ -69,8 +69,8 @@ def _default(function: Any, parameter: str) -> Any:
 
 
 KNOBS = {
-    "uploader_batch_size": _default(SalesUploader, "batch_size"),
-    "uploader_max_in_flight_batches": _default(SalesUploader, "max_in_flight_batches"),
+    "uploader_batch_size": _default(Uploader, "batch_size"),
+    "uploader_max_in_flight_batches": _default(Uploader, "max_in_flight_batches"),
     "hub_ingest_chunk": _default(SalesIngest, "chunk"),
     "paho_max_inflight_messages": 20,  # paho's default; neither side changes it
 }
