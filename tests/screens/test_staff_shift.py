@@ -5,9 +5,12 @@ Drives the app offscreen with touches; screenshots in tests/artifacts/staff-shif
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from appliance.core.tender import Tender
 from appliance.screens.i18n import tr
-from tests.screens.harness import Kiosk
+from appliance.settings import parse_settings
+from tests.screens.harness import Kiosk, open_kiosk
 from tests.screens.shift_steps import (
     buttons_of,
     close_shift,
@@ -126,3 +129,38 @@ def test_a_close_within_the_threshold_needs_no_supervisor(staff_till: Kiosk) -> 
     open_shift(staff_till, {2000: 1})
     z = close_shift(staff_till, {2000: 1}, sign_off=False)
     assert z.counted_cash == 2000 and z.difference == 0 and not z.signed_off_by
+
+
+def test_cash_in_francs_is_rounded_to_five_rappen_and_the_z_shows_it(tmp_path: Path) -> None:
+    settings = parse_settings(
+        {
+            "device": {"id": "sim-0001", "receipt_prefix": "SIM"},
+            "database": {"path": str(tmp_path / "state" / "appliance.db")},
+            "store": {"name": "Pop-up Bern", "currency": "CHF", "locale": "de_CH"},
+            "screen": {"mode": "staff", "width": 1280, "height": 800},
+        },
+        source="test",
+    )
+    with open_kiosk(tmp_path, settings=settings) as till:
+        log_in_cashier(till, with_shift=False)
+        open_shift(till, {1000: 2})
+        scan_into_till(till, COFFEE)  # 4.99: cash pays 5.00
+        assert till.services.app.checkout.totals().total == 499
+        till.tap_text(tr._("Cash"))
+        till.wait_for_screen("cash")
+        cash = till.app.cash
+        assert cash.due == 500 and cash.exact_due == 499
+        exact = tr.money(499, "CHF")
+        till.find_text(tr._("Rounded for cash from {exact}").format(exact=exact))
+        till.screenshot("staff-cash-rounded-chf")
+        quick = current_screen(till).ids.quick.children
+        till.tap(next(b for b in quick if b.text == tr.money(500, "CHF")))
+        till.tap_text(tr._("Complete sale"))
+        till.wait_for_screen("receipt")
+        sale = till.services.app.ledger.last()
+        assert sale is not None and sale.total == 499 and sale.rounding == 1
+        assert [t.amount for t in sale.tenders] == [500]
+        till.app.session.go("till")
+        till.wait_for_screen("till")
+        z = close_shift(till, {1000: 2, 500: 1}, sign_off=False)
+        assert z.rounding == 1 and z.expected_cash == 2500 and z.difference == 0

@@ -3,6 +3,8 @@ notices on the till: on the real staffed till, offscreen."""
 
 from __future__ import annotations
 
+from kivy.uix.widget import Widget
+
 from appliance.core.devices import DrawerClosed, DrawerLeftOpen
 from appliance.core.sale import Sale
 from appliance.core.tender import Tender
@@ -47,6 +49,12 @@ def reprint_row(kiosk: Kiosk, title: str) -> ReprintRow:
     rows = [w for w in kiosk.widgets() if isinstance(w, ReprintRow) and w.title == title]
     assert rows, f"no row {title!r}; rows: {[r['title'] for r in kiosk.app.reprint.rows]}"
     return rows[0]
+
+
+def button_in(row: ReprintRow, text: str) -> Widget:
+    """A row's button by its (untranslated) text."""
+    wanted = tr._(text)
+    return next(w for w in row.walk(restrict=True) if getattr(w, "text", "") == wanted)
 
 
 def test_a_supervisor_voids_a_cash_sale_of_the_shift(staff_till: Kiosk) -> None:
@@ -156,3 +164,50 @@ def test_the_till_shows_the_drawer_left_open_and_an_opening_by_hand(staff_till: 
     staff_till.tap_text(tr._("Seen"))
     assert notices.drawer_unexplained.opacity == 0
     drawer.close()
+
+
+def test_papers_that_may_have_printed_are_shown_and_settled_by_staff(staff_till: Kiosk) -> None:
+    printer = staff_till.lab.printer
+    assert printer is not None
+    after_sale = staff_till.services.after_sale
+    log_in_cashier(staff_till)
+    first = cash_sale(staff_till, COFFEE)
+    second = cash_sale(staff_till, WATER)
+    for sale in (first, second):  # the customers asked for their receipts
+        assert after_sale.print_receipt(sale)
+    staff_till.wait_for(lambda: len(after_sale.recent_jobs()) >= 2, what="both receipts queued")
+    staff_till.wait_for(
+        lambda: all(j.state == "printed" for j in after_sale.recent_jobs()), what="printed"
+    )
+    # The printer's answer was lost for both: they may have printed.
+    jobs = {j.receipt.receipt_number: j for j in after_sale.recent_jobs()}
+    for number in (first.receipt_number, second.receipt_number):
+        after_sale.print_jobs.set_state(jobs[number].id, "uncertain", "the answer was lost")
+    staff_till.app.session.go("status")
+    staff_till.wait_for_screen("status")
+    staff_till.app.session.go("till")
+    staff_till.wait_for_screen("till")
+    notice = current_screen(staff_till).ids.unsure_prints
+    assert notice.opacity == 1 and staff_till.app.reprint.unsure_count == 2
+    staff_till.screenshot("staff-may-have-printed")
+
+    staff_till.tap_text(tr._("Check"))
+    staff_till.wait_for_screen("reprint")
+    assert staff_till.app.reprint.section == "unsure"
+    staff_till.screenshot("staff-reprint-unsure")
+    title = tr._("{paper} may have printed").format
+    # Staff find the first on paper: it is done, nothing prints.
+    before = len(printer.jobs)
+    staff_till.tap(
+        button_in(reprint_row(staff_till, title(paper=first.receipt_number)), "It printed")
+    )
+    assert after_sale.print_jobs.get(jobs[first.receipt_number].id).state == "printed"
+    # The second is not there: a COPY prints.
+    staff_till.tap(
+        button_in(reprint_row(staff_till, title(paper=second.receipt_number)), "Print again")
+    )
+    staff_till.wait_for(lambda: len(printer.jobs) > before, what="the copy")
+    text = "\n".join(printer.jobs[-1].lines)
+    assert "COPY" in text and second.receipt_number in text
+    assert len(printer.jobs) == before + 1
+    assert staff_till.app.reprint.unsure_count == 0 and not staff_till.app.reprint.rows

@@ -55,7 +55,9 @@ def quick_tenders(due: int, exponent: int) -> list[int]:
 class CashPresenter(EventDispatcher):
     """The cash screen: due, handed over, change; Complete commits the sale."""
 
-    due = NumericProperty(0)  # minor units, still to pay in cash (after a card part)
+    due = NumericProperty(0)  # minor units, still to pay in cash (after a card part), rounded
+    exact_due = NumericProperty(0)  # the same before cash rounding (what a card part may take)
+    rounding_text = StringProperty("")  # "Rounded for cash from CHF 12.33" while it is
     due_label = StringProperty("")  # "Total due", or "Still due" once a card paid part
     due_text = StringProperty("")
     typed = StringProperty("")  # keypad digits, in minor units ("2000" is 20.00)
@@ -154,12 +156,12 @@ class CashPresenter(EventDispatcher):
         self._update()
         if not self.card_offered:
             return
-        amount = int(self.typed) if self.typed else self.due
+        amount = int(self.typed) if self.typed else self.exact_due
         tr = self._ctx.tr
-        if amount > self.due:
+        if amount > self.exact_due:
             self._ctx.session.say(
                 tr._("A card part cannot be more than the {amount} still due.").format(
-                    amount=self._money(self.due)
+                    amount=self._money(self.exact_due)
                 ),
                 "warning",
             )
@@ -230,7 +232,15 @@ class CashPresenter(EventDispatcher):
 
     def _update(self) -> None:
         tr = self._ctx.tr
-        self.due = self._ctx.checkout.totals().total - self._part.amount
+        checkout = self._ctx.checkout
+        self.exact_due = checkout.totals().total - self._part.amount
+        # Cash pays its part rounded to the smallest coin where the store rounds (docs/cash.md).
+        self.due = checkout.cash_due(self.exact_due) if self.exact_due > 0 else self.exact_due
+        self.rounding_text = (
+            tr._("Rounded for cash from {exact}").format(exact=self._money(self.exact_due))
+            if self.due != self.exact_due
+            else ""
+        )
         self.due_label = tr._("Still due") if self._part.held else tr._("Total due")
         # A card part that paid it all leaves no cash to hand over, and so no change.
         paid_by_card = self._part.held and self.due <= 0
