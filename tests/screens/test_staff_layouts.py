@@ -59,6 +59,7 @@ def test_staff_screens_and_dialogs_fit_every_layout(staff_till: Kiosk) -> None:
     app.till.apply_discount(10)
     staff_till.pump(3)
     app.till.select(app.till.rows[0]["line_id"])
+    x = staff_till.services.app.stores.reports.x_report(member.staff_id)  # a report to show
 
     found: dict[str, list[str]] = {}
     for layout in ("pi7", "portrait"):
@@ -78,6 +79,19 @@ def test_staff_screens_and_dialogs_fit_every_layout(staff_till: Kiosk) -> None:
         app.staff_status.show("today")
         staff_till.pump(2)
         found[f"{layout} status today"] = problems()
+        for screen, prepare in (
+            ("shift_open", lambda: app.shift_open.counter.set(2000, 25)),
+            ("shift_close", lambda: app.shift_close.counter.set(1, 1234)),
+            ("cash_moves", lambda: (app.cash_moves.type("123456"), app.cash_moves.choose("other"))),
+            ("report", lambda: app.report.show(x)),
+            ("void", lambda: app.void.select(sale.id)),
+            ("reprint", lambda: app.reprint.show("reports")),
+        ):
+            app.session.go(screen)
+            staff_till.wait_for_screen(screen)
+            prepare()
+            staff_till.pump(3)
+            found[f"{layout} {screen}"] = problems()
 
         app.session.go("till")
         staff_till.wait_for_screen("till")
