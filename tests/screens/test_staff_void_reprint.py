@@ -6,6 +6,7 @@ from __future__ import annotations
 from kivy.uix.widget import Widget
 
 from appliance.core.devices import DrawerClosed, DrawerLeftOpen
+from appliance.core.report_receipt import report_number
 from appliance.core.sale import Sale
 from appliance.core.tender import Tender
 from appliance.screens.i18n import tr
@@ -138,6 +139,13 @@ def test_reprint_by_number_by_scan_from_the_list_and_a_report(staff_till: Kiosk)
         next(w for w in row.walk(restrict=True) if getattr(w, "text", "") == tr._("Print a copy"))
     )
     staff_till.wait_for(lambda: len(printer.jobs) > before, what="a copy of the X")
+    assert "COPY" in "\n".join(printer.jobs[-1].lines)
+
+    # Or by scanning the barcode printed on it.
+    before = len(printer.jobs)
+    staff_till.scan(report_number(x))
+    staff_till.wait_for(lambda: len(printer.jobs) > before, what="a copy of the scanned X")
+    assert printer.jobs[-1].barcodes == [report_number(x)]
     assert "COPY" in "\n".join(printer.jobs[-1].lines)
 
 

@@ -27,6 +27,8 @@ def customer_message(tr: Translator, err: ApplianceError) -> str:
         return tr._("We could not find this item. Please try again or ask for help.")
     if isinstance(err, BarcodeError):
         return tr._("This barcode could not be read. Please scan it again.")
+    if isinstance(err, NoOpenShiftError):  # before SalesPausedError, which it also is
+        return tr._("Sales start when a shift is open. Please ask a member of staff.")
     if isinstance(err, SalesPausedError):
         return tr._("This checkout cannot start a new sale now. Please ask a member of staff.")
     if isinstance(err, TenderError):

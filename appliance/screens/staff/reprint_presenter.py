@@ -12,6 +12,7 @@ from kivy.properties import ListProperty, NumericProperty, OptionProperty, Strin
 
 from appliance.core.ids import receipt_number
 from appliance.core.print_jobs import PrintJob
+from appliance.core.report_receipt import report_number
 from appliance.core.reports import TillReport
 from appliance.core.sale import Sale
 from appliance.errors import ApplianceError
@@ -24,6 +25,7 @@ log = logging.getLogger(__name__)
 
 SCREEN = "reprint"
 REPORTS_LISTED = 20  # the newest X and Z reports offered for a reprint
+REPORTS_SEARCHED = 500  # the X reports a scanned X barcode is looked for in
 JOBS_LOOKED_AT = 50  # the newest print jobs searched for "may have printed"
 Row = dict[str, Any]
 
@@ -93,16 +95,34 @@ class ReprintPresenter(EventDispatcher):
         return self.find(receipt_number(self.prefix, int(self.digits)))
 
     def find(self, code: str) -> bool:
-        """A receipt's barcode (its number) or QR code (the sale id): print it again."""
+        """A receipt's barcode (its number) or QR code (the sale id), or a report's barcode
+        ("Z-000003", "X-12-2"): print it again."""
         code = code.strip()
         sale = self._ctx.services.after_sale.find_receipt(code)
         self.digits = ""
-        if sale is None:
-            self.message = self._ctx.tr._("There is no receipt {number} on this till.").format(
-                number=code
-            )
-            return False
-        return self._print_sale(sale)
+        if sale is not None:
+            return self._print_sale(sale)
+        report = self._report_by_code(code)
+        if report is not None:
+            return self._print_report(report)
+        self.message = self._ctx.tr._("There is no receipt {number} on this till.").format(
+            number=code
+        )
+        return False
+
+    def _report_by_code(self, code: str) -> TillReport | None:
+        """The X or Z report whose printed number is `code`, or None."""
+        reports = self._ctx.stores.reports
+        code = code.upper()
+        try:
+            if code.startswith("Z-") and code[2:].isdigit():
+                return reports.get_z(int(code[2:]))
+            if code.startswith("X-"):
+                listed = reports.list(limit=REPORTS_SEARCHED, kind="x")
+                return next((r for r in listed if report_number(r) == code), None)
+        except ApplianceError as err:
+            log.warning("report %s not looked up: %s", code, err)
+        return None
 
     def _scanned(self, code: str) -> None:
         self.find(code)
