@@ -50,6 +50,8 @@ class DrawerWatch(EventDispatcher):
         self.left_open = True
         self._seconds = event.seconds
         self._show()
+        # Said on whatever screen is up; the till keeps showing it until the drawer closes.
+        self._ctx.session.say(self.left_open_text, "warning")
 
     def _closed(self, _event: DrawerClosed) -> None:
         self.left_open = False

@@ -13,7 +13,7 @@ from typing import Any
 from kivy.event import EventDispatcher
 from kivy.properties import BooleanProperty, NumericProperty, StringProperty
 
-from appliance.core.reports import TillReport
+from appliance.core.reports import ShiftClosed, TillReport
 from appliance.core.shift import ShiftClosing, SignOffNeeded
 from appliance.core.staff import StaffMember
 from appliance.errors import ApplianceError
@@ -129,6 +129,7 @@ class ShiftClosePresenter(EventDispatcher):
             closing.counted_total,
             report.number,
         )
+        self._ctx.bus.post(ShiftClosed(closing, report))  # the journal's uploader wakes
         self._shift.refresh()
         self._report.made(report)
 

@@ -9,7 +9,7 @@ from kivy.event import EventDispatcher
 from kivy.properties import BooleanProperty, StringProperty
 
 from appliance.core.devices import DrawerOpening
-from appliance.core.shift import Shift
+from appliance.core.shift import Shift, ShiftOpened
 from appliance.errors import ApplianceError
 from appliance.screens.presenters.cash_count import CashCounter
 from appliance.screens.presenters.context import ScreenContext
@@ -71,6 +71,7 @@ class ShiftOpenPresenter(EventDispatcher):
             self.message = staff_message(tr, error)
             return
         log.info("shift %d opened by %s, float %d", shift.number, shift.staff, shift.float_total)
+        self._ctx.bus.post(ShiftOpened(shift))
         self._shift.refresh()
         self._ctx.session.go("till")
         self._ctx.session.say(
