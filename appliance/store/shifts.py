@@ -304,6 +304,10 @@ class ShiftBook:
             return f"{sale.receipt_number} is already voided"
         if "refund" in kinds:
             return f"{sale.receipt_number} has refunds: refund the rest instead"
+        if any(t.kind != "cash" for t in sale.tenders):
+            # A void only records money going back; card and stored value go back through
+            # the terminal or the account, which the refund screen drives.
+            return f"{sale.receipt_number} was not paid in cash: refund it to the card instead"
         return ""
 
     def void(

@@ -248,6 +248,18 @@ def test_void_same_shift_only_with_a_supervisor(
     assert (z.voids_count, z.voids_total, z.net, z.expected_cash) == (1, 199, 0, 0)
 
 
+def test_a_card_sale_is_refunded_to_the_card_never_voided(
+    shifts: ShiftBook, ledger: SalesLedger
+) -> None:
+    """A void only records money going back: a card's goes back through the terminal."""
+    shifts.open("ann", {})
+    sale = sell(ledger, cash=False)
+    assert "refund it to the card" in shifts.can_void(sale)
+    with pytest.raises(TillError, match="refund it to the card"):
+        void_sale(ledger, shifts, sale, supervisor="sue", staff="ann", reason="wrong item")
+    assert ledger.count() == 1
+
+
 def test_a_failure_mid_close_leaves_nothing_half_done(
     shifts: ShiftBook, ledger: SalesLedger, db: SqliteDatabase, monkeypatch: pytest.MonkeyPatch
 ) -> None:
