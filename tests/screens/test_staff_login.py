@@ -11,7 +11,7 @@ from appliance.screens.staff.lockout import PinLockout
 from appliance.screens.widgets import Keypad
 from appliance.service.demo import DEMO_CASHIER_PIN, DEMO_SUPERVISOR_BADGE
 from tests.screens.harness import Kiosk
-from tests.screens.test_staff_flows import COFFEE, scan_into_till, type_on
+from tests.screens.test_staff_flows import COFFEE, ensure_shift, scan_into_till, type_on
 
 WRONG_PIN = "2468"  # a valid PIN that no demo member has
 
@@ -72,6 +72,7 @@ def test_a_wrong_pin_is_refused_then_the_right_one_logs_in_and_out(staff_till: K
     staff_till.find_text(tr._("Till: {staff}").format(staff="Alex, Cashier"))
 
     # Logging out with a sale open would leave the cart without its cashier.
+    ensure_shift(staff_till)  # a staffed till sells only in an open shift
     scan_into_till(staff_till, COFFEE)
     staff_till.tap_text(tr._("Log out"))
     assert staff_till.screen == "till" and staff_till.app.session.staff is not None
