@@ -79,15 +79,23 @@ def test_staff_screens_and_dialogs_fit_every_layout(staff_till: Kiosk) -> None:
         app.staff_status.show("today")
         staff_till.pump(2)
         found[f"{layout} status today"] = problems()
+        # Those that read the shift first are opened by their presenters, as the till does.
+        opens: dict[str, Callable[[], object]] = {
+            "shift_close": app.shift_close.open,
+            "void": app.void.open,
+            "reprint": lambda: app.reprint.open("reports"),
+        }
         for screen, prepare in (
             ("shift_open", lambda: app.shift_open.counter.set(2000, 25)),
             ("shift_close", lambda: app.shift_close.counter.set(1, 1234)),
             ("cash_moves", lambda: (app.cash_moves.type("123456"), app.cash_moves.choose("other"))),
             ("report", lambda: app.report.show(x)),
             ("void", lambda: app.void.select(sale.id)),
-            ("reprint", lambda: app.reprint.show("reports")),
+            ("reprint", lambda: None),
         ):
-            app.session.go(screen)
+            app.session.go("till")
+            staff_till.wait_for_screen("till")
+            opens.get(screen, lambda s=screen: app.session.go(s))()
             staff_till.wait_for_screen(screen)
             prepare()
             staff_till.pump(3)

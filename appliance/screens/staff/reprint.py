@@ -8,7 +8,6 @@ from kivy.properties import StringProperty
 from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.recycleview.views import RecycleDataViewBehavior
 
-from appliance.screens.presenter_set import running_presenters
 from appliance.screens.widgets import AppScreen
 
 
@@ -26,5 +25,4 @@ class ReprintScreen(AppScreen):
     """The number pad on one side; the shift's receipts, the reports or unsure papers beside."""
 
     def on_pre_enter(self, *_args: Any) -> None:
-        running_presenters().reprint.start()
         self.ids.number.value = ""

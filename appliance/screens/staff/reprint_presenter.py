@@ -8,7 +8,13 @@ from datetime import datetime
 from typing import Any
 
 from kivy.event import EventDispatcher
-from kivy.properties import ListProperty, NumericProperty, OptionProperty, StringProperty
+from kivy.properties import (
+    BooleanProperty,
+    ListProperty,
+    NumericProperty,
+    OptionProperty,
+    StringProperty,
+)
 
 from appliance.core.ids import receipt_number
 from appliance.core.print_jobs import PrintJob
@@ -38,6 +44,7 @@ class ReprintPresenter(EventDispatcher):
     prefix = StringProperty("")
     rows = ListProperty()  # [{"key", "title", "detail", "action", "other"}]: the section's list
     unsure_count = NumericProperty(0)  # papers that may have printed, for staff to settle
+    loading = BooleanProperty(False)  # the lists are being read
     message = StringProperty("")
 
     def __init__(self, ctx: ScreenContext, router: InputRouter, **kwargs: Any) -> None:
@@ -51,30 +58,42 @@ class ReprintPresenter(EventDispatcher):
         router.on_scan(SCREEN, self._scanned)
         ctx.session.bind(language=lambda *_args: self._show())
 
-    def start(self, section: str = "") -> None:
-        """The screen came up: every list read afresh; `section` on show if given."""
+    def open(self, section: str = "") -> bool:
+        """Read the shift's receipts and the reports (off the main thread: a day's worth is
+        many documents), then show the reprint screen, at `section` if given. False while a
+        read is under way."""
+        if self.loading:
+            return False
         self.digits = ""
         self.message = ""
         if section:
             self.section = section
-        self.refresh()
+        self.loading = True
+        shifts, reports = self._ctx.stores.shifts, self._ctx.stores.reports
+
+        def read() -> tuple[list[Sale], list[TillReport]]:
+            return shifts.sales_of(), reports.list(limit=REPORTS_LISTED)
+
+        self._ctx.writes.run(read, self._loaded)
+        return True
 
     def show(self, section: str) -> None:
         """Show the receipts of the shift, the reports, or the papers that may have printed."""
         self.section = section
         self._show()
 
-    def refresh(self) -> None:
-        """Read the shift's sales, the reports and the unsure print jobs again."""
-        self._sales = {}
-        self._reports = {}
-        try:
-            self._sales = {s.id: s for s in reversed(self._ctx.stores.shifts.sales_of())}
-            reports = self._ctx.stores.reports.list(limit=REPORTS_LISTED)
-            self._reports = {f"{r.kind}-{r.number}-{r.shift_id}": r for r in reports}
-        except ApplianceError as err:
-            log.warning("reprint lists not read: %s", err)
+    def _loaded(
+        self, found: tuple[list[Sale], list[TillReport]] | None, error: ApplianceError | None
+    ) -> None:
+        self.loading = False
+        if found is None:
+            log.warning("reprint lists not read: %s", error)
+            found = [], []
+        sales, reports = found
+        self._sales = {s.id: s for s in reversed(sales)}
+        self._reports = {f"{r.kind}-{r.number}-{r.shift_id}": r for r in reports}
         self.refresh_unsure()
+        self._ctx.session.go(SCREEN)
 
     def refresh_unsure(self) -> int:
         """Read the print jobs that may have printed; how many there are."""

@@ -17,9 +17,6 @@ class ShiftCloseScreen(AppScreen):
         load_kv_beside("appliance.screens.staff.count_rows")  # its rows' rules, before its list
         super().__init__(**kwargs)
 
-    def on_pre_enter(self, *_args: Any) -> None:
-        running_presenters().shift_close.start()
-
     def close_shift(self) -> None:
         """Close; a difference over the threshold asks a supervisor first."""
         presenter = running_presenters().shift_close

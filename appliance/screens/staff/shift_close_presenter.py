@@ -26,6 +26,7 @@ from appliance.screens.staff.shift_open_presenter import open_drawer_for
 
 log = logging.getLogger(__name__)
 
+SCREEN = "shift_close"
 Closed = tuple[ShiftClosing, TillReport]
 
 
@@ -39,6 +40,7 @@ class ShiftClosePresenter(EventDispatcher):
     over_threshold = BooleanProperty(False)  # closing needs a supervisor's sign-off
     signoff_note = StringProperty("")  # "Over €5.00: a supervisor signs off." while it does
     saving = BooleanProperty(False)
+    loading = BooleanProperty(False)  # the expected cash is being read
     message = StringProperty("")
 
     def __init__(
@@ -57,11 +59,15 @@ class ShiftClosePresenter(EventDispatcher):
         """The largest difference a shift closes with and no supervisor (minor units)."""
         return self._ctx.settings.till.signoff_threshold
 
-    def start(self) -> None:
-        """The screen came up: nothing counted; what the drawer should hold, read afresh."""
+    def open(self) -> bool:
+        """Read what the drawer should hold (off the main thread: it adds up the whole
+        shift), then show the close screen with nothing counted. False while reading."""
+        if self.loading:
+            return False
         self.counter.clear()
         self.message = ""
-        self._read_expected()
+        self._read_expected(then_show=True)
+        return True
 
     def open_drawer(self) -> bool:
         """Open the drawer to count it; recorded as a no-sale for the close."""
@@ -94,7 +100,7 @@ class ShiftClosePresenter(EventDispatcher):
             self.message = tr._("A supervisor must sign off a difference of more than {amount}.")
             self.message = self.message.format(amount=self._money(self.threshold))
             return False
-        if self.saving:
+        if self.saving or self.loading:
             return False
         counted = self.counter.counted()
         signed = supervisor.staff_id if supervisor is not None else ""
@@ -133,13 +139,20 @@ class ShiftClosePresenter(EventDispatcher):
         self._shift.refresh()
         self._report.made(report)
 
-    def _read_expected(self) -> None:
-        try:
-            self.expected = self._ctx.stores.shifts.expected_cash()
-        except ApplianceError as err:
-            self.message = staff_message(self._ctx.tr, err)
-            self.expected = 0
-        self._update()
+    def _read_expected(self, *, then_show: bool = False) -> None:
+        self.loading = True
+        shifts = self._ctx.stores.shifts
+
+        def read(expected: int | None, error: ApplianceError | None) -> None:
+            self.loading = False
+            if expected is None:
+                self.message = staff_message(self._ctx.tr, error)
+            self.expected = expected or 0
+            self._update()
+            if then_show:
+                self._ctx.session.go(SCREEN)
+
+        self._ctx.writes.run(shifts.expected_cash, read)
 
     def _update(self) -> None:
         self.difference = self.counter.total - self.expected

@@ -34,9 +34,6 @@ class SaleRow(RecycleDataViewBehavior, BoxLayout):
 class VoidScreen(AppScreen):
     """The shift's sales on the left; the chosen one and Void sale on the right."""
 
-    def on_pre_enter(self, *_args: Any) -> None:
-        running_presenters().void.start()
-
     def void(self) -> None:
         """Void the chosen sale; a supervisor approves unless one is logged in."""
         presenter = running_presenters().void

@@ -18,6 +18,7 @@ from appliance.screens.staff.status_presenter import tender_name
 
 log = logging.getLogger(__name__)
 
+SCREEN = "void"
 VOID_REASON = "voided at the till"  # the supervisor is kept beside it, on the void
 
 
@@ -29,6 +30,7 @@ class VoidPresenter(EventDispatcher):
     chosen_text = StringProperty("")  # "Receipt SIM-12, €6.28" of the chosen sale
     can_void = BooleanProperty(False)  # the chosen sale may be voided
     saving = BooleanProperty(False)
+    loading = BooleanProperty(False)  # the shift's sales are being read
     message = StringProperty("")
 
     def __init__(self, ctx: ScreenContext, **kwargs: Any) -> None:
@@ -38,11 +40,15 @@ class VoidPresenter(EventDispatcher):
         self._why_not: dict[str, str] = {}  # sale id -> why it cannot be voided ("" if it can)
         ctx.session.bind(language=lambda *_args: self._show())
 
-    def start(self) -> None:
-        """The screen came up: the shift's sales, read afresh; none chosen."""
+    def open(self) -> bool:
+        """Read the shift's sales (off the main thread: a day's worth is many documents), then
+        show the void screen with none chosen. False while a read is under way."""
+        if self.loading:
+            return False
         self.selected = ""
         self.message = ""
-        self._load()
+        self._load(then_show=True)
+        return True
 
     def select(self, sale_id: str) -> None:
         """Touch a sale to choose it; touch it again to let go."""
@@ -116,16 +122,29 @@ class VoidPresenter(EventDispatcher):
         self.selected = ""
         self._ctx.session.finished(void.id)
 
-    def _load(self) -> None:
+    def _load(self, *, then_show: bool = False) -> None:
+        """Read the sales and whether each may be voided on the writer thread, in turn with
+        the writes (a void just stored is among them)."""
+        self.loading = True
         shifts = self._ctx.stores.shifts
-        try:
-            documents = shifts.sales_of()
-        except ApplianceError as err:
-            self.message = staff_message(self._ctx.tr, err)
-            documents = []
-        self._sales = [s for s in reversed(documents) if s.kind == "sale"]
-        self._why_not = {s.id: shifts.can_void(s) for s in self._sales}
-        self._show()
+
+        def read() -> tuple[list[Sale], dict[str, str]]:
+            sales = [s for s in reversed(shifts.sales_of()) if s.kind == "sale"]
+            return sales, {s.id: shifts.can_void(s) for s in sales}
+
+        def loaded(
+            found: tuple[list[Sale], dict[str, str]] | None, error: ApplianceError | None
+        ) -> None:
+            self.loading = False
+            if found is None:
+                self.message = staff_message(self._ctx.tr, error)
+                found = [], {}
+            self._sales, self._why_not = found
+            self._show()
+            if then_show:
+                self._ctx.session.go(SCREEN)
+
+        self._ctx.writes.run(read, loaded)
 
     def _show(self) -> None:
         tr = self._ctx.tr
