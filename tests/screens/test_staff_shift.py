@@ -43,8 +43,10 @@ def test_without_a_shift_the_till_offers_to_open_one_and_counts_the_float(
     assert current_screen(staff_till).ids.open_shift.opacity == 1
     staff_till.scan(COFFEE)  # no sale starts: the till says why
     staff_till.wait_for(
-        lambda: app.session.message
-        == tr._("Sales start when a shift is open. Please ask a member of staff."),
+        lambda: (
+            app.session.message
+            == tr._("Sales start when a shift is open. Please ask a member of staff.")
+        ),
         what="the refusal",
     )
     assert app.services.app.checkout.cart.is_empty
