@@ -407,7 +407,7 @@ def settle_in_commit(cursor: sqlite3.Cursor, sale: Sale, moment: str) -> None:
 
 _STEP = (
     "SELECT reference, kind, state, amount, currency, original_reference, terminal_reference,"
-    " result_code, offline, message, sale_id, updated_utc FROM payment_journal WHERE reference = ?"
+    " result_code, offline, sale_id, updated_utc FROM payment_journal WHERE reference = ?"
 )
 _STEP_FIELDS = (
     "reference",
@@ -419,7 +419,6 @@ _STEP_FIELDS = (
     "terminal_reference",
     "result_code",
     "offline",
-    "message",
     "sale_id",
 )
 
@@ -427,7 +426,9 @@ _STEP_FIELDS = (
 def chain_step(cursor: sqlite3.Cursor, reference: str) -> None:
     """Inside the step's transaction: the attempt as it now stands joins the fiscal journal.
 
-    Only the PCI-safe fields the payment journal keeps; the masked card stays out.
+    Only fields the terminal cannot fill with free text: the masked card and the terminal's
+    message stay out, since nothing can ever be removed from the chain (a message that
+    carried a card number in clear must stay erasable).
     """
     row = cursor.execute(_STEP, (reference,)).fetchone()
     if row is None:
