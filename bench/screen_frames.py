@@ -122,9 +122,11 @@ def flows_here(width: int, height: int, *, mode: str, rounds: int) -> dict[str, 
             with screen_app.open_app(settings, frames) as (app, services):
                 frames.step = "building the screens"
                 frames.until(lambda: screen_app.all_screens_built(app), "READY=1")
-                frames.forget()  # start-up; the first sale after it is timed
-                if mode == "staff":
+                if mode == "staff":  # a staffed till sells within an open shift
+                    services.app.stores.shifts.open(CASHIER.staff_id, {})
+                    app.shift.refresh()
                     app.session.login(CASHIER)
+                frames.forget()  # start-up; the first sale after it is timed
                 driver = Flow(app, services, frames)
                 for _ in range(rounds):
                     FLOWS[mode](driver)
