@@ -93,6 +93,9 @@ class StorageWatch:
         self._statvfs = statvfs
         self._mountinfo = mountinfo
         self._lock = threading.Lock()
+        # One look at the disk at a time: two test writes of one probe file would unlink
+        # each other's and call the card failing.
+        self._looking = threading.Lock()
         self._status = StorageStatus(reserve_bytes=reserve_bytes)
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -141,6 +144,10 @@ class StorageWatch:
 
     def check(self) -> StorageStatus:
         """Look at the partition once: space, the mount, and whether a fault has cleared."""
+        with self._looking:
+            return self._look()
+
+    def _look(self) -> StorageStatus:
         try:
             stat = self._statvfs(self.folder)
         except OSError as err:

@@ -7,6 +7,7 @@ fills up, and an ext4 on a loop device that the kernel remounts read-only after 
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,11 +15,13 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from appliance.core.events import EventBus
 from appliance.core.tender import Tender
 from appliance.errors import SalesPausedError, StorageFaultError, StorageFullError, StoreError
 from appliance.service.assembly import Appliance
 from appliance.service.demo import seed_demo_catalog
 from appliance.service.main_loop import IdleCheckpointer
+from appliance.service.storage_watch import StorageWatch
 from appliance.settings import Settings, simulated_settings
 from tests.disks import loop_ext4, small_tmpfs
 
@@ -165,3 +168,31 @@ def test_a_database_at_its_size_limit_is_storage_full_and_recovers_without_root(
         _sell(app)
         committed += 1
         assert _stored(Path(app.settings.database.path)) == (committed, committed, [])
+
+
+def test_checks_from_two_threads_after_a_fault_never_mistake_each_other_for_a_failing_card(
+    tmp_path: Path,
+) -> None:
+    """After a fault every look writes a test file; two at once (the watch's thread and a
+    caller's) once unlinked each other's file and called a healthy card failing."""
+    bus = EventBus()
+    folder = tmp_path / "data"
+    folder.mkdir()
+    watch = StorageWatch(folder, 0, bus)
+    results: list[str] = []
+    start = threading.Barrier(4)
+
+    def look() -> None:
+        start.wait()
+        for _ in range(50):
+            watch.fault("full", "database or disk is full")
+            results.append(watch.check().state)
+
+    threads = [threading.Thread(target=look) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert set(results) <= {"ok", "full"}, sorted(set(results))
+    assert watch.check().state == "ok"
+    assert not list(folder.iterdir())  # no test file left behind
