@@ -7,6 +7,8 @@ finds the report for a reprint (a Z's number is unique on the device).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from appliance.core.money import Money
 from appliance.core.receipt import Receipt, TextLine
 from appliance.core.reports import TillReport
@@ -25,20 +27,29 @@ def _rate(basis_points: int) -> str:
     return f"{basis_points / 100:g} %"
 
 
-def report_lines(report: TillReport, locale: str) -> tuple[TextLine, ...]:
-    """The report's sections as lines (text left, amount right), for paper or screen."""
+def report_lines(
+    report: TillReport, locale: str, name_of: Callable[[str], str] = str
+) -> tuple[TextLine, ...]:
+    """The report's sections as lines (text left, amount right), for paper or screen.
+
+    `name_of` names a staff id; the paper shows the name with the id the records keep.
+    """
 
     def money(minor: int) -> str:
         return Money(minor, report.currency).format(locale)
+
+    def who(staff_id: str) -> str:
+        name = name_of(staff_id)
+        return f"{name} ({staff_id})" if name and name != staff_id else staff_id
 
     def when(moment: object) -> str:
         return f"{moment:%Y-%m-%d %H:%M}"
 
     lines = [
-        TextLine(f"Shift {report.shift_number}", report.opened_by),
+        TextLine(f"Shift {report.shift_number}", who(report.opened_by)),
         TextLine("Opened", when(report.opened_at)),
         TextLine("Until" if report.kind == "z" else "So far", when(report.made_at)),
-        TextLine("Closed by" if report.kind == "z" else "Made by", report.staff),
+        TextLine("Closed by" if report.kind == "z" else "Made by", who(report.staff)),
         TextLine(""),
         TextLine("Sales", bold=True),
         TextLine(f"Sales ({report.sales_count})", money(report.sales_gross)),
@@ -72,7 +83,7 @@ def report_lines(report: TillReport, locale: str) -> tuple[TextLine, ...]:
             lines.append(TextLine("Counted", money(report.counted_cash)))
             lines.append(TextLine("Difference", money(report.difference or 0), bold=True))
         if report.signed_off_by:
-            lines.append(TextLine("Signed off by", report.signed_off_by))
+            lines.append(TextLine("Signed off by", who(report.signed_off_by)))
     lines.append(TextLine(""))
     lines.append(TextLine("Drawer openings", bold=True))
     lines.append(TextLine("With a sale", str(report.drawer_with_sale)))
@@ -84,7 +95,12 @@ def report_lines(report: TillReport, locale: str) -> tuple[TextLine, ...]:
 
 
 def report_receipt(
-    report: TillReport, *, store_name: str, locale: str, copy: bool = False
+    report: TillReport,
+    *,
+    store_name: str,
+    locale: str,
+    copy: bool = False,
+    name_of: Callable[[str], str] = str,
 ) -> Receipt:
     """The paper of an X or Z report, formatted for `locale`; `copy` marks a reprint."""
     return Receipt(
@@ -102,5 +118,5 @@ def report_receipt(
         change="",
         footer=(),
         copy=copy,
-        body=report_lines(report, locale),
+        body=report_lines(report, locale, name_of),
     )

@@ -107,7 +107,7 @@ def build_presenters(ctx: ScreenContext) -> Presenters:
     shift_close = ShiftClosePresenter(ctx, shift, report)
     cash_moves = CashMovesPresenter(ctx, shift)
     void = VoidPresenter(ctx)
-    reprint = ReprintPresenter(ctx, router)
+    reprint = ReprintPresenter(ctx, router, shift)
     sounds.listen_after(ctx.bus)  # ...and after they all have: did the cart take it?
     return Presenters(
         cart=cart,

@@ -188,15 +188,26 @@ class AfterSale:
     def _report_made(self, event: ReportMade) -> None:
         self.print_report(event.report)
 
-    def print_report(self, report: TillReport | Receipt, *, copy: bool = False) -> bool:
-        """Queue an X or Z report (or its paper), marked COPY for a reprint; False: no printer."""
+    def print_report(
+        self,
+        report: TillReport | Receipt,
+        *,
+        copy: bool = False,
+        name_of: Callable[[str], str] = str,
+    ) -> bool:
+        """Queue an X or Z report (or its paper), marked COPY for a reprint; False: no printer.
+
+        `name_of` names the staff ids the report holds (the screens know the names).
+        """
         if self._queue is None:
             return False
         if isinstance(report, Receipt):
             paper = report.as_copy() if copy else report
         else:
             store = self._app.settings.store
-            paper = report_receipt(report, store_name=store.name, locale=store.locale, copy=copy)
+            paper = report_receipt(
+                report, store_name=store.name, locale=store.locale, copy=copy, name_of=name_of
+            )
         self._queue.submit(paper)
         return True
 

@@ -104,3 +104,16 @@ def test_openings_nobody_accounts_for_are_flagged() -> None:
         [("sale", ""), ("no_sale", "ann"), ("no_sale", ""), ("by_hand", ""), ("remote", "")]
     )
     assert (tally.with_sale, tally.without_sale, tally.unexplained) == (1, 4, 2)
+
+
+def test_the_paper_names_the_staff_with_the_ids_the_records_keep() -> None:
+    names = {"sue": "Sue Supervisor"}
+    dummy = escpos_printers().Dummy(profile="default")
+    paper = report_receipt(
+        Z, store_name="Pop-up", locale="en_US", name_of=lambda i: names.get(i, i)
+    )
+    lay_out(dummy, paper, 42)
+    [job] = [out for out in EscposParser().feed(bytes(dummy.output)) if isinstance(out, PrintedJob)]
+    assert line(job, "Signed off by").endswith("Sue Supervisor (sue)")
+    closed_by = line(job, "Closed by")  # a name the directory does not know stays the id
+    assert closed_by.endswith(f" {Z.staff}") and "(" not in closed_by

@@ -200,8 +200,11 @@ def test_a_pop_up_day_from_float_to_z_agrees_on_paper_in_the_store_and_at_the_hu
         papers = [j for j in printer.jobs if j.barcodes == [report_number(z)]]
         assert len(papers) == 1
         paper = papers[0]
-        pairs = [p for p in report_lines(z, "de_DE") if p.text and p.value]
+        named = report_lines(z, "de_DE", till.app.shift.name_of)
+        pairs = [p for p in named if p.text and p.value]
         assert _printed_pairs(paper, pairs) == [], "\n".join(map(repr, paper.lines))
+        closed_by = next(p.value for p in named if p.text == "Closed by")
+        assert closed_by.endswith(f" ({z.staff})") and not closed_by.startswith(z.staff)
 
         # At the hub: the same Z, carried by the fiscal journal.
         assert TillReport.from_dict(_hub_z(hub_db, 1)) == stored

@@ -178,7 +178,8 @@ class ReportPresenter(EventDispatcher):
 
     def _print(self, report: TillReport, *, copy: bool) -> bool:
         tr = self._ctx.tr
-        if not self._ctx.services.after_sale.print_report(report, copy=copy):
+        after_sale = self._ctx.services.after_sale
+        if not after_sale.print_report(report, copy=copy, name_of=self._shift.name_of):
             self.message = tr._("There is no receipt printer on this till.")
             return False
         self.message = (

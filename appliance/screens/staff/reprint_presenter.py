@@ -25,6 +25,7 @@ from appliance.errors import ApplianceError
 from appliance.screens.i18n import Translator
 from appliance.screens.presenters.context import ScreenContext
 from appliance.screens.presenters.input_router import InputRouter
+from appliance.screens.presenters.shift_state import ShiftState
 from appliance.screens.staff.report_presenter import report_title
 
 log = logging.getLogger(__name__)
@@ -47,9 +48,12 @@ class ReprintPresenter(EventDispatcher):
     loading = BooleanProperty(False)  # the lists are being read
     message = StringProperty("")
 
-    def __init__(self, ctx: ScreenContext, router: InputRouter, **kwargs: Any) -> None:
+    def __init__(
+        self, ctx: ScreenContext, router: InputRouter, shift: ShiftState, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self._ctx = ctx
+        self._shift = shift  # names the staff on a report's paper
         self._ledger = ctx.services.app.ledger
         self.prefix = ctx.settings.device.receipt_prefix
         self._sales: dict[str, Sale] = {}
@@ -189,7 +193,8 @@ class ReprintPresenter(EventDispatcher):
 
     def _print_report(self, report: TillReport) -> bool:
         tr = self._ctx.tr
-        if not self._ctx.services.after_sale.print_report(report, copy=True):
+        after_sale = self._ctx.services.after_sale
+        if not after_sale.print_report(report, copy=True, name_of=self._shift.name_of):
             self.message = tr._("There is no receipt printer on this till.")
             return False
         self.message = tr._("Printing a copy of {report}.").format(report=report_title(tr, report))
