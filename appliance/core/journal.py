@@ -50,8 +50,11 @@ class JournalEntry:
     hash: str
 
     def event(self) -> dict[str, Any]:
-        """The body as a dict."""
-        decoded = json.loads(self.body)
+        """The body as a dict ({} when it is not a JSON object: an entry edited by hand)."""
+        try:
+            decoded = json.loads(self.body)
+        except ValueError:
+            return {}
         return decoded if isinstance(decoded, dict) else {}
 
 

@@ -97,6 +97,17 @@ class JournalCheck:
         return self.problem is None
 
 
+def _noting_documents(
+    entries: Iterator[JournalEntry], chained: dict[str, tuple[int, str]]
+) -> Iterator[JournalEntry]:
+    """The entries as they stream by, noting each document entry's number and digest."""
+    for entry in entries:
+        if entry.kind in DOCUMENT_KINDS:
+            event = entry.event()
+            chained[str(event.get("document_id"))] = (entry.number, str(event.get("sha256")))
+        yield entry
+
+
 class FiscalJournal:
     """Reads, verifies and exports the journal; `append` is for events with no row of their own."""
 
@@ -143,33 +154,32 @@ class FiscalJournal:
     def verify(self) -> JournalCheck:
         """Prove the chain, then that every document is chained with the digest of its body.
 
-        A cut-off tail is found too: below the number the hub confirmed, and where a
+        Streams the entries (a long-lived till's journal is never held in memory whole);
+        a cut-off tail is found too: below the number the hub confirmed, and where a
         document has no entry.
         """
-        entries = list(self._all())
-        head = entries[-1] if entries else None
+        head = self.head()
         head_number = head.number if head else 0
-        problem = verify_chain(entries) or self._check_documents(entries)
+        count = int(self._db.execute_sql("SELECT COUNT(*) FROM journal").fetchone()[0])
+        chained: dict[str, tuple[int, str]] = {}  # document id -> (entry number, digest)
+        problem = verify_chain(_noting_documents(self._all(), chained))
+        problem = problem or self._check_documents(chained, head_number)
         acked = self.acked_upto()
         if problem is None and head_number < acked:
             problem = ChainBreak(
                 head_number + 1,
                 f"the journal ends before entry {acked}, which the hub confirmed it holds",
             )
-        return JournalCheck(len(entries), head_number, head.hash if head else "", problem)
+        return JournalCheck(count, head_number, head.hash if head else "", problem)
 
-    def _check_documents(self, entries: list[JournalEntry]) -> ChainBreak | None:
+    def _check_documents(
+        self, chained: dict[str, tuple[int, str]], head_number: int
+    ) -> ChainBreak | None:
         """Every stored document has an entry whose digest matches its body."""
-        chained: dict[str, tuple[int, str]] = {}  # document id -> (entry number, digest)
-        for entry in entries:
-            if entry.kind in DOCUMENT_KINDS:
-                event = entry.event()
-                chained[str(event.get("document_id"))] = (entry.number, str(event.get("sha256")))
         for document_id, body in self._db.execute_sql(_DOCUMENTS):
             number, digest = chained.get(str(document_id), (0, ""))
             if not number:
-                next_number = entries[-1].number + 1 if entries else 1
-                return ChainBreak(next_number, f"document {document_id} has no journal entry")
+                return ChainBreak(head_number + 1, f"document {document_id} has no journal entry")
             if digest != body_digest(_bytes(body)):
                 changed = f"document {document_id} was changed after it was chained"
                 return ChainBreak(number, changed)
@@ -184,7 +194,7 @@ class FiscalJournal:
                 "kind": entry.kind,
                 "at": entry.at,
                 "event": entry.event(),
-                "body": entry.body.decode(),
+                "body": entry.body.decode(errors="replace"),
                 "prev_hash": entry.prev_hash,
                 "hash": entry.hash,
             }

@@ -98,6 +98,7 @@ def test_each_payment_step_is_chained_with_the_sale_that_settles_it(
             "does not match its hash",
         ),
         ("DELETE FROM journal WHERE number = 2", 2, "entry 2 is missing"),
+        ("UPDATE journal SET body = X'00ff' WHERE number = 3", 3, "does not match its hash"),
         (
             "UPDATE journal SET number = number + 100 WHERE number IN (2, 3);"
             " UPDATE journal SET number = 3 WHERE number = 102;"
@@ -113,7 +114,7 @@ def test_each_payment_step_is_chained_with_the_sale_that_settles_it(
         ),
         ("DELETE FROM journal WHERE number = 5", 5, "has no journal entry"),
     ],
-    ids=["edit", "delete", "reorder", "document-edit", "tail-cut"],
+    ids=["edit", "delete", "garbage", "reorder", "document-edit", "tail-cut"],
 )
 def test_a_change_made_with_the_sqlite3_tool_names_the_first_bad_entry(
     db: SqliteDatabase,
