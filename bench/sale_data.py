@@ -61,7 +61,7 @@ def commit_raw(connection: sqlite3.Connection, sale: RawSale) -> None:
     cursor.executemany(documents._UPDATE_STOCK, sale.stock)
     cursor.execute(documents._INSERT_OUTBOX, sale.outbox)
     # The fiscal journal's writes with a ready-made entry: ours also hashes, raw does not.
-    cursor.execute(journal._HEAD).fetchone()
+    cursor.execute(journal._LINK).fetchone()
     sequence = sale.outbox[0]
     cursor.execute(journal._INSERT, (sequence, "sale", sale.outbox[3], b"{}", RAW_HASH, RAW_HASH))
     cursor.execute("COMMIT")

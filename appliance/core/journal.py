@@ -85,10 +85,15 @@ def entry_hash(number: int, kind: str, at: str, body: bytes, prev_hash: str) -> 
 
 def next_entry(previous: JournalEntry | None, kind: str, at: str, body: bytes) -> JournalEntry:
     """The entry that follows `previous` (None: the first entry)."""
+    link = (previous.number, previous.hash) if previous is not None else None
+    return entry_after(link, kind, at, body)
+
+
+def entry_after(link: tuple[int, str] | None, kind: str, at: str, body: bytes) -> JournalEntry:
+    """The entry that follows the one numbered and hashed `link` (None: the first entry)."""
     if kind not in JOURNAL_KINDS:
         raise ValueError(f"unknown journal entry kind {kind!r}")
-    number = previous.number + 1 if previous is not None else 1
-    prev_hash = previous.hash if previous is not None else GENESIS
+    number, prev_hash = (link[0] + 1, link[1]) if link is not None else (1, GENESIS)
     own_hash = entry_hash(number, kind, at, body, prev_hash)
     return JournalEntry(number, kind, at, body, prev_hash, own_hash)
 

@@ -23,7 +23,7 @@ from appliance.core.journal import (
     JournalEntry,
     body_digest,
     canonical,
-    next_entry,
+    entry_after,
     verify_chain,
 )
 from appliance.core.sale import Sale
@@ -33,6 +33,8 @@ from appliance.store.storage_faults import database_folder, store_error
 ACKED_KEY = "journal_acked_upto"  # meta: the highest entry the hub has confirmed it holds
 
 _HEAD = "SELECT number, kind, at, body, prev_hash, hash FROM journal ORDER BY number DESC LIMIT 1"
+# What the next entry links to: read for every sale, so only the two columns it needs.
+_LINK = "SELECT number, hash FROM journal ORDER BY number DESC LIMIT 1"
 _INSERT = "INSERT INTO journal (number, kind, at, body, prev_hash, hash) VALUES (?,?,?,?,?,?)"
 _SELECT = "SELECT number, kind, at, body, prev_hash, hash FROM journal"
 _DOCUMENTS = "SELECT id, body FROM document ORDER BY sequence"
@@ -61,8 +63,9 @@ def append_in_transaction(
     cursor: sqlite3.Cursor, kind: str, event: Mapping[str, Any], at: str
 ) -> JournalEntry:
     """Chain one event inside the caller's open write transaction; returns its entry."""
-    found = cursor.execute(_HEAD).fetchone()
-    entry = next_entry(_entry(found) if found else None, kind, at, canonical(event))
+    found = cursor.execute(_LINK).fetchone()
+    link = (int(found[0]), str(found[1])) if found else None
+    entry = entry_after(link, kind, at, canonical(event))
     cursor.execute(
         _INSERT, (entry.number, entry.kind, entry.at, entry.body, entry.prev_hash, entry.hash)
     )
