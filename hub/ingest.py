@@ -23,6 +23,7 @@ from appliance.errors import DecodeError
 from appliance.mqtt.payloads import (
     DeviceStatus,
     SaleEnvelope,
+    SaleRejection,
     SalesBatch,
     Telemetry,
     encode,
@@ -53,6 +54,7 @@ class IngestResult:
     inserted: int
     duplicates: int
     conflicts: tuple[int, ...] = ()  # sequences whose slot holds a different sale
+    rejected: tuple[SaleRejection, ...] = ()  # what the acknowledgement lists as rejected
 
 
 def utc_naive(moment: datetime) -> datetime:

@@ -16,7 +16,7 @@ from peewee import Database, SchemaManager
 
 from appliance.errors import SchemaTooNewError, StoreError
 from hub.db import is_sqlite, open_hub_database, redacted
-from hub.models import JOURNAL_MODELS, MODELS
+from hub.models import JOURNAL_MODELS, MODELS, PROTOCOL_MODELS
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,16 @@ def _create_journal(db: Database) -> None:
         SchemaManager(model, database=db).create_all(safe=True)
 
 
+def _protocol_tables(db: Database) -> None:
+    # Version 1 creates Device from today's model, so a new database has the columns.
+    present = {column.name for column in db.get_columns("device")}
+    for column in ("config_desired", "config_reported"):
+        if column not in present:
+            db.execute_sql(f"ALTER TABLE device ADD COLUMN {column} TEXT")
+    for model in PROTOCOL_MODELS:
+        SchemaManager(model, database=db).create_all(safe=True)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "devices, sales and per-device ingest progress", _create_tables),
     Migration(2, "versioned store catalogs and device-to-store assignment", _create_catalog),
@@ -63,6 +73,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         4,
         "fiscal journals, their chain state, and the reports, drawer log and shifts they hold",
         _create_journal,
+    ),
+    Migration(
+        5,
+        "rejected sales, command jobs, device logs and config, worker counters, stock levels",
+        _protocol_tables,
     ),
 )
 

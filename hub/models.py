@@ -36,6 +36,8 @@ class Device(HubModel):
     bd_seq = BigIntegerField(default=-1)  # session counter of the last birth (-1: none yet)
     firmware = CharField(max_length=64, default="")
     telemetry = TextField(null=True)  # the last Telemetry payload as received (JSON)
+    config_desired = TextField(null=True)  # the last DesiredConfig seen on the broker (JSON)
+    config_reported = TextField(null=True)  # the last ReportedConfig from the device (JSON)
 
 
 class Sale(HubModel):
@@ -168,4 +170,85 @@ JOURNAL_MODELS: tuple[type[HubModel], ...] = (
     TillReport,
     DrawerOpening,
     ShiftEvent,
+)
+
+
+class SaleRejection(HubModel):
+    """A sale the hub holds apart, never counted: an unreadable document or a conflict.
+
+    Kept byte for byte, so nothing a device sent is ever lost; the device is told in the
+    sales acknowledgement and quarantines its copy.
+    """
+
+    id = AutoField()
+    device = CharField(max_length=128)
+    seq = BigIntegerField()
+    sale_id = CharField(max_length=64)
+    code = CharField(max_length=16)  # invalid, conflict
+    reason = TextField()
+    document = BlobField()  # the document as sent
+    received_at = DateTimeField()
+
+    class Meta:
+        indexes = ((("device", "seq", "sale_id"), True),)
+
+
+class CommandJob(HubModel):
+    """A fleet command as the hub saw it sent, and the states its device reported since."""
+
+    id = CharField(primary_key=True, max_length=64)  # the command id
+    device = CharField(max_length=128, index=True)
+    name = CharField(max_length=32, default="")
+    args = TextField(default="{}")  # JSON
+    issued_at = CharField(max_length=64, default="")  # the command's own ISO text
+    expires_at = CharField(max_length=64, default="")
+    state = CharField(max_length=16)
+    reason = TextField(default="")
+    updated_at = DateTimeField()
+    history = TextField(default="[]")  # JSON list of [state, reason, received at]
+
+
+class DeviceLog(HubModel):
+    """Log lines a device sent for a collect_logs command."""
+
+    id = AutoField()
+    device = CharField(max_length=128)
+    command_id = CharField(max_length=64)
+    source = CharField(max_length=16)
+    lines = TextField()  # JSON list of strings, oldest first
+    received_at = DateTimeField()
+
+    class Meta:
+        indexes = ((("device", "received_at"), False),)
+
+
+class WorkerStats(HubModel):
+    """One hub worker's counters, written on an interval so `appliance-hub status` sees them."""
+
+    worker_id = CharField(primary_key=True, max_length=128)
+    started_at = DateTimeField()
+    seen_at = DateTimeField()
+    counters = TextField(default="{}")  # JSON {name: count}
+
+
+class PublishedStock(HubModel):
+    """A stock level the hub sent for a product of a store, in force from catalog `version`."""
+
+    id = AutoField()
+    store = CharField(max_length=64)
+    sku = CharField(max_length=64)
+    version = BigIntegerField()
+    level = BigIntegerField()
+
+    class Meta:
+        indexes = ((("store", "sku", "version"), True), (("store", "version"), False))
+
+
+# Created by migration 5, with Device.config_desired and Device.config_reported.
+PROTOCOL_MODELS: tuple[type[HubModel], ...] = (
+    SaleRejection,
+    CommandJob,
+    DeviceLog,
+    WorkerStats,
+    PublishedStock,
 )

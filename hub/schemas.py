@@ -17,7 +17,7 @@ from typing import Any
 import click
 import msgspec
 
-from appliance.mqtt.payloads import ALL_PAYLOADS, SCHEMA_VERSION, Payload
+from appliance.mqtt.payloads import ALL_PAYLOADS, DOCUMENT_SHAPES, SCHEMA_VERSION
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +26,7 @@ DIALECT = "https://json-schema.org/draft/2020-12/schema"
 REGENERATE = "python -m hub.schemas"
 
 
-def schema_of(kind: type[Payload]) -> dict[str, Any]:
+def schema_of(kind: type[msgspec.Struct]) -> dict[str, Any]:
     """The JSON Schema of one payload struct, with the structs it nests under `$defs`."""
     (_ref,), components = msgspec.json.schema_components([kind], ref_template="#/$defs/{name}")
     root = dict(components.pop(kind.__name__))
@@ -43,7 +43,9 @@ def schema_of(kind: type[Payload]) -> dict[str, Any]:
     return document
 
 
-def render(kinds: Iterable[type[Payload]] = ALL_PAYLOADS) -> dict[str, str]:
+def render(
+    kinds: Iterable[type[msgspec.Struct]] = (*ALL_PAYLOADS, *DOCUMENT_SHAPES),
+) -> dict[str, str]:
     """File name -> exact file text for every payload struct."""
     return {
         f"{kind.__name__}.json": json.dumps(schema_of(kind), indent=2, sort_keys=True) + "\n"
@@ -96,7 +98,7 @@ def main(directory: Path, check: bool) -> None:
             click.echo(problem, err=True)
         if problems:
             raise click.ClickException(f"schemas out of date: run {REGENERATE}")
-        click.echo(f"{len(ALL_PAYLOADS)} schemas up to date in {directory}")
+        click.echo(f"{len(ALL_PAYLOADS) + len(DOCUMENT_SHAPES)} schemas up to date in {directory}")
         return
     written = write(directory)
     click.echo(f"{len(written)} schemas in {directory}")

@@ -19,7 +19,7 @@ import queue
 import secrets
 import socket
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, Protocol
 
@@ -115,6 +115,8 @@ class JournalIngestor(Protocol):
 
 
 Handler = Callable[[Inbound], None]
+AfterSales = Callable[[str, IngestResult], None]  # (device, result), after the ack went out
+Periodic = tuple[float, Callable[[], None]]  # (every N seconds, work) on the worker thread
 
 
 def default_worker_id() -> str:
@@ -129,6 +131,9 @@ class HubServer:
     run on the worker thread; raising DecodeError there counts the message as malformed.
     A handler must be safe to run twice: it is run again on a new connection when the
     database connection turns out dead (a restart or failover since the last message).
+    `after_sales` runs on the worker thread once a batch is committed and acknowledged;
+    each `periodic` callable runs there every so many seconds. Neither may raise for long:
+    an exception is logged and the worker goes on.
     """
 
     def __init__(
@@ -141,6 +146,8 @@ class HubServer:
         ingest: Ingestor | None = None,
         journal: JournalIngestor | None = None,
         handlers: Mapping[Callable[[str], str], Handler] | None = None,
+        after_sales: AfterSales | None = None,
+        periodic: Sequence[Periodic] = (),
     ) -> None:
         self.worker_id = worker_id or default_worker_id()
         self._db = db
@@ -157,6 +164,8 @@ class HubServer:
             topics.health: self._on_telemetry,
             **(handlers or {}),
         }
+        self._after_sales = after_sales
+        self._periodic = [(every, work, [0.0]) for every, work in periodic]  # [next due]
         self._inbox: queue.Queue[Inbound | None] = queue.Queue()
         self._lock = threading.Lock()
         self._counts = {f.name: 0 for f in fields(HubStats)}  # under _lock
@@ -168,8 +177,11 @@ class HubServer:
 
     @property
     def client_id(self) -> str:
-        """The MQTT client id: unique per worker, so workers never take over each other."""
-        return f"hub-{self.worker_id}"
+        """The MQTT client id: unique per worker, so workers never take over each other.
+
+        ':' cannot occur in a device id, so no device certificate can claim this id.
+        """
+        return f"hub:{self.worker_id}"
 
     @property
     def stats(self) -> HubStats:
@@ -323,11 +335,37 @@ class HubServer:
 
     def _work(self) -> None:
         try:
-            while (item := self._inbox.get()) is not None:
+            while True:
+                try:
+                    item = self._inbox.get(timeout=self._until_periodic())
+                except queue.Empty:
+                    self._run_periodic()  # nothing arrived: only the periodic work is due
+                    continue
+                if item is None:
+                    break
                 self._count("received")
                 self._dispatch(item)
+                self._run_periodic()
         finally:
             reset_connection(self._db)  # this thread's connection, even a dead one
+
+    def _until_periodic(self) -> float | None:
+        """Seconds until the next periodic work is due (None: there is none)."""
+        if not self._periodic:
+            return None
+        now = self._clock.monotonic()
+        return max(0.0, min(due[0] for _every, _work, due in self._periodic) - now)
+
+    def _run_periodic(self) -> None:
+        now = self._clock.monotonic()
+        for every, work, due in self._periodic:
+            if now < due[0]:
+                continue
+            due[0] = now + every
+            try:
+                work()
+            except Exception:  # periodic work must never end the worker
+                log.exception("hub worker %s: periodic %r failed", self.worker_id, work)
 
     def _dispatch(self, item: Inbound) -> None:
         handler = next(
@@ -392,9 +430,14 @@ class HubServer:
         batch = decode(item.payload, SalesBatch)
         result = self._ingest.ingest(item.device, batch)  # committed when this returns
         self._count("batches")
-        ack = SalesAck(upto_seq=result.upto_seq)
+        ack = SalesAck(upto_seq=result.upto_seq, rejected=list(result.rejected))
         self._answer(item, topics.sales_ack(item.device), encode(ack))
         self._count("acks")
+        if self._after_sales is not None:
+            try:
+                self._after_sales(item.device, result)
+            except Exception:  # the batch is committed and acknowledged whatever happens here
+                log.exception("after-sales work for %s failed", item.device)
 
     def _on_journal(self, item: Inbound) -> None:
         batch = decode(item.payload, JournalBatch)

@@ -8,21 +8,34 @@ from these structs (tests/mqtt/test_schemas.py fails when they drift).
 
 from __future__ import annotations
 
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
+from msgspec import Meta
 
 from appliance.errors import DecodeError
 
 SCHEMA_VERSION = 1
+# Every integer of the protocol fits an IEEE double exactly, so a receiver in any
+# language (JavaScript's numbers, a BIGINT column) holds it without loss or overflow.
+MAX_SAFE = 2**53 - 1
+MAX_REJECTIONS_PER_ACK = 100  # a SalesAck lists at most this many rejected sales
 
 P = TypeVar("P", bound="Payload")
+
+Count = Annotated[int, Meta(ge=0, le=MAX_SAFE)]
+Positive = Annotated[int, Meta(ge=1, le=MAX_SAFE)]
+Amount = Annotated[int, Meta(ge=-MAX_SAFE, le=MAX_SAFE)]  # minor units, quantities
+Seconds = Annotated[float, Meta(ge=0, le=1e12)]  # finite: JSON has no infinity
+Celsius = Annotated[float, Meta(ge=-273.15, le=1000)]
+# A newer version is refused at every level: a nested struct's `v` counts too.
+SchemaVersion = Annotated[int, Meta(ge=1, le=SCHEMA_VERSION)]
 
 
 class Payload(msgspec.Struct, frozen=True, kw_only=True):
     """Base of every payload: `v` is the schema version."""
 
-    v: int = SCHEMA_VERSION
+    v: SchemaVersion = SCHEMA_VERSION
 
 
 class HubState(Payload, frozen=True, kw_only=True):
@@ -37,16 +50,89 @@ class DeviceStatus(Payload, frozen=True, kw_only=True):
 
     device: str
     online: bool
-    bd_seq: int
+    bd_seq: Count
     firmware: str = ""
+
+
+class SaleDocumentLine(msgspec.Struct, frozen=True, kw_only=True):
+    """One line of a sale document (negative quantities on refunds and voids)."""
+
+    line_no: Positive
+    sku: str
+    name: str
+    quantity: Amount  # items, or grams when weighed
+    measure: Literal["each", "price", "weight"]
+    unit_price: Amount
+    discount: Amount
+    amount: Amount
+    tax_class: str
+    tax_rate: Count  # basis points
+    stock_tracked: bool = True
+    barcode: str | None = None
+    refers_to_line: Positive | None = None
+
+
+class SaleDocumentTax(msgspec.Struct, frozen=True, kw_only=True):
+    """Net, tax and gross of one tax class."""
+
+    tax_class: str
+    rate: Count
+    net: Amount
+    tax: Amount
+    gross: Amount
+
+
+class SaleDocumentTender(msgspec.Struct, frozen=True, kw_only=True):
+    """One payment of a sale document."""
+
+    kind: Literal["card", "cash", "stored_value"]
+    amount: Amount
+    tendered: Amount = 0
+    reference: str = ""
+    card_mask: str = ""
+
+
+class SaleDocument(msgspec.Struct, frozen=True, kw_only=True):
+    """The shape the hub requires of `SaleEnvelope.document` (the device's committed sale).
+
+    Unknown fields are kept (the bytes are stored verbatim) and ignored.
+    """
+
+    id: str
+    kind: Literal["sale", "refund", "void"]
+    device_id: str
+    created_at: str  # ISO 8601 with its offset
+    currency: Annotated[str, Meta(min_length=3, max_length=3)]
+    prices_include_tax: bool
+    tax_rounding: Literal["line", "total"]
+    lines: list[SaleDocumentLine]
+    taxes: list[SaleDocumentTax]
+    discount_total: Amount
+    total: Amount
+    tenders: list[SaleDocumentTender]
+    sequence: Positive
+    receipt_number: str
+    staff: str = ""
+    references: str | None = None
+    reason: str = ""
+    rounding: Amount = 0
+    approved_by: str = ""
+    clock_verified: bool = True
 
 
 class SaleEnvelope(Payload, frozen=True, kw_only=True):
     """One outbox row: device sequence, sale id and the stored document (raw JSON)."""
 
-    seq: int
-    sale_id: str
-    document: msgspec.Raw
+    seq: Positive
+    sale_id: Annotated[str, Meta(min_length=1)]
+    # Kept as the device's exact bytes; its shape is SaleDocument (checked by the hub).
+    document: Annotated[
+        msgspec.Raw,
+        Meta(
+            description="The committed sale document, verbatim: a SaleDocument.",
+            extra_json_schema={"$ref": "SaleDocument.json"},
+        ),
+    ]
 
 
 class SalesBatch(Payload, frozen=True, kw_only=True):
@@ -54,18 +140,30 @@ class SalesBatch(Payload, frozen=True, kw_only=True):
 
     device: str
     sales: list[SaleEnvelope]
+    # The highest upto_seq the device has applied; the ack lists every rejection above it.
+    acked_upto: Count | None = None
+
+
+class SaleRejection(Payload, frozen=True, kw_only=True):
+    """A sale the hub holds apart and will not count: invalid, or in conflict with another."""
+
+    seq: Positive
+    sale_id: str
+    code: Literal["invalid", "conflict"]
+    reason: str
 
 
 class SalesAck(Payload, frozen=True, kw_only=True):
-    """The highest sequence below which the hub has committed every sale of the device."""
+    """The highest sequence up to which the hub holds every sale; rejected ones are listed."""
 
-    upto_seq: int
+    upto_seq: Count
+    rejected: list[SaleRejection] = []
 
 
 class JournalEntryPayload(Payload, frozen=True, kw_only=True):
     """One fiscal journal entry exactly as the device stores it; `body` is base64."""
 
-    number: int
+    number: Positive
     kind: str
     at: str
     body: str  # base64 keeps the bytes the entry's hash covers, whatever they hold
@@ -83,7 +181,7 @@ class JournalBatch(Payload, frozen=True, kw_only=True):
 class JournalAck(Payload, frozen=True, kw_only=True):
     """The highest number below which the hub has committed every journal entry of the device."""
 
-    upto_number: int
+    upto_number: Count
 
 
 class JournalReport(Payload, frozen=True, kw_only=True):
@@ -94,10 +192,10 @@ class JournalReport(Payload, frozen=True, kw_only=True):
     or not checked yet) with `problem` saying why.
     """
 
-    head: int
-    acked_upto: int
+    head: Count
+    acked_upto: Count
     checked_at: str = ""  # when the device last proved its whole chain; "" when not yet
-    broken_at: int | None = None
+    broken_at: Positive | None = None
     problem: str = ""
 
 
@@ -116,13 +214,13 @@ class OfflineCardsReport(Payload, frozen=True, kw_only=True):
     Amounts in minor units of `currency`; `blocked` says why they keep card off, or "".
     """
 
-    count: int
-    amount: int
+    count: Count
+    amount: Amount
     currency: str
-    oldest_age_s: float | None = None
-    max_per_payment: int
-    max_total: int
-    max_age_s: float
+    oldest_age_s: Seconds | None = None
+    max_per_payment: Amount
+    max_total: Amount
+    max_age_s: Seconds
     blocked: str = ""
 
 
@@ -133,9 +231,9 @@ class StorageReport(Payload, frozen=True, kw_only=True):
     """
 
     state: str
-    free_bytes: int
-    total_bytes: int
-    reserve_bytes: int
+    free_bytes: Count
+    total_bytes: Count
+    reserve_bytes: Count
     problem: str = ""  # what staff are told, with the numbers; "" when ok
 
 
@@ -145,16 +243,18 @@ class Telemetry(Payload, frozen=True, kw_only=True):
     device: str
     at: str
     firmware: str
-    uptime_s: float
-    outbox_depth: int
-    catalog_version: int
-    disk_free_bytes: int
-    cpu_temp_c: float | None = None
-    malformed_messages: int = 0
+    uptime_s: Seconds
+    outbox_depth: Count
+    catalog_version: Count
+    disk_free_bytes: Count
+    cpu_temp_c: Celsius | None = None
+    malformed_messages: Count = 0
     devices: list[DeviceHealthReport] = []
     offline_cards: OfflineCardsReport | None = None  # None when the journal could not be read
     storage: StorageReport | None = None  # None from devices older than the storage watch
     journal: JournalReport | None = None  # None from devices older than the fiscal journal
+    quarantined_sales: Count = 0  # sales the hub rejected, held on the device for staff
+    catalog_store: str = ""  # the store whose catalog the device holds ("" none yet)
 
 
 class ProductPayload(Payload, frozen=True, kw_only=True):
@@ -162,44 +262,61 @@ class ProductPayload(Payload, frozen=True, kw_only=True):
 
     sku: str
     name: str
-    price: int
+    price: Count
     currency: str
     tax_class: str
     category: str = ""
-    age_restriction: int = 0
+    age_restriction: Annotated[int, Meta(ge=0, le=255)] = 0
     stock_tracked: bool = True
     sold_by: Literal["each", "kg"] = "each"
     names: dict[str, str] = {}
     barcodes: list[str] = []
-    stock: int | None = None  # the hub's authoritative level, when it corrects it
+    stock: Amount | None = None  # the hub's authoritative level, when it corrects it
 
 
 class CatalogDelta(Payload, frozen=True, kw_only=True):
-    """Changes from catalog version `from_version` to `to_version`."""
+    """Changes from catalog version `from_version` to `to_version` of `store`."""
 
     kind: Literal["delta"] = "delta"
-    from_version: int
-    to_version: int
+    store: str = ""  # versions count per store: a delta applies only to the same store's
+    from_version: Count
+    to_version: Positive
     upserts: list[ProductPayload] = []
     deletes: list[str] = []
 
 
 class SnapshotChunk(Payload, frozen=True, kw_only=True):
-    """Part `chunk` of `chunks` of the whole catalog at `version`."""
+    """Part `chunk` of `chunks` of the whole catalog of `store` at `version`."""
 
     kind: Literal["snapshot"] = "snapshot"
-    version: int
-    chunk: int
-    chunks: int
+    store: str = ""
+    version: Positive
+    chunk: Count
+    chunks: Positive
     products: list[ProductPayload]
+    # Apply whatever version is held: the hub's line is behind the device's (a hub
+    # database restored from a backup), and the hub's catalog is the truth.
+    rebase: bool = False
+
+
+class CatalogStatus(Payload, frozen=True, kw_only=True):
+    """The answer to a catalog request when there is nothing to send."""
+
+    kind: Literal["status"] = "status"
+    store: str = ""  # the device's store ("" when it is in none)
+    version: Count = 0  # that store's current version
+    state: Literal["current", "no_store"]
 
 
 class CatalogRequest(Payload, frozen=True, kw_only=True):
-    """A device asks for a snapshot, or to resume one from `next_chunk`."""
+    """A device asks what changed since the version it holds, or to resume a snapshot."""
 
-    have_version: int
-    resume_version: int | None = None
-    next_chunk: int = 0
+    have_version: Count
+    have_store: str = ""  # the store whose catalog `have_version` is ("" none)
+    resume_version: Positive | None = None
+    next_chunk: Count = 0
+    # The MQTT Maximum Packet Size the device announced: every answer fits within it.
+    max_packet: Positive | None = None
 
 
 CommandName = Literal[
@@ -238,15 +355,15 @@ class CommandUpdate(Payload, frozen=True, kw_only=True):
 class DesiredConfig(Payload, frozen=True, kw_only=True):
     """Retained: the configuration the fleet wants, as a TOML-shaped mapping, versioned."""
 
-    version: int
+    version: Positive
     config: dict[str, Any]
 
 
 class ReportedConfig(Payload, frozen=True, kw_only=True):
     """Retained: the version in force, and why a newer desired one was refused."""
 
-    version: int
-    rejected_version: int | None = None
+    version: Count
+    rejected_version: Positive | None = None
     errors: list[str] = []
 
 
@@ -273,14 +390,26 @@ def encode(payload: Payload) -> bytes:
 def decode(data: bytes, kind: type[P]) -> P:
     """Strictly decode a payload; DecodeError on bad JSON, a wrong shape or a newer version."""
     try:
-        payload = msgspec.json.decode(data, type=kind)
-    except (msgspec.DecodeError, msgspec.ValidationError) as err:
+        return msgspec.json.decode(data, type=kind)
+    except msgspec.ValidationError as err:
+        raise DecodeError(f"{kind.__name__}: {_newer_version(data) or err}") from err
+    except msgspec.DecodeError as err:
         raise DecodeError(f"{kind.__name__}: {err}") from err
     except RecursionError:  # absurdly deep nesting from a hostile or broken sender
         raise DecodeError(f"{kind.__name__}: nested too deeply") from None
-    if payload.v > SCHEMA_VERSION:
-        raise DecodeError(f"{kind.__name__}: schema version {payload.v} is newer than mine")
-    return payload
+
+
+class _Version(msgspec.Struct):
+    v: int = SCHEMA_VERSION
+
+
+def _newer_version(data: bytes) -> str | None:
+    """'schema version N is newer than mine' when the top level's `v` is why it failed."""
+    try:
+        v = msgspec.json.decode(data, type=_Version).v
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+    return f"schema version {v} is newer than mine" if v > SCHEMA_VERSION else None
 
 
 ALL_PAYLOADS: tuple[type[Payload], ...] = (
@@ -288,6 +417,7 @@ ALL_PAYLOADS: tuple[type[Payload], ...] = (
     DeviceStatus,
     SaleEnvelope,
     SalesBatch,
+    SaleRejection,
     SalesAck,
     JournalEntryPayload,
     JournalBatch,
@@ -296,6 +426,7 @@ ALL_PAYLOADS: tuple[type[Payload], ...] = (
     ProductPayload,
     CatalogDelta,
     SnapshotChunk,
+    CatalogStatus,
     CatalogRequest,
     Command,
     CommandUpdate,
@@ -303,3 +434,6 @@ ALL_PAYLOADS: tuple[type[Payload], ...] = (
     ReportedConfig,
     LogLines,
 )
+
+# Shapes inside payloads that are kept verbatim (msgspec.Raw) and checked by the receiver.
+DOCUMENT_SHAPES: tuple[type[msgspec.Struct], ...] = (SaleDocument,)

@@ -47,8 +47,15 @@ EXAMPLES: dict[type[p.Payload], p.Payload] = {
             p.SaleEnvelope(seq=41, sale_id="0190b1a2", document=msgspec.Raw(DOCUMENT)),
             p.SaleEnvelope(seq=42, sale_id="0190b1a3", document=msgspec.Raw(b"{}")),
         ],
+        acked_upto=40,
     ),
-    p.SalesAck: p.SalesAck(upto_seq=42),
+    p.SalesAck: p.SalesAck(
+        upto_seq=42,
+        rejected=[p.SaleRejection(seq=41, sale_id="0190b1a2", code="invalid", reason="no lines")],
+    ),
+    p.SaleRejection: p.SaleRejection(
+        seq=40, sale_id="0190b1a1", code="conflict", reason="seq 40 holds sale 0190b1a0"
+    ),
     p.JournalEntryPayload: JOURNAL_ENTRY,
     p.JournalBatch: p.JournalBatch(device="kiosk-a", entries=[JOURNAL_ENTRY]),
     p.JournalAck: p.JournalAck(upto_number=7),
@@ -82,13 +89,20 @@ EXAMPLES: dict[type[p.Payload], p.Payload] = {
             broken_at=4,
             problem="its content does not match its hash",
         ),
+        quarantined_sales=1,
+        catalog_store="berlin-1",
     ),
     p.ProductPayload: PRODUCT,
     p.CatalogDelta: p.CatalogDelta(
-        from_version=16, to_version=17, upserts=[PRODUCT], deletes=["SKU-OLD"]
+        store="berlin-1", from_version=16, to_version=17, upserts=[PRODUCT], deletes=["SKU-OLD"]
     ),
-    p.SnapshotChunk: p.SnapshotChunk(version=17, chunk=2, chunks=5, products=[PRODUCT]),
-    p.CatalogRequest: p.CatalogRequest(have_version=12, resume_version=17, next_chunk=3),
+    p.SnapshotChunk: p.SnapshotChunk(
+        store="berlin-1", version=17, chunk=2, chunks=5, products=[PRODUCT], rebase=True
+    ),
+    p.CatalogStatus: p.CatalogStatus(store="berlin-1", version=17, state="current"),
+    p.CatalogRequest: p.CatalogRequest(
+        have_version=12, have_store="berlin-1", resume_version=17, next_chunk=3, max_packet=262_144
+    ),
     p.Command: p.Command(
         id="cmd-1",
         device="kiosk-a",
@@ -227,15 +241,64 @@ def test_well_formed_json_of_the_wrong_shape_is_a_decode_error_at_worst(
     assert p.decode(p.encode(decoded), kind) == decoded
 
 
-@given(upto=st.integers(min_value=0, max_value=2**63 - 1))
+@given(upto=st.integers(min_value=0, max_value=p.MAX_SAFE))
 def test_any_sequence_number_round_trips(upto: int) -> None:
     assert p.decode(p.encode(p.SalesAck(upto_seq=upto)), p.SalesAck).upto_seq == upto
+
+
+@given(upto=st.one_of(st.integers(max_value=-1), st.integers(min_value=p.MAX_SAFE + 1)))
+def test_a_number_out_of_range_is_malformed_not_a_crash(upto: int) -> None:
+    data = b'{"v":1,"upto_seq":%d}' % upto
+    with pytest.raises(p.DecodeError, match="upto_seq"):
+        p.decode(data, p.SalesAck)
+
+
+@pytest.mark.parametrize(
+    ("kind", "data", "where"),
+    [
+        (p.SalesBatch, b'{"device":"k","sales":[{"seq":9223372036854775808,'
+         b'"sale_id":"s","document":{}}]}', "seq"),
+        (p.ProductPayload, b'{"sku":"A","name":"A","price":1180591620717411303424,'
+         b'"currency":"EUR","tax_class":"std"}', "price"),
+        (p.Telemetry, b'{"device":"k","at":"","firmware":"","uptime_s":1e400,'
+         b'"outbox_depth":0,"catalog_version":0,"disk_free_bytes":0}', "uptime_s"),
+        (p.CatalogRequest, b'{"have_version":-1}', "have_version"),
+    ],
+)  # fmt: skip
+def test_every_integer_and_float_is_bounded(kind: type[p.Payload], data: bytes, where: str) -> None:
+    with pytest.raises(p.DecodeError, match=where):
+        p.decode(data, kind)
+
+
+def test_a_newer_version_of_a_nested_struct_is_refused() -> None:
+    data = b'{"v":1,"device":"k","sales":[{"v":2,"seq":1,"sale_id":"s","document":{}}]}'
+    with pytest.raises(p.DecodeError, match=r"sales\[0\]\.v"):
+        p.decode(data, p.SalesBatch)
+
+
+def test_every_integer_in_the_schemas_has_bounds() -> None:
+    from hub.schemas import render
+
+    def walk(node: object, path: str) -> list[str]:
+        if isinstance(node, dict):
+            found = []
+            if node.get("type") == "integer" and ("minimum" not in node or "maximum" not in node):
+                found.append(path)
+            for key, value in node.items():
+                found += walk(value, f"{path}/{key}")
+            return found
+        if isinstance(node, list):
+            return [hit for i, item in enumerate(node) for hit in walk(item, f"{path}/{i}")]
+        return []
+
+    unbounded = [hit for name, text in render().items() for hit in walk(json.loads(text), name)]
+    assert unbounded == []
 
 
 @given(
     name=st.text(max_size=40),
     names=st.dictionaries(st.text(max_size=5), st.text(max_size=20), max_size=3),
-    price=st.integers(min_value=-(2**53), max_value=2**53),
+    price=st.integers(min_value=0, max_value=p.MAX_SAFE),
 )
 def test_product_text_of_any_script_round_trips(
     name: str, names: dict[str, str], price: int

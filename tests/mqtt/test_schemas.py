@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import msgspec
 import pytest
 from click.testing import CliRunner
 
@@ -22,7 +23,8 @@ def test_the_checked_in_schemas_match_the_payload_structs() -> None:
 
 
 def test_there_is_one_schema_file_per_payload_struct() -> None:
-    assert set(schemas.render()) == {f"{kind.__name__}.json" for kind in p.ALL_PAYLOADS}
+    kinds = (*p.ALL_PAYLOADS, *p.DOCUMENT_SHAPES)
+    assert set(schemas.render()) == {f"{kind.__name__}.json" for kind in kinds}
 
 
 def test_generation_is_deterministic_sorted_indented_and_newline_terminated() -> None:
@@ -41,13 +43,35 @@ def test_a_schema_describes_its_struct_and_an_encoded_example_fits_it(
     assert schema["$schema"] == schemas.DIALECT
     assert schema["title"] == kind.__name__
     assert schema["description"] == (kind.__doc__ or "").strip()
-    assert schema["properties"]["v"] == {"type": "integer", "default": p.SCHEMA_VERSION}
+    assert schema["properties"]["v"] == {
+        "type": "integer",
+        "default": p.SCHEMA_VERSION,
+        "minimum": 1,
+        "maximum": p.SCHEMA_VERSION,
+    }
     # No validator library here: check the shape that matters to a reader of the schema.
     encoded = json.loads(p.encode(EXAMPLES[kind]))
     assert set(encoded) == set(schema["properties"])
     assert set(schema.get("required", [])) <= set(encoded)
+    files = schemas.render()
     for ref in _refs(schema):
-        assert ref.removeprefix("#/$defs/") in schema["$defs"], ref
+        # A verbatim document refers to its shape's own file beside this one.
+        assert ref in files or ref.removeprefix("#/$defs/") in schema["$defs"], ref
+
+
+def test_the_sale_document_shape_fits_every_kind_the_device_commits() -> None:
+    from appliance.core.sale import draft_void
+    from appliance.store.documents import encode_document
+    from tests.core.test_receipt import NOW, _sale
+
+    sale = _sale()
+    void = draft_void(sale, device_id="k1", now=NOW, staff="ana", reason="wrong item")
+    schema = json.loads(schemas.render()["SaleDocument.json"])
+    for document in (sale, void.seal(8, "K01-000008")):
+        data = encode_document(document)
+        assert set(schema["required"]) <= set(json.loads(data))
+        shaped = msgspec.json.decode(data, type=p.SaleDocument)
+        assert [line.sku for line in shaped.lines] == [line.sku for line in document.lines]
 
 
 def test_drift_names_missing_changed_and_extra_files(tmp_path: Path) -> None:
