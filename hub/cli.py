@@ -15,6 +15,7 @@ from hub.cli_fleet import fleet
 from hub.cli_reports import reports
 from hub.cli_sales import sales
 from hub.cli_serve import serve
+from hub.cli_status import status_command
 from hub.storage_faults import driver_message, storage_fault
 
 
@@ -41,6 +42,7 @@ def cli() -> None:
 
 cli.add_command(ca_group)
 cli.add_command(serve)
+cli.add_command(status_command)
 cli.add_command(sales)
 cli.add_command(reports)
 cli.add_command(drawer_command)

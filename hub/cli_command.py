@@ -17,7 +17,7 @@ import tomllib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, cast, get_args
 
@@ -32,7 +32,7 @@ from appliance.errors import ApplianceError, DecodeError, SyncError
 from appliance.mqtt import topics
 from appliance.mqtt.client import TlsFiles, paho_client
 from appliance.mqtt.commands import TERMINAL_STATES
-from appliance.mqtt.device_logs import DEFAULT_LOG_LINES
+from appliance.mqtt.device_logs import DEFAULT_LOG_LINES, MAX_LOG_LINES
 from appliance.mqtt.payloads import (
     Command,
     CommandName,
@@ -221,7 +221,10 @@ def run_command(
     while final is None or not logs_done:
         message = client.next_message(deadline - clock.monotonic())
         if message is None:
-            echo(f"no final answer within {wait:g} s; the command stays valid until expiry")
+            echo(
+                f"no final answer within {wait:g} s; the command stays valid until expiry "
+                f"and the hub records later answers (appliance-hub fleet jobs {device})"
+            )
             return EXIT_NO_ANSWER
         topic, data = message
         try:
@@ -297,7 +300,10 @@ def push_config(
             for error in reported.errors:
                 echo(f"  {error}")
             return EXIT_REFUSED
-    echo(f"no report within {wait:g} s; the device applies it when it next connects")
+    echo(
+        f"no report within {wait:g} s; the device applies it when it next connects, "
+        f"and the hub records its report (appliance-hub fleet show {device})"
+    )
     return EXIT_NO_ANSWER
 
 
@@ -334,7 +340,14 @@ def command_command(
 
 @click.command("logs")
 @click.argument("device")
-@click.option("-n", "--lines", default=DEFAULT_LOG_LINES, show_default=True)
+@click.option(
+    "-n",
+    "--lines",
+    type=click.IntRange(1, MAX_LOG_LINES),
+    default=DEFAULT_LOG_LINES,
+    show_default=True,
+    help=f"How many of the last lines (at most {MAX_LOG_LINES}, one message).",
+)
 @click.option(
     "--expires",
     type=click.IntRange(1, MAX_EXPIRES_S),
@@ -368,11 +381,33 @@ def config_command(device: str, file: Path, **options: Any) -> None:
         config = tomllib.loads(file.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
         raise click.ClickException(f"{file}: {err}") from err
+    if (key := datetime_key(config)) is not None:
+        # JSON has no date type: it would reach the device as a string no setting expects.
+        raise click.ClickException(
+            f"{file}: {key} is a TOML date or time; no setting takes one (quote it if a "
+            "string is meant)"
+        )
     with _errors_as_click(), FleetClient(_broker(options)) as client:
         status = push_config(
             client, device, config, wait=options["wait"], clock=SystemClock(), echo=click.echo
         )
     sys.exit(status)
+
+
+def datetime_key(value: Any, path: str = "") -> str | None:
+    """The dotted key of the first TOML date, time or datetime in `value`, or None."""
+    if isinstance(value, datetime | date | time):
+        return path
+    if isinstance(value, dict):
+        items: Any = ((f"{path}.{k}" if path else str(k), v) for k, v in value.items())
+    elif isinstance(value, list):
+        items = ((f"{path}[{i}]", v) for i, v in enumerate(value))
+    else:
+        return None
+    for key, inner in items:
+        if (found := datetime_key(inner, key)) is not None:
+            return found
+    return None
 
 
 @click.command("keygen")

@@ -1,26 +1,31 @@
-"""`appliance-hub fleet list|show`: what the hub knows of each appliance."""
+"""`appliance-hub fleet list|show|jobs`: what the hub knows of each appliance."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import click
+import msgspec
 from peewee import JOIN, Database
 from rich.console import Console
 from rich.table import Table
 
 from appliance.errors import DecodeError
-from appliance.mqtt.payloads import Telemetry, decode
+from appliance.mqtt.payloads import ReportedConfig, Telemetry, decode
 from hub.cli_drawer import drawer_log, openings_of
 from hub.cli_options import db_option, open_db
+from hub.device_answers import JobView, LogsView, config_state, configs, jobs, latest_logs
 from hub.ingest import utc_text
 from hub.journal_ingest import chain_state
 from hub.models import Device, DeviceProgress
+from hub.worker_stats import malformed_from
 
 DRAWER_SHOWN = 10  # fleet show lists this many of the latest openings without a sale
+JOBS_SHOWN = 5  # fleet show lists this many of the latest command jobs
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,20 +159,34 @@ def assign_command(device: str, store: str, db_url: str) -> None:
 
 @fleet.command("show")
 @click.argument("device")
+@click.option("--logs", "with_logs", is_flag=True, help="Also print the latest collected logs.")
 @db_option
 @_json_option
-def show_command(device: str, db_url: str, as_json: bool) -> None:
-    """Everything the hub knows of one appliance, with its last telemetry."""
+def show_command(device: str, with_logs: bool, db_url: str, as_json: bool) -> None:
+    """Everything the hub knows of one appliance: telemetry, jobs, configuration, logs."""
+    now = datetime.now(UTC)
     db = open_db(db_url)
     try:
         entry = next(fleet_entries(db, device), None)
         openings = drawer_log(db, device, without_sale=True, limit=DRAWER_SHOWN)
+        recent = jobs(db, device, limit=JOBS_SHOWN)
+        desired, reported = configs(db, device)
+        logs = latest_logs(db, device)
+        malformed = malformed_from(db, device, now)
     finally:
         db.close()
     if entry is None:
         raise click.ClickException(f"no appliance {device!r} has reached this hub")
     if as_json:
-        click.echo(json.dumps({**asdict(entry), "chain": entry.chain}, indent=2))
+        extra = {
+            "jobs": [asdict(job) for job in recent],
+            "config_desired": msgspec.to_builtins(desired),
+            "config_reported": msgspec.to_builtins(reported),
+            "config_state": config_state(desired, reported),
+            "logs": _logs_json(logs, lines=with_logs),
+            "malformed_at_hub": malformed,
+        }
+        click.echo(json.dumps({**asdict(entry), "chain": entry.chain, **extra}, indent=2))
         return
     table = Table(show_header=False, box=None)
     fields = {
@@ -208,9 +227,98 @@ def show_command(device: str, db_url: str, as_json: bool) -> None:
     for health in telemetry.get("devices") or []:
         reason = f" ({health['reason']})" if health.get("reason") else ""
         fields[f"{health['kind']} {health['device']}"] = f"{health['state']}{reason}"
+    fields["malformed messages at the hub"] = str(malformed)
+    fields["configuration"] = config_state(desired, reported)
+    if desired is not None:
+        fields["  desired"] = f"version {desired.version}: {json.dumps(desired.config)}"
+    if reported is not None:
+        fields["  reported"] = _reported_text(reported)
+    fields["command jobs"] = f"latest {len(recent)}" if recent else "none recorded"
+    for job in recent:
+        fields[f"  {job.id}"] = _job_text(job, now)
+    fields["collected logs"] = _logs_text(logs)
     for key, value in fields.items():
         table.add_row(key, value)
     Console().print(table)
+    if with_logs and logs is not None:
+        click.echo(f"--- {len(logs.lines)} lines from the {logs.source} of {device} ---")
+        for line in logs.lines:
+            click.echo(line)
+
+
+@fleet.command("jobs")
+@click.argument("device", required=False)
+@click.option("--limit", type=click.IntRange(1), default=50, show_default=True)
+@db_option
+@_json_option
+def jobs_command(device: str | None, limit: int, db_url: str, as_json: bool) -> None:
+    """The latest command jobs (of DEVICE, or of every appliance) with their lifecycle."""
+    now = datetime.now(UTC)
+    db = open_db(db_url)
+    try:
+        found = jobs(db, device, limit=limit)
+    finally:
+        db.close()
+    if as_json:
+        click.echo(json.dumps([asdict(job) for job in found], indent=2))
+        return
+    table = Table("issued (UTC)", "device", "job", "command", "state", "lifecycle")
+    for job in found:
+        table.add_row(
+            job.issued_at or "-",
+            job.device,
+            job.id,
+            _command_text(job),
+            _state_text(job, now),
+            job.lifecycle(),
+        )
+    console = Console()
+    console.print(table)
+    console.print(f"{len(found)} job(s)")
+
+
+def _command_text(job: JobView) -> str:
+    if not job.name:
+        return "? (the hub did not see it sent)"
+    args = " ".join(f"{k}={json.dumps(v)}" for k, v in sorted(job.args.items()))
+    return f"{job.name} {args}".strip()
+
+
+def _state_text(job: JobView, now: datetime) -> str:
+    if job.expired_unanswered(now):
+        return "SENT, expired without an answer"
+    return f"{job.state}: {job.reason}" if job.reason else job.state
+
+
+def _job_text(job: JobView, now: datetime) -> str:
+    issued = f", issued {job.issued_at}" if job.issued_at else ""
+    return f"{_command_text(job)}: {_state_text(job, now)} ({job.lifecycle()}{issued})"
+
+
+def _reported_text(reported: ReportedConfig) -> str:
+    text = f"version {reported.version} in force"
+    if reported.rejected_version is not None:
+        errors = "; ".join(reported.errors) or "no reason given"
+        text += f", version {reported.rejected_version} rejected: {errors}"
+    return text
+
+
+def _logs_text(logs: LogsView | None) -> str:
+    if logs is None:
+        return "none"
+    return (
+        f"{len(logs.lines)} lines from the {logs.source}, received {logs.received_at} "
+        f"(job {logs.command_id or '-'}; `appliance-hub fleet logs` asks again)"
+    )
+
+
+def _logs_json(logs: LogsView | None, *, lines: bool) -> dict[str, Any] | None:
+    if logs is None:
+        return None
+    data = {**asdict(logs), "count": len(logs.lines)}
+    if not lines:
+        del data["lines"]
+    return data
 
 
 def _journal_text(entry: FleetEntry) -> str:

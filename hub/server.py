@@ -4,7 +4,10 @@ Several workers (`appliance-hub serve` processes) share the device traffic throu
 shared subscriptions; each has its own client id. paho's network thread only queues what
 arrives; one worker thread decodes, writes the database and publishes the answers, so a
 slow database never stalls the MQTT keepalive. A sales or journal acknowledgement is
-published only after the batch's transaction has committed.
+published only after the batch's transaction has committed. The worker also records the
+fleet's commands with the job states, configurations and logs devices answer
+(hub/device_answers.py), and writes its counters for `appliance-hub status`
+(hub/worker_stats.py); a message it has no handler for is counted and logged, rate-limited.
 
 When the database fails (full, unreachable, an I/O error) nothing is acknowledged and the
 devices keep resending; the worker says so once (hub/storage_faults.py), reconnects as
@@ -32,6 +35,7 @@ from appliance.core.clock import Clock, SystemClock
 from appliance.errors import DecodeError, SyncError
 from appliance.mqtt import topics
 from appliance.mqtt.client import TlsFiles, Will, paho_client
+from appliance.mqtt.dispatch import LOG_EVERY, LOG_FIRST
 from appliance.mqtt.payloads import (
     DeviceStatus,
     HubState,
@@ -43,6 +47,7 @@ from appliance.mqtt.payloads import (
     decode,
     encode,
 )
+from hub.device_answers import DeviceAnswers
 from hub.ingest import DeviceRecords, IngestResult, SalesIngest
 from hub.journal_ingest import JournalIngest, JournalResult
 from hub.storage_faults import (
@@ -52,6 +57,7 @@ from hub.storage_faults import (
     reset_connection,
     storage_fault,
 )
+from hub.worker_stats import PER_DEVICE, STATS_EVERY, STOPPED, save_stats
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +98,10 @@ class HubStats:
     statuses: int = 0
     stale_wills: int = 0
     telemetry: int = 0
+    commands: int = 0  # commands the fleet sent, recorded as jobs
+    command_updates: int = 0  # job states devices reported
+    configs: int = 0  # desired and reported configurations
+    logs: int = 0  # collect_logs results
     malformed: int = 0  # undecodable, wrong shape, newer schema, wrong device
     unhandled: int = 0  # a topic this worker has no handler for
     failures: int = 0  # a handler raised (database down, ...); the device will resend
@@ -115,6 +125,8 @@ class JournalIngestor(Protocol):
 
 
 Handler = Callable[[Inbound], None]
+Record = Callable[[str, bytes], None]  # (device, payload): DeviceAnswers' handlers
+MAX_DEVICES_COUNTED = 1000  # per-device tallies; any further device counts under "*"
 AfterSales = Callable[[str, IngestResult], None]  # (device, result), after the ack went out
 Periodic = tuple[float, Callable[[], None]]  # (every N seconds, work) on the worker thread
 
@@ -133,7 +145,8 @@ class HubServer:
     database connection turns out dead (a restart or failover since the last message).
     `after_sales` runs on the worker thread once a batch is committed and acknowledged;
     each `periodic` callable runs there every so many seconds. Neither may raise for long:
-    an exception is logged and the worker goes on.
+    an exception is logged and the worker goes on. The worker writes its counters to the
+    database every `stats_every` seconds and when it stops (hub/worker_stats.py).
     """
 
     def __init__(
@@ -148,6 +161,7 @@ class HubServer:
         handlers: Mapping[Callable[[str], str], Handler] | None = None,
         after_sales: AfterSales | None = None,
         periodic: Sequence[Periodic] = (),
+        stats_every: float = STATS_EVERY,
     ) -> None:
         self.worker_id = worker_id or default_worker_id()
         self._db = db
@@ -157,18 +171,27 @@ class HubServer:
         self._journal: JournalIngestor = journal or JournalIngest(db, clock=self._clock)
         self._devices = DeviceRecords(db, clock=self._clock)
         self._storage = StorageWatch(self.worker_id, self._clock)  # the worker thread's
+        answers = DeviceAnswers(db, clock=self._clock)
         self._routes: dict[Callable[[str], str], Handler] = {
             topics.sales_up: self._on_sales,
             topics.journal_up: self._on_journal,
             topics.status: self._on_status,
             topics.health: self._on_telemetry,
+            topics.command: self._counted("commands", answers.command_sent),
+            topics.command_update: self._counted("command_updates", answers.command_update),
+            topics.config_desired: self._counted("configs", answers.config_desired),
+            topics.config_reported: self._counted("configs", answers.config_reported),
+            topics.logs_up: self._counted("logs", answers.logs),
             **(handlers or {}),
         }
         self._after_sales = after_sales
+        periodic = [*periodic, (stats_every, self._save_stats)]
         self._periodic = [(every, work, [0.0]) for every, work in periodic]  # [next due]
         self._inbox: queue.Queue[Inbound | None] = queue.Queue()
         self._lock = threading.Lock()
         self._counts = {f.name: 0 for f in fields(HubStats)}  # under _lock
+        self._per_device: dict[str, dict[str, int]] = {name: {} for name in PER_DEVICE}  # _lock
+        self._started_at = self._clock.now()
         self._ready = threading.Event()
         self._unsubscribed = threading.Event()
         self._stopping = threading.Event()
@@ -189,6 +212,11 @@ class HubServer:
         with self._lock:
             return HubStats(**self._counts)
 
+    def per_device(self, name: str) -> dict[str, int]:
+        """A snapshot of a per-device tally: `malformed_by_device` or `unhandled_by_device`."""
+        with self._lock:
+            return dict(self._per_device[name])
+
     @property
     def storage_fault(self) -> StorageFault | None:
         """The database fault the last message met (None: it was stored); any thread."""
@@ -201,6 +229,7 @@ class HubServer:
     def start(self, timeout: float | None = 10.0) -> None:
         """Connect in the background; with a timeout, wait until subscribed or raise."""
         self._stopping.clear()
+        self._started_at = self._clock.now()
         self._worker = threading.Thread(
             target=self._work, name=f"hub-worker-{self.worker_id}", daemon=True
         )
@@ -346,6 +375,7 @@ class HubServer:
                 self._count("received")
                 self._dispatch(item)
                 self._run_periodic()
+            self._save_stats(stopped=True)
         finally:
             reset_connection(self._db)  # this thread's connection, even a dead one
 
@@ -377,14 +407,16 @@ class HubServer:
             None,
         )
         if handler is None:
-            self._count("unhandled")
-            log.debug("no handler for %s", item.topic)
+            seen = self._count_for(item.device, "unhandled", "unhandled_by_device")
+            if seen <= LOG_FIRST or seen % LOG_EVERY == 0:  # a flood must not fill the log
+                log.warning("no handler for %s (unhandled message #%d)", item.topic, seen)
             return
         try:
             self._run(handler, item)
         except DecodeError as err:
-            self._count("malformed")
-            log.warning("malformed message on %s: %s", item.topic, err)
+            seen = self._count_for(item.device, "malformed", "malformed_by_device")
+            if seen <= LOG_FIRST or seen % LOG_EVERY == 0:
+                log.warning("malformed message #%d on %s: %s", seen, item.topic, str(err)[:300])
         except Exception as err:  # a handler must never end the worker; the device will resend
             self._count("failures")
             fault = storage_fault(err)
@@ -466,6 +498,44 @@ class HubServer:
         self._devices.record_telemetry(item.device, decode(item.payload, Telemetry))
         self._count("telemetry")
 
+    def _counted(self, name: str, record: Record) -> Handler:
+        """A route for one of DeviceAnswers' handlers, counted under `name` once recorded."""
+
+        def handle(item: Inbound) -> None:
+            record(item.device, item.payload)
+            self._count(name)
+
+        return handle
+
     def _count(self, name: str) -> None:
         with self._lock:
             self._counts[name] += 1
+
+    def _count_for(self, device: str, name: str, per_device: str) -> int:
+        """Count a message under `name` and its device; the device's count so far."""
+        with self._lock:
+            self._counts[name] += 1
+            tally = self._per_device[per_device]
+            key = device if device in tally or len(tally) < MAX_DEVICES_COUNTED else "*"
+            tally[key] = tally.get(key, 0) + 1
+            return tally[key]
+
+    def _save_stats(self, *, stopped: bool = False) -> None:
+        """Write the counters for `appliance-hub status`; a database fault only delays them."""
+        with self._lock:
+            counters: dict[str, object] = {
+                **self._counts,
+                **{name: dict(tally) for name, tally in self._per_device.items()},
+            }
+        if stopped:
+            counters[STOPPED] = 1
+        try:
+            save_stats(self._db, self.worker_id, self._started_at, counters, self._clock.now())
+        except Exception as err:  # counters must never end the worker
+            fault = storage_fault(err)
+            if fault is None:
+                log.exception("hub worker %s: counters not saved", self.worker_id)
+                return
+            if fault is StorageFault.UNREACHABLE:
+                reset_connection(self._db)  # the next save connects afresh
+            log.info("hub worker %s: counters not saved (%s)", self.worker_id, driver_message(err))

@@ -78,13 +78,21 @@ def logs_up(device: str) -> str:
 
 
 def hub_subscriptions() -> tuple[str, ...]:
-    """What every hub worker subscribes to: device uploads shared, so workers split the load;
-    statuses unshared, because retained messages are never sent to shared subscriptions
-    (MQTT 5 §4.8.2) and a hub that (re)starts must learn who is online. Status writes are
-    idempotent and stale wills are filtered, so every worker may record them."""
+    """What every hub worker subscribes to.
+
+    Shared, so workers split the load: device uploads, and the commands the fleet CLI
+    sends (the hub records each as a job). Unshared, because retained messages are never
+    sent to shared subscriptions (MQTT 5 §4.8.2) and a hub that (re)starts must learn
+    them: statuses, desired and reported configurations. Those writes are idempotent (stale
+    wills filtered, older config versions ignored), so every worker may record them; a
+    live reported configuration reaches a worker through both its subscriptions.
+    """
     return (
         f"$share/{SHARED_GROUP}/{ROOT}/d/+/up/#",
+        f"$share/{SHARED_GROUP}/{ROOT}/d/+/down/command",
         f"{ROOT}/d/+/status",
+        f"{ROOT}/d/+/down/config-desired",
+        f"{ROOT}/d/+/up/config-reported",
     )
 
 

@@ -9,17 +9,25 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
+import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 
+from appliance.mqtt import topics
+from appliance.mqtt.payloads import CommandName, encode
 from appliance.store.catalog import SqliteCatalog
 from appliance.store.database import open_database
+from hub.fleet_keys import load_fleet_key, new_command
 from tests.broker import MosquittoBroker, free_port
 from tests.e2e.conftest import Processes
 
 BIN = Path(sys.executable).parent
 DEVICE = "kiosk-fleet"
+_MINUTE = timedelta(minutes=1)
 
 
 def _hub(*args: str) -> subprocess.CompletedProcess[str]:
@@ -114,3 +122,39 @@ def test_catalog_import_and_a_signed_command_reach_the_appliance(
         assert command.returncode == 0, command.stdout + command.stderr
         states = command.stdout
         assert states.index("QUEUED") < states.index("IN_PROGRESS") < states.index("SUCCEEDED")
+
+        # The serving hub recorded the job and every state the appliance reported.
+        def job_states() -> dict[str, tuple[str, str, str]]:
+            listing = _hub("fleet", "jobs", DEVICE, "--json", "--db", hub_db)
+            return {
+                j["name"]: (j["state"], j["reason"], " > ".join(h[0] for h in j["history"]))
+                for j in json.loads(listing.stdout)
+            }
+
+        _until(lambda: job_states().get("lock", ("",))[0] == "SUCCEEDED", 30, "the job at the hub")
+        assert job_states()["lock"][2] == "SENT > QUEUED > IN_PROGRESS > SUCCEEDED"
+
+        # More log lines than one message carries: the CLI refuses, the appliance clamps.
+        key = str(tmp_path / "keys" / "fleet.key")
+        refused = _hub("fleet", "logs", DEVICE, "-n", "10000", "--fleet-key", key, *net)
+        assert refused.returncode == 2
+        assert "10000 is not in the range 1<=x<=5000" in refused.stderr
+        _send_raw_command(port, key, "collect_logs", {"lines": 10_000})
+        _until(lambda: "collect_logs" in job_states(), 30, "the logs job at the hub")
+        _until(lambda: job_states()["collect_logs"][0] == "SUCCEEDED", 30, "the logs sent")
+        assert "(asked for 10000, at most 5000)" in job_states()["collect_logs"][1]
+        shown = json.loads(_hub("fleet", "show", DEVICE, "--json", "--db", hub_db).stdout)
+        assert 1 <= shown["logs"]["count"] <= 5000
+
+
+def _send_raw_command(port: int, key_path: str, name: CommandName, args: dict[str, Any]) -> None:
+    """Sign a command and publish it as the fleet CLI would, bypassing the CLI's own checks."""
+    command = new_command(load_fleet_key(Path(key_path)), DEVICE, name, args, expires_in=_MINUTE)
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="admin", protocol=mqtt.MQTTv5)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    try:
+        client.publish(topics.command(DEVICE), encode(command), qos=1).wait_for_publish(30)
+    finally:
+        client.disconnect()
+        client.loop_stop()

@@ -24,6 +24,7 @@ from appliance.mqtt.payloads import (
     Telemetry,
     encode,
 )
+from hub.cli import cli
 from hub.cli_fleet import fleet
 from hub.cli_sales import sales
 from hub.cli_serve import serve
@@ -263,3 +264,34 @@ def test_serve_stores_what_devices_send_and_stops_cleanly_on_sigterm(
         "kiosk-1,1,kiosk-1-sale-000001,sale,2024-05-01T09:01:00+00:00,EUR,2.50,true",
         "kiosk-1,2,kiosk-1-sale-000002,sale,2024-05-01T09:02:00+00:00,EUR,2.50,true",
     ]
+
+
+# --- fleet logs and fleet config: refused before anything is sent ---------------------
+
+
+def test_fleet_logs_refuses_more_lines_than_one_message_carries(tmp_path: Path) -> None:
+    key = tmp_path / "fleet.key"
+    result = CliRunner().invoke(
+        cli, ["fleet", "logs", "kiosk-1", "-n", "10000", "--fleet-key", str(key)]
+    )
+    assert result.exit_code == 2
+    assert "10000 is not in the range 1<=x<=5000" in result.output
+
+
+@pytest.mark.parametrize(
+    ("toml", "key"),
+    [
+        ("[hub]\nquiet_from = 2030-01-15T22:00:00Z\n", "hub.quiet_from"),
+        ("[shop]\nopens = 08:30:00\n", "shop.opens"),
+        ('[[printers]]\nname = "a"\n[[printers]]\nsince = 2030-01-15\n', "printers[1].since"),
+    ],
+)
+def test_fleet_config_refuses_a_toml_date_naming_its_key(
+    tmp_path: Path, toml: str, key: str
+) -> None:
+    desired = tmp_path / "desired.toml"
+    desired.write_text(toml)
+    # No broker runs: the refusal comes before any connection.
+    result = CliRunner().invoke(cli, ["fleet", "config", "kiosk-1", str(desired), "--port", "1"])
+    assert result.exit_code == 1, result.output
+    assert f"{key} is a TOML date or time; no setting takes one" in result.output
