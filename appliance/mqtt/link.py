@@ -68,6 +68,19 @@ class LinkState:
 
 
 @dataclass(frozen=True, slots=True)
+class PublishCounts:
+    """What became of this link's publishes, by the broker's answer."""
+
+    # Sent (QoS 0) or acknowledged with a reason below 0x80. PUBACK 0x10 "No matching
+    # subscribers" counts here: the broker took the message, nobody listened just then
+    # (a command update or reported config while no hub runs); what matters to the data
+    # is the hub's own answer, never the PUBACK.
+    accepted: int = 0
+    # PUBACK 0x80 and above (0x87 not authorised, ...): the broker dropped the message.
+    refused: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class HubLinkChanged(Event):
     """The link connected, dropped, or the hub's retained state changed (at `at`, UTC)."""
 
@@ -154,6 +167,7 @@ class PahoHubLink(OpenClosing):
         self._changed = threading.Condition()
         self._watchers: list[StateWatcher] = []
         self._attempt = 0  # bd_seq of the CONNECT in progress (paho's thread only)
+        self._publishes = PublishCounts()  # under _changed
         self._opened = False
         self._closed = False
         # The device id as client id: the broker keeps one connection per device (a second
@@ -189,6 +203,12 @@ class PahoHubLink(OpenClosing):
         """The current state."""
         with self._changed:
             return self._state
+
+    @property
+    def publishes(self) -> PublishCounts:
+        """How many publishes the broker took and refused so far."""
+        with self._changed:
+            return self._publishes
 
     def watch(self, watcher: StateWatcher) -> None:
         """Call `watcher` on paho's thread on every state change: it must only post."""
@@ -317,7 +337,17 @@ class PahoHubLink(OpenClosing):
         reason_code: ReasonCode,
         _properties: Properties | None,
     ) -> None:
-        if reason_code.is_failure:
+        # is_failure is reason >= 0x80 (MQTT 5 §2.4): 0x10 "No matching subscribers" is
+        # a success, so a QoS 1 message nobody was subscribed to is never an error here.
+        failed = reason_code.is_failure
+        with self._changed:
+            counts = self._publishes
+            self._publishes = replace(
+                counts,
+                accepted=counts.accepted + int(not failed),
+                refused=counts.refused + int(failed),
+            )
+        if failed:
             # e.g. 0x87 not authorised: the broker ACL refuses a topic; the data stays queued.
             log.error("broker refused publish %d: %s", mid, reason_code)
 

@@ -1,4 +1,4 @@
-"""The fleet CA: certificates OpenSSL accepts for their purpose; ids that are safe topic levels."""
+"""The fleet and hub CAs: certificates OpenSSL accepts for their purpose and CA; safe ids."""
 
 from __future__ import annotations
 
@@ -128,6 +128,74 @@ def test_the_hub_certificate_has_the_hub_identity_and_a_device_cannot_take_it(
         ca.issue_device(tmp_path / "ca", ca.HUB_IDENTITY, tmp_path / "dev")
 
 
+def test_init_makes_a_hub_ca_apart_from_the_fleet_ca(tmp_path: Path) -> None:
+    fleet = _cert(ca.init_ca(tmp_path / "ca", now=NOW))
+    hub = _cert(tmp_path / "ca" / ca.HUB_CA_CERT)
+    assert hub.subject == hub.issuer != fleet.subject
+    assert hub.public_key() != fleet.public_key()
+    assert hub.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    assert stat.S_IMODE((tmp_path / "ca" / ca.HUB_CA_KEY).stat().st_mode) == 0o600
+
+
+def test_each_ca_vouches_only_for_its_own_kind_of_client(tmp_path: Path) -> None:
+    ca_dir = tmp_path / "ca"
+    fleet_ca = ca.init_ca(ca_dir)
+    hub_ca = ca_dir / ca.HUB_CA_CERT
+    hub, _ = ca.issue_hub(ca_dir, tmp_path / "hub")
+    device, _ = ca.issue_device(ca_dir, "kiosk-7", tmp_path / "device")
+    # What the broker's two listeners check: the hub listener trusts hub-ca.crt only,
+    # the device listener ca.crt only.
+    assert _openssl_verify(hub_ca, hub, "sslclient").returncode == 0
+    assert _openssl_verify(hub_ca, device, "sslclient").returncode != 0
+    assert _openssl_verify(fleet_ca, device, "sslclient").returncode == 0
+    assert _openssl_verify(fleet_ca, hub, "sslclient").returncode != 0
+    # Hub workers verify the broker (fleet CA) with the ca.crt shipped beside their cert.
+    assert (tmp_path / "hub" / ca.CA_CERT).read_bytes() == fleet_ca.read_bytes()
+    assert not (tmp_path / "hub" / ca.HUB_CA_CERT).exists()
+
+
+def test_the_server_folder_holds_both_ca_certificates_for_the_broker(tmp_path: Path) -> None:
+    ca_dir = tmp_path / "ca"
+    ca.init_ca(ca_dir)
+    server, _ = ca.issue_server(ca_dir, "hub.example.com", tmp_path / "server")
+    for name in (ca.CA_CERT, ca.HUB_CA_CERT):
+        assert (tmp_path / "server" / name).read_bytes() == (ca_dir / name).read_bytes()
+    assert _openssl_verify(ca_dir / ca.CA_CERT, server, "sslserver").returncode == 0
+
+
+def test_a_ca_folder_from_before_the_hub_ca_gets_one_on_first_use(tmp_path: Path) -> None:
+    ca_dir = tmp_path / "ca"
+    ca.init_ca(ca_dir)
+    # A folder made when `ca init` made the fleet CA alone.
+    (ca_dir / ca.HUB_CA_KEY).unlink()
+    (ca_dir / ca.HUB_CA_CERT).unlink()
+    fleet_key = (ca_dir / ca.CA_KEY).read_bytes()
+    result = CliRunner().invoke(ca_group, ["hub", "--ca-dir", str(ca_dir)])
+    assert result.exit_code == 0, result.output
+    assert "new: this CA folder had none" in result.output
+    hub_ca = (ca_dir / ca.HUB_CA_CERT).read_bytes()
+    first = _openssl_verify(ca_dir / ca.HUB_CA_CERT, ca_dir / "hub" / "hub.crt", "sslclient")
+    assert first.returncode == 0
+    assert (ca_dir / ca.CA_KEY).read_bytes() == fleet_key
+    # Later certificates come from that same hub CA; the message is not repeated.
+    again = CliRunner().invoke(ca_group, ["hub", "--ca-dir", str(ca_dir), "--force"])
+    assert again.exit_code == 0, again.output
+    assert "new:" not in again.output
+    assert (ca_dir / ca.HUB_CA_CERT).read_bytes() == hub_ca
+    verified = _openssl_verify(ca_dir / ca.HUB_CA_CERT, ca_dir / "hub" / "hub.crt", "sslclient")
+    assert verified.returncode == 0
+
+
+def test_a_half_present_hub_ca_is_never_replaced_silently(tmp_path: Path) -> None:
+    ca_dir = tmp_path / "ca"
+    ca.init_ca(ca_dir)
+    (ca_dir / ca.HUB_CA_CERT).unlink()
+    key = (ca_dir / ca.HUB_CA_KEY).read_bytes()
+    with pytest.raises(ca.CaError, match="refusing to overwrite"):
+        ca.issue_hub(ca_dir, tmp_path / "hub")
+    assert (ca_dir / ca.HUB_CA_KEY).read_bytes() == key
+
+
 @pytest.mark.parametrize(
     "device_id", ["", "kiosk/1", "kiosk+", "kiosk#", "-kiosk", "k" * 65, "kiosk 1", "kiosk\u00e9"]
 )
@@ -143,9 +211,16 @@ def test_a_device_id_that_is_not_a_safe_topic_level_is_refused(
 def test_existing_keys_are_never_overwritten_without_force(tmp_path: Path) -> None:
     ca.init_ca(tmp_path / "ca")
     first = (tmp_path / "ca" / ca.CA_KEY).read_bytes()
+    hub_first = (tmp_path / "ca" / ca.HUB_CA_KEY).read_bytes()
     with pytest.raises(ca.CaError, match="refusing to overwrite"):
         ca.init_ca(tmp_path / "ca")
     assert (tmp_path / "ca" / ca.CA_KEY).read_bytes() == first
+    (tmp_path / "ca" / ca.CA_KEY).unlink()
+    (tmp_path / "ca" / ca.CA_CERT).unlink()
+    with pytest.raises(ca.CaError, match="refusing to overwrite"):
+        ca.init_ca(tmp_path / "ca")  # the hub CA alone is still there
+    assert (tmp_path / "ca" / ca.HUB_CA_KEY).read_bytes() == hub_first
+    ca.init_ca(tmp_path / "ca", force=True)
     cert, key = ca.issue_device(tmp_path / "ca", "kiosk-7", tmp_path / "out")
     issued = key.read_bytes()
     with pytest.raises(ca.CaError, match="refusing to overwrite"):
@@ -175,10 +250,14 @@ def test_a_leaf_never_outlives_its_ca(tmp_path: Path) -> None:
 def test_the_cli_makes_a_ca_then_device_hub_and_server_certificates(tmp_path: Path) -> None:
     runner = CliRunner()
     ca_dir = tmp_path / "fleet-ca"
-    result = runner.invoke(ca_group, ["init", "--ca-dir", str(ca_dir), "--name", "Test CA"])
+    result = runner.invoke(
+        ca_group, ["init", "--ca-dir", str(ca_dir), "--name", "Test CA", "--hub-name", "Test hub"]
+    )
     assert result.exit_code == 0, result.output
-    subject = _cert(ca_dir / ca.CA_CERT).subject
-    assert subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "Test CA"
+    for name, cn in ((ca.CA_CERT, "Test CA"), (ca.HUB_CA_CERT, "Test hub")):
+        subject = _cert(ca_dir / name).subject
+        assert subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == cn
+        assert str(ca_dir / name) in result.output
 
     result = runner.invoke(ca_group, ["issue", "kiosk-7", "--ca-dir", str(ca_dir)])
     assert result.exit_code == 0, result.output
@@ -190,11 +269,14 @@ def test_the_cli_makes_a_ca_then_device_hub_and_server_certificates(tmp_path: Pa
     result = runner.invoke(ca_group, ["hub", "--ca-dir", str(ca_dir), "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert ca.common_name(out / "hub.crt") == ca.HUB_IDENTITY
+    assert _cert(out / "hub.crt").issuer == _cert(ca_dir / ca.HUB_CA_CERT).subject
 
     result = runner.invoke(ca_group, ["server", "localhost", "--ca-dir", str(ca_dir)])
     assert result.exit_code == 0, result.output
     assert (ca_dir / "server" / ca.SERVER_CERT).exists()
     assert (ca_dir / "server" / ca.CA_CERT).exists()
+    assert (ca_dir / "server" / ca.HUB_CA_CERT).exists()
+    assert str(ca_dir / "server" / ca.HUB_CA_CERT) in result.output
 
 
 def test_the_cli_refuses_to_overwrite_and_rejects_bad_ids_with_a_message(tmp_path: Path) -> None:

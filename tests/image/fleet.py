@@ -91,16 +91,16 @@ class Fleet:
 
 def _broker_config(fleet_root: Path, device_port: int, hub_port: int) -> str:
     """mTLS listeners as hub/mosquitto/mosquitto.conf has them, one server name each."""
-    ca_cert = fleet_root / "ca" / ca.CA_CERT
     lines = [f"acl_file {SHIPPED_ACL}", "user root"]
-    for port, server, client_id_from_cert in (
-        (device_port, "server-device", True),
-        (hub_port, "server-hub", False),
+    # Devices' listener trusts the fleet CA, the hub workers' the hub CA only.
+    for port, server, trusted, client_id_from_cert in (
+        (device_port, "server-device", ca.CA_CERT, True),
+        (hub_port, "server-hub", ca.HUB_CA_CERT, False),
     ):
         folder = fleet_root / server
         lines += [
             f"listener {port} 127.0.0.1",
-            f"cafile {ca_cert}",
+            f"cafile {fleet_root / 'ca' / trusted}",
             f"certfile {folder / ca.SERVER_CERT}",
             f"keyfile {folder / ca.SERVER_KEY}",
             "require_certificate true",

@@ -10,31 +10,41 @@ up before the barrier.
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
 
 from appliance.mqtt import topics
+from appliance.mqtt.link import PahoHubLink, PublishCounts, TlsFiles
+from appliance.store.database import open_database
+from appliance.store.hub_session import SessionStore
+from appliance.store.migrations import migrate
 from hub import ca
 from tests.broker import free_port, mosquitto_binary
 from tests.mqtt.tls_broker import (
     SHIPPED_ACL,
     SHIPPED_CONF,
-    ClientCert,
+    WAIT,
+    Connector,
     Pki,
     Recorder,
+    Session,
     TlsBroker,
+    accepted,
+    attempt_connect,
     tls_client,
+    wait_logged,
 )
 
 NOT_AUTHORIZED = 135  # MQTT v5 reason code 0x87
-WAIT = 10.0  # seconds; a bound on waits, never a timing assertion
+NO_MATCHING_SUBSCRIBERS = 16  # MQTT v5 reason code 0x10, a success
 
 
 @pytest.fixture(scope="module")
@@ -52,80 +62,6 @@ def tls_broker(tmp_path: Path, pki: Pki) -> Iterator[TlsBroker]:
         yield broker
     finally:
         broker.stop()
-
-
-class Session:
-    """A connected TLS client and what it received; closed by the `connect` fixture."""
-
-    def __init__(self, client: mqtt.Client, recorder: Recorder) -> None:
-        self.client = client
-        self.seen = recorder
-
-    def subscribe(self, topic: str) -> list[int]:
-        """Subscribe at QoS 1; the SUBACK reason codes."""
-        _rc, mid = self.client.subscribe(topic, qos=1)
-        assert self.seen.wait_for(lambda: mid in self.seen.subacks, WAIT)
-        return [code.value for code in self.seen.subacks[mid]]
-
-    def publish(self, topic: str, payload: bytes = b"x", *, retain: bool = False) -> int:
-        """Publish at QoS 1; the PUBACK reason code."""
-        info = self.client.publish(topic, payload, qos=1, retain=retain)
-        assert self.seen.wait_for(lambda: info.mid in self.seen.pubacks, WAIT)
-        return int(self.seen.pubacks[info.mid].value)
-
-    def wait_for_topic(self, topic: str) -> list[str]:
-        """Wait until a message on `topic` arrives; every topic received so far."""
-        assert self.seen.wait_for(lambda: topic in self.seen.topics(), WAIT), self.seen.topics()
-        return self.seen.topics()
-
-
-class Connector:
-    """Opens TLS sessions to one broker: devices on the device port, "hub" on the hub port."""
-
-    def __init__(self, broker: TlsBroker, pki: Pki) -> None:
-        self.broker = broker
-        self.pki = pki
-        self.opened: list[mqtt.Client] = []
-
-    def __call__(self, identity: str, *, client_id: str | None = None) -> Session:
-        """A connected session for `identity`, its network loop in paho's thread."""
-        cert = self.pki.client(identity)
-        client = tls_client(cert, client_id=client_id or identity, ca_cert=cert.ca_cert)
-        recorder = Recorder(client)
-        hub = identity == ca.HUB_IDENTITY
-        client.connect(self.broker.host, self.broker.hub_port if hub else self.broker.device_port)
-        client.loop_start()
-        self.opened.append(client)
-        assert recorder.wait_for(lambda: recorder.connacks, WAIT), self.broker.log()[-2000:]
-        assert not recorder.connacks[0].is_failure
-        return Session(client, recorder)
-
-    def hub(self) -> Session:
-        """A hub worker, subscribed as topics.hub_subscriptions() says."""
-        hub = self(ca.HUB_IDENTITY, client_id="hub-worker-1")
-        for topic in topics.hub_subscriptions():
-            assert hub.subscribe(topic) == [1]
-        return hub
-
-    def crash_with_will(self, identity: str, will_topic: str) -> None:
-        """Connect with a retained Last Will, then drop the connection without DISCONNECT."""
-        cert = self.pki.client(identity)
-        client = tls_client(cert, client_id=identity, ca_cert=cert.ca_cert)
-        client.will_set(will_topic, b'{"online": false}', qos=1, retain=True)
-        recorder = Recorder(client)
-        client.connect(self.broker.host, self.broker.device_port)
-        # Driven by hand (no thread), so nothing reconnects after the cut.
-        assert _drive(client, lambda: recorder.connacks)
-        assert not recorder.connacks[0].is_failure
-        sock = client.socket()
-        assert sock is not None
-        sock.close()  # a power cut: no DISCONNECT, so the broker publishes the will
-
-    def close(self) -> None:
-        """Disconnect every session (a crashed one's loop is already stopped)."""
-        for client in self.opened:
-            client.disconnect()
-            client.loop_stop()
 
 
 @pytest.fixture
@@ -154,7 +90,8 @@ def test_a_device_publishes_its_own_up_topics_and_the_shared_hub_subscription_ge
     for topic in own:
         assert kiosk.publish(topic) == 0, topic
     hub.wait_for_topic(own[-1])
-    assert hub.seen.topics() == own
+    # A topic two of the hub's subscriptions match (config-reported) arrives once for each.
+    assert list(dict.fromkeys(hub.seen.topics())) == own
 
 
 def test_a_device_cannot_publish_to_another_devices_topics_or_the_hub_state(
@@ -241,6 +178,53 @@ def test_a_device_cannot_take_over_another_devices_session_by_its_client_id(
     assert victim.seen.disconnects == []
 
 
+def test_a_qos1_publish_nobody_subscribed_to_is_acknowledged_0x10_and_that_is_success(
+    connect: Connector,
+) -> None:
+    # No hub runs: the broker answers a device's QoS 1 upload "No matching subscribers".
+    kiosk = connect("kiosk-a")
+    assert kiosk.publish(topics.command_update("kiosk-a")) == NO_MATCHING_SUBSCRIBERS
+    [code] = kiosk.seen.pubacks.values()
+    assert not code.is_failure  # paho's rule: a failure is a reason code of 0x80 or more
+
+
+def test_the_device_link_counts_a_0x10_puback_as_accepted_and_only_0x87_as_refused(
+    tls_broker: TlsBroker, pki: Pki, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    db = open_database(tmp_path / "appliance.db")
+    migrate(db, backup_dir=tmp_path / "backups")
+    cert = pki.client("kiosk-a")
+    link = PahoHubLink(
+        "kiosk-a",
+        tls_broker.host,
+        tls_broker.device_port,
+        tls=TlsFiles(cert.ca_cert, cert.cert, cert.key),
+        session_store=SessionStore(db),
+    )
+    caplog.set_level(logging.ERROR, logger="appliance.mqtt.link")
+    try:
+        with link:
+            assert link.wait_for(lambda state: state.connected, WAIT), tls_broker.log()
+            # Nobody subscribes to either topic: both PUBACKs are 0x10.
+            assert link.publish(topics.command_update("kiosk-a"), b"{}", qos=1)
+            assert link.publish(topics.config_reported("kiosk-a"), b"{}", qos=1, retain=True)
+            # The control: a topic the ACL refuses, PUBACK 0x87.
+            assert link.publish(topics.command_update("kiosk-b"), b"{}", qos=1)
+            # The birth (QoS 0, counted once written) and the three answers.
+            deadline = time.monotonic() + WAIT
+            while sum(_counts(link.publishes)) < 4 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert link.publishes == PublishCounts(accepted=3, refused=1)
+    finally:
+        db.close()
+    refusals = [r.getMessage() for r in caplog.records if "refused publish" in r.getMessage()]
+    assert len(refusals) == 1 and "Not authorized" in refusals[0]
+
+
+def _counts(counts: PublishCounts) -> tuple[int, int]:
+    return counts.accepted, counts.refused
+
+
 def test_a_last_will_on_another_devices_status_is_not_delivered(connect: Connector) -> None:
     hub = connect.hub()
     connect.crash_with_will("kiosk-a", topics.status("kiosk-b"))
@@ -248,54 +232,13 @@ def test_a_last_will_on_another_devices_status_is_not_delivered(connect: Connect
     assert hub.wait_for_topic(topics.status("kiosk-a")) == [topics.status("kiosk-a")]
 
 
-def _refused(broker: TlsBroker, cert: ClientCert | None, ca_cert: Path, port: int) -> Recorder:
-    """Try to connect; return what happened once the attempt has ended one way or another."""
-    client = tls_client(cert, client_id="intruder", ca_cert=ca_cert)
-    recorder = Recorder(client)
-    try:
-        client.connect(broker.host, port)
-    except OSError:
-        # TLS 1.2 fails inside the handshake; TLS 1.3 reports it after, as a disconnect.
-        return recorder
-    deadline = time.monotonic() + WAIT
-    while not (recorder.connacks or recorder.disconnects):
-        assert time.monotonic() < deadline, "the broker neither accepted nor refused"
-        try:
-            if client.loop(timeout=0.05) not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_AGAIN):
-                break  # the connection is gone (MQTT_ERR_CONN_LOST and the like)
-        except OSError:
-            break  # or surfaced as a socket error in a later read
-    return recorder
-
-
-def _drive(client: mqtt.Client, done: Callable[[], object]) -> bool:
-    """Run a client's network loop in this thread until `done()`; False if WAIT runs out."""
-    deadline = time.monotonic() + WAIT
-    while not done():
-        if time.monotonic() > deadline:
-            return False
-        if client.loop(timeout=0.05) not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_AGAIN):
-            return bool(done())
-    return True
-
-
-def _logged(broker: TlsBroker, text: str) -> bool:
-    """Wait until the broker logs `text`: it sends the TLS alert before it writes the line."""
-    deadline = time.monotonic() + WAIT
-    while text not in broker.log():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
-
-
 @pytest.mark.parametrize("port_name", ["device_port", "hub_port"])
 def test_a_client_without_a_certificate_is_refused(
     tls_broker: TlsBroker, pki: Pki, port_name: str
 ) -> None:
-    seen = _refused(tls_broker, None, pki.ca_cert, getattr(tls_broker, port_name))
-    assert not any(not code.is_failure for code in seen.connacks)
-    assert _logged(tls_broker, "peer did not return a certificate")
+    seen = attempt_connect(tls_broker, None, pki.ca_cert, getattr(tls_broker, port_name))
+    assert not accepted(seen)
+    assert wait_logged(tls_broker, "peer did not return a certificate")
 
 
 @pytest.mark.parametrize("identity", ["kiosk-a", ca.HUB_IDENTITY])
@@ -306,9 +249,9 @@ def test_a_certificate_from_another_ca_is_refused(
     cert = rogue.client(identity)
     port = tls_broker.hub_port if identity == ca.HUB_IDENTITY else tls_broker.device_port
     # The rogue client trusts the real broker; only the broker's check can stop it.
-    seen = _refused(tls_broker, cert, pki.ca_cert, port)
-    assert not any(not code.is_failure for code in seen.connacks)
-    assert _logged(tls_broker, "certificate verify failed")
+    seen = attempt_connect(tls_broker, cert, pki.ca_cert, port)
+    assert not accepted(seen)
+    assert wait_logged(tls_broker, "certificate verify failed")
 
 
 def _production_config(pki: Pki, workdir: Path, device_port: int, hub_port: int) -> str:
@@ -317,6 +260,7 @@ def _production_config(pki: Pki, workdir: Path, device_port: int, hub_port: int)
     etc.mkdir(parents=True, exist_ok=True)
     for source, name in (
         (pki.ca_cert, "ca.crt"),
+        (pki.hub_ca_cert, "hub-ca.crt"),
         (pki.server_cert, "server.crt"),
         (pki.server_key, "server.key"),
         (SHIPPED_ACL, "acl"),
@@ -397,8 +341,8 @@ def test_the_shipped_broker_config_starts_and_enforces_identity(tmp_path: Path, 
     with _production_broker(pki, tmp_path) as (device_port, hub_port):
         try:
             # Two hub workers share the CN "hub" on their listener, each with its own id.
-            hub = session(ca.HUB_IDENTITY, hub_port, "hub-1")
-            hub_2 = session(ca.HUB_IDENTITY, hub_port, "hub-2")
+            hub = session(ca.HUB_IDENTITY, hub_port, "hub:1")
+            hub_2 = session(ca.HUB_IDENTITY, hub_port, "hub:2")
             assert hub.subscribe(topics.hub_subscriptions()[0]) == [1]
             victim = session("kiosk-b", device_port, "kiosk-b")
             assert victim.subscribe(topics.command("kiosk-b")) == [1]

@@ -1,8 +1,9 @@
 """A real mosquitto with the hub's mTLS listeners and the shipped ACL, for tests.
 
-Mirrors hub/mosquitto/mosquitto.conf: a device listener where the certificate CN is the
-username and the client id, and a hub-worker listener where the CN is the username but
-workers pick their own client ids. Certificates come from hub.ca, made in a temp folder.
+Mirrors hub/mosquitto/mosquitto.conf: a device listener that trusts the fleet CA, where the
+certificate CN is the username and the client id, and a hub-worker listener that trusts
+the hub CA only, where the CN is the username but workers pick their own client ids.
+Certificates come from hub.ca, made in a temp folder.
 The plain listener of tests.broker.MosquittoBroker stays (it is how start() knows the
 broker is up); a client that wants TLS connects to `device_port` or `hub_port`.
 """
@@ -19,11 +20,13 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from appliance.mqtt import topics
 from hub import ca
 from tests.broker import MosquittoBroker, free_port
 
 SHIPPED_ACL = Path(__file__).resolve().parents[2] / "hub" / "mosquitto" / "acl"
 SHIPPED_CONF = SHIPPED_ACL.with_name("mosquitto.conf")
+WAIT = 10.0  # seconds; a bound on waits, never a timing assertion
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,21 +41,22 @@ class ClientCert:
 
 @dataclass(frozen=True, slots=True)
 class Pki:
-    """A fleet CA and the broker's server certificate, in `root`."""
+    """The fleet and hub CAs and the broker's server certificate, in `root`."""
 
     root: Path
     ca_dir: Path
-    ca_cert: Path
+    ca_cert: Path  # the fleet CA: devices, the broker; every client verifies the broker
+    hub_ca_cert: Path  # the hub CA: hub workers' certificates, trusted on the hub listener
     server_cert: Path
     server_key: Path
 
     @classmethod
     def create(cls, root: Path) -> Pki:
-        """Make a CA and a server certificate for localhost / 127.0.0.1."""
+        """Make both CAs and a server certificate for localhost / 127.0.0.1."""
         ca_dir = root / "ca"
         ca_cert = ca.init_ca(ca_dir)
         server_cert, server_key = ca.issue_server(ca_dir, "localhost", root / "server")
-        return cls(root, ca_dir, ca_cert, server_cert, server_key)
+        return cls(root, ca_dir, ca_cert, ca_dir / ca.HUB_CA_CERT, server_cert, server_key)
 
     def client(self, identity: str) -> ClientCert:
         """The client certificate for `identity` ("hub" for the hub), issued on first use."""
@@ -69,15 +73,15 @@ class Pki:
 def tls_listeners(pki: Pki, *, device_port: int, hub_port: int) -> str:
     """mosquitto.conf lines for the two mTLS listeners on loopback (no global options)."""
     common = (
-        f"cafile {pki.ca_cert}\n"
         f"certfile {pki.server_cert}\n"
         f"keyfile {pki.server_key}\n"
         "require_certificate true\n"
         "use_identity_as_username true\n"
     )
     return (
-        f"listener {device_port} 127.0.0.1\n{common}use_username_as_clientid true\n"
-        f"listener {hub_port} 127.0.0.1\n{common}"
+        f"listener {device_port} 127.0.0.1\ncafile {pki.ca_cert}\n{common}"
+        "use_username_as_clientid true\n"
+        f"listener {hub_port} 127.0.0.1\ncafile {pki.hub_ca_cert}\n{common}"
     )
 
 
@@ -229,3 +233,134 @@ class Recorder:
         with self._cond:
             self.messages.append(message)
             self._notify()
+
+
+class Session:
+    """A connected TLS client and what it received; closed by its Connector."""
+
+    def __init__(self, client: mqtt.Client, recorder: Recorder) -> None:
+        self.client = client
+        self.seen = recorder
+
+    def subscribe(self, topic: str) -> list[int]:
+        """Subscribe at QoS 1; the SUBACK reason codes."""
+        _rc, mid = self.client.subscribe(topic, qos=1)
+        assert self.seen.wait_for(lambda: mid in self.seen.subacks, WAIT)
+        return [code.value for code in self.seen.subacks[mid]]
+
+    def publish(self, topic: str, payload: bytes = b"x", *, retain: bool = False) -> int:
+        """Publish at QoS 1; the PUBACK reason code."""
+        info = self.client.publish(topic, payload, qos=1, retain=retain)
+        assert self.seen.wait_for(lambda: info.mid in self.seen.pubacks, WAIT)
+        return int(self.seen.pubacks[info.mid].value)
+
+    def wait_for_topic(self, topic: str) -> list[str]:
+        """Wait until a message on `topic` arrives; every topic received so far."""
+        assert self.seen.wait_for(lambda: topic in self.seen.topics(), WAIT), self.seen.topics()
+        return self.seen.topics()
+
+
+class Connector:
+    """Opens TLS sessions to one broker: devices on the device port, "hub" on the hub port."""
+
+    def __init__(self, broker: TlsBroker, pki: Pki) -> None:
+        self.broker = broker
+        self.pki = pki
+        self.opened: list[mqtt.Client] = []
+
+    def __call__(self, identity: str, *, client_id: str | None = None) -> Session:
+        """A connected session for `identity`, its network loop in paho's thread."""
+        cert = self.pki.client(identity)
+        client = tls_client(cert, client_id=client_id or identity, ca_cert=cert.ca_cert)
+        recorder = Recorder(client)
+        hub = identity == ca.HUB_IDENTITY
+        client.connect(self.broker.host, self.broker.hub_port if hub else self.broker.device_port)
+        client.loop_start()
+        self.opened.append(client)
+        assert recorder.wait_for(lambda: recorder.connacks, WAIT), self.broker.log()[-2000:]
+        assert not recorder.connacks[0].is_failure
+        return Session(client, recorder)
+
+    def hub(self, worker_id: str = "worker-1") -> Session:
+        """A hub worker (client id `hub:WORKER_ID`), subscribed as topics.hub_subscriptions()."""
+        hub = self(ca.HUB_IDENTITY, client_id=f"hub:{worker_id}")
+        for topic in topics.hub_subscriptions():
+            assert hub.subscribe(topic) == [1]
+        return hub
+
+    def crash_with_will(self, identity: str, will_topic: str) -> None:
+        """Connect with a retained Last Will, then drop the connection without DISCONNECT."""
+        cert = self.pki.client(identity)
+        client = tls_client(cert, client_id=identity, ca_cert=cert.ca_cert)
+        client.will_set(will_topic, b'{"online": false}', qos=1, retain=True)
+        recorder = Recorder(client)
+        client.connect(self.broker.host, self.broker.device_port)
+        # Driven by hand (no thread), so nothing reconnects after the cut.
+        assert drive(client, lambda: recorder.connacks)
+        assert not recorder.connacks[0].is_failure
+        sock = client.socket()
+        assert sock is not None
+        sock.close()  # a power cut: no DISCONNECT, so the broker publishes the will
+
+    def close(self) -> None:
+        """Disconnect every session (a crashed one's loop is already stopped)."""
+        for client in self.opened:
+            client.disconnect()
+            client.loop_stop()
+
+
+def attempt_connect(
+    broker: TlsBroker,
+    cert: ClientCert | None,
+    ca_cert: Path,
+    port: int,
+    *,
+    client_id: str = "intruder",
+) -> Recorder:
+    """Try to connect; return what happened once the attempt has ended one way or another."""
+    client = tls_client(cert, client_id=client_id, ca_cert=ca_cert)
+    recorder = Recorder(client)
+    try:
+        client.connect(broker.host, port)
+    except OSError:
+        # TLS 1.2 fails inside the handshake; TLS 1.3 reports it after, as a disconnect.
+        return recorder
+    deadline = time.monotonic() + WAIT
+    try:
+        while not (recorder.connacks or recorder.disconnects):
+            assert time.monotonic() < deadline, "the broker neither accepted nor refused"
+            try:
+                if client.loop(timeout=0.05) not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_AGAIN):
+                    break  # the connection is gone (MQTT_ERR_CONN_LOST and the like)
+            except OSError:
+                break  # or surfaced as a socket error in a later read
+    finally:
+        if recorder.connacks and not recorder.connacks[0].is_failure:
+            client.disconnect()  # accepted after all: leave nothing connected behind
+    return recorder
+
+
+def accepted(recorder: Recorder) -> bool:
+    """Whether the broker answered a connection attempt with a successful CONNACK."""
+    return any(not code.is_failure for code in recorder.connacks)
+
+
+def drive(client: mqtt.Client, done: Callable[[], object]) -> bool:
+    """Run a client's network loop in this thread until `done()`; False if WAIT runs out."""
+    deadline = time.monotonic() + WAIT
+    while not done():
+        if time.monotonic() > deadline:
+            return False
+        if client.loop(timeout=0.05) not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_AGAIN):
+            return bool(done())
+    return True
+
+
+def wait_logged(broker: TlsBroker, text: str) -> bool:
+    """Wait until the broker logs `text`: it sends the TLS alert before it writes the line."""
+    deadline = time.monotonic() + WAIT
+    while text not in broker.log():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
