@@ -77,7 +77,12 @@ def new_command(
     expires_in: timedelta,
     now: datetime | None = None,
 ) -> Command:
-    """A signed command for one device, valid for `expires_in` from `now`."""
+    """A signed command for one device, valid for `expires_in` from `now`.
+
+    CommandSignatureError, naming the value, when `args` hold what a signed command may
+    not (a float, an integer beyond ±(2**53 - 1), a key that is not ASCII): see
+    appliance/mqtt/signing.py.
+    """
     issued = (now or datetime.now(UTC)).astimezone(UTC)
     command = Command(
         id=new_document_id(),  # UUIDv7: command ids sort by issue time in logs and tables

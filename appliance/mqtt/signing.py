@@ -1,36 +1,102 @@
-"""Ed25519 signatures on fleet commands: the canonical bytes, signing and verification.
+r"""Ed25519 signatures on fleet commands: the canonical bytes, signing and verification.
 
-The signed bytes are the command's msgspec JSON with `signature` set to "" and every key
-sorted (struct fields and nested `args` alike), so the hub and the device derive the same
-bytes from the same struct whatever order the fields arrived in on the wire.
+The signed bytes are RFC 8785 (JCS) of the command object with `signature` set to "".
+A signed command holds no floats, only integers within ±(2**53 - 1), and object keys in
+ASCII. Within that domain JCS is exactly Python's `json.dumps(obj, sort_keys=True,
+separators=(",", ":"), ensure_ascii=False)` in UTF-8: JCS sorts keys by UTF-16 code
+units (for ASCII keys the same order as code points), writes integers of that range as
+plain decimals, and escapes strings as JSON.stringify does: `\"`, `\\`, `\b \t \n \f \r`,
+`\u00XX` in lower case for the other controls below U+0020, everything else verbatim
+(`/`, DEL, U+2028, non-ASCII). Any implementation that sorts keys and writes compactly
+therefore rebuilds them. The hub refuses to sign a command outside the domain, and the
+device answers one REJECTED ("not canonical").
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import json
 from pathlib import Path
+from typing import Any
 
 import msgspec
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from appliance.errors import BadSignatureError, FleetKeyError, UnsignedCommandError
-from appliance.mqtt.payloads import Command
+from appliance.errors import (
+    BadSignatureError,
+    CommandSignatureError,
+    FleetKeyError,
+    UnsignedCommandError,
+)
+from appliance.mqtt.payloads import MAX_SAFE, Command
 
 SIGNATURE_BYTES = 64  # an Ed25519 signature is always 64 bytes
+SIGNED_DOMAIN = (
+    f"a signed command holds strings, integers within ±{MAX_SAFE}, booleans, null,"
+    " lists and objects with ASCII keys; no floats (send a decimal as a string or in"
+    " minor units)"
+)
+_SHOWN = 40  # characters of an offending value quoted in an error
 
 
 def canonical_bytes(command: Command) -> bytes:
-    """The bytes a signature covers: sorted-key JSON of the command with an empty signature."""
-    unsigned = msgspec.structs.replace(command, signature="")
-    return msgspec.json.encode(unsigned, order="sorted")
+    """The bytes a signature covers (JCS, see above); ValueError names a value outside it."""
+    unsigned = msgspec.to_builtins(msgspec.structs.replace(command, signature=""))
+    _check(unsigned, "")
+    return json.dumps(
+        unsigned, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode("utf-8")
+
+
+def _check(value: Any, where: str) -> None:
+    """Raise ValueError at the first value JCS and sorted compact JSON might write apart."""
+    if value is None or isinstance(value, bool):
+        return
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(f"{where or 'a string'} holds a lone surrogate") from None
+        return
+    if isinstance(value, int):
+        if not -MAX_SAFE <= value <= MAX_SAFE:
+            raise ValueError(f"{where} is an integer beyond ±{MAX_SAFE} ({_show(value)})")
+        return
+    if isinstance(value, float):
+        raise ValueError(f"{where} is a float ({_show(value)})")
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            _check(item, f"{where}[{index}]")
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            # JCS orders keys by UTF-16 code units, Python by code points: they differ
+            # beyond the Basic Multilingual Plane, never within ASCII.
+            if not isinstance(key, str) or not key.isascii():
+                raise ValueError(f"{where or 'the command'} has a key that is not ASCII: {key!r}")
+            _check(item, f"{where}.{key}" if where else key)
+        return
+    raise ValueError(f"{where} is a {type(value).__name__}, not JSON")
+
+
+def _show(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= _SHOWN else f"{text[:_SHOWN]}..."
 
 
 def sign_command(command: Command, key: Ed25519PrivateKey) -> Command:
-    """The command with `signature` set to base64 of the Ed25519 signature of its fields."""
-    signature = key.sign(canonical_bytes(command))
+    """The command with `signature` set to base64 of the Ed25519 signature of its fields.
+
+    CommandSignatureError when it holds a value outside the signed domain (a float, ...).
+    """
+    try:
+        data = canonical_bytes(command)
+    except ValueError as err:
+        raise CommandSignatureError(f"cannot sign the command: {err}; {SIGNED_DOMAIN}") from None
+    signature = key.sign(data)
     return msgspec.structs.replace(command, signature=base64.b64encode(signature).decode("ascii"))
 
 
@@ -45,7 +111,12 @@ def verify_command(command: Command, key: Ed25519PublicKey) -> None:
     if len(signature) != SIGNATURE_BYTES:
         raise BadSignatureError("bad signature")
     try:
-        key.verify(signature, canonical_bytes(command))
+        data = canonical_bytes(command)
+    except ValueError as err:
+        # No signer of ours made it; another implementation could have signed other bytes.
+        raise BadSignatureError(f"not canonical: {err}") from None
+    try:
+        key.verify(signature, data)
     except InvalidSignature:
         raise BadSignatureError("bad signature") from None
 

@@ -1,4 +1,4 @@
-"""Ed25519 command signatures: canonical bytes, tampering, wire round trips, key files."""
+"""Ed25519 command signatures: canonical bytes, tampering, wire round trips, the signed domain."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from appliance.mqtt.payloads import Command, decode, encode
+from appliance.errors import CommandSignatureError
+from appliance.mqtt.payloads import MAX_SAFE, Command, decode, encode
 from appliance.mqtt.signing import (
     BadSignatureError,
     FleetKeyError,
@@ -58,7 +59,7 @@ def test_the_canonical_bytes_are_sorted_json_without_the_signature() -> None:
 
 
 def test_the_signature_survives_the_wire_in_any_key_order() -> None:
-    command = signed(lines=5, note="ünïcode ✓", nested={"b": [1, 2.5, None], "a": True})
+    command = signed(lines=5, note="ünïcode ✓", nested={"b": [1, "2.5", None], "a": True})
     shuffled = dict(reversed(list(json.loads(encode(command)).items())))
     received = decode(json.dumps(shuffled, ensure_ascii=True).encode(), Command)
     verify_command(received, KEY.public_key())
@@ -98,21 +99,81 @@ def test_another_key_signature_is_bad() -> None:
         verify_command(sign_command(signed(), other), KEY.public_key())
 
 
+ascii_keys = st.text(st.characters(max_codepoint=127), max_size=8)
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    st.none() | st.booleans() | st.integers(min_value=-MAX_SAFE, max_value=MAX_SAFE) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(ascii_keys, inner, max_size=4),
     max_leaves=12,
 )
 
 
 @settings(max_examples=60, deadline=None)
-@given(args=st.dictionaries(st.text(), json_values, max_size=5))
+@given(args=st.dictionaries(ascii_keys, json_values, max_size=5))
 def test_any_json_args_verify_after_an_encode_decode_round_trip(args: dict[str, Any]) -> None:
     command = sign_command(
         Command(id="c", device="d", name="set_config", args=args, issued_at="i", expires_at="e"),
         KEY,
     )
     verify_command(decode(encode(command), Command), KEY.public_key())
+
+
+OUTSIDE_THE_DOMAIN = [
+    pytest.param({"volume": 0.5}, "args.volume is a float (0.5)", id="float"),
+    pytest.param({"n": 1.0}, "args.n is a float (1.0)", id="whole-float"),
+    pytest.param({"big": 1e300}, "args.big is a float (1e+300)", id="huge-float"),
+    pytest.param(
+        {"n": MAX_SAFE + 1}, f"args.n is an integer beyond ±{MAX_SAFE} ({MAX_SAFE + 1})", id="int"
+    ),
+    pytest.param({"n": -(2**70)}, f"args.n is an integer beyond ±{MAX_SAFE}", id="negative-int"),
+    pytest.param(
+        {"deep": {"list": [1, {"x": 2.5}]}}, "args.deep.list[1].x is a float (2.5)", id="nested"
+    ),
+    pytest.param({"prix": {"café": 1}}, "args.prix has a key that is not ASCII: 'café'", id="key"),
+    pytest.param({"größe": 1}, "args has a key that is not ASCII: 'größe'", id="top-key"),
+    pytest.param({"text": "\ud800"}, "args.text holds a lone surrogate", id="surrogate"),
+]
+
+
+@pytest.mark.parametrize(("args", "named"), OUTSIDE_THE_DOMAIN)
+def test_the_hub_refuses_to_sign_args_outside_the_signed_domain(
+    args: dict[str, Any], named: str
+) -> None:
+    with pytest.raises(CommandSignatureError, match="cannot sign the command") as refused:
+        signed(**args)
+    assert named in str(refused.value)
+    assert "no floats" in str(refused.value)
+
+
+@pytest.mark.parametrize(("args", "named"), OUTSIDE_THE_DOMAIN[:-1])  # JSON cannot carry the last
+def test_a_device_refuses_a_command_outside_the_signed_domain_as_not_canonical(
+    args: dict[str, Any], named: str
+) -> None:
+    # Signed by another implementation over its own rendering of the float: a
+    # well-formed signature over bytes this side cannot rebuild the same way.
+    unsigned = Command(
+        id="c", device="kiosk-01", name="set_config", args=args, issued_at="i", expires_at="e"
+    )
+    body = msgspec.json.encode(unsigned, order="sorted")
+    wire = msgspec.structs.replace(unsigned, signature=base64.b64encode(KEY.sign(body)).decode())
+    received = decode(encode(wire), Command)
+    with pytest.raises(BadSignatureError, match="not canonical") as refused:
+        verify_command(received, KEY.public_key())
+    assert named in str(refused.value)
+
+
+def test_the_fleet_command_cli_refuses_a_float_arg_with_the_reason(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from hub.cli_command import command_command
+
+    private, _ = generate_fleet_keys(tmp_path)
+    result = CliRunner().invoke(
+        command_command,
+        ["kiosk-01", "set_config", "--arg", "volume=1.5", "--fleet-key", str(private)],
+    )
+    assert result.exit_code == 1
+    assert "cannot sign the command: args.volume is a float (1.5)" in result.output
+    assert "Traceback" not in result.output
 
 
 def test_generate_fleet_keys_writes_a_private_key_only_its_owner_reads(tmp_path: Path) -> None:
