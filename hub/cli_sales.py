@@ -1,22 +1,27 @@
-"""`appliance-hub sales export`: every stored sale, refund and void as CSV."""
+"""`appliance-hub sales export`: every stored sale as CSV; `sales rejected`: those refused."""
 
 from __future__ import annotations
 
 import csv
+import json
 import sys
 from collections.abc import Iterator
 from contextlib import nullcontext
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
 import click
 from peewee import Database
+from rich.console import Console
+from rich.table import Table
 
 from appliance.core.money import Money
 from appliance.errors import StoreError
-from hub.cli_options import db_option
+from hub.cli_options import db_option, open_db
 from hub.migrations import open_existing
 from hub.models import Sale
+from hub.rejections import rejections
 
 COLUMNS = (
     "device",
@@ -68,6 +73,31 @@ def export_command(since: str, output: Path | None, db_url: str) -> None:
             writer.writerows(export_rows(db, moment))
     finally:
         db.close()
+
+
+@sales.command("rejected")
+@click.option("--device", metavar="DEVICE", help="Only this device's.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead.")
+@db_option
+def rejected_command(device: str | None, as_json: bool, db_url: str) -> None:
+    """Sales the hub would not count (unreadable, or in conflict), kept as sent.
+
+    Each one is held in quarantine on its device too; the reason says what the hub holds.
+    """
+    db = open_db(db_url)
+    try:
+        found = rejections(db, device)
+    finally:
+        db.close()
+    if as_json:
+        click.echo(json.dumps([asdict(r) for r in found], indent=2))
+        return
+    table = Table("device", "seq", "sale id", "code", "reason", "received (UTC)")
+    for r in found:
+        table.add_row(r.device, str(r.seq), r.sale_id, r.code, r.reason, r.received_at)
+    console = Console()
+    console.print(table)
+    console.print(f"{len(found)} rejected sale(s)")
 
 
 def export_rows(db: Database, since: datetime) -> Iterator[list[object]]:

@@ -5,6 +5,11 @@ A device deletes its outbox rows up to the sequence the hub acknowledges, so tha
 must only ever cover sales this hub has durably committed. `SalesIngest.ingest` inserts a
 batch idempotently and advances the device's contiguous progress in ONE transaction; the
 caller publishes the acknowledgement only after it returns (after the commit).
+
+A sale the hub cannot count (a document it cannot read, or one in conflict with a sale
+it holds) is kept verbatim in `sale_rejection` and counts as held for the progress, so it
+never stalls the device's stream; the acknowledgement names it, and the device keeps its
+copy in quarantine instead of deleting it.
 """
 
 from __future__ import annotations
@@ -13,15 +18,17 @@ import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
 import msgspec
-from peewee import Database
+from peewee import SQL, Database
 
 from appliance.core.clock import Clock, SystemClock
 from appliance.errors import DecodeError
 from appliance.mqtt.payloads import (
+    MAX_REJECTIONS_PER_ACK,
     DeviceStatus,
+    SaleDocument,
     SaleEnvelope,
     SaleRejection,
     SalesBatch,
@@ -29,20 +36,21 @@ from appliance.mqtt.payloads import (
     encode,
 )
 from hub.models import Device, DeviceProgress, Sale
+from hub.models import SaleRejection as RejectionRow
 
 log = logging.getLogger(__name__)
 
+MAX_SALE_ID = 64  # the hub's column; a longer id cannot even be kept as a rejection
 
-class _DocumentSummary(msgspec.Struct, kw_only=True):
-    """The fields of a device's sale document the hub indexes; the rest is kept verbatim."""
 
-    id: str | None = None
-    sequence: int | None = None
-    kind: Literal["sale", "refund", "void"]
+class _Stamp(msgspec.Struct):
+    """created_at read the way every reader of stored sales reads it (RFC 3339)."""
+
     created_at: datetime
-    total: int
-    currency: str
-    clock_verified: bool = True  # documents from before the flag existed were not checked
+
+
+_document_decoder = msgspec.json.Decoder(SaleDocument)
+_stamp_decoder = msgspec.json.Decoder(_Stamp)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,8 +61,27 @@ class IngestResult:
     upto_seq: int
     inserted: int
     duplicates: int
-    conflicts: tuple[int, ...] = ()  # sequences whose slot holds a different sale
+    conflicts: tuple[int, ...] = ()  # sequences of this batch rejected as conflicts
     rejected: tuple[SaleRejection, ...] = ()  # what the acknowledgement lists as rejected
+    invalid: tuple[int, ...] = ()  # sequences of this batch rejected as unreadable
+
+
+@dataclass(frozen=True, slots=True)
+class _Held:
+    """What the hub holds for the sequences and sale ids of a batch (updated as it goes)."""
+
+    by_seq: dict[int, tuple[str, bytes]]  # seq -> (sale id, document)
+    by_id: dict[str, int]  # sale id -> seq
+    rejected: set[tuple[int, str]]  # (seq, sale id) already kept as rejections
+
+
+@dataclass(slots=True)
+class _Sorted:
+    """A batch sorted into new sales, new rejections and resends."""
+
+    rows: list[dict[str, Any]]
+    rejections: list[dict[str, Any]]
+    duplicates: int = 0
 
 
 def utc_naive(moment: datetime) -> datetime:
@@ -68,6 +95,28 @@ def utc_text(value: datetime | str) -> str:
     """A stored naive UTC moment (SQLite may hand back text) as ISO text with its zone."""
     moment = value if isinstance(value, datetime) else datetime.fromisoformat(value)
     return moment.replace(tzinfo=UTC, microsecond=0).isoformat()
+
+
+def document_problem(envelope: SaleEnvelope) -> str | None:
+    """Why the hub cannot accept the envelope's document (None: it is a readable sale)."""
+    raw = bytes(envelope.document)
+    try:
+        document = _document_decoder.decode(raw)
+        stamp = _stamp_decoder.decode(raw).created_at
+        raw.decode("utf-8")
+    except (msgspec.DecodeError, msgspec.ValidationError) as err:
+        return f"the document is not a SaleDocument: {err}"
+    except UnicodeDecodeError:
+        return "the document is not UTF-8"
+    except RecursionError:
+        return "the document is nested too deeply"
+    if document.id != envelope.sale_id:
+        return f"the document's id {document.id!r} is not the sale id {envelope.sale_id!r}"
+    if document.sequence != envelope.seq:
+        return f"the document's sequence {document.sequence} is not seq {envelope.seq}"
+    if stamp.tzinfo is None:
+        return f"the document's created_at {document.created_at!r} has no UTC offset"
+    return None
 
 
 class SalesIngest:
@@ -87,13 +136,14 @@ class SalesIngest:
         return self.ingest(device, batch).upto_seq
 
     def ingest(self, device: str, batch: SalesBatch) -> IngestResult:
-        """Like apply, with what was inserted, already there, or in conflict.
+        """Store new sales, keep what cannot be counted as rejections, and say what to ack.
 
-        DecodeError (nothing stored) when the batch names another device or a document
-        lacks what the hub indexes. A database error propagates after the rollback.
+        DecodeError (nothing stored) when the batch itself is malformed: it names another
+        device or carries a sale id the hub cannot keep. A database error propagates after
+        the rollback.
         """
+        envelopes = _checked(device, batch)
         now = utc_naive(self._clock.now())
-        rows = [self._row(device, envelope, now) for envelope in _checked(device, batch)]
         db = self._db
         with db.atomic():
             (
@@ -104,13 +154,17 @@ class SalesIngest:
             DeviceProgress.insert(device=device, upto_seq=0).on_conflict(action="NOTHING").execute(
                 db
             )
+            # Everything below reads after this lock: a concurrent worker's batch for the
+            # same device is either wholly visible or not yet begun.
             current = self._locked_progress(device)
+            sorted_ = self._sort(device, envelopes, self._held(device, envelopes), now)
             inserted = 0
-            for part in _chunks(rows, self._chunk):
+            for part in _chunks(sorted_.rows, self._chunk):
                 inserted += int(
                     Sale.insert_many(part).on_conflict(action="NOTHING").as_rowcount().execute(db)
                 )
-            conflicts = self._conflicts(device, batch.sales)
+            for part in _chunks(sorted_.rejections, self._chunk):
+                RejectionRow.insert_many(part).on_conflict(action="NOTHING").execute(db)
             upto = self._contiguous(device, current)
             if upto > current:
                 (
@@ -118,24 +172,24 @@ class SalesIngest:
                     .where(DeviceProgress.device == device)
                     .execute(db)
                 )
-        ack = upto
-        if conflicts:
-            # Acknowledging a conflicting sequence would make the device delete a sale the
-            # hub does not hold; stop below it and leave the device resending it.
-            ack = max(0, min(upto, conflicts[0] - 1))
-            log.error(
-                "device %s sent sequences %s with sale ids the hub holds at other sequences "
-                "(or other sale ids at those sequences); acknowledging only up to %d",
+            floor = _listed_from(batch, upto)
+            ack, listed = self._listed(device, floor, upto)
+        new = sorted_.rejections
+        if new:
+            log.warning(
+                "device %s: %d sales rejected: %s",
                 device,
-                ", ".join(map(str, conflicts[:10])),
-                ack,
+                len(new),
+                "; ".join(f"seq {r['seq']} {r['code']}: {r['reason']}" for r in new[:5]),
             )
         result = IngestResult(
             device=device,
             upto_seq=ack,
             inserted=inserted,
-            duplicates=len(rows) - inserted - len(conflicts),
-            conflicts=tuple(conflicts),
+            duplicates=sorted_.duplicates,
+            conflicts=tuple(r["seq"] for r in new if r["code"] == "conflict"),
+            rejected=listed,
+            invalid=tuple(r["seq"] for r in new if r["code"] == "invalid"),
         )
         log.debug("device %s: %s", device, result)
         return result
@@ -148,32 +202,79 @@ class SalesIngest:
         value = query.scalar(self._db)
         return int(value) if value is not None else 0
 
-    def _row(self, device: str, envelope: SaleEnvelope, now: datetime) -> dict[str, Any]:
-        raw = bytes(envelope.document)
-        try:
-            summary = msgspec.json.decode(raw, type=_DocumentSummary)
-        except (msgspec.DecodeError, msgspec.ValidationError) as err:
-            raise DecodeError(f"sale {envelope.sale_id} (seq {envelope.seq}): {err}") from err
-        if summary.id is not None and summary.id != envelope.sale_id:
-            raise DecodeError(
-                f"seq {envelope.seq}: document {summary.id} is not {envelope.sale_id}"
+    def _sort(
+        self, device: str, envelopes: Sequence[SaleEnvelope], held: _Held, now: datetime
+    ) -> _Sorted:
+        """New sales, new rejections and resends, in batch order (later ones see earlier)."""
+        out = _Sorted(rows=[], rejections=[])
+        for envelope in envelopes:
+            seq, sale_id, raw = envelope.seq, envelope.sale_id, bytes(envelope.document)
+            stored = held.by_seq.get(seq)
+            if stored is not None and stored[0] == sale_id:
+                if stored[1] == raw:
+                    out.duplicates += 1  # a resend of a stored sale
+                    continue
+                problem = (
+                    "conflict",
+                    f"sale {sale_id} is stored at seq {seq} with other content",
+                )
+            elif (seq, sale_id) in held.rejected:
+                out.duplicates += 1  # a resend of a sale already kept as rejected
+                continue
+            elif stored is not None:
+                problem = ("conflict", f"seq {seq} holds sale {stored[0]}")
+            elif sale_id in held.by_id:
+                problem = ("conflict", f"sale {sale_id} is stored at seq {held.by_id[sale_id]}")
+            else:
+                reason = document_problem(envelope)
+                if reason is None:
+                    out.rows.append(_sale_row(device, envelope, now))
+                    held.by_seq[seq] = (sale_id, raw)
+                    held.by_id[sale_id] = seq
+                    continue
+                problem = ("invalid", reason)
+            code, reason = problem
+            out.rejections.append(
+                {
+                    "device": device,
+                    "seq": seq,
+                    "sale_id": sale_id,
+                    "code": code,
+                    "reason": reason,
+                    "document": raw,
+                    "received_at": now,
+                }
             )
-        if summary.sequence is not None and summary.sequence != envelope.seq:
-            raise DecodeError(f"sale {envelope.sale_id}: document sequence is not {envelope.seq}")
-        if len(summary.currency) != 3:
-            raise DecodeError(f"sale {envelope.sale_id}: bad currency {summary.currency!r}")
-        return {
-            "device": device,
-            "sale_id": envelope.sale_id,
-            "seq": envelope.seq,
-            "kind": summary.kind,
-            "created_at": utc_naive(summary.created_at),
-            "total": summary.total,
-            "currency": summary.currency,
-            "document": raw.decode("utf-8"),
-            "received_at": now,
-            "clock_verified": summary.clock_verified,
-        }
+            held.rejected.add((seq, sale_id))
+        return out
+
+    def _held(self, device: str, envelopes: Sequence[SaleEnvelope]) -> _Held:
+        """The stored sales at the batch's sequences or with its sale ids, and its rejections."""
+        held = _Held(by_seq={}, by_id={}, rejected=set())
+        seqs = sorted({e.seq for e in envelopes})
+        ids = sorted({e.sale_id for e in envelopes})
+        for part in _chunks(seqs, self._chunk):
+            query = (
+                Sale.select(Sale.seq, Sale.sale_id, Sale.document)
+                .where((Sale.device == device) & Sale.seq.in_(part))
+                .tuples()
+            )
+            for seq, sale_id, document in query.execute(self._db):
+                held.by_seq[int(seq)] = (str(sale_id), str(document).encode("utf-8"))
+            rejected = (
+                RejectionRow.select(RejectionRow.seq, RejectionRow.sale_id)
+                .where((RejectionRow.device == device) & RejectionRow.seq.in_(part))
+                .tuples()
+            )
+            held.rejected.update((int(seq), str(sid)) for seq, sid in rejected.execute(self._db))
+        for part in _chunks(ids, self._chunk):
+            query = (
+                Sale.select(Sale.sale_id, Sale.seq)
+                .where((Sale.device == device) & Sale.sale_id.in_(part))
+                .tuples()
+            )
+            held.by_id.update((str(sid), int(seq)) for sid, seq in query.execute(self._db))
+        return held
 
     def _locked_progress(self, device: str) -> int:
         query = DeviceProgress.select(DeviceProgress.upto_seq).where(
@@ -183,29 +284,15 @@ class SalesIngest:
             query = query.for_update()
         return int(query.scalar(self._db) or 0)
 
-    def _conflicts(self, device: str, sales: Sequence[SaleEnvelope]) -> list[int]:
-        """Sequences of the batch whose stored row is not the sale the device sent."""
-        stored: dict[int, str] = {}
-        for part in _chunks([envelope.seq for envelope in sales], self._chunk):
-            query = (
-                Sale.select(Sale.seq, Sale.sale_id)
-                .where((Sale.device == device) & Sale.seq.in_(part))
-                .tuples()
-            )
-            stored.update((int(seq), str(sale_id)) for seq, sale_id in query.execute(self._db))
-        return sorted({e.seq for e in sales if stored.get(e.seq) != e.sale_id})
-
     def _contiguous(self, device: str, start: int) -> int:
-        """The highest n such that every sequence in (start, n] is stored."""
+        """The highest n such that every sequence in (start, n] is stored or rejected."""
         upto = start
         while True:
-            query = (
-                Sale.select(Sale.seq)
-                .where((Sale.device == device) & (Sale.seq > upto))
-                .order_by(Sale.seq)
-                .limit(self._chunk)
-                .tuples()
+            sales = Sale.select(Sale.seq).where((Sale.device == device) & (Sale.seq > upto))
+            rejections = RejectionRow.select(RejectionRow.seq).where(
+                (RejectionRow.device == device) & (RejectionRow.seq > upto)
             )
+            query = (sales | rejections).order_by(SQL("1")).limit(self._chunk).tuples()
             page = [int(seq) for (seq,) in query.execute(self._db)]
             for seq in page:
                 if seq != upto + 1:
@@ -213,6 +300,35 @@ class SalesIngest:
                 upto = seq
             if len(page) < self._chunk:
                 return upto
+
+    def _listed(self, device: str, floor: int, upto: int) -> tuple[int, tuple[SaleRejection, ...]]:
+        """The ack and the rejections it names: every one in (floor, upto], at most the cap.
+
+        Past the cap the ack stops below the first rejection not named, so the device never
+        deletes a row it was not told is rejected; its next batch asks from there.
+        """
+        if floor >= upto:
+            return upto, ()
+        query = (
+            RejectionRow.select(
+                RejectionRow.seq, RejectionRow.sale_id, RejectionRow.code, RejectionRow.reason
+            )
+            .where(
+                (RejectionRow.device == device)
+                & (RejectionRow.seq > floor)
+                & (RejectionRow.seq <= upto)
+            )
+            .order_by(RejectionRow.seq, RejectionRow.id)
+            .limit(MAX_REJECTIONS_PER_ACK + 1)
+            .tuples()
+        )
+        found = [
+            SaleRejection(seq=int(seq), sale_id=str(sid), code=code, reason=str(reason))
+            for seq, sid, code, reason in query.execute(self._db)
+        ]
+        if len(found) > MAX_REJECTIONS_PER_ACK:
+            upto = max(floor, found[MAX_REJECTIONS_PER_ACK].seq - 1)
+        return upto, tuple(r for r in found[:MAX_REJECTIONS_PER_ACK] if r.seq <= upto)
 
 
 class DeviceRecords:
@@ -287,15 +403,47 @@ class DeviceRecords:
 
 
 def _checked(device: str, batch: SalesBatch) -> list[SaleEnvelope]:
-    """The batch's envelopes, refused whole when it claims another device or a bad seq."""
+    """The batch's envelopes, refused whole when it claims another device or a bad envelope."""
     if batch.device != device:
         raise DecodeError(f"a batch on {device}'s topic names device {batch.device!r}")
     for envelope in batch.sales:
-        if envelope.seq < 1:
+        if envelope.seq < 1:  # the payload's own bound; kept for a caller's hand-made batch
             raise DecodeError(f"sale {envelope.sale_id}: sequence {envelope.seq} is below 1")
-        if not envelope.sale_id:
-            raise DecodeError(f"seq {envelope.seq}: empty sale id")
+        if not 0 < len(envelope.sale_id) <= MAX_SALE_ID:
+            raise DecodeError(
+                f"seq {envelope.seq}: a sale id of {len(envelope.sale_id)} characters"
+            )
     return batch.sales
+
+
+def _listed_from(batch: SalesBatch, upto: int) -> int:
+    """The sequence above which the ack names rejections: what the device says it applied.
+
+    A device that does not say (older firmware) hears of those in this batch's range.
+    """
+    if batch.acked_upto is not None:
+        return batch.acked_upto
+    if batch.sales:
+        return min(e.seq for e in batch.sales) - 1
+    return upto
+
+
+def _sale_row(device: str, envelope: SaleEnvelope, now: datetime) -> dict[str, Any]:
+    """The `sale` row of a document document_problem found readable."""
+    raw = bytes(envelope.document)
+    document = _document_decoder.decode(raw)
+    return {
+        "device": device,
+        "sale_id": envelope.sale_id,
+        "seq": envelope.seq,
+        "kind": document.kind,
+        "created_at": utc_naive(_stamp_decoder.decode(raw).created_at),
+        "total": document.total,
+        "currency": document.currency,
+        "document": raw.decode("utf-8"),
+        "received_at": now,
+        "clock_verified": document.clock_verified,
+    }
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:

@@ -21,12 +21,19 @@ from peewee import Database, DatabaseError
 from appliance.core.sale import Sale as SaleDocument
 from appliance.core.sale import SaleLine
 from appliance.core.tender import Tender
-from appliance.mqtt.payloads import DecodeError, DeviceStatus, SaleEnvelope, SalesBatch
+from appliance.mqtt.payloads import (
+    MAX_REJECTIONS_PER_ACK,
+    DecodeError,
+    DeviceStatus,
+    SaleEnvelope,
+    SalesBatch,
+)
 from appliance.store.documents import encode_document
+from hub.catalog import sold_lines
 from hub.db import is_sqlite, open_hub_database
 from hub.ingest import DeviceRecords, SalesIngest
 from hub.migrations import migrate
-from hub.models import Device, DeviceProgress, Sale
+from hub.models import Device, DeviceProgress, Sale, SaleRejection
 
 START = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
 
@@ -129,7 +136,7 @@ def hub_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]
         db = request.getfixturevalue("postgres_hub")
         db.execute_sql("DROP TRIGGER IF EXISTS fail_sale ON sale")
         db.execute_sql("DROP FUNCTION IF EXISTS fail_sale()")
-        db.execute_sql("TRUNCATE device, sale, device_progress")
+        db.execute_sql("TRUNCATE device, sale, device_progress, sale_rejection")
     yield db
     db.close()
 
@@ -202,18 +209,160 @@ def test_a_database_error_mid_batch_stores_nothing_and_keeps_progress(hub_db: Da
     assert ingest.apply("kiosk-1", batch("kiosk-1", [2, 3, 4, 5])) == 5
 
 
-def test_a_sequence_held_by_another_sale_is_never_acknowledged(hub_db: Database) -> None:
+def rejections(db: Database, device: str) -> list[tuple[int, str, str]]:
+    """(seq, sale_id, code) of every rejection kept for a device, by seq."""
+    query = (
+        SaleRejection.select(SaleRejection.seq, SaleRejection.sale_id, SaleRejection.code)
+        .where(SaleRejection.device == device)
+        .order_by(SaleRejection.seq, SaleRejection.id)
+    )
+    return [(int(s), str(i), str(c)) for s, i, c in query.tuples().execute(db)]
+
+
+def raw_envelope(seq: int, sale_id: str, document: bytes) -> SaleEnvelope:
+    """An envelope around any bytes."""
+    return SaleEnvelope(seq=seq, sale_id=sale_id, document=msgspec.Raw(document))
+
+
+def without(document: bytes, field: str) -> bytes:
+    """A document with one field taken out."""
+    body = msgspec.json.decode(document)
+    del body[field]
+    return msgspec.json.encode(body)
+
+
+def test_a_sequence_held_by_another_sale_is_rejected_as_a_conflict_and_passed(
+    hub_db: Database,
+) -> None:
     ingest = SalesIngest(hub_db)
     assert ingest.apply("kiosk-1", batch("kiosk-1", [1, 2])) == 2
-    # A reflashed device numbering from 1 again: acknowledging would delete its new sale 2.
+    # A reflashed device numbering from 1 again: its new sale 2 is kept apart and named.
     clash = SalesBatch(
         device="kiosk-1",
         sales=[envelope("kiosk-1", 2, sale_id="new-sale-2"), envelope("kiosk-1", 3)],
+        acked_upto=1,
     )
     result = ingest.ingest("kiosk-1", clash)
     assert result.conflicts == (2,)
-    assert result.upto_seq == 1
+    assert result.upto_seq == 3
+    assert [(r.seq, r.sale_id, r.code) for r in result.rejected] == [(2, "new-sale-2", "conflict")]
+    assert result.rejected[0].reason == f"seq 2 holds sale {sale_id_of('kiosk-1', 2)}"
     assert "new-sale-2" not in {sid for _, sid in stored(hub_db, "kiosk-1")}
+    assert rejections(hub_db, "kiosk-1") == [(2, "new-sale-2", "conflict")]
+    document = SaleRejection.select(SaleRejection.document).scalar(hub_db)
+    assert bytes(document) == bytes(clash.sales[0].document)  # kept byte for byte
+
+
+def test_a_sale_id_stored_at_another_seq_is_a_conflict(hub_db: Database) -> None:
+    ingest = SalesIngest(hub_db)
+    ingest.apply("kiosk-1", batch("kiosk-1", [1]))
+    moved = envelope("kiosk-1", 2, sale_id=sale_id_of("kiosk-1", 1))
+    result = ingest.ingest("kiosk-1", SalesBatch(device="kiosk-1", sales=[moved]))
+    assert result.upto_seq == 2
+    assert [(r.seq, r.code) for r in result.rejected] == [(2, "conflict")]
+    assert result.rejected[0].reason == f"sale {sale_id_of('kiosk-1', 1)} is stored at seq 1"
+
+
+def test_a_sale_resent_with_other_content_is_a_conflict_not_a_duplicate(
+    hub_db: Database,
+) -> None:
+    ingest = SalesIngest(hub_db)
+    ingest.apply("kiosk-1", batch("kiosk-1", [1]))
+    changed = envelope("kiosk-1", 1, total=999)
+    result = ingest.ingest("kiosk-1", SalesBatch(device="kiosk-1", sales=[changed], acked_upto=0))
+    assert (result.upto_seq, result.duplicates) == (1, 0)
+    assert [(r.seq, r.code) for r in result.rejected] == [(1, "conflict")]
+    assert "other content" in result.rejected[0].reason
+    total = Sale.select(Sale.total).where(Sale.device == "kiosk-1").scalar(hub_db)
+    assert total == 250  # the hub keeps its first copy
+
+
+def test_a_document_the_hub_cannot_read_is_rejected_and_the_stream_goes_on(
+    hub_db: Database,
+) -> None:
+    ingest = SalesIngest(hub_db)
+    bad = raw_envelope(2, sale_id_of("kiosk-1", 2), without(sale_document("kiosk-1", 2), "lines"))
+    sales = [envelope("kiosk-1", 1), bad, envelope("kiosk-1", 3)]
+    result = ingest.ingest("kiosk-1", SalesBatch(device="kiosk-1", sales=sales))
+    assert (result.upto_seq, result.inserted, result.invalid) == (3, 2, (2,))
+    assert [(r.seq, r.code) for r in result.rejected] == [(2, "invalid")]
+    assert "lines" in result.rejected[0].reason
+    assert [seq for seq, _ in stored(hub_db, "kiosk-1")] == [1, 3]
+    # Resent, it is not stored twice, and the ack still names it.
+    again = ingest.ingest("kiosk-1", SalesBatch(device="kiosk-1", sales=sales, acked_upto=0))
+    assert (again.upto_seq, again.inserted, again.duplicates) == (3, 0, 3)
+    assert [r.seq for r in again.rejected] == [2]
+    assert rejections(hub_db, "kiosk-1") == [(2, sale_id_of("kiosk-1", 2), "invalid")]
+
+
+@pytest.mark.parametrize(
+    ("document", "words"),
+    [
+        (b"not json", "not a SaleDocument"),
+        (b'{"kind":"sale","created_at":"2024-05-01T09:00:00Z","currency":"EUR"}', "missing"),
+        (without(sale_document("kiosk-1", 1), "total"), "total"),
+        (sale_document("kiosk-1", 1).replace(b'"total":250', b'"total":' + b"9" * 22), "total"),
+        (sale_document("kiosk-1", 1).replace(b'"EUR"', b'"EURO"'), "currency"),
+        (sale_document("kiosk-1", 1).replace(b':00Z"', b':00"'), "offset"),
+        (sale_document("kiosk-1", 1, sale_id="other"), "is not the sale id"),
+        (sale_document("kiosk-1", 7, sale_id=sale_id_of("kiosk-1", 1)), "sequence 7 is not seq 1"),
+    ],
+)
+def test_what_makes_a_document_invalid(hub_db: Database, document: bytes, words: str) -> None:
+    bad = raw_envelope(1, sale_id_of("kiosk-1", 1), document)
+    result = SalesIngest(hub_db).ingest("kiosk-1", SalesBatch(device="kiosk-1", sales=[bad]))
+    assert result.upto_seq == 1
+    assert [r.code for r in result.rejected] == ["invalid"]
+    assert words in result.rejected[0].reason
+    assert stored(hub_db, "kiosk-1") == []
+
+
+def test_every_stored_sale_can_be_read_for_stock(hub_db: Database) -> None:
+    SalesIngest(hub_db).apply("kiosk-1", batch("kiosk-1", [1, 2, 3]))
+    for (document,) in Sale.select(Sale.document).tuples().execute(hub_db):
+        assert [line.sku for line in sold_lines(document)] == ["SKU-1"]
+
+
+def test_the_ack_names_rejections_above_what_the_device_applied(hub_db: Database) -> None:
+    ingest = SalesIngest(hub_db)
+    bad = raw_envelope(2, sale_id_of("kiosk-1", 2), b"{}")
+    sales = [envelope("kiosk-1", 1), bad, envelope("kiosk-1", 3)]
+    assert [
+        r.seq for r in ingest.ingest("kiosk-1", SalesBatch(device="kiosk-1", sales=sales)).rejected
+    ] == [2]
+    # That ack was lost: the next batch says the device applied nothing yet.
+    lost = SalesBatch(device="kiosk-1", sales=batch("kiosk-1", [4, 5]).sales, acked_upto=0)
+    result = ingest.ingest("kiosk-1", lost)
+    assert (result.upto_seq, [r.seq for r in result.rejected]) == (5, [2])
+    applied = SalesBatch(device="kiosk-1", sales=batch("kiosk-1", [6]).sales, acked_upto=5)
+    assert ingest.ingest("kiosk-1", applied).rejected == ()
+    # Without acked_upto (older devices) only this batch's range is named.
+    assert ingest.ingest("kiosk-1", batch("kiosk-1", [7])).rejected == ()
+
+
+def test_past_the_cap_the_ack_stops_below_the_first_rejection_not_named(
+    hub_db: Database,
+) -> None:
+    ingest = SalesIngest(hub_db)
+    cap = MAX_REJECTIONS_PER_ACK
+    sales = [raw_envelope(seq, f"bad-{seq}", b"{}") for seq in range(1, cap + 6)]
+    result = ingest.ingest("kiosk-1", SalesBatch(device="kiosk-1", sales=sales, acked_upto=0))
+    assert [r.seq for r in result.rejected] == list(range(1, cap + 1))
+    assert result.upto_seq == cap
+    assert ingest.progress("kiosk-1") == cap + 5  # the hub holds them all
+    rest = ingest.ingest(
+        "kiosk-1", SalesBatch(device="kiosk-1", sales=sales[cap:], acked_upto=result.upto_seq)
+    )
+    assert rest.upto_seq == cap + 5
+    assert [r.seq for r in rest.rejected] == list(range(cap + 1, cap + 6))
+
+
+def test_an_empty_batch_is_answered_with_the_progress(hub_db: Database) -> None:
+    ingest = SalesIngest(hub_db)
+    assert ingest.apply("kiosk-1", SalesBatch(device="kiosk-1", sales=[])) == 0
+    ingest.apply("kiosk-1", batch("kiosk-1", [1, 2]))
+    result = ingest.ingest("kiosk-1", SalesBatch(device="kiosk-1", sales=[]))
+    assert (result.upto_seq, result.inserted, result.rejected) == (2, 0, ())
 
 
 def test_a_batch_naming_another_device_is_refused_whole(hub_db: Database) -> None:
@@ -222,17 +371,11 @@ def test_a_batch_naming_another_device_is_refused_whole(hub_db: Database) -> Non
     assert stored(hub_db, "kiosk-1") == stored(hub_db, "kiosk-2") == []
 
 
-def test_a_document_without_a_total_is_refused_whole(hub_db: Database) -> None:
-    bad = SaleEnvelope(
-        seq=2,
-        sale_id="x",
-        document=msgspec.Raw(
-            b'{"kind":"sale","created_at":"2024-05-01T09:00:00Z","currency":"EUR"}'
-        ),
-    )
-    with pytest.raises(DecodeError, match="total"):
+def test_a_sale_id_too_long_to_keep_makes_the_batch_malformed(hub_db: Database) -> None:
+    long = envelope("kiosk-1", 2, sale_id="x" * 65)
+    with pytest.raises(DecodeError, match="65 characters"):
         SalesIngest(hub_db).apply(
-            "kiosk-1", SalesBatch(device="kiosk-1", sales=[envelope("kiosk-1", 1), bad])
+            "kiosk-1", SalesBatch(device="kiosk-1", sales=[envelope("kiosk-1", 1), long])
         )
     assert stored(hub_db, "kiosk-1") == []
 
