@@ -67,8 +67,8 @@ class JournalStream:
         batch = JournalBatch(device=self._device, entries=[entry_payload(e) for e in entries])
         return Chunk(encode(batch), len(entries), entries[-1].number)
 
-    def acknowledge(self, upto: int) -> int:
-        """Remember the hub's number durably."""
+    def acknowledge(self, upto: int, ack: JournalAck) -> int:
+        """Remember the hub's number durably (the ack says nothing more)."""
         return self._outbox.acknowledge(upto)
 
 

@@ -1,8 +1,9 @@
 """Health telemetry: what the fleet admin sees about one appliance, sent on an interval.
 
-`TelemetryBuilder` gathers the figures (outbox depth, catalog version, firmware, free
-disk, CPU temperature, uptime, device health, malformed messages, offline card payments
-and their limits, the fiscal journal's head and check); `TelemetryPublisher`
+`TelemetryBuilder` gathers the figures (outbox depth, sales the hub rejected and held in
+quarantine, catalog store and version, firmware, free disk, CPU temperature, uptime,
+device health, malformed messages, offline card payments and their limits, the fiscal
+journal's head and check); `TelemetryPublisher`
 sends them QoS 0 with a message expiry (stale health is worse than none) from its own
 timer thread while the link is up. Device health arrives on the main loop
 (DeviceHealthChanged); `DeviceHealthBoard` hands the latest of each to that thread.
@@ -15,6 +16,8 @@ import shutil
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
+
+from peewee import SqliteDatabase
 
 from appliance import __version__
 from appliance.core.clock import Clock, SystemClock
@@ -44,6 +47,7 @@ INTERVAL_S = 60.0
 # Proving the whole chain reads every entry: at start, then this often (not every report).
 JOURNAL_CHECK_S = 3600.0
 EXPIRY_S = 300  # MQTT v5 message expiry: the broker drops health older than this
+CATALOG_STORE_KEY = "catalog_store"  # meta: the store whose catalog this device holds
 
 
 class DeviceHealthBoard:
@@ -169,6 +173,19 @@ class JournalHealth:
         )
 
 
+class MetaText:
+    """One `meta` value as text ("" when absent); a callable for the builder."""
+
+    def __init__(self, db: SqliteDatabase, key: str) -> None:
+        self._db = db
+        self._key = key
+
+    def __call__(self) -> str:
+        """The value as stored now."""
+        row = self._db.execute_sql("SELECT value FROM meta WHERE key = ?", (self._key,)).fetchone()
+        return str(row[0]) if row else ""
+
+
 class TelemetryBuilder:
     """Builds one Telemetry payload; any thread (each reads through its own peewee connection)."""
 
@@ -183,6 +200,7 @@ class TelemetryBuilder:
         offline_cards: Callable[[], OfflineCardsReport | None] = lambda: None,
         storage: Callable[[], StorageStatus] | None = None,
         journal: Callable[[], JournalReport | None] = lambda: None,
+        catalog_store: Callable[[], str] | None = None,
         clock: Clock | None = None,
         thermal_zone: Path = THERMAL_ZONE,
         firmware: str = __version__,
@@ -195,7 +213,9 @@ class TelemetryBuilder:
         self._offline_cards = offline_cards
         self._storage = storage
         self._journal = journal
+        self._catalog_store = catalog_store or MetaText(outbox.db, CATALOG_STORE_KEY)
         self._last_figures: dict[str, int] = {}  # what was read last, sent while reads fail
+        self._last_store = ""
         self._clock = clock or SystemClock()
         self._thermal = thermal_zone
         self._firmware = firmware
@@ -220,6 +240,8 @@ class TelemetryBuilder:
             offline_cards=self._offline_cards(),
             storage=self._storage_report(),
             journal=self._journal(),
+            quarantined_sales=self._figure("quarantined_sales", self._outbox.quarantine_count),
+            catalog_store=self._store(),
         )
 
     def _figure(self, name: str, read: Callable[[], int]) -> int:
@@ -235,6 +257,14 @@ class TelemetryBuilder:
             return self._last_figures.get(name, 0)
         self._last_figures[name] = value
         return value
+
+    def _store(self) -> str:
+        """The held catalog's store; the last one read when the disk fails now."""
+        try:
+            self._last_store = self._catalog_store()
+        except Exception as err:
+            log.warning("telemetry: catalog store not read, sending the last one: %s", err)
+        return self._last_store
 
     def _storage_report(self) -> StorageReport | None:
         if self._storage is None:

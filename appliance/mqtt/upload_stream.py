@@ -63,6 +63,10 @@ class UploadStream(Protocol):
         """Up to `limit` items numbered above `after` as one batch, or None when none wait."""
         ...
 
-    def acknowledge(self, upto: int) -> int:
-        """The hub holds every item up to `upto`: record it; returns how many items that was."""
+    def acknowledge(self, upto: int, ack: Any) -> int:
+        """The hub holds every item up to `upto`: record it; returns how many items that was.
+
+        `ack` is the decoded acknowledgement, for what else it says about those items (the
+        sales it rejected). Never called with an `upto` beyond what was published.
+        """
         ...

@@ -8,7 +8,9 @@ late) the stream restarts from the lowest unacknowledged row: duplicates are har
 gaps are not.
 
 What is uploaded is an `UploadStream` (mqtt/upload_stream.py): the sales outbox here, the
-fiscal journal in mqtt/journal_uploader.py. One state machine serves both.
+fiscal journal in mqtt/journal_uploader.py. One state machine serves both. A sales
+acknowledgement may also name sales the hub rejected: those rows go to the quarantine
+table instead of being deleted, in the same transaction (store/outbox.py).
 
 All work happens on the uploader's own thread (it owns its peewee connection); paho's
 thread only queues acks and link changes for it, and `wake()` is safe from any thread.
@@ -33,7 +35,7 @@ from appliance.mqtt import topics
 from appliance.mqtt.link import HubLink, LinkState
 from appliance.mqtt.payloads import SaleEnvelope, SalesAck, SalesBatch, encode
 from appliance.mqtt.upload_stream import Chunk, UploaderOptions, UploadStream
-from appliance.store.outbox import SalesOutbox
+from appliance.store.outbox import Rejection, SalesOutbox
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +65,7 @@ class UploaderStats:
 
 
 class SalesStream:
-    """The sales outbox as an UploadStream: rows are deleted on acknowledgement."""
+    """The sales outbox as an UploadStream: rows are deleted (or quarantined) on acknowledgement."""
 
     name = "sales"
     keeps_acknowledged = False  # acknowledged rows are deleted
@@ -89,22 +91,27 @@ class SalesStream:
         return 0
 
     def next_chunk(self, after: int, limit: int) -> Chunk | None:
-        """The next rows as a SalesBatch."""
+        """The next rows as a SalesBatch, saying how far this device has applied acks."""
         rows = self._outbox.pending(after=after, limit=limit)
         if not rows:
             return None
+        # Every row below the oldest one left was acknowledged or quarantined: the hub need
+        # name no rejection below it. Read afresh, so it holds after a restart too.
+        oldest = self._outbox.oldest_sequence() or rows[0].sequence
         batch = SalesBatch(
             device=self._device,
             sales=[
                 SaleEnvelope(seq=r.sequence, sale_id=r.document_id, document=msgspec.Raw(r.payload))
                 for r in rows
             ],
+            acked_upto=min(oldest, rows[0].sequence) - 1,
         )
         return Chunk(encode(batch), len(rows), rows[-1].sequence)
 
-    def acknowledge(self, upto: int) -> int:
-        """Delete the acknowledged rows."""
-        return self._outbox.acknowledge(upto)
+    def acknowledge(self, upto: int, ack: SalesAck) -> int:
+        """Quarantine the rows the hub rejected and delete the rest, in one transaction."""
+        rejected = [Rejection(r.seq, r.sale_id, r.code, r.reason) for r in ack.rejected]
+        return self._outbox.acknowledge(upto, rejected)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +128,7 @@ class _Wake:
 @dataclass(frozen=True, slots=True)
 class _Ack:
     upto: int
+    ack: Any  # the decoded acknowledgement, for the stream
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,7 +232,7 @@ class Uploader(Closing):
     # --- paho's thread: queue and return ---
 
     def _on_ack(self, ack: Any) -> None:
-        self._inbox.put(_Ack(self._stream.ack_number(ack)))
+        self._inbox.put(_Ack(self._stream.ack_number(ack), ack))
 
     def _on_link(self, state: LinkState) -> None:
         self._inbox.put(_Link(state))
@@ -280,7 +288,7 @@ class Uploader(Closing):
 
     def _handle(self, message: _Message | None) -> None:
         if isinstance(message, _Ack):
-            self._acknowledge(message.upto)
+            self._acknowledge(message.upto, message.ack)
         elif isinstance(message, _Link):
             self._apply_link(message.state)
         elif isinstance(message, _Wake) and not self._state.ready:
@@ -297,7 +305,7 @@ class Uploader(Closing):
             self._restart(f"link ready (session {state.session})")
             self._retry_at = None
 
-    def _acknowledge(self, upto: int) -> None:
+    def _acknowledge(self, upto: int, ack: Any) -> None:
         if upto > self._highest_published:
             # Deleting a row the hub never got would lose a sale: trust only what was sent.
             log.warning(
@@ -321,7 +329,7 @@ class Uploader(Closing):
             return
         if upto <= self._acked:
             return
-        dropped = self._stream.acknowledge(upto)
+        dropped = self._stream.acknowledge(upto, ack)
         self._acked = upto
         while self._in_flight and self._in_flight[0].last_seq <= upto:
             self._in_flight.popleft()

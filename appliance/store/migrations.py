@@ -371,6 +371,24 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX drawer_opening_opened_at ON drawer_opening(opened_at)",
         ),
     ),
+    Migration(
+        10,
+        "sales the hub rejected, held apart from the outbox",
+        (
+            # A sale the hub refused (a document it cannot read, or one in conflict with
+            # what it holds) moves here from the outbox in the transaction that applies the
+            # hub's acknowledgement: it stops blocking the stream and is never lost. `code`
+            # and `reason` are the hub's words, for staff and the fleet admin.
+            """CREATE TABLE sale_quarantine (
+                seq INTEGER PRIMARY KEY,
+                sale_id TEXT NOT NULL UNIQUE REFERENCES document(id),
+                document BLOB NOT NULL,
+                code TEXT NOT NULL,
+                reason TEXT NOT NULL,
+                quarantined_at TEXT NOT NULL
+            )""",
+        ),
+    ),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

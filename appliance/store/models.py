@@ -100,6 +100,20 @@ class Outbox(_Table):
     created_at = TextField()
 
 
+class SaleQuarantineRow(_Table):
+    """A sale the hub rejected, moved out of the outbox with the hub's code and reason."""
+
+    seq = IntegerField(primary_key=True)
+    sale = ForeignKeyField(Document, column_name="sale_id", unique=True)
+    document = BlobField()
+    code = TextField()
+    reason = TextField()
+    quarantined_at = TextField()
+
+    class Meta:
+        table_name = "sale_quarantine"
+
+
 class DrawerOpeningRow(_Table):
     """A cash drawer opening and why (sale, no-sale by a named staff member, remote, by hand)."""
 
@@ -331,6 +345,7 @@ MODELS: tuple[type[Model], ...] = (
     DocumentLine,
     StockMovement,
     Outbox,
+    SaleQuarantineRow,
     DrawerOpeningRow,
     StaffRow,
     ParkedCartRow,

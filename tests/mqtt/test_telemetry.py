@@ -36,6 +36,7 @@ from appliance.mqtt.telemetry import (
 from appliance.store.hub_session import SessionStore
 from appliance.store.journal import FiscalJournal
 from appliance.store.journal_outbox import JournalOutbox
+from appliance.store.outbox import Rejection
 from appliance.store.payment_attempts import OfflineUsage
 from tests.broker import MosquittoBroker
 from tests.mqtt.fake_hub import DeviceStore, FakeHub, eventually
@@ -111,6 +112,19 @@ def test_the_builder_reports_every_figure(store: DeviceStore, tmp_path: Path) ->
         DeviceHealthReport(device="front-scanner", kind="scanner", state="ok"),
         DeviceHealthReport(device="printer", kind="printer", state="degraded", reason="paper low"),
     ]
+    assert (report.quarantined_sales, report.catalog_store) == (0, "")
+
+
+def test_the_builder_reports_quarantined_sales_and_the_catalog_store(
+    store: DeviceStore, tmp_path: Path
+) -> None:
+    rows = store.outbox.pending()
+    rejected = [Rejection(rows[1].sequence, rows[1].document_id, "invalid", "no lines")]
+    store.outbox.acknowledge(rows[1].sequence, rejected)
+    store.db.execute_sql("INSERT INTO meta (key, value) VALUES ('catalog_store', 'berlin-1')")
+    report = builder_for(store, tmp_path).build()
+    assert (report.outbox_depth, report.quarantined_sales) == (1, 1)
+    assert report.catalog_store == "berlin-1"
 
 
 def test_the_builder_reports_offline_card_payments_and_their_limits(

@@ -1,8 +1,9 @@
 """Status for staff: sync with the hub, each device's health, and the day's takings.
 
 The sync section also shows the card payments the terminal approved offline and has not
-submitted yet, against the [payments] limits that keep card off once reached. The devices
-section lists card payments only a person can settle, and closes the terminal's day.
+submitted yet, against the [payments] limits that keep card off once reached, and the
+sales the hub refused (held in quarantine on this till). The devices section lists card
+payments only a person can settle, and closes the terminal's day.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from appliance.screens.i18n import Translator
 from appliance.screens.presenters.context import ScreenContext
 from appliance.service.offline_card_limits import limits_from
 from appliance.store.day_totals import DayTotals, day_totals
+from appliance.store.outbox import QuarantinedSale
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,7 @@ class TerminalDayClosed(Event):
     problem: str = ""
 
 
+QUARANTINE_SHOWN = 5  # quarantined sales listed one by one; the count says how many in all
 REFRESH_SECONDS = 2.0  # sync and devices while the screen is up: a COUNT and a lock each
 # How often the hub's acknowledgements are looked at while the screen is not up, so "last
 # successful sync" is right to within this much whatever screen was on show.
@@ -114,6 +117,40 @@ def offline_cards_row(
             "state": "offline",
         }
     return {"label": label, "value": value, "state": "degraded"}
+
+
+def quarantine_rows(
+    tr: Translator, count: int, sales: list[QuarantinedSale]
+) -> list[dict[str, str]]:
+    """Sales the hub refused: a red line saying what to do, then the first few one by one.
+
+    None at all: no line (the outbox line already says everything went).
+    """
+    if count <= 0:
+        return []
+    rows = [
+        {
+            "label": tr._("Refused by the hub"),
+            "value": tr.n_(
+                "{count} sale kept on this till, not counted at the hub: tell the fleet admin",
+                "{count} sales kept on this till, not counted at the hub: tell the fleet admin",
+                count,
+            ).format(count=count),
+            "state": "offline",
+        }
+    ]
+    for sale in sales[:QUARANTINE_SHOWN]:
+        why = tr._("Unreadable") if sale.code == "invalid" else tr._("Conflict")
+        rows.append(
+            {
+                "label": tr._("Receipt {receipt}").format(
+                    receipt=sale.receipt_number or sale.sale_id
+                ),
+                "value": tr._("{why}: {reason}").format(why=why, reason=sale.reason),
+                "state": "offline",
+            }
+        )
+    return rows
 
 
 class StaffStatusPresenter(EventDispatcher):
@@ -258,6 +295,7 @@ class StaffStatusPresenter(EventDispatcher):
                 "state": "ok" if depth == 0 else "degraded",
             }
         )
+        rows += self._quarantine_rows()
         if self._hub is not None:
             last = tr.datetime(self._last_sync) if self._last_sync else tr._("Not since start")
             rows.append({"label": tr._("Last successful sync"), "value": last, "state": "ok"})
@@ -271,6 +309,17 @@ class StaffStatusPresenter(EventDispatcher):
         )
         rows.append(self._offline_cards_row())
         return rows
+
+    def _quarantine_rows(self) -> list[dict[str, str]]:
+        # A COUNT like the outbox's; the few rows shown are read only when there are any.
+        tr = self._ctx.tr
+        try:
+            count = self._outbox.quarantine_count()
+            sales = self._outbox.quarantined(QUARANTINE_SHOWN) if count else []
+        except ApplianceError as err:
+            log.error("sale quarantine not read: %s", err)
+            return [{"label": tr._("Refused by the hub"), "value": str(err), "state": "offline"}]
+        return quarantine_rows(tr, count, sales)
 
     def _offline_cards_row(self) -> dict[str, str]:
         # One aggregate over the journal's offline rows, like the outbox's COUNT above.
