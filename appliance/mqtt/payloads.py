@@ -28,6 +28,7 @@ Positive = Annotated[int, Meta(ge=1, le=MAX_SAFE)]
 Amount = Annotated[int, Meta(ge=-MAX_SAFE, le=MAX_SAFE)]  # minor units, quantities
 Seconds = Annotated[float, Meta(ge=0, le=1e12)]  # finite: JSON has no infinity
 Celsius = Annotated[float, Meta(ge=-273.15, le=1000)]
+SaleId = Annotated[str, Meta(min_length=1, max_length=64)]  # the hub's column holds 64
 # A newer version is refused at every level: a nested struct's `v` counts too.
 SchemaVersion = Annotated[int, Meta(ge=1, le=SCHEMA_VERSION)]
 
@@ -124,7 +125,7 @@ class SaleEnvelope(Payload, frozen=True, kw_only=True):
     """One outbox row: device sequence, sale id and the stored document (raw JSON)."""
 
     seq: Positive
-    sale_id: Annotated[str, Meta(min_length=1)]
+    sale_id: SaleId
     # Kept as the device's exact bytes; its shape is SaleDocument (checked by the hub).
     document: Annotated[
         msgspec.Raw,
@@ -148,7 +149,7 @@ class SaleRejection(Payload, frozen=True, kw_only=True):
     """A sale the hub holds apart and will not count: invalid, or in conflict with another."""
 
     seq: Positive
-    sale_id: str
+    sale_id: SaleId
     code: Literal["invalid", "conflict"]
     reason: str
 
