@@ -5,13 +5,18 @@ each version in which it changed (a deleted product gets a tombstone row), so th
 at any version, and the delta between two, can be computed again later. A stock value in
 an import is a stocktake: the hub's level is that count minus what the store's devices
 sold after it (ingested sales), and it goes to the devices as an authoritative correction.
+A level sent later (hub/stock_corrections.py) is a PublishedStock row of a stock-only
+version; a product's level at a version is the newer of its count and that row.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
-from collections.abc import Collection, Iterable, Iterator, Mapping
+import math
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal, NamedTuple, TextIO
@@ -34,14 +39,16 @@ from peewee import (
 
 from appliance.catalog_import import ImportReport, read_catalog_csv
 from appliance.core.catalog import Product
-from appliance.mqtt.payloads import CatalogDelta, ProductPayload, SnapshotChunk
+from appliance.mqtt.payloads import MAX_SAFE, CatalogDelta, ProductPayload, SnapshotChunk
 from appliance.settings import StoreSettings
+from hub.db import is_sqlite
 from hub.ingest import utc_naive
-from hub.models import HubModel, Sale
+from hub.models import HubModel, PublishedStock, Sale
 
 log = logging.getLogger(__name__)
 
-CHUNK_SIZE = 5000  # products per snapshot chunk (about 1 MB of JSON)
+CHUNK_SIZE = 5000  # products per snapshot chunk at most (about 1 MB of JSON)
+CHUNK_BYTES = 1 << 20  # JSON bytes per catalog message at most, whatever the device's limit
 DELTA_LIMIT = 5000  # a bigger change goes out as a snapshot instead of one huge message
 _IN_BATCH = 500  # values per IN (...) list: far below every parameter limit
 
@@ -93,7 +100,14 @@ class DeviceStore(HubModel):
     store = CharField(max_length=64, index=True)
 
 
-CATALOG_MODELS: tuple[type[HubModel], ...] = (HubCatalogVersion, HubProduct, DeviceStore)
+# PublishedStock belongs to migration 5; created here too (if missing) so every database
+# the catalog code opens has it, whichever way it was made.
+CATALOG_MODELS: tuple[type[HubModel], ...] = (
+    HubCatalogVersion,
+    HubProduct,
+    DeviceStore,
+    PublishedStock,
+)
 # The product fields an import compares, in the order _Row.fields holds them.
 _FIELDS = (HubProduct.name, HubProduct.names, HubProduct.price, HubProduct.currency,
            HubProduct.tax_class, HubProduct.category, HubProduct.age_restriction,
@@ -228,6 +242,10 @@ class HubCatalog:
         )
         return int(query.scalar(self._db) or 0)
 
+    def write_lock(self) -> AbstractContextManager[None]:
+        """A transaction holding this store's catalog lock: one new version at a time."""
+        return store_transaction(self._db, self.store)
+
     def import_csv(
         self, handle: TextIO, settings: StoreSettings, *, skip_bad_rows: bool = False
     ) -> ImportResult:
@@ -254,7 +272,7 @@ class HubCatalog:
     ) -> ImportResult:
         """Make the store's catalog exactly `rows` (others deleted unless in `keep`)."""
         moment = utc_naive(now or datetime.now().astimezone())
-        with self._db.atomic():
+        with self.write_lock():
             old = self.version()
             new = old + 1
             current = self._state(old)
@@ -303,8 +321,9 @@ class HubCatalog:
     ) -> CatalogDelta | None:
         """The changes from one version to another (the current one by default).
 
-        None when they touch more than `limit` products: send a snapshot instead.
-        ValueError unless from_version < to_version <= the current version.
+        A product whose level was sent in between (a count, or a published correction)
+        carries its level at `to_version`. None when more than `limit` products changed:
+        send a snapshot instead. ValueError unless from_version < to_version <= current.
         """
         current = self.version()
         to = current if to_version is None else to_version
@@ -313,17 +332,23 @@ class HubCatalog:
         latest: dict[str, _Row] = {}
         for row in self._rows(HubProduct.version > from_version, HubProduct.version <= to):
             latest[row.sku] = row
-        if limit is not None and len(latest) > limit:
+        sent = self._published(PublishedStock.version > from_version, PublishedStock.version <= to)
+        only_stock = [sku for sku in sent if sku not in latest]
+        if limit is not None and len(latest) + len(only_stock) > limit:
             return None
         before = self._state(from_version, skus=[s for s, r in latest.items() if r.deleted])
+        latest.update(self._state(to, skus=only_stock))  # still there at `to`
+        upserts = []
+        for sku, row in sorted(latest.items()):
+            if row.deleted:
+                continue
+            moved = (row.stock_version or 0) > from_version or sku in sent
+            upserts.append(row.payload(_level(row, sent.get(sku)) if moved else None))
         return CatalogDelta(
+            store=self.store,
             from_version=from_version,
             to_version=to,
-            upserts=[
-                row.payload(row.stock if (row.stock_version or 0) > from_version else None)
-                for row in latest.values()
-                if not row.deleted
-            ],
+            upserts=upserts,
             deletes=[sku for sku, row in latest.items() if row.deleted and sku in before],
         )
 
@@ -332,50 +357,89 @@ class HubCatalog:
         version: int | None = None,
         chunk_size: int = CHUNK_SIZE,
         levels: Mapping[str, int] | None = None,
+        *,
+        max_bytes: int | None = CHUNK_BYTES,
+        rebase: bool = False,
     ) -> list[SnapshotChunk]:
         """The whole catalog at `version` (current by default) in chunks, in SKU order.
 
-        `levels` (from `stock_levels`) replaces each counted product's stock with the
-        hub's current level; without it the last count is sent.
+        A chunk holds at most `chunk_size` products and `max_bytes` bytes of JSON (None: no
+        byte limit). `levels` (from `stock_levels`) replaces each counted product's stock
+        with the hub's current level; without it the level last sent goes.
         """
         current = self.version()
         at = current if version is None else version
         if not 1 <= at <= current:
             raise ValueError(f"no snapshot of v{at} (the store is at v{current})")
         levels = levels or {}
+        sent = self._newest_published(at)
         payloads = [
-            row.payload(levels.get(sku, row.stock) if row.stock is not None else None)
+            row.payload(
+                levels.get(sku, _level(row, sent.get(sku))) if row.stock is not None else None
+            )
             for sku, row in sorted(self._state(at).items())
         ]
-        size = max(1, chunk_size)
-        parts = [payloads[i : i + size] for i in range(0, len(payloads), size)] or [[]]
+        widest = SnapshotChunk(
+            store=self.store, version=MAX_SAFE, chunk=MAX_SAFE, chunks=MAX_SAFE, products=[],
+            rebase=True,
+        )  # fmt: skip
+        header = len(msgspec.json.encode(widest)) - len(b"[]")
+        parts = _parts(payloads, max(1, chunk_size), max_bytes, header)
+        whole = SnapshotChunk(store=self.store, version=at, chunk=0, chunks=len(parts),
+                              products=[], rebase=rebase)  # fmt: skip
         return [
-            SnapshotChunk(version=at, chunk=k, chunks=len(parts), products=part)
-            for k, part in enumerate(parts)
+            msgspec.structs.replace(whole, chunk=k, products=part) for k, part in enumerate(parts)
         ]
 
     def products(self, version: int | None = None) -> dict[str, ProductPayload]:
-        """The catalog at `version` (current by default) as payloads, stock = last count."""
+        """The catalog at `version` (current by default) as payloads, stock = level last sent."""
         at = self.version() if version is None else version
-        return {sku: row.payload(row.stock) for sku, row in self._state(at).items()}
+        sent = self._newest_published(at)
+        return {
+            sku: row.payload(_level(row, sent.get(sku))) for sku, row in self._state(at).items()
+        }
 
     def stock_levels(self, sold: Iterable[SoldLine]) -> list[StockLevel]:
         """Per counted, stock-tracked product: count minus sales after it, in SKU order."""
-        state = {
-            sku: row
-            for sku, row in self._state(self.version()).items()
-            if row.stock is not None and row.fields[7]
+        return _levels(_counted(self._state(self.version())), sold)
+
+    def stock_changes(self, sales: Callable[[datetime | None], Iterable[SoldLine]]) -> StockChange:
+        """The current levels that differ from those last sent; `sales(since)` gives sold lines.
+
+        Sales before the oldest count in force count for nothing, so only later ones are
+        asked for. Run inside `write_lock()` so the levels and the version agree.
+        """
+        version = self.version()
+        counted = _counted(self._state(version))
+        if not counted:
+            return StockChange(version, {})
+        sent = self._newest_published(version)
+        times = [row.stock_at for row in counted.values() if row.stock_at is not None]
+        since = min(times) if len(times) == len(counted) else None
+        changed = {
+            level.sku: level.level
+            for level in _levels(counted, sales(since))
+            if level.level != _level(counted[level.sku], sent.get(level.sku))
         }
-        totals = dict.fromkeys(state, 0)
-        for line in sold:
-            row = state.get(line.sku)
-            if row is not None and (row.stock_at is None or line.sold_at >= row.stock_at):
-                totals[line.sku] += line.quantity
-        levels = []
-        for sku, row in sorted(state.items()):
-            count, out = row.stock or 0, totals[sku]
-            levels.append(StockLevel(sku, row.fields[0], count, row.stock_at, out, count - out))
-        return levels
+        return StockChange(version, changed)
+
+    def add_stock_version(self, change: StockChange, now: datetime | None = None) -> int:
+        """Make the next version from new stock levels only (inside `write_lock()`)."""
+        moment = utc_naive(now or datetime.now().astimezone())
+        new = change.version + 1
+        HubCatalogVersion.insert(
+            store=self.store, version=new, created_at=moment, changed=len(change.levels)
+        ).execute(self._db)
+        rows = [(self.store, sku, new, level) for sku, level in sorted(change.levels.items())]
+        fields = [PublishedStock.store, PublishedStock.sku, PublishedStock.version,
+                  PublishedStock.level]  # fmt: skip
+        for batch in chunked(rows, _IN_BATCH):
+            PublishedStock.insert_many(batch, fields=fields).execute(self._db)
+        log.info(
+            "stock of %s: v%d -> v%d, %d level(s) corrected",
+            self.store, change.version, new, len(change.levels),
+        )  # fmt: skip
+        return new
 
     def _state(self, version: int, skus: Collection[str] | None = None) -> dict[str, _Row]:
         """The products present at `version` (only those of `skus` when given)."""
@@ -403,6 +467,122 @@ class HubCatalog:
         # use SQLite's `?` placeholders, which PostgreSQL refuses).
         for r in self._db.execute_sql(*self._db.get_sql_context().parse(query)):
             yield _Row(r[0], r[1], bool(r[2]), tuple(r[3:13]), r[13], r[14], _moment(r[15]))
+
+    def _published(self, *where: Any) -> dict[str, tuple[int, int]]:
+        """Per product, the newest published (version, level) among the rows `where` picks."""
+        query = (
+            PublishedStock.select(PublishedStock.sku, PublishedStock.version, PublishedStock.level)
+            .where(PublishedStock.store == self.store, *where)
+            .order_by(PublishedStock.sku, PublishedStock.version)
+        )
+        found: dict[str, tuple[int, int]] = {}
+        for sku, version, level in self._db.execute_sql(*self._db.get_sql_context().parse(query)):
+            found[sku] = (int(version), int(level))
+        return found
+
+    def _newest_published(self, version: int) -> dict[str, tuple[int, int]]:
+        """Per product, its newest published (version, level) at or before `version`."""
+        left, right = str(self._db.quote)[0], str(self._db.quote)[-1]
+        table = f"{left}{PublishedStock._meta.table_name}{right}"
+        level, p = f"{left}level{right}", self._db.param
+        # One grouped pass in the database: the rows grow with every correction.
+        sql = (
+            f"SELECT s.sku, s.version, s.{level} FROM {table} s JOIN (SELECT sku,"
+            f" MAX(version) AS newest FROM {table} WHERE store = {p} AND version <= {p}"
+            f" GROUP BY sku) m ON s.sku = m.sku AND s.version = m.newest WHERE s.store = {p}"
+        )
+        rows = self._db.execute_sql(sql, (self.store, version, self.store))
+        return {str(sku): (int(v), int(value)) for sku, v, value in rows}
+
+
+@dataclass(frozen=True, slots=True)
+class StockChange:
+    """Levels that differ from those last sent, as of catalog `version`."""
+
+    version: int
+    levels: dict[str, int]
+
+
+def store_transaction(db: Database, store: str) -> AbstractContextManager[None]:
+    """A transaction that holds `store`'s catalog lock until it ends.
+
+    Several hub workers (and the import CLI) make versions of the same store: SQLite
+    serialises writers (BEGIN IMMEDIATE); PostgreSQL takes an advisory lock per store.
+    """
+    return _store_transaction(db, store)
+
+
+@contextmanager
+def _store_transaction(db: Database, store: str) -> Iterator[None]:
+    if is_sqlite(db):
+        with db.atomic("IMMEDIATE"):
+            yield
+        return
+    key = int.from_bytes(
+        hashlib.blake2b(f"catalog:{store}".encode(), digest_size=8).digest(), "big", signed=True
+    )
+    with db.atomic():
+        db.execute_sql(f"SELECT pg_advisory_xact_lock({db.param})", (key,))
+        yield
+
+
+def _level(row: _Row, sent: tuple[int, int] | None) -> int | None:
+    """The level last sent for a product: its count, or a correction published after it."""
+    if sent is not None and sent[0] > (row.stock_version or 0):
+        return sent[1]
+    return row.stock
+
+
+def _counted(state: Mapping[str, _Row]) -> dict[str, _Row]:
+    """The products with a count that track stock."""
+    return {sku: row for sku, row in state.items() if row.stock is not None and row.fields[7]}
+
+
+def _levels(counted: Mapping[str, _Row], sold: Iterable[SoldLine]) -> list[StockLevel]:
+    """Count minus what was sold after it, per counted product, in SKU order."""
+    totals = dict.fromkeys(counted, 0)
+    for line in sold:
+        row = counted.get(line.sku)
+        if row is not None and (row.stock_at is None or line.sold_at >= row.stock_at):
+            totals[line.sku] += line.quantity
+    levels = []
+    for sku, row in sorted(counted.items()):
+        count, out = row.stock or 0, totals[sku]
+        levels.append(StockLevel(sku, row.fields[0], count, row.stock_at, out, count - out))
+    return levels
+
+
+_WIDEST_STOCK = len(str(-MAX_SAFE))
+
+
+def _parts(
+    payloads: list[ProductPayload], size: int, max_bytes: int | None, header: int
+) -> list[list[ProductPayload]]:
+    """Products in parts of at most `size` products and `max_bytes` bytes of JSON (with header).
+
+    A part's size counts every stock at its widest, so how a version is cut depends on its
+    products and the limit only, never on the levels of the moment: a resumed download
+    gets the numbering of the chunks it already holds. A product too big on its own still
+    goes, alone (the broker drops it; the log says so).
+    """
+    todo = [payloads[i : i + size] for i in range(0, len(payloads), size)][::-1]
+    if max_bytes is None:
+        return todo[::-1] or [[]]
+    encoder = msgspec.json.Encoder()
+    parts: list[list[ProductPayload]] = []
+    while todo:
+        part = todo.pop()
+        widened = sum(_WIDEST_STOCK - len(str(p.stock)) for p in part if p.stock is not None)
+        need = header + len(encoder.encode(part)) + widened
+        if need <= max_bytes:
+            parts.append(part)
+        elif len(part) == 1:
+            log.error("product %s alone is %d bytes, over %d", part[0].sku, need, max_bytes)
+            parts.append(part)
+        else:
+            step = math.ceil(len(part) / max(2, math.ceil(need / max_bytes)))
+            todo.extend([part[i : i + step] for i in range(0, len(part), step)][::-1])
+    return parts or [[]]
 
 
 def _moment(value: datetime | str | None) -> datetime | None:

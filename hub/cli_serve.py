@@ -70,9 +70,10 @@ def serve(
 
 
 def catalog_serving_hub(db: Database, endpoint: BrokerEndpoint, worker_id: str | None) -> HubServer:
-    """A hub worker that also answers devices' catalog requests (deltas or snapshots)."""
+    """A hub worker that also serves the catalog: answers requests, publishes stock corrections."""
     from hub.catalog import store_sales
     from hub.catalog_publisher import CatalogPublisher
+    from hub.stock_corrections import PERIOD, StockCorrections
 
     server: HubServer | None = None
 
@@ -81,12 +82,18 @@ def catalog_serving_hub(db: Database, endpoint: BrokerEndpoint, worker_id: str |
         server.publish(topic, payload)
 
     publisher = CatalogPublisher(db, publish, sales=lambda store: store_sales(db, store))
+    corrections = StockCorrections(db, publisher)
 
     def catalog_request(inbound: Inbound) -> None:
         publisher.on_request(inbound.device, inbound.payload)
 
     server = HubServer(
-        db, endpoint, worker_id=worker_id, handlers={topics.catalog_request: catalog_request}
+        db,
+        endpoint,
+        worker_id=worker_id,
+        handlers={topics.catalog_request: catalog_request},
+        after_sales=corrections.sales_committed,
+        periodic=[(PERIOD, corrections.run)],
     )
     return server
 

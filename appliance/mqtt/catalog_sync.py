@@ -1,11 +1,16 @@
 """Catalog, prices and stock from the hub: versioned deltas and chunked, resumable snapshots.
 
-The device holds one catalog version (meta 'catalog_version'). A delta `from -> to` is
-applied only when `from` is the version held; a gap, a reconnect or a failed apply asks
-the hub (CatalogRequest on catalog_request(device)), which answers with a delta or a
-snapshot. Snapshot chunks are staged durably and applied when all of a version are
-there; after a reconnect the download resumes at the first missing chunk. Every apply is
-ONE transaction: products, deletes, the hub's stock corrections and the new version.
+The device holds one catalog version of one store (meta 'hub_catalog_version' and
+'catalog_store'). A delta `from -> to` is applied only when its store is the one held and
+`from` is the version held; a gap, another store's delta, a reconnect or a failed apply
+asks the hub (CatalogRequest on catalog_request(device)). The hub answers every request:
+a delta, a snapshot, or a CatalogStatus ("current", or "no_store": then the device keeps
+its catalog and stops asking until the next connection). No answer within the retry time
+means a lost message: the device asks again. Snapshot chunks are staged durably and
+applied when all of a version are there; a snapshot of another store, or a rebase one,
+replaces whatever is held. After a reconnect the download resumes at the first missing
+chunk. Every apply is ONE transaction: products, deletes, the hub's stock corrections,
+the new version and its store.
 """
 
 from __future__ import annotations
@@ -31,18 +36,30 @@ from appliance.mqtt.dispatch import decode_catalog
 from appliance.mqtt.payloads import (
     CatalogDelta,
     CatalogRequest,
+    CatalogStatus,
     ProductPayload,
     SnapshotChunk,
     decode,
     encode,
 )
-from appliance.store.catalog_versions import CatalogVersions, ProductRows, SnapshotStaging
+from appliance.store.catalog_versions import (
+    CatalogVersions,
+    ProductRows,
+    SnapshotStaging,
+    StagedSnapshot,
+)
 
 log = logging.getLogger(__name__)
 
 Publish = Callable[[str, bytes], object]  # (topic, payload); the caller publishes QoS 1
-Outcome = Literal["applied", "staged", "stale", "gap", "malformed", "failed"]
-RETRY_SECONDS = 30.0  # the same request is not repeated sooner (a burst of gapped deltas)
+Outcome = Literal[
+    "applied", "staged", "stale", "gap", "foreign", "current", "no_store", "malformed", "failed"
+]
+Message = CatalogDelta | SnapshotChunk | CatalogStatus
+# The same request is not repeated sooner (a burst of gapped deltas), and an answer that
+# has not come (or a snapshot that stopped arriving) is asked for again after this long.
+RETRY_SECONDS = 30.0
+POLL_SECONDS = 5.0  # the worker looks for an overdue answer at least this often
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +72,7 @@ class CatalogApplied(Event):
     upserts: int
     deletes: int
     stock_corrections: int
+    store: str = ""
 
 
 @cache
@@ -62,7 +80,7 @@ def _currency_ok(code: str) -> bool:
     return is_known_currency(code)
 
 
-def _decode(data: bytes) -> CatalogDelta | SnapshotChunk:
+def _decode(data: bytes) -> Message:
     """Snapshot chunks are the big messages: one strict decode; anything else by its kind."""
     try:
         return decode(data, SnapshotChunk)
@@ -117,8 +135,10 @@ def payload_from_product(product: Product, stock: int | None = None) -> ProductP
 class CatalogSync:
     """Applies the hub's catalog messages to the store; asks for what is missing.
 
-    Not thread-safe: call `handle`/`connected` from one thread, or `start()` the worker
-    and use `submit`/`notify_connected`, which any thread (paho's included) may call.
+    Not thread-safe: call `handle`/`connected`/`poll` from one thread, or `start()` the
+    worker and use `submit`/`notify_connected`, which any thread (paho's included) may call.
+    `max_packet` is the MQTT Maximum Packet Size the link announced in CONNECT (None: it
+    announced none); every request carries it so the hub's answers fit.
     """
 
     def __init__(
@@ -130,6 +150,7 @@ class CatalogSync:
         bus: EventBus | None = None,
         clock: Clock | None = None,
         retry_seconds: float = RETRY_SECONDS,
+        max_packet: int | None = None,
     ) -> None:
         self._db = db
         self._device = device
@@ -137,14 +158,17 @@ class CatalogSync:
         self._bus = bus
         self._clock = clock or SystemClock()
         self._retry = retry_seconds
+        self._max_packet = max_packet
         self._versions = CatalogVersions(db)
         self._staging = SnapshotStaging(db)
         self._last_request: tuple[CatalogRequest, float] | None = None
+        self._waiting_since: float | None = None  # asked (or mid-snapshot), not answered yet
+        self._no_store = False  # the hub said so: quiet until the next connection
         self._chunk_at: float | None = None  # when the last snapshot chunk arrived
-        self._newest_seen = 0  # the highest version any message named
+        self._newest_seen = 0  # the highest version any message of the held store named
         # Decoded chunks of the snapshot being staged, so applying it needs no second decode
         # (after a restart they are decoded again from the staging table).
-        self._decoded: dict[tuple[int, int], list[ProductPayload]] = {}
+        self._decoded: dict[tuple[str, int, int], list[ProductPayload]] = {}
         self._inbox: queue.SimpleQueue[Callable[[], object] | None] = queue.SimpleQueue()
         self._worker: threading.Thread | None = None
         self._pending = 0
@@ -157,33 +181,39 @@ class CatalogSync:
         """The catalog version this device holds."""
         return self._versions.version()
 
+    @property
+    def store(self) -> str:
+        """The store whose catalog this device holds ("" before the first)."""
+        return self._versions.store()
+
+    @property
+    def in_no_store(self) -> bool:
+        """The hub said this device is in no store (until the next connection)."""
+        return self._no_store
+
     # -- driven from one thread -------------------------------------------------------
 
     def connected(self) -> None:
         """After every (re)connect: resume a staged snapshot, or ask what changed since ours."""
+        self._no_store = False
         staged = self._staging.state()
-        if staged is not None and staged.complete and staged.version >= self.version:
-            self._apply_snapshot(staged.version)  # all there: a rollback or crash stopped it
-            staged = self._staging.state()
-        local = self.version
-        if staged is not None and staged.version >= local:
-            self._request(
-                CatalogRequest(
-                    have_version=local,
-                    resume_version=staged.version,
-                    next_chunk=staged.next_chunk,
-                ),
-                force=True,
-            )
-            return
-        if staged is not None:
-            self._staging.clear()
-        self._request(CatalogRequest(have_version=local), force=True)
+        if staged is not None and staged.complete and self._wanted(staged):
+            self._apply_snapshot(staged)  # all there: a rollback or crash stopped it
+        self._request(self._catch_up(), force=True)
 
     def request_full(self) -> None:
         """Ask for a whole snapshot (the reload_catalog command): have_version 0 means none."""
         self._staging.clear()
-        self._request(CatalogRequest(have_version=0), force=True)
+        self._request(self._asking(0, self.store), force=True)
+
+    def poll(self) -> bool:
+        """Ask again when an answer is overdue (no message for the retry time); True if so."""
+        since = self._waiting_since
+        if self._no_store or since is None or self._clock.monotonic() - since < self._retry:
+            return False
+        log.info("no catalog answer for %.0f s: asking again", self._clock.monotonic() - since)
+        self._request(self._catch_up(), force=True)
+        return True
 
     def handle(self, data: bytes) -> Outcome:
         """Apply or stage one message from catalog_down; never raises on bad input."""
@@ -195,16 +225,44 @@ class CatalogSync:
             return "malformed"
         if isinstance(message, CatalogDelta):
             return self.apply_delta(message)
+        if isinstance(message, CatalogStatus):
+            return self.on_status(message)
         return self.add_chunk(message, raw=data)
 
+    def on_status(self, status: CatalogStatus) -> Outcome:
+        """The hub's answer when it has nothing to send."""
+        self._waiting_since = None
+        held, local = self.store, self.version
+        if status.state == "no_store":
+            if not self._no_store:
+                log.warning(
+                    "the hub has this device in no store: keeping catalog %s v%d and not "
+                    "asking again until the next connection",
+                    *(held or "(none)", local),
+                )
+            self._no_store = True
+            return "no_store"
+        if (status.store, status.version) != (held, local):
+            # A store with no catalog yet, or an answer overtaken by a delta: keep ours.
+            log.info("hub: current is %s v%d; keeping %s v%d", status.store, status.version,
+                     held or "(none)", local)  # fmt: skip
+        return "current"
+
     def apply_delta(self, delta: CatalogDelta) -> Outcome:
-        """Apply a delta if it starts at our version; ask for the rest on a gap."""
+        """Apply a delta if it is of our store and starts at our version; ask on a gap."""
         upserted = {p.sku for p in delta.upserts}
         if delta.to_version <= delta.from_version or not upserted.isdisjoint(delta.deletes):
             self.malformed += 1
             log.warning("malformed catalog delta %d -> %d", delta.from_version, delta.to_version)
             return "malformed"
-        local = self.version
+        held, local = self.store, self.version
+        if delta.store != held:
+            # Versions count per store: another store's line never applies to ours. The
+            # device was moved: the hub answers our request with a snapshot of the new one.
+            log.info("catalog delta of store %r, this device holds %r: asking",
+                     delta.store, held)  # fmt: skip
+            self._request(self._catch_up())
+            return "foreign"
         self._newest_seen = max(self._newest_seen, delta.to_version)
         if delta.to_version <= local:
             log.debug("delta %d -> %d already held", delta.from_version, delta.to_version)
@@ -214,7 +272,7 @@ class CatalogSync:
                 "catalog gap: delta %d -> %d, have %d", delta.from_version, delta.to_version, local
             )
             if not self._snapshot_arriving():
-                self._request(CatalogRequest(have_version=local))
+                self._request(self._catch_up())
             return "gap"
         try:
             rows = product_rows(delta.upserts)
@@ -234,13 +292,16 @@ class CatalogSync:
             log.exception(
                 "catalog delta %d -> %d rolled back", delta.from_version, delta.to_version
             )
-            self._request(CatalogRequest(have_version=local))
+            self._request(self._asking(local, held))
             return "failed"
         staged = self._staging.state()
-        if staged is not None and staged.version <= delta.to_version:
+        if staged is not None and staged.store == held and staged.version <= delta.to_version:
             self._staging.clear()  # a snapshot we no longer need
+        self._waiting_since = None
         self._applied(
-            CatalogApplied("delta", local, delta.to_version, len(rows.products), deleted, moved)
+            CatalogApplied(
+                "delta", local, delta.to_version, len(rows.products), deleted, moved, held
+            )
         )
         return "applied"
 
@@ -250,34 +311,72 @@ class CatalogSync:
             self.malformed += 1
             log.warning("malformed snapshot chunk %d of %d", chunk.chunk, chunk.chunks)
             return "malformed"
-        local = self.version
-        self._newest_seen = max(self._newest_seen, chunk.version)
+        held, local = self.store, self.version
         staged = self._staging.state()
-        if chunk.version < local or (staged is not None and chunk.version < staged.version):
+        same_staged = staged is not None and staged.store == chunk.store
+        # A rebase snapshot stays one for all its chunks, whichever message carries the flag.
+        rebase = chunk.rebase or (
+            same_staged and staged is not None and staged.rebase and staged.version == chunk.version
+        )
+        if chunk.store == held:
+            self._newest_seen = max(self._newest_seen, chunk.version)
+        # Versions compare only within one store: another store's snapshot always replaces.
+        older_than_held = chunk.store == held and chunk.version < local
+        older_than_staged = same_staged and staged is not None and chunk.version < staged.version
+        if not rebase and (older_than_held or older_than_staged):
             log.debug("snapshot v%d chunk %d is old; ignored", chunk.version, chunk.chunk)
             return "stale"
-        self._chunk_at = self._clock.monotonic()
-        if any(v != chunk.version for v, _ in self._decoded):
+        now = self._clock.monotonic()
+        self._chunk_at = now
+        self._waiting_since = now  # mid-snapshot: the next chunk is due within the retry time
+        if any((s, v) != (chunk.store, chunk.version) for s, v, _ in self._decoded):
             self._decoded.clear()
-        self._decoded[chunk.version, chunk.chunk] = chunk.products
+        self._decoded[chunk.store, chunk.version, chunk.chunk] = chunk.products
         staged = self._staging.stage(
-            chunk.version, chunk.chunk, chunk.chunks, raw or encode(chunk), self._clock.now()
-        )
+            chunk.version, chunk.chunk, chunk.chunks, raw or encode(chunk), self._clock.now(),
+            store=chunk.store, rebase=rebase,
+        )  # fmt: skip
         if not staged.complete:
             return "staged"
-        return self._apply_snapshot(chunk.version)
+        return self._apply_snapshot(staged)
 
     # -- internals --------------------------------------------------------------------
 
-    def _apply_snapshot(self, version: int) -> Outcome:
-        local = self.version
+    def _wanted(self, staged: StagedSnapshot) -> bool:
+        """Whether a staged snapshot would replace what is held once complete."""
+        return staged.store != self.store or staged.rebase or staged.version >= self.version
+
+    def _asking(
+        self, have: int, store: str, resume: int | None = None, next_chunk: int = 0
+    ) -> CatalogRequest:
+        return CatalogRequest(
+            have_version=have, have_store=store, resume_version=resume,
+            next_chunk=next_chunk, max_packet=self._max_packet,
+        )  # fmt: skip
+
+    def _catch_up(self) -> CatalogRequest:
+        """What to ask for now: the rest of a staged snapshot, or what changed since ours."""
+        held, local = self.store, self.version
+        staged = self._staging.state()
+        if staged is not None and not self._wanted(staged):
+            self._staging.clear()
+        elif staged is not None and not staged.rebase:
+            if staged.store == held:
+                return self._asking(local, held, staged.version, staged.next_chunk)
+            # A snapshot of the store we were moved to: its version says nothing of ours.
+            return self._asking(0, staged.store, staged.version, staged.next_chunk)
+        return self._asking(local, held)
+
+    def _apply_snapshot(self, staged: StagedSnapshot) -> Outcome:
+        held, local = self.store, self.version
+        version, store = staged.version, staged.store
         try:
-            rows = product_rows(self._snapshot_products(version))
+            rows = product_rows(self._snapshot_products(staged))
         except (DecodeError, CatalogSyncError) as err:
             self.malformed += 1
-            log.warning("snapshot v%d refused, asking again: %s", version, err)
+            log.warning("snapshot %s v%d refused, asking again: %s", store, version, err)
             self._staging.clear()
-            self._request(CatalogRequest(have_version=local), force=True)
+            self._request(self._asking(local, held), force=True)
             return "malformed"
         try:
             # Rows made before the transaction: the write lock is held for SQL only.
@@ -286,35 +385,43 @@ class CatalogSync:
                 gone = self._versions.skus().difference(row[0] for row in rows.products)
                 moved = self._versions.write_products(rows, self._clock.now())
                 deleted = self._versions.delete_products(gone)
-                self._versions.set_version(version)
+                self._versions.set_version(version, store)
                 self._staging.clear()
         except Exception:
             self.failed += 1
-            log.exception("catalog snapshot v%d rolled back; still at v%d", version, local)
+            log.exception(
+                "catalog snapshot %s v%d rolled back; still at v%d", store, version, local
+            )
             return "failed"
         self._chunk_at = None
+        self._waiting_since = None
         self._decoded.clear()
+        if store != held or staged.rebase:
+            self._newest_seen = version  # the numbers seen before were another line's
+            why = " (the hub's line went back)" if staged.rebase else ""
+            level = logging.WARNING if held else logging.INFO  # a move, not a first catalog
+            log.log(level, "catalog replaced: %s v%d -> %s v%d%s",
+                    held or "(none)", local, store, version, why)  # fmt: skip
         self._applied(
-            CatalogApplied("snapshot", local, version, len(rows.products), deleted, moved)
+            CatalogApplied("snapshot", local, version, len(rows.products), deleted, moved, store)
         )
         if self._newest_seen > version:
-            self._request(CatalogRequest(have_version=version))  # deltas that came meanwhile
+            self._request(self._asking(version, store))  # deltas that came meanwhile
         return "applied"
 
-    def _snapshot_products(self, version: int) -> Iterator[ProductPayload]:
-        staged = self._staging.state()
-        chunks = staged.chunks if staged is not None and staged.version == version else 0
-        if chunks and all((version, k) in self._decoded for k in range(chunks)):
+    def _snapshot_products(self, staged: StagedSnapshot) -> Iterator[ProductPayload]:
+        key, chunks = (staged.store, staged.version), staged.chunks
+        if all((*key, k) in self._decoded for k in range(chunks)):
             for k in range(chunks):
-                yield from self._decoded[version, k]
+                yield from self._decoded[(*key, k)]
             return
-        for body in list(self._staging.bodies(version)):
+        for body in list(self._staging.bodies(staged.version)):
             yield from decode(body, SnapshotChunk).products
 
     def _applied(self, event: CatalogApplied) -> None:
         log.info(
-            "catalog %s applied: v%d -> v%d, %d product(s), %d deleted, %d stock correction(s)",
-            *(event.kind, event.from_version, event.version),
+            "catalog %s applied: %s v%d -> v%d, %d product(s), %d deleted, %d stock correction(s)",
+            *(event.kind, event.store or "(no store)", event.from_version, event.version),
             *(event.upserts, event.deletes, event.stock_corrections),
         )
         if self._bus is not None:
@@ -325,18 +432,22 @@ class CatalogSync:
         return self._chunk_at is not None and self._clock.monotonic() - self._chunk_at < self._retry
 
     def _request(self, request: CatalogRequest, *, force: bool = False) -> None:
+        if self._no_store and not force:
+            return  # the hub said this device is in no store; the next connection asks
         now = self._clock.monotonic()
         last = self._last_request
         if not force and last is not None and last[0] == request and now - last[1] < self._retry:
             return
         self._last_request = (request, now)
-        log.info("catalog request: have v%d, resume %s", request.have_version,
+        self._waiting_since = now
+        log.info("catalog request: have %s v%d, resume %s", request.have_store or "(none)",
+                 request.have_version,
                  f"v{request.resume_version} at {request.next_chunk}" if request.resume_version
                  else "none")  # fmt: skip
         try:
             self._publish(topics.catalog_request(self._device), encode(request))
         except Exception:
-            # Offline: the next reconnect asks again, so nothing is lost by dropping it.
+            # Offline: the next reconnect (or the retry) asks again; nothing is lost.
             log.warning("catalog request not sent", exc_info=True)
 
     # -- worker thread ----------------------------------------------------------------
@@ -354,7 +465,7 @@ class CatalogSync:
             self._inbox.put(None)
             worker.join(timeout)
 
-    def submit(self, message: bytes | CatalogDelta | SnapshotChunk) -> None:
+    def submit(self, message: bytes | Message) -> None:
         """Queue a catalog_down message (raw or decoded) for the worker; safe from any thread."""
         self._queue(partial(self._take, message))
 
@@ -371,11 +482,13 @@ class CatalogSync:
         with self._pending_lock:
             return self._pending_lock.wait_for(lambda: self._pending == 0, timeout)
 
-    def _take(self, message: bytes | CatalogDelta | SnapshotChunk) -> None:
+    def _take(self, message: bytes | Message) -> None:
         if isinstance(message, CatalogDelta):
             self.apply_delta(message)
         elif isinstance(message, SnapshotChunk):
             self.add_chunk(message)
+        elif isinstance(message, CatalogStatus):
+            self.on_status(message)
         else:
             self.handle(message)
 
@@ -385,8 +498,16 @@ class CatalogSync:
         self._inbox.put(step)
 
     def _run(self) -> None:
+        every = min(POLL_SECONDS, self._retry)
         try:
-            while (step := self._inbox.get()) is not None:
+            while True:
+                try:
+                    step = self._inbox.get(timeout=every)
+                except queue.Empty:
+                    self._poll_safely()
+                    continue
+                if step is None:
+                    break
                 try:
                     step()
                 except Exception:
@@ -398,3 +519,9 @@ class CatalogSync:
         finally:
             if not self._db.is_closed():
                 self._db.close()  # peewee's per-thread connection of this worker
+
+    def _poll_safely(self) -> None:
+        try:
+            self.poll()
+        except Exception:
+            log.exception("catalog sync retry failed")

@@ -21,6 +21,7 @@ from appliance.errors import DecodeError
 from appliance.mqtt import topics
 from appliance.mqtt.payloads import (
     CatalogDelta,
+    CatalogStatus,
     Command,
     DesiredConfig,
     HubState,
@@ -61,17 +62,19 @@ class DispatchCounts:
 class _CatalogKind(msgspec.Struct, frozen=True):
     """Just enough of a catalog message to pick its struct."""
 
-    kind: Literal["delta", "snapshot"]
+    kind: Literal["delta", "snapshot", "status"]
 
 
-def decode_catalog(data: bytes) -> CatalogDelta | SnapshotChunk:
-    """A catalog message: a delta or a snapshot chunk, told apart by `kind`."""
+def decode_catalog(data: bytes) -> CatalogDelta | SnapshotChunk | CatalogStatus:
+    """A catalog message: a delta, a snapshot chunk or a status, told apart by `kind`."""
     try:
         kind = msgspec.json.decode(data, type=_CatalogKind).kind
     except (msgspec.DecodeError, msgspec.ValidationError) as err:
         raise DecodeError(f"catalog: {err}") from err
     if kind == "delta":
         return decode(data, CatalogDelta)
+    if kind == "status":
+        return decode(data, CatalogStatus)
     return decode(data, SnapshotChunk)
 
 

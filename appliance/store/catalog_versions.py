@@ -6,7 +6,8 @@ staging tables and set-based merge as SqliteCatalog.upsert (its SQL, reused), fe
 rows made straight from the hub's payloads: building 100,000 Product objects first would
 cost more than the SQL does (see bench/catalog_apply.py). Snapshot chunks wait in a
 staging table (migration 4) until every chunk of their version is there, which also lets
-a download resume after a reconnect or a restart.
+a download resume after a reconnect or a restart. Versions count per store: the store of
+the catalog held and of the snapshot staged are meta keys beside the version.
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ from appliance.store import catalog as catalog_sql
 # make this device claim a hub version it does not hold. Every applied change also raises
 # the local change counter SqliteCatalog.version() reads, so the checkout's catalog reloads.
 VERSION_KEY = "hub_catalog_version"
+STORE_KEY = "catalog_store"  # the store whose catalog (and version) is held
+_STAGING_STORE_KEY = "catalog_staging_store"  # the store of the snapshot being staged
+_STAGING_REBASE_KEY = "catalog_staging_rebase"  # "1": that snapshot replaces any version
 _BUMP_LOCAL = (
     "INSERT INTO meta (key, value) VALUES ('catalog_version', '1')"
     " ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1"
@@ -36,6 +40,7 @@ _SET_VERSION = (
     " ON CONFLICT(key) DO UPDATE SET value = excluded.value"
 )
 _GET_VERSION = "SELECT value FROM meta WHERE key = ?"
+_DELETE_KEY = "DELETE FROM meta WHERE key = ?"
 _LAST_MOVEMENT = "SELECT COALESCE(MAX(id), 0) FROM stock_movement"
 # The merge records a stock it is given as an 'import' movement; from the hub it is the
 # hub's correction. Only this transaction's new rows are relabelled (id above the mark).
@@ -57,9 +62,19 @@ class CatalogVersions:
         row = self._db.execute_sql(_GET_VERSION, (VERSION_KEY,)).fetchone()
         return int(row[0]) if row else 0
 
-    def set_version(self, version: int) -> None:
-        """Record the version the catalog is now at (the hub's number, not a local count)."""
+    def store(self) -> str:
+        """The store whose catalog this device holds ("" before the first one)."""
+        row = self._db.execute_sql(_GET_VERSION, (STORE_KEY,)).fetchone()
+        return str(row[0]) if row else ""
+
+    def set_version(self, version: int, store: str | None = None) -> None:
+        """Record the version the catalog is now at (the hub's number, not a local count).
+
+        With `store`, the catalog is now that store's (a snapshot may change it).
+        """
         self._db.execute_sql(_SET_VERSION, (VERSION_KEY, str(int(version))))
+        if store is not None:
+            self._db.execute_sql(_SET_VERSION, (STORE_KEY, store))
         self._db.execute_sql(_BUMP_LOCAL)
 
     def write_products(self, rows: ProductRows, now: datetime) -> int:
@@ -110,6 +125,8 @@ class StagedSnapshot:
     version: int
     chunks: int
     present: frozenset[int]
+    store: str = ""
+    rebase: bool = False  # applies whatever version is held (the hub's line went back)
 
     @property
     def complete(self) -> bool:
@@ -123,7 +140,11 @@ class StagedSnapshot:
 
 
 class SnapshotStaging:
-    """Snapshot chunks kept durably until all of one version are there; one version at a time."""
+    """Snapshot chunks kept durably until all of one version are there; one version at a time.
+
+    The staged snapshot's store and rebase flag are meta keys (the staging table has no
+    column for them): chunks of another store, or another version, replace what is staged.
+    """
 
     def __init__(self, db: SqliteDatabase) -> None:
         self._db = db
@@ -137,13 +158,26 @@ class SnapshotStaging:
             return None
         version, chunks = int(rows[0][0]), int(rows[0][1])
         present = frozenset(int(k) for v, n, k in rows if v == version and n == chunks)
-        return StagedSnapshot(version, chunks, present)
+        store = self._meta(_STAGING_STORE_KEY)
+        return StagedSnapshot(
+            version, chunks, present, store, self._meta(_STAGING_REBASE_KEY) == "1"
+        )
 
     def stage(
-        self, version: int, chunk: int, chunks: int, body: bytes, now: datetime
+        self,
+        version: int,
+        chunk: int,
+        chunks: int,
+        body: bytes,
+        now: datetime,
+        *,
+        store: str = "",
+        rebase: bool = False,
     ) -> StagedSnapshot:
-        """Keep one chunk (other versions' chunks are dropped); returns the new state."""
+        """Keep one chunk (other versions' and other stores' chunks are dropped)."""
         with self._db.atomic("IMMEDIATE"):
+            if self._meta(_STAGING_STORE_KEY) != store:
+                self._db.execute_sql("DELETE FROM catalog_snapshot_chunk")
             self._db.execute_sql(
                 "DELETE FROM catalog_snapshot_chunk WHERE version != ? OR chunks != ?",
                 (version, chunks),
@@ -152,6 +186,8 @@ class SnapshotStaging:
                 "INSERT OR REPLACE INTO catalog_snapshot_chunk VALUES (?, ?, ?, ?, ?)",
                 (version, chunk, chunks, body, now.isoformat()),
             )
+            self._db.execute_sql(_SET_VERSION, (_STAGING_STORE_KEY, store))
+            self._db.execute_sql(_SET_VERSION, (_STAGING_REBASE_KEY, "1" if rebase else "0"))
         state = self.state()
         assert state is not None  # just written, inside our own single-writer worker
         return state
@@ -166,3 +202,9 @@ class SnapshotStaging:
     def clear(self) -> None:
         """Drop every staged chunk (inside the caller's transaction when there is one)."""
         self._db.execute_sql("DELETE FROM catalog_snapshot_chunk")
+        self._db.execute_sql(_DELETE_KEY, (_STAGING_STORE_KEY,))
+        self._db.execute_sql(_DELETE_KEY, (_STAGING_REBASE_KEY,))
+
+    def _meta(self, key: str) -> str:
+        row = self._db.execute_sql(_GET_VERSION, (key,)).fetchone()
+        return str(row[0]) if row else ""

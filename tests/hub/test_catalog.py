@@ -10,6 +10,7 @@ import io
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from appliance.mqtt.catalog_sync import CatalogSync
 from appliance.mqtt.payloads import (
     CatalogDelta,
     CatalogRequest,
+    CatalogStatus,
     SaleEnvelope,
     SalesBatch,
     SnapshotChunk,
@@ -42,7 +44,9 @@ from appliance.store.documents import SalesLedger, encode_document
 from appliance.store.migrations import migrate as migrate_device
 from hub.catalog import (
     HubCatalog,
+    HubCatalogVersion,
     SoldLine,
+    StockChange,
     assign_device,
     create_catalog_tables,
     devices_of,
@@ -51,7 +55,7 @@ from hub.catalog import (
     store_of,
     store_sales,
 )
-from hub.catalog_publisher import CatalogPublisher
+from hub.catalog_publisher import HEADROOM, CatalogPublisher
 from hub.cli_catalog import catalog as catalog_group
 from hub.cli_catalog import stock_command
 from hub.db import open_hub_database
@@ -306,16 +310,22 @@ def test_the_publisher_sends_to_every_device_of_the_store_and_answers_requests(
     )
 
     appliances.got.clear()
-    resume = CatalogRequest(have_version=0, resume_version=1, next_chunk=1)
+    resume = CatalogRequest(have_version=0, have_store=STORE, resume_version=1, next_chunk=1)
     assert publisher.on_request("kiosk-1", encode(resume)) == 3  # chunks 1, 2 of v1 + delta
-    assert publisher.on_request("kiosk-2", encode(CatalogRequest(have_version=2))) == 0
-    assert publisher.on_request("stranger", encode(CatalogRequest(have_version=0))) == 0
+    current = CatalogRequest(have_version=2, have_store=STORE)
+    assert publisher.on_request("kiosk-2", encode(current)) == 1  # "you are current"
+    assert publisher.on_request("stranger", encode(CatalogRequest(have_version=0))) == 1
     assert publisher.on_request("kiosk-1", b"{nonsense") == 0 and publisher.malformed == 1
-    got = appliances.wait_for(3)
-    assert [d for d, _ in got] == ["kiosk-1"] * 3
+    got = appliances.wait_for(5)
+    assert [d for d, _ in got] == ["kiosk-1"] * 3 + ["kiosk-2", "stranger"]
     first, second = (msgspec.json.decode(m, type=SnapshotChunk) for _, m in got[:2])
     assert [(c.version, c.chunk, c.chunks) for c in (first, second)] == [(1, 1, 3), (1, 2, 3)]
     assert msgspec.json.decode(got[2][1], type=CatalogDelta).from_version == 1
+    statuses = [msgspec.json.decode(m, type=CatalogStatus) for _, m in got[3:]]
+    assert [(s.state, s.store, s.version) for s in statuses] == [
+        ("current", STORE, 2),
+        ("no_store", "", 0),
+    ]
 
 
 # --- stock ------------------------------------------------------------------------------
@@ -432,3 +442,143 @@ def test_catalog_import_cli_publishes_the_delta_to_the_stores_appliances(
     }
     assert delta.deletes == ["P002"]
     assert "nothing changed" in run(HEADER + row(1, price="3.50", stock=12) + row(3))
+
+
+# --- stock corrections as catalog versions -----------------------------------------------
+
+
+def test_a_published_level_goes_in_deltas_and_snapshots_until_a_new_count(
+    hub_catalog: HubCatalog,
+) -> None:
+    hub_catalog.import_products([(product(1), 5), (product(2), 7), (product(3), None)], now=T0)
+    change = hub_catalog.stock_changes(lambda _since: [SoldLine("P001", 2, T0)])
+    assert (change.version, change.levels) == (1, {"P001": 3})
+    with hub_catalog.write_lock():
+        assert hub_catalog.add_stock_version(change) == 2
+    delta = hub_catalog.delta(1)
+    assert delta is not None and delta.store == STORE
+    assert [(p.sku, p.stock) for p in delta.upserts] == [("P001", 3)]
+    snapshot = {p.sku: p.stock for c in hub_catalog.snapshot_chunks() for p in c.products}
+    assert snapshot == {"P001": 3, "P002": 7, "P003": None}
+    assert hub_catalog.stock_changes(lambda _since: [SoldLine("P001", 2, T0)]).levels == {}
+
+    hub_catalog.import_products(
+        [(product(1), 10), (product(2), 7), (product(3), None)], now=T0 + timedelta(hours=1)
+    )  # a new count wins over the level sent before it
+    for delta in (hub_catalog.delta(1), hub_catalog.delta(2)):
+        assert delta is not None and [(p.sku, p.stock) for p in delta.upserts] == [("P001", 10)]
+    assert hub_catalog.products()["P001"].stock == 10
+    assert hub_catalog.products(2)["P001"].stock == 3
+
+
+def test_stock_corrections_publish_a_stock_only_version_to_the_store(db: Database) -> None:
+    from hub.ingest import IngestResult
+    from hub.stock_corrections import StockCorrections
+
+    catalog = HubCatalog(db, STORE)
+    catalog.import_products([(product(1), 5)], now=T0)
+    assign_device(db, "kiosk-1", STORE)
+    sent: list[tuple[str, bytes]] = []
+    sold = [SoldLine("P001", 2, T0 + timedelta(minutes=1))]
+    corrections = StockCorrections(
+        db, CatalogPublisher(db, lambda t, d: sent.append((t, d))), sales=lambda *_: sold
+    )
+    corrections.sales_committed("kiosk-1", IngestResult("kiosk-1", 3, 0, 3))  # resent only
+    corrections.sales_committed("nobody", IngestResult("nobody", 1, 1, 0))  # in no store
+    corrections.run()
+    assert sent == [] and catalog.version() == 1
+    corrections.sales_committed("kiosk-1", IngestResult("kiosk-1", 4, 1, 0))
+    corrections.run()
+    ((topic, data),) = sent
+    delta = msgspec.json.decode(data, type=CatalogDelta)
+    assert topic == topics.catalog_down("kiosk-1")
+    assert (delta.from_version, delta.to_version, delta.upserts[0].stock) == (1, 2, 3)
+    assert corrections.correct(STORE) == 0  # nothing changed since: no new version
+
+
+def make_versions_at_once(db: Database, workers: int = 4, rounds: int = 8) -> None:
+    """Workers making stock versions and imports of one store concurrently: none collide."""
+    catalog = HubCatalog(db, STORE)
+    catalog.import_products([(product(1), 5)], now=T0)
+    failures: list[BaseException] = []
+    start = threading.Barrier(workers)
+
+    def work(worker: int) -> None:
+        try:
+            start.wait(10)
+            for n in range(rounds):
+                if worker == 0:
+                    catalog.import_products([(product(1), 5), (product(100 + n), None)])
+                    continue
+                with catalog.write_lock():
+                    version = catalog.version()
+                    level = 1000 * worker + n
+                    catalog.add_stock_version(StockChange(version, {"P001": level}))
+        except BaseException as err:
+            failures.append(err)
+        finally:
+            db.close()  # this thread's connection
+
+    threads = [threading.Thread(target=work, args=(w,)) for w in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert failures == []
+    query = HubCatalogVersion.select(HubCatalogVersion.version).where(
+        HubCatalogVersion.store == STORE
+    )
+    made = [v for (v,) in query.order_by(HubCatalogVersion.version).tuples().execute(db)]
+    assert made == list(range(1, 2 + workers * rounds))
+
+
+def test_workers_making_versions_of_one_store_at_once_never_collide(db: Database) -> None:
+    make_versions_at_once(db)
+
+
+# --- chunks within a byte limit ----------------------------------------------------------
+
+
+def test_snapshot_chunks_stay_within_a_byte_limit_and_cut_the_same_whatever_the_levels(
+    hub_catalog: HubCatalog,
+) -> None:
+    hub_catalog.import_products((product(i), i) for i in range(200))
+    limit = 2000
+    chunks = hub_catalog.snapshot_chunks(max_bytes=limit)
+    assert len(chunks) > 10 and all(len(encode(c)) <= limit for c in chunks)
+    assert [p.sku for c in chunks for p in c.products] == sorted(hub_catalog.products())
+    # Levels of other widths must not move a boundary: a resumed download continues the cut.
+    levels = {f"P{i:03d}": -123456789012345 for i in range(200)}
+    again = hub_catalog.snapshot_chunks(levels=levels, max_bytes=limit)
+    assert [[p.sku for p in c.products] for c in again] == [
+        [p.sku for p in c.products] for c in chunks
+    ]
+    assert all(len(encode(c)) <= limit for c in again)
+
+
+def test_the_publisher_keeps_every_answer_within_the_devices_packet_size(
+    db: Database, hub_catalog: HubCatalog
+) -> None:
+    hub_catalog.import_products((product(i), None) for i in range(60))
+    renamed = [replace(product(i), name=f"New {i}") if i < 20 else product(i) for i in range(60)]
+    hub_catalog.import_products((p, None) for p in renamed)  # a delta of 20 products
+    assign_device(db, "kiosk-1", STORE)
+    sent: list[bytes] = []
+    publisher = CatalogPublisher(db, lambda _t, d: sent.append(d))
+    max_packet = HEADROOM + 600  # about one product per chunk
+
+    def ask(have: int) -> list[bytes]:
+        sent.clear()
+        request = CatalogRequest(have_version=have, have_store=STORE, max_packet=max_packet)
+        publisher.on_request("kiosk-1", encode(request))
+        assert all(len(data) <= max_packet - HEADROOM for data in sent)
+        return list(sent)
+
+    assert len(ask(0)) > 30
+    delta = hub_catalog.delta(1)
+    assert delta is not None and len(encode(delta)) > 600
+    chunks = [msgspec.json.decode(d, type=SnapshotChunk) for d in ask(1)]  # not the delta
+    assert {(c.kind, c.version) for c in chunks} == {("snapshot", 2)}
+    sent.clear()
+    count = publisher.publish_update(STORE, 1)  # a push keeps the limit the device gave
+    assert count == len(sent) > 30 and all(len(d) <= max_packet - HEADROOM for d in sent)

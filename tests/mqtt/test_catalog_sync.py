@@ -31,6 +31,7 @@ from appliance.mqtt.dispatch import Dispatcher
 from appliance.mqtt.payloads import (
     CatalogDelta,
     CatalogRequest,
+    CatalogStatus,
     SnapshotChunk,
     decode,
     encode,
@@ -357,7 +358,9 @@ def test_a_snapshot_cut_after_chunk_2_resumes_at_chunk_3_after_reconnect_and_res
         hub.sent.clear()
         restarted.connect()
         restarted.settle(3)
-        assert hub.requests[-1] == CatalogRequest(have_version=0, resume_version=1, next_chunk=2)
+        assert hub.requests[-1] == CatalogRequest(
+            have_version=0, have_store=STORE, resume_version=1, next_chunk=2
+        )
         assert [decode(m, SnapshotChunk).chunk for m in hub.sent] == [2, 3, 4]
         assert restarted.sync.version == 1
         assert device_products(device_db) == {f"P{i:04d}": product(i) for i in range(25)}
@@ -378,7 +381,7 @@ def test_a_reconnect_asks_from_the_version_held_and_gets_the_delta(
     device.connect()
     until(lambda: len(hub.requests) == 2)
     device.settle(2)
-    assert hub.requests[-1] == CatalogRequest(have_version=1)
+    assert hub.requests[-1] == CatalogRequest(have_version=1, have_store=STORE)
     delta = decode(hub.sent[-1], CatalogDelta)
     assert (delta.from_version, delta.to_version, delta.deletes) == (1, 2, ["P0000"])
     assert [p.sku for p in delta.upserts] == ["P0003"]
@@ -387,8 +390,11 @@ def test_a_reconnect_asks_from_the_version_held_and_gets_the_delta(
 
 
 def _tables(db: SqliteDatabase) -> dict[str, list[tuple[Any, ...]]]:
+    """The catalog as held (a snapshot staged for a retry is not part of it)."""
     tables = ("product", "barcode", "stock_movement", "meta")
-    return {t: db.execute_sql(f"SELECT * FROM {t} ORDER BY 1, 2").fetchall() for t in tables}
+    held = {t: db.execute_sql(f"SELECT * FROM {t} ORDER BY 1, 2").fetchall() for t in tables}
+    held["meta"] = [row for row in held["meta"] if not row[0].startswith("catalog_staging")]
+    return held
 
 
 def test_a_crash_inside_the_apply_transaction_leaves_the_old_catalog(
@@ -400,7 +406,7 @@ def test_a_crash_inside_the_apply_transaction_leaves_the_old_catalog(
     assert sync.add_chunk(SnapshotChunk(version=1, chunk=0, chunks=1, products=first)) == "applied"
     before = _tables(device_db)
 
-    def crash(_self: CatalogVersions, _version: int) -> None:
+    def crash(_self: CatalogVersions, _version: int, _store: str | None = None) -> None:
         raise RuntimeError("power cut")  # after the upserts, deletes and stock ran
 
     monkeypatch.setattr(CatalogVersions, "set_version", crash)
@@ -542,3 +548,95 @@ def test_many_cut_downloads_and_restarts_end_at_the_hubs_catalog(
     device: DeviceEnd, hub: HubEnd
 ) -> None:
     _fault_rounds(device, hub, rounds=30, seed=2026)
+
+
+# --- versions belong to a store; every request is answered or asked again ----------------
+
+
+def _requests(sent: list[bytes]) -> list[CatalogRequest]:
+    return [decode(data, CatalogRequest) for data in sent]
+
+
+def test_a_delta_of_another_store_never_applies_and_its_snapshot_replaces_the_catalog(
+    device_db: SqliteDatabase, clock: FakeClock
+) -> None:
+    sent: list[bytes] = []
+    sync = CatalogSync(device_db, DEVICE, lambda _t, data: sent.append(data), clock=clock)
+    held = [payload_from_product(product(i)) for i in range(3)]
+    assert sync.add_chunk(SnapshotChunk(store="A", version=5, chunk=0, chunks=1, products=held))
+    assert (sync.store, sync.version) == ("A", 5)
+    before = _tables(device_db)
+
+    # Store B's line: from_version 5 is ours by number only.
+    other = CatalogDelta(
+        store="B", from_version=5, to_version=6, upserts=[payload_from_product(product(9))]
+    )
+    assert sync.apply_delta(other) == "foreign"
+    assert _tables(device_db) == before
+    assert _requests(sent) == [CatalogRequest(have_version=5, have_store="A")]
+
+    # B's snapshot replaces A's catalog, though its version is lower than the one held.
+    moved = [payload_from_product(product(i)) for i in (7, 8)]
+    assert sync.add_chunk(SnapshotChunk(store="B", version=2, chunk=0, chunks=1, products=moved))
+    assert (sync.store, sync.version) == ("B", 2)
+    assert set(device_products(device_db)) == {"P0007", "P0008"}
+    assert sync.apply_delta(replace(other, store="A", from_version=2, to_version=3)) == "foreign"
+    assert sync.apply_delta(replace(other, from_version=2, to_version=3)) == "applied"
+    assert set(device_products(device_db)) == {"P0007", "P0008", "P0009"}
+
+
+def test_staged_chunks_of_two_stores_never_make_one_snapshot(
+    device_db: SqliteDatabase, clock: FakeClock
+) -> None:
+    sync = CatalogSync(device_db, DEVICE, lambda _t, _d: None, clock=clock)
+    a = [payload_from_product(product(i)) for i in range(4)]
+    b = [payload_from_product(product(i)) for i in range(10, 14)]
+    assert sync.add_chunk(SnapshotChunk(store="A", version=3, chunk=0, chunks=2, products=a[:2]))
+    # Same version and chunk count, another store: A's chunk 0 must not complete B's v3.
+    assert sync.add_chunk(SnapshotChunk(store="B", version=3, chunk=1, chunks=2, products=b[2:]))
+    staged = SnapshotStaging(device_db).state()
+    assert staged is not None and (staged.store, staged.present) == ("B", frozenset({1}))
+    assert sync.version == 0
+    rest = SnapshotChunk(store="B", version=3, chunk=0, chunks=2, products=b[:2])
+    assert sync.add_chunk(rest) == "applied"
+    assert (sync.store, set(device_products(device_db))) == ("B", {p.sku for p in b})
+
+
+def test_a_request_without_an_answer_is_asked_again_and_no_store_stops_asking(
+    device_db: SqliteDatabase, clock: FakeClock
+) -> None:
+    sent: list[bytes] = []
+    sync = CatalogSync(device_db, DEVICE, lambda _t, data: sent.append(data), clock=clock)
+    sync.connected()
+    assert _requests(sent) == [CatalogRequest(have_version=0)]
+    clock.t += 29
+    assert not sync.poll() and len(sent) == 1
+    clock.t += 2  # past the retry time with no answer: the message was lost
+    assert sync.poll() and len(sent) == 2
+
+    assert sync.handle(encode(CatalogStatus(store="A", version=0, state="current"))) == "current"
+    clock.t += 120
+    assert not sync.poll() and len(sent) == 2  # answered: content
+
+    gap = CatalogDelta(from_version=4, to_version=5)
+    assert sync.apply_delta(gap) == "gap" and len(sent) == 3
+    assert sync.handle(encode(CatalogStatus(state="no_store"))) == "no_store"
+    assert sync.in_no_store
+    clock.t += 120
+    assert not sync.poll()
+    assert sync.apply_delta(replace(gap, from_version=5, to_version=6)) == "gap"
+    assert len(sent) == 3  # quiet until the next connection
+    sync.connected()
+    assert len(sent) == 4 and not sync.in_no_store
+
+
+def test_a_rebase_snapshot_applies_whatever_version_is_held(
+    device_db: SqliteDatabase, clock: FakeClock
+) -> None:
+    sync = CatalogSync(device_db, DEVICE, lambda _t, _d: None, clock=clock)
+    first = [payload_from_product(product(i)) for i in range(3)]
+    assert sync.add_chunk(SnapshotChunk(store="A", version=9, chunk=0, chunks=1, products=first))
+    back = SnapshotChunk(store="A", version=4, chunk=0, chunks=1, products=first[:1])
+    assert sync.add_chunk(back) == "stale"
+    assert sync.add_chunk(replace(back, rebase=True)) == "applied"
+    assert (sync.store, sync.version, set(device_products(device_db))) == ("A", 4, {"P0000"})
