@@ -17,8 +17,6 @@ import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from peewee import SqliteDatabase
-
 from appliance import __version__
 from appliance.core.clock import Clock, SystemClock
 from appliance.core.closing import Closing
@@ -36,6 +34,7 @@ from appliance.mqtt.payloads import (
     Telemetry,
     encode,
 )
+from appliance.store.catalog_versions import CatalogVersions
 from appliance.store.journal import FiscalJournal
 from appliance.store.journal_outbox import JournalOutbox
 from appliance.store.outbox import SalesOutbox
@@ -47,7 +46,6 @@ INTERVAL_S = 60.0
 # Proving the whole chain reads every entry: at start, then this often (not every report).
 JOURNAL_CHECK_S = 3600.0
 EXPIRY_S = 300  # MQTT v5 message expiry: the broker drops health older than this
-CATALOG_STORE_KEY = "catalog_store"  # meta: the store whose catalog this device holds
 
 
 class DeviceHealthBoard:
@@ -173,19 +171,6 @@ class JournalHealth:
         )
 
 
-class MetaText:
-    """One `meta` value as text ("" when absent); a callable for the builder."""
-
-    def __init__(self, db: SqliteDatabase, key: str) -> None:
-        self._db = db
-        self._key = key
-
-    def __call__(self) -> str:
-        """The value as stored now."""
-        row = self._db.execute_sql("SELECT value FROM meta WHERE key = ?", (self._key,)).fetchone()
-        return str(row[0]) if row else ""
-
-
 class TelemetryBuilder:
     """Builds one Telemetry payload; any thread (each reads through its own peewee connection)."""
 
@@ -213,7 +198,7 @@ class TelemetryBuilder:
         self._offline_cards = offline_cards
         self._storage = storage
         self._journal = journal
-        self._catalog_store = catalog_store or MetaText(outbox.db, CATALOG_STORE_KEY)
+        self._catalog_store = catalog_store or CatalogVersions(outbox.db).store
         self._last_figures: dict[str, int] = {}  # what was read last, sent while reads fail
         self._last_store = ""
         self._clock = clock or SystemClock()

@@ -11,7 +11,7 @@ import appliance.screens
 SCREENS_DIR = Path(appliance.screens.__file__).parent
 SCREEN_FOLDERS = ("customer", "staff")
 # What a screen may take from the store: values and a pure reading of the ledger it is given.
-STORE_NAMES_ALLOWED = frozenset({"ParkedCart", "DayTotals", "day_totals"})
+STORE_NAMES_ALLOWED = frozenset({"ParkedCart", "DayTotals", "day_totals", "QuarantinedSale"})
 # The raw database, by the names it goes under.
 DATABASE_NAMES = frozenset({"db", "SqliteDatabase", "execute_sql", "connection_context"})
 

@@ -70,8 +70,8 @@ def test_version_9_keeps_drawer_openings_and_allows_by_hand(tmp_path: Path) -> N
         "INSERT INTO drawer_opening (device, reason, staff, reference, opened_at)"
         " VALUES ('drawer', 'no_sale', 'Ana', '', '2026-11-22T09:00:00+00:00')"
     )
-    assert [m.version for m in migrate(db)] == [9]
-    assert schema_version(db) == 9
+    assert [m.version for m in migrate(db)] == [9, 10]
+    assert schema_version(db) == 10
     log = DrawerLog(db)
     log.record("drawer", DrawerOpening("by_hand"))
     assert [(x.opening.reason, x.opening.staff) for x in log.since()] == [
