@@ -16,12 +16,14 @@ from rich.table import Table
 
 from appliance.errors import DecodeError
 from appliance.mqtt.payloads import ReportedConfig, Telemetry, decode
+from hub.catalog import store_of
 from hub.cli_drawer import drawer_log, openings_of
 from hub.cli_options import db_option, open_db
 from hub.device_answers import JobView, LogsView, config_state, configs, jobs, latest_logs
 from hub.ingest import utc_text
 from hub.journal_ingest import chain_state
 from hub.models import Device, DeviceProgress
+from hub.rejections import rejection_counts
 from hub.worker_stats import malformed_from
 
 DRAWER_SHOWN = 10  # fleet show lists this many of the latest openings without a sale
@@ -47,6 +49,10 @@ class FleetEntry:
     journal_broken_at: int | None  # the first entry the hub could not prove; None: intact
     journal_break: str  # why it could not
     drawer_without_sale: int  # drawer openings the journal brought with no sale
+    rejected_sales: int  # sales the hub kept apart (unreadable or in conflict)
+    quarantined_sales: int | None  # the device's own count of them, from its telemetry
+    store: str | None  # the store the hub put the device in
+    catalog_store: str | None  # the store whose catalog the device says it holds
     telemetry: dict[str, Any] | None
 
     @property
@@ -69,6 +75,7 @@ def fleet_entries(db: Database, device: str | None = None) -> Iterator[FleetEntr
     )
     if device is not None:
         query = query.where(Device.id == device)
+    rejected = rejection_counts(db)
     for row in query.execute(db):
         report = _telemetry(row["telemetry"])
         journal = chain_state(db, row["id"])
@@ -88,6 +95,10 @@ def fleet_entries(db: Database, device: str | None = None) -> Iterator[FleetEntr
             journal_broken_at=journal.broken_at if journal else None,
             journal_break=journal.reason if journal else "",
             drawer_without_sale=openings_of(row["id"], without_sale=True).count(db),
+            rejected_sales=rejected.get(row["id"], 0),
+            quarantined_sales=report.quarantined_sales if report else None,
+            store=store_of(db, row["id"]),
+            catalog_store=report.catalog_store if report else None,
             telemetry=json.loads(row["telemetry"]) if report else None,
         )
 
@@ -123,6 +134,7 @@ def list_command(db_url: str, as_json: bool) -> None:
         "catalog",
         "storage",
         "journal",
+        "rejected",
     )
     for e in entries:
         table.add_row(
@@ -135,6 +147,7 @@ def list_command(db_url: str, as_json: bool) -> None:
             _maybe(e.catalog_version),
             e.storage or "-",
             e.chain,
+            str(e.rejected_sales) if e.rejected_sales else "-",
         )
     console = Console()
     console.print(table)
@@ -196,8 +209,10 @@ def show_command(device: str, with_logs: bool, db_url: str, as_json: bool) -> No
         "bd_seq": str(entry.bd_seq) if entry.bd_seq >= 0 else "-",
         "firmware": entry.firmware or "-",
         "outbox depth": _maybe(entry.outbox_depth),
-        "catalog version": _maybe(entry.catalog_version),
+        "store": entry.store or "none (appliance-hub fleet assign)",
+        "catalog": _catalog_text(entry),
         "sales committed up to seq": str(entry.sales_upto_seq),
+        "sales rejected by the hub": _rejected_text(entry),
         "journal": _journal_text(entry),
     }
     telemetry = entry.telemetry or {}
@@ -319,6 +334,22 @@ def _logs_json(logs: LogsView | None, *, lines: bool) -> dict[str, Any] | None:
     if not lines:
         del data["lines"]
     return data
+
+
+def _catalog_text(entry: FleetEntry) -> str:
+    if entry.catalog_version is None:
+        return "-"
+    held = f"version {entry.catalog_version}"
+    if entry.catalog_store and entry.catalog_store != entry.store:
+        return f"{held} of store {entry.catalog_store} (not its store: a snapshot is due)"
+    return f"{held} of store {entry.catalog_store}" if entry.catalog_store else held
+
+
+def _rejected_text(entry: FleetEntry) -> str:
+    if not entry.rejected_sales and not entry.quarantined_sales:
+        return "none"
+    device = f", {_maybe(entry.quarantined_sales)} quarantined on the device"
+    return f"{entry.rejected_sales}{device} (appliance-hub sales rejected --device {entry.device})"
 
 
 def _journal_text(entry: FleetEntry) -> str:

@@ -185,6 +185,10 @@ def test_fleet_list_shows_every_appliance(fleet_db: Path) -> None:
         "journal_broken_at": None,
         "journal_break": "",
         "drawer_without_sale": 0,
+        "rejected_sales": 0,
+        "quarantined_sales": 0,
+        "store": None,
+        "catalog_store": "",
         "chain": "-",
     }
     assert (entries["kiosk-2"]["online"], entries["kiosk-2"]["bd_seq"]) == (False, 9)
@@ -203,7 +207,9 @@ def test_fleet_show_details_one_appliance(fleet_db: Path) -> None:
         "bd_seq 3",
         "outbox depth 7",
         "catalog version 42",
+        "store none (appliance-hub fleet assign)",
         "sales committed up to seq 3",
+        "sales rejected by the hub none",
         "cpu temp c 51.5",
     ):
         assert expected in lines, result.output

@@ -20,6 +20,7 @@ from peewee import Database
 
 from appliance.mqtt import topics
 from hub.catalog import sold_lines
+from hub.cli_fleet import fleet
 from hub.cli_sales import sales as sales_cli
 from hub.cli_serve import catalog_serving_hub
 from hub.models import DeviceProgress, Sale, SaleRejection
@@ -157,6 +158,13 @@ def test_a_document_without_lines_is_rejected_named_kept_and_passed(
     )
     table = CliRunner().invoke(sales_cli, ["rejected", "--db", f"sqlite:///{db_path}"])
     assert table.exit_code == 0 and "1 rejected sale(s)" in table.output
+    shown = CliRunner().invoke(fleet, ["show", DEVICE, "--db", f"sqlite:///{db_path}"])
+    assert shown.exit_code == 0, shown.output
+    assert f"1, - quarantined on the device (appliance-hub sales rejected --device {DEVICE})" in (
+        " ".join(shown.output.split())
+    )
+    listed = CliRunner().invoke(fleet, ["list", "--json", "--db", f"sqlite:///{db_path}"])
+    assert [e["rejected_sales"] for e in json.loads(listed.output)] == [1]
 
 
 def test_a_reused_seq_is_a_conflict_and_the_ack_never_goes_back(
