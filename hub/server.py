@@ -23,7 +23,7 @@ import secrets
 import socket
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import paho.mqtt.client as mqtt
@@ -50,6 +50,7 @@ from appliance.mqtt.payloads import (
 from hub.device_answers import DeviceAnswers
 from hub.ingest import DeviceRecords, IngestResult, SalesIngest
 from hub.journal_ingest import JournalIngest, JournalResult
+from hub.periodic import Periodic, PeriodicWork
 from hub.storage_faults import (
     StorageFault,
     StorageWatch,
@@ -57,7 +58,8 @@ from hub.storage_faults import (
     reset_connection,
     storage_fault,
 )
-from hub.worker_stats import PER_DEVICE, STATS_EVERY, STOPPED, save_stats
+from hub.worker_counters import HubStats, WorkerCounters
+from hub.worker_stats import STATS_EVERY, STOPPED, save_stats
 
 log = logging.getLogger(__name__)
 
@@ -86,28 +88,6 @@ class Inbound:
     correlation: bytes | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class HubStats:
-    """Counters of one worker since it started."""
-
-    received: int = 0
-    batches: int = 0
-    acks: int = 0
-    journal_batches: int = 0
-    journal_acks: int = 0
-    statuses: int = 0
-    stale_wills: int = 0
-    telemetry: int = 0
-    commands: int = 0  # commands the fleet sent, recorded as jobs
-    command_updates: int = 0  # job states devices reported
-    configs: int = 0  # desired and reported configurations
-    logs: int = 0  # collect_logs results
-    malformed: int = 0  # undecodable, wrong shape, newer schema, wrong device
-    unhandled: int = 0  # a topic this worker has no handler for
-    failures: int = 0  # a handler raised (database down, ...); the device will resend
-    db_reconnects: int = 0  # the database connection was found dead and opened again
-
-
 class Ingestor(Protocol):
     """What the server needs from the sales ingest (SalesIngest; a test may wrap it)."""
 
@@ -126,9 +106,7 @@ class JournalIngestor(Protocol):
 
 Handler = Callable[[Inbound], None]
 Record = Callable[[str, bytes], None]  # (device, payload): DeviceAnswers' handlers
-MAX_DEVICES_COUNTED = 1000  # per-device tallies; any further device counts under "*"
 AfterSales = Callable[[str, IngestResult], None]  # (device, result), after the ack went out
-Periodic = tuple[float, Callable[[], None]]  # (every N seconds, work) on the worker thread
 
 
 def default_worker_id() -> str:
@@ -186,11 +164,9 @@ class HubServer:
         }
         self._after_sales = after_sales
         periodic = [*periodic, (stats_every, self._save_stats)]
-        self._periodic = [(every, work, [0.0]) for every, work in periodic]  # [next due]
+        self._periodic = PeriodicWork(periodic, self._clock)
         self._inbox: queue.Queue[Inbound | None] = queue.Queue()
-        self._lock = threading.Lock()
-        self._counts = {f.name: 0 for f in fields(HubStats)}  # under _lock
-        self._per_device: dict[str, dict[str, int]] = {name: {} for name in PER_DEVICE}  # _lock
+        self._counters = WorkerCounters()
         self._started_at = self._clock.now()
         self._ready = threading.Event()
         self._unsubscribed = threading.Event()
@@ -209,13 +185,11 @@ class HubServer:
     @property
     def stats(self) -> HubStats:
         """A snapshot of the counters."""
-        with self._lock:
-            return HubStats(**self._counts)
+        return self._counters.stats()
 
     def per_device(self, name: str) -> dict[str, int]:
         """A snapshot of a per-device tally: `malformed_by_device` or `unhandled_by_device`."""
-        with self._lock:
-            return dict(self._per_device[name])
+        return self._counters.per_device(name)
 
     @property
     def storage_fault(self) -> StorageFault | None:
@@ -366,36 +340,18 @@ class HubServer:
         try:
             while True:
                 try:
-                    item = self._inbox.get(timeout=self._until_periodic())
+                    item = self._inbox.get(timeout=self._periodic.seconds_left())
                 except queue.Empty:
-                    self._run_periodic()  # nothing arrived: only the periodic work is due
+                    self._periodic.run_due()  # nothing arrived: only the periodic work is due
                     continue
                 if item is None:
                     break
                 self._count("received")
                 self._dispatch(item)
-                self._run_periodic()
+                self._periodic.run_due()
             self._save_stats(stopped=True)
         finally:
             reset_connection(self._db)  # this thread's connection, even a dead one
-
-    def _until_periodic(self) -> float | None:
-        """Seconds until the next periodic work is due (None: there is none)."""
-        if not self._periodic:
-            return None
-        now = self._clock.monotonic()
-        return max(0.0, min(due[0] for _every, _work, due in self._periodic) - now)
-
-    def _run_periodic(self) -> None:
-        now = self._clock.monotonic()
-        for every, work, due in self._periodic:
-            if now < due[0]:
-                continue
-            due[0] = now + every
-            try:
-                work()
-            except Exception:  # periodic work must never end the worker
-                log.exception("hub worker %s: periodic %r failed", self.worker_id, work)
 
     def _dispatch(self, item: Inbound) -> None:
         handler = next(
@@ -407,14 +363,14 @@ class HubServer:
             None,
         )
         if handler is None:
-            seen = self._count_for(item.device, "unhandled", "unhandled_by_device")
+            seen = self._counters.count_for(item.device, "unhandled", "unhandled_by_device")
             if seen <= LOG_FIRST or seen % LOG_EVERY == 0:  # a flood must not fill the log
                 log.warning("no handler for %s (unhandled message #%d)", item.topic, seen)
             return
         try:
             self._run(handler, item)
         except DecodeError as err:
-            seen = self._count_for(item.device, "malformed", "malformed_by_device")
+            seen = self._counters.count_for(item.device, "malformed", "malformed_by_device")
             if seen <= LOG_FIRST or seen % LOG_EVERY == 0:
                 log.warning("malformed message #%d on %s: %s", seen, item.topic, str(err)[:300])
         except Exception as err:  # a handler must never end the worker; the device will resend
@@ -508,25 +464,11 @@ class HubServer:
         return handle
 
     def _count(self, name: str) -> None:
-        with self._lock:
-            self._counts[name] += 1
-
-    def _count_for(self, device: str, name: str, per_device: str) -> int:
-        """Count a message under `name` and its device; the device's count so far."""
-        with self._lock:
-            self._counts[name] += 1
-            tally = self._per_device[per_device]
-            key = device if device in tally or len(tally) < MAX_DEVICES_COUNTED else "*"
-            tally[key] = tally.get(key, 0) + 1
-            return tally[key]
+        self._counters.count(name)
 
     def _save_stats(self, *, stopped: bool = False) -> None:
         """Write the counters for `appliance-hub status`; a database fault only delays them."""
-        with self._lock:
-            counters: dict[str, object] = {
-                **self._counts,
-                **{name: dict(tally) for name, tally in self._per_device.items()},
-            }
+        counters = self._counters.as_record()
         if stopped:
             counters[STOPPED] = 1
         try:
