@@ -1,10 +1,10 @@
-"""The hub's catalog of one store: versioned products from CSV imports, deltas, snapshots, stock.
+"""The hub's catalog of one store: versioned products from CSV imports, deltas, snapshots.
 
 Every import that changes something makes a new version; a product's row is written for
 each version in which it changed (a deleted product gets a tombstone row), so the state
 at any version, and the delta between two, can be computed again later. A stock value in
-an import is a stocktake: the hub's level is that count minus what the store's devices
-sold after it (ingested sales), and it goes to the devices as an authoritative correction.
+an import is a stocktake: it goes to the devices as an authoritative correction, and the
+hub's level (hub/stock_levels.py) is that count minus what was sold after it.
 A level sent later (hub/stock_corrections.py) is a PublishedStock row of a stock-only
 version; a product's level at a version is the newer of its count and that row.
 """
@@ -15,11 +15,11 @@ import hashlib
 import json
 import logging
 import math
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any, Literal, NamedTuple, TextIO
+from typing import Any, NamedTuple, TextIO
 
 import msgspec
 from peewee import (
@@ -43,7 +43,7 @@ from appliance.mqtt.payloads import MAX_SAFE, CatalogDelta, ProductPayload, Snap
 from appliance.settings import StoreSettings
 from hub.db import is_sqlite
 from hub.ingest import utc_naive
-from hub.models import HubModel, PublishedStock, Sale
+from hub.models import HubModel, PublishedStock
 
 log = logging.getLogger(__name__)
 
@@ -203,29 +203,14 @@ class ImportResult:
 
 
 @dataclass(frozen=True, slots=True)
-class SoldLine:
-    """Quantity of a product sold (negative: returned) by a store's device, and when."""
-
-    sku: str
-    quantity: int  # items, or grams for goods sold by weight
-    sold_at: datetime  # naive UTC
-
-
-@dataclass(frozen=True, slots=True)
-class StockLevel:
-    """A product's hub stock: the last count minus what was sold after it."""
+class StockCount:
+    """A counted, stock-tracked product at a version: its last stocktake, the level sent."""
 
     sku: str
     name: str
-    counted: int
-    counted_at: datetime | None
-    sold: int
-    level: int
-
-    @property
-    def oversold(self) -> bool:
-        """More was sold than the count allowed."""
-        return self.level < 0
+    count: int
+    counted_at: datetime | None  # naive UTC
+    sent: int | None = None  # the level last sent (the count or a later correction), if asked
 
 
 class HubCatalog:
@@ -399,29 +384,22 @@ class HubCatalog:
             sku: row.payload(_level(row, sent.get(sku))) for sku, row in self._state(at).items()
         }
 
-    def stock_levels(self, sold: Iterable[SoldLine]) -> list[StockLevel]:
-        """Per counted, stock-tracked product: count minus sales after it, in SKU order."""
-        return _levels(_counted(self._state(self.version())), sold)
+    def counts(self, version: int | None = None, *, sent: bool = False) -> dict[str, StockCount]:
+        """The stock-tracked products with a count at `version` (current by default).
 
-    def stock_changes(self, sales: Callable[[datetime | None], Iterable[SoldLine]]) -> StockChange:
-        """The current levels that differ from those last sent; `sales(since)` gives sold lines.
-
-        Sales before the oldest count in force count for nothing, so only later ones are
-        asked for. Run inside `write_lock()` so the levels and the version agree.
+        With `sent`, each carries the level last sent for it (one more query).
         """
-        version = self.version()
-        counted = _counted(self._state(version))
-        if not counted:
-            return StockChange(version, {})
-        sent = self._newest_published(version)
-        times = [row.stock_at for row in counted.values() if row.stock_at is not None]
-        since = min(times) if len(times) == len(counted) else None
-        changed = {
-            level.sku: level.level
-            for level in _levels(counted, sales(since))
-            if level.level != _level(counted[level.sku], sent.get(level.sku))
-        }
-        return StockChange(version, changed)
+        at = self.version() if version is None else version
+        state = self._state(at)
+        counted = [row for row in state.values() if row.stock is not None and row.fields[7]]
+        published = self._newest_published(at) if sent and counted else {}
+        return {
+            row.sku: StockCount(
+                row.sku, row.fields[0], row.stock or 0, row.stock_at,
+                _level(row, published.get(row.sku)) if sent else None,
+            )
+            for row in counted
+        }  # fmt: skip
 
     def add_stock_version(self, change: StockChange, now: datetime | None = None) -> int:
         """Make the next version from new stock levels only (inside `write_lock()`)."""
@@ -533,25 +511,6 @@ def _level(row: _Row, sent: tuple[int, int] | None) -> int | None:
     return row.stock
 
 
-def _counted(state: Mapping[str, _Row]) -> dict[str, _Row]:
-    """The products with a count that track stock."""
-    return {sku: row for sku, row in state.items() if row.stock is not None and row.fields[7]}
-
-
-def _levels(counted: Mapping[str, _Row], sold: Iterable[SoldLine]) -> list[StockLevel]:
-    """Count minus what was sold after it, per counted product, in SKU order."""
-    totals = dict.fromkeys(counted, 0)
-    for line in sold:
-        row = counted.get(line.sku)
-        if row is not None and (row.stock_at is None or line.sold_at >= row.stock_at):
-            totals[line.sku] += line.quantity
-    levels = []
-    for sku, row in sorted(counted.items()):
-        count, out = row.stock or 0, totals[sku]
-        levels.append(StockLevel(sku, row.fields[0], count, row.stock_at, out, count - out))
-    return levels
-
-
 _WIDEST_STOCK = len(str(-MAX_SAFE))
 
 
@@ -588,44 +547,3 @@ def _parts(
 def _moment(value: datetime | str | None) -> datetime | None:
     """A stored naive-UTC time (SQLite hands back text, PostgreSQL a datetime)."""
     return datetime.fromisoformat(value) if isinstance(value, str) else value
-
-
-def oversells(levels: Iterable[StockLevel]) -> list[StockLevel]:
-    """The products sold below zero."""
-    return [level for level in levels if level.oversold]
-
-
-class _Line(msgspec.Struct):
-    sku: str
-    quantity: int
-    stock_tracked: bool = True
-
-
-class _SoldDocument(msgspec.Struct):
-    kind: Literal["sale", "refund", "void"]
-    created_at: datetime
-    lines: list[_Line]
-
-
-_document_decoder = msgspec.json.Decoder(_SoldDocument)
-
-
-def sold_lines(document: bytes | str) -> list[SoldLine]:
-    """The stock-tracked lines of a device's sale document (refunds and voids are negative)."""
-    doc = _document_decoder.decode(document)
-    at = utc_naive(doc.created_at)
-    return [SoldLine(line.sku, line.quantity, at) for line in doc.lines if line.stock_tracked]
-
-
-def store_sales(db: Database, store: str, since: datetime | None = None) -> Iterator[SoldLine]:
-    """Every sold line of the store's devices from the hub's ingested sales (since a moment)."""
-    devices = devices_of(db, store)
-    for batch in chunked(devices, _IN_BATCH):
-        query = Sale.select(Sale.document).where(Sale.device.in_(batch))
-        if since is not None:
-            query = query.where(Sale.created_at >= since)
-        for (document,) in query.tuples().execute(db):
-            try:
-                yield from sold_lines(document)
-            except (msgspec.DecodeError, msgspec.ValidationError) as err:
-                log.warning("a stored sale of %s cannot be read for stock: %s", store, err)

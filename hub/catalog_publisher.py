@@ -21,20 +21,13 @@ from peewee import Database
 from appliance.errors import DecodeError
 from appliance.mqtt import topics
 from appliance.mqtt.payloads import CatalogRequest, CatalogStatus, Payload, decode, encode
-from hub.catalog import (
-    CHUNK_BYTES,
-    CHUNK_SIZE,
-    DELTA_LIMIT,
-    HubCatalog,
-    SoldLine,
-    devices_of,
-    store_of,
-)
+from hub.catalog import CHUNK_BYTES, CHUNK_SIZE, DELTA_LIMIT, HubCatalog, devices_of, store_of
+from hub.stock_levels import SoldLine, stock_levels
 
 log = logging.getLogger(__name__)
 
 Publish = Callable[[str, bytes], object]  # (topic, payload); the caller publishes QoS 1
-SalesSource = Callable[[str], Iterable[SoldLine]]  # a store's sold lines (hub.catalog.store_sales)
+SalesSource = Callable[[str], Iterable[SoldLine]]  # a store's sold lines, like store_sales
 
 # Bytes of a PUBLISH packet besides its payload, kept free below the device's limit: fixed
 # header 5, topic 2 + at most 86 (`pos/v1/d/` + a 64-character id + `/down/catalog`),
@@ -176,7 +169,7 @@ class CatalogPublisher:
     ) -> list[Payload]:
         levels = None
         if self._sales is not None:
-            levels = {s.sku: s.level for s in catalog.stock_levels(self._sales(catalog.store))}
+            levels = {s.sku: s.level for s in stock_levels(catalog, self._sales(catalog.store))}
         return list(
             catalog.snapshot_chunks(
                 version, self._chunk_size, levels, max_bytes=budget, rebase=rebase

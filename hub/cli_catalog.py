@@ -127,13 +127,8 @@ def stock_command(stores: tuple[str, ...], db_url: str, only_oversold: bool) -> 
     from rich.console import Console
     from rich.table import Table
 
-    from hub.catalog import (
-        HubCatalog,
-        HubCatalogVersion,
-        create_catalog_tables,
-        oversells,
-        store_sales,
-    )
+    from hub.catalog import HubCatalog, HubCatalogVersion, create_catalog_tables
+    from hub.stock_levels import oversells, stock_levels, store_sales
 
     db = _open(db_url, create=False)
     try:
@@ -145,7 +140,7 @@ def stock_command(stores: tuple[str, ...], db_url: str, only_oversold: bool) -> 
         for store in stores:
             hub_catalog = HubCatalog(db, store)
             # Every sale of the store: each count subtracts only the sales made after it.
-            levels = hub_catalog.stock_levels(store_sales(db, store))
+            levels = stock_levels(hub_catalog, store_sales(db, store))
             oversold = oversells(levels)
             table = Table(title=f"{store}: catalog v{hub_catalog.version()}")
             for column in ("sku", "name", "counted", "sold since", "level"):

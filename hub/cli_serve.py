@@ -71,9 +71,9 @@ def serve(
 
 def catalog_serving_hub(db: Database, endpoint: BrokerEndpoint, worker_id: str | None) -> HubServer:
     """A hub worker that also serves the catalog: answers requests, publishes stock corrections."""
-    from hub.catalog import store_sales
     from hub.catalog_publisher import CatalogPublisher
     from hub.stock_corrections import PERIOD, StockCorrections
+    from hub.stock_levels import store_sales
 
     server: HubServer | None = None
 

@@ -17,9 +17,10 @@ from datetime import datetime
 
 from peewee import Database
 
-from hub.catalog import HubCatalog, SoldLine, store_of, store_sales
+from hub.catalog import HubCatalog, store_of
 from hub.catalog_publisher import CatalogPublisher
 from hub.ingest import IngestResult
+from hub.stock_levels import SoldLine, stock_changes, store_sales
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,7 @@ class StockCorrections:
         # Computed under the store's lock: a worker that computes later sees every sale the
         # one before it saw, so an older level can never be published after a newer one.
         with catalog.write_lock():
-            change = catalog.stock_changes(lambda since: self._sales(self._db, store, since))
+            change = stock_changes(catalog, lambda since: self._sales(self._db, store, since))
             if not change.levels:
                 return 0
             new = catalog.add_stock_version(change)

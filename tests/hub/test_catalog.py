@@ -45,15 +45,11 @@ from appliance.store.migrations import migrate as migrate_device
 from hub.catalog import (
     HubCatalog,
     HubCatalogVersion,
-    SoldLine,
     StockChange,
     assign_device,
     create_catalog_tables,
     devices_of,
-    oversells,
-    sold_lines,
     store_of,
-    store_sales,
 )
 from hub.catalog_publisher import HEADROOM, CatalogPublisher
 from hub.cli_catalog import catalog as catalog_group
@@ -61,6 +57,14 @@ from hub.cli_catalog import stock_command
 from hub.db import open_hub_database
 from hub.ingest import SalesIngest
 from hub.migrations import migrate as migrate_hub
+from hub.stock_levels import (
+    SoldLine,
+    oversells,
+    sold_lines,
+    stock_changes,
+    stock_levels,
+    store_sales,
+)
 from tests.broker import MosquittoBroker
 from tests.store.crash_writer import PRODUCTS, RECEIPT_PREFIX, STOCK, refund_draft, sale_draft
 
@@ -341,7 +345,7 @@ def test_oversells_are_sales_below_the_last_count(hub_catalog: HubCatalog) -> No
         SoldLine("P002", 3, T0 + timedelta(hours=1)),
         SoldLine("P003", 9, T0 + timedelta(hours=1)),  # never counted: no level
     ]
-    levels = {s.sku: s for s in hub_catalog.stock_levels(sold)}
+    levels = {s.sku: s for s in stock_levels(hub_catalog, sold)}
     assert set(levels) == {"P001", "P002"}
     assert (levels["P001"].sold, levels["P001"].level, levels["P001"].oversold) == (6, -1, True)
     assert (levels["P002"].level, levels["P002"].oversold) == (0, False)
@@ -350,7 +354,7 @@ def test_oversells_are_sales_below_the_last_count(hub_catalog: HubCatalog) -> No
     hub_catalog.import_products(
         [(product(1), 10), (product(2), 3), (product(3), None)], now=T0 + timedelta(hours=5)
     )
-    recount = {s.sku: s.level for s in hub_catalog.stock_levels(sold)}
+    recount = {s.sku: s.level for s in stock_levels(hub_catalog, sold)}
     assert recount == {"P001": 10, "P002": 0}  # a new count starts from zero sold
 
 
@@ -382,7 +386,7 @@ def test_stock_levels_from_sales_the_hub_ingested(db: Database, tmp_path: Path) 
     hub_catalog.import_products(
         [(p, 5 if p.sku == "COLA" else None) for p in PRODUCTS], now=moment - timedelta(days=1)
     )
-    levels = {s.sku: s for s in hub_catalog.stock_levels(store_sales(db, STORE))}
+    levels = {s.sku: s for s in stock_levels(hub_catalog, store_sales(db, STORE))}
     assert set(levels) == {"COLA"}  # the only product with a count
     assert (levels["COLA"].sold, levels["COLA"].level) == (6, -1)  # 4 + 3 - 1 returned
 
@@ -451,7 +455,7 @@ def test_a_published_level_goes_in_deltas_and_snapshots_until_a_new_count(
     hub_catalog: HubCatalog,
 ) -> None:
     hub_catalog.import_products([(product(1), 5), (product(2), 7), (product(3), None)], now=T0)
-    change = hub_catalog.stock_changes(lambda _since: [SoldLine("P001", 2, T0)])
+    change = stock_changes(hub_catalog, lambda _since: [SoldLine("P001", 2, T0)])
     assert (change.version, change.levels) == (1, {"P001": 3})
     with hub_catalog.write_lock():
         assert hub_catalog.add_stock_version(change) == 2
@@ -460,7 +464,7 @@ def test_a_published_level_goes_in_deltas_and_snapshots_until_a_new_count(
     assert [(p.sku, p.stock) for p in delta.upserts] == [("P001", 3)]
     snapshot = {p.sku: p.stock for c in hub_catalog.snapshot_chunks() for p in c.products}
     assert snapshot == {"P001": 3, "P002": 7, "P003": None}
-    assert hub_catalog.stock_changes(lambda _since: [SoldLine("P001", 2, T0)]).levels == {}
+    assert stock_changes(hub_catalog, lambda _since: [SoldLine("P001", 2, T0)]).levels == {}
 
     hub_catalog.import_products(
         [(product(1), 10), (product(2), 7), (product(3), None)], now=T0 + timedelta(hours=1)

@@ -29,11 +29,11 @@ from appliance.mqtt.payloads import (
     SalesBatch,
 )
 from appliance.store.documents import encode_document
-from hub.catalog import sold_lines
 from hub.db import is_sqlite, open_hub_database
 from hub.ingest import DeviceRecords, SalesIngest
 from hub.migrations import migrate
 from hub.models import Device, DeviceProgress, Sale, SaleRejection
+from hub.stock_levels import sold_lines
 
 START = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
 

@@ -19,13 +19,13 @@ from click.testing import CliRunner
 from peewee import Database
 
 from appliance.mqtt import topics
-from hub.catalog import sold_lines
 from hub.cli_fleet import fleet
 from hub.cli_sales import sales as sales_cli
 from hub.cli_serve import catalog_serving_hub
 from hub.models import DeviceProgress, Sale, SaleRejection
 from hub.rejections import rejection_counts, rejections
 from hub.server import BrokerEndpoint, HubServer
+from hub.stock_levels import sold_lines
 from tests.broker import MosquittoBroker
 from tests.hub.test_ingest import sale_document, sale_id_of, sqlite_hub
 from tests.hub.test_server import DeviceClient
