@@ -18,7 +18,8 @@ from time import perf_counter
 from msgspec.structs import replace
 from peewee import SqliteDatabase
 
-from appliance.mqtt.catalog_sync import CatalogSync, payload_from_product, product_rows
+from appliance.mqtt.catalog_products import payload_from_product, product_rows
+from appliance.mqtt.catalog_sync import CatalogSync
 from appliance.mqtt.payloads import CatalogDelta, ProductPayload, SnapshotChunk, encode
 from appliance.store import catalog as catalog_sql
 from appliance.store.catalog_versions import ProductRows

@@ -15,23 +15,19 @@ the new version and its store.
 
 from __future__ import annotations
 
-import json
 import logging
-import queue
-import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from functools import cache, partial
-from typing import Any, Literal
+from functools import partial
+from typing import Literal
 
 from peewee import SqliteDatabase
 
-from appliance.core.catalog import Product
 from appliance.core.clock import Clock, SystemClock
 from appliance.core.events import Event, EventBus
-from appliance.core.money import is_known_currency
 from appliance.errors import CatalogSyncError, DecodeError
 from appliance.mqtt import topics
+from appliance.mqtt.catalog_products import product_rows
 from appliance.mqtt.dispatch import decode_catalog
 from appliance.mqtt.payloads import (
     CatalogDelta,
@@ -42,12 +38,8 @@ from appliance.mqtt.payloads import (
     decode,
     encode,
 )
-from appliance.store.catalog_versions import (
-    CatalogVersions,
-    ProductRows,
-    SnapshotStaging,
-    StagedSnapshot,
-)
+from appliance.mqtt.step_worker import StepWorker
+from appliance.store.catalog_versions import CatalogVersions, SnapshotStaging, StagedSnapshot
 
 log = logging.getLogger(__name__)
 
@@ -75,61 +67,12 @@ class CatalogApplied(Event):
     store: str = ""
 
 
-@cache
-def _currency_ok(code: str) -> bool:
-    return is_known_currency(code)
-
-
 def _decode(data: bytes) -> Message:
     """Snapshot chunks are the big messages: one strict decode; anything else by its kind."""
     try:
         return decode(data, SnapshotChunk)
     except DecodeError:
         return decode_catalog(data)
-
-
-def product_rows(payloads: Iterable[ProductPayload]) -> ProductRows:
-    """The store's rows for the hub's products; CatalogSyncError on an unusable or repeated one.
-
-    Checked here, before any write, so a bad product refuses the whole delta or snapshot.
-    A snapshot brings 100,000 of these: the loop stays lean on purpose.
-    """
-    products: list[tuple[Any, ...]] = []
-    barcodes: list[tuple[str, str]] = []
-    add, add_code = products.append, barcodes.append
-    for p in payloads:
-        sku = p.sku
-        if not sku or not p.name or p.price < 0 or not _currency_ok(p.currency):
-            raise CatalogSyncError(f"product {sku!r}: needs a name and a price in a currency")
-        for key in p.barcodes:
-            # Normalised 14-digit keys; the hub checked their check digits at import.
-            if len(key) != 14 or not (key.isascii() and key.isdigit()):
-                raise CatalogSyncError(f"product {sku}: barcode {key!r} is not a GTIN-14")
-            add_code((key, sku))
-        names = json.dumps(p.names, ensure_ascii=False) if p.names else "{}"
-        add((sku, p.name, names, p.price, p.currency, p.tax_class, p.category,
-             p.age_restriction, p.stock_tracked, p.sold_by, p.stock))  # fmt: skip
-    if len({row[0] for row in products}) != len(products):
-        raise CatalogSyncError("a product appears twice")
-    return ProductRows(products, barcodes)
-
-
-def payload_from_product(product: Product, stock: int | None = None) -> ProductPayload:
-    """The payload the hub sends for a product (with `stock` when it corrects the level)."""
-    return ProductPayload(
-        sku=product.sku,
-        name=product.name,
-        price=product.price.minor,
-        currency=product.price.currency,
-        tax_class=product.tax_class,
-        category=product.category,
-        age_restriction=product.age_restriction,
-        stock_tracked=product.stock_tracked,
-        sold_by=product.sold_by,
-        names=dict(product.names),
-        barcodes=list(product.barcodes),
-        stock=stock,
-    )
 
 
 class CatalogSync:
@@ -169,10 +112,9 @@ class CatalogSync:
         # Decoded chunks of the snapshot being staged, so applying it needs no second decode
         # (after a restart they are decoded again from the staging table).
         self._decoded: dict[tuple[str, int, int], list[ProductPayload]] = {}
-        self._inbox: queue.SimpleQueue[Callable[[], object] | None] = queue.SimpleQueue()
-        self._worker: threading.Thread | None = None
-        self._pending = 0
-        self._pending_lock = threading.Condition()
+        self._worker = StepWorker(
+            "catalog-sync", db, self.poll, min(POLL_SECONDS, retry_seconds), log
+        )
         self.malformed = 0  # messages that could not be decoded or used
         self.failed = 0  # applies that rolled back
 
@@ -454,33 +396,27 @@ class CatalogSync:
 
     def start(self) -> None:
         """Start the worker thread that applies submitted messages (off the main loop)."""
-        if self._worker is None or not self._worker.is_alive():
-            self._worker = threading.Thread(target=self._run, name="catalog-sync", daemon=True)
-            self._worker.start()
+        self._worker.start()
 
     def stop(self, timeout: float = 10.0) -> None:
         """Finish queued work and stop the worker; safe twice."""
-        worker, self._worker = self._worker, None
-        if worker is not None:
-            self._inbox.put(None)
-            worker.join(timeout)
+        self._worker.stop(timeout)
 
     def submit(self, message: bytes | Message) -> None:
         """Queue a catalog_down message (raw or decoded) for the worker; safe from any thread."""
-        self._queue(partial(self._take, message))
+        self._worker.put(partial(self._take, message))
 
     def notify_connected(self) -> None:
         """Queue the after-(re)connect resync for the worker; safe from any thread."""
-        self._queue(self.connected)
+        self._worker.put(self.connected)
 
     def notify_reload(self) -> None:
         """Queue `request_full` for the worker (the reload_catalog command); any thread."""
-        self._queue(self.request_full)
+        self._worker.put(self.request_full)
 
     def wait_idle(self, timeout: float) -> bool:
         """Block until the worker has processed everything queued; for tests and shutdown."""
-        with self._pending_lock:
-            return self._pending_lock.wait_for(lambda: self._pending == 0, timeout)
+        return self._worker.wait_idle(timeout)
 
     def _take(self, message: bytes | Message) -> None:
         if isinstance(message, CatalogDelta):
@@ -491,37 +427,3 @@ class CatalogSync:
             self.on_status(message)
         else:
             self.handle(message)
-
-    def _queue(self, step: Callable[[], object]) -> None:
-        with self._pending_lock:
-            self._pending += 1
-        self._inbox.put(step)
-
-    def _run(self) -> None:
-        every = min(POLL_SECONDS, self._retry)
-        try:
-            while True:
-                try:
-                    step = self._inbox.get(timeout=every)
-                except queue.Empty:
-                    self._poll_safely()
-                    continue
-                if step is None:
-                    break
-                try:
-                    step()
-                except Exception:
-                    log.exception("catalog sync step failed")
-                finally:
-                    with self._pending_lock:
-                        self._pending -= 1
-                        self._pending_lock.notify_all()
-        finally:
-            if not self._db.is_closed():
-                self._db.close()  # peewee's per-thread connection of this worker
-
-    def _poll_safely(self) -> None:
-        try:
-            self.poll()
-        except Exception:
-            log.exception("catalog sync retry failed")

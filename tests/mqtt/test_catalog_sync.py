@@ -26,7 +26,8 @@ from appliance.core.barcode import gtin_check_digit, normalize_gtin
 from appliance.core.catalog import Product
 from appliance.core.money import Money
 from appliance.mqtt import topics
-from appliance.mqtt.catalog_sync import CatalogSync, payload_from_product
+from appliance.mqtt.catalog_products import payload_from_product
+from appliance.mqtt.catalog_sync import CatalogSync
 from appliance.mqtt.dispatch import Dispatcher
 from appliance.mqtt.payloads import (
     CatalogDelta,
