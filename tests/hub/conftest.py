@@ -1,4 +1,6 @@
-"""Fixtures for hub tests: a real mosquitto broker per test, a PostgreSQL cluster per module."""
+"""Fixtures for hub tests: a real mosquitto broker per test, a PostgreSQL cluster per module,
+a SQLite hub database and the worker `appliance-hub serve` runs on it (tests/hub/serving.py),
+and a raw client playing kiosk-1."""
 
 from __future__ import annotations
 
@@ -8,9 +10,12 @@ from pathlib import Path
 import pytest
 from peewee import Database
 
+from appliance.mqtt import topics
 from hub.db import open_hub_database
 from hub.migrations import migrate
 from tests.broker import MosquittoBroker
+from tests.hub.serving import db_path, hub_db, serving_hub  # noqa: F401 (fixtures)
+from tests.hub.test_server import DeviceClient
 from tests.postgres import PostgresCluster, running_postgres
 
 
@@ -23,6 +28,14 @@ def broker(tmp_path: Path) -> Iterator[MosquittoBroker]:
         yield running
     finally:
         running.stop()
+
+
+@pytest.fixture
+def device(broker: MosquittoBroker) -> Iterator[DeviceClient]:
+    """A raw paho client playing kiosk-1, subscribed to its sales acks."""
+    client = DeviceClient(broker, "kiosk-1", [topics.sales_ack("kiosk-1")])
+    yield client
+    client.close()
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ import json
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import msgspec
@@ -31,7 +30,7 @@ from hub.cli_serve import serve
 from hub.ingest import SalesIngest
 from hub.server import BrokerEndpoint, HubServer
 from tests.broker import MosquittoBroker
-from tests.hub.test_ingest import batch, sale_document, sale_id_of, sqlite_hub
+from tests.hub.test_ingest import batch, sale_document, sale_id_of
 from tests.hub.test_server import (
     TIMEOUT,
     DeviceClient,
@@ -40,20 +39,6 @@ from tests.hub.test_server import (
     retained_hub_state,
     wait_until,
 )
-
-
-@pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    """Where the hub database of the test lives."""
-    return tmp_path / "hub.db"
-
-
-@pytest.fixture
-def hub_db(db_path: Path) -> Iterator[Database]:
-    """A migrated SQLite hub database at db_path."""
-    db = sqlite_hub(db_path)
-    yield db
-    db.close()
 
 
 def url(path: Path) -> str:

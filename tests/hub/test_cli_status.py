@@ -3,35 +3,18 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner, Result
 from peewee import Database
 
 from appliance.mqtt import topics
 from hub.cli import cli
-from hub.cli_serve import catalog_serving_hub
 from hub.models import WorkerStats
 from hub.server import BrokerEndpoint, HubServer
 from tests.broker import MosquittoBroker
-from tests.hub.test_ingest import sqlite_hub
+from tests.hub.serving import start_serving_hub
 from tests.hub.test_server import TIMEOUT, DeviceClient, wait_until
-
-
-@pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    """Where the hub database lives."""
-    return tmp_path / "hub.db"
-
-
-@pytest.fixture
-def hub_db(db_path: Path) -> Iterator[Database]:
-    """A migrated SQLite hub database."""
-    db = sqlite_hub(db_path)
-    yield db
-    db.close()
 
 
 def status(db_path: Path, *args: str) -> Result:
@@ -54,8 +37,7 @@ def send_garbage(broker: MosquittoBroker, device: str, count: int) -> None:
 def test_status_shows_the_malformed_count_of_a_stopped_worker_and_per_device(
     broker: MosquittoBroker, hub_db: Database, db_path: Path
 ) -> None:
-    server = catalog_serving_hub(hub_db, BrokerEndpoint(broker.host, broker.port), "w1")
-    server.start(timeout=TIMEOUT)
+    server = start_serving_hub(broker, hub_db)
     try:
         kiosk = DeviceClient(broker, "kiosk-1", [])
         birth = b'{"v": 1, "device": "kiosk-1", "online": true, "bd_seq": 1}'

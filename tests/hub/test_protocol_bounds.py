@@ -8,41 +8,19 @@ and it never crashes the worker's handler.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 from peewee import Database
 
 from appliance.mqtt import topics
 from appliance.mqtt.payloads import MAX_SAFE, SalesAck, decode, encode
-from hub.cli_serve import catalog_serving_hub
 from hub.models import Device, Sale
-from hub.server import BrokerEndpoint, HubServer
-from tests.broker import MosquittoBroker
-from tests.hub.test_ingest import batch, sale_document, sqlite_hub
+from hub.server import HubServer
+from tests.hub.test_ingest import batch, sale_document
 from tests.hub.test_server import DeviceClient, wait_until
 
 DEVICE = "kiosk-1"
-
-
-@pytest.fixture
-def hub(broker: MosquittoBroker, tmp_path: Path) -> Iterator[tuple[HubServer, Database]]:
-    """The worker `appliance-hub serve` runs, on an SQLite hub database."""
-    db = sqlite_hub(tmp_path / "hub.db")
-    server = catalog_serving_hub(db, BrokerEndpoint(broker.host, broker.port), "w1")
-    server.start(timeout=10.0)
-    yield server, db
-    server.stop()
-    db.close()
-
-
-@pytest.fixture
-def device(broker: MosquittoBroker) -> Iterator[DeviceClient]:
-    """A raw paho client playing kiosk-1, subscribed to its sales acks."""
-    client = DeviceClient(broker, DEVICE, [topics.sales_ack(DEVICE)])
-    yield client
-    client.close()
 
 
 def good_batch_json(seqs: list[int]) -> dict[str, object]:
@@ -89,9 +67,9 @@ def set_in_envelope(key: str, value: object) -> Callable[[dict[str, object]], No
     ids=lambda value: value if isinstance(value, str) else "",
 )
 def test_a_sales_batch_out_of_version_or_range_is_malformed_and_never_acked(
-    hub: tuple[HubServer, Database], device: DeviceClient, bad: bytes, why: str
+    serving_hub: HubServer, hub_db: Database, device: DeviceClient, bad: bytes, why: str
 ) -> None:
-    server, db = hub
+    server, db = serving_hub, hub_db
     device.publish(topics.sales_up(DEVICE), bad)
 
     ack = first_ack_after_a_good_batch(device)
@@ -104,9 +82,9 @@ def test_a_sales_batch_out_of_version_or_range_is_malformed_and_never_acked(
 
 
 def test_a_telemetry_figure_out_of_range_is_malformed_and_not_stored(
-    hub: tuple[HubServer, Database], device: DeviceClient
+    serving_hub: HubServer, hub_db: Database, device: DeviceClient
 ) -> None:
-    server, db = hub
+    server, db = serving_hub, hub_db
     report = {
         "v": 1, "device": DEVICE, "at": "2030-01-15T12:00:00+00:00", "firmware": "1.0",
         "uptime_s": 1.0, "outbox_depth": 2**70, "catalog_version": 0, "disk_free_bytes": 0,
@@ -118,9 +96,9 @@ def test_a_telemetry_figure_out_of_range_is_malformed_and_not_stored(
 
 
 def test_a_sale_document_with_a_total_of_2_to_the_70_is_rejected_not_a_crash(
-    hub: tuple[HubServer, Database], device: DeviceClient
+    serving_hub: HubServer, hub_db: Database, device: DeviceClient
 ) -> None:
-    server, db = hub
+    server, db = serving_hub, hub_db
     document = json.loads(sale_document(DEVICE, 1))
     document["total"] = 2**70
     data = good_batch_json([1])

@@ -13,7 +13,6 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -26,10 +25,8 @@ from peewee import Database
 from appliance.core.catalog import Product
 from appliance.core.money import Money
 from hub.catalog import HubCatalog, assign_device
-from hub.cli_serve import catalog_serving_hub
-from hub.server import BrokerEndpoint, HubServer
+from hub.server import HubServer
 from tests.broker import MosquittoBroker
-from tests.hub.test_ingest import sqlite_hub
 
 WAIT = 10.0
 T0 = datetime(2026, 1, 5, 7, 0, tzinfo=UTC)  # the stocktake, before every sale below
@@ -108,22 +105,6 @@ class RawDevice:
 
 
 @pytest.fixture
-def hub_db(tmp_path: Path) -> Iterator[Database]:
-    db = sqlite_hub(tmp_path / "hub.db")
-    yield db
-    db.close()
-
-
-@pytest.fixture
-def hub(broker: MosquittoBroker, hub_db: Database) -> Iterator[HubServer]:
-    """The worker `appliance-hub serve` runs: sales, catalog requests, stock corrections."""
-    server = catalog_serving_hub(hub_db, BrokerEndpoint(broker.host, broker.port), "w1")
-    server.start(timeout=WAIT)
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def devices(broker: MosquittoBroker) -> Iterator[Any]:
     """Connect raw devices by id; all are closed after the test."""
     made: list[RawDevice] = []
@@ -145,7 +126,7 @@ def skus(chunks: list[dict[str, Any]]) -> list[str]:
 
 
 def test_a_device_moved_to_another_store_gets_that_stores_snapshot_never_its_delta(
-    hub: HubServer, hub_db: Database, devices: Any
+    serving_hub: HubServer, hub_db: Database, devices: Any
 ) -> None:
     HubCatalog(hub_db, "store-a").import_products([(product("A1"), None)])
     store_b = HubCatalog(hub_db, "store-b")
@@ -177,7 +158,7 @@ def test_a_device_moved_to_another_store_gets_that_stores_snapshot_never_its_del
 
 
 def test_every_catalog_request_gets_an_answer(
-    hub: HubServer, hub_db: Database, devices: Any
+    serving_hub: HubServer, hub_db: Database, devices: Any
 ) -> None:
     HubCatalog(hub_db, "store-a").import_products([(product("A1"), None), (product("A2"), None)])
     assign_device(hub_db, "kiosk-1", "store-a")
@@ -228,7 +209,7 @@ def sale_of(device: str, seq: int, sku: str, quantity: int) -> dict[str, Any]:
 
 
 def test_a_sale_reaches_an_up_to_date_device_as_a_stock_delta_without_asking(
-    hub: HubServer, hub_db: Database, devices: Any
+    serving_hub: HubServer, hub_db: Database, devices: Any
 ) -> None:
     catalog = HubCatalog(hub_db, "store-s")
     catalog.import_products([(product("A1"), 5), (product("B1"), 9)], now=T0)  # counted
@@ -266,7 +247,7 @@ MAX_PACKET = 256 * 1024
 
 
 def test_every_snapshot_chunk_fits_the_packet_size_the_device_announced(
-    hub: HubServer, hub_db: Database, devices: Any
+    serving_hub: HubServer, hub_db: Database, devices: Any
 ) -> None:
     text = "x" * 300
     rows = [(product(f"P{i:05d}", name=text, names={"de": text}), i) for i in range(2000)]

@@ -10,53 +10,24 @@ never goes back.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from click.testing import CliRunner
 from peewee import Database
 
 from appliance.mqtt import topics
 from hub.cli_fleet import fleet
 from hub.cli_sales import sales as sales_cli
-from hub.cli_serve import catalog_serving_hub
 from hub.models import DeviceProgress, Sale, SaleRejection
 from hub.rejections import rejection_counts, rejections
-from hub.server import BrokerEndpoint, HubServer
+from hub.server import HubServer
 from hub.stock_levels import sold_lines
-from tests.broker import MosquittoBroker
-from tests.hub.test_ingest import sale_document, sale_id_of, sqlite_hub
+from tests.hub.test_ingest import sale_document, sale_id_of
 from tests.hub.test_server import DeviceClient
 
 DEVICE = "kiosk-1"
 UP, ACK = topics.sales_up(DEVICE), topics.sales_ack(DEVICE)
-
-
-@pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    """Where the hub database lives."""
-    return tmp_path / "hub.db"
-
-
-@pytest.fixture
-def hub(broker: MosquittoBroker, db_path: Path) -> Iterator[tuple[HubServer, Database]]:
-    """The worker `appliance-hub serve` runs, on an SQLite hub database."""
-    db = sqlite_hub(db_path)
-    server = catalog_serving_hub(db, BrokerEndpoint(broker.host, broker.port), "w1")
-    server.start(timeout=10.0)
-    yield server, db
-    server.stop()
-    db.close()
-
-
-@pytest.fixture
-def device(broker: MosquittoBroker) -> Iterator[DeviceClient]:
-    """A raw paho client playing kiosk-1, subscribed to its sales acks."""
-    client = DeviceClient(broker, DEVICE, [ACK])
-    yield client
-    client.close()
 
 
 def document(seq: int, *, sale_id: str | None = None, total: int = 250) -> bytes:
@@ -121,9 +92,9 @@ def progress(db: Database) -> int:
 
 
 def test_a_document_without_lines_is_rejected_named_kept_and_passed(
-    hub: tuple[HubServer, Database], device: DeviceClient, db_path: Path
+    serving_hub: HubServer, hub_db: Database, device: DeviceClient, db_path: Path
 ) -> None:
-    _server, db = hub
+    db = hub_db
     bad_id = sale_id_of(DEVICE, 2)
     ack = send(device, batch(sale(1), (2, bad_id, without_lines(2)), sale(3)), b"first")
 
@@ -168,9 +139,9 @@ def test_a_document_without_lines_is_rejected_named_kept_and_passed(
 
 
 def test_a_reused_seq_is_a_conflict_and_the_ack_never_goes_back(
-    hub: tuple[HubServer, Database], device: DeviceClient
+    serving_hub: HubServer, hub_db: Database, device: DeviceClient
 ) -> None:
-    _server, db = hub
+    db = hub_db
     assert send(device, batch(sale(1), sale(2)), b"a")["upto_seq"] == 2
 
     # A device reflashed to number from 1 again sends another sale as seq 2.
@@ -192,9 +163,9 @@ def test_a_reused_seq_is_a_conflict_and_the_ack_never_goes_back(
 
 
 def test_a_sale_id_resent_with_other_content_is_a_conflict_not_a_duplicate(
-    hub: tuple[HubServer, Database], device: DeviceClient
+    serving_hub: HubServer, hub_db: Database, device: DeviceClient
 ) -> None:
-    _server, db = hub
+    db = hub_db
     assert send(device, batch(sale(1)), b"a")["upto_seq"] == 1
 
     changed = (1, sale_id_of(DEVICE, 1), document(1, total=999))
@@ -212,7 +183,7 @@ def test_a_sale_id_resent_with_other_content_is_a_conflict_not_a_duplicate(
 
 
 def test_a_lost_ack_is_made_good_by_the_next_one(
-    hub: tuple[HubServer, Database], device: DeviceClient
+    serving_hub: HubServer, device: DeviceClient
 ) -> None:
     bad = (2, sale_id_of(DEVICE, 2), b'{"id":"%s"}' % sale_id_of(DEVICE, 2).encode())
     first = send(device, batch(sale(1), bad, sale(3), acked_upto=0), b"lost")
@@ -225,9 +196,9 @@ def test_a_lost_ack_is_made_good_by_the_next_one(
 
 
 def test_an_empty_batch_is_answered_with_the_progress(
-    hub: tuple[HubServer, Database], device: DeviceClient
+    serving_hub: HubServer, hub_db: Database, device: DeviceClient
 ) -> None:
-    server, db = hub
+    server, db = serving_hub, hub_db
     assert send(device, batch(), b"empty-first") == {"v": 1, "upto_seq": 0, "rejected": []}
     send(device, batch(sale(1), sale(2)), b"two")
     assert send(device, batch(acked_upto=2), b"empty")["upto_seq"] == 2
@@ -235,9 +206,9 @@ def test_an_empty_batch_is_answered_with_the_progress(
 
 
 def test_seq_starts_at_1_and_a_batch_with_seq_0_is_malformed(
-    hub: tuple[HubServer, Database], device: DeviceClient
+    serving_hub: HubServer, hub_db: Database, device: DeviceClient
 ) -> None:
-    server, db = hub
+    server, db = serving_hub, hub_db
     zero = (0, "sale-0", document(1, sale_id="sale-0"))
     device.publish(UP, batch(zero, sale(1)), correlation=b"zero")
     # Acks go out in order: had the bad batch been answered, its ack would come first.

@@ -110,14 +110,6 @@ def next_state(observer: DeviceClient) -> HubState:
 
 
 @pytest.fixture
-def hub_db(tmp_path: Path) -> Iterator[Database]:
-    """A migrated SQLite hub database."""
-    db = sqlite_hub(tmp_path / "hub.db")
-    yield db
-    db.close()
-
-
-@pytest.fixture
 def start_server(broker: MosquittoBroker, hub_db: Database) -> Iterator[Callable[..., HubServer]]:
     """Start hub workers on the test broker; all are stopped after the test."""
     started: list[HubServer] = []
@@ -133,14 +125,6 @@ def start_server(broker: MosquittoBroker, hub_db: Database) -> Iterator[Callable
     yield start
     for server in started:
         server.stop()
-
-
-@pytest.fixture
-def device(broker: MosquittoBroker) -> Iterator[DeviceClient]:
-    """kiosk-1, subscribed to its sales acks."""
-    client = DeviceClient(broker, "kiosk-1", [topics.sales_ack("kiosk-1")])
-    yield client
-    client.close()
 
 
 def ack_of(message: mqtt.MQTTMessage) -> int:

@@ -47,31 +47,6 @@ NOT_AUTHORIZED = 135  # MQTT v5 reason code 0x87
 NO_MATCHING_SUBSCRIBERS = 16  # MQTT v5 reason code 0x10, a success
 
 
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    """One fleet CA with a server certificate for the module's brokers."""
-    return Pki.create(tmp_path_factory.mktemp("pki"))
-
-
-@pytest.fixture
-def tls_broker(tmp_path: Path, pki: Pki) -> Iterator[TlsBroker]:
-    """A fresh mosquitto with the shipped ACL and the two mTLS listeners."""
-    broker = TlsBroker(tmp_path / "broker", pki)
-    broker.start()
-    try:
-        yield broker
-    finally:
-        broker.stop()
-
-
-@pytest.fixture
-def connect(tls_broker: TlsBroker, pki: Pki) -> Iterator[Connector]:
-    """Open TLS sessions to the broker; all closed after the test."""
-    connector = Connector(tls_broker, pki)
-    yield connector
-    connector.close()
-
-
 def test_a_device_publishes_its_own_up_topics_and_the_shared_hub_subscription_gets_them(
     connect: Connector,
 ) -> None:

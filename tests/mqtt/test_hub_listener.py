@@ -9,9 +9,6 @@ devices as before.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from peewee import Database
 
@@ -21,7 +18,7 @@ from appliance.mqtt.payloads import HubState, SalesAck, decode, encode
 from hub import ca
 from hub.cli_serve import catalog_serving_hub
 from hub.server import BrokerEndpoint
-from tests.hub.test_ingest import batch, sqlite_hub
+from tests.hub.test_ingest import batch
 from tests.mqtt.tls_broker import (
     WAIT,
     Connector,
@@ -34,31 +31,6 @@ from tests.mqtt.tls_broker import (
 )
 
 VERIFY_FAILED = "certificate verify failed"
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    """Fleet and hub CAs with a server certificate for the module's brokers."""
-    return Pki.create(tmp_path_factory.mktemp("pki"))
-
-
-@pytest.fixture
-def tls_broker(tmp_path: Path, pki: Pki) -> Iterator[TlsBroker]:
-    """A fresh mosquitto with the shipped ACL and the two mTLS listeners."""
-    broker = TlsBroker(tmp_path / "broker", pki)
-    broker.start()
-    try:
-        yield broker
-    finally:
-        broker.stop()
-
-
-@pytest.fixture
-def connect(tls_broker: TlsBroker, pki: Pki) -> Iterator[Connector]:
-    """Open TLS sessions to the broker; all closed after the test."""
-    connector = Connector(tls_broker, pki)
-    yield connector
-    connector.close()
 
 
 def _device(connect: Connector, identity: str) -> Session:
@@ -102,14 +74,6 @@ def test_the_hub_certificate_is_refused_on_the_device_listener(
     assert not accepted(seen)
     assert wait_logged(tls_broker, VERIFY_FAILED)
     assert victim.seen.disconnects == []
-
-
-@pytest.fixture
-def hub_db(tmp_path: Path) -> Iterator[Database]:
-    """A migrated SQLite hub database."""
-    db = sqlite_hub(tmp_path / "hub.db")
-    yield db
-    db.close()
 
 
 def test_a_hub_worker_with_its_hub_ca_certificate_serves_devices(

@@ -50,14 +50,6 @@ LinkFactory = Callable[..., PahoHubLink]
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[DeviceStore]:
-    """The appliance's database (the session counter lives in its meta table)."""
-    device = DeviceStore(tmp_path / "data" / "appliance.db")
-    yield device
-    device.close()
-
-
-@pytest.fixture
 def hub(broker: MosquittoBroker) -> Iterator[FakeHub]:
     """A fake hub, online, listening to statuses."""
     fake = FakeHub(broker.host, broker.port)

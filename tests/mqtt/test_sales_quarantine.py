@@ -9,63 +9,23 @@ it, and the rest of the outbox drains.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from peewee import Database
 
 from appliance.mqtt.link import PahoHubLink
 from appliance.mqtt.payloads import SaleRejection, SalesAck, SalesBatch, Telemetry, decode
 from appliance.mqtt.telemetry import TelemetryBuilder, TelemetryPublisher
 from appliance.mqtt.uploader import SalesStream, SalesUploader
-from appliance.store.hub_session import SessionStore
-from hub.cli_serve import catalog_serving_hub
 from hub.ingest import SalesIngest
 from hub.models import Device, Sale
 from hub.models import SaleRejection as RejectionRow
-from hub.server import BrokerEndpoint, HubServer
-from tests.broker import MosquittoBroker
-from tests.hub.test_ingest import envelope, sqlite_hub
+from hub.server import HubServer
+from tests.hub.test_ingest import envelope
 from tests.mqtt.fake_hub import DeviceStore, eventually
 from tests.store.crash_writer import DEVICE_ID
 
 WAIT = 20.0
-
-
-@pytest.fixture
-def hub_db(tmp_path: Path) -> Iterator[Database]:
-    """The hub's SQLite database."""
-    db = sqlite_hub(tmp_path / "hub.db")
-    yield db
-    db.close()
-
-
-@pytest.fixture
-def hub(broker: MosquittoBroker, hub_db: Database) -> Iterator[HubServer]:
-    """The worker `appliance-hub serve` runs."""
-    server = catalog_serving_hub(hub_db, BrokerEndpoint(broker.host, broker.port), "w1")
-    server.start(timeout=10.0)
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[DeviceStore]:
-    """The appliance's database."""
-    device = DeviceStore(tmp_path / "data" / "appliance.db")
-    yield device
-    device.close()
-
-
-@pytest.fixture
-def link(broker: MosquittoBroker, store: DeviceStore) -> Iterator[PahoHubLink]:
-    """The appliance's hub link (opened by the test)."""
-    hub_link = PahoHubLink(
-        DEVICE_ID, broker.host, broker.port, session_store=SessionStore(store.db)
-    )
-    yield hub_link
-    hub_link.close()
 
 
 def spoil_outbox_row(store: DeviceStore, seq: int) -> None:
@@ -87,7 +47,7 @@ def quarantine(store: DeviceStore) -> list[tuple[int, str, str]]:
 
 
 def test_rejected_sales_are_quarantined_counted_and_the_rest_drains(
-    hub: HubServer,
+    serving_hub: HubServer,
     hub_db: Database,
     store: DeviceStore,
     link: PahoHubLink,

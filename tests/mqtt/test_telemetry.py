@@ -33,7 +33,6 @@ from appliance.mqtt.telemetry import (
     TelemetryPublisher,
     cpu_temperature,
 )
-from appliance.store.hub_session import SessionStore
 from appliance.store.journal import FiscalJournal
 from appliance.store.journal_outbox import JournalOutbox
 from appliance.store.outbox import Rejection
@@ -201,16 +200,6 @@ def hub(broker: MosquittoBroker) -> Iterator[FakeHub]:
     fake.start()
     yield fake
     fake.stop()
-
-
-@pytest.fixture
-def link(broker: MosquittoBroker, store: DeviceStore) -> Iterator[PahoHubLink]:
-    """A hub link on the store's session counter (not opened yet)."""
-    hub_link = PahoHubLink(
-        DEVICE_ID, broker.host, broker.port, session_store=SessionStore(store.db)
-    )
-    yield hub_link
-    hub_link.close()
 
 
 def test_telemetry_goes_out_qos0_with_an_expiry_at_connect_and_then_on_its_interval(
