@@ -42,6 +42,7 @@ from appliance.store.migrations import migrate
 from hub.cli_command import command_command
 from hub.fleet_keys import generate_fleet_keys, load_fleet_key, new_command
 from tests.broker import MosquittoBroker
+from tests.mqtt.main_loop import start_main_loop
 
 DEVICE = "kiosk-01"
 WAIT = 10.0  # an upper bound on waiting for the broker, never asserted
@@ -239,14 +240,7 @@ def appliance(tmp_path: Path, broker: MosquittoBroker) -> Iterator[Appliance]:
     )
     handler.route(link.dispatcher, bus)
     stop = threading.Event()
-
-    def main_loop() -> None:
-        while not stop.is_set():
-            bus.wait(0.02)
-            bus.drain()
-
-    loop = threading.Thread(target=main_loop, name="test-main-loop")
-    loop.start()
+    loop = start_main_loop(bus, stop)
     watcher = RawClient(broker, "birth-watcher", topics.status(DEVICE))
     try:
         with handler, link:

@@ -55,6 +55,7 @@ from hub.cli_command import (
 from hub.fleet_keys import generate_fleet_keys, load_fleet_key, new_command
 from tests import real_parts
 from tests.broker import MosquittoBroker
+from tests.mqtt.main_loop import start_main_loop
 from tests.mqtt.tls_broker import Pki, TlsBroker
 
 DEVICE = "kiosk-01"
@@ -619,14 +620,7 @@ def test_fleet_command_and_logs_over_mtls_with_the_shipped_acl(tmp_path: Path) -
     )
     handler.route(link.dispatcher, bus)
     stop = threading.Event()
-
-    def main_loop() -> None:
-        while not stop.is_set():
-            bus.wait(0.02)
-            bus.drain()
-
-    loop = threading.Thread(target=main_loop, name="test-main-loop")
-    loop.start()
+    loop = start_main_loop(bus, stop)
     hub = pki.client("hub")
     tls = ["--tls-ca", str(hub.ca_cert), "--tls-cert", str(hub.cert), "--tls-key", str(hub.key)]
     where = ["--host", broker.host, "--port", str(broker.hub_port), "--wait", str(WAIT)]

@@ -32,6 +32,7 @@ from appliance.store.hub_session import SessionStore
 from appliance.store.migrations import migrate
 from hub.cli_command import BrokerOptions, FleetClient, config_command, push_config
 from tests.broker import MosquittoBroker
+from tests.mqtt.main_loop import start_main_loop
 
 DEVICE = "kiosk-01"
 WAIT = 10.0  # an upper bound on waiting for the broker, never asserted
@@ -111,14 +112,7 @@ def rig(tmp_path: Path, broker: MosquittoBroker) -> Iterator[Rig]:
         )
         sync.route(DEVICE, link.dispatcher, bus)
         stop = threading.Event()
-
-        def main_loop() -> None:
-            while not stop.is_set():
-                bus.wait(0.02)
-                bus.drain()
-
-        loop = threading.Thread(target=main_loop, name="test-main-loop")
-        loop.start()
+        loop = start_main_loop(bus, stop)
         link.open()
         device = Device(link, sync, applied, stop, loop)
         started.append(device)

@@ -55,6 +55,7 @@ from appliance.store.outbox import SalesOutbox
 from hub.cli_command import BrokerOptions, FleetClient
 from hub.fleet_keys import new_command
 from tests.broker import MosquittoBroker
+from tests.mqtt.main_loop import start_main_loop
 
 DEVICE = "kiosk-01"
 WAIT = 10.0  # an upper bound on waiting for the broker, never asserted
@@ -219,14 +220,7 @@ def rig(tmp_path: Path, broker: MosquittoBroker) -> Iterator[Rig]:
     malformed_events: list[MalformedMessage] = []
     bus.subscribe(MalformedMessage, malformed_events.append)
     stop = threading.Event()
-
-    def main_loop() -> None:
-        while not stop.is_set():
-            bus.wait(0.02)
-            bus.drain()
-
-    loop = threading.Thread(target=main_loop, name="test-main-loop")
-    loop.start()
+    loop = start_main_loop(bus, stop)
     hub = FleetClient(BrokerOptions(broker.host, broker.port), timeout=WAIT)
     with hub, commands:
         catalog.start()
