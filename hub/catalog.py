@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, replace
@@ -44,6 +43,8 @@ from appliance.settings import StoreSettings
 from hub.db import is_sqlite
 from hub.ingest import utc_naive
 from hub.models import HubModel, PublishedStock
+from hub.snapshot_parts import cut_into_parts
+from hub.stores import DeviceStore
 
 log = logging.getLogger(__name__)
 
@@ -93,13 +94,6 @@ class HubProduct(HubModel):
         indexes = ((("store", "sku", "version"), True), (("store", "version"), False))
 
 
-class DeviceStore(HubModel):
-    """Which store a device belongs to (a device belongs to one store)."""
-
-    device = CharField(primary_key=True, max_length=128)
-    store = CharField(max_length=64, index=True)
-
-
 # PublishedStock belongs to migration 5; created here too (if missing) so every database
 # the catalog code opens has it, whichever way it was made.
 CATALOG_MODELS: tuple[type[HubModel], ...] = (
@@ -131,26 +125,6 @@ def create_catalog_tables(db: Database) -> None:
     """Create the catalog tables if missing (proposed as the hub's migration 2)."""
     for model in CATALOG_MODELS:
         SchemaManager(model, database=db).create_all(safe=True)
-
-
-def assign_device(db: Database, device: str, store: str) -> None:
-    """Put a device in a store (moving it if it was in another)."""
-    DeviceStore.insert(device=device, store=store).on_conflict(
-        conflict_target=[DeviceStore.device], preserve=[DeviceStore.store]
-    ).execute(db)
-
-
-def store_of(db: Database, device: str) -> str | None:
-    """The store a device belongs to, or None when it was never assigned."""
-    row = DeviceStore.select(DeviceStore.store).where(DeviceStore.device == device).tuples()
-    found = row.execute(db)
-    return str(found[0][0]) if found else None
-
-
-def devices_of(db: Database, store: str) -> list[str]:
-    """The devices of a store, sorted."""
-    query = DeviceStore.select(DeviceStore.device).where(DeviceStore.store == store)
-    return sorted(str(d) for (d,) in query.order_by(DeviceStore.device).tuples().execute(db))
 
 
 class _Row(NamedTuple):
@@ -369,7 +343,7 @@ class HubCatalog:
             rebase=True,
         )  # fmt: skip
         header = len(msgspec.json.encode(widest)) - len(b"[]")
-        parts = _parts(payloads, max(1, chunk_size), max_bytes, header)
+        parts = cut_into_parts(payloads, max(1, chunk_size), max_bytes, header)
         whole = SnapshotChunk(store=self.store, version=at, chunk=0, chunks=len(parts),
                               products=[], rebase=rebase)  # fmt: skip
         return [
@@ -509,39 +483,6 @@ def _level(row: _Row, sent: tuple[int, int] | None) -> int | None:
     if sent is not None and sent[0] > (row.stock_version or 0):
         return sent[1]
     return row.stock
-
-
-_WIDEST_STOCK = len(str(-MAX_SAFE))
-
-
-def _parts(
-    payloads: list[ProductPayload], size: int, max_bytes: int | None, header: int
-) -> list[list[ProductPayload]]:
-    """Products in parts of at most `size` products and `max_bytes` bytes of JSON (with header).
-
-    A part's size counts every stock at its widest, so how a version is cut depends on its
-    products and the limit only, never on the levels of the moment: a resumed download
-    gets the numbering of the chunks it already holds. A product too big on its own still
-    goes, alone (the broker drops it; the log says so).
-    """
-    todo = [payloads[i : i + size] for i in range(0, len(payloads), size)][::-1]
-    if max_bytes is None:
-        return todo[::-1] or [[]]
-    encoder = msgspec.json.Encoder()
-    parts: list[list[ProductPayload]] = []
-    while todo:
-        part = todo.pop()
-        widened = sum(_WIDEST_STOCK - len(str(p.stock)) for p in part if p.stock is not None)
-        need = header + len(encoder.encode(part)) + widened
-        if need <= max_bytes:
-            parts.append(part)
-        elif len(part) == 1:
-            log.error("product %s alone is %d bytes, over %d", part[0].sku, need, max_bytes)
-            parts.append(part)
-        else:
-            step = math.ceil(len(part) / max(2, math.ceil(need / max_bytes)))
-            todo.extend([part[i : i + step] for i in range(0, len(part), step)][::-1])
-    return parts or [[]]
 
 
 def _moment(value: datetime | str | None) -> datetime | None:

@@ -21,8 +21,9 @@ from peewee import Database
 from appliance.errors import DecodeError
 from appliance.mqtt import topics
 from appliance.mqtt.payloads import CatalogRequest, CatalogStatus, Payload, decode, encode
-from hub.catalog import CHUNK_BYTES, CHUNK_SIZE, DELTA_LIMIT, HubCatalog, devices_of, store_of
+from hub.catalog import CHUNK_BYTES, CHUNK_SIZE, DELTA_LIMIT, HubCatalog
 from hub.stock_levels import SoldLine, stock_levels
+from hub.stores import devices_of, store_of
 
 log = logging.getLogger(__name__)
 

@@ -189,8 +189,8 @@ def _publish_update(
 ) -> None:
     """Publish the new version to the store's devices over one short MQTT v5 session, QoS 1."""
     from appliance.mqtt.client import paho_client
-    from hub.catalog import devices_of
     from hub.catalog_publisher import CatalogPublisher
+    from hub.stores import devices_of
 
     if not devices_of(db, store):
         click.echo(f"no appliance is assigned to {store} yet: nothing to publish", err=True)

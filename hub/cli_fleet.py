@@ -16,7 +16,6 @@ from rich.table import Table
 
 from appliance.errors import DecodeError
 from appliance.mqtt.payloads import ReportedConfig, Telemetry, decode
-from hub.catalog import store_of
 from hub.cli_drawer import drawer_log, openings_of
 from hub.cli_options import db_option, open_db
 from hub.device_answers import JobView, LogsView, config_state, configs, jobs, latest_logs
@@ -24,6 +23,7 @@ from hub.ingest import utc_text
 from hub.journal_ingest import chain_state
 from hub.models import Device, DeviceProgress
 from hub.rejections import rejection_counts
+from hub.stores import store_of
 from hub.worker_stats import malformed_from
 
 DRAWER_SHOWN = 10  # fleet show lists this many of the latest openings without a sale
@@ -160,7 +160,7 @@ def list_command(db_url: str, as_json: bool) -> None:
 @db_option
 def assign_command(device: str, store: str, db_url: str) -> None:
     """Put DEVICE in STORE: it gets that store's catalog (moving it from another store)."""
-    from hub.catalog import assign_device
+    from hub.stores import assign_device
 
     db = open_db(db_url)
     try:

@@ -30,10 +30,10 @@ from appliance.core.journal import ChainBreak, JournalEntry, verify_chain
 from appliance.errors import DecodeError
 from appliance.mqtt.payloads import JournalBatch, JournalEntryPayload
 from hub import models
-from hub.catalog import store_of
 from hub.ingest import utc_naive
 from hub.journal_views import rows_of
 from hub.models import Device, JournalState
+from hub.stores import store_of
 
 log = logging.getLogger(__name__)
 

@@ -17,10 +17,11 @@ from datetime import datetime
 
 from peewee import Database
 
-from hub.catalog import HubCatalog, store_of
+from hub.catalog import HubCatalog
 from hub.catalog_publisher import CatalogPublisher
 from hub.ingest import IngestResult
 from hub.stock_levels import SoldLine, stock_changes, store_sales
+from hub.stores import store_of
 
 log = logging.getLogger(__name__)
 

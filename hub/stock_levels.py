@@ -17,9 +17,10 @@ from typing import Literal
 import msgspec
 from peewee import Database, chunked
 
-from hub.catalog import HubCatalog, StockChange, StockCount, devices_of
+from hub.catalog import HubCatalog, StockChange, StockCount
 from hub.ingest import utc_naive
 from hub.models import Sale
+from hub.stores import devices_of
 
 log = logging.getLogger(__name__)
 

@@ -42,15 +42,7 @@ from appliance.store.catalog import SqliteCatalog
 from appliance.store.database import open_database
 from appliance.store.documents import SalesLedger, encode_document
 from appliance.store.migrations import migrate as migrate_device
-from hub.catalog import (
-    HubCatalog,
-    HubCatalogVersion,
-    StockChange,
-    assign_device,
-    create_catalog_tables,
-    devices_of,
-    store_of,
-)
+from hub.catalog import HubCatalog, HubCatalogVersion, StockChange, create_catalog_tables
 from hub.catalog_publisher import HEADROOM, CatalogPublisher
 from hub.cli_catalog import catalog as catalog_group
 from hub.cli_catalog import stock_command
@@ -65,6 +57,7 @@ from hub.stock_levels import (
     stock_levels,
     store_sales,
 )
+from hub.stores import assign_device, devices_of, store_of
 from tests.broker import MosquittoBroker
 from tests.store.crash_writer import PRODUCTS, RECEIPT_PREFIX, STOCK, refund_draft, sale_draft
 

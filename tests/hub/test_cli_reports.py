@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from hub.catalog import assign_device
 from hub.cli import cli
 from hub.db import open_hub_database
 from hub.journal_ingest import JournalIngest
 from hub.migrations import migrate
+from hub.stores import assign_device
 from tests.hub.journal_entries import batch, chain, day, z_report
 
 WIDE = {"COLUMNS": "200"}

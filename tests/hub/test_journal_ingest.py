@@ -18,11 +18,11 @@ from peewee import Database
 from appliance.core.journal import entry_hash
 from appliance.errors import DecodeError
 from appliance.mqtt.payloads import JournalBatch
-from hub.catalog import assign_device
 from hub.db import open_hub_database
 from hub.journal_ingest import JournalIngest
 from hub.migrations import migrate
 from hub.models import DrawerOpening, JournalEntry, ShiftEvent, TillReport
+from hub.stores import assign_device
 from tests.hub.journal_entries import batch, chain, day, tampered
 from tests.hub.test_ingest import by_two_workers
 

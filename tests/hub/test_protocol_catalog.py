@@ -24,8 +24,9 @@ from peewee import Database
 
 from appliance.core.catalog import Product
 from appliance.core.money import Money
-from hub.catalog import HubCatalog, assign_device
+from hub.catalog import HubCatalog
 from hub.server import HubServer
+from hub.stores import assign_device
 from tests.broker import MosquittoBroker
 
 WAIT = 10.0

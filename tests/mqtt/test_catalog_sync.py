@@ -42,9 +42,10 @@ from appliance.store.catalog_versions import CatalogVersions, SnapshotStaging
 from appliance.store.database import open_database
 from appliance.store.memory_catalog import MemoryCatalog
 from appliance.store.migrations import migrate
-from hub.catalog import HubCatalog, assign_device, create_catalog_tables
+from hub.catalog import HubCatalog, create_catalog_tables
 from hub.catalog_publisher import CatalogPublisher
 from hub.db import open_hub_database
+from hub.stores import assign_device
 from tests.broker import MosquittoBroker
 
 MQTTV5 = mqtt.MQTTv5
