@@ -1,6 +1,6 @@
 """What one hub worker counts: messages handled, malformed and unhandled, per device too.
 
-Any thread may count (paho's, the worker's); `appliance-hub status` reads the counters
+The worker thread counts and any thread may read; `appliance-hub status` reads the counters
 the worker writes to the database (hub/worker_stats.py).
 """
 
