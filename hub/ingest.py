@@ -97,13 +97,13 @@ def utc_text(value: datetime | str) -> str:
     return moment.replace(tzinfo=UTC, microsecond=0).isoformat()
 
 
-def document_problem(envelope: SaleEnvelope) -> str | None:
-    """Why the hub cannot accept the envelope's document (None: it is a readable sale)."""
+def read_document(envelope: SaleEnvelope) -> tuple[SaleDocument, datetime, str] | str:
+    """The envelope's document, its moment and its text; or why the hub cannot accept it."""
     raw = bytes(envelope.document)
     try:
         document = _document_decoder.decode(raw)
         stamp = _stamp_decoder.decode(raw).created_at
-        raw.decode("utf-8")
+        text = raw.decode("utf-8")
     except (msgspec.DecodeError, msgspec.ValidationError) as err:
         return f"the document is not a SaleDocument: {err}"
     except UnicodeDecodeError:
@@ -116,7 +116,7 @@ def document_problem(envelope: SaleEnvelope) -> str | None:
         return f"the document's sequence {document.sequence} is not seq {envelope.seq}"
     if stamp.tzinfo is None:
         return f"the document's created_at {document.created_at!r} has no UTC offset"
-    return None
+    return document, stamp, text
 
 
 class SalesIngest:
@@ -226,13 +226,13 @@ class SalesIngest:
             elif sale_id in held.by_id:
                 problem = ("conflict", f"sale {sale_id} is stored at seq {held.by_id[sale_id]}")
             else:
-                reason = document_problem(envelope)
-                if reason is None:
-                    out.rows.append(_sale_row(device, envelope, now))
+                readable = read_document(envelope)
+                if not isinstance(readable, str):
+                    out.rows.append(_sale_row(device, envelope, readable, now))
                     held.by_seq[seq] = (sale_id, raw)
                     held.by_id[sale_id] = seq
                     continue
-                problem = ("invalid", reason)
+                problem = ("invalid", readable)
             code, reason = problem
             out.rejections.append(
                 {
@@ -251,29 +251,29 @@ class SalesIngest:
     def _held(self, device: str, envelopes: Sequence[SaleEnvelope]) -> _Held:
         """The stored sales at the batch's sequences or with its sale ids, and its rejections."""
         held = _Held(by_seq={}, by_id={}, rejected=set())
-        seqs = sorted({e.seq for e in envelopes})
-        ids = sorted({e.sale_id for e in envelopes})
-        for part in _chunks(seqs, self._chunk):
+        wanted = {e.seq for e in envelopes}
+        seqs, ids = sorted(wanted), sorted({e.sale_id for e in envelopes})
+        for start in range(0, max(len(seqs), len(ids)), self._chunk):
+            seq_part = seqs[start : start + self._chunk]
+            id_part = ids[start : start + self._chunk]
+            # One query for both: each condition has its index, and a batch's sales are new
+            # far more often than not, so this mostly finds nothing.
+            either = Sale.seq.in_(seq_part) | Sale.sale_id.in_(id_part)
             query = (
                 Sale.select(Sale.seq, Sale.sale_id, Sale.document)
-                .where((Sale.device == device) & Sale.seq.in_(part))
+                .where((Sale.device == device) & either)
                 .tuples()
             )
             for seq, sale_id, document in query.execute(self._db):
-                held.by_seq[int(seq)] = (str(sale_id), str(document).encode("utf-8"))
+                held.by_id[str(sale_id)] = int(seq)
+                if int(seq) in wanted:
+                    held.by_seq[int(seq)] = (str(sale_id), str(document).encode("utf-8"))
             rejected = (
                 RejectionRow.select(RejectionRow.seq, RejectionRow.sale_id)
-                .where((RejectionRow.device == device) & RejectionRow.seq.in_(part))
+                .where((RejectionRow.device == device) & RejectionRow.seq.in_(seq_part))
                 .tuples()
             )
             held.rejected.update((int(seq), str(sid)) for seq, sid in rejected.execute(self._db))
-        for part in _chunks(ids, self._chunk):
-            query = (
-                Sale.select(Sale.sale_id, Sale.seq)
-                .where((Sale.device == device) & Sale.sale_id.in_(part))
-                .tuples()
-            )
-            held.by_id.update((str(sid), int(seq)) for sid, seq in query.execute(self._db))
         return held
 
     def _locked_progress(self, device: str) -> int:
@@ -428,19 +428,23 @@ def _listed_from(batch: SalesBatch, upto: int) -> int:
     return upto
 
 
-def _sale_row(device: str, envelope: SaleEnvelope, now: datetime) -> dict[str, Any]:
-    """The `sale` row of a document document_problem found readable."""
-    raw = bytes(envelope.document)
-    document = _document_decoder.decode(raw)
+def _sale_row(
+    device: str,
+    envelope: SaleEnvelope,
+    readable: tuple[SaleDocument, datetime, str],
+    now: datetime,
+) -> dict[str, Any]:
+    """The `sale` row of a document read_document found readable."""
+    document, created_at, text = readable
     return {
         "device": device,
         "sale_id": envelope.sale_id,
         "seq": envelope.seq,
         "kind": document.kind,
-        "created_at": utc_naive(_stamp_decoder.decode(raw).created_at),
+        "created_at": utc_naive(created_at),
         "total": document.total,
         "currency": document.currency,
-        "document": raw.decode("utf-8"),
+        "document": text,
         "received_at": now,
         "clock_verified": document.clock_verified,
     }
