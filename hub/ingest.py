@@ -156,24 +156,34 @@ class SalesIngest:
             )
             # Everything below reads after this lock: a concurrent worker's batch for the
             # same device is either wholly visible or not yet begun.
-            current = self._locked_progress(device)
-            sorted_ = self._sort(device, envelopes, self._held(device, envelopes), now)
+            current, rejected_before = self._locked_progress(device)
+            any_rejected = rejected_before > 0
+            held = self._held(device, envelopes, with_rejections=any_rejected)
+            sorted_ = self._sort(device, envelopes, held, now)
             inserted = 0
             for part in _chunks(sorted_.rows, self._chunk):
                 inserted += int(
                     Sale.insert_many(part).on_conflict(action="NOTHING").as_rowcount().execute(db)
                 )
+            kept = 0
             for part in _chunks(sorted_.rejections, self._chunk):
-                RejectionRow.insert_many(part).on_conflict(action="NOTHING").execute(db)
-            upto = self._contiguous(device, current)
-            if upto > current:
+                kept += int(
+                    RejectionRow.insert_many(part)
+                    .on_conflict(action="NOTHING")
+                    .as_rowcount()
+                    .execute(db)
+                )
+            any_rejected = any_rejected or kept > 0
+            upto = self._contiguous(device, current, with_rejections=any_rejected)
+            if upto > current or kept:
                 (
-                    DeviceProgress.update(upto_seq=upto)
+                    DeviceProgress.update(upto_seq=upto, rejected=DeviceProgress.rejected + kept)
                     .where(DeviceProgress.device == device)
                     .execute(db)
                 )
-            floor = _listed_from(batch, upto)
-            ack, listed = self._listed(device, floor, upto)
+            ack, listed = upto, tuple[SaleRejection, ...]()
+            if any_rejected:
+                ack, listed = self._listed(device, _listed_from(batch, upto), upto)
         new = sorted_.rejections
         if new:
             log.warning(
@@ -248,7 +258,9 @@ class SalesIngest:
             held.rejected.add((seq, sale_id))
         return out
 
-    def _held(self, device: str, envelopes: Sequence[SaleEnvelope]) -> _Held:
+    def _held(
+        self, device: str, envelopes: Sequence[SaleEnvelope], *, with_rejections: bool
+    ) -> _Held:
         """The stored sales at the batch's sequences or with its sale ids, and its rejections."""
         held = _Held(by_seq={}, by_id={}, rejected=set())
         wanted = {e.seq for e in envelopes}
@@ -268,6 +280,8 @@ class SalesIngest:
                 held.by_id[str(sale_id)] = int(seq)
                 if int(seq) in wanted:
                     held.by_seq[int(seq)] = (str(sale_id), str(document).encode("utf-8"))
+            if not with_rejections:
+                continue  # the device has none: no need to look
             rejected = (
                 RejectionRow.select(RejectionRow.seq, RejectionRow.sale_id)
                 .where((RejectionRow.device == device) & RejectionRow.seq.in_(seq_part))
@@ -276,23 +290,27 @@ class SalesIngest:
             held.rejected.update((int(seq), str(sid)) for seq, sid in rejected.execute(self._db))
         return held
 
-    def _locked_progress(self, device: str) -> int:
-        query = DeviceProgress.select(DeviceProgress.upto_seq).where(
+    def _locked_progress(self, device: str) -> tuple[int, int]:
+        """The device's progress and how many of its sales are rejections, row locked."""
+        query = DeviceProgress.select(DeviceProgress.upto_seq, DeviceProgress.rejected).where(
             DeviceProgress.device == device
         )
         if self._db.for_update:  # SQLite has no row locks; BEGIN IMMEDIATE locked the file
             query = query.for_update()
-        return int(query.scalar(self._db) or 0)
+        row = query.tuples().execute(self._db)
+        upto, rejected = row[0] if row else (0, 0)
+        return int(upto or 0), int(rejected or 0)
 
-    def _contiguous(self, device: str, start: int) -> int:
+    def _contiguous(self, device: str, start: int, *, with_rejections: bool) -> int:
         """The highest n such that every sequence in (start, n] is stored or rejected."""
         upto = start
         while True:
-            sales = Sale.select(Sale.seq).where((Sale.device == device) & (Sale.seq > upto))
-            rejections = RejectionRow.select(RejectionRow.seq).where(
-                (RejectionRow.device == device) & (RejectionRow.seq > upto)
-            )
-            query = (sales | rejections).order_by(SQL("1")).limit(self._chunk).tuples()
+            held: Any = Sale.select(Sale.seq).where((Sale.device == device) & (Sale.seq > upto))
+            if with_rejections:
+                held = held | RejectionRow.select(RejectionRow.seq).where(
+                    (RejectionRow.device == device) & (RejectionRow.seq > upto)
+                )
+            query = held.order_by(SQL("1")).limit(self._chunk).tuples()
             page = [int(seq) for (seq,) in query.execute(self._db)]
             for seq in page:
                 if seq != upto + 1:

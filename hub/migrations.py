@@ -61,6 +61,8 @@ def _protocol_tables(db: Database) -> None:
     for column in ("config_desired", "config_reported"):
         if column not in present:
             db.execute_sql(f"ALTER TABLE device ADD COLUMN {column} TEXT")
+    if "rejected" not in {column.name for column in db.get_columns("device_progress")}:
+        db.execute_sql("ALTER TABLE device_progress ADD COLUMN rejected BIGINT NOT NULL DEFAULT 0")
     for model in PROTOCOL_MODELS:
         SchemaManager(model, database=db).create_all(safe=True)
 

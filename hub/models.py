@@ -69,6 +69,8 @@ class DeviceProgress(HubModel):
 
     device = CharField(primary_key=True, max_length=128)
     upto_seq = BigIntegerField(default=0)
+    # Sales of the device kept as rejections; 0 lets the ingest skip looking them up.
+    rejected = BigIntegerField(default=0)
 
 
 MODELS: tuple[type[HubModel], ...] = (Device, Sale, DeviceProgress)
@@ -244,7 +246,8 @@ class PublishedStock(HubModel):
         indexes = ((("store", "sku", "version"), True), (("store", "version"), False))
 
 
-# Created by migration 5, with Device.config_desired and Device.config_reported.
+# Created by migration 5, with Device.config_desired, Device.config_reported and
+# DeviceProgress.rejected.
 PROTOCOL_MODELS: tuple[type[HubModel], ...] = (
     SaleRejection,
     CommandJob,

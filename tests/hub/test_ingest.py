@@ -494,3 +494,26 @@ def test_a_hub_from_before_the_clock_flag_gains_it_with_its_sales_taken_as_verif
     rows = Sale.select(Sale.seq, Sale.clock_verified).tuples().execute(hub_db)
     assert list(rows) == [(1, True)]  # nothing then knew otherwise
     assert migrate(hub_db) == []
+
+
+def test_a_hub_from_before_rejections_counts_none_and_then_keeps_count(hub_db: Database) -> None:
+    ingest = SalesIngest(hub_db)
+    ingest.apply("kiosk-1", batch("kiosk-1", [1]))
+    # The hub as version 4 left it: no tally of rejections per device.
+    hub_db.execute_sql("ALTER TABLE device_progress DROP COLUMN rejected")
+    hub_db.execute_sql("UPDATE hub_schema SET version = 4")
+
+    assert [m.version for m in migrate(hub_db)] == [5]
+
+    def tally() -> int:
+        query = DeviceProgress.select(DeviceProgress.rejected)
+        return int(query.where(DeviceProgress.device == "kiosk-1").scalar(hub_db))
+
+    assert tally() == 0
+    clash = envelope("kiosk-1", 2, sale_id=sale_id_of("kiosk-1", 1))  # a sale id held at 1
+    result = ingest.ingest("kiosk-1", SalesBatch(device="kiosk-1", sales=[clash]))
+    assert [(r.seq, r.code) for r in result.rejected] == [(2, "conflict")]
+    assert (result.upto_seq, tally()) == (2, 1)
+    result = ingest.ingest("kiosk-1", SalesBatch(device="kiosk-1", sales=[clash], acked_upto=0))
+    assert (result.upto_seq, tally()) == (2, 1)  # the resend is not counted twice
+    assert [r.seq for r in result.rejected] == [2]
