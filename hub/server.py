@@ -163,7 +163,13 @@ class HubServer:
             **(handlers or {}),
         }
         self._after_sales = after_sales
-        periodic = [*periodic, (stats_every, self._save_stats)]
+        # Interval work meets the database like message handling does: a fault there is
+        # said once per outage and a dead connection is replaced, rather than a traceback
+        # every second while the database is away.
+        periodic = [
+            (every, self._guarded(getattr(work, "__qualname__", "interval work"), work))
+            for every, work in [*periodic, (stats_every, self._save_stats)]
+        ]
         self._periodic = PeriodicWork(periodic, self._clock)
         self._inbox: queue.Queue[Inbound | None] = queue.Queue()
         self._counters = WorkerCounters()
@@ -349,7 +355,10 @@ class HubServer:
                 self._count("received")
                 self._dispatch(item)
                 self._periodic.run_due()
-            self._save_stats(stopped=True)
+            try:
+                self._guarded("the last counters", lambda: self._save_stats(stopped=True))()
+            except Exception:  # the worker is ending: say so, and end as planned
+                log.exception("hub worker %s: the last counters were not saved", self.worker_id)
         finally:
             reset_connection(self._db)  # this thread's connection, even a dead one
 
@@ -467,17 +476,33 @@ class HubServer:
         self._counters.count(name)
 
     def _save_stats(self, *, stopped: bool = False) -> None:
-        """Write the counters for `appliance-hub status`; a database fault only delays them."""
+        """Write the counters for `appliance-hub status`."""
         counters = self._counters.as_record()
         if stopped:
             counters[STOPPED] = 1
-        try:
-            save_stats(self._db, self.worker_id, self._started_at, counters, self._clock.now())
-        except Exception as err:  # counters must never end the worker
-            fault = storage_fault(err)
-            if fault is None:
-                log.exception("hub worker %s: counters not saved", self.worker_id)
-                return
-            if fault is StorageFault.UNREACHABLE:
-                reset_connection(self._db)  # the next save connects afresh
-            log.info("hub worker %s: counters not saved (%s)", self.worker_id, driver_message(err))
+        save_stats(self._db, self.worker_id, self._started_at, counters, self._clock.now())
+
+    def _guarded(self, what: str, work: Callable[[], None]) -> Callable[[], None]:
+        """`work` that a database fault only delays: reconnect if needed, say so once."""
+        failing = False
+
+        def run() -> None:
+            nonlocal failing
+            try:
+                work()
+            except Exception as err:
+                fault = storage_fault(err)
+                if fault is None:
+                    raise  # not the database: PeriodicWork logs it with its traceback
+                if fault is StorageFault.UNREACHABLE:
+                    reset_connection(self._db)  # the next run connects afresh
+                if not failing:
+                    log.warning(
+                        "hub worker %s: %s waits for the database (%s)",
+                        *(self.worker_id, what, driver_message(err)),
+                    )
+                failing = True
+            else:
+                failing = False
+
+        return run
