@@ -20,6 +20,7 @@ from peewee import Database, ModelSelect
 
 from appliance.core.clock import Clock, SystemClock
 from appliance.errors import DecodeError
+from appliance.mqtt.commands import TERMINAL_STATES
 from appliance.mqtt.device_logs import MAX_LOG_LINES
 from appliance.mqtt.payloads import (
     Command,
@@ -36,9 +37,13 @@ from hub.models import CommandJob, Device, DeviceLog
 log = logging.getLogger(__name__)
 
 SENT = "SENT"  # the hub's own state, never on the wire: sent, and no answer from the device yet
-FINAL_STATES = frozenset({"SUCCEEDED", "FAILED", "REJECTED", "TIMED_OUT"})
 # States only move forward: two workers may handle a job's updates out of order.
-_RANK = {SENT: 0, "QUEUED": 1, "IN_PROGRESS": 2, **dict.fromkeys(FINAL_STATES, 3)}
+_RANK: dict[str, int] = {
+    SENT: 0,
+    "QUEUED": 1,
+    "IN_PROGRESS": 2,
+    **dict.fromkeys(TERMINAL_STATES, 3),
+}
 MAX_REASON = 1000  # characters of a device's reason kept (the device sends at most 500)
 MAX_HISTORY = 20  # states kept per job; a job has at most four unless a device misbehaves
 JOBS_KEPT = 200  # per device, the newest by update time
@@ -114,7 +119,7 @@ class DeviceAnswers:
                     }
                 )
             CommandJob.update(changes).where(CommandJob.id == job.id).execute(self._db)
-        if update.state in FINAL_STATES:
+        if update.state in TERMINAL_STATES:
             log.info("job %s on %s: %s %s", update.id, device, update.state, reason)
 
     def config_desired(self, device: str, data: bytes) -> None:
