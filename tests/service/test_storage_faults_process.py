@@ -139,6 +139,7 @@ class Till:
         self.config = tmp_path / "appliance.toml"
         self.config.write_text(config_text(self.database, reserve_mb), encoding="utf-8")
         self.codes = cycle(CODES)
+        self.last_scan = ""  # the appliance's log line for the last scan of sell()
         self.receipts: list[tuple[str, int]] = []  # every sale `sim pay` was told is stored
         self.process: subprocess.Popen[bytes] | None = None
         self.notify: Notifications | None = None
@@ -239,8 +240,8 @@ class Till:
         return answer
 
     def sell(self) -> subprocess.CompletedProcess[str]:
-        """Scan one item and pay cash for the cart."""
-        self.scan()
+        """Scan one item and pay cash for the cart; the scan's log line is kept in last_scan."""
+        self.last_scan = self.scan()
         return self.pay()
 
     def sell_until_refused(self, limit: int = 60) -> str:
@@ -301,7 +302,11 @@ def _until_stored(till: Till, attempt: Callable[[], subprocess.CompletedProcess[
     """Repeat `attempt` until a sale is stored (the storage watch probes every 0.2 s)."""
     deadline = time.monotonic() + WAIT_SECONDS
     while (answer := attempt()).returncode != 0:
-        assert "storage" in answer.stderr, answer.stderr
+        # The watch may lift the pause between a refused scan and the pay: the pay then
+        # finds the cart empty, and it was the scan's refusal that named the storage.
+        after_refused_scan = "the cart is empty" in answer.stderr and "refused" in till.last_scan
+        said = till.last_scan if after_refused_scan else answer.stderr
+        assert "storage" in said, answer.stderr + till.last_scan
         if time.monotonic() > deadline:
             pytest.fail(f"no sale stored after the fault cleared: {answer.stderr}\n{till.log()}")
 
