@@ -9,11 +9,12 @@ STAMP := $(VENV)/.installed
 # checkout screen draws with OpenGL through Mesa (offscreen in tests) and reads touch via mtdev;
 # the hub's database at scale is PostgreSQL, tested against a real server the tests start
 # (never the one apt may start); the demo test finds its leftover processes with procps; the
-# image's fast tier builds its root file system with mmdebstrap and wheels fetched by pip.
+# image's fast tier builds its root file system with mmdebstrap and wheels fetched by pip; the
+# hub's dashboard is tested in Debian's chromium, driven by playwright (never its own download).
 SYSTEM_PACKAGES := gcc pkg-config python3-dev python3-venv libsystemd-dev systemd sqlite3 \
 	linux-libc-dev libusb-1.0-0 mosquitto mosquitto-clients openssl \
 	libgl1 libegl1 libgl1-mesa-dri libmtdev1 postgresql procps mmdebstrap python3-pip \
-	strace e2fsprogs mount
+	strace e2fsprogs mount chromium
 
 .PHONY: run test lint typecheck pytest soak bench clean system-packages repeat fresh-check
 

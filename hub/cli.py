@@ -16,6 +16,8 @@ from hub.cli_reports import reports
 from hub.cli_sales import sales
 from hub.cli_serve import serve
 from hub.cli_status import status_command
+from hub.cli_tokens import token_group
+from hub.cli_web import web
 from hub.storage_faults import driver_message, storage_fault
 
 
@@ -51,6 +53,8 @@ for command in FLEET_COMMANDS:  # command, config, logs, keygen live under `flee
 cli.add_command(fleet)
 cli.add_command(catalog)
 cli.add_command(stock_command)
+cli.add_command(web)
+cli.add_command(token_group)
 
 
 def main() -> None:

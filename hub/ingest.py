@@ -15,7 +15,7 @@ copy in quarantine instead of deleting it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -37,6 +37,7 @@ from appliance.mqtt.payloads import (
 )
 from hub.models import Device, DeviceProgress, Sale
 from hub.models import SaleRejection as RejectionRow
+from hub.stores import store_of
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +120,11 @@ def read_document(envelope: SaleEnvelope) -> tuple[SaleDocument, datetime, str] 
     return document, stamp, text
 
 
+# (device, the sale rows just inserted), run inside the batch's transaction: whatever it
+# writes (webhook events) commits with the sales or not at all. It must not publish.
+StoredSales = Callable[[str, Sequence[Mapping[str, Any]]], None]
+
+
 class SalesIngest:
     """Stores sales batches idempotently; thread-safe (peewee keeps a connection per thread).
 
@@ -126,10 +132,18 @@ class SalesIngest:
     PostgreSQL locks the device's progress row (SELECT ... FOR UPDATE) before reading it.
     """
 
-    def __init__(self, db: Database, *, clock: Clock | None = None, chunk: int = 500) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        clock: Clock | None = None,
+        chunk: int = 500,
+        on_stored: StoredSales | None = None,
+    ) -> None:
         self._db = db
         self._clock = clock or SystemClock()
         self._chunk = max(1, chunk)
+        self._on_stored = on_stored
 
     def apply(self, device: str, batch: SalesBatch) -> int:
         """Store a batch in one transaction; returns the device's new acknowledgeable seq."""
@@ -159,7 +173,7 @@ class SalesIngest:
             current, rejected_before = self._locked_progress(device)
             any_rejected = rejected_before > 0
             held = self._held(device, envelopes, with_rejections=any_rejected)
-            sorted_ = self._sort(device, envelopes, held, now)
+            sorted_ = self._sort(device, envelopes, held, now, store_of(db, device))
             inserted = 0
             for part in _chunks(sorted_.rows, self._chunk):
                 inserted += int(
@@ -173,6 +187,8 @@ class SalesIngest:
                     .as_rowcount()
                     .execute(db)
                 )
+            if sorted_.rows and self._on_stored is not None:
+                self._on_stored(device, sorted_.rows)  # in this transaction: all or nothing
             any_rejected = any_rejected or kept > 0
             upto = self._contiguous(device, current, with_rejections=any_rejected)
             if upto > current or kept:
@@ -213,7 +229,12 @@ class SalesIngest:
         return int(value) if value is not None else 0
 
     def _sort(
-        self, device: str, envelopes: Sequence[SaleEnvelope], held: _Held, now: datetime
+        self,
+        device: str,
+        envelopes: Sequence[SaleEnvelope],
+        held: _Held,
+        now: datetime,
+        store: str | None,
     ) -> _Sorted:
         """New sales, new rejections and resends, in batch order (later ones see earlier)."""
         out = _Sorted(rows=[], rejections=[])
@@ -238,7 +259,7 @@ class SalesIngest:
             else:
                 readable = read_document(envelope)
                 if not isinstance(readable, str):
-                    out.rows.append(_sale_row(device, envelope, readable, now))
+                    out.rows.append(_sale_row(device, envelope, readable, now, store))
                     held.by_seq[seq] = (sale_id, raw)
                     held.by_id[sale_id] = seq
                     continue
@@ -451,6 +472,7 @@ def _sale_row(
     envelope: SaleEnvelope,
     readable: tuple[SaleDocument, datetime, str],
     now: datetime,
+    store: str | None,
 ) -> dict[str, Any]:
     """The `sale` row of a document read_document found readable."""
     document, created_at, text = readable
@@ -465,6 +487,7 @@ def _sale_row(
         "document": text,
         "received_at": now,
         "clock_verified": document.clock_verified,
+        "store": store,
     }
 
 

@@ -15,8 +15,12 @@ from dataclasses import dataclass
 from peewee import Database, SchemaManager
 
 from appliance.errors import SchemaTooNewError, StoreError
+from hub.api.access import ApiToken
+from hub.catalog_records import migrate_catalog_records
+from hub.dashboard.models import migrate_dashboard
 from hub.db import is_sqlite, open_hub_database, redacted
 from hub.models import JOURNAL_MODELS, MODELS, PROTOCOL_MODELS
+from hub.webhooks.models import create_webhook_tables
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +71,19 @@ def _protocol_tables(db: Database) -> None:
         SchemaManager(model, database=db).create_all(safe=True)
 
 
+def _sale_store_and_tokens(db: Database) -> None:
+    # Version 1 creates Sale from today's model, so a new database has the column.
+    if "store" not in {column.name for column in db.get_columns("sale")}:
+        db.execute_sql("ALTER TABLE sale ADD COLUMN store VARCHAR(64)")
+        # Older sales get their device's store as it is now: the best the hub knows.
+        db.execute_sql(
+            "UPDATE sale SET store = (SELECT store FROM device_store"
+            " WHERE device_store.device = sale.device)"
+        )
+    db.execute_sql("CREATE INDEX IF NOT EXISTS sale_store_created_at ON sale (store, created_at)")
+    SchemaManager(ApiToken, database=db).create_all(safe=True)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "devices, sales and per-device ingest progress", _create_tables),
     Migration(2, "versioned store catalogs and device-to-store assignment", _create_catalog),
@@ -80,6 +97,16 @@ MIGRATIONS: tuple[Migration, ...] = (
         5,
         "rejected sales, command jobs, device logs and config, worker counters, stock levels",
         _protocol_tables,
+    ),
+    Migration(
+        6, "the store of each sale, and the integration API's access tokens", _sale_store_and_tokens
+    ),
+    Migration(
+        7, "full product records: descriptions, pictures, stock movements", migrate_catalog_records
+    ),
+    Migration(8, "webhook endpoints and their durable delivery queue", create_webhook_tables),
+    Migration(
+        9, "dashboard admins and sessions, commands held for offline devices", migrate_dashboard
     ),
 )
 

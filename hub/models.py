@@ -55,12 +55,16 @@ class Sale(HubModel):
     received_at = DateTimeField()
     # False: the device stamped it before its clock was known right (no NTP, no RTC yet).
     clock_verified = BooleanField(default=True)
+    # The device's store when the sale arrived (None: the device was in no store); filled
+    # for older rows by migration 6 from the assignment at that time.
+    store = CharField(max_length=64, null=True)
 
     class Meta:
         indexes = (
             (("device", "sale_id"), True),
             (("device", "seq"), True),
             (("created_at",), False),
+            (("store", "created_at"), False),
         )
 
 

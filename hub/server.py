@@ -107,6 +107,7 @@ class JournalIngestor(Protocol):
 Handler = Callable[[Inbound], None]
 Record = Callable[[str, bytes], None]  # (device, payload): DeviceAnswers' handlers
 AfterSales = Callable[[str, IngestResult], None]  # (device, result), after the ack went out
+AfterStatus = Callable[[str, DeviceStatus], None]  # (device, status), a birth or will recorded
 
 
 def default_worker_id() -> str:
@@ -121,8 +122,9 @@ class HubServer:
     run on the worker thread; raising DecodeError there counts the message as malformed.
     A handler must be safe to run twice: it is run again on a new connection when the
     database connection turns out dead (a restart or failover since the last message).
-    `after_sales` runs on the worker thread once a batch is committed and acknowledged;
-    each `periodic` callable runs there every so many seconds. Neither may raise for long:
+    `after_sales` runs on the worker thread once a batch is committed and acknowledged,
+    each of `after_status` once a current birth or will is recorded (not a stale will);
+    each `periodic` callable runs there every so many seconds. None may raise for long:
     an exception is logged and the worker goes on. The worker writes its counters to the
     database every `stats_every` seconds and when it stops (hub/worker_stats.py).
     """
@@ -138,6 +140,7 @@ class HubServer:
         journal: JournalIngestor | None = None,
         handlers: Mapping[Callable[[str], str], Handler] | None = None,
         after_sales: AfterSales | None = None,
+        after_status: Sequence[AfterStatus] = (),
         periodic: Sequence[Periodic] = (),
         stats_every: float = STATS_EVERY,
     ) -> None:
@@ -163,6 +166,7 @@ class HubServer:
             **(handlers or {}),
         }
         self._after_sales = after_sales
+        self._after_status = tuple(after_status)
         # Interval work meets the database like message handling does: a fault there is
         # said once per outage and a dead connection is replaced, rather than a traceback
         # every second while the database is away.
@@ -458,6 +462,12 @@ class HubServer:
         self._count("statuses")
         if not current:
             self._count("stale_wills")
+            return
+        for hook in self._after_status:
+            try:
+                hook(item.device, status)
+            except Exception:  # the status is recorded whatever happens here
+                log.exception("after-status work for %s failed", item.device)
 
     def _on_telemetry(self, item: Inbound) -> None:
         self._devices.record_telemetry(item.device, decode(item.payload, Telemetry))

@@ -258,6 +258,10 @@ class Telemetry(Payload, frozen=True, kw_only=True):
     catalog_store: str = ""  # the store whose catalog the device holds ("" none yet)
 
 
+MAX_DESCRIPTION = 4000  # characters
+MAX_THUMBNAIL_BYTES = 48 * 1024
+
+
 class ProductPayload(Payload, frozen=True, kw_only=True):
     """A product as the hub sends it; price in minor units."""
 
@@ -273,6 +277,10 @@ class ProductPayload(Payload, frozen=True, kw_only=True):
     names: dict[str, str] = {}
     barcodes: list[str] = []
     stock: Amount | None = None  # the hub's authoritative level, when it corrects it
+    description: Annotated[str, Meta(max_length=MAX_DESCRIPTION)] = ""
+    # The product's picture as a small JPEG sized for the kiosk's screen (base64 in JSON);
+    # empty: none. The device keeps it on disk, never in memory.
+    thumbnail: Annotated[bytes, Meta(max_length=MAX_THUMBNAIL_BYTES)] = b""
 
 
 class CatalogDelta(Payload, frozen=True, kw_only=True):

@@ -1,0 +1,1 @@
+"""The fleet dashboard: server-rendered pages for admins, served by `appliance-hub web`."""

@@ -1,0 +1,1 @@
+"""Webhooks: events the hub sends to integrators, queued durably in the hub database."""

@@ -1,0 +1,61 @@
+"""Fixtures for the integration API's tests: the app on a hub database of each kind.
+
+`api_db` is a migrated hub database, once on SQLite and once on PostgreSQL (a fresh
+database per test in a cluster per module), so every API test runs on both.
+`client` is Litestar's test client on the app `appliance-hub web` serves; `bearer`
+issues a token and returns its Authorization header.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from litestar.testing import TestClient
+from peewee import Database
+
+from hub.api.access import Scope, issue_token
+from hub.api.app import create_app
+from hub.db import open_hub_database
+from hub.migrations import migrate
+from tests.postgres import PostgresCluster, running_postgres
+
+Bearer = Callable[..., dict[str, str]]
+
+
+@pytest.fixture(scope="module")
+def api_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresCluster]:
+    """One PostgreSQL cluster for the module's PostgreSQL runs."""
+    with running_postgres(tmp_path_factory.mktemp("pg")) as cluster:
+        yield cluster
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def api_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    """A migrated, empty hub database of each kind."""
+    if request.param == "sqlite":
+        db = open_hub_database(f"sqlite:///{tmp_path / 'hub.db'}")
+    else:
+        cluster: PostgresCluster = request.getfixturevalue("api_postgres")
+        db = open_hub_database(cluster.new_database())
+    migrate(db)
+    yield db
+    db.close()
+
+
+@pytest.fixture
+def client(api_db: Database) -> Iterator[TestClient]:  # type: ignore[type-arg]
+    """The web app on api_db (API and dashboard), started and stopped around the test."""
+    with TestClient(create_app(api_db)) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def bearer(api_db: Database) -> Bearer:
+    """Issue a token (`scope`, optional `store`); its Authorization header."""
+
+    def make(scope: Scope = "admin", store: str | None = None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {issue_token(api_db, 'test', scope, store).value}"}
+
+    return make
