@@ -54,6 +54,19 @@ class Event:
     key: str
 
 
+@dataclass(frozen=True, slots=True)
+class Subscriber:
+    """An endpoint as the recording sees it: which types it wants, of which store."""
+
+    endpoint: str
+    types: frozenset[str]
+    store: str | None  # None: every store
+
+    def wants(self, type_: str, store: str | None) -> bool:
+        """Whether an event of `type_` in `store` goes to this endpoint."""
+        return type_ in self.types and (self.store is None or self.store == store)
+
+
 def event_id(type_: str, key: str) -> str:
     """The deterministic id of the event `key` identifies (the `webhook-id` header)."""
     digest = hashlib.sha256(f"{type_}\n{key}".encode()).hexdigest()
@@ -86,24 +99,30 @@ def record(
     record_many(db, [Event(type, payload, store, key)], now=now)
 
 
-def record_many(db: Database, events: Sequence[Event], *, now: datetime | None = None) -> int:
-    """Queue several events with one look at the endpoints; returns deliveries written."""
+def record_many(
+    db: Database,
+    events: Sequence[Event],
+    *,
+    now: datetime | None = None,
+    endpoints: Sequence[Subscriber] | None = None,
+) -> int:
+    """Queue several events with one look at the endpoints; returns deliveries written.
+
+    `endpoints`: what `subscribers` just returned in this transaction, to save the query.
+    """
     if not events:
         return 0
     for event in events:
         if event.type not in EVENT_TYPES:
             raise ValueError(f"unknown webhook event type {event.type!r}")
-    endpoints = subscribers(db, {event.type for event in events})
+    if endpoints is None:
+        endpoints = subscribers(db, {event.type for event in events})
     if not endpoints:
         return 0
     moment = (now or datetime.now(UTC)).astimezone(UTC).replace(tzinfo=None)
     wanted: dict[str, tuple[Event, list[str]]] = {}
     for event in events:
-        targets = [
-            endpoint_id
-            for endpoint_id, types, store in endpoints
-            if event.type in types and (store is None or store == event.store)
-        ]
+        targets = [sub.endpoint for sub in endpoints if sub.wants(event.type, event.store)]
         if targets:
             wanted.setdefault(event_id(event.type, event.key), (event, targets))
     if not wanted:
@@ -131,6 +150,7 @@ def record_many(db: Database, events: Sequence[Event], *, now: datetime | None =
             "attempts": 0,
             "next_at": moment,
             "created_at": moment,
+            "queued_at": moment,
         }
         for ident, (event, targets) in new.items()
         for endpoint_id in targets
@@ -144,8 +164,8 @@ def record_many(db: Database, events: Sequence[Event], *, now: datetime | None =
     return written
 
 
-def subscribers(db: Database, types: Iterable[str]) -> list[tuple[str, frozenset[str], str | None]]:
-    """(endpoint id, its event types, its store) of every endpoint wanting any of `types`."""
+def subscribers(db: Database, types: Iterable[str]) -> list[Subscriber]:
+    """Every endpoint wanting any of `types`: its id, event types and store."""
     wanted = set(types)
     found = []
     query = WebhookEndpoint.select(
@@ -154,7 +174,7 @@ def subscribers(db: Database, types: Iterable[str]) -> list[tuple[str, frozenset
     for row in query.tuples().execute(db):
         endpoint_types = frozenset(json.loads(row[1]))
         if endpoint_types & wanted:
-            found.append((row[0], endpoint_types, row[2]))
+            found.append(Subscriber(row[0], endpoint_types, row[2]))
     return found
 
 

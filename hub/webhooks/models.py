@@ -60,12 +60,14 @@ class WebhookDelivery(HubModel):
     store = CharField(max_length=64, null=True)  # the event's store, for filtered lists
     state = CharField(max_length=16, default=PENDING)
     attempts = IntegerField(default=0)
-    next_at = DateTimeField()  # when the next attempt is due (pending only)
-    lease_until = DateTimeField(null=True)  # a sender holds it until then
-    lease_owner = CharField(max_length=64, null=True)
+    # When the next attempt is due. A sender claiming it moves it a lease ahead, so a
+    # sender that dies mid-attempt leaves it due again once the lease runs out.
+    next_at = DateTimeField()
+    lease_owner = CharField(max_length=64, null=True)  # the claim that holds it, if any
     last_status = IntegerField(null=True)  # HTTP status of the last attempt, if it got one
     last_error = TextField(null=True)
     created_at = DateTimeField()
+    queued_at = DateTimeField()  # created, or replayed: the give-up age counts from here
     finished_at = DateTimeField(null=True)  # delivered or dead
 
     class Meta:
