@@ -1,7 +1,436 @@
-"""/api/v1 routes: webhooks."""
+"""/api/v1/webhooks: endpoints that receive the hub's events, and their deliveries.
+
+Admin scope only. An endpoint's signing secret (`whsec_...`) is shown once, in the answer
+that creates it. A token limited to a store creates endpoints for that store only and
+sees only those endpoints and their deliveries; anything else is "not found".
+Replaying queues a delivery again with the same `webhook-id`, so a receiver that already
+has it recognises it.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import json
+import secrets
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-ROUTES: list[Any] = []
+import msgspec
+from litestar import delete, get, post
+from litestar.exceptions import NotFoundException, PermissionDeniedException
+from litestar.params import Parameter
+from peewee import Database
+
+from hub.api.access import Principal
+from hub.api.paging import (
+    DEFAULT_LIMIT,
+    Cursor,
+    Limit,
+    decode_id_cursor,
+    encode_cursor,
+    invalid,
+    rfc3339,
+    utc_param,
+)
+from hub.api.problems import Problem
+from hub.webhooks import deliveries
+from hub.webhooks.models import (
+    DEAD,
+    DELIVERED,
+    PENDING,
+    STATES,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEvent,
+)
+from hub.webhooks.signing import new_secret
+
+EventType = Literal[
+    "sale.created",
+    "refund.created",
+    "sale.voided",
+    "stock.changed",
+    "product.changed",
+    "device.online",
+    "device.offline",
+]
+State = Literal["pending", "delivered", "dead"]
+_CURSOR_KIND = "deliveries"
+_OPT = {"scope": "admin"}
+_TAGS = ["webhooks"]
+MAX_URL = 2048
+
+
+class EndpointIn(msgspec.Struct, frozen=True, kw_only=True):
+    """A receiver to create: where to POST, which events, of which store (none: all)."""
+
+    url: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_URL)]
+    event_types: Annotated[list[EventType], msgspec.Meta(min_length=1)]
+    store: str | None = None
+    description: Annotated[str, msgspec.Meta(max_length=256)] = ""
+
+
+class Endpoint(msgspec.Struct, frozen=True, kw_only=True):
+    """A receiver of webhooks (its secret is never shown again)."""
+
+    id: str
+    url: str
+    event_types: list[str]
+    store: str | None  # null: events of every store
+    description: str
+    created_at: str
+
+
+class CreatedEndpoint(Endpoint, frozen=True, kw_only=True):
+    """A new receiver with its signing secret: keep it now, it is not shown again."""
+
+    secret: str  # whsec_<base64>: verify each message's webhook-signature with it
+
+
+class EndpointList(msgspec.Struct, frozen=True, kw_only=True):
+    """The receivers this token may see, oldest first."""
+
+    items: list[Endpoint]
+
+
+class Attempt(msgspec.Struct, frozen=True, kw_only=True):
+    """One HTTP attempt: when, the status it got (null: no answer) and why it failed."""
+
+    at: str
+    status: int | None
+    error: str | None
+    duration_ms: int
+
+
+class Delivery(msgspec.Struct, frozen=True, kw_only=True):
+    """One event for one endpoint: pending until delivered (2xx) or dead (gave up)."""
+
+    id: int
+    webhook_id: str  # the event id receivers de-duplicate on, the same on every attempt
+    endpoint: str
+    type: str
+    store: str | None
+    state: State
+    attempts: int  # in this round (a replay starts a new one)
+    next_attempt_at: str | None  # pending only
+    last_status: int | None
+    last_error: str | None
+    created_at: str
+    finished_at: str | None
+
+
+class DeliveryDetail(Delivery, frozen=True, kw_only=True):
+    """A delivery with its body and every attempt made, oldest first."""
+
+    body: str  # exactly what was POSTed
+    history: list[Attempt]
+
+
+class DeliveryPage(msgspec.Struct, frozen=True, kw_only=True):
+    """One page of deliveries, newest first."""
+
+    items: list[Delivery]
+    next_cursor: str | None  # the cursor of the next (older) page
+    has_more: bool
+
+
+class Replayed(msgspec.Struct, frozen=True, kw_only=True):
+    """How many deliveries were queued again."""
+
+    queued: int
+
+
+def _state_param(description: str) -> Any:
+    # `state` is a name Litestar keeps for itself: the handler argument is `only`, the
+    # query parameter `state`, checked by hand so a 422 names `state`.
+    return Parameter(query="state", description=description, schema_extra={"enum": list(STATES)})
+
+
+def _state(value: str) -> str:
+    if value not in STATES:
+        raise invalid("state", f"{value!r} is not one of {', '.join(STATES)}")
+    return value
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _check_url(url: str) -> None:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError as err:
+        raise invalid("url", f"not a URL: {err}", "body") from err
+    if parts.scheme not in ("http", "https"):
+        raise invalid("url", "must be an http:// or https:// URL", "body")
+    if not parts.hostname:
+        raise invalid("url", "names no host", "body")
+    if parts.fragment:
+        raise invalid("url", "a fragment (#...) is never sent; leave it out", "body")
+
+
+def _endpoint_view(row: WebhookEndpoint) -> Endpoint:
+    return Endpoint(
+        id=row.id,
+        url=row.url,
+        event_types=json.loads(row.event_types),
+        store=row.store,
+        description=row.description,
+        created_at=rfc3339(row.created_at) or "",
+    )
+
+
+def _visible_endpoint(db: Database, principal: Principal, endpoint_id: str) -> WebhookEndpoint:
+    row = WebhookEndpoint.select().where(WebhookEndpoint.id == endpoint_id).first(db)
+    if row is None or not principal.sees_store(row.store):
+        raise NotFoundException(f"no webhook endpoint {endpoint_id}")
+    return row  # type: ignore[no-any-return]
+
+
+@post(
+    "/webhooks/endpoints",
+    operation_id="createWebhookEndpoint",
+    sync_to_thread=True,
+    opt=_OPT,
+    tags=_TAGS,
+    raises=[PermissionDeniedException],
+)
+def create_endpoint(db: Database, principal: Principal, data: EndpointIn) -> CreatedEndpoint:
+    """Create a receiver; the answer holds its signing secret, shown this once."""
+    _check_url(data.url)
+    store = data.store if data.store is not None else principal.store
+    if not principal.sees_store(store):
+        raise PermissionDeniedException(
+            f"this token is limited to store {principal.store!r}: create endpoints for it only"
+        )
+    row = WebhookEndpoint(
+        id=f"ep_{secrets.token_hex(8)}",
+        url=data.url,
+        secret=new_secret(),
+        event_types=json.dumps(sorted(set(data.event_types))),
+        store=store,
+        description=data.description,
+        created_at=_now(),
+    )
+    WebhookEndpoint.insert(row.__data__).execute(db)
+    view = _endpoint_view(row)
+    return CreatedEndpoint(**msgspec.structs.asdict(view), secret=row.secret)
+
+
+@get(
+    "/webhooks/endpoints",
+    operation_id="listWebhookEndpoints",
+    sync_to_thread=True,
+    opt=_OPT,
+    tags=_TAGS,
+)
+def list_endpoints(db: Database, principal: Principal) -> EndpointList:
+    """The receivers this token may see."""
+    query = WebhookEndpoint.select().order_by(WebhookEndpoint.created_at, WebhookEndpoint.id)
+    if principal.store is not None:
+        query = query.where(WebhookEndpoint.store == principal.store)
+    return EndpointList(items=[_endpoint_view(row) for row in query.execute(db)])
+
+
+@get(
+    "/webhooks/endpoints/{endpoint_id:str}",
+    operation_id="getWebhookEndpoint",
+    sync_to_thread=True,
+    opt=_OPT,
+    tags=_TAGS,
+    raises=[NotFoundException],
+)
+def get_endpoint(db: Database, principal: Principal, endpoint_id: str) -> Endpoint:
+    """One receiver (without its secret)."""
+    return _endpoint_view(_visible_endpoint(db, principal, endpoint_id))
+
+
+@delete(
+    "/webhooks/endpoints/{endpoint_id:str}",
+    operation_id="deleteWebhookEndpoint",
+    sync_to_thread=True,
+    opt=_OPT,
+    tags=_TAGS,
+    raises=[NotFoundException],
+)
+def delete_endpoint(db: Database, principal: Principal, endpoint_id: str) -> None:
+    """Delete a receiver with its queued and past deliveries; nothing more is sent to it."""
+    with db.atomic():
+        _visible_endpoint(db, principal, endpoint_id)
+        ids = WebhookDelivery.select(WebhookDelivery.id).where(
+            WebhookDelivery.endpoint == endpoint_id
+        )
+        WebhookAttempt.delete().where(WebhookAttempt.delivery.in_(ids)).execute(db)
+        WebhookDelivery.delete().where(WebhookDelivery.endpoint == endpoint_id).execute(db)
+        WebhookEndpoint.delete().where(WebhookEndpoint.id == endpoint_id).execute(db)
+
+
+_SINCE = "Only deliveries created at or after this RFC 3339 time."
+
+
+@post(
+    "/webhooks/endpoints/{endpoint_id:str}/replay",
+    operation_id="replayWebhookEndpoint",
+    sync_to_thread=True,
+    opt=_OPT,
+    tags=_TAGS,
+    status_code=202,
+    raises=[NotFoundException],
+)
+def replay_endpoint(
+    db: Database,
+    principal: Principal,
+    endpoint_id: str,
+    since: Annotated[datetime, Parameter(description=_SINCE)],
+    only: Annotated[
+        str | None,
+        _state_param("Only dead (or delivered) ones; default both."),
+    ] = None,
+) -> Replayed:
+    """Send an endpoint's dead and delivered webhooks since a time again, same webhook-ids."""
+    since_at = utc_param("since", since)
+    _visible_endpoint(db, principal, endpoint_id)
+    states = [_state(only)] if only is not None else [DEAD, DELIVERED]
+    query = WebhookDelivery.select(WebhookDelivery.id).where(
+        WebhookDelivery.endpoint == endpoint_id,
+        WebhookDelivery.created_at >= since_at,
+        WebhookDelivery.state << states,
+    )
+    ids = [row[0] for row in query.tuples().execute(db)]
+    return Replayed(queued=deliveries.replay(db, ids, _now()) if ids else 0)
+
+
+def _deliveries(principal: Principal) -> Any:
+    query = WebhookDelivery.select(WebhookDelivery, WebhookEvent.type).join(
+        WebhookEvent, on=WebhookEvent.id == WebhookDelivery.event
+    )
+    if principal.store is not None:
+        visible = WebhookEndpoint.select(WebhookEndpoint.id).where(
+            WebhookEndpoint.store == principal.store
+        )
+        query = query.where(WebhookDelivery.endpoint.in_(visible))
+    return query
+
+
+def _delivery_view(row: dict[str, Any]) -> Delivery:
+    pending = row["state"] == PENDING
+    return Delivery(
+        id=row["id"],
+        webhook_id=row["event"],
+        endpoint=row["endpoint"],
+        type=row["type"],
+        store=row["store"],
+        state=row["state"],
+        attempts=row["attempts"],
+        next_attempt_at=rfc3339(row["next_at"]) if pending else None,
+        last_status=row["last_status"],
+        last_error=row["last_error"],
+        created_at=rfc3339(row["created_at"]) or "",
+        finished_at=rfc3339(row["finished_at"]),
+    )
+
+
+@get(
+    "/webhooks/deliveries",
+    operation_id="listWebhookDeliveries",
+    sync_to_thread=True,
+    opt=_OPT,
+    tags=_TAGS,
+)
+def list_deliveries(
+    db: Database,
+    principal: Principal,
+    *,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+    endpoint: Annotated[str | None, Parameter(description="Only this endpoint's.")] = None,
+    only: Annotated[str | None, _state_param("Only in this state.")] = None,
+) -> DeliveryPage:
+    """Deliveries newest first: their state, attempts and the last outcome."""
+    before = decode_id_cursor(_CURSOR_KIND, cursor)
+    query = _deliveries(principal)
+    if before:
+        query = query.where(WebhookDelivery.id < before)
+    if endpoint is not None:
+        query = query.where(WebhookDelivery.endpoint == endpoint)
+    if only is not None:
+        query = query.where(WebhookDelivery.state == _state(only))
+    rows = list(query.order_by(WebhookDelivery.id.desc()).limit(limit + 1).dicts().execute(db))
+    page = rows[:limit]
+    has_more = len(rows) > limit
+    last = encode_cursor(_CURSOR_KIND, page[-1]["id"]) if page and has_more else None
+    return DeliveryPage(
+        items=[_delivery_view(row) for row in page], next_cursor=last, has_more=has_more
+    )
+
+
+def _visible_delivery(db: Database, principal: Principal, delivery_id: int) -> dict[str, Any]:
+    query = _deliveries(principal).where(WebhookDelivery.id == delivery_id)
+    row = query.dicts().first(db)
+    if row is None:
+        raise NotFoundException(f"no webhook delivery {delivery_id}")
+    return row  # type: ignore[no-any-return]
+
+
+@get(
+    "/webhooks/deliveries/{delivery_id:int}",
+    operation_id="getWebhookDelivery",
+    sync_to_thread=True,
+    opt=_OPT,
+    tags=_TAGS,
+    raises=[NotFoundException],
+)
+def get_delivery(db: Database, principal: Principal, delivery_id: int) -> DeliveryDetail:
+    """One delivery with the body sent and every attempt's outcome."""
+    row = _visible_delivery(db, principal, delivery_id)
+    body = WebhookEvent.select(WebhookEvent.body).where(WebhookEvent.id == row["event"])
+    attempts = (
+        WebhookAttempt.select()
+        .where(WebhookAttempt.delivery == delivery_id)
+        .order_by(WebhookAttempt.id)
+        .execute(db)
+    )
+    history = [
+        Attempt(
+            at=rfc3339(item.at) or "",
+            status=item.status,
+            error=item.error,
+            duration_ms=item.duration_ms,
+        )
+        for item in attempts
+    ]
+    view = _delivery_view(row)
+    return DeliveryDetail(
+        **msgspec.structs.asdict(view), body=body.scalar(db) or "", history=history
+    )
+
+
+@post(
+    "/webhooks/deliveries/{delivery_id:int}/replay",
+    operation_id="replayWebhookDelivery",
+    sync_to_thread=True,
+    opt=_OPT,
+    tags=_TAGS,
+    status_code=202,
+    raises=[NotFoundException],
+)
+def replay_delivery(db: Database, principal: Principal, delivery_id: int) -> Delivery:
+    """Send a delivery again now, with the same webhook-id (a dead one comes back to life)."""
+    _visible_delivery(db, principal, delivery_id)
+    if not deliveries.replay(db, [delivery_id], _now()):
+        raise Problem(409, f"delivery {delivery_id} is being sent right now; look again soon")
+    return _delivery_view(_visible_delivery(db, principal, delivery_id))
+
+
+ROUTES: list[Any] = [
+    create_endpoint,
+    list_endpoints,
+    get_endpoint,
+    delete_endpoint,
+    replay_endpoint,
+    list_deliveries,
+    get_delivery,
+    replay_delivery,
+]

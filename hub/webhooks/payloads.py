@@ -1,8 +1,8 @@
 """The `data` of each webhook event type, built from what the hub stores.
 
-Times are RFC 3339 UTC with `Z`, money integer minor units beside its currency. A sale's
-lines, taxes and tenders are the device's own document's (SaleDocument), so a receiver
-sees what the receipt said.
+Times are RFC 3339 UTC with `Z`, money integer minor units beside its currency. A sale
+is the API's Sale (lines, taxes and tenders from the device's own document), so a
+receiver reads the same shape from a webhook as from GET /api/v1/sales.
 """
 
 from __future__ import annotations
@@ -13,13 +13,8 @@ from typing import Any
 
 import msgspec
 
-from appliance.mqtt.payloads import (
-    DeviceStatus,
-    SaleDocument,
-    SaleDocumentLine,
-    SaleDocumentTax,
-    SaleDocumentTender,
-)
+from appliance.mqtt.payloads import DeviceStatus
+from hub.api.sales import Sale, sale_view
 from hub.webhooks.events import (
     REFUND_CREATED,
     SALE_CREATED,
@@ -33,33 +28,6 @@ SALE_EVENT_TYPES: dict[str, str] = {
     "refund": REFUND_CREATED,
     "void": SALE_VOIDED,
 }
-
-_document_decoder = msgspec.json.Decoder(SaleDocument)
-
-
-class SaleData(msgspec.Struct, kw_only=True):
-    """sale.created, refund.created, sale.voided: one committed document of a device."""
-
-    id: str  # the device's sale id, unique per device
-    kind: str  # sale, refund or void
-    device: str
-    store: str | None  # the device's store when the sale arrived
-    seq: int  # the device's sequence number of the document
-    receipt_number: str
-    created_at: str  # when the device committed it
-    received_at: str  # when the hub stored it
-    clock_verified: bool  # False: stamped before the device's clock was known right
-    currency: str
-    total: int
-    discount_total: int
-    rounding: int
-    prices_include_tax: bool
-    staff: str
-    references: str | None  # a refund's or void's original sale id
-    reason: str
-    lines: list[SaleDocumentLine]
-    taxes: list[SaleDocumentTax]
-    tenders: list[SaleDocumentTender]
 
 
 class StockData(msgspec.Struct, kw_only=True):
@@ -89,31 +57,9 @@ def to_data(value: msgspec.Struct) -> dict[str, Any]:
     return msgspec.to_builtins(value)  # type: ignore[no-any-return]
 
 
-def sale_data(row: Mapping[str, Any]) -> SaleData:
-    """The data of a new sale row (as SalesIngest hands them to on_stored)."""
-    doc = _document_decoder.decode(row["document"])
-    return SaleData(
-        id=str(row["sale_id"]),
-        kind=doc.kind,
-        device=str(row["device"]),
-        store=row.get("store"),
-        seq=int(row["seq"]),
-        receipt_number=doc.receipt_number,
-        created_at=rfc3339(_moment(row["created_at"])),
-        received_at=rfc3339(_moment(row["received_at"])),
-        clock_verified=bool(row.get("clock_verified", True)),
-        currency=doc.currency,
-        total=doc.total,
-        discount_total=doc.discount_total,
-        rounding=doc.rounding,
-        prices_include_tax=doc.prices_include_tax,
-        staff=doc.staff,
-        references=doc.references,
-        reason=doc.reason,
-        lines=list(doc.lines),
-        taxes=list(doc.taxes),
-        tenders=list(doc.tenders),
-    )
+def sale_data(row: Mapping[str, Any]) -> Sale:
+    """The data of a new sale row: the sale as GET /api/v1/sales/{device}/{id} shows it."""
+    return sale_view(row)
 
 
 def device_data(status: DeviceStatus, store: str | None, at: datetime) -> DeviceData:
