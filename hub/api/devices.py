@@ -10,8 +10,9 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import get
+from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException
-from litestar.params import Parameter
+from litestar.params import FromPath, QueryParameter
 from peewee import JOIN, Database
 
 from hub.api import z_reports
@@ -50,12 +51,16 @@ def _devices(principal: Principal) -> Any:
 )
 def list_devices(
     *,
-    db: Database,
-    principal: Principal,
+    db: NamedDependency[Database],
+    principal: NamedDependency[Principal],
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
-    store: Annotated[str | None, Parameter(description="Only the devices in this store.")] = None,
-    online: Annotated[bool | None, Parameter(description="Only online (or offline) ones.")] = None,
+    store: Annotated[
+        str | None, QueryParameter(description="Only the devices in this store.")
+    ] = None,
+    online: Annotated[
+        bool | None, QueryParameter(description="Only online (or offline) ones.")
+    ] = None,
 ) -> DevicePage:
     """Every device the hub has heard of, by id, with its status and last telemetry."""
     after = decode_cursor(_CURSOR_KIND, cursor)
@@ -83,7 +88,11 @@ def list_devices(
     tags=["devices"],
     raises=[NotFoundException],
 )
-def get_device(db: Database, principal: Principal, device_id: str) -> DeviceDetail:
+def get_device(
+    db: NamedDependency[Database],
+    principal: NamedDependency[Principal],
+    device_id: FromPath[str],
+) -> DeviceDetail:
     """One device: status, telemetry, journal, rejected and last sale, pending and recent jobs."""
     row = _devices(principal).where(Device.id == device_id).dicts().first(db)
     if row is None:

@@ -14,14 +14,14 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from litestar.exceptions import ValidationException
-from litestar.params import Parameter
+from litestar.params import QueryParameter
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 
 Limit = Annotated[
     int,
-    Parameter(
+    QueryParameter(
         ge=1,
         le=MAX_LIMIT,
         description=f"Items per page, 1 to {MAX_LIMIT}.",
@@ -29,7 +29,7 @@ Limit = Annotated[
 ]
 Cursor = Annotated[
     str | None,
-    Parameter(description="`next_cursor` of the previous page; leave out for the first page."),
+    QueryParameter(description="`next_cursor` of the previous page; leave out for the first page."),
 ]
 
 

@@ -15,8 +15,9 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import get
+from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException
-from litestar.params import Parameter
+from litestar.params import FromPath, QueryParameter
 from peewee import Database
 
 from hub.api.access import Principal
@@ -172,16 +173,18 @@ _RECEIVED = "Stored by the hub at or after this RFC 3339 time."
 )
 def list_sales(
     *,
-    db: Database,
-    principal: Principal,
+    db: NamedDependency[Database],
+    principal: NamedDependency[Principal],
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
-    store: Annotated[str | None, Parameter(description="Only this store's sales.")] = None,
-    device: Annotated[str | None, Parameter(description="Only this device's sales.")] = None,
-    kind: Annotated[Kind | None, Parameter(description="Only sales, refunds or voids.")] = None,
-    since: Annotated[datetime | None, Parameter(description=_SINCE)] = None,
-    until: Annotated[datetime | None, Parameter(description=_UNTIL)] = None,
-    received_since: Annotated[datetime | None, Parameter(description=_RECEIVED)] = None,
+    store: Annotated[str | None, QueryParameter(description="Only this store's sales.")] = None,
+    device: Annotated[str | None, QueryParameter(description="Only this device's sales.")] = None,
+    kind: Annotated[
+        Kind | None, QueryParameter(description="Only sales, refunds or voids.")
+    ] = None,
+    since: Annotated[datetime | None, QueryParameter(description=_SINCE)] = None,
+    until: Annotated[datetime | None, QueryParameter(description=_UNTIL)] = None,
+    received_since: Annotated[datetime | None, QueryParameter(description=_RECEIVED)] = None,
 ) -> SalePage:
     """Sales, refunds and voids in the order the hub stored them, filtered, a page at a time.
 
@@ -225,7 +228,12 @@ def list_sales(
     tags=["sales"],
     raises=[NotFoundException],
 )
-def get_sale(db: Database, principal: Principal, device: str, sale_id: str) -> Sale:
+def get_sale(
+    db: NamedDependency[Database],
+    principal: NamedDependency[Principal],
+    device: FromPath[str],
+    sale_id: FromPath[str],
+) -> Sale:
     """One sale, refund or void by its device and its id."""
     row = (
         SaleRow.select()

@@ -13,8 +13,9 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import get
+from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException
-from litestar.params import Parameter
+from litestar.params import FromPath, QueryParameter
 from peewee import JOIN, Case, Database, fn
 
 from hub.api.access import Principal
@@ -212,8 +213,8 @@ def known_stores(db: Database) -> set[str]:
 
 _SINCE = "Made at or after this RFC 3339 time."
 _UNTIL = "Made before this RFC 3339 time."
-Since = Annotated[datetime | None, Parameter(description=_SINCE)]
-Until = Annotated[datetime | None, Parameter(description=_UNTIL)]
+Since = Annotated[datetime | None, QueryParameter(description=_SINCE)]
+Until = Annotated[datetime | None, QueryParameter(description=_UNTIL)]
 
 
 @get(
@@ -226,9 +227,9 @@ Until = Annotated[datetime | None, Parameter(description=_UNTIL)]
 )
 def device_z_reports(
     *,
-    db: Database,
-    principal: Principal,
-    device_id: str,
+    db: NamedDependency[Database],
+    principal: NamedDependency[Principal],
+    device_id: FromPath[str],
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
     since: Since = None,
@@ -261,9 +262,9 @@ def device_z_reports(
 )
 def store_z_reports(
     *,
-    db: Database,
-    principal: Principal,
-    store: str,
+    db: NamedDependency[Database],
+    principal: NamedDependency[Principal],
+    store: FromPath[str],
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
     since: Since = None,
@@ -283,7 +284,9 @@ def store_z_reports(
     sync_to_thread=True,
     tags=["stores"],
 )
-def list_stores(db: Database, principal: Principal) -> list[Store]:
+def list_stores(
+    db: NamedDependency[Database], principal: NamedDependency[Principal]
+) -> list[Store]:
     """The stores the hub knows (devices were put in them or they have a catalog), by id."""
     names = sorted(s for s in known_stores(db) if principal.sees_store(s))
     if not names:
