@@ -4,8 +4,9 @@
 serving hub hears the same traffic (the commands sent, the states the device reports,
 the desired and reported configuration, the collected logs) and records it here, so an
 answer that comes after the CLI stopped waiting is kept, and `fleet show` and `fleet jobs`
-show it. Every write is idempotent: a redelivered message, or a retained one reaching
-every worker, changes nothing already recorded.
+show it. A command is also held (hub/command_hold.py) until its device answers, so a device
+that was offline gets it when it is next born. Every write is idempotent: a redelivered
+message, or a retained one reaching every worker, changes nothing already recorded.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from appliance.mqtt.payloads import (
     decode,
     encode,
 )
+from hub.command_hold import hold, release
 from hub.ingest import utc_naive, utc_text
 from hub.models import CommandJob, Device, DeviceLog
 
@@ -48,6 +50,10 @@ MAX_REASON = 1000  # characters of a device's reason kept (the device sends at m
 MAX_HISTORY = 20  # states kept per job; a job has at most four unless a device misbehaves
 JOBS_KEPT = 200  # per device, the newest by update time
 LOGS_KEPT = 20  # collect_logs results per device, each up to MAX_LOG_LINES lines
+# The device's reason for a command id it has seen before (appliance/mqtt/commands.py;
+# tests/mqtt/test_commands.py holds it to that word). The hub sends held commands again,
+# so this answer says the device has the command, not what became of it.
+REPLAYED = "replayed"
 
 Config = TypeVar("Config", DesiredConfig, ReportedConfig)
 Query = TypeVar("Query", bound="ModelSelect[Any]")
@@ -65,7 +71,11 @@ class DeviceAnswers:
         self._clock = clock or SystemClock()
 
     def command_sent(self, device: str, data: bytes) -> None:
-        """A command on a device's down/command topic: a job, SENT until the device answers."""
+        """A command on a device's down/command topic: a job, SENT and held until answered.
+
+        The dashboard calls it too, before it publishes, so its commands are held even when
+        no worker runs at that moment.
+        """
         command = decode(data, Command)
         if command.device != device:
             raise DecodeError(f"a command on {device}'s topic names {command.device!r}")
@@ -80,7 +90,10 @@ class DeviceAnswers:
             job = self._job(command.id, device)
             if job is None:
                 self._insert_job(command.id, device, SENT, "", **fields)
+                hold(self._db, command, data)
                 return
+            if job.state == SENT:
+                hold(self._db, command, data)  # recorded by the dashboard; held already
             # The device's answer was recorded first (another worker had it): fill in the rest.
             history = _history(job.history)
             if not any(entry[0] == SENT for entry in history):
@@ -95,7 +108,9 @@ class DeviceAnswers:
             raise DecodeError(f"a command update from {device} has no id")
         reason = update.reason[:MAX_REASON]
         now = self._now()
+        replayed = update.state == "REJECTED" and reason == REPLAYED
         with self._db.atomic():
+            release(self._db, update.id)  # the device has it: sending it again is pointless
             job = self._job(update.id, device)
             if job is None:
                 # The command itself was not seen (sent while no worker ran, or still queued
@@ -110,7 +125,8 @@ class DeviceAnswers:
                 return
             history.append([update.state, reason, utc_text(now)])
             changes: dict[Any, Any] = {CommandJob.history: json.dumps(history)}
-            if _RANK[update.state] > _RANK.get(str(job.state), 0):
+            # A held command sent again to a device that had it: its first answer stands.
+            if not replayed and _RANK[update.state] > _RANK.get(str(job.state), 0):
                 changes.update(
                     {
                         CommandJob.state: update.state,
@@ -254,8 +270,10 @@ class JobView:
 
     def lifecycle(self) -> str:
         """The states the job went through, e.g. SENT > QUEUED > IN_PROGRESS > SUCCEEDED."""
+        # A "replayed" answer to a command sent again is no step of the job's own.
+        steps = [e for e in self.history if e[:2] != ["REJECTED", REPLAYED]] or self.history
         # In lifecycle order: two workers may have recorded two updates the other way round.
-        ordered = sorted(self.history, key=lambda entry: _RANK.get(entry[0], 3))
+        ordered = sorted(steps, key=lambda entry: _RANK.get(entry[0], 3))
         return " > ".join(entry[0] for entry in ordered)
 
 

@@ -1,0 +1,167 @@
+"""Commands held at the hub for an offline device: sent again on its birth, until they expire.
+
+A real mosquitto, the worker `appliance-hub serve` runs, the fleet CLI, and a raw paho
+client playing the device; the rules of the hold itself run on a real hub database.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from click.testing import CliRunner
+from peewee import Database
+
+from appliance.mqtt import topics
+from appliance.mqtt.payloads import CommandName, encode
+from hub.cli import cli
+from hub.command_hold import HeldCommand, HeldCommands, held_jobs
+from hub.device_answers import DeviceAnswers, jobs
+from hub.fleet_keys import generate_fleet_keys, load_fleet_key, new_command
+from hub.server import HubServer
+from tests.broker import MosquittoBroker
+from tests.hub.test_server import DeviceClient, wait_until
+
+DEVICE = "kiosk-1"
+NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+
+
+def status(online: bool, bd_seq: int) -> bytes:
+    """A device's birth or will, as the appliance sends it."""
+    return json.dumps(
+        {"v": 1, "device": DEVICE, "online": online, "bd_seq": bd_seq, "firmware": "2.0.0"}
+    ).encode()
+
+
+def signed(
+    tmp_path: Path, name: CommandName, *, issued: datetime, minutes: float, **args: Any
+) -> bytes:
+    """A command for DEVICE signed with a fleet key made in tmp_path."""
+    key_file = tmp_path / "keys" / "fleet.key"
+    if not key_file.exists():
+        generate_fleet_keys(tmp_path / "keys")
+    command = new_command(
+        load_fleet_key(key_file), DEVICE, name, args, expires_in=timedelta(minutes=minutes),
+        now=issued,
+    )  # fmt: skip
+    return encode(command)
+
+
+def update(job_id: str, state: str, reason: str = "") -> bytes:
+    """A command update as the device sends it."""
+    return json.dumps({"v": 1, "id": job_id, "state": state, "reason": reason}).encode()
+
+
+class FixedClock:
+    """A clock standing still at `now` (the hold only reads now())."""
+
+    def __init__(self, now: datetime) -> None:
+        self.current = now
+
+    def now(self) -> datetime:
+        return self.current
+
+    def monotonic(self) -> float:
+        return 0.0
+
+
+def test_a_command_to_an_offline_device_reaches_it_when_it_connects_and_an_expired_one_does_not(
+    broker: MosquittoBroker, serving_hub: HubServer, hub_db: Database, tmp_path: Path
+) -> None:
+    # The device was here and went away: its will is the retained status.
+    gone = DeviceClient(broker, "kiosk-1-before", [])
+    gone.publish(topics.status(DEVICE), status(True, 1), retain=True)
+    gone.publish(topics.status(DEVICE), status(False, 1), retain=True)
+    gone.close()
+    wait_until(lambda: serving_hub.stats.statuses == 2)
+
+    # Issued ten minutes ago for five: expired before anyone could deliver it.
+    now = datetime.now(UTC)
+    admin = DeviceClient(broker, "admin", [])
+    stale = signed(tmp_path, "reboot", issued=now - timedelta(minutes=10), minutes=5)
+    admin.publish(topics.command(DEVICE), stale)
+    admin.close()
+    # The fleet CLI gives up waiting (exit 2) and says the hub holds the command.
+    sent = CliRunner().invoke(
+        cli,
+        ["fleet", "command", DEVICE, "lock", "--fleet-key", str(tmp_path / "keys" / "fleet.key"),
+         "--host", broker.host, "--port", str(broker.port), "--wait", "0.5"],
+    )  # fmt: skip
+    assert sent.exit_code == 2, sent.output
+    assert "holds it" in sent.output and "the hub records later answers" in sent.output
+    wait_until(lambda: serving_hub.stats.commands == 2)
+    by_name = {job.name: job for job in jobs(hub_db, DEVICE)}
+    assert {job.state for job in by_name.values()} == {"SENT"}
+    assert held_jobs(hub_db, DEVICE) == {by_name["lock"].id, by_name["reboot"].id}
+
+    # It connects: subscribed first, then born, as the appliance's link does.
+    device = DeviceClient(broker, DEVICE, [topics.command(DEVICE)])
+    try:
+        device.publish(topics.status(DEVICE), status(True, 2), retain=True)
+        # Held commands go out in issue order: the expired one would have come first.
+        first = json.loads(device.next(topics.command(DEVICE)).payload)
+        assert (first["id"], first["name"]) == (by_name["lock"].id, "lock")
+
+        for state, reason in (("QUEUED", ""), ("IN_PROGRESS", ""), ("SUCCEEDED", "locked")):
+            device.publish(topics.command_update(DEVICE), update(first["id"], state, reason))
+        wait_until(lambda: serving_hub.stats.command_updates == 3)
+        job = {j.id: j for j in jobs(hub_db, DEVICE)}[first["id"]]
+        assert (job.state, job.reason) == ("SUCCEEDED", "locked")
+        assert job.lifecycle() == "SENT > QUEUED > IN_PROGRESS > SUCCEEDED"
+        # Answered: no longer held. The expired one is shown as such, never sent.
+        assert held_jobs(hub_db, DEVICE) == {by_name["reboot"].id}
+        assert by_name["reboot"].expired_unanswered(datetime.now(UTC))
+    finally:
+        device.close()
+
+
+def test_each_held_command_is_sent_once_per_device_session_whichever_worker_sees_the_birth(
+    hub_db: Database, tmp_path: Path
+) -> None:
+    clock = FixedClock(NOW)
+    data = signed(tmp_path, "lock", issued=NOW, minutes=5)
+    DeviceAnswers(hub_db, clock=clock).command_sent(DEVICE, data)
+    published: list[tuple[str, bytes]] = []
+    workers = [
+        HeldCommands(hub_db, lambda t, p: published.append((t, p)), clock=clock) for _ in range(2)
+    ]
+
+    # Every worker hears every birth; a retained birth can come again.
+    for worker in workers:
+        worker.resend(DEVICE, 7)
+        worker.resend(DEVICE, 7)
+    assert published == [(topics.command(DEVICE), data)]  # byte for byte, once
+
+    # A new session (the device reconnected without answering): once more.
+    workers[1].resend(DEVICE, 8)
+    assert len(published) == 2
+    # Past its expiry it is never sent again, and the sweep drops it.
+    clock.current = NOW + timedelta(minutes=5)
+    assert workers[0].resend(DEVICE, 9) == []
+    assert HeldCommand.select().count(hub_db) == 1
+    workers[0].sweep()
+    assert HeldCommand.select().count(hub_db) == 0
+
+
+def test_a_replayed_answer_to_a_command_sent_again_leaves_the_job_as_the_device_first_said(
+    hub_db: Database, tmp_path: Path
+) -> None:
+    answers = DeviceAnswers(hub_db, clock=FixedClock(NOW))
+    data = signed(tmp_path, "lock", issued=NOW, minutes=5)
+    answers.command_sent(DEVICE, data)
+    (job,) = jobs(hub_db, DEVICE)
+    answers.command_update(DEVICE, update(job.id, "QUEUED"))
+    assert held_jobs(hub_db, DEVICE) == set()  # any answer ends the hold
+    # A worker sent it again just as the first answer came: the device says it had it.
+    answers.command_update(DEVICE, update(job.id, "REJECTED", "replayed"))
+    answers.command_update(DEVICE, update(job.id, "SUCCEEDED", "locked"))
+    (job,) = jobs(hub_db, DEVICE)
+    assert (job.state, job.reason) == ("SUCCEEDED", "locked")
+    assert job.lifecycle() == "SENT > QUEUED > SUCCEEDED"
+    assert ["REJECTED", "replayed"] in [entry[:2] for entry in job.history]
+
+    # The command seen again on the topic (the worker's own resend) holds nothing anew.
+    answers.command_sent(DEVICE, data)
+    assert held_jobs(hub_db, DEVICE) == set()
