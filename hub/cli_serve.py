@@ -70,8 +70,12 @@ def serve(
 
 
 def catalog_serving_hub(db: Database, endpoint: BrokerEndpoint, worker_id: str | None) -> HubServer:
-    """A hub worker that also serves the catalog: answers requests, publishes stock corrections."""
+    """A hub worker that also serves the catalog: answers requests, publishes stock corrections.
+
+    It also sends the commands held for a device again when the device is born.
+    """
     from hub.catalog_publisher import CatalogPublisher
+    from hub.command_hold import SWEEP_EVERY, HeldCommands
     from hub.stock_corrections import PERIOD, StockCorrections
     from hub.stock_levels import store_sales
 
@@ -83,6 +87,7 @@ def catalog_serving_hub(db: Database, endpoint: BrokerEndpoint, worker_id: str |
 
     publisher = CatalogPublisher(db, publish, sales=lambda store: store_sales(db, store))
     corrections = StockCorrections(db, publisher)
+    held = HeldCommands(db, publish)
 
     def catalog_request(inbound: Inbound) -> None:
         publisher.on_request(inbound.device, inbound.payload)
@@ -93,7 +98,8 @@ def catalog_serving_hub(db: Database, endpoint: BrokerEndpoint, worker_id: str |
         worker_id=worker_id,
         handlers={topics.catalog_request: catalog_request},
         after_sales=corrections.sales_committed,
-        periodic=[(PERIOD, corrections.run)],
+        after_status=[held.on_status],
+        periodic=[(PERIOD, corrections.run), (SWEEP_EVERY, held.sweep)],
     )
     return server
 
