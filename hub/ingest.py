@@ -35,6 +35,7 @@ from appliance.mqtt.payloads import (
     Telemetry,
     encode,
 )
+from hub import telemetry_history
 from hub.models import Device, DeviceProgress, Sale
 from hub.models import SaleRejection as RejectionRow
 from hub.stores import store_of
@@ -422,23 +423,25 @@ class DeviceRecords:
         return current
 
     def record_telemetry(self, device: str, report: Telemetry) -> None:
-        """Keep a device's latest telemetry (as JSON), firmware and last-seen time."""
+        """Keep a device's latest telemetry (JSON), firmware, last-seen time and a history point."""
         if report.device != device:
             raise DecodeError(f"telemetry on {device}'s topic names {report.device!r}")
         now = utc_naive(self._clock.now())
         text = encode(report).decode("utf-8")
-        (
-            Device.insert(id=device, last_seen=now, firmware=report.firmware, telemetry=text)
-            .on_conflict(
-                conflict_target=[Device.id],
-                update={
-                    Device.last_seen: now,
-                    Device.firmware: report.firmware,
-                    Device.telemetry: text,
-                },
+        with self._db.atomic():
+            (
+                Device.insert(id=device, last_seen=now, firmware=report.firmware, telemetry=text)
+                .on_conflict(
+                    conflict_target=[Device.id],
+                    update={
+                        Device.last_seen: now,
+                        Device.firmware: report.firmware,
+                        Device.telemetry: text,
+                    },
+                )
+                .execute(self._db)
             )
-            .execute(self._db)
-        )
+            telemetry_history.record(self._db, device, report, now)
 
 
 def _checked(device: str, batch: SalesBatch) -> list[SaleEnvelope]:
