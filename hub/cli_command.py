@@ -3,7 +3,8 @@
 Each call is a short-lived MQTT client with the hub's identity: it subscribes to the
 device's answers first (so none is missed), publishes, then prints what comes back until
 the job is final or `--wait` runs out. Exit status: 0 done, 1 refused or failed, 2 no
-final answer in time (the device may be offline; the command stays valid until expiry).
+final answer in time (the device may be offline: a serving hub holds the command and sends
+it again when the device next connects, until it expires; see hub/command_hold.py).
 """
 
 from __future__ import annotations
@@ -222,7 +223,8 @@ def run_command(
         message = client.next_message(deadline - clock.monotonic())
         if message is None:
             echo(
-                f"no final answer within {wait:g} s; the command stays valid until expiry "
+                f"no final answer within {wait:g} s; a serving hub (appliance-hub serve) "
+                f"holds it and sends it again when {device} next connects, until it expires, "
                 f"and the hub records later answers (appliance-hub fleet jobs {device})"
             )
             return EXIT_NO_ANSWER
