@@ -72,12 +72,15 @@ def serve(
 def catalog_serving_hub(db: Database, endpoint: BrokerEndpoint, worker_id: str | None) -> HubServer:
     """A hub worker that also serves the catalog: answers requests, publishes stock corrections.
 
-    It also sends the commands held for a device again when the device is born.
+    It also sends the commands held for a device again when the device is born, and
+    records the webhook events of new sales (in their transaction) and of device status.
     """
     from hub.catalog_publisher import CatalogPublisher
     from hub.command_hold import SWEEP_EVERY, HeldCommands
+    from hub.ingest import SalesIngest
     from hub.stock_corrections import PERIOD, StockCorrections
     from hub.stock_levels import store_sales
+    from hub.webhooks.sources import DeviceEvents, SaleEvents
 
     server: HubServer | None = None
 
@@ -96,9 +99,10 @@ def catalog_serving_hub(db: Database, endpoint: BrokerEndpoint, worker_id: str |
         db,
         endpoint,
         worker_id=worker_id,
+        ingest=SalesIngest(db, on_stored=SaleEvents(db)),
         handlers={topics.catalog_request: catalog_request},
         after_sales=corrections.sales_committed,
-        after_status=[held.on_status],
+        after_status=[held.on_status, DeviceEvents(db)],
         periodic=[(PERIOD, corrections.run), (SWEEP_EVERY, held.sweep)],
     )
     return server
