@@ -172,7 +172,7 @@ def telemetry_view(text: str | None) -> TelemetryView | None:
         return None
     own = report.journal
     return TelemetryView(
-        at=report.at,
+        at=_time_text(report.at),
         firmware=report.firmware,
         image_version=image,
         uptime_s=float(report.uptime_s),
@@ -201,7 +201,7 @@ def telemetry_view(text: str | None) -> TelemetryView | None:
         else OwnJournalCheck(
             head=own.head,
             acked_upto=own.acked_upto,
-            checked_at=own.checked_at or None,
+            checked_at=_time_text(own.checked_at) or None,
             broken_at=own.broken_at,
             problem=own.problem,
         ),
