@@ -20,7 +20,9 @@ log = logging.getLogger(__name__)
 
 def background_services(db: Database) -> list[Service]:
     """What runs beside the HTTP server: the webhook delivery."""
-    return []
+    from hub.webhooks.delivery import DeliveryService
+
+    return [DeliveryService(db)]
 
 
 @click.command("web")
