@@ -7,6 +7,7 @@ Each test runs on SQLite and on PostgreSQL. The receiver is a real HTTP server o
 
 from __future__ import annotations
 
+import io
 import json
 import random
 from collections.abc import Iterator
@@ -18,6 +19,8 @@ import pytest
 from peewee import Database
 
 from appliance.mqtt.payloads import DeviceStatus, SaleEnvelope, SalesBatch
+from appliance.settings import StoreSettings
+from hub.catalog import HubCatalog
 from hub.db import open_hub_database
 from hub.ingest import DeviceRecords, SalesIngest
 from hub.migrations import migrate
@@ -28,7 +31,7 @@ from hub.webhooks.events import event_id, record
 from hub.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEvent
 from hub.webhooks.signing import verify
 from hub.webhooks.sources import DeviceEvents, SaleEvents
-from tests.hub.test_ingest import envelope, sale_document, sale_id_of
+from tests.hub.test_ingest import START, envelope, sale_document, sale_id_of
 from tests.hub.webhook_receiver import (
     Received,
     Receiver,
@@ -375,3 +378,40 @@ def test_event_bodies_are_the_recorded_json(wh_db: Database, receiver: Receiver)
     assert event.id == event_id("product.changed", "p:s:A:3")
     with pytest.raises(ValueError, match="unknown webhook event type"):
         record(wh_db, "product.exploded", {}, store=None, key="x")
+
+
+CATALOG = (
+    "sku,name,price,tax_class,stock_tracked,sold_by,stock\n"
+    "SKU-1,Coffee,2.50,standard,yes,each,10\n"
+    "SKU-2,Tea,1.50,standard,yes,each,\n"
+)
+
+
+def test_each_sale_sends_the_stock_level_of_what_it_sold(
+    wh_db: Database, receiver: Receiver, clock: SteppedClock, delivery: DeliveryService
+) -> None:
+    _, secret = add_endpoint(wh_db, receiver.url, ["stock.changed"], store="berlin")
+    catalog = HubCatalog(wh_db, "berlin")
+    catalog.import_csv(io.StringIO(CATALOG), StoreSettings())
+    catalog.count({"SKU-1": 10}, now=START - timedelta(days=1))  # before the sales were made
+    assign_device(wh_db, "kiosk-1", "berlin")
+    ingest = ingest_sales(wh_db, clock)
+    ingest.ingest("kiosk-1", SalesBatch(device="kiosk-1", sales=[envelope("kiosk-1", 1)]))
+    receiver.wait_for(lambda got: len(got) == 1)
+    ingest.ingest(
+        "kiosk-1",
+        SalesBatch(device="kiosk-1", sales=[envelope("kiosk-1", 2), envelope("kiosk-1", 3)]),
+    )
+    receiver.wait_for(lambda got: len(got) == 2)
+    first, second = (item.message for item in receiver.received())
+    assert first["type"] == "stock.changed"
+    assert first["data"] == {
+        "store": "berlin",
+        "sku": "SKU-1",
+        "level": 9,
+        "cause": "sale",
+        "sale_id": sale_id_of("kiosk-1", 1),
+        "device": "kiosk-1",
+    }
+    assert (second["data"]["level"], second["data"]["sale_id"]) == (7, sale_id_of("kiosk-1", 3))
+    assert all(checked(item, secret) for item in receiver.received())
