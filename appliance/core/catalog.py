@@ -27,6 +27,8 @@ class Product:
     sold_by: SoldBy = "each"
     names: tuple[tuple[str, str], ...] = ()  # (locale, name) translations
     barcodes: tuple[str, ...] = ()  # normalised 14-digit GTINs
+    # Its picture: a file name in the device's picture folder ("" none), never the bytes.
+    thumbnail: str = ""
 
     def name_in(self, locale: str) -> str:
         """The name for `locale` ("de_AT" falls back to "de", then to the default name)."""

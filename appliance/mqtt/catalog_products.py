@@ -2,14 +2,15 @@
 
 `product_rows` checks every product of a delta or snapshot before anything is written
 (a name, a price in a known currency, GTIN-14 barcodes, no SKU twice) and turns them into
-the store's staging rows; `payload_from_product` is the reverse way, a Product as the hub
-sends it.
+the store's staging rows, each picture as the file name `picture` gave it (see
+catalog_pictures.py); `payload_from_product` is the reverse way, a Product as the hub
+sends it (without its picture: the device keeps only the file).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import cache
 from typing import Any
 
@@ -25,11 +26,23 @@ def _currency_ok(code: str) -> bool:
     return is_known_currency(code)
 
 
-def product_rows(payloads: Iterable[ProductPayload]) -> ProductRows:
+# A product's picture as the store keeps it: the file name of its picture ("" none).
+PictureOf = Callable[[ProductPayload], str]
+
+
+def _no_picture(_product: ProductPayload) -> str:
+    return ""
+
+
+def product_rows(
+    payloads: Iterable[ProductPayload], picture: PictureOf = _no_picture
+) -> ProductRows:
     """The store's rows for the hub's products; CatalogSyncError on an unusable or repeated one.
 
-    Checked here, before any write, so a bad product refuses the whole delta or snapshot.
-    A snapshot brings 100,000 of these: the loop stays lean on purpose.
+    Checked here, before the database is written, so a bad product refuses the whole delta
+    or snapshot. `picture` is asked only for products that bring one, one product at a
+    time, so no picture outlives its product's turn here. A snapshot brings 100,000 of
+    these: the loop stays lean on purpose.
     """
     products: list[tuple[Any, ...]] = []
     barcodes: list[tuple[str, str]] = []
@@ -45,7 +58,8 @@ def product_rows(payloads: Iterable[ProductPayload]) -> ProductRows:
             add_code((key, sku))
         names = json.dumps(p.names, ensure_ascii=False) if p.names else "{}"
         add((sku, p.name, names, p.price, p.currency, p.tax_class, p.category,
-             p.age_restriction, p.stock_tracked, p.sold_by, p.stock))  # fmt: skip
+             p.age_restriction, p.stock_tracked, p.sold_by, p.stock, p.description,
+             picture(p) if p.thumbnail else ""))  # fmt: skip
     if len({row[0] for row in products}) != len(products):
         raise CatalogSyncError("a product appears twice")
     return ProductRows(products, barcodes)

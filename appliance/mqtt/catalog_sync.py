@@ -10,7 +10,9 @@ means a lost message: the device asks again. Snapshot chunks are staged durably 
 applied when all of a version are there; a snapshot of another store, or a rebase one,
 replaces whatever is held. After a reconnect the download resumes at the first missing
 chunk. Every apply is ONE transaction: products, deletes, the hub's stock corrections,
-the new version and its store.
+the new version and its store. Product pictures go to files as their products are handled
+(catalog_pictures.py): rows and staged chunks keep file names, and files no product shows
+any more are removed after the apply, on the worker.
 """
 
 from __future__ import annotations
@@ -21,12 +23,14 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Literal
 
+from msgspec.structs import replace
 from peewee import SqliteDatabase
 
 from appliance.core.clock import Clock, SystemClock
 from appliance.core.events import Event, EventBus
 from appliance.errors import CatalogSyncError, DecodeError
 from appliance.mqtt import topics
+from appliance.mqtt.catalog_pictures import HubPictures
 from appliance.mqtt.catalog_products import product_rows
 from appliance.mqtt.dispatch import decode_catalog
 from appliance.mqtt.payloads import (
@@ -81,7 +85,8 @@ class CatalogSync:
     Not thread-safe: call `handle`/`connected`/`poll` from one thread, or `start()` the
     worker and use `submit`/`notify_connected`, which any thread (paho's included) may call.
     `max_packet` is the MQTT Maximum Packet Size the link announced in CONNECT (None: it
-    announced none); every request carries it so the hub's answers fit.
+    announced none); every request carries it so the hub's answers fit. Pictures go to the
+    folder beside the database unless `pictures` says otherwise.
     """
 
     def __init__(
@@ -94,8 +99,10 @@ class CatalogSync:
         clock: Clock | None = None,
         retry_seconds: float = RETRY_SECONDS,
         max_packet: int | None = None,
+        pictures: HubPictures | None = None,
     ) -> None:
         self._db = db
+        self.pictures = pictures or HubPictures.beside(db.database)
         self._device = device
         self._publish = publish
         self._bus = bus
@@ -110,7 +117,8 @@ class CatalogSync:
         self._chunk_at: float | None = None  # when the last snapshot chunk arrived
         self._newest_seen = 0  # the highest version any message of the held store named
         # Decoded chunks of the snapshot being staged, so applying it needs no second decode
-        # (after a restart they are decoded again from the staging table).
+        # (after a restart they are decoded again from the staging table); their pictures
+        # are file names by then, never bytes.
         self._decoded: dict[tuple[str, int, int], list[ProductPayload]] = {}
         self._worker = StepWorker(
             "catalog-sync", db, self.poll, min(POLL_SECONDS, retry_seconds), log
@@ -217,7 +225,8 @@ class CatalogSync:
                 self._request(self._catch_up())
             return "gap"
         try:
-            rows = product_rows(delta.upserts)
+            rows = product_rows(delta.upserts, self.pictures.stored)
+            self.pictures.sync()
         except CatalogSyncError as err:
             self.malformed += 1
             log.warning(
@@ -226,7 +235,8 @@ class CatalogSync:
             return "malformed"
         try:
             with self._versions.transaction():
-                moved = self._versions.write_products(rows, self._clock.now())
+                written = self._versions.write_products(rows, self._clock.now())
+                pictured = self._versions.any_picture(delta.deletes)
                 deleted = self._versions.delete_products(delta.deletes)
                 self._versions.set_version(delta.to_version)
         except Exception:
@@ -240,11 +250,15 @@ class CatalogSync:
         if staged is not None and staged.store == held and staged.version <= delta.to_version:
             self._staging.clear()  # a snapshot we no longer need
         self._waiting_since = None
+        if written.pictures_dropped or pictured:
+            self.pictures.may_have_left_some()
         self._applied(
             CatalogApplied(
-                "delta", local, delta.to_version, len(rows.products), deleted, moved, held
+                "delta", local, delta.to_version, len(rows.products), deleted,
+                written.stock_corrections, held,
             )
-        )
+        )  # fmt: skip
+        self._collect_pictures()
         return "applied"
 
     def add_chunk(self, chunk: SnapshotChunk, raw: bytes | None = None) -> Outcome:
@@ -273,6 +287,10 @@ class CatalogSync:
         self._waiting_since = now  # mid-snapshot: the next chunk is due within the retry time
         if any((s, v) != (chunk.store, chunk.version) for s, v, _ in self._decoded):
             self._decoded.clear()
+        named = self.pictures.named(chunk.products)
+        if named is not None:  # staged and kept with file names: the bytes are on disk now
+            chunk, raw = replace(chunk, products=named), None
+            self.pictures.sync()
         self._decoded[chunk.store, chunk.version, chunk.chunk] = chunk.products
         staged = self._staging.stage(
             chunk.version, chunk.chunk, chunk.chunks, raw or encode(chunk), self._clock.now(),
@@ -313,7 +331,8 @@ class CatalogSync:
         held, local = self.store, self.version
         version, store = staged.version, staged.store
         try:
-            rows = product_rows(self._snapshot_products(staged))
+            rows = product_rows(self._snapshot_products(staged), self.pictures.stored_or_named)
+            self.pictures.sync()
         except (DecodeError, CatalogSyncError) as err:
             self.malformed += 1
             log.warning("snapshot %s v%d refused, asking again: %s", store, version, err)
@@ -325,7 +344,7 @@ class CatalogSync:
             with self._versions.transaction():
                 # Read before the write: only products held before can be missing from it.
                 gone = self._versions.skus().difference(row[0] for row in rows.products)
-                moved = self._versions.write_products(rows, self._clock.now())
+                written = self._versions.write_products(rows, self._clock.now())
                 deleted = self._versions.delete_products(gone)
                 self._versions.set_version(version, store)
                 self._staging.clear()
@@ -345,8 +364,13 @@ class CatalogSync:
             log.log(level, "catalog replaced: %s v%d -> %s v%d%s",
                     held or "(none)", local, store, version, why)  # fmt: skip
         self._applied(
-            CatalogApplied("snapshot", local, version, len(rows.products), deleted, moved, store)
-        )
+            CatalogApplied(
+                "snapshot", local, version, len(rows.products), deleted,
+                written.stock_corrections, store,
+            )
+        )  # fmt: skip
+        self.pictures.may_have_left_some()  # a snapshot replaces whatever was held
+        self._collect_pictures()
         if self._newest_seen > version:
             self._request(self._asking(version, store))  # deltas that came meanwhile
         return "applied"
@@ -359,6 +383,16 @@ class CatalogSync:
             return
         for body in list(self._staging.bodies(staged.version)):
             yield from decode(body, SnapshotChunk).products
+
+    def _collect_pictures(self) -> None:
+        """Remove picture files no product shows any more, when an apply may have left some."""
+        if not self.pictures.collect_due or self._staging.state() is not None:
+            return  # nothing to do, or a snapshot on its way names pictures no row shows yet
+        try:
+            self.pictures.collect(self._versions.pictures())
+        except OSError:
+            log.warning("unused product pictures not removed; trying after the next apply",
+                        exc_info=True)  # fmt: skip
 
     def _applied(self, event: CatalogApplied) -> None:
         log.info(

@@ -18,22 +18,24 @@ from appliance.store.models import Product as ProductRow
 _COLUMNS = (
     "p.sku, p.name, p.names, p.price_minor, p.currency, p.tax_class, p.category,"
     " p.age_restriction, p.stock_tracked, p.sold_by,"
-    " (SELECT group_concat(key, ' ') FROM barcode WHERE barcode.sku = p.sku)"
+    " (SELECT group_concat(key, ' ') FROM barcode WHERE barcode.sku = p.sku), p.thumbnail"
 )
 # Lookups run on every scan: plain SQL on an indexed key, no query builder (see bench).
 _BY_BARCODE = f"SELECT {_COLUMNS} FROM barcode b JOIN product p ON p.sku = b.sku WHERE b.key = ?"
 _BY_SKU = f"SELECT {_COLUMNS} FROM product p WHERE p.sku = ?"
 # Upserts stage rows in temporary tables, then merge them with a few set-based
 # statements: five statements per product from Python cost twice as much (see bench).
+# A staged description or thumbnail of NULL keeps the product's own (a local import has
+# neither); '' clears it (the hub sent the product without one).
 _STAGE_TABLES = (
     "CREATE TEMP TABLE IF NOT EXISTS staged_product (sku TEXT PRIMARY KEY, name, names,"
     " price_minor, currency, tax_class, category, age_restriction, stock_tracked, sold_by,"
-    " stock) WITHOUT ROWID",
+    " stock, description, thumbnail) WITHOUT ROWID",
     "CREATE TEMP TABLE IF NOT EXISTS staged_barcode (key TEXT PRIMARY KEY, sku) WITHOUT ROWID",
     "DELETE FROM temp.staged_product",
     "DELETE FROM temp.staged_barcode",
 )
-_STAGE_PRODUCT = "INSERT OR REPLACE INTO temp.staged_product VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+_STAGE_PRODUCT = "INSERT OR REPLACE INTO temp.staged_product VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
 _STAGE_BARCODE = "INSERT OR REPLACE INTO temp.staged_barcode VALUES (?,?)"
 _MERGE = (
     # Stock set by an import is recorded as a movement first, so levels stay explainable.
@@ -42,14 +44,17 @@ _MERGE = (
     " FROM temp.staged_product s LEFT JOIN product p ON p.sku = s.sku"
     " WHERE s.stock IS NOT NULL AND s.stock != COALESCE(p.stock_qty, 0)",
     "INSERT INTO product (sku, name, names, price_minor, currency, tax_class, category,"
-    " age_restriction, stock_tracked, sold_by, stock_qty, updated_at)"
+    " age_restriction, stock_tracked, sold_by, stock_qty, updated_at, description, thumbnail)"
     " SELECT sku, name, names, price_minor, currency, tax_class, category, age_restriction,"
-    " stock_tracked, sold_by, COALESCE(stock, 0), :now FROM temp.staged_product WHERE true"
+    " stock_tracked, sold_by, COALESCE(stock, 0), :now, description, thumbnail"
+    " FROM temp.staged_product WHERE true"
     " ON CONFLICT(sku) DO UPDATE SET name=excluded.name, names=excluded.names,"
     " price_minor=excluded.price_minor, currency=excluded.currency,"
     " tax_class=excluded.tax_class, category=excluded.category,"
     " age_restriction=excluded.age_restriction, stock_tracked=excluded.stock_tracked,"
     " sold_by=excluded.sold_by, updated_at=excluded.updated_at,"
+    " description=COALESCE(excluded.description, description),"
+    " thumbnail=COALESCE(excluded.thumbnail, thumbnail),"
     " stock_qty=COALESCE((SELECT stock FROM temp.staged_product s"
     " WHERE s.sku = excluded.sku), stock_qty)",
     "DELETE FROM barcode WHERE sku IN (SELECT sku FROM temp.staged_product)",
@@ -81,6 +86,7 @@ def _product(row: Sequence[Any]) -> Product:
         sold_by="kg" if row[9] == "kg" else "each",
         names=tuple(sorted(names.items())),
         barcodes=tuple(row[10].split()) if row[10] else (),
+        thumbnail=row[11] or "",
     )
 
 
@@ -174,7 +180,10 @@ class SqliteCatalog:
 def staged_rows(
     batch: Iterable[tuple[Product, int | None]],
 ) -> tuple[list[tuple[Any, ...]], list[tuple[str, str]]]:
-    """The staging-table rows for (product, stock) pairs (also the benchmark's baseline)."""
+    """The staging-table rows for (product, stock) pairs (also the benchmark's baseline).
+
+    A local import knows no descriptions or pictures: those the products have stay.
+    """
     products: list[tuple[Any, ...]] = []
     barcodes: list[tuple[str, str]] = []
     for p, stock in batch:
@@ -192,6 +201,8 @@ def staged_rows(
                 int(p.stock_tracked),
                 p.sold_by,
                 stock,
+                None,
+                None,
             )
         )
         barcodes.extend((key, p.sku) for key in p.barcodes)

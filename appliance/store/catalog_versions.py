@@ -45,6 +45,14 @@ _LAST_MOVEMENT = "SELECT COALESCE(MAX(id), 0) FROM stock_movement"
 # The merge records a stock it is given as an 'import' movement; from the hub it is the
 # hub's correction. Only this transaction's new rows are relabelled (id above the mark).
 _RELABEL = "UPDATE stock_movement SET reason = ? WHERE id > ? AND reason = 'import'"
+# Read between staging and merging: does a product give up a picture it had? Then that
+# picture's file may be used by no product afterwards.
+_DROPS_PICTURE = (
+    "SELECT EXISTS (SELECT 1 FROM temp.staged_product s JOIN product p ON p.sku = s.sku"
+    " WHERE p.thumbnail > '' AND s.thumbnail IS NOT NULL AND s.thumbnail != p.thumbnail)"
+)
+_DELETES_PICTURE = "SELECT EXISTS (SELECT 1 FROM product WHERE sku = ? AND thumbnail > '')"
+_PICTURES = "SELECT DISTINCT thumbnail FROM product WHERE thumbnail > ''"
 
 
 class CatalogVersions:
@@ -77,8 +85,8 @@ class CatalogVersions:
             self._db.execute_sql(_SET_VERSION, (STORE_KEY, store))
         self._db.execute_sql(_BUMP_LOCAL)
 
-    def write_products(self, rows: ProductRows, now: datetime) -> int:
-        """Insert or update products (barcodes replaced); returns the stock corrections made.
+    def write_products(self, rows: ProductRows, now: datetime) -> Written:
+        """Insert or update products (barcodes replaced); says what the merge changed.
 
         A row's stock, when not None, is the hub's level: each change becomes a 'hub'
         movement. Without a stock the local level stays (local sales keep counting down).
@@ -89,10 +97,12 @@ class CatalogVersions:
             connection.execute(statement)
         connection.executemany(catalog_sql._STAGE_PRODUCT, rows.products)
         connection.executemany(catalog_sql._STAGE_BARCODE, rows.barcodes)
+        dropped = bool(connection.execute(_DROPS_PICTURE).fetchone()[0])
         stamp = {"now": now.isoformat()}
         for statement in catalog_sql._MERGE:
             connection.execute(statement, stamp if ":now" in statement else ())
-        return int(connection.execute(_RELABEL, (HUB_REASON, mark)).rowcount)
+        corrections = int(connection.execute(_RELABEL, (HUB_REASON, mark)).rowcount)
+        return Written(corrections, dropped)
 
     def delete_products(self, skus: Iterable[str]) -> int:
         """Delete these products (their barcodes go with them); returns how many existed."""
@@ -101,9 +111,26 @@ class CatalogVersions:
         )
         return int(cursor.rowcount)
 
+    def any_picture(self, skus: Iterable[str]) -> bool:
+        """Whether any of these products has a picture (before deleting them)."""
+        connection = self._db.connection()
+        return any(connection.execute(_DELETES_PICTURE, (sku,)).fetchone()[0] for sku in skus)
+
+    def pictures(self) -> set[str]:
+        """The file names of every picture a product shows."""
+        return {row[0] for row in self._db.connection().execute(_PICTURES)}
+
     def skus(self) -> set[str]:
         """Every product's SKU (a snapshot deletes those it does not list)."""
         return {row[0] for row in self._db.connection().execute("SELECT sku FROM product")}
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    """What writing products changed beside the products themselves."""
+
+    stock_corrections: int  # the hub's stock levels recorded as 'hub' movements
+    pictures_dropped: bool  # a product gave up a picture: its file may be unused now
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +138,9 @@ class ProductRows:
     """Products in the catalog's staging-row layout (see appliance.store.catalog.staged_rows).
 
     products: (sku, name, names JSON, price minor, currency, tax class, category,
-    age restriction, stock tracked 0/1, sold by, stock or None); barcodes: (key, sku).
+    age restriction, stock tracked 0/1, sold by, stock or None, description or None,
+    picture file name or None); barcodes: (key, sku). A None description or picture keeps
+    the product's own, "" clears it.
     """
 
     products: list[tuple[Any, ...]]

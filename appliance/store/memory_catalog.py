@@ -24,6 +24,7 @@ import msgspec
 from appliance.core.catalog import Product
 from appliance.core.money import Money
 from appliance.store.catalog import SqliteCatalog
+from appliance.store.thumbnails import pack_name, unpack_name
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,7 @@ class _Record(msgspec.Struct, array_like=True, gc=False):
     shape: int
     barcodes: tuple[str, ...] = ()
     names: tuple[tuple[str, str], ...] = ()
+    picture: bytes = b""  # the picture's file name packed in 33 bytes; never its pixels
 
 
 _decode = msgspec.msgpack.Decoder(_Record).decode
@@ -91,6 +93,9 @@ _encode = msgspec.msgpack.Encoder().encode
 def _fields(product: Product, shape: int) -> tuple[object, ...]:
     """The _Record of a product, as a tuple; trailing empty tuples are left to defaults."""
     sku, name, minor = product.sku, product.name, product.price.minor
+    if product.thumbnail:
+        picture = pack_name(product.thumbnail)
+        return (sku, name, minor, shape, product.barcodes, product.names, picture)
     if product.names:
         return (sku, name, minor, shape, product.barcodes, product.names)
     if product.barcodes:
@@ -117,6 +122,7 @@ class _OpenProduct:
         "sold_by",
         "stock_tracked",
         "tax_class",
+        "thumbnail",
     )
     sku: str
     name: str
@@ -128,6 +134,7 @@ class _OpenProduct:
     sold_by: str
     names: tuple[tuple[str, str], ...]
     barcodes: tuple[str, ...]
+    thumbnail: str
 
 
 class _OpenMoney:
@@ -173,6 +180,7 @@ class _Records:
         product.sold_by = sold_by
         product.names = record.names
         product.barcodes = record.barcodes
+        product.thumbnail = unpack_name(record.picture) if record.picture else ""
         product.__class__ = Product  # type: ignore[assignment]
         return product  # type: ignore[return-value]
 
@@ -423,7 +431,8 @@ class MemoryCatalog:
     """CatalogLookup from RAM (about 150 bytes a product), so a scan never waits on the disk.
 
     Products are kept encoded (about 50 bytes each, all in one bytes object) and built on
-    lookup, so every call hands out new Product objects, equal to the stored ones;
+    lookup, so every call hands out new Product objects, equal to the stored ones (a
+    picture is its file name, 33 bytes packed: the pixels stay on disk);
     barcodes and SKUs are found through sorted arrays of their hashes. A scan costs a
     bisect and a decode, a few microseconds. At most every `recheck_seconds` a lookup
     reads the catalog version (one indexed row); if another process (`appliance catalog

@@ -389,6 +389,18 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    Migration(
+        11,
+        "product descriptions and pictures",
+        (
+            # NULL: never given (a local import); '': none. A picture is a file name in the
+            # picture folder beside the database (store/thumbnails.py), never its bytes.
+            "ALTER TABLE product ADD COLUMN description TEXT",
+            "ALTER TABLE product ADD COLUMN thumbnail TEXT",
+            # Only products with a picture: finding the pictures still in use reads these.
+            "CREATE INDEX product_thumbnail ON product(thumbnail) WHERE thumbnail > ''",
+        ),
+    ),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

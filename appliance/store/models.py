@@ -38,6 +38,8 @@ class Product(_Table):
     sold_by = TextField(default="each")
     stock_qty = IntegerField(default=0)
     updated_at = TextField()
+    description = TextField(null=True)  # NULL: never given; '': none
+    thumbnail = TextField(null=True)  # the picture's file name (store/thumbnails.py); '' none
 
 
 class Barcode(_Table):
