@@ -1,12 +1,15 @@
-"""The hub's catalog of one store: versioned products from CSV imports, deltas, snapshots.
+"""The hub's catalog of one store: versioned products from CSV imports and the API, deltas.
 
-Every import that changes something makes a new version; a product's row is written for
-each version in which it changed (a deleted product gets a tombstone row), so the state
-at any version, and the delta between two, can be computed again later. A stock value in
-an import is a stocktake: it goes to the devices as an authoritative correction, and the
-hub's level (hub/stock_levels.py) is that count minus what was sold after it.
+Every import or API change that changes something makes a new version; a product's row is
+written for each version in which it changed (a deleted product gets a tombstone row), so
+the state at any version, and the delta between two, can be computed again later. A stock
+value in an import (or a count through the API) is a stocktake: it goes to the devices as
+an authoritative correction, and the hub's level (hub/stock_levels.py) is that count minus
+what was sold after it plus the stock movements recorded after it.
 A level sent later (hub/stock_corrections.py) is a PublishedStock row of a stock-only
 version; a product's level at a version is the newer of its count and that row.
+A product's description and picture (hub/catalog_records.py) are part of its record: the
+devices get the description and the picture's thumbnail with the product.
 """
 
 from __future__ import annotations
@@ -38,8 +41,10 @@ from peewee import (
 
 from appliance.catalog_import import ImportReport, read_catalog_csv
 from appliance.core.catalog import Product
+from appliance.core.money import Money
 from appliance.mqtt.payloads import MAX_SAFE, CatalogDelta, ProductPayload, SnapshotChunk
 from appliance.settings import StoreSettings
+from hub.catalog_records import RECORD_MODELS, CatalogPushed, ProductImage, StockMovement
 from hub.db import is_sqlite
 from hub.ingest import utc_naive
 from hub.models import HubModel, PublishedStock
@@ -86,6 +91,8 @@ class HubProduct(HubModel):
     stock_tracked = BooleanField(default=True)
     sold_by = CharField(max_length=8, default="each")
     barcodes = TextField(default="")  # normalised GTIN-14 keys, space separated
+    description = TextField(default="")
+    image = CharField(max_length=64, null=True)  # its ProductImage's sha256; None: no picture
     stock = BigIntegerField(null=True)  # the last stocktake's count, carried forward
     stock_version = IntegerField(null=True)  # the version that stocktake came with
     stock_at = DateTimeField(null=True)  # when it was imported (naive UTC)
@@ -94,22 +101,26 @@ class HubProduct(HubModel):
         indexes = ((("store", "sku", "version"), True), (("store", "version"), False))
 
 
-# PublishedStock belongs to migration 5; created here too (if missing) so every database
-# the catalog code opens has it, whichever way it was made.
+# PublishedStock belongs to migration 5 and the record tables to migration 7; created here
+# too (if missing) so every database the catalog code opens has them, whichever way it was made.
 CATALOG_MODELS: tuple[type[HubModel], ...] = (
     HubCatalogVersion,
     HubProduct,
     DeviceStore,
     PublishedStock,
+    *RECORD_MODELS,
 )
-# The product fields an import compares, in the order _Row.fields holds them.
+# The product fields a change compares, in the order _Row.fields holds them.
 _FIELDS = (HubProduct.name, HubProduct.names, HubProduct.price, HubProduct.currency,
            HubProduct.tax_class, HubProduct.category, HubProduct.age_restriction,
-           HubProduct.stock_tracked, HubProduct.sold_by, HubProduct.barcodes)  # fmt: skip
+           HubProduct.stock_tracked, HubProduct.sold_by, HubProduct.barcodes,
+           HubProduct.description, HubProduct.image)  # fmt: skip
+_TRACKED, _CODES, _IMAGE = 7, 9, 11  # positions in _FIELDS
 _STOCK = (HubProduct.stock, HubProduct.stock_version, HubProduct.stock_at)
 _SELECT = (HubProduct.sku, HubProduct.version, HubProduct.deleted, *_FIELDS, *_STOCK)
 _INSERT = (HubProduct.store, *_SELECT)
-_TOMBSTONE = ("", "{}", 0, "", "", "", 0, True, "each", "")
+_TOMBSTONE = ("", "{}", 0, "", "", "", 0, True, "each", "", "", None)
+_NO_COUNT = (None, None, None)
 
 
 def _insert_sql(db: Database) -> str:
@@ -138,23 +149,60 @@ class _Row(NamedTuple):
     stock_version: int | None
     stock_at: datetime | None
 
-    def payload(self, stock: int | None) -> ProductPayload:
+    def payload(self, stock: int | None, thumbnails: Mapping[str, bytes]) -> ProductPayload:
         """The product as the devices get it, with `stock` when it is a correction."""
-        name, names, price, currency, tax_class, category, age, tracked, sold_by, codes = (
-            self.fields
-        )
+        (name, names, price, currency, tax_class, category, age, tracked, sold_by, codes,
+         description, image) = self.fields  # fmt: skip
         return ProductPayload(
             sku=self.sku, name=name, price=price, currency=currency, tax_class=tax_class,
             category=category, age_restriction=age, stock_tracked=bool(tracked),
             sold_by=sold_by, names=json.loads(names) if names != "{}" else {},
-            barcodes=codes.split(), stock=stock,
+            barcodes=codes.split(), stock=stock, description=description,
+            thumbnail=thumbnails.get(image, b"") if image else b"",
         )  # fmt: skip
+
+    def record(self) -> ProductRecord:
+        """The product's record as the catalog keeps it."""
+        (name, names, price, currency, tax_class, category, age, tracked, sold_by, codes,
+         description, image) = self.fields  # fmt: skip
+        product = Product(
+            sku=self.sku, name=name, price=Money(int(price), currency), tax_class=tax_class,
+            category=category, age_restriction=int(age), stock_tracked=bool(tracked),
+            sold_by=sold_by, names=tuple(sorted(json.loads(names).items())),
+            barcodes=tuple(codes.split()),
+        )  # fmt: skip
+        return ProductRecord(product, description, image)
+
+
+@dataclass(frozen=True, slots=True)
+class ProductRecord:
+    """A product as the catalog keeps it: what the devices sell, its description and picture."""
+
+    product: Product
+    description: str = ""
+    image: str | None = None  # the sha256 of its picture (hub/catalog_records.py)
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogEntry:
+    """A product in the current catalog: its record, the version it last changed in, its count."""
+
+    record: ProductRecord
+    version: int  # where the record last changed (a new count alone does not change it)
+    changed_at: datetime | None  # when that version was made (naive UTC)
+    count: int | None  # its last stocktake
+    counted_at: datetime | None
 
 
 def _fields(p: Product) -> tuple[Any, ...]:
+    """The compared fields of a product a CSV carries (no description, no picture)."""
     names = json.dumps(dict(p.names), ensure_ascii=False, sort_keys=True) if p.names else "{}"
     return (p.name, names, p.price.minor, p.price.currency, p.tax_class, p.category,
             p.age_restriction, p.stock_tracked, p.sold_by, " ".join(p.barcodes))  # fmt: skip
+
+
+def _record_fields(record: ProductRecord) -> tuple[Any, ...]:
+    return (*_fields(record.product), record.description, record.image)
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +233,7 @@ class StockCount:
     count: int
     counted_at: datetime | None  # naive UTC
     sent: int | None = None  # the level last sent (the count or a later correction), if asked
+    counted_version: int | None = None  # the catalog version the count came with
 
 
 class HubCatalog:
@@ -229,7 +278,10 @@ class HubCatalog:
         keep: Collection[str] = (),
         now: datetime | None = None,
     ) -> ImportResult:
-        """Make the store's catalog exactly `rows` (others deleted unless in `keep`)."""
+        """Make the store's catalog exactly `rows` (others deleted unless in `keep`).
+
+        A CSV carries no description and no picture: a product keeps the ones it has.
+        """
         moment = utc_naive(now or datetime.now().astimezone())
         with self.write_lock():
             old = self.version()
@@ -241,11 +293,12 @@ class HubCatalog:
             counted: tuple[int | None, int | None, datetime | None]
             for product, stock in rows:
                 seen.add(product.sku)
-                fields = _fields(product)
                 was = current.get(product.sku)
+                base = _fields(product)
+                fields = (*base, *(was.fields[len(base) :] if was is not None else ("", None)))
                 if was is None:
                     added += 1
-                    counted = (stock, new, moment) if stock is not None else (None, None, None)
+                    counted = (stock, new, moment) if stock is not None else _NO_COUNT
                 elif fields != was.fields or (stock is not None and stock != was.stock):
                     changed += 1
                     counted = (
@@ -257,23 +310,179 @@ class HubCatalog:
                     continue
                 writes.append((self.store, product.sku, new, False, *fields, *counted))
             gone = sorted(current.keys() - seen - set(keep))
-            writes.extend(
-                (self.store, sku, new, True, *_TOMBSTONE, None, None, None) for sku in gone
-            )
+            writes.extend((self.store, sku, new, True, *_TOMBSTONE, *_NO_COUNT) for sku in gone)
             unchanged = len(seen) - added - changed
-            if not writes:
-                return ImportResult(self.store, old, old, 0, 0, 0, unchanged)
-            HubCatalogVersion.insert(
-                store=self.store, version=new, created_at=moment,
-                added=added, changed=changed, deleted=len(gone),
-            ).execute(self._db)  # fmt: skip
-            # executemany: peewee builds a 100,000-row insert_many ten times slower.
-            self._db.cursor().executemany(_insert_sql(self._db), writes)
+            return self._commit(old, writes, moment, (added, changed, len(gone), unchanged))
+
+    def upsert(
+        self, records: Iterable[ProductRecord], *, now: datetime | None = None
+    ) -> ImportResult:
+        """Create or replace these products' records (their counts stay): one version at most.
+
+        Runs in the caller's transaction when it holds `write_lock()` (the API's request).
+        """
+        moment = utc_naive(now or datetime.now().astimezone())
+        wanted = {record.product.sku: record for record in records}
+        with self.write_lock():
+            old = self.version()
+            current = self._state(old, skus=wanted)
+            writes: list[tuple[Any, ...]] = []
+            added = changed = 0
+            for sku, record in sorted(wanted.items()):
+                fields = _record_fields(record)
+                was = current.get(sku)
+                if was is None:
+                    added += 1
+                    counted: tuple[Any, ...] = _NO_COUNT
+                elif fields != was.fields:
+                    changed += 1
+                    counted = (was.stock, was.stock_version, was.stock_at)
+                else:
+                    continue
+                writes.append((self.store, sku, old + 1, False, *fields, *counted))
+            unchanged = len(wanted) - added - changed
+            return self._commit(old, writes, moment, (added, changed, 0, unchanged))
+
+    def delete(self, skus: Iterable[str], *, now: datetime | None = None) -> ImportResult:
+        """Delete these products (those present): one version at most."""
+        moment = utc_naive(now or datetime.now().astimezone())
+        with self.write_lock():
+            old = self.version()
+            gone = sorted(self._state(old, skus=set(skus)))
+            writes = [(self.store, sku, old + 1, True, *_TOMBSTONE, *_NO_COUNT) for sku in gone]
+            return self._commit(old, writes, moment, (0, 0, len(gone), 0))
+
+    def count(self, levels: Mapping[str, int], *, now: datetime | None = None) -> ImportResult:
+        """A stocktake of these products (those present): each count starts a new level."""
+        moment = utc_naive(now or datetime.now().astimezone())
+        with self.write_lock():
+            old = self.version()
+            current = self._state(old, skus=set(levels))
+            writes = [
+                (self.store, sku, old + 1, False, *row.fields, levels[sku], old + 1, moment)
+                for sku, row in sorted(current.items())
+            ]
+            return self._commit(old, writes, moment, (0, len(writes), 0, 0))
+
+    def _commit(
+        self,
+        old: int,
+        writes: list[tuple[Any, ...]],
+        moment: datetime,
+        tally: tuple[int, int, int, int],
+    ) -> ImportResult:
+        """Make version old + 1 of these product rows (inside `write_lock()`); none: no version."""
+        added, changed, deleted, unchanged = tally
+        if not writes:
+            return ImportResult(self.store, old, old, 0, 0, 0, unchanged)
+        new = old + 1
+        HubCatalogVersion.insert(
+            store=self.store, version=new, created_at=moment,
+            added=added, changed=changed, deleted=deleted,
+        ).execute(self._db)  # fmt: skip
+        if old == 0:
+            # A new store: its serve workers send its first version and every later one.
+            CatalogPushed.insert(store=self.store, version=0).on_conflict_ignore().execute(self._db)
+        # executemany: peewee builds a 100,000-row insert_many ten times slower.
+        self._db.cursor().executemany(_insert_sql(self._db), writes)
         log.info(
             "catalog of %s: v%d -> v%d, %d added, %d changed, %d deleted",
-            *(self.store, old, new, added, changed, len(gone)),
+            *(self.store, old, new, added, changed, deleted),
         )
-        return ImportResult(self.store, old, new, added, changed, len(gone), unchanged)
+        return ImportResult(self.store, old, new, added, changed, deleted, unchanged)
+
+    def entries(self, skus: Collection[str]) -> dict[str, CatalogEntry]:
+        """The products among `skus` now, each with the version its record last changed in."""
+        latest: dict[str, _Row] = {}
+        since: dict[str, int] = {}
+        for batch in chunked(sorted(set(skus)), _IN_BATCH):
+            for row in self._rows(HubProduct.sku.in_(batch)):
+                was = latest.get(row.sku)
+                # A count alone repeats the fields: the record, and its version, stay.
+                if was is None or was.deleted or row.deleted or was.fields != row.fields:
+                    since[row.sku] = row.version
+                latest[row.sku] = row
+        present = {sku: row for sku, row in latest.items() if not row.deleted}
+        made = self._made_at({since[sku] for sku in present})
+        return {
+            sku: CatalogEntry(
+                row.record(), since[sku], made.get(since[sku]), row.stock, row.stock_at
+            )
+            for sku, row in present.items()
+        }
+
+    def page(
+        self,
+        after: str | None,
+        limit: int,
+        *,
+        category: str | None = None,
+        tracked: bool | None = None,
+    ) -> list[CatalogEntry]:
+        """Up to `limit` products of the current catalog after SKU `after`, in SKU order."""
+        newer = HubProduct.alias()
+        newest = newer.select(fn.MAX(newer.version)).where(
+            (newer.store == HubProduct.store) & (newer.sku == HubProduct.sku)
+        )
+        where = [HubProduct.store == self.store, HubProduct.version == newest, ~HubProduct.deleted]
+        if after is not None:
+            where.append(HubProduct.sku > after)
+        if category is not None:
+            where.append(HubProduct.category == category)
+        if tracked is not None:
+            where.append(HubProduct.stock_tracked == tracked)
+        query = HubProduct.select(HubProduct.sku).where(*where).order_by(HubProduct.sku)
+        skus = [str(sku) for (sku,) in query.limit(limit).tuples().execute(self._db)]
+        found = self.entries(skus)
+        return [found[sku] for sku in skus if sku in found]
+
+    def currency(self) -> str | None:
+        """The currency the store's products are priced in (None before it has any)."""
+        query = (
+            HubProduct.select(HubProduct.currency)
+            .where(HubProduct.store == self.store, ~HubProduct.deleted)
+            .order_by(HubProduct.version.desc())
+            .limit(1)
+        )
+        found = query.tuples().execute(self._db)
+        return str(found[0][0]) if found else None
+
+    def uses_tax_class(self, tax_class: str) -> bool:
+        """Whether a product of the store was ever given this tax class."""
+        query = HubProduct.select(HubProduct.id).where(
+            HubProduct.store == self.store, HubProduct.tax_class == tax_class
+        )
+        return bool(query.limit(1).tuples().execute(self._db))
+
+    def barcode_owners(self, keys: Collection[str]) -> dict[str, str]:
+        """The current product holding each of these GTIN-14 keys, where one does."""
+        candidates: set[str] = set()
+        for key in set(keys):
+            query = HubProduct.select(HubProduct.sku).where(
+                HubProduct.store == self.store, HubProduct.barcodes.contains(key)
+            )
+            candidates.update(str(sku) for (sku,) in query.distinct().tuples().execute(self._db))
+        owners: dict[str, str] = {}
+        for sku, row in self._state(self.version(), skus=candidates).items():
+            owners.update({key: sku for key in row.fields[_CODES].split() if key in keys})
+        return owners
+
+    def moved(self, counted: Mapping[str, StockCount]) -> dict[str, int]:
+        """Per counted product, the sum of the stock movements recorded since its count."""
+        if not counted:
+            return {}
+        floor = min(count.counted_version or 0 for count in counted.values())
+        query = StockMovement.select(
+            StockMovement.sku, StockMovement.version, StockMovement.delta
+        ).where(StockMovement.store == self.store, StockMovement.version >= floor)
+        if len(counted) <= _IN_BATCH:
+            query = query.where(StockMovement.sku.in_(sorted(counted)))
+        totals: dict[str, int] = {}
+        for sku, version, delta in query.tuples().execute(self._db):
+            count = counted.get(sku)
+            if count is not None and version >= (count.counted_version or 0):
+                totals[sku] = totals.get(sku, 0) + int(delta)
+        return totals
 
     def delta(
         self, from_version: int, to_version: int | None = None, *, limit: int | None = DELTA_LIMIT
@@ -298,11 +507,12 @@ class HubCatalog:
         before = self._state(from_version, skus=[s for s, r in latest.items() if r.deleted])
         latest.update(self._state(to, skus=only_stock))  # still there at `to`
         upserts = []
+        thumbnails = self._thumbnails(row for row in latest.values() if not row.deleted)
         for sku, row in sorted(latest.items()):
             if row.deleted:
                 continue
             moved = (row.stock_version or 0) > from_version or sku in sent
-            upserts.append(row.payload(_level(row, sent.get(sku)) if moved else None))
+            upserts.append(row.payload(_level(row, sent.get(sku)) if moved else None, thumbnails))
         return CatalogDelta(
             store=self.store,
             from_version=from_version,
@@ -332,11 +542,14 @@ class HubCatalog:
             raise ValueError(f"no snapshot of v{at} (the store is at v{current})")
         levels = levels or {}
         sent = self._newest_published(at)
+        state = self._state(at)
+        thumbnails = self._thumbnails(state.values())
         payloads = [
             row.payload(
-                levels.get(sku, _level(row, sent.get(sku))) if row.stock is not None else None
+                levels.get(sku, _level(row, sent.get(sku))) if row.stock is not None else None,
+                thumbnails,
             )
-            for sku, row in sorted(self._state(at).items())
+            for sku, row in sorted(state.items())
         ]
         widest = SnapshotChunk(
             store=self.store, version=MAX_SAFE, chunk=MAX_SAFE, chunks=MAX_SAFE, products=[],
@@ -354,23 +567,32 @@ class HubCatalog:
         """The catalog at `version` (current by default) as payloads, stock = level last sent."""
         at = self.version() if version is None else version
         sent = self._newest_published(at)
+        state = self._state(at)
+        thumbnails = self._thumbnails(state.values())
         return {
-            sku: row.payload(_level(row, sent.get(sku))) for sku, row in self._state(at).items()
+            sku: row.payload(_level(row, sent.get(sku)), thumbnails) for sku, row in state.items()
         }
 
-    def counts(self, version: int | None = None, *, sent: bool = False) -> dict[str, StockCount]:
+    def counts(
+        self,
+        version: int | None = None,
+        *,
+        sent: bool = False,
+        skus: Collection[str] | None = None,
+    ) -> dict[str, StockCount]:
         """The stock-tracked products with a count at `version` (current by default).
 
-        With `sent`, each carries the level last sent for it (one more query).
+        With `sent`, each carries the level last sent for it (one more query); with `skus`,
+        only those products are read.
         """
         at = self.version() if version is None else version
-        state = self._state(at)
-        counted = [row for row in state.values() if row.stock is not None and row.fields[7]]
+        state = self._state(at, skus=skus)
+        counted = [row for row in state.values() if row.stock is not None and row.fields[_TRACKED]]
         published = self._newest_published(at) if sent and counted else {}
         return {
             row.sku: StockCount(
                 row.sku, row.fields[0], row.stock or 0, row.stock_at,
-                _level(row, published.get(row.sku)) if sent else None,
+                _level(row, published.get(row.sku)) if sent else None, row.stock_version,
             )
             for row in counted
         }  # fmt: skip
@@ -417,8 +639,33 @@ class HubCatalog:
         # strptime) costs seconds on a 100,000-product catalog. Booleans may come as 0/1.
         # The SQL is made by this database (the models are unbound: `query.sql()` would
         # use SQLite's `?` placeholders, which PostgreSQL refuses).
+        n = len(_FIELDS)
         for r in self._db.execute_sql(*self._db.get_sql_context().parse(query)):
-            yield _Row(r[0], r[1], bool(r[2]), tuple(r[3:13]), r[13], r[14], _moment(r[15]))
+            yield _Row(
+                r[0], r[1], bool(r[2]), tuple(r[3 : 3 + n]), r[3 + n], r[4 + n], _moment(r[5 + n])
+            )
+
+    def _thumbnails(self, rows: Iterable[_Row]) -> dict[str, bytes]:
+        """The thumbnail of each picture these rows show, by its sha256."""
+        shas = sorted({row.fields[_IMAGE] for row in rows if row.fields[_IMAGE]})
+        found: dict[str, bytes] = {}
+        for batch in chunked(shas, _IN_BATCH):
+            query = ProductImage.select(ProductImage.sha256, ProductImage.thumbnail).where(
+                ProductImage.sha256.in_(batch)
+            )
+            # PostgreSQL hands a bytea back as a memoryview.
+            found.update((sha, bytes(data)) for sha, data in query.tuples().execute(self._db))
+        return found
+
+    def _made_at(self, versions: Collection[int]) -> dict[int, datetime | None]:
+        """When each of these versions was made."""
+        made: dict[int, datetime | None] = {}
+        for batch in chunked(sorted(versions), _IN_BATCH):
+            query = HubCatalogVersion.select(
+                HubCatalogVersion.version, HubCatalogVersion.created_at
+            ).where(HubCatalogVersion.store == self.store, HubCatalogVersion.version.in_(batch))
+            made.update((int(v), _moment(at)) for v, at in query.tuples().execute(self._db))
+        return made
 
     def _published(self, *where: Any) -> dict[str, tuple[int, int]]:
         """Per product, the newest published (version, level) among the rows `where` picks."""

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from appliance.errors import CatalogImportError, ConfigError
+from appliance.errors import CatalogImportError, ConfigError, StoreError
 from hub.cli_options import broker_options, db_option, existing_file, tls_files
 from hub.db import HubDatabaseError, open_hub_database
 from hub.server import BrokerEndpoint
@@ -43,7 +43,7 @@ def catalog() -> None:
     "--publish/--no-publish",
     default=True,
     show_default=True,
-    help="Send the change to the store's appliances now (else they fetch it on reconnect).",
+    help="Send the change to the store's appliances now (else the serve workers send it).",
 )
 @broker_options
 def import_command(
@@ -69,12 +69,12 @@ def import_command(
     from rich.console import Console
     from rich.progress import Progress, SpinnerColumn, TextColumn
 
-    from hub.catalog import HubCatalog, create_catalog_tables
+    from hub.catalog import HubCatalog
 
     settings = _store_settings(currency, tax_classes)
     db = _open(db_url)
     try:
-        create_catalog_tables(db)
+        _migrate(db)
         hub_catalog = HubCatalog(db, store)
         # The bar goes to stderr and only to a terminal: stdout carries the summary for scripts.
         console = Console(stderr=True)
@@ -113,7 +113,7 @@ def import_command(
             endpoint = BrokerEndpoint(
                 host=host, port=port, tls=tls_files(tls_ca, tls_cert, tls_key)
             )
-            _publish_update(db, endpoint, store, result.from_version, result.version)
+            _publish_update(db, endpoint, store, result.version)
     finally:
         db.close()
 
@@ -127,12 +127,12 @@ def stock_command(stores: tuple[str, ...], db_url: str, only_oversold: bool) -> 
     from rich.console import Console
     from rich.table import Table
 
-    from hub.catalog import HubCatalog, HubCatalogVersion, create_catalog_tables
+    from hub.catalog import HubCatalog, HubCatalogVersion
     from hub.stock_levels import oversells, stock_levels, store_sales
 
     db = _open(db_url, create=False)
     try:
-        create_catalog_tables(db)
+        _migrate(db)
         if not stores:
             query = HubCatalogVersion.select(HubCatalogVersion.store).distinct()
             stores = tuple(sorted(s for (s,) in query.tuples().execute(db)))
@@ -143,13 +143,13 @@ def stock_command(stores: tuple[str, ...], db_url: str, only_oversold: bool) -> 
             levels = stock_levels(hub_catalog, store_sales(db, store))
             oversold = oversells(levels)
             table = Table(title=f"{store}: catalog v{hub_catalog.version()}")
-            for column in ("sku", "name", "counted", "sold since", "level"):
+            for column in ("sku", "name", "counted", "sold since", "moved since", "level"):
                 table.add_column(column, justify="right" if column != "name" else "left")
             for level in oversold if only_oversold else levels:
                 style = "bold red" if level.oversold else None
                 table.add_row(
-                    level.sku, level.name, str(level.counted), str(level.sold), str(level.level),
-                    style=style,
+                    level.sku, level.name, str(level.counted), str(level.sold), f"{level.moved:+d}",
+                    str(level.level), style=style,
                 )  # fmt: skip
             console.print(table)
             click.echo(f"{store}: {len(levels)} counted product(s), {len(oversold)} oversold")
@@ -184,15 +184,29 @@ def _open(url: str, *, create: bool = True) -> Any:
         raise click.ClickException(str(err)) from err
 
 
-def _publish_update(
-    db: Any, endpoint: BrokerEndpoint, store: str, from_version: int, to_version: int
-) -> None:
-    """Publish the new version to the store's devices over one short MQTT v5 session, QoS 1."""
+def _migrate(db: Any) -> None:
+    from hub.migrations import migrate
+
+    try:
+        migrate(db)
+    except StoreError as err:  # a newer hub wrote it
+        raise click.ClickException(str(err)) from err
+
+
+def _publish_update(db: Any, endpoint: BrokerEndpoint, store: str, to_version: int) -> None:
+    """Send what the store's devices were not sent yet over one short MQTT v5 session, QoS 1.
+
+    The same push the serve workers run (hub/catalog_push.py): whichever comes first sends
+    the change, and the other finds nothing left to send.
+    """
     from appliance.mqtt.client import paho_client
     from hub.catalog_publisher import CatalogPublisher
+    from hub.catalog_push import CatalogPush
     from hub.stores import devices_of
 
     if not devices_of(db, store):
+        # Nobody to tell: the version counts as sent, and a device assigned later asks.
+        CatalogPush(db, CatalogPublisher(db, lambda _topic, _data: None)).push(store)
         click.echo(f"no appliance is assigned to {store} yet: nothing to publish", err=True)
         return
     try:
@@ -215,7 +229,7 @@ def _publish_update(
         publisher = CatalogPublisher(
             db, lambda topic, data: pending.append(client.publish(topic, data, qos=1))
         )
-        sent = publisher.publish_update(store, from_version, to_version)
+        sent = CatalogPush(db, publisher).push(store)
         for info in pending:
             info.wait_for_publish(PUBLISH_TIMEOUT_S)
     except (OSError, RuntimeError, ValueError) as err:
@@ -228,7 +242,10 @@ def _publish_update(
     finally:
         client.disconnect()
         client.loop_stop()
-    click.echo(f"published {sent} message(s) to the store's appliances")
+    if sent:
+        click.echo(f"published {sent} message(s) to the store's appliances")
+    else:
+        click.echo(f"a serve worker already sent v{to_version} to the store's appliances")
 
 
 def _show_errors(errors: Sequence[object]) -> None:

@@ -2,10 +2,13 @@
 
 After a committed batch with new sales (HubServer `after_sales`) the device's store is
 marked; every PERIOD seconds (HubServer `periodic`) the worker recomputes each marked
-store's levels (the last count minus the sales ingested since), makes a stock-only
-catalog version of those that differ from the level last sent, and publishes its delta
-to the store's devices. So a device holding the current version learns a level changed
-by a batch within PERIOD seconds of its commit, plus the time to compute the levels.
+store's levels (the last count minus the sales ingested since, plus the stock movements
+recorded since), makes a stock-only catalog version of those that differ from the level
+last sent, and pushes it to the store's devices at once (hub/catalog_push.py, so the
+pushed row moves with it). So a device holding the current version learns a level
+changed by a batch within PERIOD seconds of its commit, plus the time to compute the
+levels. A movement recorded through the API makes its stock-only version itself, in its
+own transaction; the serve workers' push sends it.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from peewee import Database
 
 from hub.catalog import HubCatalog
 from hub.catalog_publisher import CatalogPublisher
+from hub.catalog_push import CatalogPush
 from hub.ingest import IngestResult
 from hub.stock_levels import SoldLine, stock_changes, store_sales
 from hub.stores import store_of
@@ -40,7 +44,7 @@ class StockCorrections:
         self, db: Database, publisher: CatalogPublisher, *, sales: Sales = store_sales
     ) -> None:
         self._db = db
-        self._publisher = publisher
+        self._push = CatalogPush(db, publisher)
         self._sales = sales
         self._lock = threading.Lock()
         self._dirty: set[str] = set()  # under _lock
@@ -77,6 +81,7 @@ class StockCorrections:
             change = stock_changes(catalog, lambda since: self._sales(self._db, store, since))
             if not change.levels:
                 return 0
-            new = catalog.add_stock_version(change)
-        self._publisher.publish_update(store, change.version, new)
+            catalog.add_stock_version(change)
+        # With whatever else the devices were not sent yet: one delta, no gap.
+        self._push.push(store)
         return 1

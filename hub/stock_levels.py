@@ -1,23 +1,28 @@
-"""A store's stock at the hub: the last count of each product minus what was sold after it.
+"""A store's stock at the hub: the last count of each product, less sales, plus movements.
 
 Sold lines come from the sales the hub ingested from the store's devices (refunds and
 voids put items back). A product's level is its last stocktake (hub/catalog.py) minus the
-lines sold at or after that count; below zero it is an oversell. The levels that differ
-from those last sent make a StockChange, which the catalog turns into a stock-only version.
+lines sold at or after that count, plus the stock movements (goods in, damage, web orders:
+hub/catalog_records.py) recorded after it; below zero it is an oversell. The levels that
+differ from those last sent make a StockChange, which the catalog turns into a stock-only
+version.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator, Mapping
+import operator
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import reduce
 from typing import Literal
 
 import msgspec
-from peewee import Database, chunked
+from peewee import Database, chunked, fn
 
 from hub.catalog import HubCatalog, StockChange, StockCount
+from hub.db import is_sqlite
 from hub.ingest import utc_naive
 from hub.models import Sale
 from hub.stores import devices_of
@@ -25,6 +30,9 @@ from hub.stores import devices_of
 log = logging.getLogger(__name__)
 
 _IN_BATCH = 500  # devices per IN (...) list: far below every parameter limit
+# Up to this many products, only the sales whose document names one of them are read;
+# past it, reading every sale costs less than so many text searches per sale.
+_NAMED_SKUS = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +46,7 @@ class SoldLine:
 
 @dataclass(frozen=True, slots=True)
 class StockLevel:
-    """A product's hub stock: the last count minus what was sold after it."""
+    """A product's hub stock: the last count minus what was sold after it, plus movements."""
 
     sku: str
     name: str
@@ -46,6 +54,7 @@ class StockLevel:
     counted_at: datetime | None
     sold: int
     level: int
+    moved: int = 0  # stock movements since the count (in: positive)
 
     @property
     def oversold(self) -> bool:
@@ -54,30 +63,53 @@ class StockLevel:
 
 
 def stock_levels(catalog: HubCatalog, sold: Iterable[SoldLine]) -> list[StockLevel]:
-    """Per counted, stock-tracked product: count minus sales after it, in SKU order."""
-    return _levels(catalog.counts(), sold)
+    """Per counted, stock-tracked product: count minus sales after it plus movements, by SKU."""
+    counted = catalog.counts()
+    return _levels(counted, sold, catalog.moved(counted))
 
 
 def stock_changes(
-    catalog: HubCatalog, sales: Callable[[datetime | None], Iterable[SoldLine]]
+    catalog: HubCatalog,
+    sales: Callable[[datetime | None], Iterable[SoldLine]],
+    *,
+    skus: Collection[str] | None = None,
 ) -> StockChange:
     """The current levels that differ from those last sent; `sales(since)` gives sold lines.
 
     Sales before the oldest count in force count for nothing, so only later ones are
     asked for. Run inside `catalog.write_lock()` so the levels and the version agree.
+    With `skus`, only those products are looked at.
     """
     version = catalog.version()
-    counted = catalog.counts(version, sent=True)
+    counted = catalog.counts(version, sent=True, skus=skus)
     if not counted:
         return StockChange(version, {})
-    times = [count.counted_at for count in counted.values() if count.counted_at is not None]
-    since = min(times) if len(times) == len(counted) else None
     changed = {
         level.sku: level.level
-        for level in _levels(counted, sales(since))
+        for level in _levels(counted, sales(_since(counted)), catalog.moved(counted))
         if level.level != counted[level.sku].sent
     }
     return StockChange(version, changed)
+
+
+def levels_of(db: Database, store: str, skus: Collection[str]) -> dict[str, StockLevel]:
+    """The levels of these products (those stock-tracked and counted), read for them alone."""
+    catalog = HubCatalog(db, store)
+    counted = catalog.counts(skus=skus)
+    if not counted:
+        return {}
+    sold = store_sales(db, store, _since(counted), skus=counted.keys())
+    return {level.sku: level for level in _levels(counted, sold, catalog.moved(counted))}
+
+
+def current_levels(db: Database, store: str, skus: Collection[str]) -> dict[str, int | None]:
+    """Each product's level now; None when it is not stock-tracked or was never counted.
+
+    Reads the store's sales since the products' counts that name them, so it is cheap for
+    a handful of products; inside a transaction it counts that transaction's own sales.
+    """
+    found = levels_of(db, store, skus)
+    return {sku: found[sku].level if sku in found else None for sku in skus}
 
 
 def oversells(levels: Iterable[StockLevel]) -> list[StockLevel]:
@@ -85,8 +117,21 @@ def oversells(levels: Iterable[StockLevel]) -> list[StockLevel]:
     return [level for level in levels if level.oversold]
 
 
-def _levels(counted: Mapping[str, StockCount], sold: Iterable[SoldLine]) -> list[StockLevel]:
-    """Count minus what was sold after it, per counted product, in SKU order."""
+def _plain(sku: str) -> bool:
+    """Whether every JSON writer writes this SKU as it is (printable ASCII, nothing escaped)."""
+    return sku.isascii() and sku.isprintable() and not any(c in sku for c in '"\\/')
+
+
+def _since(counted: Mapping[str, StockCount]) -> datetime | None:
+    """The oldest of these counts (None: one has no time, so every sale counts)."""
+    times = [count.counted_at for count in counted.values() if count.counted_at is not None]
+    return min(times) if len(times) == len(counted) else None
+
+
+def _levels(
+    counted: Mapping[str, StockCount], sold: Iterable[SoldLine], moved: Mapping[str, int]
+) -> list[StockLevel]:
+    """Count minus what was sold after it plus what moved, per counted product, by SKU."""
     totals = dict.fromkeys(counted, 0)
     for line in sold:
         count = counted.get(line.sku)
@@ -94,10 +139,9 @@ def _levels(counted: Mapping[str, StockCount], sold: Iterable[SoldLine]) -> list
             totals[line.sku] += line.quantity
     levels = []
     for sku, count in sorted(counted.items()):
-        out = totals[sku]
-        levels.append(
-            StockLevel(sku, count.name, count.count, count.counted_at, out, count.count - out)
-        )
+        out, came = totals[sku], moved.get(sku, 0)
+        level = count.count - out + came
+        levels.append(StockLevel(sku, count.name, count.count, count.counted_at, out, level, came))
     return levels
 
 
@@ -123,15 +167,39 @@ def sold_lines(document: bytes | str) -> list[SoldLine]:
     return [SoldLine(line.sku, line.quantity, at) for line in doc.lines if line.stock_tracked]
 
 
-def store_sales(db: Database, store: str, since: datetime | None = None) -> Iterator[SoldLine]:
-    """Every sold line of the store's devices from the hub's ingested sales (since a moment)."""
+def store_sales(
+    db: Database,
+    store: str,
+    since: datetime | None = None,
+    *,
+    skus: Collection[str] | None = None,
+) -> Iterator[SoldLine]:
+    """Every sold line of the store's devices from the hub's ingested sales (since a moment).
+
+    With `skus`, only the lines of those products.
+    """
     devices = devices_of(db, store)
+    wanted = None if skus is None else set(skus)
+    if wanted is not None and not wanted:
+        return
+    # The documents are JSON text: a plain SKU appears in one as "SKU" whoever wrote it.
+    # A SKU that JSON may write in more than one way (escaped) turns the search off.
+    find = fn.INSTR if is_sqlite(db) else fn.STRPOS
+    named = (
+        [find(Sale.document, f'"{sku}"') > 0 for sku in sorted(wanted)]
+        if wanted is not None and len(wanted) <= _NAMED_SKUS and all(map(_plain, wanted))
+        else []
+    )
     for batch in chunked(devices, _IN_BATCH):
         query = Sale.select(Sale.document).where(Sale.device.in_(batch))
         if since is not None:
             query = query.where(Sale.created_at >= since)
+        if named:
+            query = query.where(reduce(operator.or_, named))
         for (document,) in query.tuples().execute(db):
             try:
-                yield from sold_lines(document)
+                lines = sold_lines(document)
             except (msgspec.DecodeError, msgspec.ValidationError) as err:
                 log.warning("a stored sale of %s cannot be read for stock: %s", store, err)
+                continue
+            yield from (line for line in lines if wanted is None or line.sku in wanted)

@@ -44,6 +44,7 @@ from appliance.store.documents import SalesLedger, encode_document
 from appliance.store.migrations import migrate as migrate_device
 from hub.catalog import HubCatalog, HubCatalogVersion, StockChange, create_catalog_tables
 from hub.catalog_publisher import HEADROOM, CatalogPublisher
+from hub.catalog_push import CatalogPush
 from hub.cli_catalog import catalog as catalog_group
 from hub.cli_catalog import stock_command
 from hub.db import open_hub_database
@@ -474,12 +475,12 @@ def test_stock_corrections_publish_a_stock_only_version_to_the_store(db: Databas
 
     catalog = HubCatalog(db, STORE)
     catalog.import_products([(product(1), 5)], now=T0)
-    assign_device(db, "kiosk-1", STORE)
     sent: list[tuple[str, bytes]] = []
+    publisher = CatalogPublisher(db, lambda t, d: sent.append((t, d)))
+    assert CatalogPush(db, publisher).push(STORE) == 0  # v1 went to nobody: the store has none
+    assign_device(db, "kiosk-1", STORE)
     sold = [SoldLine("P001", 2, T0 + timedelta(minutes=1))]
-    corrections = StockCorrections(
-        db, CatalogPublisher(db, lambda t, d: sent.append((t, d))), sales=lambda *_: sold
-    )
+    corrections = StockCorrections(db, publisher, sales=lambda *_: sold)
     corrections.sales_committed("kiosk-1", IngestResult("kiosk-1", 3, 0, 3))  # resent only
     corrections.sales_committed("nobody", IngestResult("nobody", 1, 1, 0))  # in no store
     corrections.run()

@@ -25,6 +25,7 @@ from peewee import Database
 from appliance.core.catalog import Product
 from appliance.core.money import Money
 from hub.catalog import HubCatalog
+from hub.catalog_records import CatalogPushed
 from hub.server import HubServer
 from hub.stores import assign_device
 from tests.broker import MosquittoBroker
@@ -123,6 +124,20 @@ def skus(chunks: list[dict[str, Any]]) -> list[str]:
     return [p["sku"] for chunk in chunks for p in chunk["products"]]
 
 
+def pushed(db: Database, *stores: str) -> None:
+    """Wait until the serve worker has pushed the stores' catalogs (to no device yet).
+
+    Then a device assigned after it gets what it asks for, and no push on top.
+    """
+    deadline = time.monotonic() + WAIT
+    for store in stores:
+        current = HubCatalog(db, store).version()
+        query = CatalogPushed.select(CatalogPushed.version).where(CatalogPushed.store == store)
+        while query.scalar(db) != current:
+            assert time.monotonic() < deadline, f"{store} v{current} was never pushed"
+            time.sleep(0.01)
+
+
 # --- a catalog's versions belong to its store ----------------------------------------
 
 
@@ -133,6 +148,7 @@ def test_a_device_moved_to_another_store_gets_that_stores_snapshot_never_its_del
     store_b = HubCatalog(hub_db, "store-b")
     store_b.import_products([(product("B1"), None)])
     store_b.import_products([(product("B1"), None), (product("B2"), None)])  # B at v2
+    pushed(hub_db, "store-a", "store-b")
     assign_device(hub_db, "kiosk-m", "store-b")  # it held store A's v1
     device = devices("kiosk-m")
 
@@ -162,6 +178,7 @@ def test_every_catalog_request_gets_an_answer(
     serving_hub: HubServer, hub_db: Database, devices: Any
 ) -> None:
     HubCatalog(hub_db, "store-a").import_products([(product("A1"), None), (product("A2"), None)])
+    pushed(hub_db, "store-a")
     assign_device(hub_db, "kiosk-1", "store-a")
     device = devices("kiosk-1")
 
@@ -214,6 +231,7 @@ def test_a_sale_reaches_an_up_to_date_device_as_a_stock_delta_without_asking(
 ) -> None:
     catalog = HubCatalog(hub_db, "store-s")
     catalog.import_products([(product("A1"), 5), (product("B1"), 9)], now=T0)  # counted
+    pushed(hub_db, "store-s")
     for device in ("till-x", "till-y", "till-z"):
         assign_device(hub_db, device, "store-s")
     x, y = devices("till-x"), devices("till-y")
@@ -253,6 +271,7 @@ def test_every_snapshot_chunk_fits_the_packet_size_the_device_announced(
     text = "x" * 300
     rows = [(product(f"P{i:05d}", name=text, names={"de": text}), i) for i in range(2000)]
     HubCatalog(hub_db, "store-big").import_products(rows)
+    pushed(hub_db, "store-big")
     assign_device(hub_db, "kiosk-small", "store-big")
     device = devices("kiosk-small", max_packet=MAX_PACKET)
 
