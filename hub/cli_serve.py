@@ -70,12 +70,14 @@ def serve(
 
 
 def catalog_serving_hub(db: Database, endpoint: BrokerEndpoint, worker_id: str | None) -> HubServer:
-    """A hub worker that also serves the catalog: answers requests, publishes stock corrections.
+    """A hub worker that also serves the catalog: answers requests, pushes versions and levels.
 
     It also sends the commands held for a device again when the device is born, and
     records the webhook events of new sales (in their transaction) and of device status.
     """
     from hub.catalog_publisher import CatalogPublisher
+    from hub.catalog_push import PERIOD as PUSH_PERIOD
+    from hub.catalog_push import CatalogPush
     from hub.command_hold import SWEEP_EVERY, HeldCommands
     from hub.ingest import SalesIngest
     from hub.stock_corrections import PERIOD, StockCorrections
@@ -90,6 +92,8 @@ def catalog_serving_hub(db: Database, endpoint: BrokerEndpoint, worker_id: str |
 
     publisher = CatalogPublisher(db, publish, sales=lambda store: store_sales(db, store))
     corrections = StockCorrections(db, publisher)
+    # Versions made elsewhere (the API, the import CLI, another worker) reach the devices.
+    push = CatalogPush(db, publisher, ready=lambda: server is not None and server.wait_ready(0))
     held = HeldCommands(db, publish)
 
     def catalog_request(inbound: Inbound) -> None:
@@ -103,7 +107,7 @@ def catalog_serving_hub(db: Database, endpoint: BrokerEndpoint, worker_id: str |
         handlers={topics.catalog_request: catalog_request},
         after_sales=corrections.sales_committed,
         after_status=[held.on_status, DeviceEvents(db)],
-        periodic=[(PERIOD, corrections.run), (SWEEP_EVERY, held.sweep)],
+        periodic=[(PERIOD, corrections.run), (PUSH_PERIOD, push.run), (SWEEP_EVERY, held.sweep)],
     )
     return server
 
