@@ -36,6 +36,7 @@ from appliance.mqtt.payloads import (
     encode,
 )
 from hub import telemetry_history
+from hub.cached_insert import CachedInsert
 from hub.models import Device, DeviceProgress, Sale
 from hub.models import SaleRejection as RejectionRow
 from hub.stores import store_of
@@ -145,6 +146,7 @@ class SalesIngest:
         self._clock = clock or SystemClock()
         self._chunk = max(1, chunk)
         self._on_stored = on_stored
+        self._sale_insert = CachedInsert(Sale)  # peewee would render its SQL every batch
 
     def apply(self, device: str, batch: SalesBatch) -> int:
         """Store a batch in one transaction; returns the device's new acknowledgeable seq."""
@@ -177,9 +179,7 @@ class SalesIngest:
             sorted_ = self._sort(device, envelopes, held, now, store_of(db, device))
             inserted = 0
             for part in _chunks(sorted_.rows, self._chunk):
-                inserted += int(
-                    Sale.insert_many(part).on_conflict(action="NOTHING").as_rowcount().execute(db)
-                )
+                inserted += self._sale_insert.execute(db, part)
             kept = 0
             for part in _chunks(sorted_.rejections, self._chunk):
                 kept += int(
