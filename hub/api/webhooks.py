@@ -62,6 +62,15 @@ _TAGS = ["webhooks"]
 MAX_URL = 2048
 
 
+class BeingSent(Problem):
+    """409: the delivery is being attempted right now; replay it once that attempt ends."""
+
+    status_code = 409
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(409, detail)
+
+
 class EndpointIn(msgspec.Struct, frozen=True, kw_only=True):
     """A receiver to create: where to POST, which events, of which store (none: all)."""
 
@@ -414,13 +423,13 @@ def get_delivery(db: Database, principal: Principal, delivery_id: int) -> Delive
     opt=_OPT,
     tags=_TAGS,
     status_code=202,
-    raises=[NotFoundException],
+    raises=[NotFoundException, BeingSent],
 )
 def replay_delivery(db: Database, principal: Principal, delivery_id: int) -> Delivery:
     """Send a delivery again now, with the same webhook-id (a dead one comes back to life)."""
     _visible_delivery(db, principal, delivery_id)
     if not deliveries.replay(db, [delivery_id], _now()):
-        raise Problem(409, f"delivery {delivery_id} is being sent right now; look again soon")
+        raise BeingSent(f"delivery {delivery_id} is being sent right now; replay it after")
     return _delivery_view(_visible_delivery(db, principal, delivery_id))
 
 

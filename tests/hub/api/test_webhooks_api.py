@@ -286,3 +286,18 @@ def test_the_openapi_document_describes_the_webhook_routes(client: TestClient[An
     assert "post" in paths[f"{DELIVERIES}/{{delivery_id}}/replay"]
     created = document["components"]["schemas"]["CreatedEndpoint"]
     assert "secret" in created["properties"]
+
+
+def test_a_delivery_being_sent_cannot_be_replayed_until_the_attempt_ends(
+    client: TestClient[Any], bearer: Bearer, api_db: Database
+) -> None:
+    admin = bearer()
+    create(client, admin, "http://127.0.0.1:9/a")
+    sale_event(api_db, "berlin", 1)
+    (row,) = WebhookDelivery.select().execute(api_db)
+    WebhookDelivery.update(lease_owner="sender-1").execute(api_db)  # an attempt in flight
+    busy = client.post(f"{DELIVERIES}/{row.id}/replay", headers=admin)
+    assert busy.status_code == 409
+    assert busy.headers["content-type"].startswith("application/problem+json")
+    WebhookDelivery.update(lease_owner=None).execute(api_db)  # it failed; retry now
+    assert client.post(f"{DELIVERIES}/{row.id}/replay", headers=admin).status_code == 202
