@@ -9,7 +9,6 @@ for a current will. Both only read and write the hub database; delivery is elsew
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -18,6 +17,7 @@ from peewee import Database
 
 from appliance.core.clock import Clock, SystemClock
 from appliance.mqtt.payloads import DeviceStatus
+from hub.stock_levels import current_levels
 from hub.stores import store_of
 from hub.webhooks.events import (
     DEVICE_OFFLINE,
@@ -34,8 +34,6 @@ from hub.webhooks.payloads import (
     sale_data,
     to_data,
 )
-
-log = logging.getLogger(__name__)
 
 
 class SaleEvents:
@@ -77,7 +75,7 @@ class SaleEvents:
                 moved[sku] = str(row["sale_id"])
         if not moved:
             return []
-        levels = _current_levels(self._db, store, sorted(moved))
+        levels = current_levels(self._db, store, sorted(moved))
         events = []
         for sku, sale_id in moved.items():
             level = levels.get(sku)
@@ -132,13 +130,3 @@ _lines_decoder = msgspec.json.Decoder(_Lines)
 
 def _tracked_skus(document: str | bytes) -> list[str]:
     return [line.sku for line in _lines_decoder.decode(document).lines if line.stock_tracked]
-
-
-def _current_levels(db: Database, store: str, skus: list[str]) -> Mapping[str, int | None]:
-    from hub import stock_levels
-
-    levels = getattr(stock_levels, "current_levels", None)
-    if levels is None:  # the stock side predates levels folded from movements
-        log.debug("no current stock levels at this hub: stock.changed is not sent")
-        return {}
-    return levels(db, store, skus)  # type: ignore[no-any-return]
