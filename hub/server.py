@@ -51,6 +51,7 @@ from hub.device_answers import DeviceAnswers
 from hub.ingest import DeviceRecords, IngestResult, SalesIngest
 from hub.journal_ingest import JournalIngest, JournalResult
 from hub.periodic import Periodic, PeriodicWork
+from hub.sales_group import gather
 from hub.storage_faults import (
     StorageFault,
     StorageWatch,
@@ -110,6 +111,10 @@ AfterSales = Callable[[str, IngestResult], None]  # (device, result), after the 
 AfterStatus = Callable[[str, DeviceStatus], None]  # (device, status), a birth or will recorded
 
 
+def _payload_size(item: Inbound) -> int:
+    return len(item.payload)
+
+
 def default_worker_id() -> str:
     """A worker id unique on this machine: host, process and a random suffix."""
     return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(2)}"
@@ -165,6 +170,8 @@ class HubServer:
             topics.logs_up: self._counted("logs", answers.logs),
             **(handlers or {}),
         }
+        # Group commit only where this worker stores the sales itself (not a test's handler).
+        self._groups_sales = self._routes[topics.sales_up] == self._on_sales
         self._after_sales = after_sales
         self._after_status = tuple(after_status)
         # Interval work meets the database like message handling does: a fault there is
@@ -200,6 +207,11 @@ class HubServer:
     def per_device(self, name: str) -> dict[str, int]:
         """A snapshot of a per-device tally: `malformed_by_device` or `unhandled_by_device`."""
         return self._counters.per_device(name)
+
+    @property
+    def queued(self) -> int:
+        """Messages waiting for the worker thread (how far behind it is); any thread."""
+        return self._inbox.qsize()
 
     @property
     def storage_fault(self) -> StorageFault | None:
@@ -348,16 +360,28 @@ class HubServer:
 
     def _work(self) -> None:
         try:
+            pending: Inbound | None = None  # the message that ended a group, handled next
             while True:
-                try:
-                    item = self._inbox.get(timeout=self._periodic.seconds_left())
-                except queue.Empty:
-                    self._periodic.run_due()  # nothing arrived: only the periodic work is due
-                    continue
+                item: Inbound | None = pending
+                if item is not None:
+                    pending = None
+                else:
+                    try:
+                        item = self._inbox.get(timeout=self._periodic.seconds_left())
+                    except queue.Empty:
+                        self._periodic.run_due()  # nothing arrived: only the periodic work
+                        continue
                 if item is None:
                     break
-                self._count("received")
-                self._dispatch(item)
+                if self._groups_sales and self._is_sales(item):
+                    gathered = gather(item, self._inbox, self._is_sales, _payload_size)
+                    self._store_sales(gathered.group)
+                    pending = gathered.pending
+                    if gathered.stop:
+                        break
+                else:
+                    self._count("received")
+                    self._dispatch(item)
                 self._periodic.run_due()
             try:
                 self._guarded("the last counters", lambda: self._save_stats(stopped=True))()
@@ -427,13 +451,64 @@ class HubServer:
         # again makes the broker resend each device's retained status (retain handling 0).
         self._client.subscribe([(topic, 1) for topic in topics.hub_subscriptions()])
 
+    def _is_sales(self, item: Inbound) -> bool:
+        return bool(item.device) and item.topic == topics.sales_up(item.device)
+
+    def _store_sales(self, items: list[Inbound]) -> None:
+        """Store queued sales batches in one transaction, then acknowledge each (group commit).
+
+        Every ack goes out after the commit that holds its sales. A group that fails is
+        rolled back whole and each of its batches is handled on its own (a transaction
+        each, with the usual counting and retry), so one bad batch or a database hiccup
+        costs the others a second try, never their acknowledgement.
+        """
+        for _ in items:
+            self._count("received")
+        if len(items) == 1:
+            self._dispatch(items[0])
+            return
+        batches: list[tuple[Inbound, SalesBatch]] = []
+        for item in items:
+            try:
+                batches.append((item, decode(item.payload, SalesBatch)))
+            except DecodeError:
+                self._dispatch(item)  # counted and logged as malformed there
+        # Devices in one order in every worker: two workers' groups never each hold a
+        # progress row lock the other waits for (a deadlock PostgreSQL would break).
+        batches.sort(key=lambda pair: pair[0].device)
+        if not batches:
+            return
+        try:
+            with self._db.atomic():
+                results = [self._ingest.ingest(item.device, batch) for item, batch in batches]
+        except Exception as err:
+            log.debug("a group of %d sales batches failed (%s); one by one", len(batches), err)
+            for item, _ in batches:
+                self._dispatch(item)
+            return
+        if self._storage.succeeded():
+            self._resync_statuses()
+        done = [(item, result) for (item, _), result in zip(batches, results, strict=True)]
+        for item, result in done:  # every ack first: the after-sales work may query
+            self._acknowledge(item, result)
+        for item, result in done:
+            self._sales_committed(item, result)
+
     def _on_sales(self, item: Inbound) -> None:
         batch = decode(item.payload, SalesBatch)
         result = self._ingest.ingest(item.device, batch)  # committed when this returns
+        self._acknowledge(item, result)
+        self._sales_committed(item, result)
+
+    def _acknowledge(self, item: Inbound, result: IngestResult) -> None:
+        """Publish a committed batch's SalesAck."""
         self._count("batches")
         ack = SalesAck(upto_seq=result.upto_seq, rejected=list(result.rejected))
         self._answer(item, topics.sales_ack(item.device), encode(ack))
         self._count("acks")
+
+    def _sales_committed(self, item: Inbound, result: IngestResult) -> None:
+        """The after-sales work of a committed, acknowledged batch."""
         if self._after_sales is not None:
             try:
                 self._after_sales(item.device, result)

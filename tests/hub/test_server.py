@@ -429,3 +429,94 @@ def test_killing_the_hub_mid_drain_loses_and_duplicates_nothing(
 @pytest.mark.soak
 def test_killing_the_hub_mid_drain_many_times(broker: MosquittoBroker, tmp_path: Path) -> None:
     _drain_with_hub_kills(broker, tmp_path, rounds=200, seed=int(time.time()))
+
+
+class HeldIngest(SalesIngest):
+    """The ingest, held at kiosk-0's batch until released; records each call's device and
+    whether it ran inside a transaction the worker had already begun (a group commit)."""
+
+    def __init__(self, db: Database) -> None:
+        super().__init__(db)
+        self.release = threading.Event()
+        self.calls: list[tuple[str, bool]] = []
+        self._db_of_test = db
+
+    def ingest(self, device: str, batch: SalesBatch) -> IngestResult:
+        self.calls.append((device, self._db_of_test.in_transaction()))
+        if device == "kiosk-0":
+            assert self.release.wait(TIMEOUT)
+        return super().ingest(device, batch)
+
+
+def _queue_behind_a_held_batch(
+    server: HubServer, held: HeldIngest, sender: DeviceClient, batches: dict[str, list[int]]
+) -> None:
+    """kiosk-0's batch holds the worker while these batches queue up behind it."""
+    sender.publish(topics.sales_up("kiosk-0"), encode(batch("kiosk-0", [1])))
+    wait_until(lambda: bool(held.calls))
+    for name, seqs in batches.items():
+        sender.publish(topics.sales_up(name), encode(batch(name, seqs)))
+    wait_until(lambda: server.queued == len(batches))
+    held.release.set()
+
+
+def test_queued_batches_commit_together_and_every_ack_follows_that_commit(
+    start_server: Callable[..., HubServer], broker: MosquittoBroker, hub_db: Database
+) -> None:
+    held = HeldIngest(hub_db)
+    server = start_server(ingest=held)
+    devices = [f"kiosk-{n}" for n in (3, 1, 5, 2, 4)]  # queued out of order
+    acks = DeviceClient(broker, "ack-watcher", [topics.sales_ack("+")])
+    sender = DeviceClient(broker, "sender", [])
+    try:
+        _queue_behind_a_held_batch(server, held, sender, {d: [1, 2] for d in devices})
+        first = acks.next(topics.sales_ack("kiosk-0"))
+        assert ack_of(first) == 1
+        # The first ack of the group arrives only once every sale of the group is committed.
+        message = acks.messages.get(timeout=TIMEOUT)
+        assert Sale.select().count(hub_db) == 1 + 2 * len(devices)
+        received = {topics.device_of(message.topic): ack_of(message)}
+        for _ in devices[1:]:
+            message = acks.messages.get(timeout=TIMEOUT)
+            received[topics.device_of(message.topic)] = ack_of(message)
+        assert received == {d: 2 for d in devices}
+        # One transaction for the five, its devices taken in one order (no lock cycles).
+        assert held.calls == [("kiosk-0", False)] + [(d, True) for d in sorted(devices)]
+        assert server.stats.batches == server.stats.acks == 1 + len(devices)
+    finally:
+        acks.close()
+        sender.close()
+
+
+def test_a_failing_batch_in_a_group_costs_the_others_a_retry_never_their_ack(
+    start_server: Callable[..., HubServer], broker: MosquittoBroker, hub_db: Database
+) -> None:
+    held = HeldIngest(hub_db)
+    server = start_server(ingest=held)
+    install_failing_trigger(hub_db, seq=2)  # only kiosk-3's batch holds a seq 2
+    acks = DeviceClient(broker, "ack-watcher", [topics.sales_ack("+")])
+    sender = DeviceClient(broker, "sender", [])
+    good = ["kiosk-1", "kiosk-2", "kiosk-4"]
+    try:
+        batches = {"kiosk-3": [1, 2, 3], **{d: [1] for d in good}}
+        _queue_behind_a_held_batch(server, held, sender, batches)
+        received = {}
+        for _ in range(1 + len(good)):
+            message = acks.messages.get(timeout=TIMEOUT)
+            received[topics.device_of(message.topic)] = ack_of(message)
+        assert received == {"kiosk-0": 1, **{d: 1 for d in good}}
+        wait_until(lambda: server.stats.failures == 1)
+        # The group got as far as kiosk-3 and was rolled back whole (kiosk-1 and kiosk-2
+        # with it); then each batch went on its own.
+        group = [("kiosk-1", True), ("kiosk-2", True), ("kiosk-3", True)]
+        alone = [(d, False) for d in sorted(batches)]
+        assert held.calls == [("kiosk-0", False), *group, *alone]
+        assert Sale.select().where(Sale.device == "kiosk-3").count(hub_db) == 0
+        assert Sale.select().count(hub_db) == 1 + len(good)  # each once
+        remove_failing_trigger(hub_db)
+        sender.publish(topics.sales_up("kiosk-3"), encode(batch("kiosk-3", [1, 2, 3])))
+        assert ack_of(acks.next(topics.sales_ack("kiosk-3"))) == 3
+        assert acks.messages.empty()
+    finally:
+        acks.close()
+        sender.close()
