@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import signal
 from pathlib import Path
+from types import FrameType
 
 import click
 from peewee import Database
@@ -23,6 +25,12 @@ def background_services(db: Database) -> list[Service]:
     from hub.webhooks.delivery import DeliveryService
 
     return [DeliveryService(db)]
+
+
+def _exit_on_sigterm(_signum: int, _frame: FrameType | None) -> None:
+    # uvicorn stops gracefully on SIGTERM, then raises it again for the handler it found
+    # at start: this one, so a requested stop ends with status 0, as `serve` does.
+    raise SystemExit(0)
 
 
 @click.command("web")
@@ -75,6 +83,7 @@ def web(
     )
     app = create_app(db, options=options, services=background_services(db))
     click.echo(f"hub web on http://{listen}, database {redacted(db_url)}", err=True)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         uvicorn.run(
             app,
