@@ -36,6 +36,7 @@ JITTER = 0.2  # each wait is stretched or shrunk by up to this share, so retries
 MAX_ATTEMPTS = 18  # with BACKOFF, about three days of trying
 GIVE_UP_AFTER = timedelta(days=3)
 LEASE = timedelta(seconds=60)  # well above the send timeout
+KEEP = timedelta(days=30)  # delivered and dead deliveries are kept this long, for replay
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +76,7 @@ class Policy:
     max_attempts: int = MAX_ATTEMPTS
     give_up_after: timedelta = GIVE_UP_AFTER
     lease: timedelta = LEASE
+    keep: timedelta = KEEP
 
     def delay(self, failed: int, rng: random.Random) -> timedelta:
         """The wait after `failed` attempts have failed, with jitter."""
@@ -220,6 +222,26 @@ def replay(db: Database, ids: list[int], now: datetime) -> int:
                 .execute(db)
             )
     return queued
+
+
+def prune(db: Database, before: datetime) -> int:
+    """Forget deliveries finished before `before`, their attempts, and events left unused."""
+    before = utc_naive(before)
+    with db.atomic():
+        old = WebhookDelivery.select(WebhookDelivery.id).where(
+            WebhookDelivery.state << [DELIVERED, DEAD], WebhookDelivery.finished_at < before
+        )
+        WebhookAttempt.delete().where(WebhookAttempt.delivery.in_(old)).execute(db)
+        gone = int(
+            WebhookDelivery.delete()
+            .where(WebhookDelivery.state << [DELIVERED, DEAD], WebhookDelivery.finished_at < before)
+            .execute(db)
+        )
+        used = WebhookDelivery.select(WebhookDelivery.event)
+        WebhookEvent.delete().where(
+            WebhookEvent.created_at < before, WebhookEvent.id.not_in(used)
+        ).execute(db)
+    return gone
 
 
 def _chunks(items: list[int], size: int) -> list[list[int]]:

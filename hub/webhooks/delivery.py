@@ -28,6 +28,7 @@ from hub.webhooks.signing import sign_headers
 log = logging.getLogger(__name__)
 
 POLL = 0.2  # seconds between looks at the queue when nothing is happening
+PRUNE_EVERY = 3600.0  # seconds between forgetting deliveries older than the policy keeps
 CONCURRENCY = 4  # sends in flight at once, per web process
 _DB_RETRY = 2.0  # seconds to wait after a database fault before looking again
 
@@ -100,8 +101,13 @@ class DeliveryService:
 
     def _dispatch(self) -> None:
         faulted = False
+        pruned_at: float | None = None
         try:
             while not self._stopping.is_set():
+                moment = self._clock.monotonic()
+                if not faulted and (pruned_at is None or moment - pruned_at >= PRUNE_EVERY):
+                    pruned_at = moment
+                    self._prune()
                 with self._idle_lock:
                     idle = self._idle
                 try:
@@ -127,6 +133,15 @@ class DeliveryService:
             self._give_back()
         finally:
             self._db.close()
+
+    def _prune(self) -> None:
+        try:
+            gone = deliveries.prune(self._db, self._clock.now() - self._policy.keep)
+        except DatabaseError as err:  # the queue read right after meets it too, and says so
+            log.debug("webhook deliveries not pruned: %s", err)
+            return
+        if gone:
+            log.info("forgot %d webhook deliveries finished over %s ago", gone, self._policy.keep)
 
     def _give_back(self) -> None:
         unsent = []

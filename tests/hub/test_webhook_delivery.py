@@ -415,3 +415,34 @@ def test_each_sale_sends_the_stock_level_of_what_it_sold(
     }
     assert (second["data"]["level"], second["data"]["sale_id"]) == (7, sale_id_of("kiosk-1", 3))
     assert all(checked(item, secret) for item in receiver.received())
+
+
+def test_finished_deliveries_are_forgotten_after_a_month_and_pending_ones_kept(
+    wh_db: Database, receiver: Receiver, clock: SteppedClock
+) -> None:
+    add_endpoint(wh_db, receiver.url, ["sale.created"])
+    ingest = ingest_sales(wh_db, clock)
+    service = DeliveryService(wh_db, clock=clock, poll=0.05)
+    service.start()
+    try:
+        ingest.ingest("kiosk-1", SalesBatch(device="kiosk-1", sales=[envelope("kiosk-1", 1)]))
+        receiver.wait_for(lambda got: len(got) == 1)
+        settle(wh_db, clock)
+        receiver.stop()
+        ingest.ingest("kiosk-1", SalesBatch(device="kiosk-1", sales=[envelope("kiosk-1", 2)]))
+        settle(wh_db, clock)
+    finally:
+        service.stop()
+    assert [row["state"] for row in deliveries_of(wh_db)] == ["delivered", "pending"]
+    clock.step(timedelta(days=31).total_seconds())
+    later = DeliveryService(wh_db, clock=clock, poll=0.05)
+    later.start()  # prunes as it starts, then tries the pending one (and gives up: too old)
+    try:
+        settle(wh_db, clock)
+    finally:
+        later.stop()
+    (left,) = deliveries_of(wh_db)
+    assert left["event"] == event_id("sale.created", f"sale:kiosk-1:{sale_id_of('kiosk-1', 2)}")
+    assert left["state"] == "dead"
+    assert [e.id for e in WebhookEvent.select().execute(wh_db)] == [left["event"]]
+    assert {a.delivery for a in WebhookAttempt.select().execute(wh_db)} == {left["id"]}
