@@ -7,6 +7,7 @@ from peewee import DatabaseError
 
 from appliance import __version__
 from appliance.errors import ApplianceError
+from hub.cli_admin import admin_group
 from hub.cli_ca import ca_group
 from hub.cli_catalog import catalog, stock_command
 from hub.cli_command import FLEET_COMMANDS
@@ -55,6 +56,7 @@ cli.add_command(catalog)
 cli.add_command(stock_command)
 cli.add_command(web)
 cli.add_command(token_group)
+cli.add_command(admin_group)
 
 
 def main() -> None:
