@@ -30,6 +30,7 @@ class DevicePage(msgspec.Struct, frozen=True, kw_only=True):
 
     items: list[DeviceView]
     next_cursor: str | None  # the cursor of the next page; null after the last one
+    has_more: bool
 
 
 def _devices(principal: Principal) -> Any:
@@ -75,9 +76,8 @@ def list_devices(
     page = rows[:limit]
     views = device_views(db, page, sales_store=principal.store)
     more = len(rows) > limit
-    return DevicePage(
-        items=views, next_cursor=encode_cursor(_CURSOR_KIND, views[-1].id) if more else None
-    )
+    cursor_after = encode_cursor(_CURSOR_KIND, views[-1].id) if more else None
+    return DevicePage(items=views, next_cursor=cursor_after, has_more=more)
 
 
 @get(
