@@ -28,6 +28,7 @@ from litestar.openapi.spec import (
     Reference,
     Schema,
 )
+from litestar.serialization import encode_json
 
 from hub.api.problems import PROBLEM_JSON
 
@@ -153,7 +154,9 @@ def describe_problems(app: Litestar) -> None:
 def render(app: Litestar) -> str:
     """The app's OpenAPI document as docs/openapi.json holds it."""
     document = finish_document(app.openapi_schema).to_schema()
-    return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    # Through Litestar's encoder, as it serves it: examples may hold msgspec Structs.
+    plain = json.loads(encode_json(document))
+    return json.dumps(plain, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
 def current_document() -> str:
