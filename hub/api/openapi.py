@@ -2,7 +2,7 @@
 
 Litestar writes an operation's errors as its own JSON shape and calls a validation error
 400; this API answers every error as RFC 9457 problem details and bad input as 422
-(hub/api/problems.py). `describe_problems` makes the document say so for every /api/v1
+(hub/api/problems.py). `finish_document` makes the document say so for every /api/v1
 operation: 401 and 403 (the token guard covers them all), 422 where input is checked,
 and each error a handler `raises` as `application/problem+json`.
 
@@ -15,9 +15,12 @@ import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
+from litestar import Router
+from litestar.connection import ASGIConnection
+from litestar.handlers.base import BaseRouteHandler
 from litestar.openapi.spec import (
     OpenAPI,
     OpenAPIHeader,
@@ -41,6 +44,7 @@ DOCUMENT = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
 REGENERATE = "python -m hub.api.openapi"
 
 _VALIDATION = "Validation Exception"  # how Litestar names its validation error's schema
+_FINISHED = "openapi_problems_described"  # app.state key
 _PROBLEM = "Problem"
 _VALIDATION_PROBLEM = "ValidationProblem"
 _DESCRIPTIONS = {
@@ -146,9 +150,20 @@ def finish_document(document: OpenAPI) -> OpenAPI:
     return document
 
 
-def describe_problems(app: Litestar) -> None:
-    """A startup hook: finish the app's document before it is first served."""
-    finish_document(app.openapi_schema)
+def _finish_before_serving(
+    connection: ASGIConnection[Any, Any, Any, Any], _handler: BaseRouteHandler
+) -> None:
+    # A guard rather than a startup hook: the document is built when first asked for,
+    # not at every start of the app (tests start hundreds).
+    app = connection.app
+    if not app.state.get(_FINISHED):
+        finish_document(app.openapi_schema)
+        app.state[_FINISHED] = True
+
+
+def schema_router(path: str) -> Router:
+    """The routes the document and its viewers are served from (public: no token)."""
+    return Router(path, route_handlers=[], guards=[_finish_before_serving], include_in_schema=False)
 
 
 def render(app: Litestar) -> str:
