@@ -29,7 +29,7 @@ from peewee import Database
 from appliance import __version__
 from hub.api import devices, products, sales, stock, webhooks
 from hub.api.access import Principal, Scope, authenticate
-from hub.api.openapi import describe_problems
+from hub.api.openapi import schema_router
 from hub.api.problems import EXCEPTION_HANDLERS
 from hub.server import BrokerEndpoint
 
@@ -132,7 +132,7 @@ def create_app(
         },
         exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=openapi_config(),
-        on_startup=[describe_problems, *(service.start for service in services)],
+        on_startup=[service.start for service in services],
         on_shutdown=[service.stop for service in reversed(services)],
         debug=False,
     )
@@ -149,6 +149,7 @@ def openapi_config() -> OpenAPIConfig:
             "(`appliance-hub token create`)."
         ),
         path=OPENAPI_PATH,
+        openapi_router=schema_router(OPENAPI_PATH),
         components=Components(
             security_schemes={"BearerToken": SecurityScheme(type="http", scheme="bearer")}
         ),
