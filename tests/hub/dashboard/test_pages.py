@@ -1,0 +1,115 @@
+"""The dashboard's pages with a fleet in the database: what an admin reads on each.
+
+Litestar's test client on the app `appliance-hub web` serves, on SQLite and PostgreSQL;
+the fleet is written through the hub's own ingest and records (tests/hub/dashboard/seeding.py).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from peewee import Database
+
+from hub.fleet_keys import generate_fleet_keys
+from tests.hub.dashboard.conftest import Client, MakeClient, log_in
+from tests.hub.dashboard.seeding import EVIL_LINE, OUTBOX, SALES_DAY, STORE, seed
+
+
+@pytest.fixture
+def fleet_key(tmp_path: Path) -> Path:
+    """A fleet signing key."""
+    key, _ = generate_fleet_keys(tmp_path / "keys")
+    return key
+
+
+@pytest.fixture
+def seeded(dash_db: Database, fleet_key: Path) -> str:
+    """The seeded fleet; kiosk-1's lock job id."""
+    return seed(dash_db, fleet_key)
+
+
+@pytest.fixture
+def client(web: MakeClient, admin: str, seeded: str) -> Client:
+    """Logged in, on the seeded fleet; no key or broker given (sending is off)."""
+    client = web()
+    assert log_in(client).status_code == 303
+    return client
+
+
+def row_of(html: str, device: str) -> str:
+    """The fleet table's row of one device."""
+    found = re.search(rf'<tr data-device="{device}".*?</tr>', html, re.S)
+    assert found, f"no row for {device}"
+    return " ".join(found.group(0).split())
+
+
+def test_the_fleet_page_shows_each_device_with_its_status_health_and_last_sale(
+    client: Client,
+) -> None:
+    page = client.get("/fleet")
+    assert page.status_code == 200
+    assert "2 device(s), <strong>1</strong> online" in page.text
+    one = row_of(page.text, "kiosk-1")
+    assert 'data-online="yes"' in one and ">online<" in one
+    for shown in ("2.1.0", f">{OUTBOX[-1]}<", "v4", "printer p1: degraded (paper low)",
+                  "€2.50", "sale", f">{STORE}<"):  # fmt: skip
+        assert shown in one, shown
+    two = row_of(page.text, "kiosk-2")
+    assert 'data-online="no"' in two and ">offline<" in two and "no telemetry yet" in two
+    # The refreshed part alone, and the store filter.
+    rows = client.get("/fleet/rows")
+    assert "<html" not in rows.text and 'data-device="kiosk-1"' in rows.text
+    assert 'data-device="kiosk-1"' in client.get(f"/fleet?store={STORE}").text
+    elsewhere = client.get("/fleet/rows?store=hamburg").text
+    assert "kiosk-1" not in elsewhere and "0 device(s) in hamburg" in elsewhere
+
+
+def test_the_device_page_charts_its_telemetry_and_shows_jobs_logs_and_configuration(
+    client: Client, seeded: str
+) -> None:
+    page = client.get("/devices/kiosk-1?window=6h")
+    assert page.status_code == 200
+    text = page.text
+    # A chart per series, drawn on the server: one line through every report.
+    assert text.count('<svg class="chart"') == 4
+    (outbox,) = re.findall(r'aria-label="Outbox depth over time".*?</svg>', text, re.S)
+    (line,) = re.findall(r'<polyline class="line" points="([^"]+)"', outbox)
+    assert len(line.split()) == len(OUTBOX)
+    assert f"{len(OUTBOX)} report(s)" in text
+    # The job and its lifecycle, the logs (escaped), the configuration.
+    job = re.search(rf'<tr data-job="{seeded}".*?</tr>', text, re.S)
+    assert job and "SENT &gt; QUEUED &gt; IN_PROGRESS &gt; SUCCEEDED" in job.group(0)
+    assert 'data-state="SUCCEEDED"' in job.group(0) and "locked" in job.group(0)
+    assert "&lt;script&gt;alert(&#39;log&#39;)&lt;/script&gt;" in text
+    assert EVIL_LINE not in text
+    assert "Configuration: in force" in text and "idle_seconds" in text
+    # Sending is off without a key: the page says why instead of offering buttons.
+    assert "No fleet key" in text and 'name="command"' not in text
+
+    live = client.get("/devices/kiosk-1/live")
+    assert "<html" not in live.text and f'data-job="{seeded}"' in live.text
+    missing = client.get("/devices/nobody")
+    assert missing.status_code == 404 and "Unknown device" in missing.text
+
+
+def test_the_store_page_shows_the_days_sales_per_kind_and_device_and_its_oversells(
+    client: Client,
+) -> None:
+    page = client.get(f"/stores/{STORE}?day={SALES_DAY}")
+    assert page.status_code == 200
+    text = " ".join(page.text.split())
+    assert '<td>sale</td><td class="num">3</td><td class="num">€7.50</td>' in text
+    assert 'kiosk-1</a></td><td>sale</td><td class="num">3</td>' in text
+    # Counted at one, three sold after the count: two below zero.
+    assert '<td>SKU-1</td><td>Coffee</td><td class="num">1</td><td class="num">3</td>' in text
+    assert '<td class="num bad">-2</td>' in text
+    other_day = client.get(f"/stores/{STORE}?day=2020-01-01").text
+    assert "No sales that day." in other_day
+
+
+def test_the_dashboard_stays_out_of_the_api_document(client: Client) -> None:
+    paths = client.get("/api/v1/schema/openapi.json").json()["paths"]
+    assert paths and not [p for p in paths if not p.startswith("/api/v1")]
+    assert not [p for p in paths if p.split("/")[3] in ("fleet", "login", "logout")]
