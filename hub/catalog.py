@@ -243,6 +243,11 @@ class HubCatalog:
         self._db = db
         self.store = store
 
+    @property
+    def db(self) -> Database:
+        """The hub database the catalog is in."""
+        return self._db
+
     def version(self) -> int:
         """The store's current catalog version (0 before the first import)."""
         query = HubCatalogVersion.select(fn.MAX(HubCatalogVersion.version)).where(
