@@ -75,9 +75,14 @@ def event_id(type_: str, key: str) -> str:
 
 def rfc3339(moment: datetime) -> str:
     """A moment as RFC 3339 UTC text with `Z` (naive counts as UTC), to the millisecond."""
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC).replace(tzinfo=None)
-    return moment.isoformat(timespec="milliseconds") + "Z"
+    return _utc_naive(moment).isoformat(timespec="milliseconds") + "Z"
+
+
+def _utc_naive(moment: datetime) -> datetime:
+    # Naive counts as UTC (the hub stores naive UTC), never as the machine's local time.
+    if moment.tzinfo is None:
+        return moment
+    return moment.astimezone(UTC).replace(tzinfo=None)
 
 
 def event_body(type_: str, payload: Mapping[str, Any], moment: datetime) -> str:
@@ -119,7 +124,7 @@ def record_many(
         endpoints = subscribers(db, {event.type for event in events})
     if not endpoints:
         return 0
-    moment = (now or datetime.now(UTC)).astimezone(UTC).replace(tzinfo=None)
+    moment = _utc_naive(now or datetime.now(UTC))
     wanted: dict[str, tuple[Event, list[str]]] = {}
     for event in events:
         targets = [sub.endpoint for sub in endpoints if sub.wants(event.type, event.store)]

@@ -9,11 +9,13 @@ for a current will. Both only read and write the hub database; delivery is elsew
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import logging
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import msgspec
-from peewee import Database
+from peewee import Database, DatabaseError
 
 from appliance.core.clock import Clock, SystemClock
 from appliance.mqtt.payloads import DeviceStatus
@@ -35,6 +37,8 @@ from hub.webhooks.payloads import (
     to_data,
 )
 
+log = logging.getLogger(__name__)
+
 
 class SaleEvents:
     """SalesIngest's on_stored: the webhook events of a batch's new sales, in its transaction."""
@@ -54,12 +58,16 @@ class SaleEvents:
             type_ = SALE_EVENT_TYPES.get(str(row["kind"]))
             store = row.get("store")
             if type_ is not None and any(sub.wants(type_, store) for sub in endpoints):
-                data = to_data(sale_data(row))
-                events.append(Event(type_, data, store, f"sale:{device}:{row['sale_id']}"))
+                with _unless_broken(device, row["sale_id"]):
+                    data = to_data(sale_data(row))
+                    events.append(Event(type_, data, store, f"sale:{device}:{row['sale_id']}"))
         stores = {row.get("store") for row in rows}
         for store in stores:
             if store is not None and any(sub.wants(STOCK_CHANGED, store) for sub in endpoints):
-                events.extend(self._stock_events(device, store, rows))
+                with _unless_broken(device, "stock"):
+                    events.extend(self._stock_events(device, store, rows))
+        # A database error here propagates: the batch rolls back and the device sends it
+        # again, so its events are recorded with it or not at all.
         record_many(db, events, now=self._clock.now(), endpoints=endpoints)
 
     def _stock_events(
@@ -130,3 +138,16 @@ _lines_decoder = msgspec.json.Decoder(_Lines)
 
 def _tracked_skus(document: str | bytes) -> list[str]:
     return [line.sku for line in _lines_decoder.decode(document).lines if line.stock_tracked]
+
+
+@contextmanager
+def _unless_broken(device: str, what: object) -> Iterator[None]:
+    # A sale the hub has just accepted is never refused because its webhook cannot be
+    # built (that would stall the device's stream on a bug here): it is stored without
+    # the event, loudly. Database errors are not caught: the batch must roll back whole.
+    try:
+        yield
+    except DatabaseError:
+        raise
+    except Exception:
+        log.exception("no webhook event for %s of %s: building it failed", what, device)

@@ -446,3 +446,24 @@ def test_finished_deliveries_are_forgotten_after_a_month_and_pending_ones_kept(
     assert left["state"] == "dead"
     assert [e.id for e in WebhookEvent.select().execute(wh_db)] == [left["event"]]
     assert {a.delivery for a in WebhookAttempt.select().execute(wh_db)} == {left["id"]}
+
+
+def test_a_sale_is_stored_even_when_its_event_cannot_be_built(
+    wh_db: Database,
+    receiver: Receiver,
+    clock: SteppedClock,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    add_endpoint(wh_db, receiver.url, ["sale.created"])
+
+    def broken(_row: object) -> None:
+        raise ValueError("a bug in building the payload")
+
+    monkeypatch.setattr("hub.webhooks.sources.sale_data", broken)
+    result = ingest_sales(wh_db, clock).ingest(
+        "kiosk-1", SalesBatch(device="kiosk-1", sales=[envelope("kiosk-1", 1)])
+    )
+    assert (result.inserted, result.upto_seq) == (1, 1)  # acknowledged: the device moves on
+    assert WebhookEvent.select().count(wh_db) == 0
+    assert "no webhook event for kiosk-1-sale-000001 of kiosk-1" in caplog.text
