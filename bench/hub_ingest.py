@@ -1,415 +1,407 @@
-"""Hub ingest: one `appliance-hub serve` process taking sales from hundreds of devices at once.
+"""Hub ingest: `appliance-hub serve` workers taking sales from hundreds of devices at once.
 
-No TLS here, so a device is who its topic says: a few paho clients publish SalesBatch
-messages on the sales topics of many simulated devices, each device with its own sequence
-and its own flow (the next batch only after the previous one's SalesAck), and one client
-receives every SalesAck through a wildcard subscription. The hub's sale table is polled
-while it fills; ack latency is from publishing a batch to receiving its acknowledgement,
-matched by device and upto_seq.
+Simulated devices (bench/hub_fleet.py) publish SalesBatch messages through mosquitto to
+hub worker processes (bench/hub_workers.py) on a fresh database per run: SQLite as the
+embedded hub runs, and PostgreSQL (bench/postgres.py, durable defaults) with one and with
+two workers sharing the `$share` subscriptions. Three loads:
+
+- burst: every device sends its batches back to back (the next on the previous ack),
+  all starting at once: the hub's throughput. Its latency is queueing: with D devices
+  each holding B sales in flight, Little's law makes it about D*B / rate.
+- steady: the same devices and batch size, but each batch leaves at a random moment
+  (a Poisson process per device), all together at STEADY_RATE, the rate the burst row
+  measured before group commit: the same rate, arriving as it does from shops.
+- till pace: each device rings a sale every TILL_EVERY_S seconds on average and uploads
+  it at once, one sale per batch, as an appliance's uploader does when online.
 """
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import gc
-import os
-import sqlite3
-import subprocess
-import sys
-import threading
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from time import perf_counter_ns
-from typing import Any
 
-import msgspec
-import paho.mqtt.client as mqtt
-
-from appliance.core.ids import new_document_id, receipt_number
-from appliance.mqtt import topics
-from appliance.mqtt.client import paho_client
-from appliance.mqtt.payloads import (
-    DecodeError,
-    HubState,
-    SaleEnvelope,
-    SalesAck,
-    SalesBatch,
-    decode,
-    encode,
+from bench.broker import cpu_seconds, running_broker
+from bench.hub_fleet import PUBLISHERS, Fleet, FleetResult, Messages, Schedule, build_messages
+from bench.hub_workers import (
+    POLL_S,
+    Count,
+    CpuUse,
+    RowCounter,
+    hub_workers,
+    log_tails,
+    postgres_counter,
+    sqlite_counter,
+    tree_cpu_seconds,
+    worker_ids,
 )
-from appliance.store.documents import encode_document
-from bench import fixtures
-from bench.broker import BenchBroker, CpuMeter, running_broker
-from bench.result import Row
-from bench.sale_data import build_drafts
+from bench.postgres import BenchPostgres, running_postgres
+from bench.result import Row, Target
 from bench.stats import percentile, summary_us
 from bench.workdir import filesystem_of
+from hub.db import open_hub_database, sqlite_path
+from hub.migrations import migrate
 
 NAME = "hub_ingest"
-WORKER_ID = "bench-hub"
-PUBLISHERS = 4  # paho clients sharing the simulated devices
-PRODUCTS = 30
-DISTINCT_CARTS = 50  # sale drafts reused (with fresh ids) across devices
-POLL_S = 0.05  # how often the hub's sale table is counted
+log = logging.getLogger("bench")
 READY_S = 30.0
 STALL_S = 30.0  # no acknowledgement for this long: the run failed, not a slow sample
-STOP_S = 10.0
 NS_PER_S = 1_000_000_000
 NS_PER_MS = 1_000_000
-# Started like the console script, without needing it on PATH, from this checkout's code.
-HUB_COMMAND = (sys.executable, "-c", "from hub.cli import main; main()", "serve")
-SOURCE_ROOT = Path(__file__).resolve().parents[1]
+LATENCY_TARGET_MS = 250.0
+SEED = 15
 
 
 @dataclass(frozen=True, slots=True)
 class Sizes:
-    """Simulated devices, batches each device sends, and sales per batch."""
+    """The fleet and the three loads."""
 
     devices: int
-    batches: int
-    per_batch: int
-
-    @property
-    def sales(self) -> int:
-        """Sales the hub must end up holding."""
-        return self.devices * self.batches * self.per_batch
-
-
-FULL = Sizes(devices=500, batches=3, per_batch=20)
-QUICK = Sizes(devices=50, batches=2, per_batch=20)
+    burst_batches: int  # per device
+    per_batch: int  # sales per batch, burst and steady
+    steady_rate: float  # sales/s offered in all
+    steady_s: float
+    till_every_s: float  # a till's mean time between two sales
+    till_s: float
 
 
-# --- what the devices send (built before timing) -----------------------------------------
-
-
-def _device_name(index: int) -> str:
-    return f"sim-{index:04d}"
-
-
-def _batches(sizes: Sizes) -> dict[str, list[tuple[int, bytes]]]:
-    """Per device, its encoded SalesBatch messages with the upto_seq each should be acked at."""
-    products = [p for p in map(fixtures.product, range(PRODUCTS * 2)) if not p.age_restriction]
-    drafts = build_drafts(products[:PRODUCTS], DISTINCT_CARTS)
-    plan: dict[str, list[tuple[int, bytes]]] = {}
-    for d in range(sizes.devices):
-        device = _device_name(d)
-        messages = []
-        for b in range(sizes.batches):
-            envelopes = []
-            for seq in range(b * sizes.per_batch + 1, (b + 1) * sizes.per_batch + 1):
-                draft = dataclasses.replace(
-                    drafts[(d + seq) % len(drafts)], id=new_document_id(), device_id=device
-                )
-                sale = draft.seal(seq, receipt_number(f"S{d:04d}", seq))
-                envelopes.append(
-                    SaleEnvelope(
-                        seq=seq, sale_id=sale.id, document=msgspec.Raw(encode_document(sale))
-                    )
-                )
-            payload = encode(SalesBatch(device=device, sales=envelopes))
-            messages.append((envelopes[-1].seq, payload))
-        plan[device] = messages
-    return plan
-
-
-# --- the hub process ----------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def _hub_process(
-    workdir: Path, broker: BenchBroker, database: Path
-) -> Iterator[subprocess.Popen[bytes]]:
-    """`appliance-hub serve` as a child process on the broker; SIGTERM by PID afterwards."""
-    command = [
-        *HUB_COMMAND,
-        "--db",
-        f"sqlite:///{database}",
-        "--host",
-        broker.host,
-        "--port",
-        str(broker.port),
-        "--worker-id",
-        WORKER_ID,
-        "--log-level",
-        "WARNING",
-    ]
-    path = os.pathsep.join(p for p in (str(SOURCE_ROOT), os.environ.get("PYTHONPATH")) if p)
-    log_path = workdir / "hub.log"
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen(
-            command,
-            cwd=workdir,
-            env={**os.environ, "PYTHONPATH": path},
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        yield process
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=STOP_S)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=STOP_S)
-
-
-# --- the simulated fleet -------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class _Device:
-    """One simulated appliance: its messages, the next one to send, when each was sent."""
-
-    name: str
-    client: mqtt.Client
-    messages: list[tuple[int, bytes]]
-    next: int = 0
-    sent_ns: dict[int, int] = field(default_factory=dict)
-
-
-class _Fleet:
-    """Sends each device's next batch on its previous ack; records ack latencies."""
-
-    def __init__(self, devices: list[_Device]) -> None:
-        self._devices = {d.name: d for d in devices}
-        self._expected = sum(len(d.messages) for d in devices)
-        self._lock = threading.Lock()
-        self.latencies_ns: list[int] = []
-        self.unexpected = 0
-        self.hub_online = threading.Event()
-        self.done = threading.Event()
-        self.last_ack_ns = 0
-
-    def wait_done(self, stall_s: float) -> None:
-        """Block until every batch is acknowledged; raise when acks stop for `stall_s`."""
-        seen = -1
-        while not self.done.wait(stall_s):
-            with self._lock:
-                acked = len(self.latencies_ns)
-            if acked == seen:
-                raise RuntimeError(
-                    f"no acknowledgement for {stall_s:g} s: {acked} of {self._expected} "
-                    f"batches acked, {self.unexpected} unexpected acks"
-                )
-            seen = acked
-
-    def send_next(self, device: _Device) -> None:
-        """Publish the device's next batch (main thread at first, then the ack thread)."""
-        upto, payload = device.messages[device.next]
-        device.next += 1
-        device.sent_ns[upto] = perf_counter_ns()
-        device.client.publish(topics.sales_up(device.name), payload, qos=1)
-
-    def on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
-        """An ack (or the hub state) arrived on the listener's network thread."""
-        now = perf_counter_ns()
-        if message.topic == topics.HUB_STATE:
-            with contextlib.suppress(DecodeError):
-                state = decode(bytes(message.payload), HubState)
-                if state.online and state.hub_id == WORKER_ID:
-                    self.hub_online.set()
-            return
-        device = self._devices.get(topics.device_of(message.topic) or "")
-        try:
-            upto = decode(bytes(message.payload), SalesAck).upto_seq
-        except DecodeError:
-            upto = -1
-        sent = device.sent_ns.pop(upto, None) if device is not None else None
-        with self._lock:
-            if device is None or sent is None:
-                self.unexpected += 1
-                return
-            self.latencies_ns.append(now - sent)
-            self.last_ack_ns = now
-            if len(self.latencies_ns) == self._expected:
-                self.done.set()
-        if device.next < len(device.messages):
-            self.send_next(device)
-
-
-def _client(name: str, broker: BenchBroker) -> mqtt.Client:
-    client = paho_client(name)
-    client.connect(broker.host, broker.port, keepalive=60, clean_start=True)
-    client.loop_start()
-    return client
-
-
-class _RowCounter:
-    """Counts the hub's sale rows every POLL_S seconds in its own thread (read-only)."""
-
-    def __init__(self, database: Path) -> None:
-        self._database = database
-        self.samples: list[tuple[int, int]] = []  # (perf_counter_ns, rows)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._poll, name="bench-row-counter", daemon=True)
-
-    def start(self) -> None:
-        """Start polling."""
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Take a last sample and stop."""
-        self._stop.set()
-        self._thread.join(STOP_S)
-
-    def _poll(self) -> None:
-        connection = sqlite3.connect(f"file:{self._database}?mode=ro", uri=True)
-        try:
-            while True:
-                stopping = self._stop.wait(POLL_S)
-                rows = connection.execute("SELECT COUNT(*) FROM sale").fetchone()[0]
-                self.samples.append((perf_counter_ns(), int(rows)))
-                if stopping:
-                    return
-        finally:
-            connection.close()
-
-
-# --- the benchmark -------------------------------------------------------------------------
+# 3,000 sales/s: what the burst row measured on this code before group commit (2,825 and
+# 3,156 sales/s in two runs); the steady row offers that rate.
+FULL = Sizes(500, 3, 20, 3000.0, 10.0, 10.0, 20.0)
+QUICK = Sizes(50, 2, 20, 500.0, 1.5, 1.0, 1.5)
 
 
 @dataclass(frozen=True, slots=True)
-class Outcome:
-    """One ingest run: start, row samples, ack latencies, and the hub's final state."""
+class Measured:
+    """One run: what the devices saw, the sale table filling, and the CPU each part used."""
 
-    start_ns: int
+    fleet: FleetResult
     samples: list[tuple[int, int]]
-    latencies_ns: list[int]
-    last_ack_ns: int
-    unexpected_acks: int
     cpu_s: dict[str, float]
+    sales: int
+    workers: int
+    database: str
+
+    @property
+    def latencies_ns(self) -> list[int]:
+        """Each batch's ack latency."""
+        return self.fleet.latencies_ns
+
+    def ms(self, q: float) -> float:
+        """The q-th percentile ack latency in milliseconds."""
+        return percentile(self.latencies_ns, q) / NS_PER_MS
+
+    def seconds_to_all_rows(self) -> float:
+        """From the first send until the polled sale table held every sale."""
+        for at, count in self.samples:
+            if count >= self.sales:
+                return (at - self.fleet.start_ns) / NS_PER_S
+        raise RuntimeError(f"the hub never held {self.sales} rows: {self.samples[-3:]}")
+
+    def rate(self) -> float:
+        """Sales per second into the table."""
+        return self.sales / self.seconds_to_all_rows()
+
+    def details(self) -> dict[str, object]:
+        """What the JSON report keeps of this run."""
+        hub_cpu = sum(v for k, v in self.cpu_s.items() if k.startswith("bench-hub"))
+        db_cpu = self.cpu_s.get("postgres", 0.0)
+        sent_s = (self.fleet.last_send_ns - self.fleet.start_ns) / NS_PER_S
+        return {
+            "database": self.database,
+            "workers": self.workers,
+            "sales": self.sales,
+            "batches": len(self.latencies_ns),
+            "seconds_to_all_rows": round(self.seconds_to_all_rows(), 3),
+            "seconds_sending": round(sent_s, 3),
+            "ack_latency": summary_us(self.latencies_ns),
+            "unexpected_acks": self.fleet.unexpected_acks,
+            "cpu_s": self.cpu_s,  # this_process = the simulated devices
+            "hub_cpu_us_per_sale": round(hub_cpu / self.sales * 1e6, 1),
+            "postgres_cpu_us_per_sale": round(db_cpu / self.sales * 1e6, 1) if db_cpu else None,
+            "row_samples": len(self.samples),
+        }
 
 
-def _time_to(samples: list[tuple[int, int]], rows: int, start_ns: int) -> float:
-    """Seconds from start until the first sample holding at least `rows` rows."""
-    for at, count in samples:
-        if count >= rows:
-            return (at - start_ns) / NS_PER_S
-    raise RuntimeError(f"the hub never held {rows} rows: {samples[-3:]}")
+Drive = Callable[[Fleet], FleetResult]
+TEMPLATE = "hub_template"
 
 
-def measure(workdir: Path, sizes: Sizes) -> Outcome:
-    """Start broker and hub, let every simulated device drain its batches, time it all."""
-    plan = _batches(sizes)
-    database = workdir / "hub.db"
-    with running_broker(workdir / "broker") as broker:
-        listener = _client("bench-acks", broker)
-        publishers = [_client(f"bench-pub-{k}", broker) for k in range(PUBLISHERS)]
-        devices = [
-            _Device(name, publishers[i % PUBLISHERS], messages)
-            for i, (name, messages) in enumerate(plan.items())
-        ]
-        fleet = _Fleet(devices)
-        listener.on_message = fleet.on_message
-        try:
-            listener.subscribe([(topics.HUB_STATE, 1), (topics.sales_ack("+"), 1)])
-            with _hub_process(workdir, broker, database) as hub:
-                if not fleet.hub_online.wait(READY_S):
-                    raise RuntimeError(f"hub not online: {_tail(workdir / 'hub.log')}")
-                counter = _RowCounter(database)
-                counter.start()
-                gc.collect()
-                cpu = CpuMeter({"hub": hub.pid, "broker": broker.pid})
-                start = perf_counter_ns()
-                for device in devices:
-                    fleet.send_next(device)
-                try:
-                    fleet.wait_done(STALL_S)
-                finally:
-                    counter.stop()
-                cpu_s = cpu.used()
-        finally:
-            for client in (*publishers, listener):
-                client.disconnect()
-                client.loop_stop()
-    _check_stored(database, sizes)
-    return Outcome(
-        start, counter.samples, fleet.latencies_ns, fleet.last_ack_ns, fleet.unexpected, cpu_s
-    )
+class _Database:
+    """A fresh hub database for one run: its URL, how to count its sales, and its CPU."""
+
+    def __init__(self, url: str, postgres: BenchPostgres | None = None) -> None:
+        self.url = url
+        self.kind = "sqlite" if postgres is None else "postgresql"
+        self._postgres = postgres
+
+    @classmethod
+    def sqlite(cls, workdir: Path) -> _Database:
+        """A hub database file the worker creates."""
+        workdir.mkdir(parents=True, exist_ok=True)
+        return cls(f"sqlite:///{(workdir / 'hub.db').resolve()}")
+
+    @classmethod
+    def postgresql(cls, postgres: BenchPostgres, name: str) -> _Database:
+        """A copy of the migrated template on the server."""
+        return cls(postgres.new_database(name, template=TEMPLATE), postgres)
+
+    def counter(self) -> tuple[Count, Callable[[], None]]:
+        """Count the sale table (opened once the hub has created it)."""
+        if self._postgres is None:
+            return sqlite_counter(Path(sqlite_path(self.url)))
+        return postgres_counter(self.url)
+
+    def cpu(self) -> dict[str, Callable[[], float]]:
+        """The database server's CPU reading, when it is a server."""
+        if self._postgres is None:
+            return {}
+        pid = self._postgres.pid
+        return {"postgres": lambda: tree_cpu_seconds(pid)}
 
 
-def _check_stored(database: Path, sizes: Sizes) -> None:
-    """Every device's every sale is in the hub once, and its progress is at the end."""
-    connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+def migrated_template(postgres: BenchPostgres) -> None:
+    """The migrated hub database each run copies (as a deployment migrates once, then
+    starts its workers: they find the schema current)."""
+    db = open_hub_database(postgres.new_database(TEMPLATE))
     try:
-        rows, devices = connection.execute(
-            "SELECT COUNT(*), COUNT(DISTINCT device) FROM sale"
-        ).fetchone()
-        done = connection.execute(
-            "SELECT COUNT(*) FROM device_progress WHERE upto_seq = ?",
-            (sizes.batches * sizes.per_batch,),
-        ).fetchone()[0]
+        migrate(db)
     finally:
-        connection.close()
-    if (rows, devices, done) != (sizes.sales, sizes.devices, sizes.devices):
-        raise RuntimeError(f"hub holds {rows} sales of {devices} devices, {done} complete")
+        db.close()
 
 
-def _tail(path: Path) -> str:
-    try:
-        return path.read_text(errors="replace")[-2000:]
-    except OSError:
-        return ""
-
-
-def run(workdir: Path, *, quick: bool) -> list[Row]:
-    """Ingest from many simulated appliances at once: sales/s into the table, ack latency."""
-    sizes = QUICK if quick else FULL
+def measure(
+    workdir: Path,
+    database: _Database,
+    plan: dict[str, Messages],
+    drive: Drive,
+    *,
+    workers: int = 1,
+) -> Measured:
+    """Broker and hub workers on a fresh database; the devices send as `drive` says; timed."""
+    began = time.monotonic()
     workdir.mkdir(parents=True, exist_ok=True)
-    outcome = measure(workdir, sizes)
-    total_s = _time_to(outcome.samples, sizes.sales, outcome.start_ns)
-    rate = sizes.sales / total_s
-    low, high = round(sizes.sales * 0.1), round(sizes.sales * 0.9)
-    steady_s = _time_to(outcome.samples, high, outcome.start_ns) - _time_to(
-        outcome.samples, low, outcome.start_ns
+    sales = sum(messages[-1][0] for messages in plan.values() if messages)  # seqs from 1
+    with running_broker(workdir / "broker") as broker, Fleet(broker, plan) as fleet:
+        ids = worker_ids(workers)
+        with hub_workers(workdir, broker, database.url, workers) as hubs:
+            if not fleet.wait_online(set(ids), READY_S):
+                raise RuntimeError(f"hub workers not online: {log_tails(workdir)}")
+            count, close = database.counter()
+            try:
+                readings = {name: _pid_cpu(p.pid) for name, p in hubs.items()}
+                readings["broker"] = _pid_cpu(broker.pid)
+                readings.update(database.cpu())
+                gc.collect()
+                with RowCounter(count) as counter:
+                    cpu = CpuUse(readings)
+                    result = drive(fleet)
+                    cpu_s = cpu.used()
+            finally:
+                close()
+    held = counter.samples[-1][1] if counter.samples else 0
+    if held != sales:  # every batch was acknowledged: each of its sales is there, once
+        raise RuntimeError(f"the hub holds {held} sales, {sales} were acknowledged")
+    log.info("%s %s: %.1f s in all", NAME, workdir.name, time.monotonic() - began)
+    return Measured(result, counter.samples, cpu_s, sales, workers, database.kind)
+
+
+def _pid_cpu(pid: int | None) -> Callable[[], float]:
+    return lambda: cpu_seconds(pid)
+
+
+# --- the rows ----------------------------------------------------------------------------
+
+
+def _setup(sizes: Sizes) -> str:
+    return (
+        f"{sizes.devices} simulated devices over {PUBLISHERS} paho clients, acks through one "
+        "wildcard subscription, mosquitto on loopback, hub workers = `appliance-hub serve` "
+        "child processes on a fresh database (SQLite: WAL, synchronous=FULL; PostgreSQL: "
+        "fsync and synchronous_commit on), all on this machine (see cpus in the environment)."
     )
-    latencies = outcome.latencies_ns
-    setup = (
-        f"{sizes.devices} simulated devices x {sizes.batches} batches x {sizes.per_batch} "
-        f"sales ({sizes.sales} sales) over {PUBLISHERS} paho clients, one batch in flight per "
-        "device (the next on its SalesAck); acks through one wildcard subscription. Hub = one "
-        "`appliance-hub serve` child process, fresh SQLite db (WAL, synchronous=FULL), "
-        "mosquitto on loopback, all on this machine (see cpus in the environment)."
+
+
+def _burst_note(sizes: Sizes) -> str:
+    return (
+        f"Burst (closed loop): each device sends {sizes.burst_batches} batches of "
+        f"{sizes.per_batch} sales back to back, the next on the previous SalesAck, all "
+        "starting at once; a throughput test."
     )
-    details = {
-        "devices": sizes.devices,
-        "batches_per_device": sizes.batches,
-        "sales_per_batch": sizes.per_batch,
-        "sales": sizes.sales,
-        "publisher_clients": PUBLISHERS,
-        "seconds_to_all_rows": round(total_s, 3),
-        "seconds_to_last_ack": round((outcome.last_ack_ns - outcome.start_ns) / NS_PER_S, 3),
-        "steady_rate_10_to_90_pct": round((high - low) / steady_s) if steady_s > 0 else None,
-        "ack_latency": summary_us(latencies),
-        "unexpected_acks": outcome.unexpected_acks,
-        "cpu_s_during_ingest": outcome.cpu_s,  # this_process = the simulated devices
-        "hub_cpu_share": round(outcome.cpu_s["hub"] / total_s, 2),
-        "row_samples": len(outcome.samples),
-        "poll_s": POLL_S,
-        "database_filesystem": filesystem_of(workdir),
-    }
-    return [
+
+
+def _steady_note(sizes: Sizes) -> str:
+    per_device_s = sizes.devices * sizes.per_batch / sizes.steady_rate
+    return (
+        f"Steady (open loop): batches of {sizes.per_batch} sales, each leaving at a random "
+        f"moment (a Poisson process per device, one batch every {per_device_s:.2g} s on "
+        f"average), {sizes.steady_rate:g} sales/s offered in all for {sizes.steady_s:g} s: "
+        "the rate the burst row reached before group commit, spread in time as independent "
+        "shops spread it. That is far above one till's pace: it stands for a larger fleet's "
+        "sales, or a fleet catching up after an outage."
+    )
+
+
+def _till_note(sizes: Sizes) -> str:
+    return (
+        f"Till pace (open loop): each device rings a sale every {sizes.till_every_s:g} s on "
+        "average (a busy till: a sale every 10-30 s) and uploads it at once as a batch of "
+        f"one, as the appliance's uploader does when online; {sizes.till_s:g} s."
+    )
+
+
+LATENCY = (
+    "Latency = publish of a batch to the first SalesAck of its device covering its last "
+    "seq (the hub acks after its commit)."
+)
+
+
+def _latency_row(metric: str, run: Measured, note: str) -> Row:
+    return Row(
+        NAME,
+        metric,
+        run.ms(99),
+        "ms",
+        target=Target(LATENCY_TARGET_MS, at_most=True),
+        note=f"{note} {LATENCY} p50 {run.ms(50):.1f} ms, p99 {run.ms(99):.1f} ms.",
+        details=run.details(),
+    )
+
+
+def _sqlite_rows(workdir: Path, sizes: Sizes, burst: dict[str, Messages]) -> list[Row]:
+    setup = _setup(sizes)
+    where = workdir / "sqlite-burst"
+    run = measure(where, _Database.sqlite(where), burst, lambda f: f.run_closed_loop(STALL_S))
+    little_ms = sizes.devices * sizes.per_batch / run.rate() * 1000
+    rows = [
         Row(
             NAME,
             "rate",
-            rate,
+            run.rate(),
             "sales/s",
-            note=f"{setup} Rate = sales / time until the polled sale table held them all.",
-            details=details,
+            target=Target(sizes.steady_rate, at_most=False),
+            note=(
+                f"SQLite, one worker. {_burst_note(sizes)} {setup} Rate = sales / time until "
+                "the polled sale table held them all; target: the rate the old bench reached."
+            ),
+            details={**run.details(), "poll_s": POLL_S, "filesystem": filesystem_of(workdir)},
         ),
         Row(
             NAME,
             "p99 ack latency",
-            percentile(latencies, 99) / NS_PER_MS,
+            run.ms(99),
             "ms",
             note=(
-                f"{setup} Latency = publish of a batch to its SalesAck (matched by device "
-                "and upto_seq); every device keeps the hub's queue full, so this is mostly "
-                "queueing behind the other devices' batches."
+                f"SQLite, one worker. {_burst_note(sizes)} {LATENCY} Every device keeps a batch "
+                f"queued, so this is queueing: Little's law gives devices x sales per batch / "
+                f"rate = {little_ms:.0f} ms. See the steady rows for the latency at that rate."
             ),
-            details={"ack_latency": details["ack_latency"], "batches": len(latencies)},
+            details={**run.details(), "littles_law_ms": round(little_ms, 1)},
         ),
     ]
+    schedule = Schedule.poisson(
+        devices=sizes.devices,
+        per_batch=sizes.per_batch,
+        sales_per_s=sizes.steady_rate,
+        seconds=sizes.steady_s,
+        seed=SEED,
+    )
+    steady_plan = build_messages(schedule.batch_counts(), sizes.per_batch)
+    where = workdir / "sqlite-steady"
+    run = measure(
+        where, _Database.sqlite(where), steady_plan, lambda f: f.run_open_loop(schedule, STALL_S)
+    )
+    rows.append(
+        _latency_row("steady p99 ack latency", run, f"SQLite, one worker. {_steady_note(sizes)}")
+    )
+    till = Schedule.poisson(
+        devices=sizes.devices,
+        per_batch=1,
+        sales_per_s=sizes.devices / sizes.till_every_s,
+        seconds=sizes.till_s,
+        seed=SEED + 1,
+    )
+    till_plan = build_messages(till.batch_counts(), 1)
+    where = workdir / "sqlite-till"
+    run = measure(
+        where, _Database.sqlite(where), till_plan, lambda f: f.run_open_loop(till, STALL_S)
+    )
+    rows.append(
+        _latency_row("till-pace p99 ack latency", run, f"SQLite, one worker. {_till_note(sizes)}")
+    )
+    return rows
+
+
+def _postgres_rows(workdir: Path, sizes: Sizes, burst: dict[str, Messages]) -> list[Row]:
+    schedule = Schedule.poisson(
+        devices=sizes.devices,
+        per_batch=sizes.per_batch,
+        sales_per_s=sizes.steady_rate,
+        seconds=sizes.steady_s,
+        seed=SEED + 2,
+    )
+    steady_plan = build_messages(schedule.batch_counts(), sizes.per_batch)
+    bursts: dict[int, Measured] = {}
+    steadies: dict[int, Measured] = {}
+    with running_postgres(workdir / "postgres") as postgres:
+        migrated_template(postgres)
+        for workers in (1, 2):
+            name = f"pg{workers}_burst"
+            bursts[workers] = measure(
+                workdir / name,
+                _Database.postgresql(postgres, name),
+                burst,
+                lambda f: f.run_closed_loop(STALL_S),
+                workers=workers,
+            )
+            name = f"pg{workers}_steady"
+            steadies[workers] = measure(
+                workdir / name,
+                _Database.postgresql(postgres, name),
+                steady_plan,
+                lambda f: f.run_open_loop(schedule, STALL_S),
+                workers=workers,
+            )
+    setup = _setup(sizes)
+    one = bursts[1].rate()
+    rows = []
+    for workers in (1, 2):
+        label = "1 worker" if workers == 1 else f"{workers} workers"
+        where = f"PostgreSQL, {label} sharing `$share/hub/...`."
+        compared = workers > 1
+        rows.append(
+            Row(
+                NAME,
+                f"postgres rate, {label}",
+                bursts[workers].rate(),
+                "sales/s",
+                baseline=one if compared else None,
+                baseline_name="1 worker on the same PostgreSQL, this run" if compared else "",
+                ratio=bursts[workers].rate() / one if compared else None,
+                note=(
+                    f"{where} {_burst_note(sizes)} {setup} Rate = sales / time until the "
+                    "polled sale table held them all. Workers, broker, PostgreSQL and the "
+                    "simulated devices share this machine's cores."
+                ),
+                details=bursts[workers].details(),
+            )
+        )
+        rows.append(
+            _latency_row(
+                f"postgres steady p99 ack latency, {label}",
+                steadies[workers],
+                f"{where} {_steady_note(sizes)}",
+            )
+        )
+    return rows
+
+
+def run(workdir: Path, *, quick: bool) -> list[Row]:
+    """Ingest from many simulated appliances: throughput, and ack latency at a steady rate."""
+    sizes = QUICK if quick else FULL
+    workdir.mkdir(parents=True, exist_ok=True)
+    burst = build_messages([sizes.burst_batches] * sizes.devices, sizes.per_batch)
+    return _sqlite_rows(workdir, sizes, burst) + _postgres_rows(workdir, sizes, burst)
