@@ -14,6 +14,7 @@ from appliance.screens.customer.payment_presenter import PaymentPresenter
 from appliance.screens.customer.receipt_presenter import ReceiptPresenter
 from appliance.screens.customer.staff_pin_presenter import StaffCheck
 from appliance.screens.customer.still_there_presenter import IdlePresenter
+from appliance.screens.pictures import PictureLoader
 from appliance.screens.presenters.cart import CartPresenter
 from appliance.screens.presenters.context import ScreenContext
 from appliance.screens.presenters.drawer_watch import DrawerWatch
@@ -67,8 +68,9 @@ class Presenters:
     report: ReportPresenter
     void: VoidPresenter
     reprint: ReprintPresenter
-    # Not a view's presenter: the sound each scan makes.
+    # Not views' presenters: the sound each scan makes, the pictures rows show.
     scan_sounds: ScanSounds
+    pictures: PictureLoader
 
     def by_name(self) -> dict[str, object]:
         """Each presenter under its field name, for the app to expose to `.kv` rules."""
@@ -136,6 +138,7 @@ def build_presenters(ctx: ScreenContext) -> Presenters:
         void=void,
         reprint=reprint,
         scan_sounds=sounds,
+        pictures=PictureLoader(ctx.bus),
     )
 
 

@@ -18,6 +18,7 @@ from kivy.uix.modalview import ModalView
 from kivy.uix.recycleview.views import RecycleDataViewBehavior
 from kivy.uix.screenmanager import Screen
 
+from appliance.screens.pictures import Thumbnail  # noqa: F401  (defined there, named in kv)
 from appliance.screens.row_list import RowList  # noqa: F401  (defined there, named in kv)
 
 
@@ -129,7 +130,7 @@ class TextKeyboard(BoxLayout):
 
 
 class CartRow(RecycleDataViewBehavior, BoxLayout):
-    """One cart line in the list: name, quantity with - and +, amount, remove."""
+    """One cart line in the list: picture, name, quantity with - and +, amount, remove."""
 
     line_id = NumericProperty(-1)
     name = StringProperty("")
@@ -141,3 +142,4 @@ class CartRow(RecycleDataViewBehavior, BoxLayout):
     needs_age_check = BooleanProperty(False)
     highlight = BooleanProperty(False)
     editable = BooleanProperty(True)
+    picture = StringProperty("")  # the picture's file ("" none), read only while on show

@@ -14,6 +14,7 @@ from appliance.core.catalog import Product
 from appliance.core.money import Money
 from appliance.store.models import Barcode
 from appliance.store.models import Product as ProductRow
+from appliance.store.thumbnails import folder_beside
 
 _COLUMNS = (
     "p.sku, p.name, p.names, p.price_minor, p.currency, p.tax_class, p.category,"
@@ -95,6 +96,13 @@ class SqliteCatalog:
 
     def __init__(self, db: SqliteDatabase) -> None:
         self._db = db
+        self._pictures = folder_beside(db.database)
+
+    def picture_path(self, name: str) -> str:
+        """The file of the picture a product names (its `thumbnail`); "" for none."""
+        if not name or self._pictures is None:
+            return ""
+        return str(self._pictures / name)
 
     def by_barcode_key(self, key: str) -> Product | None:
         """The product carrying a normalised GTIN."""

@@ -463,6 +463,10 @@ class MemoryCatalog:
         """The product carrying a normalised GTIN."""
         return self._current().barcode(key)
 
+    def picture_path(self, name: str) -> str:
+        """The file of the picture a product names (its `thumbnail`); "" for none. Any thread."""
+        return self._source.picture_path(name)
+
     def by_sku(self, sku: str) -> Product | None:
         """The product with this SKU."""
         return self._current().sku(sku)

@@ -16,12 +16,13 @@ __all__ = ["BrowseScreen", "CategoryButton", "Pane", "PaneSwitcher", "ProductRow
 
 
 class ProductRow(RecycleDataViewBehavior, BoxLayout):
-    """One product found: its name, its price and a big Add."""
+    """One product found: its picture, its name, its price and a big Add."""
 
     sku = StringProperty("")
     name = StringProperty("")
     price = StringProperty("")
     restricted = BooleanProperty(False)
+    picture = StringProperty("")  # the picture's file ("" none), read only while on show
 
 
 class CategoryButton(TouchButton):

@@ -48,6 +48,7 @@ class BrowsePresenter(EventDispatcher):
     category = StringProperty("")
     categories = ListProperty()
     results = ListProperty()  # one dict per product, for a RecycleView
+    with_pictures = BooleanProperty(False)  # some product found has a picture: rows show them
     searching = BooleanProperty(False)
 
     def __init__(self, ctx: ScreenContext, cart: CartPresenter, **kwargs: Any) -> None:
@@ -90,6 +91,7 @@ class BrowsePresenter(EventDispatcher):
         self.category = ""
         self._products = ()
         self.results = []
+        self.with_pictures = False
 
     def add(self, sku: str) -> None:
         """Put one of a found product in the cart."""
@@ -120,13 +122,15 @@ class BrowsePresenter(EventDispatcher):
         self._show_rows()
 
     def _show_rows(self) -> None:
-        tr = self._ctx.tr
+        tr, picture = self._ctx.tr, self._catalog.picture_path
+        self.with_pictures = any(product.thumbnail for product in self._products)
         self.results = [
             {
                 "sku": product.sku,
                 "name": product.name_in(tr.locale),
                 "price": tr.money(product.price.minor, product.price.currency),
                 "restricted": product.age_restriction > 0,
+                "picture": picture(product.thumbnail),
             }
             for product in self._products
         ]

@@ -27,6 +27,7 @@ class CartPresenter(EventDispatcher):
     tax = StringProperty("")
     items = NumericProperty(0)
     empty = BooleanProperty(True)
+    with_pictures = BooleanProperty(False)  # a line's product has a picture: rows show them
     needs_age_check = BooleanProperty(False)
     last_line_id = NumericProperty(-1)  # the line the last scan changed, to highlight it
     # While the cart is being parked or a parked one fetched (on the writer thread): why it
@@ -38,6 +39,7 @@ class CartPresenter(EventDispatcher):
         self._ctx = ctx
         self._checkout = ctx.checkout
         self._currency = self._checkout.cart.currency
+        self._catalog = ctx.services.app.lookup
         ctx.bus.subscribe(CartChanged, lambda _event: self.refresh())
         ctx.session.bind(language=lambda *_args: self.refresh())
         self.refresh()
@@ -83,6 +85,7 @@ class CartPresenter(EventDispatcher):
         totals = self._checkout.totals()
         money = self._ctx.tr.money
         self.rows = [self._row(line) for line in cart.lines]
+        self.with_pictures = any(row["picture"] for row in self.rows)
         self.total = money(totals.total, self._currency)
         self.tax = money(totals.taxes.tax, self._currency)
         self.items = sum(1 if line.measure != "each" else line.quantity for line in cart.lines)
@@ -107,7 +110,13 @@ class CartPresenter(EventDispatcher):
             else "",
             "needs_age_check": line.needs_age_check,
             "highlight": line.line_id == self.last_line_id,
+            "picture": self._picture_of(line.sku),
         }
+
+    def _picture_of(self, sku: str) -> str:
+        """The picture file of a line's product ("" none); from the catalog in memory."""
+        product = self._catalog.by_sku(sku)
+        return self._catalog.picture_path(product.thumbnail) if product is not None else ""
 
     def _line(self, line_id: int) -> CartLine | None:
         return next((ln for ln in self._checkout.cart.lines if ln.line_id == line_id), None)
