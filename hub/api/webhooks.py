@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import secrets
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 import msgspec
@@ -33,11 +33,23 @@ from hub.api.paging import (
     utc_param,
 )
 from hub.api.problems import Problem
+from hub.api.webhook_views import (
+    Attempt,
+    CreatedEndpoint,
+    Delivery,
+    DeliveryDetail,
+    DeliveryPage,
+    Endpoint,
+    EndpointIn,
+    EndpointList,
+    Replayed,
+    delivery_view,
+    endpoint_view,
+)
 from hub.webhooks import deliveries
 from hub.webhooks.models import (
     DEAD,
     DELIVERED,
-    PENDING,
     STATES,
     WebhookAttempt,
     WebhookDelivery,
@@ -46,20 +58,9 @@ from hub.webhooks.models import (
 )
 from hub.webhooks.signing import new_secret
 
-EventType = Literal[
-    "sale.created",
-    "refund.created",
-    "sale.voided",
-    "stock.changed",
-    "product.changed",
-    "device.online",
-    "device.offline",
-]
-State = Literal["pending", "delivered", "dead"]
 _CURSOR_KIND = "deliveries"
 _OPT = {"scope": "admin"}
 _TAGS = ["webhooks"]
-MAX_URL = 2048
 
 
 class BeingSent(Problem):
@@ -69,85 +70,6 @@ class BeingSent(Problem):
 
     def __init__(self, detail: str) -> None:
         super().__init__(409, detail)
-
-
-class EndpointIn(msgspec.Struct, frozen=True, kw_only=True):
-    """A receiver to create: where to POST, which events, of which store (none: all)."""
-
-    url: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_URL)]
-    event_types: Annotated[list[EventType], msgspec.Meta(min_length=1)]
-    store: str | None = None
-    description: Annotated[str, msgspec.Meta(max_length=256)] = ""
-
-
-class Endpoint(msgspec.Struct, frozen=True, kw_only=True):
-    """A receiver of webhooks (its secret is never shown again)."""
-
-    id: str
-    url: str
-    event_types: list[str]
-    store: str | None  # null: events of every store
-    description: str
-    created_at: str
-
-
-class CreatedEndpoint(Endpoint, frozen=True, kw_only=True):
-    """A new receiver with its signing secret: keep it now, it is not shown again."""
-
-    secret: str  # whsec_<base64>: verify each message's webhook-signature with it
-
-
-class EndpointList(msgspec.Struct, frozen=True, kw_only=True):
-    """The receivers this token may see, oldest first."""
-
-    items: list[Endpoint]
-
-
-class Attempt(msgspec.Struct, frozen=True, kw_only=True):
-    """One HTTP attempt: when, the status it got (null: no answer) and why it failed."""
-
-    at: str
-    status: int | None
-    error: str | None
-    duration_ms: int
-
-
-class Delivery(msgspec.Struct, frozen=True, kw_only=True):
-    """One event for one endpoint: pending until delivered (2xx) or dead (gave up)."""
-
-    id: int
-    webhook_id: str  # the event id receivers de-duplicate on, the same on every attempt
-    endpoint: str
-    type: str
-    store: str | None
-    state: State
-    attempts: int  # in this round (a replay starts a new one)
-    next_attempt_at: str | None  # pending only
-    last_status: int | None
-    last_error: str | None
-    created_at: str
-    finished_at: str | None
-
-
-class DeliveryDetail(Delivery, frozen=True, kw_only=True):
-    """A delivery with its body and every attempt made, oldest first."""
-
-    body: str  # exactly what was POSTed
-    history: list[Attempt]
-
-
-class DeliveryPage(msgspec.Struct, frozen=True, kw_only=True):
-    """One page of deliveries, newest first."""
-
-    items: list[Delivery]
-    next_cursor: str | None  # the cursor of the next (older) page
-    has_more: bool
-
-
-class Replayed(msgspec.Struct, frozen=True, kw_only=True):
-    """How many deliveries were queued again."""
-
-    queued: int
 
 
 def _state_param(description: str) -> Any:
@@ -178,17 +100,6 @@ def _check_url(url: str) -> None:
         raise invalid("url", "names no host", "body")
     if parts.fragment:
         raise invalid("url", "a fragment (#...) is never sent; leave it out", "body")
-
-
-def _endpoint_view(row: WebhookEndpoint) -> Endpoint:
-    return Endpoint(
-        id=row.id,
-        url=row.url,
-        event_types=json.loads(row.event_types),
-        store=row.store,
-        description=row.description,
-        created_at=rfc3339(row.created_at) or "",
-    )
 
 
 def _visible_endpoint(db: Database, principal: Principal, endpoint_id: str) -> WebhookEndpoint:
@@ -224,7 +135,7 @@ def create_endpoint(db: Database, principal: Principal, data: EndpointIn) -> Cre
         created_at=_now(),
     )
     WebhookEndpoint.insert(row.__data__).execute(db)
-    view = _endpoint_view(row)
+    view = endpoint_view(row)
     return CreatedEndpoint(**msgspec.structs.asdict(view), secret=row.secret)
 
 
@@ -240,7 +151,7 @@ def list_endpoints(db: Database, principal: Principal) -> EndpointList:
     query = WebhookEndpoint.select().order_by(WebhookEndpoint.created_at, WebhookEndpoint.id)
     if principal.store is not None:
         query = query.where(WebhookEndpoint.store == principal.store)
-    return EndpointList(items=[_endpoint_view(row) for row in query.execute(db)])
+    return EndpointList(items=[endpoint_view(row) for row in query.execute(db)])
 
 
 @get(
@@ -253,7 +164,7 @@ def list_endpoints(db: Database, principal: Principal) -> EndpointList:
 )
 def get_endpoint(db: Database, principal: Principal, endpoint_id: str) -> Endpoint:
     """One receiver (without its secret)."""
-    return _endpoint_view(_visible_endpoint(db, principal, endpoint_id))
+    return endpoint_view(_visible_endpoint(db, principal, endpoint_id))
 
 
 @delete(
@@ -323,24 +234,6 @@ def _deliveries(principal: Principal) -> Any:
     return query
 
 
-def _delivery_view(row: dict[str, Any]) -> Delivery:
-    pending = row["state"] == PENDING
-    return Delivery(
-        id=row["id"],
-        webhook_id=row["event"],
-        endpoint=row["endpoint"],
-        type=row["type"],
-        store=row["store"],
-        state=row["state"],
-        attempts=row["attempts"],
-        next_attempt_at=rfc3339(row["next_at"]) if pending else None,
-        last_status=row["last_status"],
-        last_error=row["last_error"],
-        created_at=rfc3339(row["created_at"]) or "",
-        finished_at=rfc3339(row["finished_at"]),
-    )
-
-
 @get(
     "/webhooks/deliveries",
     operation_id="listWebhookDeliveries",
@@ -371,7 +264,7 @@ def list_deliveries(
     has_more = len(rows) > limit
     last = encode_cursor(_CURSOR_KIND, page[-1]["id"]) if page and has_more else None
     return DeliveryPage(
-        items=[_delivery_view(row) for row in page], next_cursor=last, has_more=has_more
+        items=[delivery_view(row) for row in page], next_cursor=last, has_more=has_more
     )
 
 
@@ -410,7 +303,7 @@ def get_delivery(db: Database, principal: Principal, delivery_id: int) -> Delive
         )
         for item in attempts
     ]
-    view = _delivery_view(row)
+    view = delivery_view(row)
     return DeliveryDetail(
         **msgspec.structs.asdict(view), body=body.scalar(db) or "", history=history
     )
@@ -430,7 +323,7 @@ def replay_delivery(db: Database, principal: Principal, delivery_id: int) -> Del
     _visible_delivery(db, principal, delivery_id)
     if not deliveries.replay(db, [delivery_id], _now()):
         raise BeingSent(f"delivery {delivery_id} is being sent right now; replay it after")
-    return _delivery_view(_visible_delivery(db, principal, delivery_id))
+    return delivery_view(_visible_delivery(db, principal, delivery_id))
 
 
 ROUTES: list[Any] = [
