@@ -8,6 +8,7 @@ storage says, never a traceback.
 from __future__ import annotations
 
 import logging
+import re
 from http import HTTPStatus
 from typing import Any
 
@@ -44,9 +45,15 @@ def problem(status: int, detail: str, *, title: str | None = None, **extra: Any)
     return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
-def _field(key: str | None, source: str | None) -> str:
-    # Litestar names a body field `key` (a msgspec path such as "$.lines[0].price" may
-    # come in the message instead); a query or path parameter by its name.
+_MISSING = re.compile(r"missing required field `([^`]+)`")
+
+
+def _field(key: str | None, source: str | None, message: str) -> str:
+    # Litestar names a wrong body field in `key`; a missing one only in msgspec's message
+    # ("Object missing required field `url`"), with `key` the whole body ("data").
+    missing = _MISSING.search(message)
+    if missing and key in (None, "data"):
+        return missing.group(1)
     return key or source or "body"
 
 
@@ -55,12 +62,9 @@ def on_validation(_request: Request[Any, Any, Any], exc: ValidationException) ->
     errors = []
     for item in exc.extra if isinstance(exc.extra, list) else []:
         if isinstance(item, dict):
-            errors.append(
-                {
-                    "field": _field(item.get("key"), item.get("source")),
-                    "message": str(item.get("message", "")),
-                }
-            )
+            message = str(item.get("message", ""))
+            field = _field(item.get("key"), item.get("source"), message)
+            errors.append({"field": field, "message": message})
     detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors) or str(exc.detail)
     return problem(HTTPStatus.UNPROCESSABLE_ENTITY, detail, title="Invalid input", errors=errors)
 
