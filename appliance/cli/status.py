@@ -14,6 +14,7 @@ from appliance.core.money import Money
 from appliance.core.offline_limits import offline_block
 from appliance.drivers.manager import read_snapshot, snapshot_path_for
 from appliance.errors import StorageFaultError
+from appliance.service import image_version as image_release
 from appliance.service.clock_check import kernel_clock_synchronised
 from appliance.service.offline_card_limits import limits_from
 from appliance.service.storage_watch import StorageWatch
@@ -26,17 +27,12 @@ from appliance.store.outbox import SalesOutbox
 from appliance.store.payment_attempts import PaymentAttempts
 from appliance.store.storage_faults import store_error
 
-# The flashable image writes its version here at build time; a developer's machine has none.
-IMAGE_VERSION_FILE = Path("/etc/appliance-image-version")
+IMAGE_VERSION_FILE = image_release.IMAGE_VERSION_FILE
 
 
 def image_version(path: Path | None = None) -> str | None:
     """The version of the image this appliance runs from, or None when not from one."""
-    try:
-        text = (path or IMAGE_VERSION_FILE).read_text(encoding="utf-8").strip()
-    except OSError:
-        return None
-    return text or None
+    return image_release.read_image_version(path or IMAGE_VERSION_FILE)
 
 
 def collect_status(settings: Settings, config_option: str | None) -> dict[str, Any]:

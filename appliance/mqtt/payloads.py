@@ -256,6 +256,7 @@ class Telemetry(Payload, frozen=True, kw_only=True):
     journal: JournalReport | None = None  # None from devices older than the fiscal journal
     quarantined_sales: Count = 0  # sales the hub rejected, held on the device for staff
     catalog_store: str = ""  # the store whose catalog the device holds ("" none yet)
+    image_version: str = ""  # the flashable image the device runs from ("" not from one)
 
 
 MAX_DESCRIPTION = 4000  # characters

@@ -189,6 +189,7 @@ class TelemetryBuilder:
         clock: Clock | None = None,
         thermal_zone: Path = THERMAL_ZONE,
         firmware: str = __version__,
+        image_version: str = "",
     ) -> None:
         self._device = device_id
         self._outbox = outbox
@@ -204,6 +205,7 @@ class TelemetryBuilder:
         self._clock = clock or SystemClock()
         self._thermal = thermal_zone
         self._firmware = firmware
+        self._image_version = image_version
         self._started = self._clock.monotonic()
 
     def build(self, devices: Iterable[DeviceHealth] = ()) -> Telemetry:
@@ -227,6 +229,7 @@ class TelemetryBuilder:
             journal=self._journal(),
             quarantined_sales=self._figure("quarantined_sales", self._outbox.quarantine_count),
             catalog_store=self._store(),
+            image_version=self._image_version,
         )
 
     def _figure(self, name: str, read: Callable[[], int]) -> int:

@@ -29,6 +29,7 @@ from appliance.mqtt.telemetry import (
 from appliance.mqtt.uploader import SalesUploader
 from appliance.service.assembly import Appliance
 from appliance.service.fleet_control import FleetControl
+from appliance.service.image_version import read_image_version
 from appliance.service.offline_card_limits import limits_from
 from appliance.settings import HubSettings
 from appliance.store.catalog_versions import CatalogVersions
@@ -86,6 +87,7 @@ class HubConnection:
                 ).report,
                 storage=lambda: app.storage.status,
                 journal=JournalHealth(FiscalJournal(app.db), JournalOutbox(app.db)).report,
+                image_version=read_image_version() or "",
             ),
             health=board.snapshot,
             interval_s=hub.telemetry_seconds,

@@ -154,12 +154,6 @@ class DeviceDetail(DeviceView, frozen=True, kw_only=True):
     recent_jobs: list[CommandJobView]
 
 
-class _ImageVersion(msgspec.Struct):
-    """Read from the stored telemetry beside the typed payload (newer devices send it)."""
-
-    image_version: str | None = None
-
-
 def telemetry_view(text: str | None) -> TelemetryView | None:
     """Stored telemetry JSON as the API shows it; None when there is none or it is unreadable."""
     if not text:
@@ -167,14 +161,13 @@ def telemetry_view(text: str | None) -> TelemetryView | None:
     raw = text.encode("utf-8")
     try:
         report = decode(raw, Telemetry)
-        image = msgspec.json.decode(raw, type=_ImageVersion).image_version
-    except (DecodeError, msgspec.DecodeError, msgspec.ValidationError):
+    except DecodeError:
         return None
     own = report.journal
     return TelemetryView(
         at=_time_text(report.at),
         firmware=report.firmware,
-        image_version=image,
+        image_version=report.image_version or None,
         uptime_s=float(report.uptime_s),
         outbox_depth=report.outbox_depth,
         catalog_version=report.catalog_version,

@@ -95,6 +95,7 @@ def test_the_builder_reports_every_figure(store: DeviceStore, tmp_path: Path) ->
         malformed=lambda: 4,
         clock=clock,
         thermal_zone=thermal,
+        image_version="2026.12.1-3-gabc1234",
     )
     clock.t += 12.5
     report = builder.build([SCANNER, PRINTER])
@@ -112,6 +113,7 @@ def test_the_builder_reports_every_figure(store: DeviceStore, tmp_path: Path) ->
         DeviceHealthReport(device="printer", kind="printer", state="degraded", reason="paper low"),
     ]
     assert (report.quarantined_sales, report.catalog_store) == (0, "")
+    assert report.image_version == "2026.12.1-3-gabc1234"
 
 
 def test_the_builder_reports_quarantined_sales_and_the_catalog_store(

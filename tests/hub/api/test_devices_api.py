@@ -48,6 +48,7 @@ def telemetry(device: str, **fields: Any) -> Telemetry:
         "cpu_temp_c": 51.5,
         "quarantined_sales": 1,
         "catalog_store": "berlin",
+        "image_version": "2026.12.1-3-gabc1234",
         **fields,
     }
     return Telemetry(**values)
@@ -129,7 +130,7 @@ def test_a_device_shows_status_telemetry_journal_rejections_last_sale_and_jobs(
     assert device["telemetry"] == {
         "at": "2024-05-01T10:00:00Z",
         "firmware": "1.4.2",
-        "image_version": None,
+        "image_version": "2026.12.1-3-gabc1234",
         "uptime_s": 3600.5,
         "outbox_depth": 7,
         "catalog_version": 12,
