@@ -9,200 +9,71 @@ what was sold after it plus the stock movements recorded after it.
 A level sent later (hub/stock_corrections.py) is a PublishedStock row of a stock-only
 version; a product's level at a version is the newer of its count and that row.
 A product's description and picture (hub/catalog_records.py) are part of its record: the
-devices get the description and the picture's thumbnail with the product.
+devices get the description and the picture's thumbnail with the product. How the rows are
+kept and read is hub/catalog_rows.py; the API's view of them, hub/catalog_entries.py.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any, NamedTuple, TextIO
+from typing import Any, TextIO
 
 import msgspec
-from peewee import (
-    AutoField,
-    BigIntegerField,
-    BooleanField,
-    CharField,
-    CompositeKey,
-    Database,
-    DateTimeField,
-    IntegerField,
-    SchemaManager,
-    TextField,
-    chunked,
-    fn,
-)
+from peewee import Database, chunked, fn
 
 from appliance.catalog_import import ImportReport, read_catalog_csv
 from appliance.core.catalog import Product
-from appliance.core.money import Money
 from appliance.mqtt.payloads import MAX_SAFE, CatalogDelta, ProductPayload, SnapshotChunk
 from appliance.settings import StoreSettings
-from hub.catalog_records import RECORD_MODELS, CatalogPushed, ProductImage, StockMovement
+from hub.catalog_records import CatalogPushed, StockMovement
+from hub.catalog_rows import (
+    IN_BATCH,
+    NO_COUNT,
+    TOMBSTONE,
+    TRACKED,
+    HubCatalogVersion,
+    HubProduct,
+    ProductRecord,
+    Row,
+    create_catalog_tables,
+    insert_sql,
+    product_fields,
+    read_rows,
+    read_state,
+    read_thumbnails,
+    record_fields,
+)
 from hub.db import is_sqlite
 from hub.ingest import utc_naive
-from hub.models import HubModel, PublishedStock
+from hub.models import PublishedStock
 from hub.snapshot_parts import cut_into_parts
-from hub.stores import DeviceStore
+
+# Where the catalog's tables and rows are defined; imported from here by the rest of the hub.
+__all__ = [
+    "CHUNK_BYTES",
+    "CHUNK_SIZE",
+    "DELTA_LIMIT",
+    "HubCatalog",
+    "HubCatalogVersion",
+    "HubProduct",
+    "ImportResult",
+    "ProductRecord",
+    "StockChange",
+    "StockCount",
+    "create_catalog_tables",
+    "store_transaction",
+]
 
 log = logging.getLogger(__name__)
 
 CHUNK_SIZE = 5000  # products per snapshot chunk at most (about 1 MB of JSON)
 CHUNK_BYTES = 1 << 20  # JSON bytes per catalog message at most, whatever the device's limit
 DELTA_LIMIT = 5000  # a bigger change goes out as a snapshot instead of one huge message
-_IN_BATCH = 500  # values per IN (...) list: far below every parameter limit
-
-
-class HubCatalogVersion(HubModel):
-    """One version of a store's catalog: when it was made and what it changed."""
-
-    store = CharField(max_length=64)
-    version = IntegerField()
-    created_at = DateTimeField()
-    added = IntegerField(default=0)
-    changed = IntegerField(default=0)
-    deleted = IntegerField(default=0)
-
-    class Meta:
-        primary_key = CompositeKey("store", "version")
-
-
-class HubProduct(HubModel):
-    """A product as it is from `version` on (until a later row); `deleted` is a tombstone."""
-
-    id = AutoField()
-    store = CharField(max_length=64)
-    sku = CharField(max_length=64)
-    version = IntegerField()
-    deleted = BooleanField(default=False)
-    name = TextField(default="")
-    names = TextField(default="{}")  # JSON {locale: name}
-    price = BigIntegerField(default=0)  # minor units
-    currency = CharField(max_length=3, default="")
-    tax_class = CharField(max_length=32, default="")
-    category = TextField(default="")
-    age_restriction = IntegerField(default=0)
-    stock_tracked = BooleanField(default=True)
-    sold_by = CharField(max_length=8, default="each")
-    barcodes = TextField(default="")  # normalised GTIN-14 keys, space separated
-    description = TextField(default="")
-    image = CharField(max_length=64, null=True)  # its ProductImage's sha256; None: no picture
-    stock = BigIntegerField(null=True)  # the last stocktake's count, carried forward
-    stock_version = IntegerField(null=True)  # the version that stocktake came with
-    stock_at = DateTimeField(null=True)  # when it was imported (naive UTC)
-
-    class Meta:
-        indexes = ((("store", "sku", "version"), True), (("store", "version"), False))
-
-
-# PublishedStock belongs to migration 5 and the record tables to migration 7; created here
-# too (if missing) so every database the catalog code opens has them, whichever way it was made.
-CATALOG_MODELS: tuple[type[HubModel], ...] = (
-    HubCatalogVersion,
-    HubProduct,
-    DeviceStore,
-    PublishedStock,
-    *RECORD_MODELS,
-)
-# The product fields a change compares, in the order _Row.fields holds them.
-_FIELDS = (HubProduct.name, HubProduct.names, HubProduct.price, HubProduct.currency,
-           HubProduct.tax_class, HubProduct.category, HubProduct.age_restriction,
-           HubProduct.stock_tracked, HubProduct.sold_by, HubProduct.barcodes,
-           HubProduct.description, HubProduct.image)  # fmt: skip
-_TRACKED, _CODES, _IMAGE = 7, 9, 11  # positions in _FIELDS
-_STOCK = (HubProduct.stock, HubProduct.stock_version, HubProduct.stock_at)
-_SELECT = (HubProduct.sku, HubProduct.version, HubProduct.deleted, *_FIELDS, *_STOCK)
-_INSERT = (HubProduct.store, *_SELECT)
-_TOMBSTONE = ("", "{}", 0, "", "", "", 0, True, "each", "", "", None)
-_NO_COUNT = (None, None, None)
-
-
-def _insert_sql(db: Database) -> str:
-    quotes = str(db.quote)  # the database's identifier quotes, e.g. '""'
-    left, right = quotes[0], quotes[-1]
-    columns = ", ".join(f"{left}{field.column_name}{right}" for field in _INSERT)
-    values = ", ".join([db.param] * len(_INSERT))
-    table = f"{left}{HubProduct._meta.table_name}{right}"
-    return f"INSERT INTO {table} ({columns}) VALUES ({values})"
-
-
-def create_catalog_tables(db: Database) -> None:
-    """Create the catalog tables if missing (proposed as the hub's migration 2)."""
-    for model in CATALOG_MODELS:
-        SchemaManager(model, database=db).create_all(safe=True)
-
-
-class _Row(NamedTuple):
-    """A product row as read: the comparable fields apart from the stocktake."""
-
-    sku: str
-    version: int
-    deleted: bool
-    fields: tuple[Any, ...]
-    stock: int | None
-    stock_version: int | None
-    stock_at: datetime | None
-
-    def payload(self, stock: int | None, thumbnails: Mapping[str, bytes]) -> ProductPayload:
-        """The product as the devices get it, with `stock` when it is a correction."""
-        (name, names, price, currency, tax_class, category, age, tracked, sold_by, codes,
-         description, image) = self.fields  # fmt: skip
-        return ProductPayload(
-            sku=self.sku, name=name, price=price, currency=currency, tax_class=tax_class,
-            category=category, age_restriction=age, stock_tracked=bool(tracked),
-            sold_by=sold_by, names=json.loads(names) if names != "{}" else {},
-            barcodes=codes.split(), stock=stock, description=description,
-            thumbnail=thumbnails.get(image, b"") if image else b"",
-        )  # fmt: skip
-
-    def record(self) -> ProductRecord:
-        """The product's record as the catalog keeps it."""
-        (name, names, price, currency, tax_class, category, age, tracked, sold_by, codes,
-         description, image) = self.fields  # fmt: skip
-        product = Product(
-            sku=self.sku, name=name, price=Money(int(price), currency), tax_class=tax_class,
-            category=category, age_restriction=int(age), stock_tracked=bool(tracked),
-            sold_by=sold_by, names=tuple(sorted(json.loads(names).items())),
-            barcodes=tuple(codes.split()),
-        )  # fmt: skip
-        return ProductRecord(product, description, image)
-
-
-@dataclass(frozen=True, slots=True)
-class ProductRecord:
-    """A product as the catalog keeps it: what the devices sell, its description and picture."""
-
-    product: Product
-    description: str = ""
-    image: str | None = None  # the sha256 of its picture (hub/catalog_records.py)
-
-
-@dataclass(frozen=True, slots=True)
-class CatalogEntry:
-    """A product in the current catalog: its record, the version it last changed in, its count."""
-
-    record: ProductRecord
-    version: int  # where the record last changed (a new count alone does not change it)
-    changed_at: datetime | None  # when that version was made (naive UTC)
-    count: int | None  # its last stocktake
-    counted_at: datetime | None
-
-
-def _fields(p: Product) -> tuple[Any, ...]:
-    """The compared fields of a product a CSV carries (no description, no picture)."""
-    names = json.dumps(dict(p.names), ensure_ascii=False, sort_keys=True) if p.names else "{}"
-    return (p.name, names, p.price.minor, p.price.currency, p.tax_class, p.category,
-            p.age_restriction, p.stock_tracked, p.sold_by, " ".join(p.barcodes))  # fmt: skip
-
-
-def _record_fields(record: ProductRecord) -> tuple[Any, ...]:
-    return (*_fields(record.product), record.description, record.image)
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,11 +170,11 @@ class HubCatalog:
             for product, stock in rows:
                 seen.add(product.sku)
                 was = current.get(product.sku)
-                base = _fields(product)
+                base = product_fields(product)
                 fields = (*base, *(was.fields[len(base) :] if was is not None else ("", None)))
                 if was is None:
                     added += 1
-                    counted = (stock, new, moment) if stock is not None else _NO_COUNT
+                    counted = (stock, new, moment) if stock is not None else NO_COUNT
                 elif fields != was.fields or (stock is not None and stock != was.stock):
                     changed += 1
                     counted = (
@@ -315,7 +186,7 @@ class HubCatalog:
                     continue
                 writes.append((self.store, product.sku, new, False, *fields, *counted))
             gone = sorted(current.keys() - seen - set(keep))
-            writes.extend((self.store, sku, new, True, *_TOMBSTONE, *_NO_COUNT) for sku in gone)
+            writes.extend((self.store, sku, new, True, *TOMBSTONE, *NO_COUNT) for sku in gone)
             unchanged = len(seen) - added - changed
             return self._commit(old, writes, moment, (added, changed, len(gone), unchanged))
 
@@ -334,11 +205,11 @@ class HubCatalog:
             writes: list[tuple[Any, ...]] = []
             added = changed = 0
             for sku, record in sorted(wanted.items()):
-                fields = _record_fields(record)
+                fields = record_fields(record)
                 was = current.get(sku)
                 if was is None:
                     added += 1
-                    counted: tuple[Any, ...] = _NO_COUNT
+                    counted: tuple[Any, ...] = NO_COUNT
                 elif fields != was.fields:
                     changed += 1
                     counted = (was.stock, was.stock_version, was.stock_at)
@@ -354,7 +225,7 @@ class HubCatalog:
         with self.write_lock():
             old = self.version()
             gone = sorted(self._state(old, skus=set(skus)))
-            writes = [(self.store, sku, old + 1, True, *_TOMBSTONE, *_NO_COUNT) for sku in gone]
+            writes = [(self.store, sku, old + 1, True, *TOMBSTONE, *NO_COUNT) for sku in gone]
             return self._commit(old, writes, moment, (0, 0, len(gone), 0))
 
     def count(self, levels: Mapping[str, int], *, now: datetime | None = None) -> ImportResult:
@@ -389,88 +260,12 @@ class HubCatalog:
             # A new store: its serve workers send its first version and every later one.
             CatalogPushed.insert(store=self.store, version=0).on_conflict_ignore().execute(self._db)
         # executemany: peewee builds a 100,000-row insert_many ten times slower.
-        self._db.cursor().executemany(_insert_sql(self._db), writes)
+        self._db.cursor().executemany(insert_sql(self._db), writes)
         log.info(
             "catalog of %s: v%d -> v%d, %d added, %d changed, %d deleted",
             *(self.store, old, new, added, changed, deleted),
         )
         return ImportResult(self.store, old, new, added, changed, deleted, unchanged)
-
-    def entries(self, skus: Collection[str]) -> dict[str, CatalogEntry]:
-        """The products among `skus` now, each with the version its record last changed in."""
-        latest: dict[str, _Row] = {}
-        since: dict[str, int] = {}
-        for batch in chunked(sorted(set(skus)), _IN_BATCH):
-            for row in self._rows(HubProduct.sku.in_(batch)):
-                was = latest.get(row.sku)
-                # A count alone repeats the fields: the record, and its version, stay.
-                if was is None or was.deleted or row.deleted or was.fields != row.fields:
-                    since[row.sku] = row.version
-                latest[row.sku] = row
-        present = {sku: row for sku, row in latest.items() if not row.deleted}
-        made = self._made_at({since[sku] for sku in present})
-        return {
-            sku: CatalogEntry(
-                row.record(), since[sku], made.get(since[sku]), row.stock, row.stock_at
-            )
-            for sku, row in present.items()
-        }
-
-    def page(
-        self,
-        after: str | None,
-        limit: int,
-        *,
-        category: str | None = None,
-        tracked: bool | None = None,
-    ) -> list[CatalogEntry]:
-        """Up to `limit` products of the current catalog after SKU `after`, in SKU order."""
-        newer = HubProduct.alias()
-        newest = newer.select(fn.MAX(newer.version)).where(
-            (newer.store == HubProduct.store) & (newer.sku == HubProduct.sku)
-        )
-        where = [HubProduct.store == self.store, HubProduct.version == newest, ~HubProduct.deleted]
-        if after is not None:
-            where.append(HubProduct.sku > after)
-        if category is not None:
-            where.append(HubProduct.category == category)
-        if tracked is not None:
-            where.append(HubProduct.stock_tracked == tracked)
-        query = HubProduct.select(HubProduct.sku).where(*where).order_by(HubProduct.sku)
-        skus = [str(sku) for (sku,) in query.limit(limit).tuples().execute(self._db)]
-        found = self.entries(skus)
-        return [found[sku] for sku in skus if sku in found]
-
-    def currency(self) -> str | None:
-        """The currency the store's products are priced in (None before it has any)."""
-        query = (
-            HubProduct.select(HubProduct.currency)
-            .where(HubProduct.store == self.store, ~HubProduct.deleted)
-            .order_by(HubProduct.version.desc())
-            .limit(1)
-        )
-        found = query.tuples().execute(self._db)
-        return str(found[0][0]) if found else None
-
-    def uses_tax_class(self, tax_class: str) -> bool:
-        """Whether a product of the store was ever given this tax class."""
-        query = HubProduct.select(HubProduct.id).where(
-            HubProduct.store == self.store, HubProduct.tax_class == tax_class
-        )
-        return bool(query.limit(1).tuples().execute(self._db))
-
-    def barcode_owners(self, keys: Collection[str]) -> dict[str, str]:
-        """The current product holding each of these GTIN-14 keys, where one does."""
-        candidates: set[str] = set()
-        for key in set(keys):
-            query = HubProduct.select(HubProduct.sku).where(
-                HubProduct.store == self.store, HubProduct.barcodes.contains(key)
-            )
-            candidates.update(str(sku) for (sku,) in query.distinct().tuples().execute(self._db))
-        owners: dict[str, str] = {}
-        for sku, row in self._state(self.version(), skus=candidates).items():
-            owners.update({key: sku for key in row.fields[_CODES].split() if key in keys})
-        return owners
 
     def moved(self, counted: Mapping[str, StockCount]) -> dict[str, int]:
         """Per counted product, the sum of the stock movements recorded since its count."""
@@ -480,7 +275,7 @@ class HubCatalog:
         query = StockMovement.select(
             StockMovement.sku, StockMovement.version, StockMovement.delta
         ).where(StockMovement.store == self.store, StockMovement.version >= floor)
-        if len(counted) <= _IN_BATCH:
+        if len(counted) <= IN_BATCH:
             query = query.where(StockMovement.sku.in_(sorted(counted)))
         totals: dict[str, int] = {}
         for sku, version, delta in query.tuples().execute(self._db):
@@ -502,8 +297,9 @@ class HubCatalog:
         to = current if to_version is None else to_version
         if not 0 <= from_version < to <= current:
             raise ValueError(f"no delta {from_version} -> {to} (the store is at v{current})")
-        latest: dict[str, _Row] = {}
-        for row in self._rows(HubProduct.version > from_version, HubProduct.version <= to):
+        latest: dict[str, Row] = {}
+        changed = (HubProduct.version > from_version, HubProduct.version <= to)
+        for row in read_rows(self._db, self.store, *changed):
             latest[row.sku] = row
         sent = self._published(PublishedStock.version > from_version, PublishedStock.version <= to)
         only_stock = [sku for sku in sent if sku not in latest]
@@ -512,7 +308,8 @@ class HubCatalog:
         before = self._state(from_version, skus=[s for s, r in latest.items() if r.deleted])
         latest.update(self._state(to, skus=only_stock))  # still there at `to`
         upserts = []
-        thumbnails = self._thumbnails(row for row in latest.values() if not row.deleted)
+        present = [row for row in latest.values() if not row.deleted]
+        thumbnails = read_thumbnails(self._db, present)
         for sku, row in sorted(latest.items()):
             if row.deleted:
                 continue
@@ -548,7 +345,7 @@ class HubCatalog:
         levels = levels or {}
         sent = self._newest_published(at)
         state = self._state(at)
-        thumbnails = self._thumbnails(state.values())
+        thumbnails = read_thumbnails(self._db, state.values())
         payloads = [
             row.payload(
                 levels.get(sku, _level(row, sent.get(sku))) if row.stock is not None else None,
@@ -573,7 +370,7 @@ class HubCatalog:
         at = self.version() if version is None else version
         sent = self._newest_published(at)
         state = self._state(at)
-        thumbnails = self._thumbnails(state.values())
+        thumbnails = read_thumbnails(self._db, state.values())
         return {
             sku: row.payload(_level(row, sent.get(sku)), thumbnails) for sku, row in state.items()
         }
@@ -592,7 +389,7 @@ class HubCatalog:
         """
         at = self.version() if version is None else version
         state = self._state(at, skus=skus)
-        counted = [row for row in state.values() if row.stock is not None and row.fields[_TRACKED]]
+        counted = [row for row in state.values() if row.stock is not None and row.fields[TRACKED]]
         published = self._newest_published(at) if sent and counted else {}
         return {
             row.sku: StockCount(
@@ -612,7 +409,7 @@ class HubCatalog:
         rows = [(self.store, sku, new, level) for sku, level in sorted(change.levels.items())]
         fields = [PublishedStock.store, PublishedStock.sku, PublishedStock.version,
                   PublishedStock.level]  # fmt: skip
-        for batch in chunked(rows, _IN_BATCH):
+        for batch in chunked(rows, IN_BATCH):
             PublishedStock.insert_many(batch, fields=fields).execute(self._db)
         log.info(
             "stock of %s: v%d -> v%d, %d level(s) corrected",
@@ -620,57 +417,9 @@ class HubCatalog:
         )  # fmt: skip
         return new
 
-    def _state(self, version: int, skus: Collection[str] | None = None) -> dict[str, _Row]:
+    def _state(self, version: int, skus: Collection[str] | None = None) -> dict[str, Row]:
         """The products present at `version` (only those of `skus` when given)."""
-        if skus is not None and not skus:
-            return {}
-        latest: dict[str, _Row] = {}
-        for batch in chunked(sorted(skus), _IN_BATCH) if skus is not None else [None]:
-            where = [HubProduct.version <= version]
-            if batch is not None:
-                where.append(HubProduct.sku.in_(batch))
-            for row in self._rows(*where):
-                latest[row.sku] = row
-        return {sku: row for sku, row in latest.items() if not row.deleted}
-
-    def _rows(self, *where: Any) -> Iterator[_Row]:
-        """Product rows of this store in (sku, version) order: later rows win when folded."""
-        query = (
-            HubProduct.select(*_SELECT)
-            .where(HubProduct.store == self.store, *where)
-            .order_by(HubProduct.sku, HubProduct.version)
-        )
-        # The driver's own values: peewee's per-field conversion (dates parsed with
-        # strptime) costs seconds on a 100,000-product catalog. Booleans may come as 0/1.
-        # The SQL is made by this database (the models are unbound: `query.sql()` would
-        # use SQLite's `?` placeholders, which PostgreSQL refuses).
-        n = len(_FIELDS)
-        for r in self._db.execute_sql(*self._db.get_sql_context().parse(query)):
-            yield _Row(
-                r[0], r[1], bool(r[2]), tuple(r[3 : 3 + n]), r[3 + n], r[4 + n], _moment(r[5 + n])
-            )
-
-    def _thumbnails(self, rows: Iterable[_Row]) -> dict[str, bytes]:
-        """The thumbnail of each picture these rows show, by its sha256."""
-        shas = sorted({row.fields[_IMAGE] for row in rows if row.fields[_IMAGE]})
-        found: dict[str, bytes] = {}
-        for batch in chunked(shas, _IN_BATCH):
-            query = ProductImage.select(ProductImage.sha256, ProductImage.thumbnail).where(
-                ProductImage.sha256.in_(batch)
-            )
-            # PostgreSQL hands a bytea back as a memoryview.
-            found.update((sha, bytes(data)) for sha, data in query.tuples().execute(self._db))
-        return found
-
-    def _made_at(self, versions: Collection[int]) -> dict[int, datetime | None]:
-        """When each of these versions was made."""
-        made: dict[int, datetime | None] = {}
-        for batch in chunked(sorted(versions), _IN_BATCH):
-            query = HubCatalogVersion.select(
-                HubCatalogVersion.version, HubCatalogVersion.created_at
-            ).where(HubCatalogVersion.store == self.store, HubCatalogVersion.version.in_(batch))
-            made.update((int(v), _moment(at)) for v, at in query.tuples().execute(self._db))
-        return made
+        return read_state(self._db, self.store, version, skus)
 
     def _published(self, *where: Any) -> dict[str, tuple[int, int]]:
         """Per product, the newest published (version, level) among the rows `where` picks."""
@@ -730,13 +479,8 @@ def _store_transaction(db: Database, store: str) -> Iterator[None]:
         yield
 
 
-def _level(row: _Row, sent: tuple[int, int] | None) -> int | None:
+def _level(row: Row, sent: tuple[int, int] | None) -> int | None:
     """The level last sent for a product: its count, or a correction published after it."""
     if sent is not None and sent[0] > (row.stock_version or 0):
         return sent[1]
     return row.stock
-
-
-def _moment(value: datetime | str | None) -> datetime | None:
-    """A stored naive-UTC time (SQLite hands back text, PostgreSQL a datetime)."""
-    return datetime.fromisoformat(value) if isinstance(value, str) else value

@@ -45,7 +45,8 @@ from hub.api.product_views import (
     views,
     wanted_version,
 )
-from hub.catalog import CatalogEntry, HubCatalog
+from hub.catalog import HubCatalog
+from hub.catalog_entries import CatalogEntry, product_entries, product_entry
 from hub.product_images import (
     CONTENT_TYPES,
     MAX_IMAGE_BYTES,
@@ -207,7 +208,7 @@ def get_thumbnail(
 
 
 def _product(catalog: HubCatalog, principal: Principal, sku: str) -> CatalogEntry:
-    entry = catalog.entries([sku]).get(sku) if principal.sees_store(catalog.store) else None
+    entry = product_entry(catalog, sku) if principal.sees_store(catalog.store) else None
     if entry is None:
         raise NotFoundException(f"no product {sku!r} in {catalog.store!r}")
     return entry
@@ -219,7 +220,7 @@ def _set_image(
     """The product's record with this picture, as a new version; in the caller's lock."""
     store, sku = catalog.store, current.record.product.sku
     result = catalog.upsert([dataclasses.replace(current.record, image=image)])
-    entry = catalog.entries([sku])[sku]
+    entry = product_entries(catalog, [sku])[sku]
     (view,) = views(db, store, [entry])
     if result.changed_anything:
         record_product_event(db, store, sku, entry.version, product=view, action="updated")

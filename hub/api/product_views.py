@@ -30,7 +30,8 @@ from appliance.mqtt.payloads import MAX_DESCRIPTION, MAX_SAFE
 from appliance.settings import StoreSettings
 from hub.api.paging import invalid, rfc3339
 from hub.api.problems import PROBLEM_JSON, Problem
-from hub.catalog import CatalogEntry, HubCatalog, ProductRecord
+from hub.catalog import HubCatalog, ProductRecord
+from hub.catalog_entries import CatalogEntry, barcode_owners, store_currency, uses_tax_class
 from hub.product_images import PictureInfo, picture_infos
 from hub.webhooks.events import PRODUCT_CHANGED, record
 
@@ -258,7 +259,7 @@ def checked_record(
     if not body.name.strip():
         bad("name", "is blank")
     _check_currency(catalog, body.currency, bad)
-    if body.tax_class not in DEFAULT_TAX_CLASSES and not catalog.uses_tax_class(body.tax_class):
+    if body.tax_class not in DEFAULT_TAX_CLASSES and not uses_tax_class(catalog, body.tax_class):
         known = ", ".join(sorted(DEFAULT_TAX_CLASSES))
         bad("tax_class", f"{body.tax_class!r} is not a tax class of the store (e.g. {known})")
     for locale, text in body.names.items():
@@ -290,7 +291,7 @@ def _check_currency(catalog: HubCatalog, currency: str, bad: Any) -> None:
     if not is_known_currency(currency):
         bad("currency", f"{currency!r} is not an ISO 4217 currency")
         return
-    store = catalog.currency()
+    store = store_currency(catalog)
     if store is not None and store != currency:
         bad("currency", f"the store's prices are in {store}")
 
@@ -308,7 +309,7 @@ def _checked_barcodes(catalog: HubCatalog, sku: str, codes: list[str], bad: Any)
             continue
         keys[key] = n
     # A device refuses a catalog where two products share a barcode.
-    owners = catalog.barcode_owners(keys) if keys else {}
+    owners = barcode_owners(catalog, keys) if keys else {}
     for key, n in keys.items():
         owner = owners.get(key)
         if owner is not None and owner != sku:

@@ -47,7 +47,8 @@ from hub.api.product_views import (
     views,
     wanted_version,
 )
-from hub.catalog import DELTA_LIMIT, CatalogEntry, HubCatalog
+from hub.catalog import DELTA_LIMIT, HubCatalog
+from hub.catalog_entries import CatalogEntry, product_entries, product_entry, products_page
 
 _CURSOR_KIND = "products"
 _TAGS = ["products"]
@@ -75,7 +76,7 @@ def visible(principal: Principal, store: str) -> None:
 def found(db: Database, principal: Principal, store: str, sku: str) -> CatalogEntry:
     """The product as it is now; 404 when the store (for this token) or product is not there."""
     visible(principal, store)
-    entry = HubCatalog(db, store).entries([sku]).get(sku)
+    entry = product_entry(HubCatalog(db, store), sku)
     if entry is None:
         raise NotFoundException(f"no product {sku!r} in {store!r}")
     return entry
@@ -102,7 +103,7 @@ def list_products(
     """The store's products in SKU order, a page at a time."""
     visible(principal, store)
     after = decode_cursor(_CURSOR_KIND, cursor)
-    entries = HubCatalog(db, store).page(after, limit + 1, category=category)
+    entries = products_page(HubCatalog(db, store), after, limit + 1, category=category)
     page = entries[:limit]
     more = len(entries) > limit
     return ProductPage(
@@ -158,13 +159,13 @@ def put_product(
     wanted = wanted_version(if_match, data.version)
     catalog = HubCatalog(db, store)
     with catalog.write_lock():
-        current = catalog.entries([sku]).get(sku)
+        current = product_entry(catalog, sku)
         if current is not None and if_none_match is not None and if_none_match.strip() == "*":
             raise Problem(412, f"{sku} exists already", version=current.version)
         check_version(current, wanted, sku)
         image = current.record.image if current is not None else None
         result = catalog.upsert([checked_record(catalog, sku, data, image)])
-        entry = catalog.entries([sku])[sku]
+        entry = product_entries(catalog, [sku])[sku]
         (view,) = views(db, store, [entry])
         if result.changed_anything:
             action = "created" if current is None else "updated"
@@ -193,7 +194,7 @@ def delete_product(
     visible(principal, store)
     catalog = HubCatalog(db, store)
     with catalog.write_lock():
-        current = catalog.entries([sku]).get(sku)
+        current = product_entry(catalog, sku)
         if current is None:
             raise NotFoundException(f"no product {sku!r} in {store!r}")
         check_version(current, wanted_version(if_match, None), sku)
@@ -261,7 +262,7 @@ def change_prices(
     _no_twice(data)
     catalog = HubCatalog(db, store)
     with catalog.write_lock():
-        current = catalog.entries([change.sku for change in data])
+        current = product_entries(catalog, [change.sku for change in data])
         _check_prices(catalog, data, current)
         records = [
             dataclasses.replace(
@@ -274,7 +275,7 @@ def change_prices(
             for c in data
         ]
         result = catalog.upsert(records)
-        after = catalog.entries(current)
+        after = product_entries(catalog, current)
         products = views(db, store, [after[c.sku] for c in data])
         for change, view in zip(data, products, strict=True):
             if view.version != current[change.sku].version:

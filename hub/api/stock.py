@@ -36,7 +36,8 @@ from hub.api.paging import (
 from hub.api.problems import Problem
 from hub.api.product_views import SkuPath, StorePath, problem_response
 from hub.api.products import found, visible
-from hub.catalog import CatalogEntry, HubCatalog
+from hub.catalog import HubCatalog
+from hub.catalog_entries import CatalogEntry, product_entries, products_page
 from hub.stock_levels import StockLevel, levels_of
 from hub.stock_movements import (
     Movement,
@@ -137,7 +138,7 @@ def list_stock(
     """The level of every stock-tracked product of the store, a page at a time."""
     visible(principal, store)
     after = decode_cursor(_CURSOR_KIND, cursor)
-    entries = HubCatalog(db, store).page(after, limit + 1, tracked=True)
+    entries = products_page(HubCatalog(db, store), after, limit + 1, tracked=True)
     page = entries[:limit]
     levels = levels_of(db, store, [e.record.product.sku for e in page])
     more = len(entries) > limit
@@ -261,7 +262,7 @@ def count_stock(
     with catalog.write_lock():
         _tracked(found(db, principal, store, sku))
         result = catalog.count({sku: data.count})
-        entry = catalog.entries([sku])[sku]
+        entry = product_entries(catalog, [sku])[sku]
         level = levels_of(db, store, [sku]).get(sku)
         view = _stock(entry, level)
         fact = f"count:{result.version}"
