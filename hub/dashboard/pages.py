@@ -57,8 +57,8 @@ STATIC_PATH = "/dashboard/static"
 LOGIN_COOKIE = "hub_login"  # the login form's CSRF token, before there is a session
 FLEET_REFRESH_S = 3
 DEVICE_REFRESH_S = 3
-WINDOWS = {"1h": timedelta(hours=1), "6h": timedelta(hours=6), "24h": timedelta(days=1),
-           "7d": timedelta(days=7)}  # fmt: skip
+WINDOWS = {"15m": timedelta(minutes=15), "1h": timedelta(hours=1), "6h": timedelta(hours=6),
+           "24h": timedelta(days=1), "7d": timedelta(days=7)}  # fmt: skip
 DEFAULT_WINDOW = "6h"
 MiB = 1024 * 1024
 
@@ -405,6 +405,7 @@ def _send(
             "confirm.html",
             command=choice,
             expiry=expiry,
+            window=data.get("window", ""),
             devices=devices,
             action=confirm_action,
         )
@@ -424,13 +425,14 @@ def send_to_device(
     device: FromPath[str],
 ) -> Response[Any]:
     """Sign and send a command to one device (held for it while it is offline)."""
-    if views.device_page(db, device, since=_now()) is None:
+    if not views.known(db, device):
         return _message(request, 404, "Unknown device", f"No device {device!r} reached this hub.")
     outcome = _send(request, sender, data, [device], f"/devices/{quote(device)}/commands")
     if isinstance(outcome, Response):
         return outcome
     job, published, problem = outcome
-    query = urlencode({"sent": job, "published": int(published), "problem": problem})
+    back = {"window": data["window"]} if data.get("window") in WINDOWS else {}
+    query = urlencode({**back, "sent": job, "published": int(published), "problem": problem})
     return Redirect(f"/devices/{quote(device)}?{query}", status_code=303)
 
 

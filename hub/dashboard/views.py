@@ -183,6 +183,11 @@ def _telemetry(text: str | None) -> Telemetry | None:
 # --- one device ------------------------------------------------------------------------
 
 
+def known(db: Database, device: str) -> bool:
+    """Whether the hub has heard of the device."""
+    return bool(Device.select().where(Device.id == device).exists(db))
+
+
 @dataclass(frozen=True, slots=True)
 class CollectedLogs:
     """One collect_logs result."""
