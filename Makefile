@@ -31,8 +31,8 @@ run: $(STAMP)
 	scripts/run-demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check appliance hub tests bench
-	$(BIN)/ruff format --check appliance hub tests bench
+	$(BIN)/ruff check appliance hub tests bench examples
+	$(BIN)/ruff format --check appliance hub tests bench examples
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,7 +21,13 @@ from typing import Any, TypeVar
 import msgspec
 from peewee import Database
 
-from hub.webhooks.models import PENDING, WebhookDelivery, WebhookEndpoint, WebhookEvent
+from hub.webhooks.models import (
+    PENDING,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEvent,
+    WebhookOrigin,
+)
 
 SALE_CREATED = "sale.created"
 REFUND_CREATED = "refund.created"
@@ -67,10 +74,22 @@ class Subscriber:
         return type_ in self.types and (self.store is None or self.store == store)
 
 
-def event_id(type_: str, key: str) -> str:
-    """The deterministic id of the event `key` identifies (the `webhook-id` header)."""
-    digest = hashlib.sha256(f"{type_}\n{key}".encode()).hexdigest()
+def event_id(type_: str, key: str, origin: str) -> str:
+    """The deterministic id of the event `key` identifies in the hub database `origin`."""
+    digest = hashlib.sha256(f"{origin}\n{type_}\n{key}".encode()).hexdigest()
     return f"msg_{digest[:32]}"
+
+
+_origins: weakref.WeakKeyDictionary[Database, str] = weakref.WeakKeyDictionary()
+
+
+def origin_of(db: Database) -> str:
+    """The hub database's own random id (WebhookOrigin), read once per database object."""
+    found = _origins.get(db)
+    if found is None:
+        found = str(WebhookOrigin.select(WebhookOrigin.id).scalar(db))
+        _origins[db] = found
+    return found
 
 
 def rfc3339(moment: datetime) -> str:
@@ -125,11 +144,12 @@ def record_many(
     if not endpoints:
         return 0
     moment = _utc_naive(now or datetime.now(UTC))
+    origin = origin_of(db)
     wanted: dict[str, tuple[Event, list[str]]] = {}
     for event in events:
         targets = [sub.endpoint for sub in endpoints if sub.wants(event.type, event.store)]
         if targets:
-            wanted.setdefault(event_id(event.type, event.key), (event, targets))
+            wanted.setdefault(event_id(event.type, event.key, origin), (event, targets))
     if not wanted:
         return 0
     # An event already held was recorded before (a retried transaction, a birth seen

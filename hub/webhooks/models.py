@@ -9,6 +9,8 @@ is kept in `webhook_attempt`.
 
 from __future__ import annotations
 
+import secrets
+
 from peewee import (
     AutoField,
     BigIntegerField,
@@ -89,7 +91,18 @@ class WebhookAttempt(HubModel):
     duration_ms = IntegerField()
 
 
+class WebhookOrigin(HubModel):
+    """One row: a random id of this hub database, part of every event id it makes.
+
+    Event ids derive from facts (a sale, a movement row's id); the origin keeps a rebuilt or
+    second hub database from reusing the ids a receiver has already seen.
+    """
+
+    id = CharField(primary_key=True, max_length=32)
+
+
 WEBHOOK_MODELS: tuple[type[HubModel], ...] = (
+    WebhookOrigin,
     WebhookEndpoint,
     WebhookEvent,
     WebhookDelivery,
@@ -101,3 +114,5 @@ def create_webhook_tables(db: Database) -> None:
     """Migration 8: the webhook endpoints and the durable delivery queue."""
     for model in WEBHOOK_MODELS:
         SchemaManager(model, database=db).create_all(safe=True)
+    if not WebhookOrigin.select().exists(db):
+        WebhookOrigin.insert(id=secrets.token_hex(16)).execute(db)

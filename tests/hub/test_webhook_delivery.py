@@ -27,7 +27,7 @@ from hub.migrations import migrate
 from hub.stores import assign_device
 from hub.webhooks.deliveries import Policy
 from hub.webhooks.delivery import DeliveryService
-from hub.webhooks.events import event_id, record
+from hub.webhooks.events import event_id, origin_of, record
 from hub.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEvent
 from hub.webhooks.signing import verify
 from hub.webhooks.sources import DeviceEvents, SaleEvents
@@ -114,7 +114,9 @@ def test_a_sale_refund_and_void_reach_the_receiver_signed(
     assert set(by_type) == {"sale.created", "refund.created", "sale.voided"}
     sale = by_type["sale.created"]
     assert checked(sale, secret) == sale.webhook_id
-    assert sale.webhook_id == event_id("sale.created", f"sale:kiosk-1:{sale_id_of('kiosk-1', 1)}")
+    assert sale.webhook_id == event_id(
+        "sale.created", f"sale:kiosk-1:{sale_id_of('kiosk-1', 1)}", origin_of(wh_db)
+    )
     data = sale.message["data"]
     assert data["id"] == sale_id_of("kiosk-1", 1)
     assert (data["device"], data["store"], data["seq"], data["kind"]) == (
@@ -375,7 +377,7 @@ def test_event_bodies_are_the_recorded_json(wh_db: Database, receiver: Receiver)
     body = json.loads(event.body)
     assert body["type"] == "product.changed"
     assert body["data"] == {"sku": "A", "store": "s"}
-    assert event.id == event_id("product.changed", "p:s:A:3")
+    assert event.id == event_id("product.changed", "p:s:A:3", origin_of(wh_db))
     with pytest.raises(ValueError, match="unknown webhook event type"):
         record(wh_db, "product.exploded", {}, store=None, key="x")
 
@@ -442,7 +444,9 @@ def test_finished_deliveries_are_forgotten_after_a_month_and_pending_ones_kept(
     finally:
         later.stop()
     (left,) = deliveries_of(wh_db)
-    assert left["event"] == event_id("sale.created", f"sale:kiosk-1:{sale_id_of('kiosk-1', 2)}")
+    assert left["event"] == event_id(
+        "sale.created", f"sale:kiosk-1:{sale_id_of('kiosk-1', 2)}", origin_of(wh_db)
+    )
     assert left["state"] == "dead"
     assert [e.id for e in WebhookEvent.select().execute(wh_db)] == [left["event"]]
     assert {a.delivery for a in WebhookAttempt.select().execute(wh_db)} == {left["id"]}
@@ -467,3 +471,18 @@ def test_a_sale_is_stored_even_when_its_event_cannot_be_built(
     assert (result.inserted, result.upto_seq) == (1, 1)  # acknowledged: the device moves on
     assert WebhookEvent.select().count(wh_db) == 0
     assert "no webhook event for kiosk-1-sale-000001 of kiosk-1" in caplog.text
+
+
+def test_two_hub_databases_never_give_one_fact_the_same_event_id(
+    wh_db: Database, tmp_path: Path
+) -> None:
+    other = open_hub_database(f"sqlite:///{tmp_path / 'rebuilt.db'}")
+    migrate(other)
+    try:
+        assert origin_of(other) != origin_of(wh_db)
+        key = "stock:berlin:A:movement:1"  # a movement row id a rebuilt database reuses
+        assert event_id("stock.changed", key, origin_of(other)) != event_id(
+            "stock.changed", key, origin_of(wh_db)
+        )
+    finally:
+        other.close()
