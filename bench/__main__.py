@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench import (
+    api_catalog,
     barcode_lookup,
     card_payment,
     catalog_apply,
@@ -42,6 +43,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     catalog_apply.NAME: catalog_apply.run,
     sales_drain.NAME: sales_drain.run,
     hub_ingest.NAME: hub_ingest.run,
+    api_catalog.NAME: api_catalog.run,
     catalog_memory.NAME: catalog_memory.run,
     screen_scan.NAME: screen_scan.run,
     screen_startup.NAME: screen_startup.run,
