@@ -20,6 +20,7 @@ from peewee import Database, DatabaseError
 from appliance.core.clock import Clock, SystemClock
 from appliance.mqtt.payloads import DeviceStatus
 from hub.stock_levels import current_levels
+from hub.store_locks import lock_store
 from hub.stores import store_of
 from hub.webhooks.events import (
     DEVICE_OFFLINE,
@@ -83,6 +84,9 @@ class SaleEvents:
                 moved[sku] = str(row["sale_id"])
         if not moved:
             return []
+        # Another worker may be storing a sale of this store right now: wait for it, so
+        # the level read below counts its sales too and the last level sent is right.
+        lock_store(self._db, store)
         levels = current_levels(self._db, store, sorted(moved))
         events = []
         for sku, sale_id in moved.items():

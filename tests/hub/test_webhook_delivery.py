@@ -10,9 +10,11 @@ from __future__ import annotations
 import io
 import json
 import random
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
@@ -486,3 +488,49 @@ def test_two_hub_databases_never_give_one_fact_the_same_event_id(
         )
     finally:
         other.close()
+
+
+def test_two_devices_selling_at_once_send_a_last_level_that_counts_both_sales(
+    postgres: PostgresCluster, clock: SteppedClock
+) -> None:
+    # PostgreSQL only: SQLite lets one writer in at a time, so the race cannot happen there.
+    db = open_hub_database(postgres.new_database())
+    migrate(db)
+    try:
+        add_endpoint(db, "http://127.0.0.1:9/", ["stock.changed"], store="berlin")
+        catalog = HubCatalog(db, "berlin")
+        catalog.import_csv(io.StringIO(CATALOG), StoreSettings())
+        catalog.count({"SKU-1": 10}, now=START - timedelta(days=1))
+        for device in ("kiosk-1", "kiosk-2"):
+            assign_device(db, device, "berlin")
+        first_stored, release_first = threading.Event(), threading.Event()
+        events = SaleEvents(db, clock=clock)
+
+        def hold_open(device: str, rows: Sequence[Mapping[str, Any]]) -> None:
+            events(device, rows)  # kiosk-1's level is read; its transaction stays open
+            first_stored.set()
+            assert release_first.wait(10)
+
+        first = threading.Thread(
+            target=SalesIngest(db, clock=clock, on_stored=hold_open).ingest,
+            args=("kiosk-1", SalesBatch(device="kiosk-1", sales=[envelope("kiosk-1", 1)])),
+        )
+        first.start()
+        assert first_stored.wait(10)
+        second = threading.Thread(
+            target=SalesIngest(db, clock=clock, on_stored=events).ingest,
+            args=("kiosk-2", SalesBatch(device="kiosk-2", sales=[envelope("kiosk-2", 1)])),
+        )
+        second.start()
+        second.join(0.5)
+        assert second.is_alive(), "kiosk-2's level must wait for kiosk-1's open transaction"
+        release_first.set()
+        first.join(10)
+        second.join(10)
+        levels = [
+            (json.loads(row.body)["data"]["device"], json.loads(row.body)["data"]["level"])
+            for row in WebhookEvent.select().order_by(WebhookEvent.created_at).execute(db)
+        ]
+        assert sorted(levels) == [("kiosk-1", 9), ("kiosk-2", 8)]  # the later one counts both
+    finally:
+        db.close()
