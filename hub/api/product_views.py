@@ -99,6 +99,7 @@ class ProductPage(msgspec.Struct, frozen=True, kw_only=True):
 
     items: list[Product]
     next_cursor: str | None
+    has_more: bool  # True: another page follows
 
 
 class ProductInput(msgspec.Struct, frozen=True, kw_only=True):

@@ -109,6 +109,7 @@ def list_products(
     return ProductPage(
         items=views(db, store, page),
         next_cursor=encode_cursor(_CURSOR_KIND, page[-1].record.product.sku) if more else None,
+        has_more=more,
     )
 
 

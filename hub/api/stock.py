@@ -76,6 +76,7 @@ class StockPage(msgspec.Struct, frozen=True, kw_only=True):
 
     items: list[Stock]
     next_cursor: str | None
+    has_more: bool  # True: another page follows
 
 
 class MovementInput(msgspec.Struct, frozen=True, kw_only=True):
@@ -104,6 +105,7 @@ class MovementPage(msgspec.Struct, frozen=True, kw_only=True):
 
     items: list[StockMovement]
     next_cursor: str | None
+    has_more: bool  # True: another page follows
 
 
 class CountInput(msgspec.Struct, frozen=True, kw_only=True):
@@ -145,6 +147,7 @@ def list_stock(
     return StockPage(
         items=[_stock(entry, levels.get(entry.record.product.sku)) for entry in page],
         next_cursor=encode_cursor(_CURSOR_KIND, page[-1].record.product.sku) if more else None,
+        has_more=more,
     )
 
 
@@ -236,6 +239,7 @@ def list_movements(
     return MovementPage(
         items=[_movement(m, None) for m in page],
         next_cursor=encode_cursor(_MOVEMENTS_KIND, page[-1].id) if more else None,
+        has_more=more,
     )
 
 

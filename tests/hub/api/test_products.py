@@ -244,6 +244,7 @@ def test_the_list_pages_by_cursor_and_filters_by_category(
         page = client.get(PRODUCTS, params=params, headers=admin).json()
         seen.extend(item["sku"] for item in page["items"])
         cursor = page["next_cursor"]
+        assert page["has_more"] is (cursor is not None)
         if cursor is None:
             break
     assert seen == ["P0", "P1", "P2", "P3", "P4"]

@@ -117,7 +117,7 @@ def test_a_level_is_the_count_less_the_sales_since_plus_the_movements_since(
         f"{STOCK}/TIN-1/movements", params={"cursor": history["next_cursor"]}, headers=admin
     ).json()
     assert [(m["delta"], m["reason"]) for m in rest["items"]] == [(-2, "damage")]
-    assert rest["next_cursor"] is None
+    assert (rest["next_cursor"], rest["has_more"], history["has_more"]) == (None, False, True)
 
 
 def test_a_repeated_reference_is_the_movement_already_recorded(
