@@ -15,7 +15,6 @@ kept and read is hub/catalog_rows.py; the API's view of them, hub/catalog_entrie
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
@@ -52,6 +51,7 @@ from hub.db import is_sqlite
 from hub.ingest import utc_naive
 from hub.models import PublishedStock
 from hub.snapshot_parts import cut_into_parts
+from hub.store_locks import lock_store
 
 # Where the catalog's tables and rows are defined; imported from here by the rest of the hub.
 __all__ = [
@@ -471,11 +471,8 @@ def _store_transaction(db: Database, store: str) -> Iterator[None]:
         with db.atomic("IMMEDIATE"):
             yield
         return
-    key = int.from_bytes(
-        hashlib.blake2b(f"catalog:{store}".encode(), digest_size=8).digest(), "big", signed=True
-    )
     with db.atomic():
-        db.execute_sql(f"SELECT pg_advisory_xact_lock({db.param})", (key,))
+        lock_store(db, store)
         yield
 
 
