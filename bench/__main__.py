@@ -17,6 +17,7 @@ from bench import (
     catalog_memory,
     csv_import,
     hub_ingest,
+    picture_memory,
     receipt_print,
     sale_commit,
     sales_drain,
@@ -50,6 +51,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     screen_memory.NAME: screen_memory.run,
     screen_frames.NAME: screen_frames.run,
     card_payment.NAME: card_payment.run,
+    picture_memory.NAME: picture_memory.run,
 }
 
 log = logging.getLogger("bench")
