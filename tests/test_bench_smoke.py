@@ -27,6 +27,7 @@ BENCHMARKS = (
     "screen_memory",
     "screen_frames",
     "card_payment",
+    "picture_memory",
 )
 
 
