@@ -117,8 +117,9 @@ class CatalogSync:
         self._chunk_at: float | None = None  # when the last snapshot chunk arrived
         self._newest_seen = 0  # the highest version any message of the held store named
         # Decoded chunks of the snapshot being staged, so applying it needs no second decode
-        # (after a restart they are decoded again from the staging table); their pictures
-        # are file names by then, never bytes.
+        # (after a restart they are decoded again from the staging table). Not those with
+        # pictures: they are read back from staging, where their pictures are file names,
+        # and thousands of products held across a download leave memory that stays.
         self._decoded: dict[tuple[str, int, int], list[ProductPayload]] = {}
         self._worker = StepWorker(
             "catalog-sync", db, self.poll, min(POLL_SECONDS, retry_seconds), log
@@ -288,10 +289,11 @@ class CatalogSync:
         if any((s, v) != (chunk.store, chunk.version) for s, v, _ in self._decoded):
             self._decoded.clear()
         named = self.pictures.named(chunk.products)
-        if named is not None:  # staged and kept with file names: the bytes are on disk now
+        if named is not None:  # staged with file names: the bytes are on disk now
             chunk, raw = replace(chunk, products=named), None
             self.pictures.sync()
-        self._decoded[chunk.store, chunk.version, chunk.chunk] = chunk.products
+        else:
+            self._decoded[chunk.store, chunk.version, chunk.chunk] = chunk.products
         staged = self._staging.stage(
             chunk.version, chunk.chunk, chunk.chunks, raw or encode(chunk), self._clock.now(),
             store=chunk.store, rebase=rebase,
@@ -371,6 +373,9 @@ class CatalogSync:
         )  # fmt: skip
         self.pictures.may_have_left_some()  # a snapshot replaces whatever was held
         self._collect_pictures()
+        # Staging and merging a whole catalog filled this worker's page cache (up to the
+        # database's cache_size, megabytes the kiosk could use): deltas touch a few pages.
+        self._versions.release_memory()
         if self._newest_seen > version:
             self._request(self._asking(version, store))  # deltas that came meanwhile
         return "applied"

@@ -18,7 +18,6 @@ import threading
 import weakref
 from collections import deque
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from kivy.graphics.texture import Texture
@@ -111,7 +110,7 @@ def _read(source: str, edge: int) -> tuple[tuple[int, int], bytes] | None:
     from PIL import Image as PillowImage
 
     try:
-        with PillowImage.open(Path(source), formats=("JPEG", "PNG")) as picture:
+        with PillowImage.open(source, formats=("JPEG", "PNG")) as picture:
             picture.draft("RGB", (edge, edge))  # JPEG: decoded at 1/2, 1/4 or 1/8 size
             picture.thumbnail((edge, edge))
             rgba = picture.convert("RGBA")

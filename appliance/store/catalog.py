@@ -14,7 +14,7 @@ from appliance.core.catalog import Product
 from appliance.core.money import Money
 from appliance.store.models import Barcode
 from appliance.store.models import Product as ProductRow
-from appliance.store.thumbnails import folder_beside
+from appliance.store.thumbnails import folder_beside, picture_path
 
 _COLUMNS = (
     "p.sku, p.name, p.names, p.price_minor, p.currency, p.tax_class, p.category,"
@@ -102,7 +102,7 @@ class SqliteCatalog:
         """The file of the picture a product names (its `thumbnail`); "" for none."""
         if not name or self._pictures is None:
             return ""
-        return str(self._pictures / name)
+        return picture_path(self._pictures, name)
 
     def by_barcode_key(self, key: str) -> Product | None:
         """The product carrying a normalised GTIN."""

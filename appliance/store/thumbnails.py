@@ -8,11 +8,13 @@ no product refers to any more are removed by `collect`. Nothing here keeps a pic
 bytes: the kiosk reads them from disk when a row shows one.
 
 Not thread-safe: one thread (the catalog sync's worker) writes and collects; any thread
-may build paths.
+may build paths. Paths of single pictures are plain strings: pathlib interns every part of
+every path it parses, and thousands of picture names would stay in that table for good.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import logging
@@ -44,6 +46,11 @@ def folder_beside(database: str | Path) -> Path | None:
     if str(database) in ("", ":memory:"):
         return None
     return Path(database).parent / FOLDER_NAME
+
+
+def picture_path(folder: Path, name: str) -> str:
+    """The path of the picture file `name` in `folder`, as a string (see the module)."""
+    return os.path.join(folder, name)
 
 
 def is_picture_name(name: str) -> bool:
@@ -106,9 +113,9 @@ class ThumbnailFolder:
         self._max_bytes = max_bytes
         self.written = 0  # files written since this object was made
 
-    def path(self, name: str) -> Path:
+    def path(self, name: str) -> str:
         """Where the picture called `name` is (whether or not it is there)."""
-        return self.folder / name
+        return picture_path(self.folder, name)
 
     def put(self, data: bytes) -> str:
         """Check a picture and write it unless it is there; returns its file name.
@@ -119,20 +126,20 @@ class ThumbnailFolder:
         """
         digest = _digest(data, self._max_bytes)
         for suffix in _CODES:
-            if (self.folder / (digest + suffix)).exists():
+            if os.path.exists(self.path(digest + suffix)):
                 return digest + suffix  # checked when it was written: a picture sent again
         name = digest + _checked_suffix(data)
-        target = self.folder / name
         self.folder.mkdir(parents=True, exist_ok=True)
-        temporary = self.folder / f".{name}.{os.getpid()}{_TEMP_SUFFIX}"
+        temporary = self.path(f".{name}.{os.getpid()}{_TEMP_SUFFIX}")
         try:
             with open(temporary, "wb") as file:
                 file.write(data)
                 file.flush()
                 os.fsync(file.fileno())
-            os.replace(temporary, target)
+            os.replace(temporary, self.path(name))
         except BaseException:
-            temporary.unlink(missing_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temporary)
             raise
         self.written += 1
         return name
@@ -169,7 +176,7 @@ class ThumbnailFolder:
             ]
         for name in gone:
             try:
-                (self.folder / name).unlink()
+                os.unlink(self.path(name))
             except FileNotFoundError:
                 continue
             removed += 1
