@@ -52,6 +52,7 @@ _DROPS_PICTURE = (
     " WHERE p.thumbnail > '' AND s.thumbnail IS NOT NULL AND s.thumbnail != p.thumbnail)"
 )
 _DELETES_PICTURE = "SELECT EXISTS (SELECT 1 FROM product WHERE sku = ? AND thumbnail > '')"
+_ANY_PICTURE = "SELECT EXISTS (SELECT 1 FROM product WHERE thumbnail > '')"  # the index: O(1)
 _PICTURES = "SELECT DISTINCT thumbnail FROM product WHERE thumbnail > ''"
 
 
@@ -97,7 +98,10 @@ class CatalogVersions:
             connection.execute(statement)
         connection.executemany(catalog_sql._STAGE_PRODUCT, rows.products)
         connection.executemany(catalog_sql._STAGE_BARCODE, rows.barcodes)
-        dropped = bool(connection.execute(_DROPS_PICTURE).fetchone()[0])
+        # A catalog without pictures (most) skips the join over every staged product.
+        dropped = bool(connection.execute(_ANY_PICTURE).fetchone()[0]) and bool(
+            connection.execute(_DROPS_PICTURE).fetchone()[0]
+        )
         stamp = {"now": now.isoformat()}
         for statement in catalog_sql._MERGE:
             connection.execute(statement, stamp if ":now" in statement else ())
