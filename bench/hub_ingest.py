@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -62,6 +63,7 @@ class Sizes:
     devices: int
     burst_batches: int  # per device
     per_batch: int  # sales per batch, burst and steady
+    single_batches: int  # per device, in the burst of one-sale batches
     steady_rate: float  # sales/s offered in all
     steady_s: float
     till_every_s: float  # a till's mean time between two sales
@@ -70,8 +72,8 @@ class Sizes:
 
 # 3,000 sales/s: what the burst row measured on this code before group commit (2,825 and
 # 3,156 sales/s in two runs); the steady row offers that rate.
-FULL = Sizes(500, 3, 20, 3000.0, 10.0, 10.0, 20.0)
-QUICK = Sizes(50, 2, 20, 500.0, 1.5, 1.0, 1.5)
+FULL = Sizes(500, 3, 20, 10, 3000.0, 10.0, 10.0, 20.0)
+QUICK = Sizes(50, 2, 20, 4, 500.0, 1.5, 1.0, 1.5)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +86,8 @@ class Measured:
     sales: int
     workers: int
     database: str
+    wal_bytes: int | None = None  # PostgreSQL's write-ahead log written meanwhile
+    load_average: tuple[float, float] = (0.0, 0.0)  # the machine's, 1 min, before and after
 
     @property
     def latencies_ns(self) -> list[int]:
@@ -123,6 +127,9 @@ class Measured:
             "hub_cpu_us_per_sale": round(hub_cpu / self.sales * 1e6, 1),
             "postgres_cpu_us_per_sale": round(db_cpu / self.sales * 1e6, 1) if db_cpu else None,
             "row_samples": len(self.samples),
+            "wal_bytes_per_sale": round(self.wal_bytes / self.sales) if self.wal_bytes else None,
+            # Anything else running on this machine competes for its cores: shown here.
+            "load_average_1m_before_after": self.load_average,
         }
 
 
@@ -154,6 +161,21 @@ class _Database:
         if self._postgres is None:
             return sqlite_counter(Path(sqlite_path(self.url)))
         return postgres_counter(self.url)
+
+    def wal_bytes(self) -> int | None:
+        """Where PostgreSQL's write-ahead log stands, in bytes (None: SQLite)."""
+        if self._postgres is None:
+            return None
+        import psycopg2
+
+        connection = psycopg2.connect(self.url)
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')")
+                row = cursor.fetchone()
+        finally:
+            connection.close()
+        return int(row[0]) if row else None
 
     def cpu(self) -> dict[str, Callable[[], float]]:
         """The database server's CPU reading, when it is a server."""
@@ -196,17 +218,22 @@ def measure(
                 readings["broker"] = _pid_cpu(broker.pid)
                 readings.update(database.cpu())
                 gc.collect()
+                wal_before = database.wal_bytes()
+                load_before = os.getloadavg()[0]
                 with RowCounter(count) as counter:
                     cpu = CpuUse(readings)
                     result = drive(fleet)
                     cpu_s = cpu.used()
+                wal_after = database.wal_bytes()
+                load = (round(load_before, 2), round(os.getloadavg()[0], 2))
             finally:
                 close()
     held = counter.samples[-1][1] if counter.samples else 0
     if held != sales:  # every batch was acknowledged: each of its sales is there, once
         raise RuntimeError(f"the hub holds {held} sales, {sales} were acknowledged")
-    log.info("%s %s: %.1f s in all", NAME, workdir.name, time.monotonic() - began)
-    return Measured(result, counter.samples, cpu_s, sales, workers, database.kind)
+    log.info("%s %s/%s: %.1f s", NAME, workdir.parent.name, workdir.name, time.monotonic() - began)
+    wal = None if wal_before is None or wal_after is None else wal_after - wal_before
+    return Measured(result, counter.samples, cpu_s, sales, workers, database.kind, wal, load)
 
 
 def _pid_cpu(pid: int | None) -> Callable[[], float]:
@@ -230,6 +257,14 @@ def _burst_note(sizes: Sizes) -> str:
         f"Burst (closed loop): each device sends {sizes.burst_batches} batches of "
         f"{sizes.per_batch} sales back to back, the next on the previous SalesAck, all "
         "starting at once; a throughput test."
+    )
+
+
+def _singles_note(sizes: Sizes) -> str:
+    return (
+        f"Burst of one-sale batches (closed loop): each device sends {sizes.single_batches} "
+        "batches of one sale back to back, as an online appliance uploads each sale: the "
+        "rate at which a worker takes the messages of shops selling as usual."
     )
 
 
@@ -271,128 +306,173 @@ def _latency_row(metric: str, run: Measured, note: str) -> Row:
     )
 
 
-def _sqlite_rows(workdir: Path, sizes: Sizes, burst: dict[str, Messages]) -> list[Row]:
+@dataclass(frozen=True, slots=True)
+class Loads:
+    """What the devices send in each kind of run (built once, before any timing)."""
+
+    burst: dict[str, Messages]
+    singles: dict[str, Messages]  # a burst of one-sale batches
+    steady: Schedule
+    steady_plan: dict[str, Messages]
+    till: Schedule
+    till_plan: dict[str, Messages]
+
+    @classmethod
+    def build(cls, sizes: Sizes) -> Loads:
+        """The burst, steady and till-pace loads of these sizes."""
+        steady = Schedule.poisson(
+            devices=sizes.devices,
+            per_batch=sizes.per_batch,
+            sales_per_s=sizes.steady_rate,
+            seconds=sizes.steady_s,
+            seed=SEED,
+        )
+        till = Schedule.poisson(
+            devices=sizes.devices,
+            per_batch=1,
+            sales_per_s=sizes.devices / sizes.till_every_s,
+            seconds=sizes.till_s,
+            seed=SEED + 1,
+        )
+        return cls(
+            burst=build_messages([sizes.burst_batches] * sizes.devices, sizes.per_batch),
+            singles=build_messages([sizes.single_batches] * sizes.devices, 1),
+            steady=steady,
+            steady_plan=build_messages(steady.batch_counts(), sizes.per_batch),
+            till=till,
+            till_plan=build_messages(till.batch_counts(), 1),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Runs:
+    """One database setup's measured runs (till pace only where asked)."""
+
+    burst: Measured
+    singles: Measured
+    steady: Measured
+    till: Measured | None = None
+
+
+def _runs(
+    workdir: Path, database: Callable[[str], _Database], loads: Loads, workers: int, till: bool
+) -> Runs:
+    def run(name: str, plan: dict[str, Messages], drive: Drive) -> Measured:
+        return measure(workdir / name, database(name), plan, drive, workers=workers)
+
+    def closed(fleet: Fleet) -> FleetResult:
+        return fleet.run_closed_loop(STALL_S)
+
+    return Runs(
+        burst=run("burst", loads.burst, closed),
+        singles=run("singles", loads.singles, closed),
+        steady=run("steady", loads.steady_plan, lambda f: f.run_open_loop(loads.steady, STALL_S)),
+        till=(
+            run("till", loads.till_plan, lambda f: f.run_open_loop(loads.till, STALL_S))
+            if till
+            else None
+        ),
+    )
+
+
+def _rate_row(
+    metric: str,
+    run: Measured,
+    note: str,
+    *,
+    target: Target | None = None,
+    baseline: Measured | None = None,
+) -> Row:
+    return Row(
+        NAME,
+        metric,
+        run.rate(),
+        "sales/s",
+        target=target,
+        baseline=baseline.rate() if baseline else None,
+        baseline_name="1 worker on the same PostgreSQL, this run" if baseline else "",
+        ratio=run.rate() / baseline.rate() if baseline else None,
+        note=f"{note} Rate = sales / time until the polled sale table held them all.",
+        details=run.details(),
+    )
+
+
+def _sqlite_rows(workdir: Path, sizes: Sizes, loads: Loads) -> list[Row]:
     setup = _setup(sizes)
-    where = workdir / "sqlite-burst"
-    run = measure(where, _Database.sqlite(where), burst, lambda f: f.run_closed_loop(STALL_S))
-    little_ms = sizes.devices * sizes.per_batch / run.rate() * 1000
-    rows = [
-        Row(
-            NAME,
+    folder = workdir / "sqlite"
+    runs = _runs(folder, lambda name: _Database.sqlite(folder / name), loads, 1, till=True)
+    assert runs.till is not None
+    where = "SQLite, one worker."
+    little_ms = sizes.devices * sizes.per_batch / runs.burst.rate() * 1000
+    return [
+        _rate_row(
             "rate",
-            run.rate(),
-            "sales/s",
+            runs.burst,
+            f"{where} {_burst_note(sizes)} {setup} Target: the rate the old bench reached.",
             target=Target(sizes.steady_rate, at_most=False),
-            note=(
-                f"SQLite, one worker. {_burst_note(sizes)} {setup} Rate = sales / time until "
-                "the polled sale table held them all; target: the rate the old bench reached."
-            ),
-            details={**run.details(), "poll_s": POLL_S, "filesystem": filesystem_of(workdir)},
         ),
         Row(
             NAME,
             "p99 ack latency",
-            run.ms(99),
+            runs.burst.ms(99),
             "ms",
             note=(
-                f"SQLite, one worker. {_burst_note(sizes)} {LATENCY} Every device keeps a batch "
-                f"queued, so this is queueing: Little's law gives devices x sales per batch / "
-                f"rate = {little_ms:.0f} ms. See the steady rows for the latency at that rate."
+                f"{where} {_burst_note(sizes)} {LATENCY} Every device keeps a batch queued, so "
+                "this is queueing: Little's law gives devices x sales per batch / rate = "
+                f"{little_ms:.0f} ms. See the steady rows for the latency at that rate."
             ),
-            details={**run.details(), "littles_law_ms": round(little_ms, 1)},
+            details={
+                **runs.burst.details(),
+                "littles_law_ms": round(little_ms, 1),
+                "poll_s": POLL_S,
+                "filesystem": filesystem_of(workdir),
+            },
         ),
+        _rate_row("rate, one sale per batch", runs.singles, f"{where} {_singles_note(sizes)}"),
+        _latency_row("steady p99 ack latency", runs.steady, f"{where} {_steady_note(sizes)}"),
+        _latency_row("till-pace p99 ack latency", runs.till, f"{where} {_till_note(sizes)}"),
     ]
-    schedule = Schedule.poisson(
-        devices=sizes.devices,
-        per_batch=sizes.per_batch,
-        sales_per_s=sizes.steady_rate,
-        seconds=sizes.steady_s,
-        seed=SEED,
-    )
-    steady_plan = build_messages(schedule.batch_counts(), sizes.per_batch)
-    where = workdir / "sqlite-steady"
-    run = measure(
-        where, _Database.sqlite(where), steady_plan, lambda f: f.run_open_loop(schedule, STALL_S)
-    )
-    rows.append(
-        _latency_row("steady p99 ack latency", run, f"SQLite, one worker. {_steady_note(sizes)}")
-    )
-    till = Schedule.poisson(
-        devices=sizes.devices,
-        per_batch=1,
-        sales_per_s=sizes.devices / sizes.till_every_s,
-        seconds=sizes.till_s,
-        seed=SEED + 1,
-    )
-    till_plan = build_messages(till.batch_counts(), 1)
-    where = workdir / "sqlite-till"
-    run = measure(
-        where, _Database.sqlite(where), till_plan, lambda f: f.run_open_loop(till, STALL_S)
-    )
-    rows.append(
-        _latency_row("till-pace p99 ack latency", run, f"SQLite, one worker. {_till_note(sizes)}")
-    )
-    return rows
 
 
-def _postgres_rows(workdir: Path, sizes: Sizes, burst: dict[str, Messages]) -> list[Row]:
-    schedule = Schedule.poisson(
-        devices=sizes.devices,
-        per_batch=sizes.per_batch,
-        sales_per_s=sizes.steady_rate,
-        seconds=sizes.steady_s,
-        seed=SEED + 2,
-    )
-    steady_plan = build_messages(schedule.batch_counts(), sizes.per_batch)
-    bursts: dict[int, Measured] = {}
-    steadies: dict[int, Measured] = {}
+def _postgres_rows(workdir: Path, sizes: Sizes, loads: Loads) -> list[Row]:
+    runs: dict[int, Runs] = {}
     with running_postgres(workdir / "postgres") as postgres:
         migrated_template(postgres)
         for workers in (1, 2):
-            name = f"pg{workers}_burst"
-            bursts[workers] = measure(
-                workdir / name,
-                _Database.postgresql(postgres, name),
-                burst,
-                lambda f: f.run_closed_loop(STALL_S),
-                workers=workers,
-            )
-            name = f"pg{workers}_steady"
-            steadies[workers] = measure(
-                workdir / name,
-                _Database.postgresql(postgres, name),
-                steady_plan,
-                lambda f: f.run_open_loop(schedule, STALL_S),
-                workers=workers,
-            )
+
+            def database(name: str, workers: int = workers) -> _Database:
+                return _Database.postgresql(postgres, f"pg{workers}_{name}")
+
+            runs[workers] = _runs(workdir / f"pg{workers}", database, loads, workers, till=False)
     setup = _setup(sizes)
-    one = bursts[1].rate()
     rows = []
     for workers in (1, 2):
         label = "1 worker" if workers == 1 else f"{workers} workers"
-        where = f"PostgreSQL, {label} sharing `$share/hub/...`."
-        compared = workers > 1
+        where = (
+            f"PostgreSQL, {label} sharing `$share/hub/...`; workers, broker, PostgreSQL and "
+            "the simulated devices share this machine's cores."
+        )
+        base = runs[1] if workers > 1 else None
         rows.append(
-            Row(
-                NAME,
+            _rate_row(
                 f"postgres rate, {label}",
-                bursts[workers].rate(),
-                "sales/s",
-                baseline=one if compared else None,
-                baseline_name="1 worker on the same PostgreSQL, this run" if compared else "",
-                ratio=bursts[workers].rate() / one if compared else None,
-                note=(
-                    f"{where} {_burst_note(sizes)} {setup} Rate = sales / time until the "
-                    "polled sale table held them all. Workers, broker, PostgreSQL and the "
-                    "simulated devices share this machine's cores."
-                ),
-                details=bursts[workers].details(),
+                runs[workers].burst,
+                f"{where} {_burst_note(sizes)} {setup}",
+                baseline=base.burst if base else None,
+            )
+        )
+        rows.append(
+            _rate_row(
+                f"postgres rate, one sale per batch, {label}",
+                runs[workers].singles,
+                f"{where} {_singles_note(sizes)} {setup}",
+                baseline=base.singles if base else None,
             )
         )
         rows.append(
             _latency_row(
                 f"postgres steady p99 ack latency, {label}",
-                steadies[workers],
+                runs[workers].steady,
                 f"{where} {_steady_note(sizes)}",
             )
         )
@@ -403,5 +483,5 @@ def run(workdir: Path, *, quick: bool) -> list[Row]:
     """Ingest from many simulated appliances: throughput, and ack latency at a steady rate."""
     sizes = QUICK if quick else FULL
     workdir.mkdir(parents=True, exist_ok=True)
-    burst = build_messages([sizes.burst_batches] * sizes.devices, sizes.per_batch)
-    return _sqlite_rows(workdir, sizes, burst) + _postgres_rows(workdir, sizes, burst)
+    loads = Loads.build(sizes)
+    return _sqlite_rows(workdir, sizes, loads) + _postgres_rows(workdir, sizes, loads)
