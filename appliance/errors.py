@@ -6,7 +6,10 @@ own data or belong to the hub program, not to the appliance; each hangs from a c
 - CatalogImportError <- appliance.catalog_import.BadRowsError (carries the refused RowErrors)
 - SyncError <- hub.cli_command.FleetClientError, hub.server.HubConnectError
 - StoreError <- hub.db.HubDatabaseError
-- ApplianceError <- hub.ca.CaError
+- ApplianceError <- hub.ca.CaError, hub.dashboard.accounts.AdminError,
+  hub.dashboard.sending.NotConfiguredError, hub.webhooks.signing.WebhookVerificationError
+  (also a ValueError), hub.api.problems.ProblemError (also Litestar's HTTPException: an API
+  error with its HTTP status) <- hub.api.webhooks.BeingSentError
 - TillError <- appliance.core.shift.SignOffNeededError (carries the difference and the threshold)
 
 tests/core/test_exception_tree.py fails when an exception class anywhere in `appliance`

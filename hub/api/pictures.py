@@ -32,7 +32,7 @@ from peewee import Database
 
 from hub.api.access import Principal
 from hub.api.paging import invalid
-from hub.api.problems import Problem
+from hub.api.problems import ProblemError
 from hub.api.product_views import (
     IfMatch,
     Product,
@@ -115,13 +115,15 @@ def put_image(
     """Give a product its picture; the devices get its thumbnail with the product."""
     declared = content_type.partition(";")[0].strip().lower()
     if declared not in _ACCEPTED:
-        raise Problem(415, f"send the picture as {', '.join(sorted(_ACCEPTED))}, not {declared!r}")
+        raise ProblemError(
+            415, f"send the picture as {', '.join(sorted(_ACCEPTED))}, not {declared!r}"
+        )
     data = body
     kind = image_format(data)
     if kind is None:
         raise invalid("body", "not a picture: Pillow cannot read it", "body")
     if kind not in CONTENT_TYPES:
-        raise Problem(415, f"a {kind} picture: send JPEG, PNG or WebP")
+        raise ProblemError(415, f"a {kind} picture: send JPEG, PNG or WebP")
     sha256 = hashlib.sha256(data).hexdigest()
     try:  # decoded before the lock is taken: a big picture takes a while
         picture = None if is_kept(db, sha256) else read_picture(data)

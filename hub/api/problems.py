@@ -16,6 +16,7 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from peewee import DatabaseError
 
+from appliance.errors import ApplianceError
 from hub.storage_faults import storage_fault
 
 log = logging.getLogger(__name__)
@@ -23,7 +24,7 @@ log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
 
 
-class Problem(HTTPException):
+class ProblemError(HTTPException, ApplianceError):
     """An error a handler raises on purpose: its status, a title and a detail for people."""
 
     def __init__(self, status: int, detail: str, *, title: str | None = None, **extra: Any) -> None:

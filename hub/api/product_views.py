@@ -29,7 +29,7 @@ from appliance.errors import BarcodeError
 from appliance.mqtt.payloads import MAX_DESCRIPTION, MAX_SAFE
 from appliance.settings import StoreSettings
 from hub.api.paging import invalid, rfc3339
-from hub.api.problems import PROBLEM_JSON, Problem
+from hub.api.problems import PROBLEM_JSON, ProblemError
 from hub.catalog import HubCatalog, ProductRecord
 from hub.catalog_entries import CatalogEntry, barcode_owners, store_currency, uses_tax_class
 from hub.product_images import PictureInfo, picture_infos
@@ -226,17 +226,17 @@ def check_version(current: CatalogEntry | None, wanted: Wanted, sku: str) -> Non
     """412 when `wanted` is not the current version, 428 when a change to one gives none."""
     if current is None:
         if wanted is not None:
-            raise Problem(412, f"{sku} does not exist (any more)", version=None)
+            raise ProblemError(412, f"{sku} does not exist (any more)", version=None)
         return
     if wanted is None:
-        raise Problem(
+        raise ProblemError(
             428,
             f"{sku} exists: send If-Match: {etag(current.version)} (or `version`) to change it",
             title="Precondition Required",
             version=current.version,
         )
     if wanted not in ("*", current.version):
-        raise Problem(
+        raise ProblemError(
             412,
             f"{sku} is at version {current.version}, not {wanted}: read it again",
             version=current.version,

@@ -27,7 +27,7 @@ from appliance.core.money import Money
 from hub.api import pictures
 from hub.api.access import Principal
 from hub.api.paging import DEFAULT_LIMIT, Cursor, Limit, decode_cursor, encode_cursor
-from hub.api.problems import Problem
+from hub.api.problems import ProblemError
 from hub.api.product_views import (
     IfMatch,
     Price,
@@ -162,7 +162,7 @@ def put_product(
     with catalog.write_lock():
         current = product_entry(catalog, sku)
         if current is not None and if_none_match is not None and if_none_match.strip() == "*":
-            raise Problem(412, f"{sku} exists already", version=current.version)
+            raise ProblemError(412, f"{sku} exists already", version=current.version)
         check_version(current, wanted, sku)
         image = current.record.image if current is not None else None
         result = catalog.upsert([checked_record(catalog, sku, data, image)])
@@ -321,7 +321,7 @@ def _check_prices(
                 msgspec.to_builtins(PriceConflict(sku=sku, version=current[sku].version))
                 for sku in skus
             ]
-            raise Problem(
+            raise ProblemError(
                 status,
                 f"{len(skus)} product(s) {why}: nothing changed",
                 title="Precondition Required" if status == 428 else None,

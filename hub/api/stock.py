@@ -33,7 +33,7 @@ from hub.api.paging import (
     invalid,
     rfc3339,
 )
-from hub.api.problems import Problem
+from hub.api.problems import ProblemError
 from hub.api.product_views import SkuPath, StorePath, problem_response
 from hub.api.products import found, visible
 from hub.catalog import HubCatalog
@@ -202,7 +202,7 @@ def add_movement(
                 return Response(_repeated(db, held, sku, data), status_code=200)
         _tracked(found(db, principal, store, sku))
         if sku not in catalog.counts(skus=[sku]):
-            raise Problem(409, f"{sku} was never counted: a movement needs a count to move")
+            raise ProblemError(409, f"{sku} was never counted: a movement needs a count to move")
         moment = datetime.now(UTC).replace(tzinfo=None)
         change = (data.delta, data.reason, data.reference)
         movement = record_movement(catalog, sku, change, token=principal.token_id, at=moment)
@@ -300,7 +300,7 @@ def _movement(movement: Movement, level: int | None) -> StockMovement:
 def _repeated(db: Database, held: Movement, sku: str, data: MovementInput) -> StockMovement:
     """The movement a repeated reference names, when it is the same movement; else 409."""
     if (held.sku, held.delta, held.reason) != (sku, data.delta, data.reason):
-        raise Problem(
+        raise ProblemError(
             409,
             f"reference {held.reference!r} is movement {held.id} of {held.sku} "
             f"({held.delta:+d}, {held.reason}) in this store already",
@@ -312,7 +312,7 @@ def _repeated(db: Database, held: Movement, sku: str, data: MovementInput) -> St
 
 def _tracked(entry: CatalogEntry) -> None:
     if not entry.record.product.stock_tracked:
-        raise Problem(409, f"{entry.record.product.sku}'s stock is not tracked in this store")
+        raise ProblemError(409, f"{entry.record.product.sku}'s stock is not tracked in this store")
 
 
 def _stock_event(

@@ -32,7 +32,7 @@ from hub.api.paging import (
     rfc3339,
     utc_param,
 )
-from hub.api.problems import Problem
+from hub.api.problems import ProblemError
 from hub.api.webhook_views import (
     Attempt,
     CreatedEndpoint,
@@ -63,7 +63,7 @@ _OPT = {"scope": "admin"}
 _TAGS = ["webhooks"]
 
 
-class BeingSent(Problem):
+class BeingSentError(ProblemError):
     """409: the delivery is being attempted right now; replay it once that attempt ends."""
 
     status_code = 409
@@ -316,13 +316,13 @@ def get_delivery(db: Database, principal: Principal, delivery_id: int) -> Delive
     opt=_OPT,
     tags=_TAGS,
     status_code=202,
-    raises=[NotFoundException, BeingSent],
+    raises=[NotFoundException, BeingSentError],
 )
 def replay_delivery(db: Database, principal: Principal, delivery_id: int) -> Delivery:
     """Send a delivery again now, with the same webhook-id (a dead one comes back to life)."""
     _visible_delivery(db, principal, delivery_id)
     if not deliveries.replay(db, [delivery_id], _now()):
-        raise BeingSent(f"delivery {delivery_id} is being sent right now; replay it after")
+        raise BeingSentError(f"delivery {delivery_id} is being sent right now; replay it after")
     return delivery_view(_visible_delivery(db, principal, delivery_id))
 
 

@@ -6,7 +6,7 @@ and `webhook-signature`: `v1,<base64 HMAC-SHA256>` over `"{id}.{timestamp}.{body
 keyed with the bytes base64-encoded after `whsec_` in the endpoint's secret. Several
 space-separated signatures may be sent (while a secret is rotated); one match suffices.
 
-Standard library only, so a receiver can use `verify` without the rest of the hub.
+Only the standard library and the hub's exception base, so a receiver can copy `verify`.
 """
 
 from __future__ import annotations
@@ -19,11 +19,13 @@ import secrets
 import time
 from collections.abc import Mapping
 
+from appliance.errors import ApplianceError
+
 SECRET_PREFIX = "whsec_"
 TOLERANCE = 5 * 60  # seconds a timestamp may differ from the receiver's clock (replays)
 
 
-class WebhookVerificationError(ValueError):
+class WebhookVerificationError(ApplianceError, ValueError):
     """A webhook message is unsigned, wrongly signed, or signed too long ago or ahead."""
 
 
