@@ -17,8 +17,9 @@ from urllib.parse import urlsplit
 
 import msgspec
 from litestar import delete, get, post
+from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException, PermissionDeniedException
-from litestar.params import Parameter
+from litestar.params import FromPath, JSONBody, QueryParameter
 from peewee import Database
 
 from hub.api.access import Principal
@@ -72,10 +73,12 @@ class BeingSentError(ProblemError):
         super().__init__(409, detail)
 
 
-def _state_param(description: str) -> Any:
+def _state_param(description: str) -> QueryParameter:
     # `state` is a name Litestar keeps for itself: the handler argument is `only`, the
     # query parameter `state`, checked by hand so a 422 names `state`.
-    return Parameter(query="state", description=description, schema_extra={"enum": list(STATES)})
+    return QueryParameter(
+        name="state", description=description, schema_extra={"enum": list(STATES)}
+    )
 
 
 def _state(value: str) -> str:
@@ -117,7 +120,9 @@ def _visible_endpoint(db: Database, principal: Principal, endpoint_id: str) -> W
     tags=_TAGS,
     raises=[PermissionDeniedException],
 )
-def create_endpoint(db: Database, principal: Principal, data: EndpointIn) -> CreatedEndpoint:
+def create_endpoint(
+    db: NamedDependency[Database], principal: NamedDependency[Principal], data: JSONBody[EndpointIn]
+) -> CreatedEndpoint:
     """Create a receiver; the answer holds its signing secret, shown this once."""
     _check_url(data.url)
     store = data.store if data.store is not None else principal.store
@@ -146,7 +151,9 @@ def create_endpoint(db: Database, principal: Principal, data: EndpointIn) -> Cre
     opt=_OPT,
     tags=_TAGS,
 )
-def list_endpoints(db: Database, principal: Principal) -> EndpointList:
+def list_endpoints(
+    db: NamedDependency[Database], principal: NamedDependency[Principal]
+) -> EndpointList:
     """The receivers this token may see."""
     query = WebhookEndpoint.select().order_by(WebhookEndpoint.created_at, WebhookEndpoint.id)
     if principal.store is not None:
@@ -162,7 +169,11 @@ def list_endpoints(db: Database, principal: Principal) -> EndpointList:
     tags=_TAGS,
     raises=[NotFoundException],
 )
-def get_endpoint(db: Database, principal: Principal, endpoint_id: str) -> Endpoint:
+def get_endpoint(
+    db: NamedDependency[Database],
+    principal: NamedDependency[Principal],
+    endpoint_id: FromPath[str],
+) -> Endpoint:
     """One receiver (without its secret)."""
     return endpoint_view(_visible_endpoint(db, principal, endpoint_id))
 
@@ -175,7 +186,11 @@ def get_endpoint(db: Database, principal: Principal, endpoint_id: str) -> Endpoi
     tags=_TAGS,
     raises=[NotFoundException],
 )
-def delete_endpoint(db: Database, principal: Principal, endpoint_id: str) -> None:
+def delete_endpoint(
+    db: NamedDependency[Database],
+    principal: NamedDependency[Principal],
+    endpoint_id: FromPath[str],
+) -> None:
     """Delete a receiver with its queued and past deliveries; nothing more is sent to it."""
     with db.atomic():
         _visible_endpoint(db, principal, endpoint_id)
@@ -200,10 +215,10 @@ _SINCE = "Only deliveries created at or after this RFC 3339 time."
     raises=[NotFoundException],
 )
 def replay_endpoint(
-    db: Database,
-    principal: Principal,
-    endpoint_id: str,
-    since: Annotated[datetime, Parameter(description=_SINCE)],
+    db: NamedDependency[Database],
+    principal: NamedDependency[Principal],
+    endpoint_id: FromPath[str],
+    since: Annotated[datetime, QueryParameter(description=_SINCE)],
     only: Annotated[
         str | None,
         _state_param("Only dead (or delivered) ones; default both."),
@@ -242,12 +257,12 @@ def _deliveries(principal: Principal) -> Any:
     tags=_TAGS,
 )
 def list_deliveries(
-    db: Database,
-    principal: Principal,
+    db: NamedDependency[Database],
+    principal: NamedDependency[Principal],
     *,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
-    endpoint: Annotated[str | None, Parameter(description="Only this endpoint's.")] = None,
+    endpoint: Annotated[str | None, QueryParameter(description="Only this endpoint's.")] = None,
     only: Annotated[str | None, _state_param("Only in this state.")] = None,
 ) -> DeliveryPage:
     """Deliveries newest first: their state, attempts and the last outcome."""
@@ -284,7 +299,11 @@ def _visible_delivery(db: Database, principal: Principal, delivery_id: int) -> d
     tags=_TAGS,
     raises=[NotFoundException],
 )
-def get_delivery(db: Database, principal: Principal, delivery_id: int) -> DeliveryDetail:
+def get_delivery(
+    db: NamedDependency[Database],
+    principal: NamedDependency[Principal],
+    delivery_id: FromPath[int],
+) -> DeliveryDetail:
     """One delivery with the body sent and every attempt's outcome."""
     row = _visible_delivery(db, principal, delivery_id)
     body = WebhookEvent.select(WebhookEvent.body).where(WebhookEvent.id == row["event"])
@@ -318,7 +337,11 @@ def get_delivery(db: Database, principal: Principal, delivery_id: int) -> Delive
     status_code=202,
     raises=[NotFoundException, BeingSentError],
 )
-def replay_delivery(db: Database, principal: Principal, delivery_id: int) -> Delivery:
+def replay_delivery(
+    db: NamedDependency[Database],
+    principal: NamedDependency[Principal],
+    delivery_id: FromPath[int],
+) -> Delivery:
     """Send a delivery again now, with the same webhook-id (a dead one comes back to life)."""
     _visible_delivery(db, principal, delivery_id)
     if not deliveries.replay(db, [delivery_id], _now()):
