@@ -1,7 +1,7 @@
 """Commands held at the hub for an offline device: sent again on its birth, until they expire.
 
 A real mosquitto, the worker `appliance-hub serve` runs, the fleet CLI, and a raw paho
-client playing the device; the rules of the hold itself run on a real hub database.
+client playing the device; the rules of the hold itself run on SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -118,14 +118,14 @@ def test_a_command_to_an_offline_device_reaches_it_when_it_connects_and_an_expir
 
 
 def test_each_held_command_is_sent_once_per_device_session_whichever_worker_sees_the_birth(
-    hub_db: Database, tmp_path: Path
+    dash_db: Database, tmp_path: Path
 ) -> None:
     clock = FixedClock(NOW)
     data = signed(tmp_path, "lock", issued=NOW, minutes=5)
-    DeviceAnswers(hub_db, clock=clock).command_sent(DEVICE, data)
+    DeviceAnswers(dash_db, clock=clock).command_sent(DEVICE, data)
     published: list[tuple[str, bytes]] = []
     workers = [
-        HeldCommands(hub_db, lambda t, p: published.append((t, p)), clock=clock) for _ in range(2)
+        HeldCommands(dash_db, lambda t, p: published.append((t, p)), clock=clock) for _ in range(2)
     ]
 
     # Every worker hears every birth; a retained birth can come again.
@@ -140,28 +140,28 @@ def test_each_held_command_is_sent_once_per_device_session_whichever_worker_sees
     # Past its expiry it is never sent again, and the sweep drops it.
     clock.current = NOW + timedelta(minutes=5)
     assert workers[0].resend(DEVICE, 9) == []
-    assert HeldCommand.select().count(hub_db) == 1
+    assert HeldCommand.select().count(dash_db) == 1
     workers[0].sweep()
-    assert HeldCommand.select().count(hub_db) == 0
+    assert HeldCommand.select().count(dash_db) == 0
 
 
 def test_a_replayed_answer_to_a_command_sent_again_leaves_the_job_as_the_device_first_said(
-    hub_db: Database, tmp_path: Path
+    dash_db: Database, tmp_path: Path
 ) -> None:
-    answers = DeviceAnswers(hub_db, clock=FixedClock(NOW))
+    answers = DeviceAnswers(dash_db, clock=FixedClock(NOW))
     data = signed(tmp_path, "lock", issued=NOW, minutes=5)
     answers.command_sent(DEVICE, data)
-    (job,) = jobs(hub_db, DEVICE)
+    (job,) = jobs(dash_db, DEVICE)
     answers.command_update(DEVICE, update(job.id, "QUEUED"))
-    assert held_jobs(hub_db, DEVICE) == set()  # any answer ends the hold
+    assert held_jobs(dash_db, DEVICE) == set()  # any answer ends the hold
     # A worker sent it again just as the first answer came: the device says it had it.
     answers.command_update(DEVICE, update(job.id, "REJECTED", "replayed"))
     answers.command_update(DEVICE, update(job.id, "SUCCEEDED", "locked"))
-    (job,) = jobs(hub_db, DEVICE)
+    (job,) = jobs(dash_db, DEVICE)
     assert (job.state, job.reason) == ("SUCCEEDED", "locked")
     assert job.lifecycle() == "SENT > QUEUED > SUCCEEDED"
     assert ["REJECTED", "replayed"] in [entry[:2] for entry in job.history]
 
     # The command seen again on the topic (the worker's own resend) holds nothing anew.
     answers.command_sent(DEVICE, data)
-    assert held_jobs(hub_db, DEVICE) == set()
+    assert held_jobs(dash_db, DEVICE) == set()
