@@ -28,6 +28,7 @@ BENCHMARKS = (
     "screen_frames",
     "card_payment",
     "picture_memory",
+    "api_catalog",
 )
 
 
