@@ -106,7 +106,10 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(8, "webhook endpoints and their durable delivery queue", create_webhook_tables),
     Migration(
-        9, "dashboard admins and sessions, commands held for offline devices", migrate_dashboard
+        9,
+        "dashboard admins, sessions and failed logins, commands held for offline devices,"
+        " telemetry history",
+        migrate_dashboard,
     ),
 )
 
