@@ -257,6 +257,7 @@ class Telemetry(Payload, frozen=True, kw_only=True):
     quarantined_sales: Count = 0  # sales the hub rejected, held on the device for staff
     catalog_store: str = ""  # the store whose catalog the device holds ("" none yet)
     image_version: str = ""  # the flashable image the device runs from ("" not from one)
+    locked: bool = False  # a fleet command locked the kiosk: it sells nothing until unlocked
 
 
 MAX_DESCRIPTION = 4000  # characters
