@@ -3,10 +3,11 @@
 `TelemetryBuilder` gathers the figures (outbox depth, sales the hub rejected and held in
 quarantine, catalog store and version, firmware, free disk, CPU temperature, uptime,
 device health, malformed messages, offline card payments and their limits, the fiscal
-journal's head and check); `TelemetryPublisher`
+journal's head and check, whether a fleet command locked the kiosk); `TelemetryPublisher`
 sends them QoS 0 with a message expiry (stale health is worse than none) from its own
-timer thread while the link is up. Device health arrives on the main loop
-(DeviceHealthChanged); `DeviceHealthBoard` hands the latest of each to that thread.
+timer thread while the link is up, and at once after the events it is told to `nudge_on`.
+Device health arrives on the main loop (DeviceHealthChanged); `DeviceHealthBoard` hands
+the latest of each to that thread.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from appliance import __version__
 from appliance.core.clock import Clock, SystemClock
 from appliance.core.closing import Closing
 from appliance.core.devices import DeviceHealth, DeviceHealthChanged
+from appliance.core.events import Event, EventBus
 from appliance.core.offline_limits import OfflineLimits, OfflineUsageLike, offline_block
 from appliance.core.storage import StorageStatus
 from appliance.errors import ApplianceError
@@ -186,6 +188,7 @@ class TelemetryBuilder:
         storage: Callable[[], StorageStatus] | None = None,
         journal: Callable[[], JournalReport | None] = lambda: None,
         catalog_store: Callable[[], str] | None = None,
+        locked: Callable[[], bool] = lambda: False,
         clock: Clock | None = None,
         thermal_zone: Path = THERMAL_ZONE,
         firmware: str = __version__,
@@ -200,6 +203,7 @@ class TelemetryBuilder:
         self._storage = storage
         self._journal = journal
         self._catalog_store = catalog_store or CatalogVersions(outbox.db).store
+        self._locked = locked
         self._last_figures: dict[str, int] = {}  # what was read last, sent while reads fail
         self._last_store = ""
         self._clock = clock or SystemClock()
@@ -230,6 +234,7 @@ class TelemetryBuilder:
             quarantined_sales=self._figure("quarantined_sales", self._outbox.quarantine_count),
             catalog_store=self._store(),
             image_version=self._image_version,
+            locked=self._locked(),
         )
 
     def _figure(self, name: str, read: Callable[[], int]) -> int:
@@ -318,6 +323,11 @@ class TelemetryPublisher(Closing):
     def nudge(self) -> None:
         """Send fresh telemetry soon, from the timer thread (any thread may call this)."""
         self._wake.set()
+
+    def nudge_on(self, bus: EventBus, *events: type[Event]) -> None:
+        """Send fresh telemetry after each of these events, not at the next interval."""
+        for event in events:
+            bus.subscribe(event, lambda _event: self.nudge())
 
     def publish_now(self) -> bool:
         """Build and publish once (any thread); False when the link is down."""

@@ -9,7 +9,7 @@ import logging
 from pathlib import Path
 
 from appliance.core.devices import DeviceHealthChanged, DrawerOpened
-from appliance.core.events import SaleCommitted
+from appliance.core.events import KioskLockChanged, SaleCommitted
 from appliance.core.reports import ReportMade, ShiftClosed
 from appliance.core.storage import StorageChanged
 from appliance.drivers.manager import DeviceManager
@@ -88,6 +88,7 @@ class HubConnection:
                 storage=lambda: app.storage.status,
                 journal=JournalHealth(FiscalJournal(app.db), JournalOutbox(app.db)).report,
                 image_version=read_image_version() or "",
+                locked=self._kiosk_locked,
             ),
             health=board.snapshot,
             interval_s=hub.telemetry_seconds,
@@ -97,8 +98,8 @@ class HubConnection:
         # new, and the uploader's poll finds it and any other entry soon after.
         for chained in (SaleCommitted, ReportMade, ShiftClosed, DrawerOpened):
             app.bus.subscribe(chained, lambda _event: self.journal_uploader.wake())
-        # The hub hears of a storage change at once, not at the next interval.
-        app.bus.subscribe(StorageChanged, lambda _event: self.telemetry.nudge())
+        # The hub hears of a storage change or a lock at once, not at the next interval.
+        self.telemetry.nudge_on(app.bus, StorageChanged, KioskLockChanged)
         # Catalog deltas and snapshots are applied on their own worker, never the main loop.
         self.catalog = CatalogSync(
             app.db, device_id, lambda topic, payload: link.publish(topic, payload, qos=1)
@@ -119,6 +120,10 @@ class HubConnection:
             )
         else:
             log.warning("no fleet key or no config file: fleet commands are not accepted")
+
+    def _kiosk_locked(self) -> bool:
+        # Read on the telemetry thread; the lock's flag is thread-safe. No fleet, no lock.
+        return self.fleet is not None and self.fleet.lock.locked
 
     def _resync_catalog_per_session(self, state: LinkState) -> None:
         # Notifications are lost while offline: every new session with the hub up resyncs.

@@ -1,5 +1,5 @@
 """Health telemetry: the figures it gathers, and its delivery over a real mosquitto
-(QoS 0 with a message expiry, at once after connecting and then on its interval)."""
+(QoS 0 with a message expiry, at once after connecting or a lock, then on its interval)."""
 
 from __future__ import annotations
 
@@ -11,11 +11,12 @@ import pytest
 
 from appliance import __version__
 from appliance.core.devices import DeviceHealth, DeviceHealthChanged
-from appliance.core.events import EventBus
+from appliance.core.events import EventBus, KioskLockChanged
 from appliance.core.offline_limits import TOTAL_REACHED, OfflineLimits
 from appliance.core.storage import StorageStatus
 from appliance.errors import StoreError
 from appliance.mqtt import topics
+from appliance.mqtt.fleet_actions import KioskLock
 from appliance.mqtt.link import PahoHubLink
 from appliance.mqtt.payloads import (
     DeviceHealthReport,
@@ -96,6 +97,7 @@ def test_the_builder_reports_every_figure(store: DeviceStore, tmp_path: Path) ->
         clock=clock,
         thermal_zone=thermal,
         image_version="2026.12.1-3-gabc1234",
+        locked=lambda: True,
     )
     clock.t += 12.5
     report = builder.build([SCANNER, PRINTER])
@@ -114,6 +116,9 @@ def test_the_builder_reports_every_figure(store: DeviceStore, tmp_path: Path) ->
     ]
     assert (report.quarantined_sales, report.catalog_store) == (0, "")
     assert report.image_version == "2026.12.1-3-gabc1234"
+    assert report.locked
+    assert decode(encode(report), Telemetry).locked
+    assert not builder_for(store, tmp_path).build().locked  # no fleet lock: never locked
 
 
 def test_the_builder_reports_quarantined_sales_and_the_catalog_store(
@@ -240,6 +245,28 @@ def test_malformed_messages_are_reported_in_telemetry(
     with hub._cond:
         counts = [m.telemetry.malformed_messages for m in hub.health]
     assert counts == [0, 2]
+
+
+def test_a_lock_and_an_unlock_go_out_at_once_not_at_the_next_interval(
+    store: DeviceStore, tmp_path: Path, hub: FakeHub, link: PahoHubLink
+) -> None:
+    bus = EventBus()
+    lock = KioskLock(bus)
+    builder = builder_for(store, tmp_path, locked=lambda: lock.locked)
+    publisher = TelemetryPublisher(link, builder, interval_s=3600.0)
+    publisher.nudge_on(bus, KioskLockChanged)
+    with publisher:
+        link.open()
+        assert hub.wait_for(lambda: len(hub.health) == 1, WAIT)  # sent on connect
+        lock.set(True, "cmd-1")
+        assert bus.drain() == 1  # this thread is the main loop here
+        assert hub.wait_for(lambda: len(hub.health) == 2, WAIT)
+        lock.set(False, "cmd-2")
+        bus.drain()
+        assert hub.wait_for(lambda: len(hub.health) == 3, WAIT)
+    with hub._cond:
+        locked = [m.telemetry.locked for m in hub.health]
+    assert locked == [False, True, False]
 
 
 def test_nothing_is_published_while_the_link_is_down(
