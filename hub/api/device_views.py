@@ -74,6 +74,7 @@ class TelemetryView(msgspec.Struct, frozen=True, kw_only=True):
     at: str  # the device's time of the report
     firmware: str
     image_version: str | None  # the system image, when the device reports one
+    locked: bool  # a fleet command locked the kiosk: it sells nothing until unlocked
     uptime_s: float
     outbox_depth: int  # sales waiting on the device for the hub's acknowledgement
     catalog_version: int
@@ -168,6 +169,7 @@ def telemetry_view(text: str | None) -> TelemetryView | None:
         at=_time_text(report.at),
         firmware=report.firmware,
         image_version=report.image_version or None,
+        locked=report.locked,
         uptime_s=float(report.uptime_s),
         outbox_depth=report.outbox_depth,
         catalog_version=report.catalog_version,

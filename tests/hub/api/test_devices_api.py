@@ -95,6 +95,7 @@ def test_a_device_shows_status_telemetry_journal_rejections_last_sale_and_jobs(
                 state="low", free_bytes=10, total_bytes=100, reserve_bytes=20, problem="low"
             ),
             journal=JournalReport(head=9, acked_upto=7, checked_at="2024-05-01T09:00:00+00:00"),
+            locked=True,
         ),
     )
     store_sales(api_db, "kiosk-1", [1, 2, 3])
@@ -131,6 +132,7 @@ def test_a_device_shows_status_telemetry_journal_rejections_last_sale_and_jobs(
         "at": "2024-05-01T10:00:00Z",
         "firmware": "1.4.2",
         "image_version": "2026.12.1-3-gabc1234",
+        "locked": True,
         "uptime_s": 3600.5,
         "outbox_depth": 7,
         "catalog_version": 12,
