@@ -50,6 +50,8 @@ class FleetRow:
     online: bool
     last_seen: datetime | None
     firmware: str
+    image_version: str  # "" when the device runs from no image or never said
+    locked: bool  # its last telemetry says a fleet command locked the kiosk
     outbox_depth: int | None
     catalog_version: int | None
     catalog_store: str | None
@@ -128,6 +130,8 @@ def fleet(db: Database, store: str | None = None) -> list[FleetRow]:
                 online=bool(online),
                 last_seen=seen,
                 firmware=firmware or (report.firmware if report else ""),
+                image_version=report.image_version if report else "",
+                locked=bool(report and report.locked),
                 outbox_depth=report.outbox_depth if report else None,
                 catalog_version=report.catalog_version if report else None,
                 catalog_store=(report.catalog_store or None) if report else None,
@@ -213,6 +217,8 @@ class DevicePage:
     logs: list[CollectedLogs]
     points: list[Point]
     since: datetime
+    image_version: str  # "" when the device runs from no image or never said
+    locked: bool  # its last telemetry says a fleet command locked the kiosk
     telemetry: dict[str, Any] = field(default_factory=dict)
 
 
@@ -234,9 +240,10 @@ def device_page(db: Database, device: str, *, since: datetime) -> DevicePage | N
         CollectedLogs(row.id, row.command_id, row.source, row.received_at, json.loads(row.lines))
         for row in rows
     ]
+    report = _telemetry(telemetry)
     return DevicePage(
         entry=entry,
-        problems=problems(_telemetry(telemetry)),
+        problems=problems(report),
         jobs=jobs(db, device, limit=JOBS_SHOWN),
         held=held_jobs(db, device),
         desired=desired,
@@ -245,6 +252,8 @@ def device_page(db: Database, device: str, *, since: datetime) -> DevicePage | N
         logs=logs,
         points=history(db, device, since),
         since=since,
+        image_version=report.image_version if report else "",
+        locked=bool(report and report.locked),
         telemetry=entry.telemetry or {},
     )
 

@@ -1,8 +1,9 @@
 """A small fleet in a hub database, written through the hub's own ingest and records.
 
-kiosk-1 (online, store berlin) has telemetry over the last hour, three sales of a product
-counted at one (so it is oversold by two), a finished lock job, collected logs and a
-desired configuration in force; kiosk-2 (store berlin) was born and then went offline.
+kiosk-1 (online, store berlin, running image IMAGE) has telemetry over the last hour, three
+sales of a product counted at one (so it is oversold by two), a finished lock job (its last
+report says locked), collected logs and a desired configuration in force; kiosk-2 (store
+berlin) was born and then went offline.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ STORE = "berlin"
 SALES_DAY = START.strftime("%Y-%m-%d")  # the day tests/hub/test_ingest.py's sales are made
 OUTBOX = [0, 4, 9, 2, 0, 1]  # kiosk-1's outbox depth, one report every ten minutes
 EVIL_LINE = "<script>alert('log')</script>"
+IMAGE = "2026.05.2-1-g0a1b2c3"  # kiosk-1's system image
 
 
 class Clock:
@@ -49,7 +51,9 @@ class Clock:
         return self.current.timestamp()
 
 
-def telemetry(device: str, outbox: int, *, printer: str = "ok") -> Telemetry:
+def telemetry(
+    device: str, outbox: int, *, printer: str = "ok", image: str = "", locked: bool = False
+) -> Telemetry:
     """A health report as an appliance sends it."""
     return Telemetry(
         device=device,
@@ -69,6 +73,8 @@ def telemetry(device: str, outbox: int, *, printer: str = "ok") -> Telemetry:
             )
         ],
         catalog_store=STORE,
+        image_version=image,
+        locked=locked,
     )
 
 
@@ -85,8 +91,11 @@ def seed(db: Database, fleet_key: Path) -> str:
     records.record_status("kiosk-1", status)
     for step, depth in enumerate(OUTBOX):
         clock.current = now - timedelta(minutes=55 - 10 * step)
-        printer = "degraded" if step == len(OUTBOX) - 1 else "ok"
-        records.record_telemetry("kiosk-1", telemetry("kiosk-1", depth, printer=printer))
+        last = step == len(OUTBOX) - 1  # the latest report: the lock job below has run
+        report = telemetry(
+            "kiosk-1", depth, printer="degraded" if last else "ok", image=IMAGE, locked=last
+        )
+        records.record_telemetry("kiosk-1", report)
 
     product = Product(sku="SKU-1", name="Coffee", price=Money(250, "EUR"), tax_class="std")
     counted = utc_naive(START) - timedelta(hours=1)

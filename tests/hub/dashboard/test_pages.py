@@ -13,8 +13,17 @@ import pytest
 from peewee import Database
 
 from hub.fleet_keys import generate_fleet_keys
+from hub.ingest import DeviceRecords
 from tests.hub.dashboard.conftest import Client, MakeClient, log_in
-from tests.hub.dashboard.seeding import EVIL_LINE, OUTBOX, SALES_DAY, STORE, seed
+from tests.hub.dashboard.seeding import (
+    EVIL_LINE,
+    IMAGE,
+    OUTBOX,
+    SALES_DAY,
+    STORE,
+    seed,
+    telemetry,
+)
 
 
 @pytest.fixture
@@ -92,6 +101,56 @@ def test_the_device_page_charts_its_telemetry_and_shows_jobs_logs_and_configurat
     assert "<html" not in live.text and f'data-job="{seeded}"' in live.text
     missing = client.get("/devices/nobody")
     assert missing.status_code == 404 and "Unknown device" in missing.text
+
+
+LOCKED = '<span class="badge locked"'
+
+
+def heading(html: str) -> str:
+    """The device page's heading."""
+    found = re.search(r"<h1>.*?</h1>", html, re.S)
+    assert found, "no heading"
+    return found.group(0)
+
+
+def test_each_device_shows_its_image_beside_the_firmware_and_a_locked_kiosk_until_unlocked(
+    client: Client, dash_db: Database
+) -> None:
+    # kiosk-1's latest report says locked; kiosk-2 never sent one.
+    fleet = client.get("/fleet/rows").text
+    one, two = row_of(fleet, "kiosk-1"), row_of(fleet, "kiosk-2")
+    assert f'2.1.0<br><span class="small muted" title="system image">{IMAGE}</span>' in one
+    assert 'data-locked="yes"' in one and LOCKED in one and ">Locked<" in one
+    assert '-<br><span class="small muted" title="system image">-</span>' in two
+    assert 'data-locked="no"' in two and LOCKED not in two
+    store = client.get(f"/stores/{STORE}").text
+    assert LOCKED in row_of(store, "kiosk-1") and LOCKED not in row_of(store, "kiosk-2")
+
+    page = client.get("/devices/kiosk-1").text
+    assert LOCKED in heading(page)
+    assert f"<dt>Image</dt><dd>{IMAGE}</dd>" in page
+    assert '<dd id="kiosk-lock" data-locked="yes">' in page and "locked by a fleet command" in page
+    # The refreshed part carries the heading's badge, which the page's script puts in place.
+    live = client.get("/devices/kiosk-1/live").text
+    badge = re.search(r'<template data-replaces="device-lock">(.*?)</template>', live, re.S)
+    assert badge and LOCKED in badge.group(1)
+    assert '<dd id="kiosk-lock" data-locked="yes">' in live
+
+    other = client.get("/devices/kiosk-2").text
+    assert LOCKED not in other
+    assert "<dt>Image</dt><dd>-</dd>" in other
+    assert '<dd id="kiosk-lock" data-locked="no"><span class="muted">-</span>' in other
+
+    # Unlocked: the next report says so, and no page shows the kiosk locked any more.
+    DeviceRecords(dash_db).record_telemetry("kiosk-1", telemetry("kiosk-1", 0, image=IMAGE))
+    one = row_of(client.get("/fleet/rows").text, "kiosk-1")
+    assert 'data-locked="no"' in one and LOCKED not in one
+    assert LOCKED not in client.get(f"/stores/{STORE}").text
+    page = client.get("/devices/kiosk-1").text
+    assert LOCKED not in page and '<span id="device-lock"></span>' in heading(page)
+    assert '<dd id="kiosk-lock" data-locked="no">open for sales</dd>' in page
+    live = client.get("/devices/kiosk-1/live").text
+    assert '<template data-replaces="device-lock"></template>' in live and LOCKED not in live
 
 
 def test_the_store_page_shows_the_days_sales_per_kind_and_device_and_its_oversells(
