@@ -94,6 +94,19 @@ class Product(msgspec.Struct, frozen=True, kw_only=True):
     updated_at: str | None  # when that was, RFC 3339
 
 
+ProductAction = Literal["created", "updated", "deleted"]
+
+
+class ProductData(msgspec.Struct, frozen=True, kw_only=True):
+    """product.changed: a product made, changed or deleted through the API, as it is now."""
+
+    action: ProductAction
+    store: str
+    sku: str
+    version: int  # the catalog version the change made: the product's ETag from now on
+    product: Product | None  # null when deleted
+
+
 class ProductPage(msgspec.Struct, frozen=True, kw_only=True):
     """A page of products in SKU order; `next_cursor` is null on the last page."""
 
@@ -191,16 +204,17 @@ def _view(store: str, entry: CatalogEntry, pictures: Mapping[str, PictureInfo]) 
 
 
 def record_product_event(
-    db: Database, store: str, sku: str, version: int, *, product: Product | None, action: str
+    db: Database,
+    store: str,
+    sku: str,
+    version: int,
+    *,
+    product: Product | None,
+    action: ProductAction,
 ) -> None:
     """product.changed (created, updated or deleted), in the caller's transaction."""
-    payload = {
-        "action": action,
-        "store": store,
-        "sku": sku,
-        "version": version,
-        "product": msgspec.to_builtins(product) if product is not None else None,
-    }
+    data = ProductData(action=action, store=store, sku=sku, version=version, product=product)
+    payload = msgspec.to_builtins(data)
     record(db, PRODUCT_CHANGED, payload, store=store, key=f"product:{store}:{sku}:{version}")
 
 

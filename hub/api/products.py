@@ -32,6 +32,7 @@ from hub.api.product_views import (
     IfMatch,
     Price,
     Product,
+    ProductAction,
     ProductInput,
     ProductPage,
     Sku,
@@ -169,7 +170,7 @@ def put_product(
         entry = product_entries(catalog, [sku])[sku]
         (view,) = views(db, store, [entry])
         if result.changed_anything:
-            action = "created" if current is None else "updated"
+            action: ProductAction = "created" if current is None else "updated"
             record_product_event(db, store, sku, entry.version, product=view, action=action)
     status = 201 if current is None else 200
     return Response(view, status_code=status, headers={"ETag": etag(entry.version)})

@@ -11,7 +11,7 @@ recorded in the store is that movement: answered 200 with it, never counted twic
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Response, get, post
@@ -114,6 +114,26 @@ class CountInput(msgspec.Struct, frozen=True, kw_only=True):
     count: Annotated[int, Meta(ge=0, le=MAX_QUANTITY)]
 
 
+class StockMovementData(msgspec.Struct, frozen=True, kw_only=True):
+    """stock.changed by a movement through the API: the level after it, and the movement."""
+
+    store: str
+    sku: str
+    level: int
+    cause: Reason  # the movement's reason
+    movement: StockMovement
+
+
+class StockCountData(msgspec.Struct, frozen=True, kw_only=True):
+    """stock.changed by a stocktake through the API: the count, and the level from it."""
+
+    store: str
+    sku: str
+    level: int | None
+    cause: Literal["count"]
+    count: int
+
+
 _CONFLICT = {
     409: problem_response(
         "The product's stock is not tracked, or (movements) it was never counted, "
@@ -209,8 +229,8 @@ def add_movement(
         now = levels_of(db, store, [sku])[sku].level
         send_levels(catalog, [sku])
         view = _movement(movement, now)
-        fact = f"movement:{movement.id}"
-        _stock_event(db, (store, sku), now, data.reason, fact, movement=msgspec.to_builtins(view))
+        moved = StockMovementData(store=store, sku=sku, level=now, cause=data.reason, movement=view)
+        _stock_event(db, moved, f"movement:{movement.id}")
     return Response(view, status_code=201)
 
 
@@ -269,8 +289,10 @@ def count_stock(
         entry = product_entries(catalog, [sku])[sku]
         level = levels_of(db, store, [sku]).get(sku)
         view = _stock(entry, level)
-        fact = f"count:{result.version}"
-        _stock_event(db, (store, sku), view.level, "count", fact, count=data.count)
+        counted = StockCountData(
+            store=store, sku=sku, level=view.level, cause="count", count=data.count
+        )
+        _stock_event(db, counted, f"count:{result.version}")
     return view
 
 
@@ -315,13 +337,10 @@ def _tracked(entry: CatalogEntry) -> None:
         raise ProblemError(409, f"{entry.record.product.sku}'s stock is not tracked in this store")
 
 
-def _stock_event(
-    db: Database, at: tuple[str, str], level: int | None, cause: str, fact: str, **facts: Any
-) -> None:
+def _stock_event(db: Database, data: StockMovementData | StockCountData, fact: str) -> None:
     """stock.changed in the caller's transaction; `fact` names what changed the level."""
-    store, sku = at
-    payload = {"store": store, "sku": sku, "level": level, "cause": cause, **facts}
-    record(db, STOCK_CHANGED, payload, store=store, key=f"stock:{store}:{sku}:{fact}")
+    key = f"stock:{data.store}:{data.sku}:{fact}"
+    record(db, STOCK_CHANGED, msgspec.to_builtins(data), store=data.store, key=key)
 
 
 ROUTES: list[Any] = [list_stock, get_stock, add_movement, list_movements, count_stock]
