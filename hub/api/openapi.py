@@ -6,6 +6,10 @@ Litestar writes an operation's errors as its own JSON shape and calls a validati
 operation: 401 and 403 (the token guard covers them all), 422 where input is checked,
 and each error a handler `raises` as `application/problem+json`.
 
+It also adds the OpenAPI 3.1 `webhooks`: one POST per event type the hub sends, with the
+Standard Webhooks headers and the body `{type, timestamp, data}`, `data`'s schema made by
+msgspec from the very Structs the hub builds the data from (`WEBHOOK_DATA`).
+
 `python -m hub.api.openapi` writes docs/openapi.json; `--check` fails when it is stale.
 """
 
@@ -13,27 +17,42 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
+import msgspec
 from litestar import Router
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 from litestar.openapi.spec import (
+    Discriminator,
     OpenAPI,
+    OpenAPIFormat,
     OpenAPIHeader,
     OpenAPIMediaType,
     OpenAPIResponse,
     OpenAPIType,
     Operation,
+    Parameter,
+    PathItem,
     Reference,
+    RequestBody,
     Schema,
 )
 from litestar.serialization import encode_json
 
 from hub.api.problems import PROBLEM_JSON
+from hub.api.product_views import ProductData
+from hub.api.sales import Sale
+from hub.api.stock import StockCountData, StockMovementData
+from hub.stock_movements import REASONS
+from hub.webhooks import events
+from hub.webhooks.deliveries import GIVE_UP_AFTER, MAX_ATTEMPTS
+from hub.webhooks.payloads import DeviceData, StockData
+from hub.webhooks.sender import TIMEOUT
 
 if TYPE_CHECKING:
     from litestar import Litestar
@@ -141,12 +160,158 @@ def _finish(operation: Operation) -> None:
     operation.responses = dict(sorted(responses.items()))
 
 
+# --- webhooks ------------------------------------------------------------------------
+
+# stock.changed's data differs by what changed the level; `cause` tells which it is.
+STOCK_CAUSES: dict[str, type[msgspec.Struct]] = {
+    "sale": StockData,  # a batch of the store's sales landed (hub/webhooks/sources.py)
+    **dict.fromkeys(REASONS, StockMovementData),  # a movement through the stock API
+    "count": StockCountData,  # a stocktake through the stock API
+}
+# Each event type's `data`: the Structs the hub makes it from; several: exactly one of them.
+WEBHOOK_DATA: dict[str, tuple[type[msgspec.Struct], ...]] = {
+    events.SALE_CREATED: (Sale,),
+    events.REFUND_CREATED: (Sale,),
+    events.SALE_VOIDED: (Sale,),
+    events.STOCK_CHANGED: tuple(dict.fromkeys(STOCK_CAUSES.values())),
+    events.PRODUCT_CHANGED: (ProductData,),
+    events.DEVICE_ONLINE: (DeviceData,),
+    events.DEVICE_OFFLINE: (DeviceData,),
+}
+_DISCRIMINATORS: dict[str, tuple[str, Mapping[str, type[msgspec.Struct]]]] = {
+    events.STOCK_CHANGED: ("cause", STOCK_CAUSES),
+}
+_WHEN = {
+    events.SALE_CREATED: "A device's sale is stored by the hub: the sale as "
+    "`GET /api/v1/sales/{device}/{id}` shows it.",
+    events.REFUND_CREATED: "A refund is stored: the same shape, `kind` `refund`, a negative "
+    "total; `references` names the sale it corrects.",
+    events.SALE_VOIDED: "A void is stored: the same shape, `kind` `void`; undo the voided sale.",
+    events.STOCK_CHANGED: "A product's level in a store changed: once per product for each "
+    "batch of the store's sales that lands (`cause` `sale`), or by a movement (`cause` its "
+    "reason) or a stocktake (`cause` `count`) through the stock API. `level` is the level "
+    "now, not a difference.",
+    events.PRODUCT_CHANGED: "A product was created, changed or deleted through the API "
+    "(`product` is null when deleted); `version` is the one to send back in `If-Match`.",
+    events.DEVICE_ONLINE: "A device's birth was recorded; once per session (`bd_seq`).",
+    events.DEVICE_OFFLINE: "A device's current will was recorded: it went away.",
+}
+_HEADERS = {
+    "webhook-id": "The event's id (`msg_...`): the same on every attempt and replay, and at "
+    "every endpoint; de-duplicate on it.",
+    "webhook-timestamp": "Unix seconds when this attempt was sent; refuse a message more "
+    "than five minutes from your clock.",
+    "webhook-signature": "`v1,<base64 HMAC-SHA256>` over `{webhook-id}.{webhook-timestamp}."
+    "{raw body}`, keyed with the endpoint's secret after `whsec_` (Standard Webhooks); "
+    "several may be given, space-separated: one match suffices.",
+}
+_DELIVERED = "Delivered: any 2xx answer. Its body is not read."
+_FAILED = (
+    f"Not delivered: any other status (a 3xx too: redirects are not followed) or no answer "
+    f"within {TIMEOUT:g} s. Tried again with backoff; after {MAX_ATTEMPTS} attempts or "
+    f"{GIVE_UP_AFTER.days} days the delivery is dead (and can be replayed)."
+)
+_REF = "#/components/schemas/{name}"
+
+
+@dataclass
+class JsonSchema(Schema):
+    """A schema msgspec made from a Struct, put into the document exactly as made."""
+
+    made: dict[str, Any] = field(default_factory=dict)
+
+    def to_schema(self) -> dict[str, Any]:
+        """The JSON Schema as msgspec wrote it."""
+        return self.made
+
+    def __hash__(self) -> int:
+        return hash(json.dumps(self.made, sort_keys=True))
+
+
+def _fields(schema: Schema) -> tuple[set[str], set[str]]:
+    """A component's property names and required ones."""
+    if isinstance(schema, JsonSchema):
+        return set(schema.made.get("properties", {})), set(schema.made.get("required", []))
+    return set(schema.properties or {}), set(schema.required or [])
+
+
+def _data_schemas(document: OpenAPI) -> dict[type[msgspec.Struct], Reference]:
+    """Add every webhook data Struct's schema to the components; a reference to each."""
+    structs = list(dict.fromkeys(t for types in WEBHOOK_DATA.values() for t in types))
+    refs, made = msgspec.json.schema_components(structs, ref_template=_REF)
+    schemas = document.components.schemas
+    for name, schema in made.items():
+        held = schemas.get(name)
+        if held is None:
+            schemas[name] = JsonSchema(made=schema)
+        elif not isinstance(held, Schema) or _fields(held) != _fields(JsonSchema(made=schema)):
+            # The API's own component of that name (Sale, Product...) must be the same Struct.
+            raise ValueError(f"two different schemas are named {name!r} in the document")
+    return {t: Reference(ref=r["$ref"]) for t, r in zip(structs, refs, strict=True)}
+
+
+def _data(event_type: str, refs: Mapping[type[msgspec.Struct], Reference]) -> Schema | Reference:
+    types = WEBHOOK_DATA[event_type]
+    if len(types) == 1:
+        return refs[types[0]]
+    name, by_value = _DISCRIMINATORS[event_type]
+    mapping = {value: refs[struct].ref for value, struct in by_value.items()}
+    return Schema(
+        one_of=[refs[t] for t in types],
+        discriminator=Discriminator(property_name=name, mapping=mapping),
+    )
+
+
+def _webhook(event_type: str, refs: Mapping[type[msgspec.Struct], Reference]) -> PathItem:
+    text = Schema(type=OpenAPIType.STRING)
+    body = Schema(
+        type=OpenAPIType.OBJECT,
+        required=["type", "timestamp", "data"],
+        properties={
+            "type": Schema(type=OpenAPIType.STRING, const=event_type),
+            "timestamp": Schema(
+                type=OpenAPIType.STRING,
+                format=OpenAPIFormat.DATE_TIME,
+                description="When the hub recorded the event: RFC 3339, UTC, `Z`.",
+            ),
+            "data": _data(event_type, refs),
+        },
+    )
+    first, *rest = event_type.split(".")
+    return PathItem(
+        post=Operation(
+            tags=["webhooks"],
+            summary=event_type,
+            description=_WHEN[event_type],
+            operation_id=first + "".join(word.title() for word in rest),
+            parameters=[
+                Parameter(name=n, param_in="header", required=True, schema=text, description=d)
+                for n, d in _HEADERS.items()
+            ],
+            request_body=RequestBody(
+                content={"application/json": OpenAPIMediaType(schema=body)}, required=True
+            ),
+            responses={
+                "2XX": OpenAPIResponse(description=_DELIVERED),
+                "default": OpenAPIResponse(description=_FAILED),
+            },
+        )
+    )
+
+
+def webhooks_section(document: OpenAPI) -> dict[str, PathItem | Reference]:
+    """The document's `webhooks`: each event type the hub sends (its data schemas added)."""
+    refs = _data_schemas(document)
+    return {event_type: _webhook(event_type, refs) for event_type in events.EVENT_TYPES}
+
+
 def finish_document(document: OpenAPI) -> OpenAPI:
-    """Describe every /api/v1 operation's errors as problem details (idempotent)."""
+    """Every /api/v1 operation's errors as problem details, and the webhooks (idempotent)."""
     components = document.components
     components.schemas = {**(components.schemas or {}), **_problem_schemas()}
     for operation in _operations(document):
         _finish(operation)
+    document.webhooks = webhooks_section(document)
     return document
 
 

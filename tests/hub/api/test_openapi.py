@@ -1,23 +1,39 @@
-"""The OpenAPI 3.1 document: checked in beside the code, served as checked in, and complete."""
+"""The OpenAPI 3.1 document: checked in beside the code, served as checked in, and complete,
+with a webhook for every event type whose documented body is the one the hub records."""
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from click.testing import CliRunner
 from litestar.testing import TestClient
+from peewee import Database
 
+from appliance.mqtt.payloads import DeviceStatus, SaleEnvelope, SalesBatch
 from hub.api.app import create_app
-from hub.api.openapi import DOCUMENT, REGENERATE, current_document, main
+from hub.api.openapi import DOCUMENT, REGENERATE, WEBHOOK_DATA, current_document, main
 from hub.db import open_hub_database
+from hub.ingest import SalesIngest
 from hub.migrations import migrate
+from hub.stores import assign_device
+from hub.webhooks.events import EVENT_TYPES
+from hub.webhooks.models import WebhookEvent
+from hub.webhooks.sources import DeviceEvents, SaleEvents
+from tests.hub.api.conftest import Bearer
+from tests.hub.test_ingest import sale_document, sale_id_of
 
 METHODS = ("get", "put", "post", "delete", "patch")
 PROBLEM_JSON = "application/problem+json"
+SIGNATURE_HEADERS = {"webhook-id", "webhook-timestamp", "webhook-signature"}
+RFC3339_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z")
+STORE = "linz-1"
+DEVICE = "till-1"
 
 
 @pytest.fixture(scope="module")
@@ -121,3 +137,147 @@ def test_the_command_writes_the_document_and_check_finds_it_stale(tmp_path: Path
     text = target.read_text()
     assert text.endswith("}\n")
     assert text == json.dumps(json.loads(text), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+# --- webhooks ---------------------------------------------------------------------------
+
+
+class Body(msgspec.Struct, forbid_unknown_fields=True):
+    """A webhook body as the document describes it, `data` left for its own Struct."""
+
+    type: str
+    timestamp: str
+    data: msgspec.Raw
+
+
+def body_schema(document: dict[str, Any], event_type: str) -> dict[str, Any]:
+    post = document["webhooks"][event_type]["post"]
+    return post["requestBody"]["content"]["application/json"]["schema"]  # type: ignore[no-any-return]
+
+
+def data_components(document: dict[str, Any], event_type: str) -> list[str]:
+    """The component names `data` of an event type refers to (several: one of them)."""
+    data = body_schema(document, event_type)["properties"]["data"]
+    refs = [data["$ref"]] if "$ref" in data else [part["$ref"] for part in data["oneOf"]]
+    prefix = "#/components/schemas/"
+    assert all(ref.startswith(prefix) for ref in refs)
+    return [ref.removeprefix(prefix) for ref in refs]
+
+
+def is_exactly(data: bytes, struct: type[msgspec.Struct]) -> bool:
+    """Whether `data` decodes into `struct` with nothing missing, left over or changed."""
+    try:
+        value = msgspec.json.decode(data, type=struct)
+    except msgspec.ValidationError:
+        return False
+    return msgspec.to_builtins(value) == json.loads(data)  # type: ignore[no-any-return]
+
+
+def test_every_event_type_is_a_webhook_with_its_headers_body_and_answer(
+    document: dict[str, Any],
+) -> None:
+    webhooks = document["webhooks"]
+    assert sorted(webhooks) == sorted(EVENT_TYPES)
+    schemas = document["components"]["schemas"]
+    for event_type in EVENT_TYPES:
+        post = webhooks[event_type]["post"]
+        assert post["description"].strip(), event_type
+        headers = {p["name"]: p for p in post["parameters"] if p["in"] == "header"}
+        assert set(headers) == SIGNATURE_HEADERS
+        assert all(header["required"] for header in headers.values())
+        body = body_schema(document, event_type)
+        assert body["required"] == ["type", "timestamp", "data"]
+        assert body["properties"]["type"]["const"] == event_type
+        assert body["properties"]["timestamp"]["format"] == "date-time"
+        assert "2XX" in post["responses"]  # a 2xx answer is a delivery
+        # The document's components are those of the Structs the hub makes `data` from.
+        structs = WEBHOOK_DATA[event_type]
+        assert data_components(document, event_type) == [t.__name__ for t in structs]
+        for struct in structs:
+            made = msgspec.json.schema(struct)
+            name = made["$ref"].rsplit("/", 1)[1]
+            held = schemas[name]
+            assert set(held["properties"]) == set(made["$defs"][name]["properties"]), name
+            assert set(held["required"]) == set(made["$defs"][name]["required"]), name
+
+
+def test_stock_changed_tells_its_kinds_apart_by_cause(document: dict[str, Any]) -> None:
+    data = body_schema(document, "stock.changed")["properties"]["data"]
+    assert data["discriminator"]["propertyName"] == "cause"
+    mapping = data["discriminator"]["mapping"]
+    assert mapping["sale"] == "#/components/schemas/StockData"
+    assert mapping["count"] == "#/components/schemas/StockCountData"
+    assert mapping["web_order"] == "#/components/schemas/StockMovementData"
+    assert {ref["$ref"] for ref in data["oneOf"]} == set(mapping.values())
+
+
+def test_the_check_refuses_data_the_struct_does_not_describe() -> None:
+    (sale_kind,) = [t for t in WEBHOOK_DATA["stock.changed"] if t.__name__ == "StockData"]
+    data = {"store": "s", "sku": "A", "level": 3, "cause": "sale", "sale_id": "x", "device": "d"}
+    assert is_exactly(json.dumps(data).encode(), sale_kind)
+    assert not is_exactly(json.dumps({**data, "extra": 1}).encode(), sale_kind)
+    assert not is_exactly(json.dumps({**data, "level": "3"}).encode(), sale_kind)
+    del data["device"]
+    assert not is_exactly(json.dumps(data).encode(), sale_kind)
+
+
+def sales(*kinds: str) -> SalesBatch:
+    """A batch of the device's sale documents of these kinds, one line of SKU-1 each."""
+    envelopes = [
+        SaleEnvelope(
+            seq=seq,
+            sale_id=sale_id_of(DEVICE, seq),
+            document=msgspec.Raw(sale_document(DEVICE, seq, kind=kind)),
+        )
+        for seq, kind in enumerate(kinds, start=1)
+    ]
+    return SalesBatch(device=DEVICE, sales=envelopes)
+
+
+def record_every_kind_of_event(
+    client: TestClient[Any], admin: dict[str, str], db: Database
+) -> None:
+    """Make the hub record each event type, and stock.changed of each cause, the real way."""
+    hook = {"url": "http://127.0.0.1:9/hooks", "event_types": list(EVENT_TYPES)}
+    assert client.post("/api/v1/webhooks/endpoints", json=hook, headers=admin).status_code == 201
+    products = f"/api/v1/stores/{STORE}/products"
+    record = {"name": "Coffee", "price": 250, "currency": "EUR", "tax_class": "standard"}
+    for sku in ("SKU-1", "GONE-1"):
+        created = client.put(f"{products}/{sku}", json=record, headers=admin)
+        assert created.status_code == 201, created.text
+    gone = client.delete(f"{products}/GONE-1", headers={**admin, "If-Match": '"2"'})
+    assert gone.status_code == 204, gone.text
+    stock = f"/api/v1/stores/{STORE}/stock/SKU-1"
+    assert client.post(f"{stock}/count", json={"count": 10}, headers=admin).status_code == 200
+    goods_in = {"delta": 5, "reason": "goods_in", "reference": "DN-1"}
+    assert client.post(f"{stock}/movements", json=goods_in, headers=admin).status_code == 201
+    assign_device(db, DEVICE, STORE)
+    SalesIngest(db, on_stored=SaleEvents(db)).ingest(DEVICE, sales("sale", "refund", "void"))
+    for online in (True, False):
+        DeviceEvents(db)(DEVICE, DeviceStatus(device=DEVICE, online=online, bd_seq=1))
+
+
+def test_every_recorded_event_body_is_the_documented_one(
+    client: TestClient[Any], bearer: Bearer, api_db: Database, document: dict[str, Any]
+) -> None:
+    record_every_kind_of_event(client, bearer(), api_db)
+    query = WebhookEvent.select(WebhookEvent.type, WebhookEvent.body)
+    bodies = [(str(t), str(body).encode()) for t, body in query.tuples().execute(api_db)]
+    seen: set[tuple[str, str]] = set()
+    for event_type, raw in bodies:
+        body = msgspec.json.decode(raw, type=Body)
+        assert body.type == event_type
+        assert body.type == body_schema(document, event_type)["properties"]["type"]["const"]
+        assert RFC3339_UTC.fullmatch(body.timestamp), body.timestamp
+        raw_data = bytes(body.data)
+        matching = [t for t in WEBHOOK_DATA[event_type] if is_exactly(raw_data, t)]
+        assert len(matching) == 1, f"{event_type}: {raw_data!r} is {matching}"  # oneOf
+        data = json.loads(raw_data)
+        schema = body_schema(document, event_type)["properties"]["data"]
+        if "discriminator" in schema:
+            discriminator = schema["discriminator"]
+            value = data[discriminator["propertyName"]]
+            assert discriminator["mapping"][value].endswith(f"/{matching[0].__name__}")
+        seen.add((event_type, data.get("cause") or data.get("action") or ""))
+    assert {event_type for event_type, _ in seen} == set(EVENT_TYPES)
+    assert {kind for _, kind in seen} >= {"sale", "goods_in", "count", "created", "deleted"}
