@@ -169,10 +169,3 @@ class RowCounter:
             self.samples.append((time.perf_counter_ns(), self._count()))
             if stopping:
                 return
-
-    def time_to(self, rows: int, start_ns: int) -> float:
-        """Seconds from start until the first sample holding at least `rows` rows."""
-        for at, count in self.samples:
-            if count >= rows:
-                return (at - start_ns) / 1e9
-        raise RuntimeError(f"the hub never held {rows} rows: {self.samples[-3:]}")
