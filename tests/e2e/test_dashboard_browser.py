@@ -4,9 +4,11 @@ Real processes on loopback: mosquitto, `appliance-hub serve`, `appliance-hub web
 simulated appliance (`appliance run --headless --simulate`). The admin logs in, sees the
 appliance online, sees it go offline when its process is killed (its Last Will) and
 online again when it restarts, without reloading the page; locks it from the device page
-and sees the job succeed, which the appliance's own log confirms; and sends a command
-while it is offline, which waits at the hub and runs when it comes back. Screenshots go
-to tests/artifacts/dashboard-*.png (docs/images holds two of them for the README).
+and sees the job succeed, which the appliance's own log confirms, and the kiosk shown
+locked as its telemetry reports it; sends a command while it is offline, which waits at
+the hub and runs when it comes back; and locks and unlocks it once more, the fleet and
+device pages following. Screenshots go to tests/artifacts/dashboard-*.png (docs/images
+holds two of them for the README).
 """
 
 from __future__ import annotations
@@ -220,6 +222,29 @@ def fleet_row(page: Any, device: str, online: str) -> str:
     return str(page.wait_for_selector(selector, timeout=WAIT_MS).inner_text())
 
 
+def kiosk_shown(page: Any, *, locked: bool) -> None:
+    """Wait until the device page shows the kiosk locked, or not, in its status and heading.
+
+    The page refreshes its status by itself (no reload); the state is the one the
+    appliance's telemetry last reported.
+    """
+    said = "yes" if locked else "no"
+    page.wait_for_selector(f'#kiosk-lock[data-locked="{said}"]', timeout=WAIT_MS)
+    badge = "#device-lock .badge.locked"
+    page.wait_for_selector(badge, state="visible" if locked else "detached", timeout=WAIT_MS)
+    if locked:
+        assert page.inner_text(badge) == "Locked"
+        assert page.locator("#device-status ~ .badge.locked").count() == 1
+
+
+def send(page: Any, fleet: Fleet, name: str) -> str:
+    """Press a command's button on the device page; the id of the job it made."""
+    # A new navigation: the page's URL may name an earlier job already.
+    with page.expect_navigation(url=f"{fleet.url}/devices/{DEVICE}?*sent=*", timeout=WAIT_MS):
+        page.click(f'button[name="command"][value="{name}"]')
+    return str(page.evaluate("new URL(location.href).searchParams.get('sent')"))
+
+
 def job_row(page: Any, name: str, state: str) -> Any:
     """Wait until the device page's job of command `name` is in `state` (no reload)."""
     selector = f'tr[data-name="{name}"][data-state="{state}"]'
@@ -289,6 +314,8 @@ def lock_from_the_device_page(page: Any, fleet: Fleet) -> None:
     # The appliance's own word: headless, its kiosk lock shows only in its log.
     said = f"command {job_id} (lock) succeeded: locked"
     _until(lambda: said in fleet.appliance_log().read_text(), 30, "the appliance's log")
+    # Its telemetry goes out as it locks: the open page shows the kiosk locked.
+    kiosk_shown(page, locked=True)
     page.click('button[name="command"][value="collect_logs"]')
     job_row(page, "collect_logs", "SUCCEEDED")
 
@@ -307,6 +334,29 @@ def unlock_while_offline(page: Any, fleet: Fleet) -> None:
     assert "unlocked" in unlocked.inner_text()
     said = f"command {unlocked.get_attribute('data-job')} (unlock) succeeded: unlocked"
     assert said in fleet.appliance_log().read_text()
+    # Not proof of the unlock alone: a restarted appliance starts unlocked (the lock lives
+    # in its memory). lock_and_unlock_online proves it with one process.
+    kiosk_shown(page, locked=False)
+
+
+def lock_and_unlock_online(page: Any, fleet: Fleet) -> None:
+    """Locked and unlocked again, the same appliance process running: every page follows."""
+    process = fleet.running[DEVICE]
+    job = send(page, fleet, "lock")
+    page.wait_for_selector(f'tr[data-job="{job}"][data-state="SUCCEEDED"]', timeout=WAIT_MS)
+    kiosk_shown(page, locked=True)
+    page.goto(f"{fleet.url}/fleet")
+    row = page.wait_for_selector(f'tr[data-device="{DEVICE}"][data-locked="yes"]', timeout=WAIT_MS)
+    assert "Locked" in row.inner_text()
+    assert page.locator(f'tr[data-device="{OTHER}"][data-locked="no"]').count() == 1
+    page.goto(f"{fleet.url}/devices/{DEVICE}?window=15m")
+    job = send(page, fleet, "unlock")
+    page.wait_for_selector(f'tr[data-job="{job}"][data-state="SUCCEEDED"]', timeout=WAIT_MS)
+    kiosk_shown(page, locked=False)
+    assert fleet.running[DEVICE] is process and process.poll() is None
+    page.goto(f"{fleet.url}/fleet")
+    page.wait_for_selector(f'tr[data-device="{DEVICE}"][data-locked="no"]', timeout=WAIT_MS)
+    assert page.locator(".badge.locked").count() == 0
 
 
 def test_an_admin_watches_an_appliance_go_offline_and_back_and_locks_it(
@@ -346,9 +396,11 @@ def test_an_admin_watches_an_appliance_go_offline_and_back_and_locks_it(
         _until(lambda: fleet.reports() >= REPORTS_SHOWN, 120, "telemetry reports")
         page.reload()
         assert page.locator("svg.chart polyline").count() >= 2
+        kiosk_shown(page, locked=True)  # as the page is served, heading included
         shot(page, "device")
         shot(page, "device-summary", down_to="#configuration")  # the README's: no test paths
         unlock_while_offline(page, fleet)
+        lock_and_unlock_online(page, fleet)
 
         # The store: today's two sales, and the product sold below its count.
         page.goto(f"{fleet.url}/stores/{STORE}")

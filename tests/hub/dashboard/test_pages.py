@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from peewee import Database
 
+from appliance.mqtt.payloads import DeviceStatus
 from hub.fleet_keys import generate_fleet_keys
 from hub.ingest import DeviceRecords
 from tests.hub.dashboard.conftest import Client, MakeClient, log_in
@@ -141,8 +142,14 @@ def test_each_device_shows_its_image_beside_the_firmware_and_a_locked_kiosk_unti
     assert "<dt>Image</dt><dd>-</dd>" in other
     assert '<dd id="kiosk-lock" data-locked="no"><span class="muted">-</span>' in other
 
-    # Unlocked: the next report says so, and no page shows the kiosk locked any more.
-    DeviceRecords(dash_db).record_telemetry("kiosk-1", telemetry("kiosk-1", 0, image=IMAGE))
+    assert "(as last reported)" not in page
+    # Offline, it is shown as it last said; once back, its next report says unlocked.
+    records = DeviceRecords(dash_db)
+    records.record_status("kiosk-1", DeviceStatus(device="kiosk-1", online=False, bd_seq=3))
+    page = client.get("/devices/kiosk-1").text
+    assert LOCKED in heading(page) and "(as last reported)" in page
+    records.record_status("kiosk-1", DeviceStatus(device="kiosk-1", online=True, bd_seq=4))
+    records.record_telemetry("kiosk-1", telemetry("kiosk-1", 0, image=IMAGE))
     one = row_of(client.get("/fleet/rows").text, "kiosk-1")
     assert 'data-locked="no"' in one and LOCKED not in one
     assert LOCKED not in client.get(f"/stores/{STORE}").text
