@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
@@ -36,7 +36,7 @@ class StockData(msgspec.Struct, kw_only=True):
     store: str
     sku: str
     level: int
-    cause: str  # "sale" here; the stock API says what it changed ("goods_in", ...)
+    cause: Literal["sale"] = "sale"  # the stock API's events name a movement or a count
     sale_id: str  # the last sale of the batch that moved it
     device: str
 
