@@ -5,10 +5,14 @@ slow for whoever guesses offline from a copied database, and throttling (below) 
 guessing online. Each admin has a random salt; hashes are compared in constant time, and
 an unknown name costs the same hash as a known one, so the time taken tells nothing.
 
-Throttling: after MAX_FAILURES_PER_NAME failed logins for one name, or
-MAX_FAILURES_PER_ADDRESS from one address, within FAILURE_WINDOW, every login for that
-name (or from that address) is refused, even a right one, until the oldest failure leaves
-the window. The failures live in the hub database, so every web process counts them.
+Throttling: after MAX_FAILURES failed logins for one name from one address,
+MAX_FAILURES_PER_ADDRESS from one address, or MAX_FAILURES_PER_NAME for one name from
+anywhere, within FAILURE_WINDOW, such logins are refused, even a right one, until the
+oldest failure leaves the window. The per-name limit is much higher, so a stranger who
+knows a name cannot lock its admin out with a handful of requests. The failures live in
+the hub database, so every web process counts them; an attempt is counted before its
+hash is computed, and at most HASHING_AT_ONCE hashes run at once in a process (each takes
+32 MiB).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
@@ -24,6 +29,7 @@ from peewee import Database, fn
 
 from appliance.errors import ApplianceError
 from hub.dashboard.models import DashboardAdmin, DashboardSession, LoginFailure
+from hub.db import is_sqlite
 
 DEFAULT_COST = 15  # scrypt n = 2**15
 BLOCK_SIZE = 8  # scrypt r
@@ -32,8 +38,12 @@ MIN_PASSWORD = 12  # characters
 MAX_PASSWORD = 1024  # characters: a longer one is someone testing the hash's cost
 MAX_NAME = 64
 FAILURE_WINDOW = timedelta(minutes=15)
-MAX_FAILURES_PER_NAME = 5
+MAX_FAILURES = 5  # for one name from one address
 MAX_FAILURES_PER_ADDRESS = 20
+MAX_FAILURES_PER_NAME = 50  # from anywhere
+HASHING_AT_ONCE = 2
+_HASHING = threading.BoundedSemaphore(HASHING_AT_ONCE)
+_LOGIN_LOCK = 0x6C6F67696E  # PostgreSQL advisory lock key: counting login attempts
 _DUMMY_SALT = b"\0" * 16  # hashed against when the name is unknown: the same cost
 
 
@@ -42,15 +52,16 @@ class AdminError(ApplianceError):
 
 
 def _hash(password: str, salt: bytes, cost: int, block_size: int) -> bytes:
-    return hashlib.scrypt(
-        password.encode("utf-8"),
-        salt=salt,
-        n=2**cost,
-        r=block_size,
-        p=1,
-        maxmem=_MAX_MEMORY,
-        dklen=32,
-    )
+    with _HASHING:  # bounds the memory parallel logins take, and the cores they hold
+        return hashlib.scrypt(
+            password.encode("utf-8"),
+            salt=salt,
+            n=2**cost,
+            r=block_size,
+            p=1,
+            maxmem=_MAX_MEMORY,
+            dklen=32,
+        )
 
 
 def check_password_rules(name: str, password: str) -> None:
@@ -140,9 +151,9 @@ def attempt_login(
 ) -> LoginResult:
     """Check a name and password, counting failures; a throttled login is not even checked."""
     name, address = name[:MAX_NAME], address[:64]
-    wait = _throttled_for(db, name, address, now)
-    if wait:
-        return LoginResult("throttled", wait)
+    attempt = _count_attempt(db, name, address, now)
+    if isinstance(attempt, LoginResult):
+        return attempt
     admin = DashboardAdmin.select().where(DashboardAdmin.name == name).first(db)
     if admin is None:
         _hash(password[:MAX_PASSWORD], _DUMMY_SALT, DEFAULT_COST, BLOCK_SIZE)
@@ -150,27 +161,44 @@ def attempt_login(
     else:
         tried = _hash(password[:MAX_PASSWORD], bytes(admin.salt), admin.cost, admin.block_size)
         right = hmac.compare_digest(tried, bytes(admin.password_hash))
-        right = right and len(password) <= MAX_PASSWORD
-    if right:
-        LoginFailure.delete().where(LoginFailure.name == name).execute(db)
+    if right and len(password) <= MAX_PASSWORD:
+        # This browser's own earlier typos are forgiven; others' guesses at the name stay.
+        mine = (LoginFailure.name == name) & (LoginFailure.address == address)
+        LoginFailure.delete().where(mine | (LoginFailure.id == attempt)).execute(db)
         return LoginResult("ok")
-    with db.atomic():
-        LoginFailure.delete().where(LoginFailure.at < now - FAILURE_WINDOW).execute(db)
-        LoginFailure.insert(id=secrets.token_hex(8), name=name, address=address, at=now).execute(db)
     return LoginResult("wrong")
+
+
+def _count_attempt(db: Database, name: str, address: str, now: datetime) -> str | LoginResult:
+    """Count this attempt as a failure before its password is checked: the row's id.
+
+    Counting first, under one lock, is what stops parallel guesses: each sees the ones
+    before it even while their hashes are still running. A right password deletes the row.
+    """
+    with db.atomic():
+        if not is_sqlite(db):  # SQLite's BEGIN IMMEDIATE already serialises writers
+            db.execute_sql(f"SELECT pg_advisory_xact_lock({db.param})", (_LOGIN_LOCK,))
+        wait = _throttled_for(db, name, address, now)
+        if wait:
+            return LoginResult("throttled", wait)
+        LoginFailure.delete().where(LoginFailure.at < now - FAILURE_WINDOW).execute(db)
+        attempt = secrets.token_hex(8)
+        LoginFailure.insert(id=attempt, name=name, address=address, at=now).execute(db)
+    return attempt
 
 
 def _throttled_for(db: Database, name: str, address: str, now: datetime) -> int:
     """Seconds until a login for `name` from `address` is checked again (0: now)."""
     since = now - FAILURE_WINDOW
     waits = [0]
-    for column, value, limit in (
-        (LoginFailure.name, name, MAX_FAILURES_PER_NAME),
-        (LoginFailure.address, address, MAX_FAILURES_PER_ADDRESS),
+    for where, limit in (
+        ((LoginFailure.name == name) & (LoginFailure.address == address), MAX_FAILURES),
+        (LoginFailure.address == address, MAX_FAILURES_PER_ADDRESS),
+        (LoginFailure.name == name, MAX_FAILURES_PER_NAME),
     ):
         recent = (
             LoginFailure.select(LoginFailure.at)
-            .where((column == value) & (LoginFailure.at >= since))
+            .where(where & (LoginFailure.at >= since))
             .order_by(LoginFailure.at.desc())
             .limit(limit)
             .tuples()

@@ -5,25 +5,29 @@ Litestar's test client on the app `appliance-hub web` serves, on SQLite and Post
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from peewee import Database
 
 from hub.dashboard.accounts import (
+    MAX_FAILURES,
     MAX_FAILURES_PER_NAME,
     AdminError,
     add_admin,
     attempt_login,
     remove_admin,
 )
-from hub.dashboard.models import DashboardAdmin, DashboardSession
+from hub.dashboard.models import DashboardAdmin, DashboardSession, LoginFailure
 from hub.dashboard.sessions import SESSION_COOKIE, open_session, session_for
 from hub.ingest import utc_naive
 from tests.hub.dashboard.conftest import (
     ADMIN,
     PASSWORD,
     TEST_COST,
+    Client,
     MakeClient,
     csrf_of,
     hidden,
@@ -125,7 +129,7 @@ def test_repeated_failures_lock_the_name_out_even_for_the_right_password(
     web: MakeClient, admin: str
 ) -> None:
     client = web()
-    for _ in range(MAX_FAILURES_PER_NAME):
+    for _ in range(MAX_FAILURES):
         assert log_in(client, ADMIN, "guess").status_code == 401
     response = log_in(client, ADMIN, PASSWORD)
     assert response.status_code == 429
@@ -136,14 +140,63 @@ def test_repeated_failures_lock_the_name_out_even_for_the_right_password(
 
 def test_throttling_ends_when_the_failures_leave_the_window(dash_db: Database) -> None:
     add_admin(dash_db, ADMIN, PASSWORD, now=NOW, cost=TEST_COST)
-    for minute in range(MAX_FAILURES_PER_NAME):
+    for minute in range(MAX_FAILURES):
         at = NOW + timedelta(minutes=minute)
         assert attempt_login(dash_db, ADMIN, "guess", address="a", now=at).outcome == "wrong"
     later = NOW + timedelta(minutes=10)
-    throttled = attempt_login(dash_db, ADMIN, PASSWORD, address="b", now=later)
+    throttled = attempt_login(dash_db, ADMIN, PASSWORD, address="a", now=later)
     assert (throttled.outcome, throttled.retry_after) == ("throttled", 5 * 60 + 1)
-    free = attempt_login(dash_db, ADMIN, PASSWORD, address="b", now=NOW + timedelta(minutes=16))
+    free = attempt_login(dash_db, ADMIN, PASSWORD, address="a", now=NOW + timedelta(minutes=16))
     assert free.outcome == "ok"
+
+
+def test_a_stranger_cannot_lock_the_admin_out_with_a_few_guesses(dash_db: Database) -> None:
+    add_admin(dash_db, ADMIN, PASSWORD, now=NOW, cost=TEST_COST)
+    for _ in range(MAX_FAILURES):
+        assert attempt_login(dash_db, ADMIN, "guess", address="x", now=NOW).outcome == "wrong"
+    assert attempt_login(dash_db, ADMIN, PASSWORD, address="x", now=NOW).outcome == "throttled"
+    # The admin's own browser, elsewhere, still gets in; the stranger's guesses stay counted.
+    assert attempt_login(dash_db, ADMIN, PASSWORD, address="home", now=NOW).outcome == "ok"
+    assert LoginFailure.select().where(LoginFailure.address == "x").count(dash_db) == MAX_FAILURES
+    # Guesses from many addresses do lock the name, at a much higher count.
+    for n in range(MAX_FAILURES_PER_NAME - MAX_FAILURES):
+        result = attempt_login(dash_db, ADMIN, "guess", address=f"y{n // 4}", now=NOW)
+        assert result.outcome == "wrong"
+    locked = attempt_login(dash_db, ADMIN, PASSWORD, address="home", now=NOW)
+    assert locked.outcome == "throttled"
+
+
+def test_parallel_guesses_are_counted_before_they_are_checked(dash_db: Database) -> None:
+    add_admin(dash_db, ADMIN, PASSWORD, now=NOW, cost=TEST_COST)
+    start = threading.Barrier(20)
+
+    def guess(n: int) -> str:
+        start.wait()
+        return attempt_login(dash_db, ADMIN, f"guess {n}", address="a", now=NOW).outcome
+
+    with ThreadPoolExecutor(20) as pool:
+        outcomes = list(pool.map(guess, range(20)))
+    assert outcomes.count("wrong") == MAX_FAILURES
+    assert outcomes.count("throttled") == 20 - MAX_FAILURES
+    assert LoginFailure.select().count(dash_db) == MAX_FAILURES
+
+
+def test_parallel_logins_through_the_web_app_are_throttled_alike(
+    web: MakeClient, admin: str
+) -> None:
+    clients = [web() for _ in range(12)]
+    start = threading.Barrier(len(clients))
+
+    def guess(client: Client) -> int:
+        form = client.get("/login?next=/fleet")
+        start.wait()
+        data = {"csrf": hidden(form.text, "csrf"), "next": "/fleet", "name": ADMIN,
+                "password": "guess"}  # fmt: skip
+        return client.post("/login", data=data, follow_redirects=False).status_code
+
+    with ThreadPoolExecutor(len(clients)) as pool:
+        codes = list(pool.map(guess, clients))
+    assert sorted(codes) == [401] * MAX_FAILURES + [429] * (len(clients) - MAX_FAILURES)
 
 
 def test_a_session_ends_at_its_expiry_and_when_its_admin_is_removed(dash_db: Database) -> None:
