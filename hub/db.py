@@ -9,9 +9,18 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from peewee import Database, ImproperlyConfigured, OperationalError, SqliteDatabase
+from peewee import (
+    Database,
+    ImproperlyConfigured,
+    OperationalError,
+    PeeweeException,
+    PostgresqlDatabase,
+    SqliteDatabase,
+)
+from playhouse.pool import PooledPostgresqlDatabase
 
 from appliance.errors import StoreError
 
@@ -97,11 +106,54 @@ def _open_sqlite(url: str, *, create: bool) -> Database:
     return db
 
 
+def _drop_if_lost(db: Any) -> None:
+    # A psycopg2 connection the server dropped (a restart, a network cut) stays in peewee's
+    # per-thread state, so every later query of that thread fails ("connection already
+    # closed"). Outside a transaction nothing is lost by opening a new one instead.
+    conn = db._state.conn
+    if conn is None or not getattr(conn, "closed", 0) or db.in_transaction():
+        return
+    log.info("the database connection was lost; opening a new one")
+    try:
+        db.close()  # resets the thread's state even when closing the socket fails
+    except PeeweeException as err:
+        log.debug("closing the lost database connection: %s", err)
+
+
+class HubPostgresqlDatabase(PostgresqlDatabase):
+    """PostgreSQL whose threads replace a connection the server dropped before using it."""
+
+    def cursor(self, named_cursor: Any = None) -> Any:
+        """A cursor on a live connection (a dropped one is replaced outside transactions)."""
+        _drop_if_lost(self)
+        return super().cursor(named_cursor)  # type: ignore[no-untyped-call]
+
+
+class HubPooledPostgresqlDatabase(PooledPostgresqlDatabase):  # type: ignore[misc]
+    """The pooled PostgreSQL database, replacing dropped connections like the plain one."""
+
+    def cursor(self, named_cursor: Any = None) -> Any:
+        """A cursor on a live connection (a dropped one is replaced outside transactions)."""
+        _drop_if_lost(self)
+        return super().cursor(named_cursor)
+
+
+_POSTGRES_CLASSES: dict[str, type[Database]] = {
+    "postgres": HubPostgresqlDatabase,
+    "postgresql": HubPostgresqlDatabase,
+    "postgres+pool": HubPooledPostgresqlDatabase,
+    "postgresql+pool": HubPooledPostgresqlDatabase,
+}
+
+
 def _open_postgres(url: str) -> Database:
-    from playhouse.db_url import connect
+    from playhouse.db_url import parse
 
     try:
-        db: Database = connect(url, unquote_password=True, unquote_user=True, autoconnect=True)
+        params = parse(url, unquote_password=True, unquote_user=True)
+        if not params.get("database"):
+            raise ValueError(f"{url!r} names no database: postgresql://host/dbname")
+        db = _POSTGRES_CLASSES[urlsplit(url).scheme](**params, autoconnect=True)
         db.connect(reuse_if_open=True)
     except ImproperlyConfigured as err:
         raise HubDatabaseError(

@@ -14,7 +14,7 @@ from typing import Any
 
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
-from peewee import DatabaseError
+from peewee import DatabaseError, InterfaceError
 
 from appliance.errors import ApplianceError
 from hub.storage_faults import storage_fault
@@ -88,6 +88,15 @@ def on_database_error(_request: Request[Any, Any, Any], exc: DatabaseError) -> R
     )
 
 
+def on_lost_connection(_request: Request[Any, Any, Any], exc: InterfaceError) -> Response[Any]:
+    """503 when the connection to the hub database is gone (the next call opens a new one)."""
+    log.warning("the hub database connection is gone: %s", exc)
+    return problem(
+        HTTPStatus.SERVICE_UNAVAILABLE,
+        "the hub database is unavailable: the connection to it was lost; try again",
+    )
+
+
 def on_unexpected(_request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     """500 without a traceback in the body; the log has it."""
     log.exception("unexpected error in an API call", exc_info=exc)
@@ -98,5 +107,6 @@ EXCEPTION_HANDLERS: dict[int | type[Exception], Any] = {
     ValidationException: on_validation,
     HTTPException: on_http_error,
     DatabaseError: on_database_error,
+    InterfaceError: on_lost_connection,
     Exception: on_unexpected,
 }
