@@ -7,7 +7,8 @@ fraction of its size, cheaply), and posts the pixels; on the main thread they be
 small texture, if the thumbnail still shows that file. Nothing is cached: a list row that
 leaves the screen (a RecycleView keeps it for later) or gets another product lets its
 texture go, so pictures cost memory only while they are on show. A missing or unreadable
-file leaves the placeholder the `.kv` draws while there is no texture.
+file leaves the placeholder the `.kv` draws while there is no texture, and the row asks
+again the next time it comes on show.
 """
 
 from __future__ import annotations
@@ -41,6 +42,14 @@ class PictureRead(Event):
     pixels: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class PictureUnread(Event):
+    """A picture file the loader's worker could not read: its row shows the placeholder."""
+
+    ticket: int
+    source: str
+
+
 class PictureLoader:
     """Reads picture files on one worker thread, oldest request first; main thread API.
 
@@ -57,6 +66,7 @@ class PictureLoader:
         self._running = False
         self.read = 0  # pictures decoded (for tests and benchmarks)
         bus.subscribe(PictureRead, self._arrived)
+        bus.subscribe(PictureUnread, self._missed)
 
     def request(self, thumbnail: Thumbnail, source: str, edge: int) -> int:
         """Read `source` for `thumbnail` at `edge` pixels; returns the request's ticket."""
@@ -78,17 +88,27 @@ class PictureLoader:
     # -- the worker thread ------------------------------------------------------------
 
     def _drain(self) -> None:
-        while True:
-            with self._lock:
-                while self._waiting and self._waiting[0][0] not in self._wanted:
-                    self._waiting.popleft()  # withdrawn before its turn
-                if not self._waiting:
+        ended = False  # the flag was cleared under the lock, as the queue ran dry
+        try:
+            while True:
+                with self._lock:
+                    while self._waiting and self._waiting[0][0] not in self._wanted:
+                        self._waiting.popleft()  # withdrawn before its turn
+                    if not self._waiting:
+                        self._running, ended = False, True
+                        return
+                    ticket, source, edge = self._waiting.popleft()
+                read = _read(source, edge)
+                if read is None:
+                    self._bus.post(PictureUnread(ticket, source))
+                else:
+                    self._bus.post(PictureRead(ticket, source, *read))
+        finally:
+            if not ended:
+                # A worker that dies (a post that raised) must not leave the flag set: no
+                # request would start another, and no picture would load until a restart.
+                with self._lock:
                     self._running = False
-                    return
-                ticket, source, edge = self._waiting.popleft()
-            read = _read(source, edge)
-            if read is not None:
-                self._bus.post(PictureRead(ticket, source, *read))
 
     # -- the main thread --------------------------------------------------------------
 
@@ -103,6 +123,13 @@ class PictureLoader:
         texture.flip_vertical()  # the file's rows run top first, OpenGL's bottom first
         self.read += 1
         thumbnail.show(event.ticket, texture)
+
+    def _missed(self, event: PictureUnread) -> None:
+        with self._lock:
+            owner = self._wanted.pop(event.ticket, None)
+        thumbnail = owner() if owner is not None else None
+        if thumbnail is not None:
+            thumbnail.missed(event.ticket)
 
 
 def _read(source: str, edge: int) -> tuple[tuple[int, int], bytes] | None:
@@ -156,6 +183,11 @@ class Thumbnail(Image):
         if ticket == self._ticket:
             self._ticket = 0
             self.texture = texture
+
+    def missed(self, ticket: int) -> None:
+        """The loader could not read request `ticket` (main thread): asked again when next shown."""
+        if ticket == self._ticket:
+            self._ticket = 0
 
     def on_parent(self, _widget: Widget, parent: Widget | None) -> None:
         # A list row comes and goes from its list as it scrolls in and out of view, and

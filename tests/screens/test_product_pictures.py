@@ -16,12 +16,13 @@ import pytest
 from msgspec.structs import replace
 from PIL import Image
 
+from appliance.core.events import Event, EventBus
 from appliance.mqtt.catalog_products import payload_from_product
 from appliance.mqtt.catalog_sync import CatalogSync
 from appliance.mqtt.payloads import CatalogDelta
 from appliance.screens import pictures
 from appliance.screens.customer.browse import ProductRow
-from appliance.screens.pictures import Thumbnail
+from appliance.screens.pictures import PictureLoader, PictureRead, PictureUnread, Thumbnail
 from appliance.screens.widgets import CartRow
 from appliance.store.catalog import SqliteCatalog
 from tests.screens.customer_steps import CHOCOLATE_NAME, cart_row, shown, tap_in
@@ -137,3 +138,66 @@ def test_a_catalog_without_pictures_shows_no_picture_column(kiosk: Kiosk) -> Non
     picture = thumbnail_of(row)
     assert not kiosk.app.cart.with_pictures and picture.source == ""
     assert picture.width == 0 and isinstance(row, CartRow)
+
+
+def delivered(bus: EventBus, wanted: type[Event]) -> list[Event]:
+    """Deliver the bus's events until one of type `wanted` came; all those delivered."""
+    seen: list[Event] = []
+    bus.subscribe(Event, seen.append)
+    for _ in range(200):  # a generous bound: a read of a small file takes milliseconds
+        bus.wait(0.05)
+        bus.drain()
+        if any(isinstance(e, wanted) for e in seen):
+            return seen
+    raise AssertionError(f"no {wanted.__name__} within 10 s; delivered {seen}")
+
+
+def test_an_unreadable_picture_frees_its_row_to_ask_again(tmp_path: Path) -> None:
+    bus = EventBus()
+    loader = PictureLoader(bus)
+    broken = tmp_path / ("b" * 64 + ".jpg")
+    broken.write_bytes(jpeg((10, 20, 30))[:200])  # a torn file: the disk's doing
+    thumbnail = Thumbnail()
+    thumbnail.source = str(broken)  # no app runs: the widget asks no loader by itself
+    thumbnail._ticket = loader.request(thumbnail, str(broken), 64)
+    events = delivered(bus, PictureUnread)
+    assert [type(e) for e in events] == [PictureUnread]
+    # The row shows the placeholder and holds no ticket, so it asks again when next shown.
+    assert thumbnail.texture is None and thumbnail._ticket == 0
+    broken.write_bytes(jpeg((10, 20, 30)))
+    thumbnail._ticket = loader.request(thumbnail, str(broken), 64)
+    delivered(bus, PictureRead)
+    assert thumbnail.texture is not None and thumbnail._ticket == 0 and loader.read == 1
+
+
+def test_the_loader_loads_again_after_its_worker_failed_to_post(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bus = EventBus()
+    loader = PictureLoader(bus)
+    source = tmp_path / ("c" * 64 + ".jpg")
+    source.write_bytes(jpeg((200, 10, 10)))
+    post = bus.post
+    failing = threading.Event()
+
+    def post_once_failing(event: Event) -> None:
+        if not failing.is_set():
+            failing.set()
+            raise RuntimeError("the bus refused the event")
+        post(event)
+
+    monkeypatch.setattr(bus, "post", post_once_failing)
+    first = Thumbnail()
+    first.source = str(source)
+    first._ticket = loader.request(first, str(source), 64)
+    assert failing.wait(10)
+    for _ in range(200):  # a generous bound: the worker ends just after its post raised
+        if not loader._running:
+            break
+        failing.wait(0.05)
+    second = Thumbnail()
+    second.source = str(source)
+    second._ticket = loader.request(second, str(source), 64)
+    delivered(bus, PictureRead)
+    assert second.texture is not None and second._ticket == 0
+    assert first.texture is None and loader.read == 1
