@@ -474,7 +474,9 @@ class HubServer:
             except DecodeError:
                 self._dispatch(item)  # counted and logged as malformed there
         # Devices in one order in every worker: two workers' groups never each hold a
-        # progress row lock the other waits for (a deadlock PostgreSQL would break).
+        # progress row lock the other waits for. A group that also takes store locks (the
+        # stock levels of stock.changed webhooks) can still meet another in a deadlock
+        # across stores; PostgreSQL breaks it and the batches are stored one by one below.
         batches.sort(key=lambda pair: pair[0].device)
         if not batches:
             return
@@ -541,7 +543,12 @@ class HubServer:
         for hook in self._after_status:
             try:
                 hook(item.device, status)
-            except Exception:  # the status is recorded whatever happens here
+            except Exception as err:
+                # A database fault here is the message's fault too: the status is seen
+                # again (a retry, or the resync after the outage) and every hook is
+                # idempotent, so a device.online event or a held command is not lost.
+                if storage_fault(err) is not None:
+                    raise
                 log.exception("after-status work for %s failed", item.device)
 
     def _on_telemetry(self, item: Inbound) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import queue
 import random
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -520,3 +521,40 @@ def test_a_failing_batch_in_a_group_costs_the_others_a_retry_never_their_ack(
     finally:
         acks.close()
         sender.close()
+
+
+def test_a_database_fault_in_after_status_work_is_retried_with_the_status(
+    start_server: Callable[..., HubServer], broker: MosquittoBroker, tmp_path: Path
+) -> None:
+    """A birth's after-status work (webhook event, held commands) that meets a database fault
+    runs again once the database is back: the retained birth comes again with the resync."""
+    readonly = tmp_path / "readonly.db"
+    sqlite3.connect(readonly).execute("CREATE TABLE t (x INTEGER)").connection.commit()
+    done: queue.Queue[int] = queue.Queue()
+    calls = []
+
+    def hook(device: str, status: DeviceStatus) -> None:
+        calls.append(status.bd_seq)
+        if len(calls) == 1:
+            with sqlite3.connect(f"file:{readonly}?mode=ro", uri=True) as db:
+                db.execute("INSERT INTO t VALUES (1)")  # a real SQLITE_READONLY
+        done.put(status.bd_seq)
+
+    start_server(after_status=[hook])
+    device = DeviceClient(broker, "kiosk-1", [])
+    try:
+        birth = DeviceStatus(device="kiosk-1", online=True, bd_seq=3)
+        device.publish(topics.status("kiosk-1"), encode(birth), retain=True)
+        # Any message that succeeds tells the worker the database is back: it resyncs.
+        report = Telemetry(
+            device="kiosk-1", at="2024-05-01T10:00:00+00:00", firmware="1", uptime_s=1,
+            outbox_depth=0, catalog_version=0, disk_free_bytes=1,
+        )  # fmt: skip
+        deadline = time.monotonic() + TIMEOUT
+        while done.empty() and time.monotonic() < deadline:
+            device.publish(topics.health("kiosk-1"), encode(report))
+            time.sleep(0.1)
+        assert done.get(timeout=1) == 3
+        assert calls[:2] == [3, 3]
+    finally:
+        device.close()
