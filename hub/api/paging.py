@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Annotated
 
 from litestar.exceptions import ValidationException
 from litestar.params import QueryParameter
+from peewee import Database, Model
+
+from hub.db import is_sqlite
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
@@ -68,6 +73,23 @@ def decode_id_cursor(kind: str, cursor: str | None) -> int:
     if not key.isdigit():
         raise invalid("cursor", "not a cursor of this list: pass a page's next_cursor as it is")
     return int(key)
+
+
+@contextmanager
+def settled_ids(db: Database, table: type[Model]) -> Iterator[None]:
+    """Read a page of `table` by row id in here: every id below those it returns is settled.
+
+    On PostgreSQL an id is taken at INSERT, not at commit: a page read while a lower id's
+    transaction is still open would pass that row, and a cursor after it never finds it.
+    A SHARE lock waits for every transaction that wrote to the table to end and holds new
+    writes off only while the page is read. SQLite has one writer at a time: nothing to do.
+    """
+    if is_sqlite(db):
+        yield
+        return
+    with db.atomic():
+        db.execute_sql(f'LOCK TABLE "{table._meta.table_name}" IN SHARE MODE')
+        yield
 
 
 def utc_param(field: str, value: datetime | None) -> datetime | None:

@@ -28,6 +28,7 @@ from hub.api.paging import (
     decode_id_cursor,
     encode_cursor,
     rfc3339,
+    settled_ids,
     utc_param,
 )
 from hub.models import Sale as SaleRow
@@ -213,7 +214,8 @@ def list_sales(
         query = query.where(SaleRow.created_at < until_at)
     if received_at is not None:
         query = query.where(SaleRow.received_at >= received_at)
-    rows = list(query.order_by(SaleRow.id).limit(limit + 1).dicts().execute(db))
+    with settled_ids(db, SaleRow):
+        rows = list(query.order_by(SaleRow.id).limit(limit + 1).dicts().execute(db))
     page = rows[:limit]
     last = encode_cursor(_CURSOR_KIND, page[-1]["id"]) if page else cursor
     return SalePage(

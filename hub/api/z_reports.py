@@ -26,6 +26,7 @@ from hub.api.paging import (
     decode_id_cursor,
     encode_cursor,
     rfc3339,
+    settled_ids,
     utc_param,
 )
 from hub.catalog import HubCatalogVersion
@@ -184,9 +185,10 @@ def _opened(text: str) -> str | None:
 
 def _page(query: Any, db: Database, limit: int, cursor: str | None) -> ZReportPage:
     after = decode_id_cursor(_CURSOR_KIND, cursor)
-    rows = list(
-        query.where(TillReport.id > after).order_by(TillReport.id).limit(limit + 1).execute(db)
-    )
+    with settled_ids(db, TillReport):
+        rows = list(
+            query.where(TillReport.id > after).order_by(TillReport.id).limit(limit + 1).execute(db)
+        )
     page = rows[:limit]
     last = encode_cursor(_CURSOR_KIND, page[-1].id) if page else cursor
     return ZReportPage(
