@@ -32,7 +32,7 @@ from appliance.mqtt.payloads import (
     decode,
     encode,
 )
-from hub.command_hold import hold, release
+from hub.command_hold import hold, mark_sent_live, release
 from hub.ingest import utc_naive, utc_text
 from hub.models import CommandJob, Device, DeviceLog
 
@@ -90,12 +90,14 @@ class DeviceAnswers:
             job = self._job(command.id, device)
             if job is None:
                 self._insert_job(command.id, device, SENT, "", **fields)
-                hold(self._db, command, data)
+                hold(self._db, command, data, now=now)
+                mark_sent_live(self._db, command)
                 return
-            if job.state == SENT:
-                hold(self._db, command, data)  # recorded by the dashboard; held already
-            # The device's answer was recorded first (another worker had it): fill in the rest.
             history = _history(job.history)
+            if not _answered(history):
+                hold(self._db, command, data, now=now)  # recorded by the dashboard; held already
+                mark_sent_live(self._db, command)
+            # The device's answer was recorded first (another worker had it): fill in the rest.
             if not any(entry[0] == SENT for entry in history):
                 history.insert(0, [SENT, "", utc_text(now)])
             fields["history"] = json.dumps(history)
@@ -115,7 +117,9 @@ class DeviceAnswers:
             if job is None:
                 # The command itself was not seen (sent while no worker ran, or still queued
                 # at another worker): keep the answer; the command fills the job in later.
-                self._insert_job(update.id, device, update.state, reason)
+                # "replayed" tells only that the device has it: the job stays SENT.
+                state = SENT if replayed else update.state
+                self._insert_job(update.id, device, state, reason, answer=[update.state, reason])
                 return
             history = _history(job.history)
             if any(entry[:2] == [update.state, reason] for entry in history):
@@ -185,15 +189,25 @@ class DeviceAnswers:
             raise DecodeError(f"job {job_id} belongs to {job.device}, not {device}")
         return job  # type: ignore[no-any-return]
 
-    def _insert_job(self, job_id: str, device: str, state: str, reason: str, **fields: Any) -> None:
+    def _insert_job(
+        self,
+        job_id: str,
+        device: str,
+        state: str,
+        reason: str,
+        *,
+        answer: list[str] | None = None,
+        **fields: Any,
+    ) -> None:
         now = self._now()
+        first = answer or [state, reason]
         CommandJob.insert(
             id=job_id,
             device=device,
             state=state,
-            reason=reason,
+            reason="" if state == SENT else reason,
             updated_at=now,
-            history=json.dumps([[state, reason, utc_text(now)]]),
+            history=json.dumps([[*first, utc_text(now)]]),
             **fields,
         ).execute(self._db)
         _keep_newest(
@@ -233,6 +247,11 @@ def _keep_newest(db: Database, model: Any, where: Any, order: Any, kept: int) ->
     model.delete().where(where & model._meta.primary_key.not_in(newest)).execute(db)
 
 
+def _answered(history: list[list[str]]) -> bool:
+    """True when the device answered the job at all ("replayed" included)."""
+    return any(entry and entry[0] != SENT for entry in history)
+
+
 def _history(text: str | None) -> list[list[str]]:
     try:
         value = json.loads(text or "[]")
@@ -259,9 +278,13 @@ class JobView:
     updated_at: str
     history: list[list[str]]
 
+    def delivered_only(self) -> bool:
+        """SENT, and the device said it has the command ("replayed"), but not what became of it."""
+        return self.state == SENT and _answered(self.history)
+
     def expired_unanswered(self, now: datetime) -> bool:
         """SENT and past its expiry: the device never answered, and now never will."""
-        if self.state != SENT or not self.expires_at:
+        if self.state != SENT or not self.expires_at or _answered(self.history):
             return False
         try:
             return datetime.fromisoformat(self.expires_at) < now

@@ -23,7 +23,7 @@ from peewee import Database
 
 from appliance.errors import ApplianceError
 from hub.api.app import WebOptions
-from hub.command_hold import held_jobs
+from hub.command_hold import held_jobs, unsent_jobs
 from hub.dashboard import views
 from hub.dashboard.charts import Series, line_chart
 from hub.dashboard.login import Form, form_checked, login, login_page, logout, session_guard
@@ -227,6 +227,7 @@ def store_page(
     rows = views.fleet(db, store)
     latest = {job.device: job for row in rows for job in jobs(db, row.device, limit=1)}
     held = {job for row in rows for job in held_jobs(db, row.device)}
+    unsent = {job for row in rows for job in unsent_jobs(db, row.device)}
     return html(
         request,
         "store.html",
@@ -234,6 +235,7 @@ def store_page(
         rows=rows,
         latest=latest,
         held=held,
+        unsent=unsent,
         previous=f"{midnight - timedelta(days=1):%Y-%m-%d}",
         following=f"{midnight + timedelta(days=1):%Y-%m-%d}",
         sending_problem=sending_problem(options.fleet_key, options.broker),

@@ -62,13 +62,22 @@ def _ago(moment: datetime | None) -> str:
     return f"{seconds // 86400} days ago"
 
 
-def _job_state(job: JobView, held: set[str], online: bool) -> tuple[str, str]:
-    """A job's state as the page shows it, and a CSS class."""
+def _job_state(
+    job: JobView, held: set[str], online: bool, unsent: set[str] | None = None
+) -> tuple[str, str]:
+    """A job's state as the page shows it, and a CSS class.
+
+    `held`: the device's commands held at the hub; `unsent`: those of them not sent in the
+    device's current session.
+    """
     if job.expired_unanswered(datetime.now(UTC)):
         return "expired", "bad"
+    if job.delivered_only():
+        return "delivered, outcome unknown", "wait"
     if job.state == SENT and job.id in held:
-        where = "sent" if online else "held at the hub until the device connects"
-        return where, "wait"
+        if not online:
+            return "held at the hub until the device connects", "wait"
+        return ("not published yet" if job.id in (unsent or set()) else "sent"), "wait"
     classes = {"SUCCEEDED": "good", "FAILED": "bad", "REJECTED": "bad", "TIMED_OUT": "bad"}
     return job.state.lower().replace("_", " "), classes.get(job.state, "wait")
 

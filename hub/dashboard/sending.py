@@ -24,6 +24,7 @@ from appliance.mqtt import topics
 from appliance.mqtt.device_logs import DEFAULT_LOG_LINES
 from appliance.mqtt.payloads import Command, CommandName, encode
 from hub.cli_command import BrokerOptions, FleetClient
+from hub.command_hold import mark_sent
 from hub.device_answers import DeviceAnswers
 from hub.fleet_keys import load_fleet_key, new_command
 from hub.server import BrokerEndpoint
@@ -120,6 +121,8 @@ class CommandSender:
         except ApplianceError as err:
             log.warning("dashboard commands not published (held at the hub): %s", err)
             return Sent(tuple(commands), published=False, problem=str(err))
+        # Sent in each online device's session: its birth seen again does not send it twice.
+        mark_sent(self._db, [command.id for command in commands])
         return Sent(tuple(commands), published=True)
 
     def _publish(

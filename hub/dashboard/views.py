@@ -19,7 +19,7 @@ from appliance.errors import DecodeError
 from appliance.mqtt.payloads import DesiredConfig, ReportedConfig, Telemetry, decode
 from hub.catalog import HubCatalog
 from hub.cli_fleet import FleetEntry, fleet_entries
-from hub.command_hold import held_jobs
+from hub.command_hold import held_jobs, unsent_jobs
 from hub.device_answers import JobView, config_state, configs, jobs
 from hub.models import Device, DeviceLog, DeviceProgress, JournalState, Sale
 from hub.rejections import rejection_counts
@@ -211,6 +211,7 @@ class DevicePage:
     problems: tuple[str, ...]
     jobs: list[JobView]
     held: set[str]  # ids of jobs still held at the hub for the device
+    unsent: set[str]  # of those, the ones not sent in the device's current session
     desired: DesiredConfig | None
     reported: ReportedConfig | None
     config_state: str
@@ -246,6 +247,7 @@ def device_page(db: Database, device: str, *, since: datetime) -> DevicePage | N
         problems=problems(report),
         jobs=jobs(db, device, limit=JOBS_SHOWN),
         held=held_jobs(db, device),
+        unsent=unsent_jobs(db, device),
         desired=desired,
         reported=reported,
         config_state=config_state(desired, reported),

@@ -15,11 +15,13 @@ from click.testing import CliRunner
 from peewee import Database
 
 from appliance.mqtt import topics
-from appliance.mqtt.payloads import CommandName, encode
+from appliance.mqtt.payloads import CommandName, DeviceStatus, encode
 from hub.cli import cli
-from hub.command_hold import HeldCommand, HeldCommands, held_jobs
+from hub.command_hold import HeldCommand, HeldCommands, held_jobs, mark_sent, unsent_jobs
+from hub.dashboard.rendering import _job_state
 from hub.device_answers import DeviceAnswers, jobs
 from hub.fleet_keys import generate_fleet_keys, load_fleet_key, new_command
+from hub.models import Device
 from hub.server import HubServer
 from tests.broker import MosquittoBroker
 from tests.hub.test_server import DeviceClient, wait_until
@@ -164,4 +166,111 @@ def test_a_replayed_answer_to_a_command_sent_again_leaves_the_job_as_the_device_
 
     # The command seen again on the topic (the worker's own resend) holds nothing anew.
     answers.command_sent(DEVICE, data)
+    assert held_jobs(dash_db, DEVICE) == set()
+
+
+def _online(db: Database, bd_seq: int, *, online: bool = True) -> None:
+    """The device's row as the worker records its birth (or will)."""
+    Device.insert(id=DEVICE, online=online, bd_seq=bd_seq).on_conflict(
+        conflict_target=[Device.id], update={Device.online: online, Device.bd_seq: bd_seq}
+    ).execute(db)
+
+
+def test_a_command_published_to_an_online_device_is_not_sent_again_in_the_same_session(
+    dash_db: Database, tmp_path: Path
+) -> None:
+    clock = FixedClock(NOW)
+    published: list[bytes] = []
+    worker = HeldCommands(dash_db, lambda _t, p: published.append(p), clock=clock)
+    _online(dash_db, 7)
+    data = signed(tmp_path, "lock", issued=NOW, minutes=5)
+    DeviceAnswers(dash_db, clock=clock).command_sent(DEVICE, data)  # as the dashboard does
+    (job,) = jobs(dash_db, DEVICE)
+    assert unsent_jobs(dash_db, DEVICE) == {job.id}  # "not published yet"
+    mark_sent(dash_db, [job.id])  # its publish succeeded
+    assert unsent_jobs(dash_db, DEVICE) == set()
+    worker.resend(DEVICE, 7)  # the retained birth seen again (a worker restarted)
+    assert published == []
+    worker.resend(DEVICE, 8)  # a new session without an answer: sent again
+    assert published == [data]
+
+    # To an offline device, a publish reaches nobody: its next birth sends it.
+    _online(dash_db, 8, online=False)
+    other = signed(tmp_path, "unlock", issued=NOW, minutes=5)
+    DeviceAnswers(dash_db, clock=clock).command_sent(DEVICE, other)
+    other_id = json.loads(other)["id"]
+    mark_sent(dash_db, [other_id])
+    assert worker.resend(DEVICE, 8) == [other_id]
+
+
+def test_a_worker_marks_a_command_sent_when_the_device_was_born_before_it_was_issued(
+    dash_db: Database, tmp_path: Path
+) -> None:
+    clock = FixedClock(NOW)
+    published: list[bytes] = []
+    worker = HeldCommands(dash_db, lambda _t, p: published.append(p), clock=clock)
+    _online(dash_db, 3)
+    worker.on_status(DEVICE, DeviceStatus(device=DEVICE, online=True, bd_seq=3))
+    answers = DeviceAnswers(dash_db, clock=clock)
+    before = signed(tmp_path, "lock", issued=NOW - timedelta(minutes=1), minutes=5)
+    after = signed(tmp_path, "unlock", issued=NOW + timedelta(minutes=1), minutes=5)
+    for data in (before, after):
+        answers.command_sent(DEVICE, data)  # seen on the broker (the CLI published it)
+    # The birth again, later (a resync): only the one issued before the birth goes out.
+    clock.current = NOW + timedelta(minutes=2)
+    worker.on_status(DEVICE, DeviceStatus(device=DEVICE, online=True, bd_seq=3))
+    assert published == [before]
+
+
+def test_a_lost_publish_to_an_online_device_is_sent_by_the_periodic_pass(
+    dash_db: Database, tmp_path: Path
+) -> None:
+    clock = FixedClock(NOW)
+    published: list[bytes] = []
+    worker = HeldCommands(dash_db, lambda _t, p: published.append(p), clock=clock)
+    _online(dash_db, 5)
+    data = signed(tmp_path, "lock", issued=NOW, minutes=5)
+    DeviceAnswers(dash_db, clock=clock).command_sent(DEVICE, data)  # the publish then failed
+    clock.current = NOW + timedelta(seconds=10)
+    worker.resend_unsent()
+    assert published == []  # it may still be on its way
+    clock.current = NOW + timedelta(seconds=31)
+    worker.resend_unsent()
+    worker.resend_unsent()  # once per session
+    assert published == [data]
+    # An offline device's commands wait for its birth.
+    _online(dash_db, 5, online=False)
+    DeviceAnswers(dash_db, clock=clock).command_sent(
+        DEVICE, signed(tmp_path, "unlock", issued=NOW, minutes=5)
+    )
+    clock.current = NOW + timedelta(minutes=2)
+    worker.resend_unsent()
+    assert published == [data]
+
+
+def test_a_replayed_answer_alone_shows_the_command_delivered_never_expired(
+    dash_db: Database, tmp_path: Path
+) -> None:
+    answers = DeviceAnswers(dash_db, clock=FixedClock(NOW))
+    data = signed(tmp_path, "lock", issued=NOW, minutes=5)
+    answers.command_sent(DEVICE, data)
+    (job,) = jobs(dash_db, DEVICE)
+    # The device's first answer was lost; the command sent again is "replayed".
+    answers.command_update(DEVICE, update(job.id, "REJECTED", "replayed"))
+    assert held_jobs(dash_db, DEVICE) == set()
+    answers.command_sent(DEVICE, data)  # seen again on the topic: not held anew
+    assert held_jobs(dash_db, DEVICE) == set()
+    (job,) = jobs(dash_db, DEVICE)
+    later = NOW + timedelta(minutes=10)
+    assert job.state == "SENT" and job.delivered_only()
+    assert not job.expired_unanswered(later)
+    assert _job_state(job, set(), True) == ("delivered, outcome unknown", "wait")
+
+    # The replayed answer before the command itself: the job is SENT, not REJECTED.
+    other = signed(tmp_path, "unlock", issued=NOW, minutes=5)
+    other_id = json.loads(other)["id"]
+    answers.command_update(DEVICE, update(other_id, "REJECTED", "replayed"))
+    answers.command_sent(DEVICE, other)
+    shown = {j.id: j for j in jobs(dash_db, DEVICE)}[other_id]
+    assert (shown.state, shown.delivered_only()) == ("SENT", True)
     assert held_jobs(dash_db, DEVICE) == set()
