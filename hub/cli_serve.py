@@ -78,7 +78,7 @@ def catalog_serving_hub(db: Database, endpoint: BrokerEndpoint, worker_id: str |
     from hub.catalog_publisher import CatalogPublisher
     from hub.catalog_push import PERIOD as PUSH_PERIOD
     from hub.catalog_push import CatalogPush
-    from hub.command_hold import SWEEP_EVERY, HeldCommands
+    from hub.command_hold import RESEND_EVERY, SWEEP_EVERY, HeldCommands
     from hub.ingest import SalesIngest
     from hub.stock_corrections import PERIOD, StockCorrections
     from hub.stock_levels import store_sales
@@ -107,7 +107,12 @@ def catalog_serving_hub(db: Database, endpoint: BrokerEndpoint, worker_id: str |
         handlers={topics.catalog_request: catalog_request},
         after_sales=corrections.sales_committed,
         after_status=[held.on_status, DeviceEvents(db)],
-        periodic=[(PERIOD, corrections.run), (PUSH_PERIOD, push.run), (SWEEP_EVERY, held.sweep)],
+        periodic=[
+            (PERIOD, corrections.run),
+            (PUSH_PERIOD, push.run),
+            (SWEEP_EVERY, held.sweep),
+            (RESEND_EVERY, held.resend_unsent),
+        ],
     )
     return server
 
