@@ -100,7 +100,11 @@ class FleetClient(Closing):
                 f"cannot reach the broker at {self._broker.host}:{self._broker.port}: {err}"
             ) from err
         self._client.loop_start()
-        kind, code = self._next_ack()
+        try:
+            kind, code = self._next_ack()
+        except FleetClientError:
+            self.close()  # or paho's network thread outlives the failed connection
+            raise
         if kind != "connack" or code.is_failure:
             self.close()
             raise FleetClientError(f"the broker refused the connection: {code}")

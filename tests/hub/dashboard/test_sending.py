@@ -7,6 +7,8 @@ client on SQLite and PostgreSQL.
 from __future__ import annotations
 
 import re
+import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,7 @@ from peewee import Database
 from appliance.mqtt import topics
 from appliance.mqtt.payloads import Command, DeviceStatus, decode
 from appliance.mqtt.signing import load_public_key, verify_command
+from hub.cli_command import BrokerOptions, FleetClient, FleetClientError
 from hub.command_hold import held_jobs
 from hub.device_answers import jobs
 from hub.fleet_keys import generate_fleet_keys
@@ -149,3 +152,13 @@ def test_without_a_fleet_key_nothing_is_signed_or_recorded(
     response = client.post("/devices/kiosk-1/commands", data=form, follow_redirects=False)
     assert response.status_code == 503 and "No fleet key" in response.text
     assert jobs(dash_db, "kiosk-1") == []
+
+
+def test_a_broker_that_never_answers_leaves_no_client_thread_behind() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts, never says CONNACK
+        port = silent.getsockname()[1]
+        client = FleetClient(BrokerOptions("127.0.0.1", port), timeout=0.3)
+        with pytest.raises(FleetClientError, match="did not answer in time"), client:
+            pass
+    left = [t.name for t in threading.enumerate() if t.name.startswith("paho-mqtt-client-")]
+    assert left == []
