@@ -4,8 +4,10 @@ A picture is checked and written to the picture folder (store/thumbnails.py) the
 its product is handled, and from then on only its file name travels: into the product's
 row, and, for a snapshot still arriving, into the staged chunk in place of the bytes, so
 neither the staging table nor the chunks kept decoded hold pictures. A picture that is no
-JPEG or PNG, too big, or cannot be written is logged and left out: its product applies
-without one, and bad bytes from the hub never stop a catalog.
+JPEG or PNG, or too big, is logged and left out: its product applies without one, and bad
+bytes from the hub never stop a catalog. A picture that cannot be written now (the disk
+refuses it, or it would eat into the room kept for sales) is skipped: its product applies
+and keeps the picture it had, until the hub sends the product again.
 
 Files no product refers to any more are collected after an apply that may have left some
 (`collect_due`), never while a snapshot is staged: its chunks refer to pictures no row
@@ -21,14 +23,24 @@ from msgspec.structs import replace
 
 from appliance.errors import CatalogSyncError
 from appliance.mqtt.payloads import MAX_THUMBNAIL_BYTES, ProductPayload
-from appliance.store.thumbnails import ThumbnailFolder, folder_beside, is_picture_name
+from appliance.settings import DatabaseSettings
+from appliance.store.thumbnails import (
+    NoRoomForPictureError,
+    ThumbnailFolder,
+    folder_beside,
+    is_picture_name,
+)
 
 log = logging.getLogger(__name__)
 
-# In a staged chunk, a picture already in the folder: this mark and its file name. No JPEG
-# or PNG starts with a NUL byte, so a hub's bytes can never pass for one (they are checked
-# as a picture, and refused).
+# In a staged chunk, a picture already in the folder: this mark and its file name (the
+# mark alone: a picture not written, the product keeps its own). No JPEG or PNG starts with
+# a NUL byte, so a hub's bytes can never pass for one (they are checked as a picture, and
+# refused).
 STORED = b"\x00stored:"
+# Pictures stop this far above the reserve below which the kiosk refuses sales: a catalog
+# of pictures never brings the till to "storage low", and the sales have room to spare.
+RESERVE_MARGIN = 2
 
 
 class HubPictures:
@@ -36,36 +48,54 @@ class HubPictures:
 
     def __init__(self, folder: ThumbnailFolder | None) -> None:
         self.folder = folder
-        self.refused = 0  # pictures left out: not a picture, too big, or the disk refused
+        self.refused = 0  # pictures left out: not a picture, or too big
+        self.skipped = 0  # pictures not written: no room above the reserve, or the disk refused
+        self._short_of_room = False  # skipping: said once, until a picture is written again
         self._due = False
         self._written_at_collect = 0
         self._synced_at = 0
 
     @classmethod
-    def beside(cls, database: str) -> HubPictures:
-        """The pictures of the database at `database` (none for an in-memory one)."""
+    def beside(
+        cls, database: str, reserve_bytes: int = DatabaseSettings().reserve_bytes
+    ) -> HubPictures:
+        """The pictures beside `database` (none in memory), leaving room above `reserve_bytes`."""
         folder = folder_beside(database)
-        return cls(None if folder is None else ThumbnailFolder(folder, MAX_THUMBNAIL_BYTES))
+        if folder is None:
+            return cls(None)
+        keep_free = RESERVE_MARGIN * reserve_bytes
+        return cls(ThumbnailFolder(folder, MAX_THUMBNAIL_BYTES, keep_free=keep_free))
 
-    def stored(self, product: ProductPayload) -> str:
-        """Check and keep a product's picture; its file name, or "" when it is left out."""
+    def stored(self, product: ProductPayload) -> str | None:
+        """Check and keep a picture: its file name; "" not a picture; None not written now."""
         if self.folder is None:
             return ""
         try:
-            return self.folder.put(product.thumbnail)
+            name = self.folder.put(product.thumbnail)
         except CatalogSyncError as err:
             self.refused += 1
             log.warning("picture of product %s left out: %s", product.sku, err)
-        except OSError as err:
-            # Prices must still apply when the disk takes no pictures: the next message
-            # that brings this picture writes it.
-            self.refused += 1
-            log.warning("picture of product %s not written, left out: %s", product.sku, err)
-        return ""
+            return ""
+        except (NoRoomForPictureError, OSError) as err:
+            # Prices must still apply when the disk takes no pictures. The hub sends a
+            # product again only when it changes: till then it keeps the picture it had.
+            # Tens of thousands of pictures may meet a full disk: one line, not one each.
+            self.skipped += 1
+            if not self._short_of_room:
+                self._short_of_room = True
+                log.warning("product pictures not written from %s on, products keep theirs: %s",
+                            product.sku, err)  # fmt: skip
+            return None
+        if self._short_of_room:
+            self._short_of_room = False
+            log.info("room for product pictures again; %d skipped so far", self.skipped)
+        return name
 
-    def stored_or_named(self, product: ProductPayload) -> str:
+    def stored_or_named(self, product: ProductPayload) -> str | None:
         """Like `stored`, for a staged snapshot: its chunks name pictures stored on arrival."""
         data = product.thumbnail
+        if data == STORED:
+            return None  # not written on arrival: the product keeps its own
         if data.startswith(STORED):
             name = data[len(STORED) :].decode("ascii", "replace")
             return name if is_picture_name(name) else ""
@@ -79,6 +109,8 @@ class HubPictures:
 
     def _named(self, product: ProductPayload) -> ProductPayload:
         name = self.stored(product)
+        if name is None:
+            return replace(product, thumbnail=STORED)  # not written: keeps its own
         return replace(product, thumbnail=STORED + name.encode("ascii") if name else b"")
 
     def sync(self) -> None:

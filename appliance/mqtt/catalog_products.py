@@ -26,11 +26,12 @@ def _currency_ok(code: str) -> bool:
     return is_known_currency(code)
 
 
-# A product's picture as the store keeps it: the file name of its picture ("" none).
-PictureOf = Callable[[ProductPayload], str]
+# A product's picture as the store keeps it: the file name of its picture ("" none; None
+# keeps the picture the product has, as for a picture that could not be written now).
+PictureOf = Callable[[ProductPayload], str | None]
 
 
-def _no_picture(_product: ProductPayload) -> str:
+def _no_picture(_product: ProductPayload) -> str | None:
     return ""
 
 

@@ -5,7 +5,8 @@ limit, at most MAX_EDGE pixels a side) and written once as `<sha256>.jpg` or `<s
 in the folder beside the database; products refer to it by that file name, so two products
 with the same picture share one file and a picture sent again is not written again. Files
 no product refers to any more are removed by `collect`. Nothing here keeps a picture's
-bytes: the kiosk reads them from disk when a row shows one.
+bytes: the kiosk reads them from disk when a row shows one. Pictures never take the room
+kept free for sales: a folder made with `keep_free` refuses a write that would leave less.
 
 Not thread-safe: one thread (the catalog sync's worker) writes and collects; any thread
 may build paths. Paths of single pictures are plain strings: pathlib interns every part of
@@ -20,7 +21,7 @@ import io
 import logging
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from appliance.errors import CatalogSyncError
@@ -39,6 +40,25 @@ _TEMP_SUFFIX = ".tmp"
 # Decoded at an eighth of their size (JPEG's DCT scaling): every byte is still read, so a
 # truncated or corrupt file is refused, for little CPU and memory.
 _CHECK_EDGE = 64
+
+
+class NoRoomForPictureError(Exception):
+    """Writing a picture would leave less free space than is kept for sales."""
+
+
+def free_bytes(folder: Path) -> int:
+    """The space free to the appliance on the partition of `folder` (or of its parent)."""
+    where = folder if folder.is_dir() else folder.parent
+    stat = os.statvfs(where)
+    return stat.f_bavail * stat.f_frsize  # as the storage watch counts it
+
+
+def _fsync_directory(folder: Path) -> None:
+    descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def folder_beside(database: str | Path) -> Path | None:
@@ -108,9 +128,18 @@ def _checked_suffix(data: bytes) -> str:
 class ThumbnailFolder:
     """The folder of product pictures, each file named by its content (see the module)."""
 
-    def __init__(self, folder: Path, max_bytes: int = MAX_BYTES) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        max_bytes: int = MAX_BYTES,
+        *,
+        keep_free: int = 0,
+        free: Callable[[Path], int] = free_bytes,
+    ) -> None:
         self.folder = folder
         self._max_bytes = max_bytes
+        self._keep_free = keep_free  # bytes a write must leave free on the partition
+        self._free = free
         self.written = 0  # files written since this object was made
 
     def path(self, name: str) -> str:
@@ -120,7 +149,8 @@ class ThumbnailFolder:
     def put(self, data: bytes) -> str:
         """Check a picture and write it unless it is there; returns its file name.
 
-        CatalogSyncError when `data` is no picture; OSError when the disk refuses the write.
+        CatalogSyncError when `data` is no picture; NoRoomForPictureError when writing it would
+        leave less than `keep_free` bytes free; OSError when the disk refuses the write.
         A new file is durable (written to a temporary file, fsync'ed, renamed) before the
         name is returned, so a product row that refers to it never outlives its content.
         """
@@ -129,7 +159,13 @@ class ThumbnailFolder:
             if os.path.exists(self.path(digest + suffix)):
                 return digest + suffix  # checked when it was written: a picture sent again
         name = digest + _checked_suffix(data)
-        self.folder.mkdir(parents=True, exist_ok=True)
+        if self._keep_free:
+            free = self._free(self.folder)
+            if free - len(data) < self._keep_free:
+                raise NoRoomForPictureError(f"{free} bytes free, {self._keep_free} kept for sales")
+        if not self.folder.is_dir():
+            self.folder.mkdir(parents=True, exist_ok=True)
+            _fsync_directory(self.folder.parent)  # the folder's own name, before files in it
         temporary = self.path(f".{name}.{os.getpid()}{_TEMP_SUFFIX}")
         try:
             with open(temporary, "wb") as file:
@@ -146,13 +182,8 @@ class ThumbnailFolder:
 
     def sync(self) -> None:
         """Make the names of the files written so far durable (fsync the folder); once a batch."""
-        if not self.folder.is_dir():
-            return
-        descriptor = os.open(self.folder, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
+        if self.folder.is_dir():
+            _fsync_directory(self.folder)
 
     def names(self) -> set[str]:
         """The pictures in the folder."""

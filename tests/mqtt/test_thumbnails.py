@@ -10,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 import io
 import logging
+import os
+import random
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +20,7 @@ from msgspec.structs import replace
 from peewee import Database, SqliteDatabase
 from PIL import Image
 
-from appliance.mqtt.catalog_pictures import STORED
+from appliance.mqtt.catalog_pictures import STORED, HubPictures
 from appliance.mqtt.catalog_products import payload_from_product
 from appliance.mqtt.catalog_sync import CatalogSync
 from appliance.mqtt.payloads import CatalogDelta, ProductPayload, SnapshotChunk
@@ -32,6 +34,7 @@ from hub.catalog import create_catalog_tables
 from hub.db import open_hub_database
 from hub.stores import assign_device
 from tests.broker import MosquittoBroker
+from tests.disks import SmallDisk, small_tmpfs
 from tests.mqtt.test_catalog_sync import DEVICE, STORE, DeviceEnd, FakeClock, HubEnd, product
 
 
@@ -270,3 +273,74 @@ def test_a_local_import_keeps_the_pictures_the_hub_sent(
     name = pictures(device_db)["P0001"]
     SqliteCatalog(device_db).upsert([(dataclasses.replace(product(1), name="Renamed"), None)])
     assert pictures(device_db)["P0001"] == name and set(files(folder)) == {name}
+
+
+def noise(seed: int) -> bytes:
+    """A 160x160 JPEG of noise: about 16 KB, as a photo's thumbnail weighs."""
+    pixels = random.Random(seed).randbytes(160 * 160 * 3)
+    out = io.BytesIO()
+    Image.frombytes("RGB", (160, 160), pixels).save(out, "JPEG", quality=75)
+    return out.getvalue()
+
+
+def free_on(disk: SmallDisk) -> int:
+    """The bytes free on `disk`, as the storage watch counts them."""
+    stat = os.statvfs(disk.path)
+    return stat.f_bavail * stat.f_frsize
+
+
+@pytest.fixture
+def picture_disk(folder: Path, tmp_path: Path) -> Iterator[SmallDisk]:
+    """The picture folder on a tmpfs of 1 MiB that fills up for real (needs root)."""
+    with small_tmpfs(folder, 1024) as disk:
+        yield disk
+
+
+def test_pictures_stop_above_the_reserve_and_products_keep_theirs(
+    device_db: SqliteDatabase,
+    folder: Path,
+    picture_disk: SmallDisk,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    reserve = 128 * 1024  # pictures leave twice this free
+    sync = CatalogSync(
+        device_db, DEVICE, lambda _t, _d: None,
+        pictures=HubPictures.beside(device_db.database, reserve_bytes=reserve),
+    )  # fmt: skip
+    assert sync.add_chunk(snapshot(1, [with_picture(1, RED)])[0]) == "applied"
+    red = pictures(device_db)["P0001"]
+    filler = picture_disk.fill(leave_bytes=2 * reserve + 40 * 1024)  # room for two or so
+    heavy = [with_picture(n, noise(n)) for n in range(2, 12)]
+    with caplog.at_level(logging.WARNING, "appliance.mqtt.catalog_pictures"):
+        # P1 comes last with a new picture: there is no room left for it by then.
+        assert sync.apply_delta(delta(1, [*heavy, with_picture(1, noise(1))])) == "applied"
+    held = pictures(device_db)
+    written = [p.sku for p in heavy if held[p.sku]]
+    assert 1 <= len(written) <= 3 and held["P0001"] == red  # P1 keeps its picture
+    assert {held[p.sku] for p in heavy if p.sku not in written} == {""}  # new: none yet
+    assert red in files(folder) and free_on(picture_disk) >= 2 * reserve
+    assert sync.pictures.skipped == len(heavy) - len(written) + 1
+    assert len(caplog.records) == 1  # once, not once per picture
+    # A snapshot staged while there is no room keeps P1's picture too.
+    chunks = snapshot(3, [with_picture(1, noise(1)), *heavy], chunks=2)
+    assert [sync.add_chunk(chunk) for chunk in chunks] == ["staged", "applied"]
+    assert pictures(device_db)["P0001"] == red and red in files(folder)
+
+    filler.unlink()  # room again: the next time the hub sends P1, its picture is written
+    assert sync.apply_delta(delta(3, [with_picture(1, BLUE)])) == "applied"
+    assert files(folder)[pictures(device_db)["P0001"]] == BLUE and red not in files(folder)
+
+
+def test_a_picture_the_disk_refuses_leaves_the_product_its_picture(
+    device_db: SqliteDatabase, folder: Path, picture_disk: SmallDisk
+) -> None:
+    sync = CatalogSync(
+        device_db, DEVICE, lambda _t, _d: None,
+        pictures=HubPictures.beside(device_db.database, reserve_bytes=0),
+    )  # fmt: skip
+    assert sync.add_chunk(snapshot(1, [with_picture(1, RED)])[0]) == "applied"
+    red = pictures(device_db)["P0001"]
+    picture_disk.fill()  # full: the write fails with ENOSPC
+    assert sync.apply_delta(delta(1, [with_picture(1, noise(1))])) == "applied"
+    assert sync.version == 2 and sync.pictures.skipped == 1
+    assert pictures(device_db)["P0001"] == red and files(folder)[red] == RED

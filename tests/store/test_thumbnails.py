@@ -12,6 +12,7 @@ from peewee import SqliteDatabase
 from PIL import Image
 
 from appliance.errors import CatalogSyncError
+from appliance.store import thumbnails
 from appliance.store.catalog import SqliteCatalog
 from appliance.store.catalog_versions import CatalogVersions, ProductRows
 from appliance.store.database import open_database
@@ -19,6 +20,7 @@ from appliance.store.memory_catalog import MemoryCatalog
 from appliance.store.migrations import MIGRATIONS, migrate
 from appliance.store.thumbnails import (
     FOLDER_NAME,
+    NoRoomForPictureError,
     ThumbnailFolder,
     folder_beside,
     pack_name,
@@ -70,6 +72,43 @@ def test_what_is_no_picture_is_refused_and_never_written(
     with pytest.raises(CatalogSyncError):
         folder.put(data)
     assert folder.written == 0 and folder.names() == set()
+
+
+def test_a_picture_is_not_written_where_it_would_eat_into_the_room_kept(tmp_path: Path) -> None:
+    data = picture((5, 6, 7))
+    free = {"bytes": 10_000 + len(data) - 1}
+    asked: list[Path] = []
+
+    def free_bytes(where: Path) -> int:
+        asked.append(where)
+        return free["bytes"]
+
+    folder = ThumbnailFolder(tmp_path / FOLDER_NAME, keep_free=10_000, free=free_bytes)
+    with pytest.raises(NoRoomForPictureError, match="10000 kept"):
+        folder.put(data)
+    assert folder.written == 0 and not folder.folder.exists()
+    free["bytes"] += 1  # exactly the room kept is left after it: written
+    name = folder.put(data)
+    assert folder.written == 1 and folder.names() == {name}
+    free["bytes"] = 0
+    assert folder.put(data) == name  # there already: costs no room
+    with pytest.raises(CatalogSyncError):  # no picture stays no picture, room or not
+        folder.put(b"garbage")
+    assert asked == [tmp_path / FOLDER_NAME] * 2
+    # The real count: the partition of the folder, or of its parent before it is made.
+    assert thumbnails.free_bytes(tmp_path / "not yet") > 0
+
+
+def test_a_new_folder_is_made_durable_in_its_parent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced: list[Path] = []
+    monkeypatch.setattr(thumbnails, "_fsync_directory", synced.append)
+    folder = ThumbnailFolder(tmp_path / "data" / FOLDER_NAME)
+    folder.put(picture((1, 2, 3)))
+    folder.put(picture((3, 2, 1)))
+    folder.sync()
+    assert synced == [tmp_path / "data", tmp_path / "data" / FOLDER_NAME]
 
 
 def test_a_picture_over_the_limit_is_refused_before_it_is_decoded(tmp_path: Path) -> None:
