@@ -290,6 +290,13 @@ class StorePage:
     catalog_version: int
 
 
+def _counted_since(catalog: HubCatalog) -> datetime | None:
+    """The oldest stock count in force (None: one has no time, or there are none)."""
+    counted = catalog.counts()
+    times = [count.counted_at for count in counted.values() if count.counted_at is not None]
+    return min(times) if times and len(times) == len(counted) else None
+
+
 def store_page(db: Database, store: str, *, day: datetime) -> StorePage:
     """A store's sales on `day` (its UTC midnight) per kind and per device, and oversells."""
     start, end = day, day + timedelta(days=1)
@@ -305,8 +312,8 @@ def store_page(db: Database, store: str, *, day: datetime) -> StorePage:
         by_kind[kind] = by_kind[kind].add(int(count), currency, int(total or 0))
         by_device[device][kind] = by_device[device][kind].add(int(count), currency, int(total or 0))
     catalog = HubCatalog(db, store)
-    # Every sale of the store: each count subtracts only the sales made after it.
-    levels = stock_levels(catalog, store_sales(db, store))
+    # Each count subtracts only the sales made after it: older ones are not even read.
+    levels = stock_levels(catalog, store_sales(db, store, _counted_since(catalog)))
     return StorePage(
         store=store,
         day=day,

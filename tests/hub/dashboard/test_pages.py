@@ -7,20 +7,25 @@ the fleet is written through the hub's own ingest and records (tests/hub/dashboa
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from peewee import Database
 
 from appliance.mqtt.payloads import DeviceStatus
+from hub.dashboard import views
 from hub.fleet_keys import generate_fleet_keys
-from hub.ingest import DeviceRecords
+from hub.ingest import DeviceRecords, utc_naive
+from hub.stock_levels import store_sales
 from tests.hub.dashboard.conftest import Client, MakeClient, log_in
 from tests.hub.dashboard.seeding import (
     EVIL_LINE,
     IMAGE,
     OUTBOX,
     SALES_DAY,
+    START,
     STORE,
     seed,
     telemetry,
@@ -173,6 +178,21 @@ def test_the_store_page_shows_the_days_sales_per_kind_and_device_and_its_oversel
     assert '<td class="num bad">-2</td>' in text
     other_day = client.get(f"/stores/{STORE}?day=2020-01-01").text
     assert "No sales that day." in other_day
+
+
+def test_the_store_page_reads_only_the_sales_since_the_counts_in_force(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked: list[datetime | None] = []
+
+    def spied(db: Database, store: str, since: datetime | None = None, **kw: Any) -> Any:
+        asked.append(since)
+        return store_sales(db, store, since, **kw)
+
+    monkeypatch.setattr(views, "store_sales", spied)
+    text = " ".join(client.get(f"/stores/{STORE}?day={SALES_DAY}").text.split())
+    assert asked == [utc_naive(START) - timedelta(hours=1)]  # the count's time
+    assert '<td class="num bad">-2</td>' in text
 
 
 def test_the_dashboard_stays_out_of_the_api_document(client: Client) -> None:
