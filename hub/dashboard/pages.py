@@ -191,6 +191,8 @@ def send_to_device(
     device: FromPath[str],
 ) -> Response[Any]:
     """Sign and send a command to one device (held for it while it is offline)."""
+    if (refused := form_checked(request, data)) is not None:
+        return refused  # before anything about the device is told
     if not views.known(db, device):
         return message(request, 404, "Unknown device", f"No device {device!r} reached this hub.")
     outcome = _send(request, sender, data, [device], f"/devices/{quote(device)}/commands")
@@ -256,6 +258,8 @@ def send_to_store(
     store: FromPath[str],
 ) -> Response[Any]:
     """Sign and send a command to every device of a store."""
+    if (refused := form_checked(request, data)) is not None:
+        return refused  # before anything about the store is told
     devices = devices_of(db, store)
     if not devices:
         return message(request, 404, "No devices", f"Store {store!r} has no devices.")

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from peewee import Database
 
+from hub.command_hold import HeldCommand
 from hub.dashboard.accounts import (
     MAX_FAILURES,
     MAX_FAILURES_PER_NAME,
@@ -23,6 +24,8 @@ from hub.dashboard.accounts import (
 from hub.dashboard.models import DashboardAdmin, DashboardSession, LoginFailure
 from hub.dashboard.sessions import SESSION_COOKIE, open_session, session_for
 from hub.ingest import utc_naive
+from hub.models import CommandJob
+from hub.stores import assign_device
 from tests.hub.dashboard.conftest import (
     ADMIN,
     PASSWORD,
@@ -113,11 +116,14 @@ def test_a_form_without_the_sessions_csrf_token_is_refused_and_changes_nothing(
         response = client.post("/logout", data={"csrf": token}, follow_redirects=False)
         assert response.status_code == 403 and "Form refused" in response.text
     assert client.get("/fleet").status_code == 200  # still logged in
-    response = client.post(
-        "/stores/berlin/commands", data={"csrf": "wrong", "command": "lock"},
-        follow_redirects=False,
-    )  # fmt: skip
-    assert response.status_code in (403, 404)  # refused (or no such store) before anything
+    assign_device(dash_db, "kiosk-1", "berlin")  # a store with a device: only CSRF refuses
+    for form in ("/stores/berlin/commands", "/devices/kiosk-1/commands"):
+        response = client.post(
+            form, data={"csrf": "wrong", "command": "lock"}, follow_redirects=False
+        )
+        assert response.status_code == 403 and "Form refused" in response.text, form
+    assert CommandJob.select().count(dash_db) == 0
+    assert HeldCommand.select().count(dash_db) == 0
 
     response = client.post("/logout", data={"csrf": csrf_of(client)}, follow_redirects=False)
     assert (response.status_code, response.headers["location"]) == (303, "/login")
