@@ -15,6 +15,7 @@ from appliance.core.storage import StorageChanged
 from appliance.drivers.manager import DeviceManager
 from appliance.errors import ConfigError
 from appliance.mqtt import topics
+from appliance.mqtt.catalog_pictures import HubPictures
 from appliance.mqtt.catalog_sync import CatalogSync
 from appliance.mqtt.client import TlsFiles
 from appliance.mqtt.journal_uploader import JournalUploader
@@ -101,8 +102,14 @@ class HubConnection:
         # The hub hears of a storage change or a lock at once, not at the next interval.
         self.telemetry.nudge_on(app.bus, StorageChanged, KioskLockChanged)
         # Catalog deltas and snapshots are applied on their own worker, never the main loop.
+        # Pictures keep clear of the partition's reserve: a sale needs the room, not them.
         self.catalog = CatalogSync(
-            app.db, device_id, lambda topic, payload: link.publish(topic, payload, qos=1)
+            app.db,
+            device_id,
+            lambda topic, payload: link.publish(topic, payload, qos=1),
+            pictures=HubPictures.beside(
+                app.db.database, reserve_bytes=app.settings.database.reserve_bytes
+            ),
         )
         link.dispatcher.on(topics.catalog_down(device_id), self.catalog.submit)
         link.watch(self._resync_catalog_per_session)
