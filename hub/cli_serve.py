@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import signal
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -79,9 +80,11 @@ def catalog_serving_hub(db: Database, endpoint: BrokerEndpoint, worker_id: str |
     from hub.catalog_push import PERIOD as PUSH_PERIOD
     from hub.catalog_push import CatalogPush
     from hub.command_hold import RESEND_EVERY, SWEEP_EVERY, HeldCommands
-    from hub.ingest import SalesIngest
+    from hub.ingest import SalesIngest, utc_naive
     from hub.stock_corrections import PERIOD, StockCorrections
     from hub.stock_levels import store_sales
+    from hub.telemetry_history import SWEEP_EVERY as HISTORY_SWEEP_EVERY
+    from hub.telemetry_history import sweep as sweep_history
     from hub.webhooks.sources import DeviceEvents, SaleEvents
 
     server: HubServer | None = None
@@ -112,6 +115,7 @@ def catalog_serving_hub(db: Database, endpoint: BrokerEndpoint, worker_id: str |
             (PUSH_PERIOD, push.run),
             (SWEEP_EVERY, held.sweep),
             (RESEND_EVERY, held.resend_unsent),
+            (HISTORY_SWEEP_EVERY, lambda: sweep_history(db, utc_naive(datetime.now(UTC)))),
         ],
     )
     return server
