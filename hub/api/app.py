@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import anyio.to_thread
+import msgspec
 from litestar import Litestar, Request, Router
 from litestar.connection import ASGIConnection
 from litestar.di import Provide
@@ -30,6 +31,7 @@ from appliance import __version__
 from hub.api import devices, products, sales, stock, webhooks
 from hub.api.access import Principal, Scope, authenticate
 from hub.api.openapi import schema_router
+from hub.api.paging import invalid
 from hub.api.problems import EXCEPTION_HANDLERS
 from hub.server import BrokerEndpoint
 
@@ -89,6 +91,49 @@ def _token_guard(db: Database) -> Any:
     return guard
 
 
+_NUL = "\x00"
+_NO_NUL = "must not contain a NUL character (\\u0000)"
+
+
+def _nul_field(value: Any, name: str) -> str | None:
+    """The name of the first string in a JSON value that holds a NUL, if any."""
+    if isinstance(value, str):
+        return name if _NUL in value else None
+    items: Any = ()
+    if isinstance(value, dict):
+        items = ((key, f"{name}.{key}" if name else str(key), item) for key, item in value.items())
+    elif isinstance(value, list):
+        items = ((None, f"{name}[{index}]", item) for index, item in enumerate(value))
+    for key, path, item in items:
+        if isinstance(key, str) and _NUL in key:
+            return str(path)
+        found = _nul_field(item, path)
+        if found is not None:
+            return found
+    return None
+
+
+async def _refuse_nul(request: Request[Any, Any, Any]) -> None:
+    """422 for a NUL in any string of the call: PostgreSQL refuses it in text (SQLite not)."""
+    for name, value in request.path_params.items():
+        if isinstance(value, str) and _NUL in value:
+            raise invalid(name, _NO_NUL, "path")
+    for name, value in request.query_params.multi_items():
+        if _NUL in name or _NUL in value:
+            raise invalid(name.replace(_NUL, "\\u0000"), _NO_NUL, "query")
+    mime = request.content_type[0]
+    if mime != "application/json" and not mime.endswith("+json"):
+        return
+    body = await request.body()
+    try:
+        data = msgspec.json.decode(body) if body else None
+    except msgspec.DecodeError:
+        return  # the handler's own decoding names what is wrong
+    found = _nul_field(data, "")
+    if found is not None:
+        raise invalid(found.replace(_NUL, "\\u0000") or "body", _NO_NUL, "body")
+
+
 def _principal(request: Request[Any, Any, Any]) -> Principal:
     return request.state.principal  # type: ignore[no-any-return]
 
@@ -105,6 +150,7 @@ def api_router(db: Database) -> Router:
             *webhooks.ROUTES,
         ],
         guards=[_token_guard(db)],
+        before_request=_refuse_nul,
         dependencies={"principal": Provide(_principal, sync_to_thread=False)},
         security=[{"BearerToken": []}],
     )

@@ -23,6 +23,7 @@ from hub.db import is_sqlite
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
+MAX_ID = 2**63 - 1  # the largest row id either database holds (a 64-bit signed integer)
 
 Limit = Annotated[
     int,
@@ -70,7 +71,9 @@ def decode_id_cursor(kind: str, cursor: str | None) -> int:
     key = decode_cursor(kind, cursor)
     if key is None:
         return 0
-    if not key.isdigit():
+    # isdecimal() alone lets other scripts' digits through; int() of a 30-digit id would
+    # reach the database and overflow its integer.
+    if not (key.isascii() and key.isdecimal()) or int(key) > MAX_ID:
         raise invalid("cursor", "not a cursor of this list: pass a page's next_cursor as it is")
     return int(key)
 
@@ -98,7 +101,10 @@ def utc_param(field: str, value: datetime | None) -> datetime | None:
         return None
     if value.tzinfo is None:
         raise invalid(field, "an RFC 3339 time needs its offset, e.g. 2024-05-01T00:00:00Z")
-    return value.astimezone(UTC).replace(tzinfo=None)
+    try:
+        return value.astimezone(UTC).replace(tzinfo=None)
+    except OverflowError as err:  # e.g. 0001-01-01T00:00:00+14:00 is before year 1 in UTC
+        raise invalid(field, "out of the range of times, once in UTC") from err
 
 
 def rfc3339(value: datetime | str | None) -> str | None:

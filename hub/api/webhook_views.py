@@ -21,6 +21,7 @@ EventType = Literal[
 ]
 State = Literal["pending", "delivered", "dead"]
 MAX_URL = 2048
+MAX_STORE = 64  # the store column's length
 
 
 class EndpointIn(msgspec.Struct, frozen=True, kw_only=True):
@@ -28,7 +29,7 @@ class EndpointIn(msgspec.Struct, frozen=True, kw_only=True):
 
     url: Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_URL)]
     event_types: Annotated[list[EventType], msgspec.Meta(min_length=1)]
-    store: str | None = None
+    store: Annotated[str, msgspec.Meta(max_length=MAX_STORE)] | None = None
     description: Annotated[str, msgspec.Meta(max_length=256)] = ""
 
 

@@ -19,12 +19,13 @@ import msgspec
 from litestar import delete, get, post
 from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException, PermissionDeniedException
-from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.params import FromPath, JSONBody, PathParameter, QueryParameter
 from peewee import Database
 
 from hub.api.access import Principal
 from hub.api.paging import (
     DEFAULT_LIMIT,
+    MAX_ID,
     Cursor,
     Limit,
     decode_id_cursor,
@@ -60,6 +61,7 @@ from hub.webhooks.models import (
 from hub.webhooks.signing import new_secret
 
 _CURSOR_KIND = "deliveries"
+DeliveryId = Annotated[int, PathParameter(description="The delivery's id.")]
 _OPT = {"scope": "admin"}
 _TAGS = ["webhooks"]
 
@@ -91,7 +93,13 @@ def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+def _control_or_space(char: str) -> bool:
+    return char.isspace() or ord(char) < 0x20 or 0x7F <= ord(char) < 0xA0
+
+
 def _check_url(url: str) -> None:
+    if any(map(_control_or_space, url)):
+        raise invalid("url", "must not contain spaces or control characters", "body")
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises on a port that is not a number
@@ -101,6 +109,10 @@ def _check_url(url: str) -> None:
         raise invalid("url", "must be an http:// or https:// URL", "body")
     if not parts.hostname:
         raise invalid("url", "names no host", "body")
+    if "@" in parts.netloc:
+        # It would be shown on every read of the endpoint and in failure logs: the shared
+        # secret signs each message instead.
+        raise invalid("url", "must not carry credentials (user:password@)", "body")
     if parts.fragment:
         raise invalid("url", "a fragment (#...) is never sent; leave it out", "body")
 
@@ -284,6 +296,8 @@ def list_deliveries(
 
 
 def _visible_delivery(db: Database, principal: Principal, delivery_id: int) -> dict[str, Any]:
+    if not 0 < delivery_id <= MAX_ID:  # past 64 bits the database cannot even compare it
+        raise invalid("delivery_id", f"a delivery id is from 1 to {MAX_ID}", "path")
     query = _deliveries(principal).where(WebhookDelivery.id == delivery_id)
     row = query.dicts().first(db)
     if row is None:
@@ -302,7 +316,7 @@ def _visible_delivery(db: Database, principal: Principal, delivery_id: int) -> d
 def get_delivery(
     db: NamedDependency[Database],
     principal: NamedDependency[Principal],
-    delivery_id: FromPath[int],
+    delivery_id: DeliveryId,
 ) -> DeliveryDetail:
     """One delivery with the body sent and every attempt's outcome."""
     row = _visible_delivery(db, principal, delivery_id)
@@ -340,7 +354,7 @@ def get_delivery(
 def replay_delivery(
     db: NamedDependency[Database],
     principal: NamedDependency[Principal],
-    delivery_id: FromPath[int],
+    delivery_id: DeliveryId,
 ) -> Delivery:
     """Send a delivery again now, with the same webhook-id (a dead one comes back to life)."""
     _visible_delivery(db, principal, delivery_id)
