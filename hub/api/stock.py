@@ -32,12 +32,14 @@ from hub.api.paging import (
     encode_cursor,
     invalid,
     rfc3339,
+    settled_ids,
 )
 from hub.api.problems import ProblemError
 from hub.api.product_views import SkuPath, StorePath, problem_response
 from hub.api.products import found, visible
 from hub.catalog import HubCatalog
 from hub.catalog_entries import CatalogEntry, product_entries, products_page
+from hub.catalog_records import StockMovement as StockMovementRow
 from hub.stock_levels import StockLevel, levels_of
 from hub.stock_movements import (
     Movement,
@@ -253,7 +255,8 @@ def list_movements(
     """A product's stock movements, oldest first, a page at a time."""
     found(db, principal, store, sku)
     after = decode_id_cursor(_MOVEMENTS_KIND, cursor)
-    rows = movements_of(db, store, sku, after=after, limit=limit + 1)
+    with settled_ids(db, StockMovementRow):  # several web processes may be recording some
+        rows = movements_of(db, store, sku, after=after, limit=limit + 1)
     page = rows[:limit]
     more = len(rows) > limit
     return MovementPage(
