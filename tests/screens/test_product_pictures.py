@@ -152,13 +152,14 @@ def delivered(bus: EventBus, wanted: type[Event]) -> list[Event]:
     raise AssertionError(f"no {wanted.__name__} within 10 s; delivered {seen}")
 
 
-def test_an_unreadable_picture_frees_its_row_to_ask_again(tmp_path: Path) -> None:
+def test_an_unreadable_picture_frees_its_row_to_ask_again(kiosk: Kiosk, tmp_path: Path) -> None:
+    # `kiosk`: the tile's canvas rule reads the running app's theme.
     bus = EventBus()
     loader = PictureLoader(bus)
     broken = tmp_path / ("b" * 64 + ".jpg")
     broken.write_bytes(jpeg((10, 20, 30))[:200])  # a torn file: the disk's doing
     thumbnail = Thumbnail()
-    thumbnail.source = str(broken)  # no app runs: the widget asks no loader by itself
+    thumbnail.source = str(broken)  # not in a list: the widget asks no loader by itself
     thumbnail._ticket = loader.request(thumbnail, str(broken), 64)
     events = delivered(bus, PictureUnread)
     assert [type(e) for e in events] == [PictureUnread]
@@ -171,7 +172,7 @@ def test_an_unreadable_picture_frees_its_row_to_ask_again(tmp_path: Path) -> Non
 
 
 def test_the_loader_loads_again_after_its_worker_failed_to_post(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    kiosk: Kiosk, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     bus = EventBus()
     loader = PictureLoader(bus)
