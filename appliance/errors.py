@@ -5,7 +5,7 @@ own data or belong to the hub program, not to the appliance; each hangs from a c
 
 - CatalogImportError <- appliance.catalog_import.BadRowsError (carries the refused RowErrors)
 - SyncError <- hub.cli_command.FleetClientError, hub.server.HubConnectError
-- StoreError <- hub.db.HubDatabaseError
+- StoreError <- hub.db.HubDatabaseError, appliance.store.thumbnails.NoRoomForPictureError
 - ApplianceError <- hub.ca.CaError, hub.dashboard.accounts.AdminError,
   hub.dashboard.sending.NotConfiguredError, hub.webhooks.signing.WebhookVerificationError
   (also a ValueError), hub.api.problems.ProblemError (also Litestar's HTTPException: an API

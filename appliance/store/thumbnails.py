@@ -24,7 +24,7 @@ import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from appliance.errors import CatalogSyncError
+from appliance.errors import CatalogSyncError, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ _TEMP_SUFFIX = ".tmp"
 _CHECK_EDGE = 64
 
 
-class NoRoomForPictureError(Exception):
+class NoRoomForPictureError(StoreError):
     """Writing a picture would leave less free space than is kept for sales."""
 
 
