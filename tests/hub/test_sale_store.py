@@ -9,26 +9,19 @@ import pytest
 from peewee import Database
 
 from hub.api.access import authenticate, issue_token
-from hub.db import is_sqlite, open_hub_database
+from hub.db import is_sqlite
 from hub.ingest import SalesIngest
 from hub.migrations import SCHEMA_VERSION, migrate, schema_version
 from hub.models import Sale
 from hub.stores import assign_device
+from tests.hub.databases import KINDS, each_kind
 from tests.hub.test_ingest import batch
-from tests.postgres import PostgresCluster
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=KINDS)
 def hub_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
     """A migrated, empty hub database of each kind (a new PostgreSQL database per test)."""
-    if request.param == "sqlite":
-        db = open_hub_database(f"sqlite:///{tmp_path / 'hub.db'}")
-    else:
-        cluster: PostgresCluster = request.getfixturevalue("postgres")
-        db = open_hub_database(cluster.new_database())
-    migrate(db)
-    yield db
-    db.close()
+    yield from each_kind(request, tmp_path, "postgres")
 
 
 def stores(db: Database) -> list[tuple[str, int, str | None]]:

@@ -33,6 +33,7 @@ from hub.webhooks.events import event_id, origin_of, record
 from hub.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEvent
 from hub.webhooks.signing import verify
 from hub.webhooks.sources import DeviceEvents, SaleEvents
+from tests.hub.databases import KINDS, each_kind
 from tests.hub.test_ingest import START, envelope, sale_document, sale_id_of
 from tests.hub.webhook_receiver import (
     Received,
@@ -48,17 +49,10 @@ from tests.postgres import PostgresCluster
 SALE_TYPES = ["sale.created", "refund.created", "sale.voided"]
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=KINDS)
 def wh_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
     """A migrated, empty hub database of each kind."""
-    if request.param == "sqlite":
-        db = open_hub_database(f"sqlite:///{tmp_path / 'hub.db'}")
-    else:
-        cluster: PostgresCluster = request.getfixturevalue("postgres")
-        db = open_hub_database(cluster.new_database())
-    migrate(db)
-    yield db
-    db.close()
+    yield from each_kind(request, tmp_path, "postgres")
 
 
 @pytest.fixture

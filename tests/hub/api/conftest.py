@@ -21,8 +21,7 @@ from peewee import Database
 
 from hub.api.access import Scope, issue_token
 from hub.api.app import create_app
-from hub.db import open_hub_database
-from hub.migrations import migrate
+from tests.hub.databases import KINDS, each_kind
 from tests.postgres import PostgresCluster, running_postgres
 
 Bearer = Callable[..., dict[str, str]]
@@ -47,17 +46,10 @@ def api_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresC
         yield cluster
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=KINDS)
 def api_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
     """A migrated, empty hub database of each kind."""
-    if request.param == "sqlite":
-        db = open_hub_database(f"sqlite:///{tmp_path / 'hub.db'}")
-    else:
-        cluster: PostgresCluster = request.getfixturevalue("api_postgres")
-        db = open_hub_database(cluster.new_database())
-    migrate(db)
-    yield db
-    db.close()
+    yield from each_kind(request, tmp_path, "api_postgres")
 
 
 @pytest.fixture

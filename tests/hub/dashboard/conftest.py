@@ -20,9 +20,8 @@ from peewee import Database
 
 from hub.api.app import WebOptions, create_app
 from hub.dashboard.accounts import add_admin
-from hub.db import open_hub_database
 from hub.ingest import utc_naive
-from hub.migrations import migrate
+from tests.hub.databases import KINDS, each_kind
 from tests.postgres import PostgresCluster, running_postgres
 
 ADMIN = "ada"
@@ -40,17 +39,10 @@ def dash_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgres
         yield cluster
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=KINDS)
 def dash_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
     """A migrated, empty hub database of each kind."""
-    if request.param == "sqlite":
-        db = open_hub_database(f"sqlite:///{tmp_path / 'hub.db'}")
-    else:
-        cluster: PostgresCluster = request.getfixturevalue("dash_postgres")
-        db = open_hub_database(cluster.new_database())
-    migrate(db)
-    yield db
-    db.close()
+    yield from each_kind(request, tmp_path, "dash_postgres")
 
 
 @pytest.fixture
