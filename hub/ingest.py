@@ -39,11 +39,14 @@ from hub import telemetry_history
 from hub.cached_insert import CachedInsert
 from hub.models import Device, DeviceProgress, Sale
 from hub.models import SaleRejection as RejectionRow
-from hub.stores import store_of
+from hub.prepared import Prepared
+from hub.stores import DeviceStore
 
 log = logging.getLogger(__name__)
 
 MAX_SALE_ID = 64  # the hub's column; a longer id cannot even be kept as a rejection
+# What peewee adds to a new device row, in its field order: the fields with defaults.
+_NEW_DEVICE = (Device.online.default, Device.bd_seq.default, Device.firmware.default)
 
 
 class _Stamp(msgspec.Struct):
@@ -67,6 +70,7 @@ class IngestResult:
     conflicts: tuple[int, ...] = ()  # sequences of this batch rejected as conflicts
     rejected: tuple[SaleRejection, ...] = ()  # what the acknowledgement lists as rejected
     invalid: tuple[int, ...] = ()  # sequences of this batch rejected as unreadable
+    store: str | None = None  # the device's store as the batch was stored
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +150,10 @@ class SalesIngest:
         self._clock = clock or SystemClock()
         self._chunk = max(1, chunk)
         self._on_stored = on_stored
-        self._sale_insert = CachedInsert(Sale)  # peewee would render its SQL every batch
+        # peewee would render every statement's SQL for every batch: more CPU than SQLite's
+        # own work for a batch of one sale.
+        self._sale_insert = CachedInsert(Sale)
+        self._sql = Prepared(db)
 
     def apply(self, device: str, batch: SalesBatch) -> int:
         """Store a batch in one transaction; returns the device's new acknowledgeable seq."""
@@ -162,21 +169,29 @@ class SalesIngest:
         envelopes = _checked(device, batch)
         now = utc_naive(self._clock.now())
         db = self._db
+        sql = self._sql
         with db.atomic():
-            (
-                Device.insert(id=device, last_seen=now)
-                .on_conflict(conflict_target=[Device.id], update={Device.last_seen: now})
-                .execute(db)
+            sql.execute(
+                "device seen",
+                [device, now, *_NEW_DEVICE, now],
+                lambda: Device.insert(id=device, last_seen=now).on_conflict(
+                    conflict_target=[Device.id], update={Device.last_seen: now}
+                ),
             )
-            DeviceProgress.insert(device=device, upto_seq=0).on_conflict(action="NOTHING").execute(
-                db
+            sql.execute(
+                "progress row",
+                [device, 0, 0],
+                lambda: DeviceProgress.insert(device=device, upto_seq=0, rejected=0).on_conflict(
+                    action="NOTHING"
+                ),
             )
             # Everything below reads after this lock: a concurrent worker's batch for the
             # same device is either wholly visible or not yet begun.
             current, rejected_before = self._locked_progress(device)
             any_rejected = rejected_before > 0
             held = self._held(device, envelopes, with_rejections=any_rejected)
-            sorted_ = self._sort(device, envelopes, held, now, store_of(db, device))
+            store = self._store_of(device)
+            sorted_ = self._sort(device, envelopes, held, now, store)
             inserted = 0
             for part in _chunks(sorted_.rows, self._chunk):
                 inserted += self._sale_insert.execute(db, part)
@@ -193,10 +208,12 @@ class SalesIngest:
             any_rejected = any_rejected or kept > 0
             upto = self._contiguous(device, current, with_rejections=any_rejected)
             if upto > current or kept:
-                (
-                    DeviceProgress.update(upto_seq=upto, rejected=DeviceProgress.rejected + kept)
-                    .where(DeviceProgress.device == device)
-                    .execute(db)
+                sql.execute(
+                    "progress",
+                    [upto, kept, device],
+                    lambda: DeviceProgress.update(
+                        upto_seq=upto, rejected=DeviceProgress.rejected + kept
+                    ).where(DeviceProgress.device == device),
                 )
             ack, listed = upto, tuple[SaleRejection, ...]()
             if any_rejected:
@@ -217,6 +234,7 @@ class SalesIngest:
             conflicts=tuple(r["seq"] for r in new if r["code"] == "conflict"),
             rejected=listed,
             invalid=tuple(r["seq"] for r in new if r["code"] == "invalid"),
+            store=store,
         )
         log.debug("device %s: %s", device, result)
         return result
@@ -290,15 +308,19 @@ class SalesIngest:
         for start in range(0, max(len(seqs), len(ids)), self._chunk):
             seq_part = seqs[start : start + self._chunk]
             id_part = ids[start : start + self._chunk]
+
             # One query for both: each condition has its index, and a batch's sales are new
             # far more often than not, so this mostly finds nothing.
-            either = Sale.seq.in_(seq_part) | Sale.sale_id.in_(id_part)
-            query = (
-                Sale.select(Sale.seq, Sale.sale_id, Sale.document)
-                .where((Sale.device == device) & either)
-                .tuples()
-            )
-            for seq, sale_id, document in query.execute(self._db):
+            def query(seq_part: list[int] = seq_part, id_part: list[str] = id_part) -> Any:
+                either = Sale.seq.in_(seq_part) | Sale.sale_id.in_(id_part)
+                return Sale.select(Sale.seq, Sale.sale_id, Sale.document).where(
+                    (Sale.device == device) & either
+                )
+
+            shape = ("held sales", len(seq_part), len(id_part))
+            for seq, sale_id, document in self._sql.rows(
+                shape, [device, *seq_part, *id_part], query
+            ):
                 held.by_id[str(sale_id)] = int(seq)
                 if int(seq) in wanted:
                     held.by_seq[int(seq)] = (str(sale_id), str(document).encode("utf-8"))
@@ -314,26 +336,47 @@ class SalesIngest:
 
     def _locked_progress(self, device: str) -> tuple[int, int]:
         """The device's progress and how many of its sales are rejections, row locked."""
-        query = DeviceProgress.select(DeviceProgress.upto_seq, DeviceProgress.rejected).where(
-            DeviceProgress.device == device
-        )
-        if self._db.for_update:  # SQLite has no row locks; BEGIN IMMEDIATE locked the file
-            query = query.for_update()
-        row = query.tuples().execute(self._db)
+
+        def query() -> Any:
+            query = DeviceProgress.select(DeviceProgress.upto_seq, DeviceProgress.rejected).where(
+                DeviceProgress.device == device
+            )
+            if self._db.for_update:  # SQLite has no row locks; BEGIN IMMEDIATE locked the file
+                query = query.for_update()
+            return query
+
+        row = self._sql.rows("locked progress", [device], query)
         upto, rejected = row[0] if row else (0, 0)
         return int(upto or 0), int(rejected or 0)
+
+    def _store_of(self, device: str) -> str | None:
+        """The store the device belongs to (hub/stores.py's store_of, prepared)."""
+        row = self._sql.rows(
+            "store",
+            [device],
+            lambda: DeviceStore.select(DeviceStore.store).where(DeviceStore.device == device),
+        )
+        return str(row[0][0]) if row else None
 
     def _contiguous(self, device: str, start: int, *, with_rejections: bool) -> int:
         """The highest n such that every sequence in (start, n] is stored or rejected."""
         upto = start
         while True:
-            held: Any = Sale.select(Sale.seq).where((Sale.device == device) & (Sale.seq > upto))
+
+            def query(upto: int = upto) -> Any:
+                held: Any = Sale.select(Sale.seq).where((Sale.device == device) & (Sale.seq > upto))
+                if with_rejections:
+                    held = held | RejectionRow.select(RejectionRow.seq).where(
+                        (RejectionRow.device == device) & (RejectionRow.seq > upto)
+                    )
+                return held.order_by(SQL("1")).limit(self._chunk)
+
             if with_rejections:
-                held = held | RejectionRow.select(RejectionRow.seq).where(
-                    (RejectionRow.device == device) & (RejectionRow.seq > upto)
-                )
-            query = held.order_by(SQL("1")).limit(self._chunk).tuples()
-            page = [int(seq) for (seq,) in query.execute(self._db)]
+                params = [device, upto, device, upto, self._chunk]
+            else:
+                params = [device, upto, self._chunk]
+            shape = ("held sequences", with_rejections)
+            page = [int(seq) for (seq,) in self._sql.rows(shape, params, query)]
             for seq in page:
                 if seq != upto + 1:
                     return upto

@@ -25,7 +25,6 @@ from hub.catalog_publisher import CatalogPublisher
 from hub.catalog_push import CatalogPush
 from hub.ingest import IngestResult
 from hub.stock_levels import SoldLine, stock_changes, store_sales
-from hub.stores import store_of
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +52,7 @@ class StockCorrections:
         """After a committed batch: its device's store needs its levels recomputed."""
         if result.inserted <= 0:
             return  # only resent sales: no level moved
-        store = store_of(self._db, device)
+        store = result.store  # looked up in the batch's transaction
         if store is None:
             return
         with self._lock:

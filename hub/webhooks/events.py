@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 import msgspec
 from peewee import Database
 
+from hub.prepared import Prepared
 from hub.webhooks.models import (
     PENDING,
     WebhookDelivery,
@@ -189,14 +190,23 @@ def record_many(
     return written
 
 
-def subscribers(db: Database, types: Iterable[str]) -> list[Subscriber]:
-    """Every endpoint wanting any of `types`: its id, event types and store."""
+def subscribers(
+    db: Database, types: Iterable[str], *, prepared: Prepared | None = None
+) -> list[Subscriber]:
+    """Every endpoint wanting any of `types`: its id, event types and store.
+
+    `prepared`: for a caller asking per sales batch, the statement rendered once.
+    """
     wanted = set(types)
     found = []
-    query = WebhookEndpoint.select(
-        WebhookEndpoint.id, WebhookEndpoint.event_types, WebhookEndpoint.store
-    )
-    for row in query.tuples().execute(db):
+
+    def query() -> Any:
+        return WebhookEndpoint.select(
+            WebhookEndpoint.id, WebhookEndpoint.event_types, WebhookEndpoint.store
+        )
+
+    rows = (prepared or Prepared(db)).rows("endpoints", [], query)
+    for row in rows:
         endpoint_types = frozenset(json.loads(row[1]))
         if endpoint_types & wanted:
             found.append(Subscriber(row[0], endpoint_types, row[2]))

@@ -19,6 +19,7 @@ from peewee import Database, DatabaseError
 
 from appliance.core.clock import Clock, SystemClock
 from appliance.mqtt.payloads import DeviceStatus
+from hub.prepared import Prepared
 from hub.stock_levels import current_levels
 from hub.store_locks import lock_store
 from hub.stores import store_of
@@ -47,11 +48,13 @@ class SaleEvents:
     def __init__(self, db: Database, *, clock: Clock | None = None) -> None:
         self._db = db
         self._clock = clock or SystemClock()
+        self._sql = Prepared(db)  # asked per sales batch: rendered once
 
     def __call__(self, device: str, rows: Sequence[Mapping[str, Any]]) -> None:
         """Record the events of `rows` (the sales just inserted for `device`)."""
         db = self._db
-        endpoints = subscribers(db, [*SALE_EVENT_TYPES.values(), STOCK_CHANGED])
+        types = [*SALE_EVENT_TYPES.values(), STOCK_CHANGED]
+        endpoints = subscribers(db, types, prepared=self._sql)
         if not endpoints:
             return  # the common case: one query, nothing written
         events: list[Event] = []

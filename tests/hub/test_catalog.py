@@ -481,11 +481,11 @@ def test_stock_corrections_publish_a_stock_only_version_to_the_store(db: Databas
     assign_device(db, "kiosk-1", STORE)
     sold = [SoldLine("P001", 2, T0 + timedelta(minutes=1))]
     corrections = StockCorrections(db, publisher, sales=lambda *_: sold)
-    corrections.sales_committed("kiosk-1", IngestResult("kiosk-1", 3, 0, 3))  # resent only
+    corrections.sales_committed("kiosk-1", IngestResult("kiosk-1", 3, 0, 3, store=STORE))  # resent
     corrections.sales_committed("nobody", IngestResult("nobody", 1, 1, 0))  # in no store
     corrections.run()
     assert sent == [] and catalog.version() == 1
-    corrections.sales_committed("kiosk-1", IngestResult("kiosk-1", 4, 1, 0))
+    corrections.sales_committed("kiosk-1", IngestResult("kiosk-1", 4, 1, 0, store=STORE))
     corrections.run()
     ((topic, data),) = sent
     delta = msgspec.json.decode(data, type=CatalogDelta)

@@ -141,6 +141,14 @@ def hub_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]
     db.close()
 
 
+@pytest.fixture(autouse=True)
+def every_statement_prepared(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """Fails a test whose ingest bound a prepared statement's values otherwise than peewee."""
+    yield
+    mismatches = [r.getMessage() for r in caplog.records if r.name == "hub.prepared"]
+    assert mismatches == []
+
+
 # --- the tests ------------------------------------------------------------------------
 
 
