@@ -150,3 +150,11 @@ class UnsignedCommandError(CommandSignatureError):
 
 class BadSignatureError(CommandSignatureError):
     """A command's signature is malformed or was not made by the fleet key over these fields."""
+
+
+class UpdateError(ApplianceError):
+    """A software update could not go on (download, slot, health gate)."""
+
+
+class UpdateRejected(UpdateError):
+    """An update refused before any reboot: its signature, hash, version or manifest."""

@@ -339,6 +339,7 @@ CommandName = Literal[
     "set_config",
     "collect_logs",
     "reboot",
+    "update",
 ]
 JobState = Literal["QUEUED", "IN_PROGRESS", "SUCCEEDED", "FAILED", "REJECTED", "TIMED_OUT"]
 
@@ -376,6 +377,28 @@ class ReportedConfig(Payload, frozen=True, kw_only=True):
     version: Count
     rejected_version: Positive | None = None
     errors: list[str] = []
+
+
+UpdateState = Literal[
+    "offered", "downloading", "downloaded", "trying", "committed", "rolled_back", "rejected"
+]
+
+
+class UpdateReport(Payload, frozen=True, kw_only=True):
+    """Device → hub on update_up: where an update job stands (docs/protocol.md, Updates).
+
+    Sent at each change of state, every few percent while downloading, and again at each
+    connect for the job in hand (so a hub that missed one learns it); QoS 1, not retained.
+    """
+
+    device: str
+    job: str  # the update command's id
+    version: str  # the release being installed
+    state: UpdateState
+    running: str = ""  # the release this device runs now
+    done: Count = 0  # bytes of the payload downloaded and verified
+    total: Count = 0  # bytes of the payload
+    reason: str = ""  # why: rolled_back and rejected always say
 
 
 LogKind = Literal["journal", "ring"]
@@ -444,6 +467,7 @@ ALL_PAYLOADS: tuple[type[Payload], ...] = (
     DesiredConfig,
     ReportedConfig,
     LogLines,
+    UpdateReport,
 )
 
 # Shapes inside payloads that are kept verbatim (msgspec.Raw) and checked by the receiver.

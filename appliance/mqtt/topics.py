@@ -77,6 +77,11 @@ def logs_up(device: str) -> str:
     return f"{device_root(device)}/up/logs"
 
 
+def update_up(device: str) -> str:
+    """Device → hub: an update job's state and download progress (UpdateReport)."""
+    return f"{device_root(device)}/up/update"
+
+
 def hub_subscriptions() -> tuple[str, ...]:
     """What every hub worker subscribes to.
 
