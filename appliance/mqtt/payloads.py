@@ -385,11 +385,10 @@ UpdateState = Literal[
 
 
 class UpdateReport(Payload, frozen=True, kw_only=True):
-    """Device → hub on update_up: where an update job stands (docs/protocol.md, Updates).
+    """Device → hub on update_up: where an update job stands (docs/protocol.md, Updates)."""
 
-    Sent at each change of state, every few percent while downloading, and again at each
-    connect for the job in hand (so a hub that missed one learns it); QoS 1, not retained.
-    """
+    # Sent at each change of state, every few percent while downloading, and again at each
+    # connect for the job in hand (so a hub that missed one learns it); QoS 1, not retained.
 
     device: str
     job: str  # the update command's id

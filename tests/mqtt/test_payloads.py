@@ -120,6 +120,15 @@ EXAMPLES: dict[type[p.Payload], p.Payload] = {
     p.LogLines: p.LogLines(
         device="kiosk-a", command_id="cmd-2", source="journal", lines=["ready", "sale K-1"]
     ),
+    p.UpdateReport: p.UpdateReport(
+        device="kiosk-a",
+        job="cmd-3",
+        version="2026.12.2",
+        state="downloading",
+        running="2026.12.1",
+        done=4_194_304,
+        total=52_428_800,
+    ),
 }
 
 
