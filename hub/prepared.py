@@ -22,6 +22,9 @@ from peewee import Database, Query
 log = logging.getLogger(__name__)
 
 _UNSEEN = object()
+# Shapes kept per database: IN lists make one per length, and a device choosing odd batch
+# shapes must not grow the cache without end; past this, new shapes are rendered each time.
+MAX_SHAPES = 2048
 
 
 class Prepared:
@@ -41,6 +44,8 @@ class Prepared:
         `build` is only called the first time, or when the shape proved unsafe.
         """
         sql = self._sql.get(shape, _UNSEEN)
+        if sql is _UNSEEN and len(self._sql) >= MAX_SHAPES:
+            return self._db.execute(build())
         if sql is _UNSEEN:
             query = build()
             sql, expected = self._db.get_sql_context().sql(query).query()
@@ -64,6 +69,10 @@ class Prepared:
     def count(self, shape: Hashable, params: Sequence[Any], build: Callable[[], Query]) -> int:
         """How many rows an INSERT, UPDATE or DELETE touched."""
         return int(self._db.rows_affected(self.execute(shape, params, build)))
+
+    def shapes(self) -> int:
+        """How many shapes are kept (rendered, or found unsafe)."""
+        return len(self._sql)
 
     def unsafe(self) -> list[Hashable]:
         """The shapes peewee renders each time because their parameters did not match."""

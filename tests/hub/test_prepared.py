@@ -83,3 +83,16 @@ def test_rows_returns_a_selects_tuples_for_each_shape(hub_db: Database) -> None:
     other = ["kiosk-2", "kiosk-3"]
     found = prepared.rows(("among", 2), other, among(["never", "used"]))  # the cached SQL ran
     assert sorted(found) == [("kiosk-2", 2), ("kiosk-3", 3)]
+
+
+def test_past_the_shape_limit_new_shapes_are_rendered_each_time(
+    hub_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("hub.prepared.MAX_SHAPES", 2)
+    prepared, builds = Prepared(hub_db), Builds()
+    for k in range(1, 5):
+        device = f"kiosk-{k}"
+        prepared.count(("insert", k), [device, k, 0], builds.progress(device, k))
+    assert builds.calls == 4  # two shapes kept, two more rendered without keeping them
+    assert progress_rows(hub_db) == [(f"kiosk-{k}", k) for k in range(1, 5)]
+    assert prepared.shapes() == 2
