@@ -20,6 +20,7 @@ from hub.catalog_records import migrate_catalog_records
 from hub.dashboard.models import migrate_dashboard
 from hub.db import is_sqlite, open_hub_database, redacted
 from hub.models import JOURNAL_MODELS, MODELS, PROTOCOL_MODELS
+from hub.releases.models import create_release_tables
 from hub.webhooks.models import create_webhook_tables
 
 log = logging.getLogger(__name__)
@@ -110,6 +111,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         "dashboard admins, sessions and failed logins, commands held for offline devices,"
         " telemetry history",
         migrate_dashboard,
+    ),
+    Migration(
+        10,
+        "releases, rollouts and their targets, and each device's update state",
+        create_release_tables,
     ),
 )
 
