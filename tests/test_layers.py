@@ -39,12 +39,14 @@ LAYERS = (
     layer("drivers", 3, "drivers"),
     layer("mqtt", 3, "mqtt"),
     layer("provisioning", 3, "provisioning"),
+    layer("update", 3, "update"),
     layer("service", 4, "service", "catalog_import"),
     layer("screens", 5, "screens"),
     layer("cli", 6, "cli", "__main__"),
 )
-# The hub link's job is to sync the store's outbox and catalog versions with the hub.
-SIBLING_IMPORTS = frozenset({("mqtt", "store")})
+# The hub link's job is to sync the store's outbox and catalog versions with the hub; an
+# update is a fleet command whose job reports travel over the hub link.
+SIBLING_IMPORTS = frozenset({("mqtt", "store"), ("update", "mqtt")})
 
 # "appliance.x.y:Name" in a registry dict is an import that happens later, by name.
 REGISTRY_ENTRY = re.compile(r"^(appliance(?:\.\w+)+):\w+$")

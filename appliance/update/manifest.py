@@ -56,7 +56,7 @@ class Part(msgspec.Struct, frozen=True, kw_only=True):
 class BundleManifest(msgspec.Struct, frozen=True, kw_only=True):
     """What a release's bundle carries, signed by the release key."""
 
-    format: Literal[1] = FORMAT
+    format: Literal[1] = 1  # FORMAT
     version: str  # the release, dotted numbers ("2026.12.1"), compared numerically
     image_version: str  # the build's own version (git describe), as in the image
     min_version: str  # the oldest release this bundle may update from
