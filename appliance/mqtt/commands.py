@@ -7,6 +7,8 @@ and SUCCEEDED or FAILED (with the reason). The seen command ids are durable
 (appliance.store.command_log), so a command redelivered after a restart (a QoS1 retry,
 a replay by an attacker) never runs twice: a reboot command must not reboot the kiosk
 in a loop. What each command does lives in fleet_actions; collect_logs in device_logs.
+An action that returns a Deferred result leaves its job IN_PROGRESS: its owner publishes
+the final state later through the same publisher (an update ends after a reboot).
 """
 
 from __future__ import annotations
@@ -34,6 +36,13 @@ log = logging.getLogger(__name__)
 
 Action = Callable[[dict[str, Any]], str]
 """Runs a command with its args (plus "command_id"); returns a short result, raises on failure."""
+
+
+class Deferred(str):
+    """An action's result that leaves the job IN_PROGRESS: the action's owner ends it later."""
+
+    __slots__ = ()
+
 
 TERMINAL_STATES: frozenset[JobState] = frozenset({"SUCCEEDED", "FAILED", "REJECTED", "TIMED_OUT"})
 # These would interrupt a customer mid-sale (a locked screen, a reboot, prices or
@@ -171,6 +180,9 @@ class CommandHandler(OpenClosing):
             except Exception as err:
                 log.warning("command %s (%s) failed: %s", command.id, command.name, err)
                 self._update(command, "FAILED", (str(err) or type(err).__name__)[:MAX_REASON])
+                continue
+            if isinstance(result, Deferred):
+                log.info("command %s (%s) goes on: %s", command.id, command.name, result)
                 continue
             log.info("command %s (%s) succeeded: %s", command.id, command.name, result)
             self._update(command, "SUCCEEDED", str(result)[:MAX_REASON])

@@ -27,7 +27,7 @@ from appliance.device_settings import GpioDrawerSettings
 from appliance.drivers.gpio_drawer import GpioDrawer
 from appliance.drivers.sim.drawer import SimDrawer
 from appliance.mqtt import topics
-from appliance.mqtt.commands import CommandHandler
+from appliance.mqtt.commands import CommandHandler, Deferred
 from appliance.mqtt.config_sync import ConfigSync
 from appliance.mqtt.device_logs import LogCollector, LogRing
 from appliance.mqtt.fleet_actions import REBOOT_COMMAND, KioskLock, standard_actions
@@ -486,7 +486,11 @@ def bench(tmp_path: Path) -> Iterator[Bench]:
         key.public_key(),
         publish_update=updates.append,
         is_sale_open=lambda: False,
-        actions={"lock": slow, "unlock": lambda args: str(args["why"])},
+        actions={
+            "lock": slow,
+            "unlock": lambda args: str(args["why"]),
+            "update": lambda args: Deferred(f"offered {args['version']}"),
+        },
         clock=clock,
         seen_store=seen,
     )
@@ -506,6 +510,18 @@ def test_a_command_that_waits_past_its_expiry_behind_another_times_out(bench: Be
     bench.release.set()
     assert bench.final(short.id) == ["QUEUED", "TIMED_OUT"]
     assert bench.final(slow.id) == ["QUEUED", "IN_PROGRESS", "SUCCEEDED"]
+
+
+def test_a_deferred_result_leaves_the_job_in_progress_for_its_owner_to_end(
+    bench: Bench,
+) -> None:
+    update = bench.command("update", args={"version": "2026.12.1"})
+    after = bench.command("unlock", args={"why": "next"})
+    assert bench.handler.handle(update) == "QUEUED"
+    assert bench.handler.handle(after) == "QUEUED"
+    # The command after it ran to its end: the worker went on past the deferred one.
+    assert bench.final(after.id) == ["QUEUED", "IN_PROGRESS", "SUCCEEDED"]
+    assert [u.state for u in bench.updates if u.id == update.id] == ["QUEUED", "IN_PROGRESS"]
 
 
 def test_an_action_error_without_a_message_names_its_type(bench: Bench) -> None:

@@ -1,0 +1,88 @@
+"""A host stand-in for the Pi firmware over DirectorySlots: pick the slot, start, reboot on request.
+
+`python -m appliance.update.host_firmware ROOT -- CMD...` "boots" as the firmware does
+(appliance.update.slots): it reads ROOT/autoboot.txt and the one-shot flag ROOT/tryboot,
+clears the flag before starting (so any end of that run comes back on the default slot),
+writes ROOT/booted, and runs CMD. When CMD exits after writing ROOT/reboot-requested it
+boots again; otherwise its exit status is the launcher's.
+
+CMD sees APPLIANCE_SLOT (A or B) and APPLIANCE_SLOT_DIR. A slot's root.img that starts
+with a line `appliance-release VERSION` makes APPLIANCE_RELEASE that version: the release
+the "image" in that slot carries, as /etc/appliance-release does on a device.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from appliance.update.slots import (
+    BOOT_PARTITIONS,
+    Slot,
+    fsync_dir,
+    read_autoboot,
+    slot_of,
+    write_atomically,
+)
+
+RELEASE_TAG = b"appliance-release "
+
+
+def firmware_boot(root: Path) -> tuple[Slot, bool]:
+    """Choose the slot of this start as the firmware does, and record it in ROOT/booted."""
+    autoboot = read_autoboot(root)
+    flag = root / "tryboot"
+    trying = flag.exists() and autoboot.tryboot is not None
+    if flag.exists():
+        flag.unlink()  # cleared before the "firmware" starts: the try happens once
+        fsync_dir(root)
+    partition = autoboot.tryboot if trying and autoboot.tryboot is not None else autoboot.default
+    slot = slot_of(partition, BOOT_PARTITIONS)
+    write_atomically(root / "booted", f"{slot} {int(trying)}\n".encode("ascii"))
+    return slot, trying
+
+
+def slot_release(root: Path, slot: Slot) -> str:
+    """The release a slot's root image names on its first line, or ""."""
+    try:
+        with open(root / f"slot-{slot}" / "root.img", "rb") as image:
+            head = image.readline(128)
+    except OSError:
+        return ""
+    if not head.startswith(RELEASE_TAG):
+        return ""
+    return head[len(RELEASE_TAG) :].decode("ascii", "replace").strip()
+
+
+def run(root: Path, command: Sequence[str]) -> int:
+    """Boot and run `command` until it exits without asking for a reboot; its exit status."""
+    while True:
+        (root / "reboot-requested").unlink(missing_ok=True)
+        slot, trying = firmware_boot(root)
+        env = dict(os.environ, APPLIANCE_SLOT=slot, APPLIANCE_SLOT_DIR=str(root / f"slot-{slot}"))
+        if release := slot_release(root, slot):
+            env["APPLIANCE_RELEASE"] = release
+        print(f"host firmware: slot {slot}{' (try)' if trying else ''}", file=sys.stderr)
+        status = subprocess.run(list(command), env=env, check=False).returncode
+        if not (root / "reboot-requested").exists():
+            return status
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`ROOT -- CMD...`."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) < 3 or args[1] != "--":
+        print("usage: python -m appliance.update.host_firmware ROOT -- CMD...", file=sys.stderr)
+        return 2
+    root = Path(args[0])
+    root.mkdir(parents=True, exist_ok=True)
+    if not (root / "autoboot.txt").exists():
+        write_atomically(root / "autoboot.txt", b"[all]\ntryboot_a_b=1\nboot_partition=2\n")
+    return run(root, args[2:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
