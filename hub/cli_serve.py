@@ -73,14 +73,16 @@ def serve(
 def catalog_serving_hub(db: Database, endpoint: BrokerEndpoint, worker_id: str | None) -> HubServer:
     """A hub worker that also serves the catalog: answers requests, pushes versions and levels.
 
-    It also sends the commands held for a device again when the device is born, and
-    records the webhook events of new sales (in their transaction) and of device status.
+    It also sends the commands held for a device again when the device is born, records
+    the webhook events of new sales (in their transaction) and of device status, and the
+    devices' update reports (pausing a rollout when too many roll back).
     """
     from hub.catalog_publisher import CatalogPublisher
     from hub.catalog_push import PERIOD as PUSH_PERIOD
     from hub.catalog_push import CatalogPush
     from hub.command_hold import RESEND_EVERY, SWEEP_EVERY, HeldCommands
     from hub.ingest import SalesIngest, utc_naive
+    from hub.releases.reports import UpdateReports
     from hub.stock_corrections import PERIOD, StockCorrections
     from hub.stock_levels import store_sales
     from hub.telemetry_history import SWEEP_EVERY as HISTORY_SWEEP_EVERY
@@ -99,15 +101,20 @@ def catalog_serving_hub(db: Database, endpoint: BrokerEndpoint, worker_id: str |
     push = CatalogPush(db, publisher, ready=lambda: server is not None and server.wait_ready(0))
     held = HeldCommands(db, publish)
 
+    updates = UpdateReports(db)
+
     def catalog_request(inbound: Inbound) -> None:
         publisher.on_request(inbound.device, inbound.payload)
+
+    def update_report(inbound: Inbound) -> None:
+        updates.on_report(inbound.device, inbound.payload)
 
     server = HubServer(
         db,
         endpoint,
         worker_id=worker_id,
         ingest=SalesIngest(db, on_stored=SaleEvents(db)),
-        handlers={topics.catalog_request: catalog_request},
+        handlers={topics.catalog_request: catalog_request, topics.update_up: update_report},
         after_sales=corrections.sales_committed,
         after_status=[held.on_status, DeviceEvents(db)],
         periodic=[
