@@ -8,12 +8,15 @@ from peewee import DatabaseError
 from appliance import __version__
 from appliance.errors import ApplianceError
 from hub.cli_admin import admin_group
+from hub.cli_bundles import bundles
 from hub.cli_ca import ca_group
 from hub.cli_catalog import catalog, stock_command
 from hub.cli_command import FLEET_COMMANDS
 from hub.cli_drawer import drawer_command
 from hub.cli_fleet import fleet
+from hub.cli_release import release_group
 from hub.cli_reports import reports
+from hub.cli_rollout import rollout_group
 from hub.cli_sales import sales
 from hub.cli_serve import serve
 from hub.cli_status import status_command
@@ -57,6 +60,9 @@ cli.add_command(stock_command)
 cli.add_command(web)
 cli.add_command(token_group)
 cli.add_command(admin_group)
+cli.add_command(release_group)
+cli.add_command(rollout_group)
+cli.add_command(bundles)
 
 
 def main() -> None:
