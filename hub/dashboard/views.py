@@ -23,6 +23,13 @@ from hub.command_hold import held_jobs, unsent_jobs
 from hub.device_answers import JobView, config_state, configs, jobs
 from hub.models import Device, DeviceLog, DeviceProgress, JournalState, Sale
 from hub.rejections import rejection_counts
+from hub.releases.views import (
+    TargetView,
+    UpdateView,
+    device_update,
+    device_updates,
+    rollout_history,
+)
 from hub.stock_levels import StockLevel, oversells, stock_levels, store_sales
 from hub.stores import DeviceStore, devices_of
 from hub.telemetry_history import Point, history
@@ -61,6 +68,7 @@ class FleetRow:
     journal_ok: bool
     rejected_sales: int
     last_sale: LastSale | None
+    update: UpdateView | None = None  # its latest update report: release and update state
 
 
 def stores(db: Database) -> list[str]:
@@ -108,6 +116,7 @@ def fleet(db: Database, store: str | None = None) -> list[FleetRow]:
         .execute(db)
     }
     rejected = rejection_counts(db)
+    updates = device_updates(db)
     rows = []
     for (
         device,
@@ -141,6 +150,7 @@ def fleet(db: Database, store: str | None = None) -> list[FleetRow]:
                 journal_ok=journal_ok,
                 rejected_sales=rejected.get(device, 0),
                 last_sale=LastSale(sold_at, kind, total, currency) if sold_at else None,
+                update=updates.get(device),
             )
         )
     return rows
@@ -221,6 +231,8 @@ class DevicePage:
     image_version: str  # "" when the device runs from no image or never said
     locked: bool  # its last telemetry says a fleet command locked the kiosk
     telemetry: dict[str, Any] = field(default_factory=dict)
+    update: UpdateView | None = None  # its latest update report
+    rollouts: list[TargetView] = field(default_factory=list)  # that sent it a release
 
 
 def device_page(db: Database, device: str, *, since: datetime) -> DevicePage | None:
@@ -257,6 +269,8 @@ def device_page(db: Database, device: str, *, since: datetime) -> DevicePage | N
         image_version=report.image_version if report else "",
         locked=bool(report and report.locked),
         telemetry=entry.telemetry or {},
+        update=device_update(db, device),
+        rollouts=rollout_history(db, device),
     )
 
 
