@@ -155,6 +155,9 @@ class HubSettings(_Section, frozen=True):
     cert_file: str = ""
     key_file: str = ""
     fleet_public_key: str = ""  # Ed25519 key that signs fleet commands (PEM file)
+    # Ed25519 key that signs release bundles (PEM file); a different key from the fleet's.
+    # Without it no update command is taken.
+    release_public_key: str = ""
     telemetry_seconds: Annotated[float, msgspec.Meta(ge=5, le=3600)] = 60.0
     batch_size: Annotated[int, msgspec.Meta(ge=1, le=5000)] = 200
 
@@ -162,6 +165,33 @@ class HubSettings(_Section, frozen=True):
         tls = (self.ca_file, self.cert_file, self.key_file)
         if any(tls) and not all(tls):
             raise ValueError("ca_file: TLS needs ca_file, cert_file and key_file together")
+
+
+class UpdateSettings(_Section, frozen=True):
+    """Software updates: the slots, the health gate's time, and when a reboot is welcome.
+
+    `slots`: "pi" (the Raspberry Pi firmware's A/B boot), "directory:/path" (slot files on
+    a host, run under appliance.update.host_firmware), or "" (no updates taken).
+    `window`: local "HH:MM-HH:MM" in which an update reboots (sales aside); "" means any
+    time the kiosk has been idle `idle_s` seconds.
+    """
+
+    slots: str = ""
+    gate_timeout_s: Annotated[float, msgspec.Meta(ge=10, le=3600)] = 300.0
+    idle_s: Annotated[float, msgspec.Meta(ge=0, le=86_400)] = 60.0
+    window: str = ""
+
+    def __post_init__(self) -> None:
+        if self.slots not in ("", "pi") and not (
+            self.slots.startswith("directory:") and len(self.slots) > len("directory:")
+        ):
+            raise ValueError(f'slots: expected "pi", "directory:/path" or "", got {self.slots!r}')
+        if self.window:
+            start, _, end = self.window.partition("-")
+            if not (_HH_MM.match(start) and _HH_MM.match(end)) or start == end:
+                raise ValueError(
+                    f"window: expected local times like 02:00-04:00, got {self.window!r}"
+                )
 
 
 class LoggingSettings(_Section, frozen=True):
@@ -329,6 +359,7 @@ class Settings(_Section, frozen=True):
     screen: ScreenSettings = msgspec.field(default_factory=ScreenSettings)
     payments: PaymentSettings = msgspec.field(default_factory=PaymentSettings)
     till: TillSettings = msgspec.field(default_factory=TillSettings)
+    update: UpdateSettings = msgspec.field(default_factory=UpdateSettings)
     devices: dict[Identifier, HardwareSettings] = msgspec.field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -53,8 +53,13 @@ def standard_actions(
     config: ConfigSync,
     logs: LogCollector,
     run: Callable[[Sequence[str]], None],
+    update: Action | None = None,
 ) -> dict[CommandName, Action]:
-    """Every command wired to the appliance's parts; `run` executes a system command."""
+    """Every command wired to the appliance's parts; `run` executes a system command.
+
+    `update` is the software update's action (appliance.update.updater), when slots are
+    configured; it answers later (a deferred result).
+    """
 
     def set_lock(locked: bool) -> Action:
         def action(args: dict[str, Any]) -> str:
@@ -93,7 +98,7 @@ def standard_actions(
         run(REBOOT_COMMAND)
         return "reboot requested"
 
-    return {
+    actions: dict[CommandName, Action] = {
         "lock": set_lock(True),
         "unlock": set_lock(False),
         "reload_catalog": reload_catalog,
@@ -103,3 +108,6 @@ def standard_actions(
         "collect_logs": logs.collect,
         "reboot": reboot,
     }
+    if update is not None:
+        actions["update"] = update
+    return actions

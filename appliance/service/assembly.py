@@ -46,9 +46,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def _pause_for(checkout: Checkout, status: StorageStatus) -> None:
-    """New sales wait while the data partition is short or failing; the sale in progress ends."""
-    checkout.pause_new_sales("" if status.accepting_sales else status.headline())
+def _pause_for(checkout: Checkout, status: StorageStatus, hold: str = "") -> None:
+    """New sales wait while the data partition is short or failing, or an update holds them.
+
+    The sale in progress ends either way.
+    """
+    checkout.pause_new_sales(("" if status.accepting_sales else status.headline()) or hold)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +112,7 @@ class Appliance:
     till: HeadlessTill | None = None  # scans and payments without a screen
     card_gate: CardGate | None = None  # whether card is offered; recovers open attempts
     kiosk_shift: KioskShift | None = None  # a kiosk's shift by its [till] hours
+    update_hold: str = ""  # why an update holds new sales ("": it does not)
 
     @property
     def lab(self) -> SimLab | None:
@@ -154,7 +158,9 @@ class Appliance:
             interval_seconds=database.storage_check_seconds,
         )
         db.fault_listener = storage.fault
-        bus.subscribe(StorageChanged, lambda event: _pause_for(checkout, event.status))
+        bus.subscribe(
+            StorageChanged, lambda event: _pause_for(checkout, event.status, app.update_hold)
+        )
         stores = Stores.over(db, settings, clock)
         app = cls(settings, db, bus, catalog, lookup, ledger, checkout, stores, storage)
         app._require_shifts(clock or SystemClock())
@@ -192,7 +198,12 @@ class Appliance:
     def watch_storage(self) -> None:
         """Look at the data partition now and from here on; new sales wait while it is short."""
         self.storage.start()
-        _pause_for(self.checkout, self.storage.status)
+        _pause_for(self.checkout, self.storage.status, self.update_hold)
+
+    def hold_sales(self, reason: str) -> None:
+        """New sales wait for an update while `reason` holds ("" lets them go); main thread."""
+        self.update_hold = reason
+        _pause_for(self.checkout, self.storage.status, reason)
 
     def open_devices(self, *, simulate: bool, route_input: bool = True) -> DeviceManager:
         """Build and open every configured device; simulated, the lab fills in the rest.

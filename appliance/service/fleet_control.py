@@ -9,23 +9,37 @@ from __future__ import annotations
 import logging
 import subprocess
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from appliance.core.clock import SystemClock
+from appliance.core.events import Event, EventBus
 from appliance.drivers.manager import DeviceManager
 from appliance.mqtt import topics
 from appliance.mqtt.commands import CommandHandler
 from appliance.mqtt.config_sync import ConfigSync
 from appliance.mqtt.device_logs import LogCollector, LogRing, log_source
 from appliance.mqtt.fleet_actions import KioskLock, standard_actions
-from appliance.mqtt.link import PahoHubLink
+from appliance.mqtt.link import LinkState, PahoHubLink
 from appliance.mqtt.payloads import Payload, encode
 from appliance.mqtt.signing import load_public_key
 from appliance.service.assembly import Appliance
 from appliance.settings import HubSettings, Settings
 from appliance.store.command_log import SqliteSeenCommands
 
+if TYPE_CHECKING:
+    from appliance.service.updates import UpdateStart
+    from appliance.update.updater import Updater
+
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class HubSessionStarted(Event):
+    """A new session with the hub began: what it may have missed is sent again."""
+
+    session: int
 
 
 class FleetControl:
@@ -41,6 +55,7 @@ class FleetControl:
         config_path: Path,
         request_snapshot: Callable[[], None],
         journald: bool,
+        update: UpdateStart | None = None,
     ) -> None:
         device = app.settings.device.id
         clock = SystemClock()
@@ -49,6 +64,22 @@ class FleetControl:
             return lambda payload: _publish(link, topic, payload, retain=retain)
 
         self.lock = KioskLock(app.bus)
+        self.updater: Updater | None = None
+        if update is not None:
+            from appliance.service.updates import build_updater
+
+            self.updater = build_updater(
+                app,
+                devices,
+                link,
+                hub,
+                update,
+                publish_report=publisher(topics.update_up(device)),
+                publish_command=publisher(topics.command_update(device)),
+            )
+            self._update_session = 0
+            link.watch(lambda state: self._hub_session(state, app.bus))
+            app.bus.subscribe(HubSessionStarted, lambda _event: self._resend_update())
         self._ring = LogRing()
         logging.getLogger().addHandler(self._ring)
         self.config = ConfigSync(
@@ -68,6 +99,7 @@ class FleetControl:
                 publisher(topics.logs_up(device)),
             ),
             run=_run_system_command,
+            update=self.updater.action if self.updater is not None else None,
         )
         self.commands = CommandHandler(
             device,
@@ -82,13 +114,27 @@ class FleetControl:
         self.config.route(device, link.dispatcher, app.bus)
 
     def open(self) -> None:
-        """Start the command worker."""
+        """Start the command worker, and the update's gate or its unfinished download."""
         self.commands.open()
+        if self.updater is not None:
+            self.updater.open()
 
     def close(self) -> None:
-        """Stop the command worker; safe twice."""
+        """Stop the command worker and the update's threads; safe twice."""
         self.commands.close()
+        if self.updater is not None:
+            self.updater.close()
         logging.getLogger().removeHandler(self._ring)
+
+    def _hub_session(self, state: LinkState, bus: EventBus) -> None:
+        # paho's thread: only post. A report sent before this session may have been lost.
+        if state.connected and state.session != self._update_session:
+            self._update_session = state.session
+            bus.post(HubSessionStarted(state.session))
+
+    def _resend_update(self) -> None:
+        if self.updater is not None:
+            self.updater.connected()
 
 
 def _publish(link: PahoHubLink, topic: str, payload: Payload, *, retain: bool) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from appliance.core.devices import DeviceHealthChanged, DrawerOpened
 from appliance.core.events import KioskLockChanged, SaleCommitted
@@ -39,6 +40,10 @@ from appliance.store.journal import FiscalJournal
 from appliance.store.journal_outbox import JournalOutbox
 from appliance.store.outbox import SalesOutbox
 
+if TYPE_CHECKING:
+    from appliance.service.updates import UpdateStart
+    from appliance.update.updater import Updater
+
 log = logging.getLogger(__name__)
 
 
@@ -53,6 +58,7 @@ class HubConnection:
         *,
         config_path: Path | None = None,
         journald: bool = False,
+        update: UpdateStart | None = None,
     ) -> None:
         device_id = app.settings.device.id
         tls = _tls_files(hub, device_id)
@@ -124,9 +130,15 @@ class HubConnection:
                 config_path=config_path,
                 request_snapshot=self.catalog.notify_reload,
                 journald=journald,
+                update=update,
             )
         else:
             log.warning("no fleet key or no config file: fleet commands are not accepted")
+
+    @property
+    def updater(self) -> Updater | None:
+        """The software updates' job, when fleet commands and slots are configured."""
+        return self.fleet.updater if self.fleet is not None else None
 
     def _kiosk_locked(self) -> bool:
         # Read on the telemetry thread; the lock's flag is thread-safe. No fleet, no lock.

@@ -19,6 +19,7 @@ from appliance.settings import Settings
 
 if TYPE_CHECKING:
     from appliance.service.hub_connection import HubConnection
+    from appliance.service.updates import UpdateStart
 
 log = logging.getLogger(__name__)
 
@@ -42,14 +43,20 @@ def running(
     screen: bool = False,
     config_path: Path | None = None,
     journald: bool = False,
+    update: UpdateStart | None = None,
 ) -> Iterator[Running]:
     """Open the store, devices, receipts and hub link; close them all on the way out.
 
     With `screen`, scans and card taps are left to the checkout screen, which routes them
-    by what is on it, and receipts print when the customer asks for one.
+    by what is on it, and receipts print when the customer asks for one. `update` is the
+    update's start-up step, already run: a try boot holds new sales until its gate commits.
     """
     app = Appliance.open(settings)
     try:
+        if update is not None and update.gating:
+            from appliance.service.updates import GATE_HOLD_REASON
+
+            app.hold_sales(GATE_HOLD_REASON)  # before READY: no sale before the commit
         if simulate:
             from appliance.service.simulation import seed_demo_store
 
@@ -66,9 +73,17 @@ def running(
             from appliance.service.hub_connection import HubConnection
 
             hub = HubConnection(
-                app, devices, settings.hub, config_path=config_path, journald=journald
+                app,
+                devices,
+                settings.hub,
+                config_path=config_path,
+                journald=journald,
+                update=update,
             )
             hub.open()
+        if update is not None and update.gating and (hub is None or hub.updater is None):
+            # Nothing here could pass the gate (no hub link or no fleet control): say so now.
+            update.boot.fail("the new slot has no hub link or fleet control configured")
         try:
             yield Running(app, devices, after_sale, hub, simulate)
         finally:

@@ -78,6 +78,15 @@ def run(
     """
     notifier = notifier or SystemdNotifier()
     stop = stop or threading.Event()
+    # Before the store opens: a rollback puts the database snapshot back first.
+    update = None
+    if settings.update.slots:
+        from appliance.service.updates import prepare_update
+
+        update = prepare_update(settings, on_reboot=stop.set, ready_sent=notifier.ready_sent)
+        if update.boot.mode == "reboot":
+            update.boot.slots.reboot()  # the gate failed in this try boot: back to the old slot
+            return 0
     with ExitStack() as stack:
         try:
             services = stack.enter_context(
@@ -87,6 +96,7 @@ def run(
                     screen=front_end is not None,
                     config_path=config_path,
                     journald=journald,
+                    update=update,
                 )
             )
         except OPENING_ERRORS as err:
@@ -173,9 +183,10 @@ class IdleCheckpointer:
 def ready_status(services: Running) -> str:
     """What READY=1 tells systemd about this start."""
     app = services.app
+    held = f", sales held: {app.update_hold}" if app.update_hold else ""
     return (
         f"ready: {len(app.lookup)} products, {app.ledger.count()} documents,"
-        f" {len(services.devices)} devices"
+        f" {len(services.devices)} devices{held}"
     )
 
 

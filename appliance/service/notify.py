@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Mapping
 
@@ -79,6 +80,8 @@ class SystemdNotifier:
         self._send: Sender | None = _sender() if env.get("NOTIFY_SOCKET") else None
         self._interval = _watchdog_interval(env) if self._send is not None else None
         self._last_ping: float | None = None
+        # Set at READY whether or not systemd listens: an update's health gate waits for it.
+        self.ready_sent = threading.Event()
 
     @property
     def enabled(self) -> bool:
@@ -92,6 +95,7 @@ class SystemdNotifier:
 
     def ready(self, status: str = "") -> None:
         """Report that start-up finished, optionally with a status line."""
+        self.ready_sent.set()
         message = "READY=1"
         if status:
             message += "\nSTATUS=" + _one_line(status)

@@ -13,6 +13,7 @@ the "image" in that slot carries, as /etc/appliance-release does on a device.
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -20,7 +21,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from appliance.update.slots import (
+    AUTOBOOT,
     BOOT_PARTITIONS,
+    Autoboot,
     Slot,
     fsync_dir,
     read_autoboot,
@@ -28,11 +31,19 @@ from appliance.update.slots import (
     write_atomically,
 )
 
+log = logging.getLogger(__name__)
+
 RELEASE_TAG = b"appliance-release "
 
 
 def firmware_boot(root: Path) -> tuple[Slot, bool]:
-    """Choose the slot of this start as the firmware does, and record it in ROOT/booted."""
+    """Choose the slot of this start as the firmware does, and record it in ROOT/booted.
+
+    A ROOT without autoboot.txt is a fresh card: slot A is the default.
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    if not (root / AUTOBOOT).exists() and not (root / (AUTOBOOT + ".new")).exists():
+        write_atomically(root / AUTOBOOT, Autoboot(BOOT_PARTITIONS["A"]).render().encode("ascii"))
     autoboot = read_autoboot(root)
     flag = root / "tryboot"
     trying = flag.exists() and autoboot.tryboot is not None
@@ -65,7 +76,7 @@ def run(root: Path, command: Sequence[str]) -> int:
         env = dict(os.environ, APPLIANCE_SLOT=slot, APPLIANCE_SLOT_DIR=str(root / f"slot-{slot}"))
         if release := slot_release(root, slot):
             env["APPLIANCE_RELEASE"] = release
-        print(f"host firmware: slot {slot}{' (try)' if trying else ''}", file=sys.stderr)
+        log.info("booting slot %s%s", slot, " (the one-shot try)" if trying else "")
         status = subprocess.run(list(command), env=env, check=False).returncode
         if not (root / "reboot-requested").exists():
             return status
@@ -73,15 +84,12 @@ def run(root: Path, command: Sequence[str]) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """`ROOT -- CMD...`."""
+    logging.basicConfig(level=logging.INFO, format="host firmware: %(message)s")
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) < 3 or args[1] != "--":
         print("usage: python -m appliance.update.host_firmware ROOT -- CMD...", file=sys.stderr)
         return 2
-    root = Path(args[0])
-    root.mkdir(parents=True, exist_ok=True)
-    if not (root / "autoboot.txt").exists():
-        write_atomically(root / "autoboot.txt", b"[all]\ntryboot_a_b=1\nboot_partition=2\n")
-    return run(root, args[2:])
+    return run(Path(args[0]), args[2:])
 
 
 if __name__ == "__main__":
