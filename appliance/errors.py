@@ -157,5 +157,5 @@ class UpdateError(ApplianceError):
     """A software update could not go on (download, slot, health gate)."""
 
 
-class UpdateRejected(UpdateError):
+class UpdateRejectedError(UpdateError):
     """An update refused before any reboot: its signature, hash, version or manifest."""

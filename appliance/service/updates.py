@@ -22,7 +22,7 @@ from appliance import __version__
 from appliance.core.devices import BarcodeScanned, CardTapped
 from appliance.core.events import Event, EventBus, SaleCommitted
 from appliance.drivers.manager import DeviceManager
-from appliance.errors import ConfigError, UpdateRejected
+from appliance.errors import ConfigError, UpdateRejectedError
 from appliance.mqtt.payloads import CommandUpdate, UpdateReport
 from appliance.mqtt.signing import load_public_key
 from appliance.service.assembly import Appliance
@@ -200,7 +200,7 @@ def _fetch_for(hub: HubSettings) -> Fetch:
         )
 
     def no_certificate(*_args: object, **_kwargs: object) -> None:
-        raise UpdateRejected("no client certificate for the bundle server ([hub] cert_file)")
+        raise UpdateRejectedError("no client certificate for the bundle server ([hub] cert_file)")
 
     return no_certificate
 

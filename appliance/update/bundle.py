@@ -21,7 +21,7 @@ from typing import BinaryIO, NamedTuple, cast
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from appliance.errors import UpdateRejected
+from appliance.errors import UpdateRejectedError
 from appliance.update.manifest import (
     CHUNK_SIZE,
     MAX_MANIFEST,
@@ -69,7 +69,9 @@ def build_bundle(
     release_key(version)
     release_key(min_version)
     if set(parts) - set(PART_ORDER) or parts.get("root") is None:
-        raise UpdateRejected(f"a bundle holds a root image and at most a boot one, not {parts}")
+        raise UpdateRejectedError(
+            f"a bundle holds a root image and at most a boot one, not {parts}"
+        )
     if chunk_size <= 0:
         raise ValueError(f"chunk_size must be positive, not {chunk_size}")
     # The manifest comes first in the tar but is known only once the payload is, so the
@@ -108,7 +110,7 @@ def build_bundle(
 def read_bundle(path: Path) -> BundleMembers:
     """The manifest and signature bytes and where the payload lies, without reading it.
 
-    UpdateRejected when the file is not a whole bundle: not a tar, truncated, members
+    UpdateRejectedError when the file is not a whole bundle: not a tar, truncated, members
     missing, extra or out of order, or a manifest or signature of the wrong size.
     """
     file_size = path.stat().st_size
@@ -119,22 +121,24 @@ def read_bundle(path: Path) -> BundleMembers:
             members = list(tar)
             names = [member.name for member in members]
             if names != list(MEMBERS) or not all(member.isreg() for member in members):
-                raise UpdateRejected(
+                raise UpdateRejectedError(
                     f"{path.name} holds {names}, not the files {', '.join(MEMBERS)} in this order"
                 )
             manifest_info, signature_info, payload_info = members
             if manifest_info.size > MAX_MANIFEST or signature_info.size != SIGNATURE_SIZE:
-                raise UpdateRejected(
+                raise UpdateRejectedError(
                     f"{path.name}: a manifest of {manifest_info.size} bytes or a signature of "
                     f"{signature_info.size} (at most {MAX_MANIFEST} and exactly {SIGNATURE_SIZE})"
                 )
             manifest_json = _member_bytes(tar, manifest_info)
             signature = _member_bytes(tar, signature_info)
     except tarfile.TarError as err:
-        raise UpdateRejected(f"{path.name} is not a whole bundle: {err}") from None
+        raise UpdateRejectedError(f"{path.name} is not a whole bundle: {err}") from None
     end = payload_info.offset_data + payload_info.size
     if end > file_size:
-        raise UpdateRejected(f"{path.name} is cut short: {file_size} bytes, payload ends at {end}")
+        raise UpdateRejectedError(
+            f"{path.name} is cut short: {file_size} bytes, payload ends at {end}"
+        )
     return BundleMembers(manifest_json, signature, payload_info.offset_data, payload_info.size)
 
 
@@ -143,13 +147,15 @@ def verify_bundle(path: Path, key: Ed25519PublicKey) -> BundleManifest:
     members = read_bundle(path)
     manifest = verify_manifest(members.manifest_json, members.signature, key)
     if members.payload_size != manifest.payload_size:
-        raise UpdateRejected(
+        raise UpdateRejectedError(
             f"{path.name}: payload.bin is {members.payload_size} bytes, "
             f"the manifest says {manifest.payload_size}"
         )
     digest = _file_sha256(path, members.payload_offset, members.payload_size)
     if digest != manifest.payload_sha256:
-        raise UpdateRejected(f"{path.name}: payload.bin does not match its hash in the manifest")
+        raise UpdateRejectedError(
+            f"{path.name}: payload.bin does not match its hash in the manifest"
+        )
     return manifest
 
 
@@ -212,7 +218,7 @@ def _member_bytes(tar: tarfile.TarFile, info: tarfile.TarInfo) -> bytes:
     assert reader is not None  # a regular file, checked by the caller
     data = reader.read()
     if len(data) != info.size:
-        raise UpdateRejected(f"{info.name} is cut short ({len(data)} of {info.size} bytes)")
+        raise UpdateRejectedError(f"{info.name} is cut short ({len(data)} of {info.size} bytes)")
     return data
 
 
@@ -236,7 +242,9 @@ def _pieces(source: BinaryIO, size: int | None, piece: int) -> Iterator[bytes]:
             data += more
         if not data:
             if left is not None:
-                raise UpdateRejected(f"{getattr(source, 'name', 'a file')} ends {left} bytes early")
+                raise UpdateRejectedError(
+                    f"{getattr(source, 'name', 'a file')} ends {left} bytes early"
+                )
             return
         if left is not None:
             left -= len(data)

@@ -27,7 +27,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, BinaryIO, Protocol
 
-from appliance.errors import UpdateError, UpdateRejected
+from appliance.errors import UpdateError, UpdateRejectedError
 from appliance.update.manifest import BundleManifest, Chunk, Part
 
 if TYPE_CHECKING:
@@ -89,7 +89,7 @@ def download(
     `record` keeps a progress durably (after the slot flushed what it counts);
     `on_progress(done, total)` hears payload bytes after each chunk; `should_stop` is asked
     before each chunk, and a stop returns early with the progress so far. UpdateError when a
-    chunk cannot be had in ATTEMPTS fetches; UpdateRejected when a chunk that matches its
+    chunk cannot be had in ATTEMPTS fetches; UpdateRejectedError when a chunk that matches its
     hash is not what the manifest says (the release itself is bad).
     """
     steps = _steps(manifest)
@@ -150,7 +150,7 @@ def verify_slot(
 ) -> None:
     """Read every part back from the slot and check its hash; on a mismatch start over.
 
-    UpdateRejected when a part differs from its image; the progress is then recorded as
+    UpdateRejectedError when a part differs from its image; the progress is then recorded as
     nothing done, so the next try downloads the whole payload again.
     """
     for part in manifest.parts:
@@ -161,7 +161,7 @@ def verify_slot(
             size += len(piece)
         if size != part.size or digest.hexdigest() != part.sha256:
             record(DownloadProgress())
-            raise UpdateRejected(
+            raise UpdateRejectedError(
                 f"the slot does not hold the image of release {manifest.version} "
                 f"(part {part.name}: hash {digest.hexdigest()[:12]}…, "
                 f"expected {part.sha256[:12]}…); it will be downloaded again"
@@ -271,7 +271,7 @@ def _fetch(source: ChunkSource, step: _Step) -> bytes:
     for attempt in range(1, ATTEMPTS + 1):
         try:
             packed = source.read(chunk.offset, chunk.size)
-        except UpdateRejected:
+        except UpdateRejectedError:
             raise
         except UpdateError as err:
             reason = str(err)
@@ -301,11 +301,11 @@ def _unpack(step: _Step, packed: bytes) -> bytes:
     try:
         data = decoder.decompress(packed, max_length=want + 1)
     except lzma.LZMAError as err:
-        raise UpdateRejected(f"{what} does not decompress: {err}") from None
+        raise UpdateRejectedError(f"{what} does not decompress: {err}") from None
     if len(data) > want:
-        raise UpdateRejected(f"{what} decompresses to more than its {want} bytes")
+        raise UpdateRejectedError(f"{what} decompresses to more than its {want} bytes")
     if len(data) < want or not decoder.eof or decoder.unused_data:
-        raise UpdateRejected(f"{what} decompresses to {len(data)} bytes, not {want}")
+        raise UpdateRejectedError(f"{what} decompresses to {len(data)} bytes, not {want}")
     return data
 
 

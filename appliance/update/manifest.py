@@ -23,7 +23,7 @@ import msgspec
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from appliance.errors import UpdateRejected
+from appliance.errors import UpdateRejectedError
 
 FORMAT = 1
 CHUNK_SIZE = 4 * 1024 * 1024  # bytes of image per chunk, before compression
@@ -70,10 +70,12 @@ class BundleManifest(msgspec.Struct, frozen=True, kw_only=True):
 def release_key(text: str) -> tuple[int, ...]:
     """A release version as numbers to compare ("2026.12.1" → (2026, 12, 1)).
 
-    Raises UpdateRejected for anything but one to four dotted non-negative integers.
+    Raises UpdateRejectedError for anything but one to four dotted non-negative integers.
     """
     if not _VERSION.match(text):
-        raise UpdateRejected(f"{text!r} is not a release version (dotted numbers, e.g. 2026.12.1)")
+        raise UpdateRejectedError(
+            f"{text!r} is not a release version (dotted numbers, e.g. 2026.12.1)"
+        )
     return tuple(int(part) for part in text.split("."))
 
 
@@ -87,19 +89,21 @@ def verify_manifest(
 ) -> BundleManifest:
     """The manifest, once its signature by the release key holds and it reads as one.
 
-    UpdateRejected says why not: a bad signature, a manifest too large or malformed, or
+    UpdateRejectedError says why not: a bad signature, a manifest too large or malformed, or
     chunks that do not tile the payload.
     """
     if len(manifest_json) > MAX_MANIFEST:
-        raise UpdateRejected(f"the manifest is {len(manifest_json)} bytes (at most {MAX_MANIFEST})")
+        raise UpdateRejectedError(
+            f"the manifest is {len(manifest_json)} bytes (at most {MAX_MANIFEST})"
+        )
     try:
         key.verify(signature, manifest_json)
     except InvalidSignature:
-        raise UpdateRejected("the bundle's signature is not the release key's") from None
+        raise UpdateRejectedError("the bundle's signature is not the release key's") from None
     try:
         manifest = msgspec.json.decode(manifest_json, type=BundleManifest)
     except (msgspec.DecodeError, msgspec.ValidationError) as err:
-        raise UpdateRejected(f"the manifest does not read: {err}") from None
+        raise UpdateRejectedError(f"the manifest does not read: {err}") from None
     release_key(manifest.version)
     release_key(manifest.min_version)
     _check_tiling(manifest)
@@ -116,14 +120,20 @@ def _check_tiling(manifest: BundleManifest) -> None:
     at = 0
     names = [part.name for part in manifest.parts]
     if sorted(names) != sorted(set(names)) or "root" not in names:
-        raise UpdateRejected(f"the manifest's parts {names} are not a root and at most one boot")
+        raise UpdateRejectedError(
+            f"the manifest's parts {names} are not a root and at most one boot"
+        )
     for part in manifest.parts:
         if sum(chunk.image_size for chunk in part.chunks) != part.size:
-            raise UpdateRejected(f"part {part.name}: its chunks do not add up to {part.size} bytes")
+            raise UpdateRejectedError(
+                f"part {part.name}: its chunks do not add up to {part.size} bytes"
+            )
         for chunk in part.chunks:
             if chunk.offset != at or chunk.size == 0:
-                raise UpdateRejected(f"part {part.name}: a chunk at {chunk.offset}, expected {at}")
+                raise UpdateRejectedError(
+                    f"part {part.name}: a chunk at {chunk.offset}, expected {at}"
+                )
             at += chunk.size
     if at != manifest.payload_size:
         size = manifest.payload_size
-        raise UpdateRejected(f"the chunks cover {at} bytes of a {size}-byte payload")
+        raise UpdateRejectedError(f"the chunks cover {at} bytes of a {size}-byte payload")

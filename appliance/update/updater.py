@@ -25,7 +25,7 @@ from typing import Any, Protocol
 import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from appliance.errors import UpdateError, UpdateRejected
+from appliance.errors import UpdateError, UpdateRejectedError
 from appliance.mqtt.commands import Deferred
 from appliance.mqtt.payloads import CommandUpdate, JobState, UpdateReport, UpdateState
 from appliance.update.boot import UpdateBoot, take_snapshot
@@ -67,7 +67,7 @@ _FINAL: Mapping[str, JobState] = {
 class Fetch(Protocol):
     """Downloads the payload into the slot from `progress` on, then reads the slot back.
 
-    Blocking, on the updater's thread; `record` keeps a progress durably. UpdateRejected
+    Blocking, on the updater's thread; `record` keeps a progress durably. UpdateRejectedError
     when the release itself is bad or the slot does not hold it after all (the progress is
     then recorded as nothing done); UpdateError for what a later try may get past.
     """
@@ -169,7 +169,7 @@ class Updater:
                 return self._reject_other(job, version, record)
             try:
                 manifest = self._check(args, record)
-            except UpdateRejected as err:
+            except UpdateRejectedError as err:
                 return self._reject(job, version, str(err))
             record = self._state.save(
                 UpdateRecord(
@@ -188,28 +188,32 @@ class Updater:
         return Deferred(f"update to {manifest.version} offered")
 
     def _check(self, args: dict[str, Any], record: UpdateRecord) -> BundleManifest:
-        """The verified manifest, or UpdateRejected with the reason."""
+        """The verified manifest, or UpdateRejectedError with the reason."""
         if self._key is None:
-            raise UpdateRejected("no release key configured")
+            raise UpdateRejectedError("no release key configured")
         for name in ("version", "url", "manifest", "signature"):
             if not isinstance(args.get(name), str) or not args[name]:
-                raise UpdateRejected(f"args: {name} (a string) is missing")
+                raise UpdateRejectedError(f"args: {name} (a string) is missing")
         if not args["url"].startswith("https://"):
-            raise UpdateRejected(f"args: url {args['url']!r} is not https")
+            raise UpdateRejectedError(f"args: url {args['url']!r} is not https")
         try:
             signature = base64.b64decode(args["signature"], validate=True)
         except (binascii.Error, ValueError):
-            raise UpdateRejected("args: signature is not base64") from None
+            raise UpdateRejectedError("args: signature is not base64") from None
         manifest = verify_manifest(args["manifest"].encode("utf-8"), signature, self._key)
         if manifest.version != args["version"]:
-            raise UpdateRejected(f"the manifest is for {manifest.version}, not {args['version']}")
+            raise UpdateRejectedError(
+                f"the manifest is for {manifest.version}, not {args['version']}"
+            )
         if manifest.version in record.refused:
-            raise UpdateRejected(f"{manifest.version} rolled back here before; not tried again")
+            raise UpdateRejectedError(
+                f"{manifest.version} rolled back here before; not tried again"
+            )
         running = release_key(self._running)
         if release_key(manifest.version) <= running:
-            raise UpdateRejected(f"{manifest.version} is not newer than {self._running}")
+            raise UpdateRejectedError(f"{manifest.version} is not newer than {self._running}")
         if running < release_key(manifest.min_version):
-            raise UpdateRejected(
+            raise UpdateRejectedError(
                 f"{self._running} is older than {manifest.min_version}, the oldest release"
                 f" {manifest.version} updates from"
             )
@@ -304,7 +308,7 @@ class Updater:
                     on_progress=self._progress,
                     should_stop=self._stop.is_set,
                 )
-            except UpdateRejected as err:
+            except UpdateRejectedError as err:
                 bad_images += 1
                 if bad_images >= MAX_BAD_IMAGES:
                     self._end("rejected", str(err))

@@ -23,7 +23,7 @@ from typing import BinaryIO
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from peewee import Database, IntegrityError
 
-from appliance.errors import UpdateRejected
+from appliance.errors import UpdateRejectedError
 from appliance.update.bundle import read_bundle
 from appliance.update.manifest import BundleManifest, release_key, verify_manifest
 from hub.ingest import utc_naive
@@ -56,14 +56,14 @@ def add_release(
 ) -> Added:
     """Check `bundle` against the release public key and keep it under `releases`.
 
-    UpdateRejected when the bundle is not one the release key vouches for (signature,
+    UpdateRejectedError when the bundle is not one the release key vouches for (signature,
     tiling, hashes, size); ReleaseError when another bundle already holds its version.
     """
     manifest_bytes, signature, offset, size = read_bundle(bundle)
     manifest = verify_manifest(manifest_bytes, signature, key)
     release_key(manifest.version)  # dotted numbers only: safe as a directory name
     if size != manifest.payload_size:
-        raise UpdateRejected(
+        raise UpdateRejectedError(
             f"{bundle}: payload.bin holds {size} bytes; the manifest says {manifest.payload_size}"
         )
     text = manifest_bytes.decode("utf-8")
@@ -137,12 +137,12 @@ def _copy_checked(bundle: Path, offset: int, manifest: BundleManifest, out: Path
                     whole.update(piece)
                     sink.write(piece)
                 if digest.hexdigest() != chunk.sha256:
-                    raise UpdateRejected(
+                    raise UpdateRejectedError(
                         f"{bundle}: the {part.name} chunk at {chunk.offset} does not match"
                         " its hash in the manifest"
                     )
         if whole.hexdigest() != manifest.payload_sha256:
-            raise UpdateRejected(f"{bundle}: payload.bin does not match the manifest's hash")
+            raise UpdateRejectedError(f"{bundle}: payload.bin does not match the manifest's hash")
         sink.flush()
         os.fsync(sink.fileno())  # on the disk before the release row says it is there
 
@@ -152,7 +152,7 @@ def _pieces(source: BinaryIO, size: int) -> Iterator[bytes]:
     while left:
         piece = source.read(min(PIECE, left))
         if not piece:
-            raise UpdateRejected("the bundle ends inside its payload")
+            raise UpdateRejectedError("the bundle ends inside its payload")
         left -= len(piece)
         yield piece
 

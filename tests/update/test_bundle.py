@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from appliance.errors import UpdateRejected
+from appliance.errors import UpdateRejectedError
 from appliance.update.bundle import (
     MEMBERS,
     build_bundle,
@@ -121,7 +121,7 @@ def test_a_truncated_bundle_is_refused(bundle: Bundle, keep: float | str) -> Non
         assert isinstance(keep, float)
         cut = int(len(data) * keep)
     path.write_bytes(data[:cut])
-    with pytest.raises(UpdateRejected, match=r"cut short|not a whole bundle"):
+    with pytest.raises(UpdateRejectedError, match=r"cut short|not a whole bundle"):
         read_bundle(path)
 
 
@@ -146,7 +146,7 @@ def test_members_out_of_order_missing_or_extra_are_refused(
             info = tarfile.TarInfo(name)
             info.size = len(contents[name])
             tar.addfile(info, io.BytesIO(contents[name]))
-    with pytest.raises(UpdateRejected, match="in this order"):
+    with pytest.raises(UpdateRejectedError, match="in this order"):
         read_bundle(rebuilt)
 
 
@@ -160,7 +160,7 @@ def test_a_signature_of_the_wrong_size_is_refused(tmp_path: Path, bundle: Bundle
             info = tarfile.TarInfo(name)
             info.size = len(contents[name])
             tar.addfile(info, io.BytesIO(contents[name]))
-    with pytest.raises(UpdateRejected, match="a signature of 65"):
+    with pytest.raises(UpdateRejectedError, match="a signature of 65"):
         read_bundle(rebuilt)
 
 
@@ -169,14 +169,14 @@ def test_verify_bundle_refuses_an_altered_payload_or_another_key(
 ) -> None:
     path, _ = bundle
     members = read_bundle(path)
-    with pytest.raises(UpdateRejected, match="signature"):
+    with pytest.raises(UpdateRejectedError, match="signature"):
         verify_bundle(path, Ed25519PrivateKey.generate().public_key())
     with path.open("r+b") as raw:
         raw.seek(members.payload_offset + members.payload_size // 2)
         byte = raw.read(1)
         raw.seek(-1, io.SEEK_CUR)
         raw.write(bytes([byte[0] ^ 0xFF]))
-    with pytest.raises(UpdateRejected, match="does not match its hash"):
+    with pytest.raises(UpdateRejectedError, match="does not match its hash"):
         verify_bundle(path, release_private_key.public_key())
 
 
@@ -187,9 +187,9 @@ def test_a_bundle_needs_a_root_image_and_release_versions(
     image.write_bytes(b"boot")
     out = tmp_path / "bundle.tar"
     common = {"image_version": "v1", "min_version": "2026.1", "key": release_private_key}
-    with pytest.raises(UpdateRejected, match="root image"):
+    with pytest.raises(UpdateRejectedError, match="root image"):
         build_bundle({"boot": image}, out, version="2026.12.1", **common)  # type: ignore[arg-type]
-    with pytest.raises(UpdateRejected, match="not a release version"):
+    with pytest.raises(UpdateRejectedError, match="not a release version"):
         build_bundle({"root": image}, out, version="next", **common)  # type: ignore[arg-type]
     assert not out.exists()
 

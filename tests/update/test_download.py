@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from appliance.errors import UpdateError, UpdateRejected
+from appliance.errors import UpdateError, UpdateRejectedError
 from appliance.update.download import (
     DownloadProgress,
     HttpsChunkSource,
@@ -354,7 +354,7 @@ def test_a_chunk_that_decompresses_to_more_than_its_size_is_refused_with_bounded
     manifest = _manifest([part], bomb)
     tracemalloc.start()
     try:
-        with pytest.raises(UpdateRejected, match="more than its 1000 bytes"):
+        with pytest.raises(UpdateRejectedError, match="more than its 1000 bytes"):
             download(manifest, MemorySource(bomb), slot, DownloadProgress(), record=lambda p: None)
         _, peak = tracemalloc.get_traced_memory()
     finally:
@@ -369,7 +369,7 @@ def test_a_chunk_that_decompresses_to_less_than_its_size_is_refused(slot: PowerC
         offset=0, size=len(packed), sha256=hashlib.sha256(packed).hexdigest(), image_size=11
     )
     manifest = _manifest([Part(name="root", size=11, sha256="0" * 64, chunks=[chunk])], packed)
-    with pytest.raises(UpdateRejected, match="to 10 bytes, not 11"):
+    with pytest.raises(UpdateRejectedError, match="to 10 bytes, not 11"):
         download(manifest, MemorySource(packed), slot, DownloadProgress(), record=lambda p: None)
 
 
@@ -398,7 +398,9 @@ def test_verify_slot_catches_bytes_altered_after_the_download(
         byte = image.read(1)
         image.seek(TEST_CHUNK + 5)
         image.write(bytes([byte[0] ^ 1]))
-    with pytest.raises(UpdateRejected, match=r"does not hold the image of release 2026\.12\.1"):
+    with pytest.raises(
+        UpdateRejectedError, match=r"does not hold the image of release 2026\.12\.1"
+    ):
         verify_slot(manifest, slot, record=recorded.append)
     assert recorded[-1] == DownloadProgress()  # the next try downloads it all again
 

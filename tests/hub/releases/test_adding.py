@@ -13,7 +13,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from peewee import Database
 
-from appliance.errors import UpdateError, UpdateRejected
+from appliance.errors import UpdateError, UpdateRejectedError
 from hub.releases.adding import add_release
 from hub.releases.models import Release
 from hub.releases.store import release, releases
@@ -105,7 +105,7 @@ def test_a_bad_bundle_leaves_neither_a_file_nor_a_row(
 ) -> None:
     store = tmp_path / "releases"
     for what, (bundle, message) in _bad_bundles(tmp_path / "bad", release_key).items():
-        with pytest.raises(UpdateRejected, match=message):
+        with pytest.raises(UpdateRejectedError, match=message):
             add_release(rel_db, bundle, release_key.public_key(), store)
         assert Release.select().count(rel_db) == 0, what
         assert left_behind(store) == [], what
