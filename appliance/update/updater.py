@@ -235,10 +235,11 @@ class Updater:
         return Deferred(f"rejected: {reason}")
 
     def _reject_other(self, job: str, version: str, record: UpdateRecord) -> str:
-        reason = f"the update to {record.version} (job {record.job}) is in hand"
-        self._send_command(CommandUpdate(id=job, state="REJECTED", reason=reason))
-        log.warning("update %s (job %s) rejected: %s", version, job, reason)
-        return Deferred(f"rejected: {reason}")
+        # Reported like any refusal, so the hub closes that job's rollout target; the hub
+        # keeps showing the job in hand as the device's update state.
+        return self._reject(
+            job, version, f"the update to {record.version} (job {record.job}) is in hand"
+        )
 
     # -- start and stop (the main thread) ----------------------------------------------
 

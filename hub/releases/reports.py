@@ -38,6 +38,8 @@ RANK: dict[str, int] = {
 def _later(new_job: str, new_state: str, new_done: int, old: DeviceUpdate) -> bool:
     """Whether a report moves a device's update state forward from the stored one."""
     if new_job != old.job:
+        if new_state == "rejected" and RANK.get(str(old.state), 0) < RANK["rejected"]:
+            return False  # refused because the stored job is in hand: that one stands
         return new_job > str(old.job)  # UUIDv7 text sorts by issue time
     old_rank, new_rank = RANK.get(str(old.state), 0), RANK[new_state]
     if new_rank != old_rank:

@@ -352,6 +352,9 @@ def test_a_second_offer_while_one_is_in_hand_is_rejected(device: Device) -> None
     offer(device)
     offer(device, job="job-2")
     assert device.commands[-1].id == "job-2" and device.commands[-1].state == "REJECTED"
+    # Reported too, so the hub closes that job's rollout target instead of waiting on it.
+    refused = [r for r in device.reports if r.job == "job-2"]
+    assert [r.state for r in refused] == ["rejected"] and "in hand" in refused[0].reason
 
 
 def test_the_reboot_permit_blocks_sales_payments_in_doubt_and_a_busy_kiosk() -> None:

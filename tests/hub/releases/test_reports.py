@@ -189,3 +189,17 @@ def test_reports_only_move_forward_and_an_older_job_never_replaces_a_newer_one(
     reports.on_report("kiosk-1", report(new, "kiosk-1", "downloaded", done=1000, total=1000))
     reports.on_report("kiosk-1", report(new, "kiosk-1", "downloading", done=900, total=1000))
     assert device_update(rel_db, "kiosk-1")[2] == "downloaded"  # type: ignore[index]
+
+
+def test_a_newer_job_refused_because_one_is_in_hand_leaves_that_one_shown(
+    rel_db: Database,
+) -> None:
+    reports = UpdateReports(rel_db)
+    held, other = "0190a0a0-0000-7000-8000-000000000000", "0190a0a1-0000-7000-8000-000000000000"
+    reports.on_report("kiosk-1", report(held, "kiosk-1", "downloading", done=500, total=1000))
+    reports.on_report("kiosk-1", report(other, "kiosk-1", "rejected", reason="one in hand"))
+    assert device_update(rel_db, "kiosk-1") == (held, VERSION, "downloading", "", 500, 1000, "")
+    reports.on_report("kiosk-1", report(held, "kiosk-1", "committed", total=1000))
+    # Once the job in hand has ended, a later refusal is the news.
+    reports.on_report("kiosk-1", report(other, "kiosk-1", "rejected", reason="not newer"))
+    assert device_update(rel_db, "kiosk-1")[2:] == ("rejected", "", 0, 0, "not newer")  # type: ignore[index]
