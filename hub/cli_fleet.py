@@ -292,11 +292,19 @@ def jobs_command(device: str | None, limit: int, db_url: str, as_json: bool) -> 
     console.print(f"{len(found)} job(s)")
 
 
+ARG_LIMIT = 80  # characters of one command argument shown in a listing (--json has all)
+
+
 def _command_text(job: JobView) -> str:
     if not job.name:
         return "? (the hub did not see it sent)"
-    args = " ".join(f"{k}={json.dumps(v)}" for k, v in sorted(job.args.items()))
+    args = " ".join(f"{k}={_shortened(json.dumps(v))}" for k, v in sorted(job.args.items()))
     return f"{job.name} {args}".strip()
+
+
+def _shortened(text: str, limit: int = ARG_LIMIT) -> str:
+    """An argument as a table shows it: an update's whole manifest would fill the screen."""
+    return text if len(text) <= limit else f"{text[: limit - 1]}… ({len(text)} characters)"
 
 
 def _state_text(job: JobView, now: datetime) -> str:
