@@ -8,7 +8,10 @@ boots again; otherwise its exit status is the launcher's.
 
 CMD sees APPLIANCE_SLOT (A or B) and APPLIANCE_SLOT_DIR. A slot's root.img that starts
 with a line `appliance-release VERSION` makes APPLIANCE_RELEASE that version: the release
-the "image" in that slot carries, as /etc/appliance-release does on a device.
+the "image" in that slot carries, as /etc/appliance-release does on a device. A try of a
+slot whose image names no release does not start: like a kernel that never comes up, the
+board resets and, the flag being gone, the default slot boots (a slot with no image at
+all, on a developer's machine, still starts when it is the default).
 """
 
 from __future__ import annotations
@@ -76,6 +79,9 @@ def run(root: Path, command: Sequence[str]) -> int:
         env = dict(os.environ, APPLIANCE_SLOT=slot, APPLIANCE_SLOT_DIR=str(root / f"slot-{slot}"))
         if release := slot_release(root, slot):
             env["APPLIANCE_RELEASE"] = release
+        elif trying:
+            log.info("slot %s does not boot (its image names no release): reset", slot)
+            continue
         log.info("booting slot %s%s", slot, " (the one-shot try)" if trying else "")
         status = subprocess.run(list(command), env=env, check=False).returncode
         if not (root / "reboot-requested").exists():

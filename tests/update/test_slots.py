@@ -4,6 +4,7 @@ device tree, DirectorySlots and the host firmware that plays the one-shot tryboo
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import textwrap
 from collections.abc import Sequence
@@ -192,9 +193,32 @@ def test_the_host_firmware_restarts_the_command_that_asked_for_a_reboot(tmp_path
         sys.exit(7)
         """
     )
-    root.mkdir()
+    (root / "slot-B").mkdir(parents=True)
+    (root / "slot-B" / "root.img").write_bytes(b"appliance-release 2026.12.2\n")  # boots
     (root / "autoboot.txt").write_text(DOCUMENTED)
     status = main([str(root), "--", sys.executable, "-c", script, str(root)])
     assert status == 7
     assert (root / "log").read_text().split() == ["A", "B"]
     assert os.path.exists(root / "booted")
+
+
+def test_a_try_of_a_slot_that_does_not_boot_comes_back_on_the_default(tmp_path: Path) -> None:
+    from appliance.update.host_firmware import main
+
+    root = tmp_path / "slots"
+    for slot, image in (("A", b"appliance-release 2026.12.1\n"), ("B", b"not a system")):
+        (root / f"slot-{slot}").mkdir(parents=True)
+        (root / f"slot-{slot}" / "root.img").write_bytes(image)
+    slots = DirectorySlots(root)
+    firmware_boot(root)
+    slots.arm_try()
+    (root / "tryboot").write_text("1")  # as reboot_to_try leaves it
+    script = "import os, sys; print(os.environ['APPLIANCE_SLOT'], os.environ['APPLIANCE_RELEASE'])"
+    command = [sys.executable, "-c", script]
+    out = subprocess.run(
+        [sys.executable, "-m", "appliance.update.host_firmware", str(root), "--", *command],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    assert out.stdout.split() == ["A", "2026.12.1"]
+    assert "slot B does not boot" in out.stderr
+    assert main([str(root), "--", *command]) == 0 and not (root / "tryboot").exists()
