@@ -4,7 +4,8 @@
 (appliance.update.slots): it reads ROOT/autoboot.txt and the one-shot flag ROOT/tryboot,
 clears the flag before starting (so any end of that run comes back on the default slot),
 writes ROOT/booted, and runs CMD. When CMD exits after writing ROOT/reboot-requested it
-boots again; otherwise its exit status is the launcher's.
+boots again; otherwise its exit status is the launcher's. SIGTERM or SIGINT to the
+launcher is passed on to CMD, and the launcher ends with it.
 
 CMD sees APPLIANCE_SLOT (A or B) and APPLIANCE_SLOT_DIR. A slot's root.img that starts
 with a line `appliance-release VERSION` makes APPLIANCE_RELEASE that version: the release
@@ -18,10 +19,12 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from types import FrameType
 
 from appliance.update.slots import (
     AUTOBOOT,
@@ -83,9 +86,35 @@ def run(root: Path, command: Sequence[str]) -> int:
             log.info("slot %s does not boot (its image names no release): reset", slot)
             continue
         log.info("booting slot %s%s", slot, " (the one-shot try)" if trying else "")
-        status = subprocess.run(list(command), env=env, check=False).returncode
-        if not (root / "reboot-requested").exists():
+        status, stopped = _run_forwarding_stop(command, env)
+        if stopped or not (root / "reboot-requested").exists():
             return status
+
+
+def _run_forwarding_stop(command: Sequence[str], env: dict[str, str]) -> tuple[int, bool]:
+    """Run one "boot" of `command`; SIGTERM or SIGINT to the launcher goes on to it.
+
+    Returns its exit status and whether it was stopped (a stopped board stays off).
+    """
+    stopped: list[int] = []
+    children: list[subprocess.Popen[bytes]] = []
+
+    def forward(signum: int, _frame: FrameType | None) -> None:
+        stopped.append(signum)
+        for child in children:
+            child.send_signal(signum)
+
+    # Installed before the start, so a stop in between is not lost.
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        children.append(subprocess.Popen(list(command), env=env))
+        if stopped:
+            children[0].send_signal(stopped[0])
+        status = children[0].wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return status, bool(stopped)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

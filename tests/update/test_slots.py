@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -222,3 +223,30 @@ def test_a_try_of_a_slot_that_does_not_boot_comes_back_on_the_default(tmp_path: 
     assert out.stdout.split() == ["A", "2026.12.1"]
     assert "slot B does not boot" in out.stderr
     assert main([str(root), "--", *command]) == 0 and not (root / "tryboot").exists()
+
+
+def test_the_host_firmware_passes_sigterm_on_and_ends_with_its_command(tmp_path: Path) -> None:
+    root = tmp_path / "slots"
+    script = textwrap.dedent(
+        """
+        import pathlib, signal, sys, time
+        ready = pathlib.Path(sys.argv[1]) / "running"
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(3))
+        ready.write_text("")
+        time.sleep(60)
+        """
+    )
+    launcher = subprocess.Popen(
+        [sys.executable, "-m", "appliance.update.host_firmware", str(root), "--",
+         sys.executable, "-c", script, str(tmp_path)],
+    )  # fmt: skip
+    try:
+        for _ in range(600):
+            if (tmp_path / "running").exists():
+                break
+            time.sleep(0.05)
+        launcher.terminate()
+        assert launcher.wait(timeout=30) == 3  # the command's own status: it got the SIGTERM
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
