@@ -18,6 +18,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from peewee import DatabaseError, SqliteDatabase
+
 from appliance import __version__
 from appliance.core.devices import BarcodeScanned, CardTapped
 from appliance.core.events import Event, EventBus, SaleCommitted
@@ -27,6 +29,7 @@ from appliance.mqtt.payloads import CommandUpdate, UpdateReport
 from appliance.mqtt.signing import load_public_key
 from appliance.service.assembly import Appliance
 from appliance.settings import HubSettings, Settings
+from appliance.store.migrations import SCHEMA_VERSION, schema_version
 from appliance.update.boot import UpdateBoot
 from appliance.update.gate import Check, HealthGate
 from appliance.update.permit import MaintenanceWindow, RebootPermit
@@ -161,7 +164,7 @@ def build_updater(
         (
             Check("appliance.service READY", start.ready_sent.is_set),
             Check("the self-test", lambda: _devices_started(devices)),
-            Check("the store database", lambda: not app.db.is_closed()),
+            Check("the store database", lambda: database_migrated(app.db)),
             Check("the hub link", lambda: link.state.connected),
         ),
         settings.gate_timeout_s,
@@ -179,6 +182,19 @@ def build_updater(
         hold_sales=SalesHold(app),
         gate=gate,
     )
+
+
+def database_migrated(db: SqliteDatabase) -> bool:
+    """The store opens at this release's schema: read on the asking thread's own connection.
+
+    (peewee keeps a connection per thread: the main thread's being open says nothing here.)
+    """
+    try:
+        return schema_version(db) == SCHEMA_VERSION
+    except DatabaseError:
+        return False
+    finally:
+        db.close()  # this thread's connection only
 
 
 def _devices_started(devices: DeviceManager) -> bool:

@@ -84,3 +84,26 @@ def test_a_try_boot_without_a_hub_link_fails_its_gate_at_once_and_reboots(
     assert "no hub link" in record.reason
     assert (root / "reboot-requested").exists()
     assert firmware_boot(root) == ("A", False)  # the one-shot try is over
+
+
+def test_the_gate_sees_the_store_migrated_from_its_own_thread(tmp_path: Path) -> None:
+    from appliance.service.updates import database_migrated
+    from appliance.store.database import open_database
+    from appliance.store.migrations import migrate
+
+    fresh = open_database(tmp_path / "fresh.db")
+    migrated = open_database(tmp_path / "migrated.db")
+    migrate(migrated)
+    seen: dict[str, bool] = {}
+
+    def gate_thread() -> None:  # the main thread's open connection counts for nothing here
+        seen["fresh"] = database_migrated(fresh)
+        seen["migrated"] = database_migrated(migrated)
+
+    thread = threading.Thread(target=gate_thread)
+    thread.start()
+    thread.join()
+    assert seen == {"fresh": False, "migrated": True}
+    assert not migrated.is_closed()  # the main thread's connection stays open
+    fresh.close()
+    migrated.close()
