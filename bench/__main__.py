@@ -27,6 +27,7 @@ from bench import (
     screen_scan,
     screen_startup,
     startup,
+    update_download,
 )
 from bench.report import RESULTS_DIR, build_report, write_report
 from bench.result import Row
@@ -52,6 +53,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     screen_frames.NAME: screen_frames.run,
     card_payment.NAME: card_payment.run,
     picture_memory.NAME: picture_memory.run,
+    update_download.NAME: update_download.run,
 }
 
 log = logging.getLogger("bench")

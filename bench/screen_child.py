@@ -21,6 +21,7 @@ RESULT_MARK = "bench-result: "
 MEASUREMENTS = {
     "screen_scan": "bench.screen_scan:measure_here",
     "screen_frames": "bench.screen_frames:flows_here",
+    "update_download": "bench.update_download:scans_here",
 }
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import random
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from time import perf_counter_ns
@@ -185,33 +187,47 @@ def measure_here(width: int, height: int, **sizes: int) -> dict[str, Any]:
     return measure(Sizes(**sizes), (width, height))
 
 
-def measure(sizes: Sizes, size: tuple[int, int]) -> dict[str, Any]:
-    """Unpaced and 60 Hz-paced latencies in ns, and how the catalog was made."""
+@dataclass(frozen=True, slots=True)
+class Shop:
+    """The running app on its shop screen, ready to time scans."""
+
+    scanning: Scanning
+    fill_s: float  # seconds to fill the catalog
+    loaded: int  # products in the app's lookup
+
+
+@contextlib.contextmanager
+def shop(products: int, size: tuple[int, int]) -> Iterator[Shop]:
+    """The kiosk app with `products` in its catalog, window `size`, on the shop screen, unpaced."""
     frames = screen_app.Frames(paced=False)
     width, height = size
     with screen_app.short_state_dir() as state:
         db = state / "appliance.db"
-        fill_s = screen_app.fill_catalog(db, sizes.products)
+        fill_s = screen_app.fill_catalog(db, products)
         screen = {"idle_seconds": 3600, "width": width, "height": height}
         settings = screen_app.settings_for(db, screen)
-        per_run = sizes.scans + sizes.warmup
-        numbers = _codes(sizes.products, 4 * per_run)
         try:
             with screen_app.open_app(settings, frames) as (app, services):
                 frames.until(lambda: screen_app.all_screens_built(app), "every screen built")
                 app.session.go("shop")
                 frames.until(lambda: app.deck is not None and app.deck.current == "shop", "shop")
-                scanning = Scanning(app, services, frames)
-                unpaced, unpaced_cpu = _time(scanning, numbers[:per_run], sizes.warmup)
-                frames.paced = True
-                paced, _ = _time(scanning, numbers[per_run : 2 * per_run], sizes.warmup)
-                frames.paced = False
-                sounds_on, sounds_off, played = _time_sounds(
-                    scanning, numbers[2 * per_run :], sizes.warmup
-                )
-                loaded = len(services.app.lookup)
+                yield Shop(Scanning(app, services, frames), fill_s, len(services.app.lookup))
         finally:
             frames.close()
+
+
+def measure(sizes: Sizes, size: tuple[int, int]) -> dict[str, Any]:
+    """Unpaced and 60 Hz-paced latencies in ns, and how the catalog was made."""
+    per_run = sizes.scans + sizes.warmup
+    numbers = _codes(sizes.products, 4 * per_run)
+    with shop(sizes.products, size) as ready:
+        scanning, frames = ready.scanning, ready.scanning.frames
+        unpaced, unpaced_cpu = _time(scanning, numbers[:per_run], sizes.warmup)
+        frames.paced = True
+        paced, _ = _time(scanning, numbers[per_run : 2 * per_run], sizes.warmup)
+        frames.paced = False
+        sounds_on, sounds_off, played = _time_sounds(scanning, numbers[2 * per_run :], sizes.warmup)
+        fill_s, loaded = ready.fill_s, ready.loaded
     return {
         "unpaced": unpaced,
         "unpaced_cpu": unpaced_cpu,

@@ -29,6 +29,7 @@ BENCHMARKS = (
     "card_payment",
     "picture_memory",
     "api_catalog",
+    "update_download",
 )
 
 
