@@ -174,12 +174,16 @@ class UpdateSettings(_Section, frozen=True):
     a host, run under appliance.update.host_firmware), or "" (no updates taken).
     `window`: local "HH:MM-HH:MM" in which an update reboots (sales aside); "" means any
     time the kiosk has been idle `idle_s` seconds.
+    `download_kib_s`: the download's pace (0: as fast as it goes).
     """
 
     slots: str = ""
     gate_timeout_s: Annotated[float, msgspec.Meta(ge=10, le=3600)] = 300.0
     idle_s: Annotated[float, msgspec.Meta(ge=0, le=86_400)] = 60.0
     window: str = ""
+    # Idle I/O class and nice 19 yield to selling, but decompressing and hashing still take
+    # a core while they run; a steady pace keeps a scan from landing on a burst.
+    download_kib_s: Annotated[int, msgspec.Meta(ge=0, le=1_048_576)] = 2048
 
     def __post_init__(self) -> None:
         if self.slots not in ("", "pi") and not (

@@ -175,7 +175,7 @@ def build_updater(
         boot=start.boot,
         release_key=key,
         running=running_release(),
-        fetch=_fetch_for(hub),
+        fetch=_fetch_for(hub, settings.download_kib_s),
         publish_report=publish_report,
         publish_command=publish_command,
         may_reboot=permit,
@@ -209,10 +209,13 @@ def _devices_started(devices: DeviceManager) -> bool:
     )
 
 
-def _fetch_for(hub: HubSettings) -> Fetch:
+def _fetch_for(hub: HubSettings, pace_kib_s: int) -> Fetch:
     if hub.cert_file:
         return https_fetch(
-            ca_file=Path(hub.ca_file), cert_file=Path(hub.cert_file), key_file=Path(hub.key_file)
+            ca_file=Path(hub.ca_file),
+            cert_file=Path(hub.cert_file),
+            key_file=Path(hub.key_file),
+            bytes_per_s=pace_kib_s * 1024,
         )
 
     def no_certificate(*_args: object, **_kwargs: object) -> None:

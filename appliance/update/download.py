@@ -19,6 +19,7 @@ import http.client
 import logging
 import lzma
 import ssl
+import time
 import urllib.parse
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -83,12 +84,14 @@ def download(
     on_progress: Callable[[int, int], None] = lambda done, total: None,
     should_stop: Callable[[], bool] = lambda: False,
     flush_every: int = FLUSH_EVERY,
+    pace: Callable[[int], None] = lambda size: None,
 ) -> DownloadProgress:
     """Fetch the chunks after `progress` into `slot`; the progress recorded last.
 
     `record` keeps a progress durably (after the slot flushed what it counts);
     `on_progress(done, total)` hears payload bytes after each chunk; `should_stop` is asked
-    before each chunk, and a stop returns early with the progress so far. UpdateError when a
+    before each chunk, and a stop returns early with the progress so far; `pace(n)` hears
+    the bytes of each chunk written and may wait (Pacer). UpdateError when a
     chunk cannot be had in ATTEMPTS fetches; UpdateRejectedError when a chunk that matches its
     hash is not what the manifest says (the release itself is bad).
     """
@@ -132,6 +135,7 @@ def download(
                 done, bytes_done = step.index + 1, _payload_end(step)
                 unflushed += len(data)
                 on_progress(bytes_done, total)
+                pace(step.chunk.size)
                 if unflushed >= flush_every:
                     checkpoint()
         except BaseException:
@@ -325,3 +329,35 @@ def _payload_end(step: _Step) -> int:
 
 def _describe(err: BaseException) -> str:
     return f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
+
+
+class Pacer:
+    """Keeps a download at `bytes_per_s` on average by waiting after what ran ahead.
+
+    `wait(seconds)` returns True when the wait was cut short by a stop (then no more
+    waiting happens); the updater passes its stop event's wait.
+    """
+
+    def __init__(
+        self,
+        bytes_per_s: float,
+        *,
+        wait: Callable[[float], bool],
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._rate = bytes_per_s
+        self._wait = wait
+        self._monotonic = monotonic
+        self._start: float | None = None
+        self._sent = 0
+        self._stopped = False
+
+    def __call__(self, size: int) -> None:
+        """`size` more bytes went through: wait until the average is back at the pace."""
+        now = self._monotonic()
+        if self._start is None:
+            self._start = now - size / self._rate  # the first chunk counts as on pace
+        self._sent += size
+        ahead = self._start + self._sent / self._rate - now
+        if ahead > 0 and not self._stopped:
+            self._stopped = self._wait(ahead)

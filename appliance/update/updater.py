@@ -29,7 +29,13 @@ from appliance.errors import UpdateError, UpdateRejectedError
 from appliance.mqtt.commands import Deferred
 from appliance.mqtt.payloads import CommandUpdate, JobState, UpdateReport, UpdateState
 from appliance.update.boot import UpdateBoot, take_snapshot
-from appliance.update.download import DownloadProgress, HttpsChunkSource, download, verify_slot
+from appliance.update.download import (
+    DownloadProgress,
+    HttpsChunkSource,
+    Pacer,
+    download,
+    verify_slot,
+)
 from appliance.update.gate import HealthGate
 from appliance.update.io_priority import start_low_priority_thread
 from appliance.update.manifest import BundleManifest, release_key, verify_manifest
@@ -85,8 +91,11 @@ class Fetch(Protocol):
     ) -> None: ...
 
 
-def https_fetch(*, ca_file: Path, cert_file: Path, key_file: Path) -> Fetch:
-    """The real download: ranges over HTTPS with the device's client certificate."""
+def https_fetch(*, ca_file: Path, cert_file: Path, key_file: Path, bytes_per_s: float = 0) -> Fetch:
+    """The real download: ranges over HTTPS with the device's client certificate.
+
+    `bytes_per_s` paces it (0: as fast as it goes).
+    """
 
     def fetch(
         manifest: BundleManifest,
@@ -99,6 +108,14 @@ def https_fetch(*, ca_file: Path, cert_file: Path, key_file: Path) -> Fetch:
         should_stop: Callable[[], bool],
     ) -> None:
         source = HttpsChunkSource(url, ca_file=ca_file, cert_file=cert_file, key_file=key_file)
+
+        def wait(seconds: float) -> bool:  # a pace wait that a stop cuts short
+            deadline = time.monotonic() + seconds
+            while (left := deadline - time.monotonic()) > 0 and not should_stop():
+                time.sleep(min(0.25, left))
+            return should_stop()
+
+        pace = Pacer(bytes_per_s, wait=wait) if bytes_per_s > 0 else (lambda size: None)
         with source:
             done = download(
                 manifest,
@@ -108,6 +125,7 @@ def https_fetch(*, ca_file: Path, cert_file: Path, key_file: Path) -> Fetch:
                 record=record,
                 on_progress=on_progress,
                 should_stop=should_stop,
+                pace=pace,
             )
         if done.complete(manifest):
             verify_slot(manifest, slot, record=record)

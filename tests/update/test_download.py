@@ -15,6 +15,7 @@ from appliance.errors import UpdateError, UpdateRejectedError
 from appliance.update.download import (
     DownloadProgress,
     HttpsChunkSource,
+    Pacer,
     download,
     verify_slot,
 )
@@ -318,6 +319,53 @@ def test_progress_is_reported_after_each_chunk(
     total = manifest.payload_size
     ends = [chunk.offset + chunk.size for part in manifest.parts for chunk in part.chunks]
     assert heard == [(0, total)] + [(end, total) for end in ends]
+
+
+def test_the_pace_hears_each_chunks_compressed_bytes(
+    manifest: BundleManifest, payload: Path, slot: PowerCutSlot
+) -> None:
+    paced: list[int] = []
+    download(
+        manifest, MemorySource(payload.read_bytes()), slot, DownloadProgress(),
+        record=lambda p: None, pace=paced.append,
+    )  # fmt: skip
+    assert paced == [chunk.size for part in manifest.parts for chunk in part.chunks]
+
+
+class Clock:
+    """A monotonic clock that only moves when a test (or a wait) moves it."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.waits: list[float] = []
+
+    def wait(self, seconds: float) -> bool:
+        self.waits.append(round(seconds, 6))
+        self.now += seconds
+        return False
+
+
+def test_the_pacer_waits_only_for_what_ran_ahead_of_the_pace() -> None:
+    clock = Clock()
+    pacer = Pacer(1000, wait=clock.wait, monotonic=lambda: clock.now)
+    pacer(500)  # the first chunk counts as on pace
+    assert clock.waits == []
+    pacer(500)  # 1000 bytes at once, 0.5 s after a start 0.5 s back: 0.5 s ahead
+    assert clock.waits == [0.5]
+    clock.now += 2.0  # the link was slow: behind the pace, no wait
+    pacer(1000)
+    assert clock.waits == [0.5]
+    pacer(2500)  # 4000 bytes by now + 0, due at start + 4.0: 1.5 s ahead
+    assert clock.waits == [0.5, 1.5]
+
+
+def test_a_stop_during_a_pace_wait_ends_the_waiting() -> None:
+    waits: list[float] = []
+    pacer = Pacer(10, wait=lambda s: waits.append(s) or True, monotonic=lambda: 0.0)
+    pacer(10)
+    pacer(100)
+    pacer(100)
+    assert len(waits) == 1  # once stopped, the download is not held back again
 
 
 def test_a_stop_ends_the_download_cleanly_with_its_chunks_recorded(
