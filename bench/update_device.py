@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from appliance.mqtt.signing import load_public_key
+from appliance.settings import UpdateSettings
 from appliance.update.download import DownloadProgress
 from appliance.update.io_priority import start_low_priority_thread, thread_io_priority
 from appliance.update.manifest import verify_manifest
@@ -60,7 +61,11 @@ class Downloads:
         self.manifest = verify_manifest(fetching.manifest_json.encode(), signature, key)
         self._url = fetching.url
         self._fetch = https_fetch(
-            ca_file=Path(fetching.ca), cert_file=Path(fetching.cert), key_file=Path(fetching.key)
+            ca_file=Path(fetching.ca),
+            cert_file=Path(fetching.cert),
+            key_file=Path(fetching.key),
+            # At the pace a kiosk downloads by default, as the updater runs it.
+            bytes_per_s=UpdateSettings().download_kib_s * 1024,
         )
         root = Path(fetching.slot_root)
         self._slot = DirectorySlots(root).writer()

@@ -301,7 +301,8 @@ def _throughput_rows(
             "MiB/s",
             note=(
                 "payload MiB per second of one whole download (fetch, check, xz, write, fsync "
-                "every 16 MiB, read-back sha256) with nothing else running (info)"
+                "every 16 MiB, read-back sha256) with nothing else running, at a kiosk's "
+                "default pace ([update] download_kib_s = 2048) (info)"
             ),
             details=alone,
         ),
@@ -312,7 +313,7 @@ def _throughput_rows(
             "MiB/s",
             note=(
                 "payload MiB per second of download time during the 'on' blocks of both "
-                "measurements, at idle I/O class and nice 19 (info)"
+                "measurements, at idle I/O class, nice 19 and the default pace (info)"
             ),
             details=during,
         ),
