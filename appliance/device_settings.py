@@ -133,6 +133,19 @@ class ZvtTerminalSettings(_Device, frozen=True, tag="zvt_terminal"):
         return f"{self.host}:{self.port}" if self.transport == "tcp" else self.serial_port
 
 
+class SerialScaleSettings(_Device, frozen=True, tag="serial_scale"):
+    """A checkout scale on a serial port speaking the Mettler Toledo 8217 protocol, in kg."""
+
+    port: str  # a stable path: /dev/serial/by-id/... (never /dev/ttyUSB0, which moves)
+    baudrate: Literal[1200, 2400, 4800, 9600, 19200] = 9600
+    # 8217 scales ship set to 7 data bits, even parity; some can be set to 8 bits, none.
+    bytesize: Literal[7, 8] = 7
+    parity: Literal["E", "O", "N"] = "E"
+    answer_timeout: Annotated[float, msgspec.Meta(ge=0.1, le=10.0)] = 1.0
+    # How long a checkout waits for a moving platter to settle before it says so.
+    stable_wait: Annotated[float, msgspec.Meta(ge=0.0, le=30.0)] = 3.0
+
+
 # Every kind, for parsing. The drivers layer gives each one its adapter and port family in
 # one row (appliance.drivers.registry.DEVICE_KINDS); a test keeps the two in step.
 HardwareSettings = (
@@ -143,4 +156,5 @@ HardwareSettings = (
     | PrinterDrawerSettings
     | NfcReaderSettings
     | ZvtTerminalSettings
+    | SerialScaleSettings
 )

@@ -15,7 +15,7 @@ from appliance.core.receipt import Receipt
 from appliance.errors import DeviceError
 
 HealthState = Literal["ok", "degraded", "offline"]
-DeviceKind = Literal["scanner", "printer", "drawer", "card_reader", "payment_terminal"]
+DeviceKind = Literal["scanner", "printer", "drawer", "card_reader", "payment_terminal", "scale"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,6 +29,7 @@ from appliance.core.devices import (
 )
 from appliance.core.events import EventBus
 from appliance.core.payment import PaymentTerminal
+from appliance.core.scale import Scale
 from appliance.device_settings import HardwareSettings
 from appliance.drivers.base import DeviceBase
 from appliance.drivers.registry import BUILD_ORDER, KINDS, adapter_for, kind_of
@@ -201,6 +202,11 @@ class DeviceManager(Closing):
     def terminal(self) -> PaymentTerminal | None:
         """The first payment terminal, if any."""
         return cast(PaymentTerminal | None, _first(self.of_kind("payment_terminal")))
+
+    @property
+    def scale(self) -> Scale | None:
+        """The first checkout scale, if any."""
+        return cast(Scale | None, _first(self.of_kind("scale")))
 
     @property
     def scanners(self) -> list[DeviceBase]:

@@ -21,6 +21,7 @@ from appliance.device_settings import (
     HidScannerSettings,
     NfcReaderSettings,
     PrinterDrawerSettings,
+    SerialScaleSettings,
     SerialScannerSettings,
     ZvtTerminalSettings,
 )
@@ -63,6 +64,7 @@ DEVICE_KINDS: tuple[DeviceKindRow, ...] = (
     DeviceKindRow(
         ZvtTerminalSettings, "appliance.drivers.zvt.terminal:ZvtTerminal", "payment_terminal"
     ),
+    DeviceKindRow(SerialScaleSettings, "appliance.drivers.serial_scale:SerialScale", "scale"),
 )
 
 KINDS: dict[str, DeviceKindRow] = {row.kind: row for row in DEVICE_KINDS}
