@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import logging
 import signal
+from datetime import timedelta
 from pathlib import Path
 from types import FrameType
 
 import click
 from peewee import Database
 
+from appliance.errors import ConfigError
 from appliance.service.logs import LEVELS, configure_logging
 from hub.api.app import Service, WebOptions, create_app
 from hub.cli_options import broker_options, db_option, existing_file, tls_files
 from hub.db import HubDatabaseError, open_hub_database, redacted
 from hub.migrations import migrate
+from hub.receipts.lookup import DEFAULT_KEEP_DAYS, ReceiptRules
+from hub.receipts.stores import load_store_details
 from hub.server import BrokerEndpoint
 
 log = logging.getLogger(__name__)
@@ -46,6 +50,18 @@ def _exit_on_sigterm(_signum: int, _frame: FrameType | None) -> None:
     "--secure-cookies", is_flag=True, help="Behind HTTPS: mark the session cookie Secure."
 )
 @click.option(
+    "--receipt-days",
+    type=click.IntRange(min=1, max=3650),
+    default=DEFAULT_KEEP_DAYS,
+    show_default=True,
+    help="How many days a sale's e-receipt link (/r/<token>) keeps working.",
+)
+@click.option(
+    "--receipt-stores",
+    type=existing_file,
+    help="A TOML file of each store's name, address and tax id for e-receipts.",
+)
+@click.option(
     "--log-level",
     type=click.Choice(LEVELS, case_sensitive=False),
     default="INFO",
@@ -62,6 +78,8 @@ def web(
     listen: str,
     fleet_key: Path | None,
     secure_cookies: bool,
+    receipt_days: int,
+    receipt_stores: Path | None,
     log_level: str,
 ) -> None:
     """Serve /api/v1 and the dashboard over HTTP until SIGTERM; deliver webhooks meanwhile."""
@@ -72,6 +90,10 @@ def web(
     if not address or not port_text.isdigit():
         raise click.BadParameter(f"{listen!r} is not HOST:PORT", param_hint="--listen")
     try:
+        stores = load_store_details(receipt_stores) if receipt_stores else {}
+    except ConfigError as err:
+        raise click.BadParameter(str(err), param_hint="--receipt-stores") from err
+    try:
         db = open_hub_database(db_url)
         migrate(db)
     except HubDatabaseError as err:
@@ -80,6 +102,7 @@ def web(
         broker=BrokerEndpoint(host=host, port=port, tls=tls_files(tls_ca, tls_cert, tls_key)),
         fleet_key=fleet_key,
         secure_cookies=secure_cookies,
+        receipts=ReceiptRules(keep=timedelta(days=receipt_days), stores=stores),
     )
     app = create_app(db, options=options, services=background_services(db))
     click.echo(f"hub web on http://{listen}, database {redacted(db_url)}", err=True)

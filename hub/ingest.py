@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,6 +24,7 @@ import msgspec
 from peewee import SQL, Database
 
 from appliance.core.clock import Clock, SystemClock
+from appliance.core.ids import receipt_token_time
 from appliance.errors import DecodeError
 from appliance.mqtt.payloads import (
     MAX_REJECTIONS_PER_ACK,
@@ -40,6 +41,7 @@ from hub.cached_insert import CachedInsert
 from hub.models import Device, DeviceProgress, Sale
 from hub.models import SaleRejection as RejectionRow
 from hub.prepared import Prepared
+from hub.receipts.models import ReceiptToken, token_hash
 from hub.stores import DeviceStore
 
 log = logging.getLogger(__name__)
@@ -89,6 +91,7 @@ class _Sorted:
     rows: list[dict[str, Any]]
     rejections: list[dict[str, Any]]
     duplicates: int = 0
+    receipts: list[dict[str, Any]] = field(default_factory=list)  # e-receipt token rows
 
 
 def utc_naive(moment: datetime) -> datetime:
@@ -153,6 +156,7 @@ class SalesIngest:
         # peewee would render every statement's SQL for every batch: more CPU than SQLite's
         # own work for a batch of one sale.
         self._sale_insert = CachedInsert(Sale)
+        self._receipt_insert = CachedInsert(ReceiptToken)
         self._sql = Prepared(db)
 
     def apply(self, device: str, batch: SalesBatch) -> int:
@@ -195,6 +199,9 @@ class SalesIngest:
             inserted = 0
             for part in _chunks(sorted_.rows, self._chunk):
                 inserted += self._sale_insert.execute(db, part)
+            # With the sales or not at all: a receipt link never opens a sale not stored.
+            for part in _chunks(sorted_.receipts, self._chunk):
+                self._receipt_insert.execute(db, part)
             kept = 0
             for part in _chunks(sorted_.rejections, self._chunk):
                 kept += int(
@@ -279,6 +286,8 @@ class SalesIngest:
                 readable = read_document(envelope)
                 if not isinstance(readable, str):
                     out.rows.append(_sale_row(device, envelope, readable, now, store))
+                    if receipt_token_time(readable[0].receipt_token) is not None:
+                        out.receipts.append(_receipt_row(device, envelope, readable[0]))
                     held.by_seq[seq] = (sale_id, raw)
                     held.by_id[sale_id] = seq
                     continue
@@ -534,6 +543,19 @@ def _sale_row(
         "received_at": now,
         "clock_verified": document.clock_verified,
         "store": store,
+    }
+
+
+def _receipt_row(device: str, envelope: SaleEnvelope, document: SaleDocument) -> dict[str, Any]:
+    """The `receipt_token` row of a sale whose document carries a well-formed token.
+
+    A token already held (only a device copying another's could make one) keeps opening
+    the sale it was first stored for: the insert skips conflicts.
+    """
+    return {
+        "token_hash": token_hash(document.receipt_token),
+        "device": device,
+        "sale_id": envelope.sale_id,
     }
 
 

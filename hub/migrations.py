@@ -20,6 +20,7 @@ from hub.catalog_records import migrate_catalog_records
 from hub.dashboard.models import migrate_dashboard
 from hub.db import is_sqlite, open_hub_database, redacted
 from hub.models import JOURNAL_MODELS, MODELS, PROTOCOL_MODELS
+from hub.receipts.models import create_receipt_tables
 from hub.releases.models import create_release_tables
 from hub.webhooks.models import create_webhook_tables
 
@@ -116,6 +117,9 @@ MIGRATIONS: tuple[Migration, ...] = (
         10,
         "releases, rollouts and their targets, and each device's update state",
         create_release_tables,
+    ),
+    Migration(
+        11, "e-receipt tokens: a sale found by the secret of its QR link", create_receipt_tables
     ),
 )
 

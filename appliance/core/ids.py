@@ -6,12 +6,17 @@ import secrets
 import threading
 import time
 import uuid
+from datetime import UTC, datetime
 
 _VERSION_7 = 0x7 << 76
 _VARIANT_RFC = 0b10 << 62
 _VERSION_MASK = 0xF << 76
 _VARIANT_MASK = 0b11 << 62
 _MS_MASK = (1 << 48) - 1
+_TOKEN_STAMP_HEX = 8  # seconds since 1970 in hex: enough until 2106
+_TOKEN_RANDOM_BYTES = 16  # 128 bits: not found by guessing, however many are tried
+_TOKEN_RANDOM_CHARS = 22  # what token_urlsafe makes of them
+_URLSAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 
 
 class _Uuid7Source:
@@ -45,3 +50,24 @@ def new_document_id() -> str:
 def receipt_number(prefix: str, sequence: int) -> str:
     """The human receipt number printed on paper, e.g. "K01-000123"."""
     return f"{prefix}-{sequence:06d}"
+
+
+def new_receipt_token(at: datetime) -> str:
+    """The secret of a sale's e-receipt link: its moment in hex, then 128 random bits.
+
+    The moment (naive counts as UTC) lets the hub tell a link whose sale may still be on
+    its way from one that will never come, without storing anything for unknown links.
+    """
+    moment = at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+    stamp = max(0, int(moment.timestamp()))
+    return f"{stamp:0{_TOKEN_STAMP_HEX}x}{secrets.token_urlsafe(_TOKEN_RANDOM_BYTES)}"
+
+
+def receipt_token_time(token: str) -> datetime | None:
+    """The moment a receipt token was made (UTC), or None when it is not one."""
+    stamp, rest = token[:_TOKEN_STAMP_HEX], token[_TOKEN_STAMP_HEX:]
+    if len(rest) != _TOKEN_RANDOM_CHARS or not _URLSAFE.issuperset(rest):
+        return None
+    if len(stamp) != _TOKEN_STAMP_HEX or not set(stamp) <= set("0123456789abcdef"):
+        return None
+    return datetime.fromtimestamp(int(stamp, 16), UTC)

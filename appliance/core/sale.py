@@ -68,6 +68,9 @@ class SaleDraft:
     approved_by: str = ""  # the supervisor who approved it (a void), or ""
     # False: stamped before the device's clock was known to be right (no NTP, no RTC yet).
     clock_verified: bool = True
+    # The e-receipt link's secret (appliance/core/ids.py), given by the store when a sale
+    # commits; "" on refunds, voids and documents made before it existed.
+    receipt_token: str = ""
 
     @property
     def tax_total(self) -> int:

@@ -119,6 +119,8 @@ class SaleDocument(msgspec.Struct, frozen=True, kw_only=True):
     rounding: Amount = 0
     approved_by: str = ""
     clock_verified: bool = True
+    # The e-receipt link's secret; "" from devices that make none (refunds, older firmware).
+    receipt_token: str = ""
 
 
 class SaleEnvelope(Payload, frozen=True, kw_only=True):

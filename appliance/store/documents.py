@@ -13,7 +13,7 @@ from typing import Any
 import msgspec
 from peewee import DatabaseError, SqliteDatabase
 
-from appliance.core.ids import receipt_number
+from appliance.core.ids import new_receipt_token, receipt_number
 from appliance.core.sale import Sale, SaleDraft
 from appliance.errors import DocumentError
 from appliance.store.database import notice_fault
@@ -161,6 +161,10 @@ class SalesLedger:
     def _commit(self, draft: SaleDraft) -> Sale:
         if draft.clock_verified and not self._clock_verified():
             draft = dataclasses.replace(draft, clock_verified=False)
+        if draft.kind == "sale" and not draft.receipt_token:
+            # Made here, once per sale: the document the hub gets and the kiosk's QR code
+            # both come from the sale this returns, so they cannot disagree.
+            draft = dataclasses.replace(draft, receipt_token=new_receipt_token(draft.created_at))
         with self._db.atomic("IMMEDIATE"):
             cursor = self._db.cursor()
             sequence = cursor.execute(_NEXT_SEQUENCE).fetchone()[0]

@@ -33,6 +33,7 @@ from hub.api.access import Principal, Scope, authenticate
 from hub.api.openapi import schema_router
 from hub.api.paging import invalid
 from hub.api.problems import EXCEPTION_HANDLERS
+from hub.receipts.lookup import ReceiptRules
 from hub.server import BrokerEndpoint
 
 API_PREFIX = "/api/v1"
@@ -58,6 +59,7 @@ class WebOptions:
     fleet_key: Path | None = None  # the fleet command signing key (`fleet keygen`)
     secure_cookies: bool = False  # set behind HTTPS: the session cookie is then Secure
     session_hours: float = 12.0
+    receipts: ReceiptRules = field(default_factory=ReceiptRules)  # the e-receipt links
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -165,11 +167,14 @@ def create_app(
 ) -> Litestar:
     """The web application on `db`; `services` run from startup to shutdown."""
     from hub.dashboard import pages
+    from hub.receipts.pages import receipt_routes
 
     web_options = options or WebOptions()
     handlers: list[Any] = [api_router(db)]
     if dashboard:
         handlers.extend(pages.routes(db, web_options))
+    # Open to anyone with a receipt's link, like the paper receipt it replaces.
+    handlers.extend(receipt_routes(db, web_options.receipts))
     return Litestar(
         route_handlers=handlers,
         dependencies={

@@ -26,9 +26,15 @@ class QrPixels:
     rgba: bytes
 
 
-def receipt_link(template: str, sale: Sale) -> str:
-    """The configured e-receipt URL with "{id}" and "{receipt}" filled in."""
-    return template.format(id=sale.id, receipt=sale.receipt_number)
+def receipt_link(template: str, sale: Sale) -> str | None:
+    """The configured e-receipt URL with "{id}", "{receipt}" and "{token}" filled in.
+
+    None when the template asks for a token the sale has none of (a sale committed before
+    tokens existed): a link without its secret would lead nowhere.
+    """
+    if "{token}" in template and not sale.receipt_token:
+        return None
+    return template.format(id=sale.id, receipt=sale.receipt_number, token=sale.receipt_token)
 
 
 def receipt_text(sale: Sale, tr: Translator, store_name: str) -> str:

@@ -102,9 +102,8 @@ class ReceiptPresenter(EventDispatcher):
         if sale is None:
             return
         template = self._ctx.settings.screen.e_receipt_url
-        if template:
-            data = receipt_link(template, sale)
-        else:
+        data = receipt_link(template, sale) if template else None
+        if data is None:
             data = receipt_text(sale, self._ctx.tr, self._ctx.settings.store.name)
         bus, sale_id = self._ctx.bus, sale.id
         run_in_background("qr-receipt", lambda: bus.post(QrRendered(sale_id, render_qr(data))))
