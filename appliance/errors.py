@@ -11,6 +11,7 @@ own data or belong to the hub program, not to the appliance; each hangs from a c
   (also a ValueError), hub.api.problems.ProblemError (also Litestar's HTTPException: an API
   error with its HTTP status) <- hub.api.webhooks.BeingSentError
 - TillError <- appliance.core.shift.SignOffNeededError (carries the difference and the threshold)
+- DeviceError <- appliance.core.scale.WeighingError (carries the scale's reading)
 - UpdateError <- hub.releases.errors.ReleaseError, hub.releases.errors.RolloutError
 
 tests/core/test_exception_tree.py fails when an exception class anywhere in `appliance`

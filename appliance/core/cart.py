@@ -16,9 +16,32 @@ Measure = Literal["each", "weight", "price"]
 GRAMS_PER_KG = 1000
 
 
+def price_for_weight(price_per_kg: int, grams: int) -> int:
+    """What `grams` cost at `price_per_kg`, in minor units.
+
+    The rule (legal-for-trade practice): price = price per kg x grams / 1000, from the
+    stable weight in whole grams, rounded once, half away from zero, to the minor unit.
+    """
+    return round_half_up(Fraction(price_per_kg * grams, GRAMS_PER_KG))
+
+
+def grams_for_price(price: int, price_per_kg: int) -> int:
+    """The weight a price label stands for, in grams (half away from zero).
+
+    A label printed by a scale carries only its price; the weight worked back from it is
+    exact to within what the label's own rounding hides, and keeps the stock of goods sold
+    by weight in grams whichever label sold them.
+    """
+    return round_half_up(Fraction(price * GRAMS_PER_KG, price_per_kg))
+
+
 @dataclass(frozen=True, slots=True)
 class CartLine:
-    """One line: `quantity` counts items, or grams when `measure` is "weight"."""
+    """One line: `quantity` counts items, or grams when `measure` is "weight".
+
+    Every line of a product sold by weight is a "weight" line in grams: weighed on the
+    scale, read from a weight label, or worked back from a price label (`label_price`).
+    """
 
     line_id: int
     sku: str
@@ -32,12 +55,16 @@ class CartLine:
     barcode: str | None = None
     discount: Discount | None = None
     age_approved_by: str | None = None
+    # A price label's price: what the customer pays for this weight line, as printed.
+    label_price: int | None = None
 
     @property
     def base_amount(self) -> int:
         """Price before discounts, in minor units."""
+        if self.label_price is not None:
+            return self.label_price
         if self.measure == "weight":
-            return round_half_up(Fraction(self.unit_price * self.quantity, GRAMS_PER_KG))
+            return price_for_weight(self.unit_price, self.quantity)
         return self.unit_price * self.quantity
 
     @property
@@ -93,7 +120,7 @@ class Cart:
         product = match.product
         if product.price.currency != self.currency:
             raise CartError(f"{product.sku} is priced in {product.price.currency}")
-        measure, unit_price, quantity = _measure_of(match, quantity)
+        measure, unit_price, quantity, label_price = _measure_of(match, quantity)
         if measure == "each":
             for line in self.lines:
                 if line.sku == product.sku and line.measure == "each" and line.discount is None:
@@ -105,6 +132,30 @@ class Cart:
             unit_price=unit_price,
             quantity=quantity,
             measure=measure,
+            tax_class=product.tax_class,
+            stock_tracked=product.stock_tracked,
+            age_restriction=product.age_restriction,
+            barcode=match.scanned.raw if match.scanned else None,
+            label_price=label_price,
+        )
+        return replace(self, lines=(*self.lines, line), next_line_id=self.next_line_id + 1)
+
+    def add_weighed(self, match: ProductMatch, grams: int) -> Cart:
+        """Add a product sold by weight at the stable weight the scale gave, in grams."""
+        product = match.product
+        if not needs_weighing(match):
+            raise CartError(f"{product.name} is not weighed on the scale")
+        if grams <= 0:
+            raise CartError("a weighed item needs a weight above zero")
+        if product.price.currency != self.currency:
+            raise CartError(f"{product.sku} is priced in {product.price.currency}")
+        line = CartLine(
+            line_id=self.next_line_id,
+            sku=product.sku,
+            name=product.name,
+            unit_price=product.price.minor,
+            quantity=grams,
+            measure="weight",
             tax_class=product.tax_class,
             stock_tracked=product.stock_tracked,
             age_restriction=product.age_restriction,
@@ -191,19 +242,32 @@ class Cart:
         return replace(self, lines=lines)
 
 
-def _measure_of(match: ProductMatch, quantity: int) -> tuple[Measure, int, int]:
-    """How a product found by this match is counted and priced."""
+def needs_weighing(match: ProductMatch) -> bool:
+    """True when the product is sold by weight and no label on it says its weight or price."""
+    return match.product.sold_by == "kg" and (
+        match.scanned is None or match.scanned.variable is None
+    )
+
+
+def _measure_of(match: ProductMatch, quantity: int) -> tuple[Measure, int, int, int | None]:
+    """How a product found by this match is counted and priced, and its label price if any."""
     product: Product = match.product
     variable = match.scanned.variable if match.scanned else None
     if variable is not None and quantity != 1:
         # Each label carries its own weight or price; a multiplier would charge it wrongly.
         raise CartError(f"{product.name} has a weight or price label; scan each label once")
     if variable is not None and variable.measure == "price":
-        return "price", variable.value, 1
+        if product.sold_by == "kg":
+            # Stock of goods sold by weight is kept in grams, whichever label sold them.
+            if product.price.minor <= 0:
+                raise CartError(f"{product.name} has no price per kg to weigh its label by")
+            grams = grams_for_price(variable.value, product.price.minor)
+            return "weight", product.price.minor, grams, variable.value
+        return "price", variable.value, 1, None
     if variable is not None and variable.measure == "weight":
         if product.sold_by != "kg":
             raise CartError(f"{product.name} is not sold by weight")
-        return "weight", product.price.minor, variable.value
+        return "weight", product.price.minor, variable.value, None
     if product.sold_by == "kg":
         raise CartError(f"{product.name} is sold by weight; weigh it on the scale")
-    return "each", product.price.minor, quantity
+    return "each", product.price.minor, quantity, None

@@ -10,7 +10,7 @@ from typing import Protocol
 from appliance.core.barcode import VariableMeasureRule
 from appliance.core.cart import Cart, CartTotals
 from appliance.core.cash_rounding import cash_due
-from appliance.core.catalog import CatalogLookup, find_product
+from appliance.core.catalog import CatalogLookup, ProductMatch, find_product
 from appliance.core.clock import Clock
 from appliance.core.discount import Discount
 from appliance.core.events import Event, EventBus, SaleCommitted
@@ -129,6 +129,14 @@ class Checkout:
         """
         product = find_product(self._catalog, code, self._rules)
         return self._change(lambda cart: self._starting(cart).add(product))
+
+    def find(self, code: str) -> ProductMatch:
+        """The product for a barcode or SKU, not added (to see whether it needs weighing)."""
+        return find_product(self._catalog, code, self._rules)
+
+    def add_weighed(self, match: ProductMatch, grams: int) -> Cart:
+        """Add a product sold by weight at a stable weight from the scale, in grams."""
+        return self._change(lambda cart: self._starting(cart).add_weighed(match, grams))
 
     def set_quantity(self, line_id: int, quantity: int) -> Cart:
         """Change a line's quantity."""
