@@ -14,6 +14,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from litestar import MediaType, Response, Router, get
+from litestar.params import FromPath
 from litestar.static_files import create_static_files_router
 from peewee import Database
 
@@ -68,7 +69,7 @@ def receipt_routes(db: Database, rules: ReceiptRules, clock: Clock | None = None
         return find_receipt(db, token, time.now(), rules)
 
     @get("/r/{token:str}", sync_to_thread=True, include_in_schema=False)
-    def receipt_page(token: str) -> Response[str]:
+    def receipt_page(token: FromPath[str]) -> Response[str]:
         """A sale's receipt for a phone, or a page that waits for the sale to arrive."""
         found = lookup(token)
         if isinstance(found, Pending):
@@ -81,7 +82,7 @@ def receipt_routes(db: Database, rules: ReceiptRules, clock: Clock | None = None
         )
 
     @get("/r/{token:str}/receipt.pdf", sync_to_thread=True, include_in_schema=False)
-    def receipt_file(token: str) -> Response[Any]:
+    def receipt_file(token: FromPath[str]) -> Response[Any]:
         """The sale's receipt as a PDF."""
         found = lookup(token)
         if not isinstance(found, Found):
