@@ -142,8 +142,6 @@ class SerialScaleSettings(_Device, frozen=True, tag="serial_scale"):
     bytesize: Literal[7, 8] = 7
     parity: Literal["E", "O", "N"] = "E"
     answer_timeout: Annotated[float, msgspec.Meta(ge=0.1, le=10.0)] = 1.0
-    # How long a checkout waits for a moving platter to settle before it says so.
-    stable_wait: Annotated[float, msgspec.Meta(ge=0.0, le=30.0)] = 3.0
 
 
 # Every kind, for parsing. The drivers layer gives each one its adapter and port family in

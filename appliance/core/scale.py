@@ -115,6 +115,22 @@ def sellable_grams(reading: WeightReading) -> int:
     raise WeighingError(reading, f"the scale gave no weight: {reading.reason}")
 
 
+def weigh_for_sale(
+    scale: Scale | None,
+    monotonic: Callable[[], float],
+    sleep: Callable[[float], None],
+    *,
+    timeout: float = STABLE_WAIT_SECONDS,
+) -> int:
+    """The stable weight to sell, in grams, after a bounded wait; WeighingError saying why not.
+
+    Blocking (it asks the scale): run it off the main thread.
+    """
+    if scale is None:
+        raise no_scale()
+    return sellable_grams(wait_for_stable(scale, monotonic, sleep, timeout=timeout))
+
+
 def no_scale() -> WeighingError:
     """The error for a weighed item on a checkout without a scale."""
     return WeighingError(None, "this checkout has no scale: ask a member of staff")

@@ -239,6 +239,7 @@ class Appliance:
                 device_id=self.settings.device.id,
                 take_scans=route_input,
                 staff_badge=self.stores.staff.by_badge,
+                scale=lambda: devices.scale,
             )
         devices.open_all(self.bus)
         self.card_gate = self._open_card_gate(devices)

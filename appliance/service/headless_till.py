@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import TYPE_CHECKING
@@ -26,16 +27,20 @@ from appliance.core.card_payment import (
     card_request,
     card_tender,
 )
+from appliance.core.cart import needs_weighing
+from appliance.core.catalog import ProductMatch
 from appliance.core.checkout import Checkout
 from appliance.core.devices import BarcodeScanned, CardTapped
 from appliance.core.events import EventBus
 from appliance.core.payment import PaymentRequest, PaymentResult, PaymentTerminal
 from appliance.core.sale import Sale
+from appliance.core.scale import Scale, weigh_for_sale
 from appliance.core.staff import StaffMember
 from appliance.core.tender import Tender
 from appliance.errors import (
     ApplianceError,
     CartError,
+    DeviceError,
     DomainError,
     SalesPausedError,
     TenderError,
@@ -63,8 +68,10 @@ class HeadlessTill:
         device_id: str,
         take_scans: bool = True,
         staff_badge: Callable[[str], StaffMember | None] = lambda _uid: None,
+        scale: Callable[[], Scale | None] = lambda: None,
     ) -> None:
         self._checkout = checkout
+        self._scale = scale
         self._staff_badge = staff_badge  # who a tapped badge belongs to: approves ID checks
         self._bus = bus
         self._journal = journal
@@ -190,6 +197,13 @@ class HeadlessTill:
             return
         before = self._checkout.cart.lines
         try:
+            match = self._checkout.find(event.code)
+            if needs_weighing(match):
+                # The scale answers in up to seconds (motion): never on the main loop.
+                threading.Thread(
+                    target=self._weigh, args=(match, event), name="weigh", daemon=True
+                ).start()
+                return
             cart = self._checkout.scan(event.code)
         except DomainError as err:
             log.warning("scan %s on %s refused: %s", event.code, event.device, err)
@@ -197,6 +211,16 @@ class HeadlessTill:
         added = next((line for line in cart.lines if line not in before), None)
         name = added.name if added is not None else "?"
         log.info("scanned %s on %s: %s", event.code, event.device, name)
+
+    def _weigh(self, match: ProductMatch, event: BarcodeScanned) -> None:
+        """The weighing thread: a stable weight from the scale, then the line in the cart."""
+        try:
+            grams = weigh_for_sale(self._scale(), time.monotonic, time.sleep)
+            self._checkout.add_weighed(match, grams)
+        except (DomainError, DeviceError) as err:
+            log.warning("scan %s on %s not weighed: %s", event.code, event.device, err)
+            return
+        log.info("weighed %s on %s: %s, %d g", event.code, event.device, match.product.name, grams)
 
     def _tapped(self, event: CardTapped) -> None:
         texts = [r.text for r in event.records if r.text is not None]

@@ -3,14 +3,27 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from typing import Any
 
+from kivy.clock import Clock
 from kivy.event import EventDispatcher
 from kivy.properties import BooleanProperty, ListProperty, NumericProperty, StringProperty
 
-from appliance.core.cart import Cart, CartLine
+from appliance.core.cart import Cart, CartLine, needs_weighing
+from appliance.core.catalog import ProductMatch
 from appliance.core.checkout import CartChanged
-from appliance.errors import DomainError
+from appliance.core.scale import (
+    InMotion,
+    Overload,
+    Scale,
+    StableWeight,
+    Underload,
+    WeighingError,
+    weigh_for_sale,
+)
+from appliance.errors import DeviceError, DomainError
 from appliance.screens.presenters.context import ScreenContext
 from appliance.screens.presenters.messages import customer_message
 
@@ -33,6 +46,7 @@ class CartPresenter(EventDispatcher):
     # While the cart is being parked or a parked one fetched (on the writer thread): why it
     # may not change, said to whoever tries. Empty when it may.
     held = StringProperty("")
+    weighing = BooleanProperty(False)  # a weighed item waits for a stable weight
 
     def __init__(self, ctx: ScreenContext, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -50,6 +64,9 @@ class CartPresenter(EventDispatcher):
             return False
         before = self._checkout.cart.lines
         try:
+            match = self._checkout.find(code)
+            if needs_weighing(match):
+                return self._weigh(match)
             cart = self._checkout.scan(code)
         except DomainError as err:
             self._ctx.session.say(customer_message(self._ctx.tr, err), "warning")
@@ -58,6 +75,65 @@ class CartPresenter(EventDispatcher):
         if changed is not None:
             self.last_line_id = changed.line_id
         return True  # the rows follow from the CartChanged the checkout posted
+
+    def _weigh(self, match: ProductMatch) -> bool:
+        """Read a stable weight on a thread of its own; the line is added on the main thread."""
+        if self.weighing:
+            return False
+        tr = self._ctx.tr
+        name = match.product.name_in(self._ctx.session.language)
+        self.weighing = True
+        self._ctx.session.say(
+            tr._("Weighing {name}: keep it still on the scale").format(name=name), "info"
+        )
+        devices = self._ctx.services.devices
+        scale: Scale | None = devices.scale if devices is not None else None
+
+        def weigh() -> None:
+            try:
+                grams = weigh_for_sale(scale, time.monotonic, time.sleep)
+            except DeviceError as err:
+                failed = err  # `err` is unbound after the except block; the callback runs later
+                Clock.schedule_once(lambda _dt: self._weighed(match, None, failed))
+            else:
+                Clock.schedule_once(lambda _dt: self._weighed(match, grams, None))
+
+        # The scale answers within seconds when the platter moves: never in a frame.
+        threading.Thread(target=weigh, name="weigh", daemon=True).start()
+        return True
+
+    def _weighed(self, match: ProductMatch, grams: int | None, error: DeviceError | None) -> None:
+        """Main thread: add the weighed line, or say why nothing was added."""
+        self.weighing = False
+        if grams is None:
+            self._ctx.session.say(self._weighing_message(error), "warning")
+            return
+        before = self._checkout.cart.lines
+        try:
+            cart = self._checkout.add_weighed(match, grams)
+        except DomainError as err:
+            self._ctx.session.say(customer_message(self._ctx.tr, err), "warning")
+            return
+        self._ctx.session.clear_message()
+        changed = next((line for line in cart.lines if line not in before), None)
+        if changed is not None:
+            self.last_line_id = changed.line_id
+
+    def _weighing_message(self, error: DeviceError | None) -> str:
+        tr = self._ctx.tr
+        log.info("not weighed: %s", error)
+        reading = error.reading if isinstance(error, WeighingError) else None
+        if isinstance(error, WeighingError) and reading is None:
+            return tr._("This checkout has no scale. Please ask a member of staff.")
+        if isinstance(reading, InMotion):
+            return tr._("The scale did not settle. Keep the item still and scan it again.")
+        if isinstance(reading, Underload):
+            return tr._("The scale needs resetting. Please ask a member of staff.")
+        if isinstance(reading, Overload):
+            return tr._("This is too heavy for the scale. Please ask a member of staff.")
+        if isinstance(reading, StableWeight):
+            return tr._("Put the item on the scale, then scan it again.")
+        return tr._("The scale is not working. Please ask for help.")
 
     def plus(self, line_id: int) -> None:
         """One more of a line counted in items."""
