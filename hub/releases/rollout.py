@@ -43,6 +43,7 @@ from hub.releases.models import (
     RolloutTarget,
 )
 from hub.releases.store import ReleaseView, release
+from hub.store_locks import lock_store
 from hub.stores import devices_of
 
 log = logging.getLogger(__name__)
@@ -142,6 +143,9 @@ def start_rollout(
         raise RolloutError(f"store {store!r} has no devices (appliance-hub fleet assign)")
     moment = utc_naive(now or datetime.now(UTC))
     with db.atomic():
+        # Two admins starting the same rollout at once: the second waits here and then
+        # finds the first's, instead of making a second rollout to the same devices.
+        lock_store(db, store)
         rollout = (
             Rollout.select()
             .where(

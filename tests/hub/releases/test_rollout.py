@@ -195,3 +195,42 @@ def test_command_args_are_strings_only_as_the_device_reads_them(
     assert all(isinstance(value, str) for value in command.args.values())
     job = CommandJob.select().where(CommandJob.id == command.id).get(rel_db)
     assert json.loads(job.args)["version"] == VERSION
+
+
+def test_admins_starting_one_rollout_at_once_make_one_rollout(
+    rel_db: Database, fleet: bytes, fleet_key: Ed25519PrivateKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import contextlib
+    import threading
+
+    # Each start waits for the other just before it creates the rollout: without the
+    # store's lock both have found none by then and both create one. With it the second
+    # waits for the first's commit, so the first's wait here runs out and it goes on.
+    both_looked = threading.Barrier(2, timeout=3)
+    insert = Rollout.insert
+
+    def insert_after_both_looked(*args: object, **kwargs: object) -> object:
+        with contextlib.suppress(threading.BrokenBarrierError):
+            both_looked.wait()
+        return insert(*args, **kwargs)
+
+    monkeypatch.setattr(Rollout, "insert", insert_after_both_looked)
+    failures: list[BaseException] = []
+
+    def start() -> None:
+        try:
+            start_rollout(rel_db, VERSION, STORE, 50, Signer(fleet_key, BASE))
+        except BaseException as err:  # reported below
+            failures.append(err)
+        finally:
+            rel_db.close()  # this thread's connection
+
+    threads = [threading.Thread(target=start) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    assert Rollout.select().count(rel_db) == 1
+    assert len(targets(rel_db)) == 10  # half the store, each device once
+    assert HeldCommand.select().count(rel_db) == 10
