@@ -226,7 +226,8 @@ class ScreenSettings(_Section, frozen=True):
     scan_sound_volume: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.5
     # A cashier may give up to this cart discount alone; above it a supervisor approves.
     cashier_discount_percent: Annotated[int, msgspec.Meta(ge=0, le=100)] = 10
-    # The e-receipt QR code: "{id}" and "{receipt}" are filled in; empty puts the receipt in it.
+    # The e-receipt QR code's URL: "{id}", "{receipt}" and "{token}" (the sale's secret link
+    # token, e.g. "https://hub.example/r/{token}") are filled in; empty puts the receipt in it.
     e_receipt_url: str = ""
 
     def __post_init__(self) -> None:
