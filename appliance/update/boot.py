@@ -50,6 +50,11 @@ class UpdateBoot:
         """Run once at start-up, before the database opens; returns (and keeps) the mode."""
         record = self.state.load()
         if record.phase not in ("trying", "gate_failed"):
+            if self.slots.trying():
+                # No try is in hand, so nothing would gate or commit this one: the default.
+                log.error("a try boot with no update trying (%s): rebooting", record.phase)
+                self.mode = "reboot"
+                return self.mode
             self.mode = "normal"
             return self.mode
         booted = self.slots.booted()

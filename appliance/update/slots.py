@@ -345,8 +345,12 @@ class DirectorySlots:
         return self._booted()[0]
 
     def trying(self) -> bool:
-        """Whether the launcher started this boot as the one-shot try."""
-        return self._booted()[1]
+        """Whether the launcher started this boot as the one-shot try of the [tryboot] slot.
+
+        As on the Pi, a commit in this boot ends it: the booted slot is then the default.
+        """
+        slot, trying = self._booted()
+        return trying and read_autoboot(self.root).tryboot == BOOT_PARTITIONS[slot]
 
     def inactive(self) -> Slot:
         """The slot not running."""

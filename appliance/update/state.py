@@ -31,8 +31,11 @@ Phase = Literal[
     "rolled_back",
     "rejected",
 ]
-# A job in one of these is in hand: a new update command waits until it ends.
-ACTIVE: frozenset[Phase] = frozenset({"offered", "downloading", "downloaded", "trying"})
+# A job in one of these is in hand: a new update command waits until it ends. A failed
+# gate is in hand until the old slot starts and restores the snapshot.
+ACTIVE: frozenset[Phase] = frozenset(
+    {"offered", "downloading", "downloaded", "trying", "gate_failed"}
+)
 Count = Annotated[int, msgspec.Meta(ge=0)]
 
 

@@ -185,6 +185,14 @@ class Updater:
             record = self._state.load()
             if record.phase in ACTIVE and record.job != job:
                 return self._reject_other(job, version, record)
+            if self._boot.mode != "normal":
+                # The slot a download writes is the one the firmware falls back to until
+                # the try commits; after it, this try boot's state is still being settled.
+                return self._reject(
+                    job,
+                    version,
+                    f"the try boot of {record.version} is not over; offer it again later",
+                )
             try:
                 manifest = self._check(args, record)
             except UpdateRejectedError as err:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import sqlite3
+import tarfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -30,7 +31,11 @@ from appliance.update.updater import HOLD_REASON, Updater
 from tests.update.bundles import extract_payload, make_bundle
 
 WAIT = 10.0
-OLD, NEW = "2026.6.1", "2026.12.1"
+OLD, NEW, NEWER = "2026.6.1", "2026.12.1", "2026.12.2"
+
+
+def url_of(version: str) -> str:
+    return f"https://hub.test/bundles/{version}/payload.bin"
 
 
 def wait_until(done: Callable[[], object], what: str) -> None:
@@ -60,6 +65,7 @@ class Device:
         self.key = key
         self.bundle, self.manifest = make_bundle(tmp_path, version=NEW, key=key)
         self.payload = extract_payload(self.bundle, tmp_path / "payload.bin")
+        self.payloads = {url_of(NEW): self.payload}  # what the bundle server serves
         self.root = tmp_path / "slots"
         self.database = tmp_path / "data" / "appliance.db"
         self.database.parent.mkdir()
@@ -122,10 +128,9 @@ class Device:
         on_progress: Callable[[int, int], None],
         should_stop: Callable[[], bool],
     ) -> None:
-        assert url == "https://hub.test/bundles/2026.12.1/payload.bin"
         done = download(
             manifest,
-            FileSource(self.payload),
+            FileSource(self.payloads[url]),
             slot,
             progress,
             record=record,
@@ -137,24 +142,15 @@ class Device:
             verify_slot(manifest, slot, record=record)
 
     def command(self, job: str = "job-1", **changes: Any) -> dict[str, Any]:
-        manifest_json = self.bundle_member("manifest.json")
-        args = {
-            "command_id": job,
-            "version": NEW,
-            "url": "https://hub.test/bundles/2026.12.1/payload.bin",
-            "manifest": manifest_json.decode("utf-8"),
-            "signature": base64.b64encode(self.bundle_member("manifest.sig")).decode("ascii"),
-        }
+        args = command_for(self.bundle, NEW, job)
         args.update(changes)
         return args
 
-    def bundle_member(self, name: str) -> bytes:
-        import tarfile
-
-        with tarfile.open(self.bundle) as tar:
-            member = tar.extractfile(name)
-            assert member is not None
-            return member.read()
+    def release(self, version: str, folder: Path, job: str) -> dict[str, Any]:
+        """Another release on the hub, and the command offering it."""
+        bundle, _manifest = make_bundle(folder, version=version, key=self.key)
+        self.payloads[url_of(version)] = extract_payload(bundle, folder / "payload.bin")
+        return command_for(bundle, version, job)
 
     def sales(self) -> list[str]:
         with sqlite3.connect(self.database) as db:
@@ -172,6 +168,24 @@ class Device:
 
     def states(self) -> list[str]:
         return [report.state for report in self.reports]
+
+
+def command_for(bundle: Path, version: str, job: str) -> dict[str, Any]:
+    """The update command's args for a bundle."""
+    return {
+        "command_id": job,
+        "version": version,
+        "url": url_of(version),
+        "manifest": bundle_member(bundle, "manifest.json").decode("utf-8"),
+        "signature": base64.b64encode(bundle_member(bundle, "manifest.sig")).decode("ascii"),
+    }
+
+
+def bundle_member(bundle: Path, name: str) -> bytes:
+    with tarfile.open(bundle) as tar:
+        member = tar.extractfile(name)
+        assert member is not None
+        return member.read()
 
 
 @pytest.fixture
@@ -260,6 +274,57 @@ def test_a_failed_gate_reboots_and_the_old_slot_restores_the_snapshot_and_refuse
     assert device.commands[-1].state == "REJECTED"
     assert "rolled back here before" in device.commands[-1].reason
     assert device.reports[before:][-1].state == "rejected"
+
+
+def test_a_newer_offer_after_a_failed_gate_is_rejected_and_the_fallback_slot_stays_untouched(
+    device: Device, tmp_path: Path
+) -> None:
+    device.power_on(OLD)
+    offer(device)
+    device.rebooted.wait(WAIT)
+    device.healthy = False
+    device.power_on(NEW, gate_timeout=0.05)
+    device.sell("written by the new release")
+    device.rebooted.wait(WAIT)
+    assert device.phase() == "gate_failed"
+    # The reboot is asked, but the process runs on until it is stopped: an offer comes.
+    assert device.updater is not None
+    result = device.updater.action(device.release(NEWER, tmp_path / "newer", "job-2"))
+    assert result.startswith("rejected")
+    assert device.commands[-1].id == "job-2" and device.commands[-1].state == "REJECTED"
+    assert [r.state for r in device.reports if r.job == "job-2"] == ["rejected"]
+    time.sleep(0.2)  # a download started by mistake would be writing by now
+    assert not (device.root / "slot-A").exists()  # the slot the firmware falls back to
+    assert device.phase() == "gate_failed"
+
+    device.power_on(OLD)
+    assert device.phase() == "rolled_back"
+    assert device.sales() == ["before the update"]  # the snapshot was still there to restore
+
+
+def test_no_offer_is_taken_in_a_try_boot_even_once_it_committed(
+    device: Device, tmp_path: Path
+) -> None:
+    device.power_on(OLD)
+    offer(device)
+    device.rebooted.wait(WAIT)
+    device.power_on(NEW)
+    wait_until(lambda: device.phase() == "committed", "the commit")
+    assert device.updater is not None
+    device.updater.action(device.release(NEWER, tmp_path / "newer", "job-2"))
+    assert device.commands[-1].id == "job-2" and device.commands[-1].state == "REJECTED"
+    assert "try boot" in device.commands[-1].reason
+    assert device.phase() == "committed"
+
+
+def test_a_try_boot_with_no_try_in_hand_reboots_to_the_default_slot(device: Device) -> None:
+    device.power_on(OLD)
+    slots = DirectorySlots(device.root)
+    slots.arm_try()
+    (device.root / "tryboot").write_text("1")  # a try nobody recorded
+    boot = device.power_on(NEW)
+    assert boot.slots.trying() and boot.mode == "reboot"
+    assert device.phase() == "idle"
 
 
 def test_a_power_cut_after_trying_was_recorded_but_before_the_reboot_rolls_back(
