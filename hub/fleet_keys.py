@@ -37,6 +37,13 @@ def generate_fleet_keys(directory: Path, *, force: bool = False) -> tuple[Path, 
             " (--force replaces it)"
         )
     directory.mkdir(parents=True, exist_ok=True)
+    write_key_pair(private_path, public_path)
+    log.info("fleet key pair written to %s", directory)
+    return private_path, public_path
+
+
+def write_key_pair(private_path: Path, public_path: Path) -> Ed25519PrivateKey:
+    """A new Ed25519 key: the private half as 0600 PKCS#8 PEM, the public half beside it."""
     key = Ed25519PrivateKey.generate()
     pem = key.private_bytes(
         serialization.Encoding.PEM,
@@ -49,8 +56,7 @@ def generate_fleet_keys(directory: Path, *, force: bool = False) -> tuple[Path, 
         file.write(pem)
     os.chmod(private_path, 0o600)  # O_CREAT leaves an existing file's mode alone
     public_path.write_bytes(public_key_pem(key.public_key()))
-    log.info("fleet key pair written to %s", directory)
-    return private_path, public_path
+    return key
 
 
 def load_fleet_key(path: Path) -> Ed25519PrivateKey:

@@ -8,14 +8,14 @@ provisioned with (`[hub] release_public_key`).
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from appliance.errors import FleetKeyError
-from appliance.mqtt.signing import public_key_from_pem, public_key_pem
+from appliance.mqtt.signing import public_key_from_pem
+from hub.fleet_keys import write_key_pair
 from hub.releases.errors import ReleaseError
 
 log = logging.getLogger(__name__)
@@ -37,18 +37,7 @@ def generate_release_keys(private: Path, *, force: bool = False) -> tuple[Path, 
             " next release (--force replaces it)"
         )
     private.parent.mkdir(parents=True, exist_ok=True)
-    key = Ed25519PrivateKey.generate()
-    pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    # Created 0600 from the start: there is no moment when others could read it.
-    descriptor = os.open(private, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "wb") as file:
-        file.write(pem)
-    os.chmod(private, 0o600)  # O_CREAT leaves an existing file's mode alone
-    public.write_bytes(public_key_pem(key.public_key()))
+    write_key_pair(private, public)
     log.info("release key pair written: %s, %s", private, public)
     return private, public
 

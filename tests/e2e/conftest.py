@@ -1,4 +1,4 @@
-"""Real processes for end-to-end tests, each stopped by PID at the end."""
+"""Real processes for end-to-end tests, each stopped by PID at the end, and the browser."""
 
 from __future__ import annotations
 
@@ -7,8 +7,11 @@ import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from tests import real_parts
 
 
 class Processes:
@@ -45,3 +48,28 @@ def processes() -> Iterator[Processes]:
         yield started
     finally:
         started.stop_all()
+
+
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    """Debian's chromium, headless, through playwright (never a downloaded browser)."""
+    sync_api = real_parts.module("playwright.sync_api", "playwright")
+    executable = real_parts.binary("chromium", "chromium", also=("/usr/bin/chromium",))
+    with sync_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=executable, headless=True, args=CHROMIUM_FLAGS
+        )
+        try:
+            yield launched
+        finally:
+            launched.close()

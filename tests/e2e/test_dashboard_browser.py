@@ -19,7 +19,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,6 @@ from appliance.store.catalog import SqliteCatalog
 from appliance.store.database import open_database
 from hub.db import open_hub_database
 from hub.telemetry_history import TelemetryPoint
-from tests import real_parts
 from tests.broker import MosquittoBroker, free_port
 from tests.e2e.conftest import Processes
 
@@ -43,14 +42,6 @@ STORE = "berlin"
 EAN = "4001234567891"  # not in the demo catalog the simulated store starts with
 ADMIN, PASSWORD = "ada", "a long passphrase for the test"
 WAIT_MS = 60_000  # a generous bound on what the page should show; never a timing claim
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 def _hub(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -188,21 +179,6 @@ class Fleet:
             return int(TelemetryPoint.select().where(TelemetryPoint.device == DEVICE).count(db))
         finally:
             db.close()
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    """Debian's chromium, headless, through playwright (never a downloaded browser)."""
-    sync_api = real_parts.module("playwright.sync_api", "playwright")
-    executable = real_parts.binary("chromium", "chromium", also=("/usr/bin/chromium",))
-    with sync_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=executable, headless=True, args=CHROMIUM_FLAGS
-        )
-        try:
-            yield launched
-        finally:
-            launched.close()
 
 
 def shot(page: Any, name: str, *, down_to: str = "main") -> Path:

@@ -13,20 +13,17 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from appliance.screens.customer.qr_receipt import receipt_link
 from hub.db import open_hub_database
 from hub.migrations import migrate
-from tests import real_parts
 from tests.broker import free_port
 from tests.e2e.conftest import Processes
-from tests.e2e.test_dashboard_browser import CHROMIUM_FLAGS
 from tests.hub.receipts.pdf_text import pdf_text
 from tests.hub.receipts.shop import Kiosk, send
 
@@ -41,21 +38,6 @@ def _until(check: Callable[[], bool], timeout: float, what: str) -> None:
     while not check():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.3)
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    """Debian's chromium, headless, through playwright (never a downloaded browser)."""
-    sync_api = real_parts.module("playwright.sync_api", "playwright")
-    executable = real_parts.binary("chromium", "chromium", also=("/usr/bin/chromium",))
-    with sync_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=executable, headless=True, args=CHROMIUM_FLAGS
-        )
-        try:
-            yield launched
-        finally:
-            launched.close()
 
 
 def test_the_qr_link_opens_the_receipt_on_a_phone_once_the_sale_arrives(
