@@ -30,6 +30,9 @@ TERMINAL_OUTCOMES = (
     "drop-early",
     "drop-after-ack",
 )
+# The control socket's scale actions (appliance.drivers.sim.control.SCALE_ACTIONS); a test
+# keeps them equal.
+SCALE_ACTIONS = ("motion", "underload", "overload", "clear", "zero")
 # A card payment waits for the customer at the terminal; the till answers after that.
 PAY_ANSWER_SECONDS = PAY_TIMEOUT_SECONDS + 60.0
 
@@ -133,6 +136,24 @@ def end_of_day(simulate: bool, config_path: str | None) -> None:
 def terminal(outcome: str, simulate: bool, config_path: str | None) -> None:
     """Script the terminal."""
     _send(config_path, {"cmd": "terminal", "outcome": outcome})
+
+
+@_command("weigh", "Put a stable load of GRAMS on the simulated scale (0 empties it).")
+@click.argument("grams", type=click.IntRange(min=0))
+def weigh(grams: int, simulate: bool, config_path: str | None) -> None:
+    """Load the scale; prints what it shows."""
+    _send(config_path, {"cmd": "weigh", "grams": grams})
+
+
+@_command(
+    "scale",
+    "The simulated scale's platter moves, reads below zero or over capacity until clear; "
+    "zero presses its zero key.",
+)
+@click.argument("action", type=click.Choice(SCALE_ACTIONS))
+def scale(action: str, simulate: bool, config_path: str | None) -> None:
+    """Play a scale condition; prints what it shows."""
+    _send(config_path, {"cmd": "scale", "action": action})
 
 
 @_command("unplug", "Unplug the simulated scanner's cable.")

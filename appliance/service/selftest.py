@@ -2,10 +2,10 @@
 
 Each check makes the device do its real job once: the printer reports its status and
 prints a test page, the drawer is kicked and its sensor must see it open, a scanner
-must read a code, an NFC reader must see a card, the terminal must approve a payment
-of one minor unit. With simulators the input is injected on the far side of the wire;
-with hardware, a technician is asked (unless --non-interactive, where what needs a
-person is skipped, never passed).
+must read a code, an NFC reader must see a card, the terminal must answer a status
+enquiry, a scale must zero and then weigh a load. With simulators the input is injected
+on the far side of the wire; with hardware, a technician is asked (unless
+--non-interactive, where what needs a person is skipped, never passed).
 """
 
 from __future__ import annotations
@@ -27,6 +27,14 @@ from appliance.core.devices import (
 )
 from appliance.core.events import EventBus
 from appliance.core.payment import PaymentTerminal
+from appliance.core.scale import (
+    InMotion,
+    Overload,
+    Scale,
+    StableWeight,
+    Underload,
+    WeightReading,
+)
 from appliance.drivers.base import DeviceBase
 from appliance.drivers.manager import DeviceManager
 from appliance.errors import ApplianceError, DeviceError
@@ -107,6 +115,7 @@ class Selftest:
             "scanner": self._check_scanner,
             "card_reader": self._check_card_reader,
             "payment_terminal": self._check_terminal,
+            "scale": self._check_scale,
         }
 
     def run(self) -> list[CheckResult]:
@@ -205,6 +214,43 @@ class Selftest:
             return "fail", str(err)
         return "pass", answer
 
+    def _check_scale(self, device: DeviceBase) -> tuple[Verdict, str]:
+        """Zero the empty scale, then weigh: a load put on it when someone or a simulator can."""
+        scale = cast(Scale, device)
+        if not self._wait(lambda: device.health.state != "offline"):
+            return "fail", device.health.reason or "offline"
+        zeroed = scale.zero()
+        if zeroed != StableWeight(0):
+            return "fail", f"did not zero: {reading_text(zeroed)}"
+        inject = self._injectors.get(device.name)
+        if inject is None and not self._interactive:
+            empty = scale.weigh()
+            if empty != StableWeight(0):
+                return "fail", f"zeroed, then read {reading_text(empty)}"
+            return (
+                "pass",
+                "zeroed, reads 0 g (a load needs a person: run without --non-interactive)",
+            )
+        if inject is not None:
+            inject()
+        else:
+            self._prompter.tell(
+                f"Please put any item on the scale {device.name} (within {self._timeout:g} s)."
+            )
+        readings: list[WeightReading] = []
+
+        def loaded() -> bool:
+            readings.append(scale.weigh())
+            last = readings[-1]
+            return isinstance(last, StableWeight) and last.grams > 0
+
+        if self._wait(loaded):
+            return "pass", f"zeroed, weighed {reading_text(readings[-1])}"
+        return (
+            "fail",
+            f"zeroed, but no load weighed within {self._timeout:g} s: {reading_text(readings[-1])}",
+        )
+
     def _health(self, device: DeviceBase) -> DeviceHealth:
         return next((h for h in self._manager.health() if h.device == device.name), device.health)
 
@@ -218,6 +264,19 @@ class Selftest:
             self._bus.wait(min(left, POLL_SECONDS))
             self._bus.drain()
         return True
+
+
+def reading_text(reading: WeightReading) -> str:
+    """A scale's answer in words, for a technician."""
+    if isinstance(reading, StableWeight):
+        return f"{reading.grams} g"
+    if isinstance(reading, InMotion):
+        return "the platter is moving"
+    if isinstance(reading, Underload):
+        return "below zero"
+    if isinstance(reading, Overload):
+        return "over capacity"
+    return reading.reason
 
 
 @dataclass(frozen=True, slots=True)

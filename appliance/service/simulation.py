@@ -22,7 +22,7 @@ from appliance.drivers.base import DeviceBase
 from appliance.drivers.manager import DeviceManager
 from appliance.drivers.registry import KINDS, kind_of
 from appliance.drivers.sim.control import ControlServer, control_socket_path, lab_commands
-from appliance.drivers.sim.lab import DRAWER, NFC, PRINTER, SCANNER, TERMINAL, SimLab
+from appliance.drivers.sim.lab import DRAWER, NFC, PRINTER, SCALE, SCANNER, TERMINAL, SimLab
 from appliance.errors import ApplianceError
 from appliance.service.demo import seed_demo_catalog, seed_demo_staff, seed_demo_stored_value
 
@@ -41,6 +41,7 @@ LAB_NAMES: dict[DeviceKind, str] = {
     "drawer": DRAWER,
     "card_reader": NFC,
     "payment_terminal": TERMINAL,
+    "scale": SCALE,
 }
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from appliance.core.events import EventBus
 from appliance.drivers.manager import DeviceManager
-from appliance.drivers.sim.lab import SimLab
+from appliance.drivers.sim.lab import SELFTEST_GRAMS, SimLab
 from appliance.drivers.sim.zvt_terminal import ZvtEmulator
 from appliance.service.selftest import CheckResult, Selftest, SilentPrompter, run_selftest
 from appliance.settings import simulated_settings
@@ -95,7 +95,8 @@ def verdicts(results: dict[str, CheckResult]) -> dict[str, str]:
 
 
 def test_every_simulated_device_passes(bench: Bench) -> None:
-    """Printer prints, scanner reads the injected code, drawer opens, terminal approves."""
+    """Printer prints, scanner reads the injected code, drawer opens, terminal answers,
+    scale zeroes and weighs the injected load."""
     results = bench.run()
 
     assert verdicts(results) == {
@@ -103,8 +104,10 @@ def test_every_simulated_device_passes(bench: Bench) -> None:
         "scanner": "pass",
         "drawer": "pass",
         "terminal": "pass",
+        "scale": "pass",
     }
     assert results["scanner"].reason == "read 4006381333931"
+    assert results["scale"].reason == f"zeroed, weighed {SELFTEST_GRAMS} g"
     assert bench.lab.printer is not None and len(bench.lab.printer.jobs) == 1
     assert bench.lab.drawer is not None and bench.lab.drawer.kicks == 1
 
@@ -179,6 +182,56 @@ def test_without_a_person_or_an_injector_a_scanner_is_skipped(bench: Bench) -> N
 
     assert results["scanner"].verdict == "skip"
     assert "needs a person" in results["scanner"].reason
+
+
+def test_the_scale_is_zeroed_before_it_is_weighed(bench: Bench) -> None:
+    """Z goes over the wire first, then W until the load reads: never a weight unzeroed."""
+    scale = bench.lab.scale
+    assert scale is not None
+
+    results = bench.run()
+
+    assert results["scale"].verdict == "pass"
+    assert scale.requests[0] == b"Z"
+    assert set(scale.requests[1:]) == {b"W"}
+
+
+def test_a_scale_that_cannot_zero_fails_with_the_reason(bench: Bench) -> None:
+    """A moving platter refuses the zero request: FAIL saying so, no weighing."""
+    scale = bench.lab.scale
+    assert scale is not None
+    scale.motion()
+
+    results = bench.run(timeout=SHORT)
+
+    assert results["scale"].verdict == "fail"
+    assert results["scale"].reason == "did not zero: the platter is moving"
+    assert scale.requests == [b"Z"]
+
+
+def test_a_load_that_never_settles_fails_the_scale(bench: Bench) -> None:
+    """Zeroed, but the load put on it keeps moving: FAIL naming the timeout and the motion."""
+    scale = bench.lab.scale
+    assert scale is not None
+
+    def moving_load() -> None:
+        scale.put(SELFTEST_GRAMS)
+        scale.motion()
+
+    results = bench.run(injectors={"scale": moving_load}, timeout=SHORT)
+
+    assert results["scale"].verdict == "fail"
+    assert "no load weighed within 1 s: the platter is moving" in results["scale"].reason
+
+
+def test_without_a_person_or_an_injector_the_empty_scale_is_zeroed_and_read(
+    bench: Bench,
+) -> None:
+    """Non-interactive, nothing to load it: PASS on zero and an empty reading, saying so."""
+    results = bench.run(injectors={})
+
+    assert results["scale"].verdict == "pass"
+    assert results["scale"].reason.startswith("zeroed, reads 0 g")
 
 
 def test_interactive_asks_the_technician_to_scan(bench: Bench) -> None:
@@ -313,6 +366,7 @@ def test_cli_simulated_lab_passes_every_device(appliance: Cli) -> None:
         "drawer": "pass",
         "nfc": "pass",
         "terminal": "pass",
+        "scale": "pass",
     }
 
 

@@ -17,6 +17,7 @@ import pytest
 from appliance.core.devices import BarcodeScanned, CardTapped, DeviceHealth
 from appliance.core.events import EventBus
 from appliance.core.payment import PaymentRequest, PaymentTerminal
+from appliance.core.scale import InMotion, Overload, StableWeight, Underload
 from appliance.drivers.manager import DeviceManager, write_snapshot
 from appliance.drivers.sim.control import (
     MAX_CONNECTIONS,
@@ -84,6 +85,8 @@ class Lab:
             sims.scanner.replug()
         assert sims.terminal is not None
         sims.terminal.script()  # nothing queued: the emulator approves
+        assert sims.scale is not None
+        sims.scale.put(0)
         self.wait_all_ok()
         self.scans.clear()
         self.taps.clear()
@@ -181,6 +184,40 @@ def test_unplug_and_replug_the_scanner(lab: Lab, appliance: Cli) -> None:
     assert [scan.code for scan in lab.scans] == ["12345670"]
 
 
+def test_weigh_and_scale_actions_are_what_the_adapter_reads(lab: Lab, appliance: Cli) -> None:
+    """`sim weigh` loads the pty scale the SerialScale asks; `sim scale ...` plays its
+    conditions until clear, and `sim scale zero` presses its zero key."""
+    scale = lab.devices.scale
+    assert scale is not None
+
+    assert sim(appliance, "weigh", "1234") == {
+        "ok": True,
+        "scale": {"grams": 1234, "condition": "stable"},
+    }
+    assert scale.weigh() == StableWeight(1234)
+    for action, reading in (("motion", InMotion()), ("overload", Overload())):
+        answer = sim(appliance, "scale", action)
+        assert answer["scale"] == {"grams": 1234, "condition": action}
+        assert scale.weigh() == reading
+    sim(appliance, "scale", "clear")
+    assert scale.weigh() == StableWeight(1234)
+
+    sim(appliance, "weigh", "0")
+    sim(appliance, "scale", "underload")
+    assert scale.weigh() == Underload()
+    assert sim(appliance, "scale", "zero")["scale"] == {"grams": 0, "condition": "stable"}
+    assert scale.weigh() == StableWeight(0)
+
+
+def test_weigh_refuses_what_is_no_weight(lab: Lab, appliance: Cli) -> None:
+    """Negative or fractional grams are refused by the CLI and by the socket alike."""
+    assert appliance("sim", "weigh", "-5", config=False).exit_code == 2
+    assert appliance("sim", "weigh", "1.5", config=False).exit_code == 2
+    assert send(lab.socket, {"cmd": "weigh", "grams": -5})["ok"] is False
+    assert send(lab.socket, {"cmd": "weigh", "grams": True})["ok"] is False
+    assert send(lab.socket, {"cmd": "scale", "action": "tilt"})["ok"] is False
+
+
 def test_refusals_are_answered_not_raised(lab: Lab) -> None:
     """Unknown commands, missing fields and bad UIDs get {"ok": false, "error": ...}."""
     path = lab.socket
@@ -268,7 +305,8 @@ def test_end_to_end_run_sim_status_and_selftest(
         devices = json.loads(result.stdout)["devices"]
         return {row["device"]: row["state"] for row in devices["health"]}
 
-    everything_ok = {name: "ok" for name in ("printer", "scanner", "drawer", "terminal", "nfc")}
+    everything = ("printer", "scanner", "drawer", "terminal", "scale", "nfc")
+    everything_ok = {name: "ok" for name in everything}
     # NFC joins after READY=1 (nfcpy is slow to import); status shows it once it is up.
     wait_until(lambda: health() == everything_ok, "every device ok in status")
 
@@ -302,6 +340,7 @@ def test_end_to_end_run_sim_status_and_selftest(
         "drawer": "pass",
         "nfc": "pass",
         "terminal": "pass",
+        "scale": "pass",
     }
     # The selftest used its own simulators; the running appliance's are still answering.
     assert sim(appliance, "paper-in") == {"ok": True}
@@ -345,6 +384,14 @@ def test_the_cli_offers_exactly_the_lab_terminal_outcomes() -> None:
     from appliance.drivers.sim.lab import TERMINAL_STEPS
 
     assert set(TERMINAL_OUTCOMES) == set(TERMINAL_STEPS)
+
+
+def test_the_cli_offers_exactly_the_lab_scale_actions() -> None:
+    """`sim scale` lists what the control socket can play, no more and no less."""
+    from appliance.cli.sim import SCALE_ACTIONS as CLI_ACTIONS
+    from appliance.drivers.sim.control import SCALE_ACTIONS
+
+    assert list(CLI_ACTIONS) == list(SCALE_ACTIONS)
 
 
 def test_a_busy_answer_is_read_even_when_the_server_closed_before_the_request(

@@ -25,11 +25,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from appliance.core.closing import OpenClosing
+from appliance.drivers.serial_scale import ZERO
 from appliance.drivers.sim.lab import TERMINAL_STEPS
 from appliance.errors import ApplianceError, DeviceError
 
 if TYPE_CHECKING:
     from appliance.drivers.sim.lab import SimLab
+    from appliance.drivers.sim.scale import SimScale
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +43,16 @@ CLIENT_TIMEOUT_SECONDS = 10.0
 # Connections answered at once; more are refused with an answer, never queued behind a
 # slow one. A handful of `sim` commands in parallel is all a demo or a test needs.
 MAX_CONNECTIONS = 8
+
+# `appliance sim scale ACTION`: what happens to the simulated scale's platter, or its zero key.
+SCALE_ACTIONS: dict[str, Callable[[SimScale], object]] = {
+    "motion": lambda scale: scale.motion(),
+    "underload": lambda scale: scale.underload(),
+    "overload": lambda scale: scale.overload(),
+    "clear": lambda scale: scale.clear(),
+    # The scale's own zero key: it zeroes when it may, exactly as for the till's Z request.
+    "zero": lambda scale: scale.answer_to(ZERO),
+}
 
 T = TypeVar("T")
 Request = Mapping[str, Any]
@@ -90,6 +102,23 @@ def lab_commands(lab: SimLab) -> dict[str, Command]:
         _need(lab.terminal, "payment terminal").script(step)
         return {"terminal": outcome}
 
+    def weigh(request: Request) -> Answer:
+        grams = request.get("grams")
+        # bool is an int to Python; JSON true is no weight.
+        if not isinstance(grams, int) or isinstance(grams, bool) or grams < 0:
+            raise ValueError("grams: expected a whole number of grams, 0 or more")
+        scale = _need(lab.scale, "scale")
+        scale.put(grams)
+        return {"scale": scale.state()}
+
+    def act_on_scale(request: Request) -> Answer:
+        action = _text(request, "action")
+        if action not in SCALE_ACTIONS:
+            raise ValueError(f"action: one of {', '.join(SCALE_ACTIONS)}, not {action!r}")
+        scale = _need(lab.scale, "scale")
+        SCALE_ACTIONS[action](scale)
+        return {"scale": scale.state()}
+
     def plug(plugged: bool) -> Callable[[Request], None]:
         def run(request: Request) -> None:
             device = request.get("device", "scanner")
@@ -112,6 +141,10 @@ def lab_commands(lab: SimLab) -> dict[str, Command]:
         "drawer-close": Command("the drawer is pushed shut", drawer_close),
         "terminal": Command(
             f"the terminal's next answer: {'|'.join(TERMINAL_STEPS)}", script_terminal
+        ),
+        "weigh": Command("a stable load of GRAMS on the scale (0: empty)", weigh),
+        "scale": Command(
+            f"the scale's platter or zero key: {'|'.join(SCALE_ACTIONS)}", act_on_scale
         ),
         "unplug": Command("unplug the scanner's cable", plug(False)),
         "replug": Command("plug the scanner back in", plug(True)),

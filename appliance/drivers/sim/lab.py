@@ -19,6 +19,7 @@ from appliance.device_settings import (
     GpioDrawerSettings,
     HardwareSettings,
     NfcReaderSettings,
+    SerialScaleSettings,
     SerialScannerSettings,
     ZvtTerminalSettings,
 )
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from appliance.drivers.sim.drawer import SimDrawer
     from appliance.drivers.sim.nfc_tag import SimNfcTag
     from appliance.drivers.sim.printer import SimPrinter
+    from appliance.drivers.sim.scale import SimScale
     from appliance.drivers.sim.scanner import SimScanner
     from appliance.drivers.sim.zvt_terminal import ZvtEmulator
 
@@ -36,8 +38,10 @@ log = logging.getLogger(__name__)
 
 # The names the lab's devices go by in logs, `appliance status` and selftest.
 SCANNER, PRINTER, DRAWER, NFC, TERMINAL = "scanner", "printer", "drawer", "nfc", "terminal"
+SCALE = "scale"
 SELFTEST_CODE = "4006381333931"  # a valid EAN-13 (the demo coffee)
 SELFTEST_UID = "04A1B2C3D4E5F6"
+SELFTEST_GRAMS = 250  # what selftest puts on the simulated scale after zeroing it
 # The simulated customer's time before each message of the terminal: long enough to see
 # "insert card" on the screen, short for tests.
 TERMINAL_PAUSE_SECONDS = 0.1
@@ -74,6 +78,7 @@ class SimLab(Closing):
     drawer: SimDrawer | None = None
     nfc_tag: SimNfcTag | None = None
     terminal: ZvtEmulator | None = None
+    scale: SimScale | None = None
     settings: dict[str, HardwareSettings] = field(default_factory=dict)
     overrides: dict[str, DeviceBase] = field(default_factory=dict)
     problems: dict[str, str] = field(default_factory=dict)  # simulator name -> why it is missing
@@ -95,6 +100,7 @@ class SimLab(Closing):
                 (DRAWER, lab._start_drawer),
                 (NFC, lab.start_nfc if nfc else None),
                 (TERMINAL, lambda: lab._start_terminal(currency)),
+                (SCALE, lab._start_scale),
             ):
                 if starter is None or name in skip:
                     continue
@@ -120,6 +126,8 @@ class SimLab(Closing):
                 tag.tap(SELFTEST_UID, text="selftest")
 
             found[NFC] = tap
+        if (scale := self.scale) is not None:
+            found[SCALE] = lambda: scale.put(SELFTEST_GRAMS)
         return found
 
     def close(self) -> None:
@@ -140,6 +148,13 @@ class SimLab(Closing):
         self.scanner = SimScanner()
         self._own(self.scanner)
         self.settings[SCANNER] = SerialScannerSettings(port=self.scanner.port)
+
+    def _start_scale(self) -> None:
+        from appliance.drivers.sim.scale import SimScale
+
+        self.scale = SimScale()
+        self._own(self.scale)
+        self.settings[SCALE] = SerialScaleSettings(port=self.scale.port)
 
     def _start_terminal(self, currency: str) -> None:
         """A ZVT terminal emulator on 127.0.0.1: the real adapter pays at the wire."""
