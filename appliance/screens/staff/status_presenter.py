@@ -55,6 +55,7 @@ def kind_name(tr: Translator, kind: str) -> str:
         "drawer": tr._("Cash drawer"),
         "card_reader": tr._("Card reader"),
         "payment_terminal": tr._("Payment terminal"),
+        "scale": tr._("Scale"),
     }
     return names.get(kind, kind)
 
