@@ -1,7 +1,7 @@
 """Fleet commands on the device: checked, then run one at a time with a job lifecycle.
 
 A command arrives signed by the fleet key. CommandHandler.handle() checks it on the
-caller's thread (signature, target device, expiry, replay, open sale) and answers
+caller's thread (signature, target device, expiry, replay, open sale, `held`) and answers
 REJECTED or TIMED_OUT at once, or QUEUED; its worker thread then publishes IN_PROGRESS
 and SUCCEEDED or FAILED (with the reason). The seen command ids are durable
 (appliance.store.command_log), so a command redelivered after a restart (a QoS1 retry,
@@ -88,6 +88,7 @@ class CommandHandler(OpenClosing):
         actions: Mapping[CommandName, Action],
         clock: Clock,
         seen_store: SeenCommands,
+        held: Callable[[CommandName], str] = lambda _name: "",
     ) -> None:
         self._device_id = device_id
         self._key = fleet_public_key
@@ -96,6 +97,7 @@ class CommandHandler(OpenClosing):
         self._actions = dict(actions)
         self._clock = clock
         self._seen = seen_store
+        self._held = held  # why a command must wait now ("" when it need not)
         self._jobs: queue.SimpleQueue[tuple[Command, datetime] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
 
@@ -150,6 +152,8 @@ class CommandHandler(OpenClosing):
             return self._refuse(command, "REJECTED", f"{command.name} is not supported here")
         if command.name in BLOCKED_DURING_SALE and self._is_sale_open():
             return self._refuse(command, "REJECTED", "a sale is open")
+        if held := self._held(command.name):
+            return self._refuse(command, "REJECTED", held)
         log.info("command %s (%s) queued", command.id, command.name)
         self._update(command, "QUEUED")
         self._jobs.put((command, expires_at))

@@ -109,6 +109,7 @@ class FleetControl:
             actions=actions,
             clock=clock,
             seen_store=SqliteSeenCommands(app.db, clock),
+            held=update.holds if update is not None else lambda _name: "",
         )
         self.commands.route(link.dispatcher, app.bus)
         self.config.route(device, link.dispatcher, app.bus)

@@ -63,7 +63,10 @@ def running(
             seed_demo_store(app)
         app.lookup.refresh()  # before READY=1, so the first scan is as fast as any other
         app.watch_storage()
-        app.start_kiosk_shift()  # a kiosk with [till] hours opens or closes its shift now
+        if update is None or not update.gating:
+            # A kiosk with [till] hours opens or closes its shift now; a try boot does it
+            # once committed (a rollback would lose the journal entry).
+            app.start_kiosk_shift()
         devices = app.open_devices(simulate=simulate, route_input=not screen)
         after_sale = AfterSale(app, devices, print_every_sale=not screen)
         after_sale.open()

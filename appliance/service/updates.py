@@ -25,7 +25,7 @@ from appliance.core.devices import BarcodeScanned, CardTapped
 from appliance.core.events import Event, EventBus, SaleCommitted
 from appliance.drivers.manager import DeviceManager
 from appliance.errors import ConfigError, UpdateRejectedError
-from appliance.mqtt.payloads import CommandUpdate, UpdateReport
+from appliance.mqtt.payloads import CommandName, CommandUpdate, UpdateReport
 from appliance.mqtt.signing import load_public_key
 from appliance.service.assembly import Appliance
 from appliance.settings import HubSettings, Settings
@@ -45,6 +45,9 @@ log = logging.getLogger(__name__)
 RELEASE_FILE = Path("/etc/appliance-release")  # the image writes its release here
 RELEASE_ENV = "APPLIANCE_RELEASE"  # set by the host firmware from the slot's image
 HOLD_APPLIED_S = 5.0  # how long a hold from another thread waits for the main loop
+# Commands that write the fiscal journal (a drawer opening is journalled): in a try boot
+# before its commit a rollback would lose the entry, and the drawer opened for nothing.
+HELD_WHILE_GATING: frozenset[CommandName] = frozenset({"open_drawer"})
 
 
 def running_release(environ: dict[str, str] | None = None, path: Path = RELEASE_FILE) -> str:
@@ -76,8 +79,12 @@ class UpdateStart:
 
     @property
     def gating(self) -> bool:
-        """A try boot: sales wait for the gate."""
-        return self.boot.mode == "gating"
+        """A try boot not committed (yet): sales, the kiosk's shift and the drawer wait."""
+        return self.boot.mode == "gating" and self.boot.state.load().phase != "committed"
+
+    def holds(self, command: CommandName) -> str:
+        """Why a fleet command must wait for the gate ("" when it need not)."""
+        return GATE_HOLD_REASON if command in HELD_WHILE_GATING and self.gating else ""
 
 
 def prepare_update(
@@ -118,6 +125,9 @@ class SalesHold:
 
     def _apply(self, event: SalesHoldChanged) -> None:
         self._app.hold_sales(event.reason)
+        if not event.reason:
+            # A try boot opens the kiosk's shift only once committed; elsewhere it is open.
+            self._app.start_kiosk_shift()
         event.applied.set()
 
 

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from appliance.service.main_loop import run
 from appliance.settings import Settings, parse_settings
@@ -15,14 +19,42 @@ from appliance.update.slots import DirectorySlots
 from appliance.update.state import StateFile, UpdateRecord
 
 
-def settings_for(tmp_path: Path) -> Settings:
+def settings_for(tmp_path: Path, **tables: dict[str, Any]) -> Settings:
     return parse_settings(
         {
             "device": {"id": "kiosk-1"},
             "database": {"path": str(tmp_path / "data" / "appliance.db")},
             "update": {"slots": f"directory:{tmp_path / 'slots'}"},
+            **tables,
         }
     )
+
+
+def open_hours() -> dict[str, Any]:
+    """[till] hours the kiosk is within now: its shift opens at start."""
+    now = datetime.now()
+    return {
+        "kiosk_shift_open": f"{now - timedelta(hours=2):%H:%M}",
+        "kiosk_shift_close": f"{now + timedelta(hours=2):%H:%M}",
+    }
+
+
+def try_boot(tmp_path: Path, settings: Settings) -> StateFile:
+    """Slot B started as the one-shot try of a recorded update."""
+    root = tmp_path / "slots"
+    DirectorySlots(root).arm_try()
+    (root / "tryboot").write_text("1")
+    assert firmware_boot(root) == ("B", True)
+    state = StateFile(Path(settings.database.path).parent / "update" / "state.json")
+    state.save(UpdateRecord(job="job-1", version="2026.12.1", phase="trying", tried_from="A"))
+    return state
+
+
+def journal_kinds(database: Path) -> list[str]:
+    with sqlite3.connect(database) as db:
+        found = [row[0] for row in db.execute("SELECT kind FROM journal ORDER BY number")]
+    db.close()
+    return found
 
 
 def start_and_stop(settings: Settings) -> int:
@@ -84,6 +116,74 @@ def test_a_try_boot_without_a_hub_link_fails_its_gate_at_once_and_reboots(
     assert "no hub link" in record.reason
     assert (root / "reboot-requested").exists()
     assert firmware_boot(root) == ("A", False)  # the one-shot try is over
+
+
+def test_a_try_boot_opens_no_kiosk_shift_before_its_commit(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path, till=open_hours())
+    try_boot(tmp_path, settings)
+    assert start_and_stop(settings) == 0  # the try boot: its gate fails (no hub link)
+    # A shift opened here would be lost to a rollback, and its number used twice.
+    assert journal_kinds(Path(settings.database.path)) == []
+
+
+def test_the_kiosk_shift_opens_when_the_commit_lets_sales_go(tmp_path: Path) -> None:
+    from appliance.service.assembly import Appliance
+    from appliance.service.updates import SalesHold
+
+    settings = settings_for(tmp_path, till=open_hours())
+    app = Appliance.open(settings)
+    try:
+        release = threading.Thread(target=SalesHold(app), args=("",))
+        release.start()  # from the gate's thread, as after a commit
+        while release.is_alive():
+            app.bus.drain()  # the main loop applies it
+            release.join(0.01)
+        assert journal_kinds(Path(settings.database.path)) == ["shift_open"]
+    finally:
+        app.close()
+
+
+def test_while_a_try_boot_gates_a_remote_drawer_opening_is_rejected(tmp_path: Path) -> None:
+    from appliance.core.clock import SystemClock
+    from appliance.mqtt.commands import CommandHandler
+    from appliance.service.updates import GATE_HOLD_REASON, UpdateStart, prepare_update
+    from appliance.store.command_log import SqliteSeenCommands
+    from appliance.store.database import open_database
+    from appliance.store.migrations import migrate
+    from hub.fleet_keys import new_command
+
+    settings = settings_for(tmp_path)
+    try_boot(tmp_path, settings)
+    start: UpdateStart = prepare_update(
+        settings, on_reboot=lambda: None, ready_sent=threading.Event()
+    )
+    assert start.gating
+    db = open_database(settings.database.path)
+    migrate(db)
+    key = Ed25519PrivateKey.generate()
+    opened: list[str] = []
+    answers: list[tuple[str, str]] = []
+    handler = CommandHandler(
+        "kiosk-1",
+        key.public_key(),
+        publish_update=lambda update: answers.append((update.state, update.reason)),
+        is_sale_open=lambda: False,
+        actions={"open_drawer": lambda args: opened.append("drawer") or "opened"},
+        clock=SystemClock(),
+        seen_store=SqliteSeenCommands(db, SystemClock()),
+        held=start.holds,
+    )
+
+    def drawer() -> str:
+        command = new_command(key, "kiosk-1", "open_drawer", expires_in=timedelta(minutes=5))
+        return handler.handle(command)
+
+    assert drawer() == "REJECTED"
+    assert answers[-1] == ("REJECTED", GATE_HOLD_REASON)
+    start.boot.commit()
+    assert drawer() == "QUEUED"  # committed: the drawer is the kiosk's again
+    assert opened == []  # (the worker never ran)
+    db.close()
 
 
 def test_the_gate_sees_the_store_migrated_from_its_own_thread(tmp_path: Path) -> None:
