@@ -144,6 +144,17 @@ class SerialScaleSettings(_Device, frozen=True, tag="serial_scale"):
     answer_timeout: Annotated[float, msgspec.Meta(ge=0.1, le=10.0)] = 1.0
 
 
+class AttendantLightSettings(_Device, frozen=True, tag="attendant_light"):
+    """A light on the kiosk (a pole lamp through a relay or transistor) on one GPIO pin."""
+
+    pin: int | str  # BCM number or a gpiozero pin name like "GPIO22"
+    active_high: bool = True
+    # Flashing: on and off times. Around 1 Hz reads as "urgent" across a store floor and
+    # stays under the 3 flashes a second that accessibility guidance warns about.
+    flash_on_ms: Annotated[int, msgspec.Meta(ge=100, le=5000)] = 500
+    flash_off_ms: Annotated[int, msgspec.Meta(ge=100, le=5000)] = 500
+
+
 # Every kind, for parsing. The drivers layer gives each one its adapter and port family in
 # one row (appliance.drivers.registry.DEVICE_KINDS); a test keeps the two in step.
 HardwareSettings = (
@@ -155,4 +166,5 @@ HardwareSettings = (
     | NfcReaderSettings
     | ZvtTerminalSettings
     | SerialScaleSettings
+    | AttendantLightSettings
 )

@@ -15,7 +15,9 @@ from appliance.core.receipt import Receipt
 from appliance.errors import DeviceError
 
 HealthState = Literal["ok", "degraded", "offline"]
-DeviceKind = Literal["scanner", "printer", "drawer", "card_reader", "payment_terminal", "scale"]
+DeviceKind = Literal[
+    "scanner", "printer", "drawer", "card_reader", "payment_terminal", "scale", "attendant_light"
+]
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Literal
+from typing import Literal, Protocol
 
 from appliance.core.events import Event
 
@@ -76,6 +76,14 @@ class HelpCallChanged(Event):
     """A call for help opened, was answered, escalated or cleared."""
 
     call: HelpCall
+
+
+class AttendantLight(Protocol):
+    """The attendant light on the kiosk's pole; `show()` is thread-safe and never blocks."""
+
+    def show(self, state: LightState) -> None:
+        """Turn the light off, on steady, or flashing; a light that fails only logs it."""
+        ...
 
 
 def light_for(calls: tuple[HelpCall, ...] | list[HelpCall]) -> LightState:

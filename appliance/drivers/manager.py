@@ -28,6 +28,7 @@ from appliance.core.devices import (
     ReceiptPrinter,
 )
 from appliance.core.events import EventBus
+from appliance.core.help_calls import AttendantLight
 from appliance.core.payment import PaymentTerminal
 from appliance.core.scale import Scale
 from appliance.device_settings import HardwareSettings
@@ -207,6 +208,11 @@ class DeviceManager(Closing):
     def scale(self) -> Scale | None:
         """The first checkout scale, if any."""
         return cast(Scale | None, _first(self.of_kind("scale")))
+
+    @property
+    def attendant_light(self) -> AttendantLight | None:
+        """The first attendant light, if any."""
+        return cast(AttendantLight | None, _first(self.of_kind("attendant_light")))
 
     @property
     def scanners(self) -> list[DeviceBase]:

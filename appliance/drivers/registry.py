@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from appliance.core.devices import DeviceKind
 from appliance.device_settings import (
+    AttendantLightSettings,
     EscposPrinterSettings,
     GpioDrawerSettings,
     HardwareSettings,
@@ -65,6 +66,11 @@ DEVICE_KINDS: tuple[DeviceKindRow, ...] = (
         ZvtTerminalSettings, "appliance.drivers.zvt.terminal:ZvtTerminal", "payment_terminal"
     ),
     DeviceKindRow(SerialScaleSettings, "appliance.drivers.serial_scale:SerialScale", "scale"),
+    DeviceKindRow(
+        AttendantLightSettings,
+        "appliance.drivers.attendant_light:GpioAttendantLight",
+        "attendant_light",
+    ),
 )
 
 KINDS: dict[str, DeviceKindRow] = {row.kind: row for row in DEVICE_KINDS}
