@@ -9,7 +9,8 @@ from typing import Any
 from kivy.event import EventDispatcher
 from kivy.properties import BooleanProperty, ListProperty, OptionProperty, StringProperty
 
-from appliance.core.catalog import Product
+from appliance.core.cart import needs_weighing
+from appliance.core.catalog import Product, ProductMatch
 from appliance.core.events import Event
 from appliance.screens.customer.background import LatestOnly, run_in_background
 from appliance.screens.presenters.cart import CartPresenter
@@ -98,6 +99,8 @@ class BrowsePresenter(EventDispatcher):
         product = next((p for p in self._products if p.sku == sku), None)
         if product is None or not self._cart.scan(sku):
             return
+        if needs_weighing(ProductMatch(product)):
+            return  # weighing: the cart says when its line is in, or why it is not
         tr = self._ctx.tr
         name = product.name_in(tr.locale)
         self._ctx.session.say(tr._("{name} is in your basket.").format(name=name))
