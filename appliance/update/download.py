@@ -92,8 +92,8 @@ def download(
     `on_progress(done, total)` hears payload bytes after each chunk; `should_stop` is asked
     before each chunk, and a stop returns early with the progress so far; `pace(n)` hears
     the bytes of each chunk written and may wait (Pacer). UpdateError when a
-    chunk cannot be had in ATTEMPTS fetches; UpdateRejectedError when a chunk that matches its
-    hash is not what the manifest says (the release itself is bad).
+    chunk cannot be had in ATTEMPTS fetches; UpdateRejectedError when a chunk never matches
+    its hash, or one that does is not what the manifest says (the release itself is bad).
     """
     steps = _steps(manifest)
     done = progress.chunks_done
@@ -269,9 +269,15 @@ class HttpsChunkSource:
 
 
 def _fetch(source: ChunkSource, step: _Step) -> bytes:
-    """The chunk's image bytes, fetched again while its hash or transfer fails."""
+    """The chunk's image bytes, fetched again while its hash or transfer fails.
+
+    UpdateRejectedError when every fetch brought the whole chunk and none matched its hash:
+    the release as served is bad (TLS does not let a link garble bytes), so retrying later
+    would not help.
+    """
     chunk = step.chunk
     reason = ""
+    mismatches = 0
     for attempt in range(1, ATTEMPTS + 1):
         try:
             packed = source.read(chunk.offset, chunk.size)
@@ -284,6 +290,7 @@ def _fetch(source: ChunkSource, step: _Step) -> bytes:
                 reason = f"{len(packed)} bytes instead of {chunk.size}"
             elif hashlib.sha256(packed).hexdigest() != chunk.sha256:
                 reason = "its bytes do not match its hash"
+                mismatches += 1
             else:
                 return _unpack(step, packed)
         log.warning(
@@ -294,7 +301,8 @@ def _fetch(source: ChunkSource, step: _Step) -> bytes:
             attempt,
             ATTEMPTS,
         )
-    raise UpdateError(f"chunk {step.index} of part {step.part.name}: {reason} ({ATTEMPTS} fetches)")
+    error = UpdateRejectedError if mismatches == ATTEMPTS else UpdateError
+    raise error(f"chunk {step.index} of part {step.part.name}: {reason} ({ATTEMPTS} fetches)")
 
 
 def _unpack(step: _Step, packed: bytes) -> bytes:

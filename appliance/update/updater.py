@@ -47,6 +47,9 @@ log = logging.getLogger(__name__)
 POLL_SECONDS = 1.0  # how often the reboot permit is asked again
 RETRY_SECONDS = (10.0, 30.0, 60.0, 300.0, 900.0)  # waits after failed downloads, then the last
 MAX_BAD_IMAGES = 2  # a slot that reads back wrong this often: the bundle is refused
+# Failed downloads in a row without a chunk gained (about an hour of waits): a URL that
+# answers 404, or a link that never works, ends the job instead of holding it forever.
+MAX_DOWNLOAD_ATTEMPTS = 8
 REPORT_STEP = 0.05  # a downloading report every 5 % of the payload ...
 REPORT_EVERY_S = 1.0  # ... and at most once a second
 HOLD_REASON = "restarting for a software update"
@@ -343,8 +346,13 @@ class Updater:
                 log.warning("update %s: %s; downloading again", record.version, err)
                 continue
             except UpdateError as err:
-                wait = self._retry[min(attempt, len(self._retry) - 1)]
+                if self._state.load().chunks_done > record.chunks_done:
+                    attempt = 0  # it got further: a flaky link, not a dead end
                 attempt += 1
+                if attempt >= MAX_DOWNLOAD_ATTEMPTS:
+                    self._end("rejected", f"the download failed {attempt} times in a row: {err}")
+                    return False
+                wait = self._retry[min(attempt - 1, len(self._retry) - 1)]
                 log.warning(
                     "update %s: download stopped (%s); again in %g s", record.version, err, wait
                 )

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from appliance.errors import UpdateError
 from appliance.mqtt.commands import Deferred
 from appliance.mqtt.payloads import CommandUpdate, UpdateReport
 from appliance.update.boot import UpdateBoot
@@ -27,7 +28,7 @@ from appliance.update.manifest import BundleManifest
 from appliance.update.permit import MaintenanceWindow, RebootPermit
 from appliance.update.slots import DirectorySlots, SlotWriter
 from appliance.update.state import StateFile
-from appliance.update.updater import HOLD_REASON, Updater
+from appliance.update.updater import HOLD_REASON, MAX_DOWNLOAD_ATTEMPTS, Updater
 from tests.update.bundles import extract_payload, make_bundle
 
 WAIT = 10.0
@@ -80,6 +81,8 @@ class Device:
         self.rebooted = threading.Event()
         self.why_not = ""  # what the reboot permit says
         self.healthy = True  # whether the gate's checks hold
+        self.hub_error = ""  # what every fetch fails with, when set
+        self.fetches = 0
         self.updater: Updater | None = None
         self.boot: UpdateBoot | None = None
 
@@ -128,6 +131,9 @@ class Device:
         on_progress: Callable[[int, int], None],
         should_stop: Callable[[], bool],
     ) -> None:
+        self.fetches += 1
+        if self.hub_error:
+            raise UpdateError(self.hub_error)
         done = download(
             manifest,
             FileSource(self.payloads[url]),
@@ -355,6 +361,17 @@ def test_a_power_cut_after_the_commit_was_written_finishes_it_at_the_next_start(
     device.power_on(NEW)  # B is the default now, not a try
     assert device.phase() == "committed"
     assert device.sales() == ["before the update"]  # never rolled back over the new slot
+
+
+def test_a_download_that_keeps_failing_ends_the_job_as_rejected(device: Device) -> None:
+    device.power_on(OLD)
+    device.hub_error = "bytes 0-99 of the payload: the server answered 404 Not Found"
+    offer(device)
+    wait_until(lambda: device.phase() == "rejected", "the job to end")
+    assert device.fetches == MAX_DOWNLOAD_ATTEMPTS
+    assert device.commands[-1].state == "REJECTED" and "404" in device.commands[-1].reason
+    assert device.reports[-1].state == "rejected"
+    assert offer(device, job="job-2") == f"update to {NEW} offered"  # not "in hand"
 
 
 def test_a_power_cut_during_the_download_resumes_where_the_card_has_it(device: Device) -> None:
