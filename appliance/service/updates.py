@@ -116,12 +116,17 @@ class SalesHold:
         app.bus.subscribe(SalesHoldChanged, self._apply)
         self._app = app
 
-    def __call__(self, reason: str) -> None:
-        """Hold new sales for `reason` ("" lets them go); waits until the main loop applied it."""
+    def __call__(self, reason: str) -> bool:
+        """Hold new sales for `reason` ("" lets them go); whether the main loop applied it.
+
+        Waits up to HOLD_APPLIED_S; one not applied by then still is, later, in order.
+        """
         applied = threading.Event()
         self._bus.post(SalesHoldChanged(reason, applied))
         if not applied.wait(HOLD_APPLIED_S):
             log.warning("the sales hold %r is not applied yet", reason)
+            return False
+        return True
 
     def _apply(self, event: SalesHoldChanged) -> None:
         self._app.hold_sales(event.reason)

@@ -155,7 +155,7 @@ class Updater:
         publish_report: Callable[[UpdateReport], None],
         publish_command: Callable[[CommandUpdate], None],
         may_reboot: Callable[[], str],
-        hold_sales: Callable[[str], None],
+        hold_sales: Callable[[str], bool],
         gate: HealthGate,
         poll_s: float = POLL_SECONDS,
         retry_s: tuple[float, ...] = RETRY_SECONDS,
@@ -382,11 +382,15 @@ class Updater:
         """Hold new sales once the permit allows a reboot; False when stopped first."""
         while not self._stop.is_set():
             if not self._may_reboot():
-                self._hold_sales(HOLD_REASON)
+                # Until the main loop applied the hold, scans queued for it may still start
+                # a sale the permit cannot see: only an applied hold lets the reboot go.
+                if not self._hold_sales(HOLD_REASON):
+                    log.warning("update: the sales hold was not applied in time; asking again")
                 # A sale may have started between the question and the hold.
-                if not (why := self._may_reboot()):
+                elif not (why := self._may_reboot()):
                     return True
-                log.info("update: a reboot waits: %s", why)
+                else:
+                    log.info("update: a reboot waits: %s", why)
                 self._hold_sales("")
             self._stop.wait(self._poll)
         return False

@@ -82,6 +82,7 @@ class Device:
         self.why_not = ""  # what the reboot permit says
         self.healthy = True  # whether the gate's checks hold
         self.hub_error = ""  # what every fetch fails with, when set
+        self.hold_applies = True  # whether the main loop applies a sales hold in time
         self.fetches = 0
         self.updater: Updater | None = None
         self.boot: UpdateBoot | None = None
@@ -106,7 +107,7 @@ class Device:
             publish_report=self.reports.append,
             publish_command=self.commands.append,
             may_reboot=lambda: self.why_not,
-            hold_sales=self.holds.append,
+            hold_sales=self.hold,
             gate=gate,
             poll_s=0.01,
             retry_s=(0.01,),
@@ -114,6 +115,11 @@ class Device:
         self.updater.open()
         self.boot = boot
         return boot
+
+    def hold(self, reason: str) -> bool:
+        """The sales hold as the main loop applies it (or does not, while it is busy)."""
+        self.holds.append(reason)
+        return self.hold_applies
 
     def power_off(self) -> None:
         if self.updater is not None:
@@ -390,6 +396,22 @@ def test_a_power_cut_during_the_download_resumes_where_the_card_has_it(device: D
     assert record.chunks_done == total_chunks
     device.why_not = ""
     device.rebooted.wait(WAIT)
+    assert device.phase() == "trying"
+
+
+def test_no_reboot_while_the_sales_hold_is_not_applied(device: Device) -> None:
+    device.hold_applies = False  # the main loop is busy: scans may still be queued
+    device.power_on(OLD)
+    offer(device)
+    wait_until(lambda: device.phase() == "downloaded", "the download")
+    wait_until(lambda: device.holds.count(HOLD_REASON) >= 2, "the hold asked again")
+    assert not device.rebooted.is_set()
+    assert device.phase() == "downloaded"
+    # Each hold not applied is let go again, so a late one does not stop sales for nothing.
+    asked = list(device.holds)
+    assert all(reason == "" for reason in asked[1::2])
+    device.hold_applies = True
+    assert device.rebooted.wait(WAIT)
     assert device.phase() == "trying"
 
 
