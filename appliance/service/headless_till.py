@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from appliance.core.card_payment import (
@@ -31,7 +32,7 @@ from appliance.core.cart import needs_weighing
 from appliance.core.catalog import ProductMatch
 from appliance.core.checkout import Checkout
 from appliance.core.devices import BarcodeScanned, CardTapped
-from appliance.core.events import EventBus
+from appliance.core.events import Event, EventBus
 from appliance.core.payment import PaymentRequest, PaymentResult, PaymentTerminal
 from appliance.core.sale import Sale
 from appliance.core.scale import Scale, weigh_for_sale
@@ -51,6 +52,17 @@ if TYPE_CHECKING:
     from appliance.service.card_gate import CardGate
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class _Weighed(Event):
+    """A scanned item's stable weight (or why there is none), read on the weighing thread."""
+
+    match: ProductMatch
+    scan: BarcodeScanned
+    grams: int | None  # None: no sellable weight, `error` says why
+    error: str = ""
+
 
 SETTLE_HINT = "settle it with `appliance sim settle paid|not-paid`"
 
@@ -84,10 +96,12 @@ class HeadlessTill:
         self._reply: Future[Sale] | None = None
         self._waiting = False
         self._stopped = False
+        self._weighing = False  # an item is on its way from the scale to the cart
         self._gate: CardGate | None = None
         if take_scans:  # a kiosk's screen routes scans and taps itself
             bus.subscribe(BarcodeScanned, self._scanned)
             bus.subscribe(CardTapped, self._tapped)
+            bus.subscribe(_Weighed, self._weighed)
         bus.subscribe(CardAnswered, self._answered)
         bus.subscribe(CardRecovered, self._recovered)
 
@@ -199,6 +213,11 @@ class HeadlessTill:
         try:
             match = self._checkout.find(event.code)
             if needs_weighing(match):
+                if self._weighing:
+                    # One platter: a second item weighed now would read the first one too.
+                    log.warning("scan %s on %s refused: still weighing", event.code, event.device)
+                    return
+                self._weighing = True
                 # The scale answers in up to seconds (motion): never on the main loop.
                 threading.Thread(
                     target=self._weigh, args=(match, event), name="weigh", daemon=True
@@ -213,14 +232,36 @@ class HeadlessTill:
         log.info("scanned %s on %s: %s", event.code, event.device, name)
 
     def _weigh(self, match: ProductMatch, event: BarcodeScanned) -> None:
-        """The weighing thread: a stable weight from the scale, then the line in the cart."""
+        """The weighing thread: a stable weight from the scale, handed to the main thread."""
         try:
             grams = weigh_for_sale(self._scale(), time.monotonic, time.sleep)
-            self._checkout.add_weighed(match, grams)
-        except (DomainError, DeviceError) as err:
-            log.warning("scan %s on %s not weighed: %s", event.code, event.device, err)
+        except DeviceError as err:
+            self._bus.post(_Weighed(match, event, None, str(err)))
+        except Exception as err:  # never leave the till weighing for good
+            log.exception("weighing %s failed", event.code)
+            self._bus.post(_Weighed(match, event, None, f"{type(err).__name__}: {err}"))
+        else:
+            self._bus.post(_Weighed(match, event, grams))
+
+    def _weighed(self, weighed: _Weighed) -> None:
+        """Main thread: the weighed line into the cart, or why not."""
+        self._weighing = False
+        event, match, grams = weighed.scan, weighed.match, weighed.grams
+        if grams is None:
+            log.warning("scan %s on %s not weighed: %s", event.code, event.device, weighed.error)
             return
-        log.info("weighed %s on %s: %s, %d g", event.code, event.device, match.product.name, grams)
+        # The weighing took up to seconds: a card payment may have started or be in doubt
+        # since, and its cart must not change under it.
+        if self.busy:
+            log.warning("weighed %s on %s refused: %s", event.code, event.device, self.busy)
+            return
+        try:
+            self._checkout.add_weighed(match, grams)
+        except DomainError as err:
+            log.warning("weighed %s on %s refused: %s", event.code, event.device, err)
+            return
+        name = match.product.name
+        log.info("weighed %s on %s: %s, %d g", event.code, event.device, name, grams)
 
     def _tapped(self, event: CardTapped) -> None:
         texts = [r.text for r in event.records if r.text is not None]
