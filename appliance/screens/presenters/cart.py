@@ -108,6 +108,8 @@ class CartPresenter(EventDispatcher):
         if grams is None:
             self._ctx.session.say(self._weighing_message(error), "warning")
             return
+        if self.refuses_changes():  # parked or fetched while the weight settled
+            return
         before = self._checkout.cart.lines
         try:
             cart = self._checkout.add_weighed(match, grams)
