@@ -1,4 +1,4 @@
-"""`appliance-hub fleet list|show|jobs`: what the hub knows of each appliance."""
+"""`appliance-hub fleet list|show|jobs|help`: what the hub knows of each appliance."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from appliance.mqtt.payloads import ReportedConfig, Telemetry, decode
 from hub.cli_drawer import drawer_log, openings_of
 from hub.cli_options import db_option, open_db
 from hub.device_answers import JobView, LogsView, config_state, configs, jobs, latest_logs
+from hub.help_calls import open_calls
 from hub.ingest import utc_text
 from hub.journal_ingest import chain_state
 from hub.models import Device, DeviceProgress
@@ -290,6 +291,37 @@ def jobs_command(device: str | None, limit: int, db_url: str, as_json: bool) -> 
     console = Console()
     console.print(table)
     console.print(f"{len(found)} job(s)")
+
+
+@fleet.command("help")
+@click.option("--store", help="Only the appliances of this store.")
+@db_option
+@_json_option
+def help_command(store: str | None, db_url: str, as_json: bool) -> None:
+    """The calls for help not cleared yet, urgent first, then oldest first."""
+    db = open_db(db_url)
+    try:
+        calls = open_calls(db, store)
+    finally:
+        db.close()
+    if as_json:
+        click.echo(json.dumps([asdict(call) for call in calls], indent=2))
+        return
+    table = Table("opened (UTC)", "device", "store", "reason", "urgency", "state", "by", "detail")
+    for call in calls:
+        table.add_row(
+            call.opened_at,
+            call.device,
+            call.store or "-",
+            call.reason,
+            call.urgency,
+            call.state,
+            call.by or "-",
+            call.detail or "-",
+        )
+    console = Console()
+    console.print(table)
+    console.print(f"{len(calls)} open call(s) for help")
 
 
 ARG_LIMIT = 80  # characters of one command argument shown in a listing (--json has all)

@@ -75,12 +75,13 @@ def catalog_serving_hub(db: Database, endpoint: BrokerEndpoint, worker_id: str |
 
     It also sends the commands held for a device again when the device is born, records
     the webhook events of new sales (in their transaction) and of device status, and the
-    devices' update reports (pausing a rollout when too many roll back).
+    devices' update reports (pausing a rollout when too many roll back) and calls for help.
     """
     from hub.catalog_publisher import CatalogPublisher
     from hub.catalog_push import PERIOD as PUSH_PERIOD
     from hub.catalog_push import CatalogPush
     from hub.command_hold import RESEND_EVERY, SWEEP_EVERY, HeldCommands
+    from hub.help_calls import HelpCallLog
     from hub.ingest import SalesIngest, utc_naive
     from hub.releases.reports import UpdateReports
     from hub.stock_corrections import PERIOD, StockCorrections
@@ -102,6 +103,7 @@ def catalog_serving_hub(db: Database, endpoint: BrokerEndpoint, worker_id: str |
     held = HeldCommands(db, publish)
 
     updates = UpdateReports(db)
+    help_calls = HelpCallLog(db)
 
     def catalog_request(inbound: Inbound) -> None:
         publisher.on_request(inbound.device, inbound.payload)
@@ -109,12 +111,19 @@ def catalog_serving_hub(db: Database, endpoint: BrokerEndpoint, worker_id: str |
     def update_report(inbound: Inbound) -> None:
         updates.on_report(inbound.device, inbound.payload)
 
+    def help_call(inbound: Inbound) -> None:
+        help_calls.on_call(inbound.device, inbound.payload)
+
     server = HubServer(
         db,
         endpoint,
         worker_id=worker_id,
         ingest=SalesIngest(db, on_stored=SaleEvents(db)),
-        handlers={topics.catalog_request: catalog_request, topics.update_up: update_report},
+        handlers={
+            topics.catalog_request: catalog_request,
+            topics.update_up: update_report,
+            topics.help_up: help_call,
+        },
         after_sales=corrections.sales_committed,
         after_status=[held.on_status, DeviceEvents(db)],
         periodic=[

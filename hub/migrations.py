@@ -19,6 +19,7 @@ from hub.api.access import ApiToken
 from hub.catalog_records import migrate_catalog_records
 from hub.dashboard.models import migrate_dashboard
 from hub.db import is_sqlite, open_hub_database, redacted
+from hub.help_calls import create_help_tables
 from hub.models import JOURNAL_MODELS, MODELS, PROTOCOL_MODELS
 from hub.receipts.models import create_receipt_tables
 from hub.releases.models import create_release_tables
@@ -121,6 +122,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         11, "e-receipt tokens: a sale found by the secret of its QR link", create_receipt_tables
     ),
+    Migration(12, "calls for help from kiosks, the latest state of each", create_help_tables),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

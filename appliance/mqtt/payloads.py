@@ -402,6 +402,28 @@ class UpdateReport(Payload, frozen=True, kw_only=True):
     reason: str = ""  # why: rolled_back and rejected always say
 
 
+HelpReason = Literal["customer", "age_check", "bagging", "payment_in_doubt", "paper_out"]
+HelpUrgency = Literal["help", "urgent"]
+HelpState = Literal["open", "answered", "cleared"]
+
+
+class HelpCall(Payload, frozen=True, kw_only=True):
+    """Device → hub on help_up: a call for help at a kiosk (docs/protocol.md, Calls for help)."""
+
+    # Sent at each change (QoS 1, not retained) and the active ones again at each connect;
+    # the hub keeps the latest of each call, so a repeat or a late duplicate is harmless.
+
+    device: str
+    id: str  # the call's UUIDv7, made on the device
+    reason: HelpReason
+    urgency: HelpUrgency
+    state: HelpState
+    opened_at: str  # ISO 8601 with its offset
+    cleared_at: str = ""  # "" until cleared
+    by: str = ""  # who answered or cleared it: a staff member's name, or "kiosk"
+    detail: str = ""  # what the kiosk saw, for staff
+
+
 LogKind = Literal["journal", "ring"]
 
 
@@ -469,6 +491,7 @@ ALL_PAYLOADS: tuple[type[Payload], ...] = (
     ReportedConfig,
     LogLines,
     UpdateReport,
+    HelpCall,
 )
 
 # Shapes inside payloads that are kept verbatim (msgspec.Raw) and checked by the receiver.

@@ -82,6 +82,11 @@ def update_up(device: str) -> str:
     return f"{device_root(device)}/up/update"
 
 
+def help_up(device: str) -> str:
+    """Device → hub: a call for help opened, answered or cleared (HelpCall)."""
+    return f"{device_root(device)}/up/help"
+
+
 def hub_subscriptions() -> tuple[str, ...]:
     """What every hub worker subscribes to.
 

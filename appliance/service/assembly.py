@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from appliance.drivers.sim.lab import SimLab
     from appliance.service.card_gate import CardGate
     from appliance.service.headless_till import HeadlessTill
+    from appliance.service.help_desk import HelpDesk
     from appliance.service.kiosk_shift import KioskShift
     from appliance.service.simulation import Simulation
 
@@ -113,6 +114,7 @@ class Appliance:
     card_gate: CardGate | None = None  # whether card is offered; recovers open attempts
     kiosk_shift: KioskShift | None = None  # a kiosk's shift by its [till] hours
     update_hold: str = ""  # why an update holds new sales ("": it does not)
+    help_desk: HelpDesk | None = None  # calls for help: the screen, the light, the hub
 
     @property
     def lab(self) -> SimLab | None:
@@ -164,7 +166,14 @@ class Appliance:
         stores = Stores.over(db, settings, clock)
         app = cls(settings, db, bus, catalog, lookup, ledger, checkout, stores, storage)
         app._require_shifts(clock or SystemClock())
+        app._open_help_desk(clock)
         return app
+
+    def _open_help_desk(self, clock: Clock | None) -> None:
+        from appliance.service.help_desk import HelpDesk
+
+        kiosk = self.settings.screen.mode == "kiosk"
+        self.help_desk = HelpDesk(self.checkout, self.bus, kiosk=kiosk, clock=clock)
 
     def _require_shifts(self, clock: Clock) -> None:
         """A staffed till sells only within an open shift; a kiosk with hours, within them.
@@ -242,6 +251,8 @@ class Appliance:
                 scale=lambda: devices.scale,
             )
         devices.open_all(self.bus)
+        if self.help_desk is not None:
+            self.help_desk.use_light(devices.attendant_light)
         self.card_gate = self._open_card_gate(devices)
         if self.simulation is not None:
             self.simulation.open(devices, self.bus, self.till, self.card_gate)

@@ -19,6 +19,7 @@ from appliance.mqtt import topics
 from appliance.mqtt.catalog_pictures import HubPictures
 from appliance.mqtt.catalog_sync import CatalogSync
 from appliance.mqtt.client import TlsFiles
+from appliance.mqtt.help_uplink import HelpUplink
 from appliance.mqtt.journal_uploader import JournalUploader
 from appliance.mqtt.link import LinkState, PahoHubLink, device_id_from_cert
 from appliance.mqtt.telemetry import (
@@ -118,6 +119,8 @@ class HubConnection:
             ),
         )
         link.dispatcher.on(topics.catalog_down(device_id), self.catalog.submit)
+        if app.help_desk is not None:  # calls for help, again whenever the link is ready
+            HelpUplink(link, app.bus, lambda: app.help_desk.active if app.help_desk else ())
         link.watch(self._resync_catalog_per_session)
         self._catalog_session = 0
         self.fleet: FleetControl | None = None

@@ -129,6 +129,17 @@ EXAMPLES: dict[type[p.Payload], p.Payload] = {
         done=4_194_304,
         total=52_428_800,
     ),
+    p.HelpCall: p.HelpCall(
+        device="kiosk-a",
+        id="0190f3c2-7a1b-7c3d-8e4f-0123456789ab",
+        reason="payment_in_doubt",
+        urgency="urgent",
+        state="cleared",
+        opened_at="2026-03-01T12:00:00+00:00",
+        cleared_at="2026-03-01T12:03:10+00:00",
+        by="Ana",
+        detail="card payment K1-000042",
+    ),
 }
 
 
