@@ -14,6 +14,7 @@ acknowledged come back and are sent again; the hub takes them once).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sqlite3
@@ -138,7 +139,8 @@ def take_snapshot(database: Path, target: Path) -> None:
         os.replace(temp, target)
         fsync_dir(target.parent)
     except (OSError, sqlite3.Error) as err:
-        temp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # the cause, not the clean-up, is the news
+            temp.unlink(missing_ok=True)
         raise UpdateError(f"cannot snapshot the database: {err}") from err
 
 

@@ -50,6 +50,7 @@ MAX_BAD_IMAGES = 2  # a slot that reads back wrong this often: the bundle is ref
 # Failed downloads in a row without a chunk gained (about an hour of waits): a URL that
 # answers 404, or a link that never works, ends the job instead of holding it forever.
 MAX_DOWNLOAD_ATTEMPTS = 8
+MAX_TRY_STARTS = 3  # snapshots or arms that fail in a row before the job is rejected
 REPORT_STEP = 0.05  # a downloading report every 5 % of the payload ...
 REPORT_EVERY_S = 1.0  # ... and at most once a second
 HOLD_REASON = "restarting for a software update"
@@ -313,13 +314,30 @@ class Updater:
             record = self._state.load()
             if record.phase in ("offered", "downloading") and not self._download():
                 return
-            if not self._hold_when_quiet():
-                return
-            self._try()
+            for attempt in range(1, MAX_TRY_STARTS + 1):
+                if not self._hold_when_quiet():
+                    return
+                try:
+                    self._try()
+                    return
+                except Exception as err:
+                    self._hold_sales("")
+                    if self._state.load().phase == "trying":
+                        # The reboot may happen all the same: the next start finds out
+                        # which slot came up (UpdateBoot.start) and ends the job.
+                        log.exception("update: the reboot into the try failed")
+                        return
+                    if attempt == MAX_TRY_STARTS:
+                        self._end("rejected", f"could not start the try: {err}")
+                        return
+                    wait = self._retry[min(attempt - 1, len(self._retry) - 1)]
+                    log.warning("update: could not start the try (%s); again in %g s", err, wait)
+                    self._stop.wait(wait)
         except Exception as err:  # the job ends; the kiosk goes on selling on this slot
             log.exception("update worker failed")
             self._hold_sales("")
-            self._end("rolled_back", f"could not try the update: {err}")
+            if self._state.load().phase != "trying":  # never tried: nothing rolled back
+                self._end("rejected", f"the update failed: {err}")
 
     def _download(self) -> bool:
         """The payload on the slot and read back right; False when stopped or refused."""
@@ -396,10 +414,15 @@ class Updater:
         return False
 
     def _try(self) -> None:
-        """Snapshot the database, record the try, arm it and reboot."""
+        """Snapshot the database, arm the try, record it and reboot.
+
+        A failure before "trying" is recorded leaves the job downloaded (the default slot
+        is unchanged: arming only names the slot a try boot would start).
+        """
         slots = self._boot.slots
         snapshot = self._boot.snapshot_path
         take_snapshot(self._boot.database, snapshot)
+        slots.arm_try()
         record = self._state.change(
             phase="trying",
             tried_from=slots.booted(),
@@ -409,7 +432,6 @@ class Updater:
             reason="",
         )
         self._report(record)
-        slots.arm_try()
         log.warning("update %s: rebooting into slot %s to try it", record.version, slots.inactive())
         slots.reboot_to_try()
 

@@ -373,11 +373,62 @@ def test_a_download_that_keeps_failing_ends_the_job_as_rejected(device: Device) 
     device.power_on(OLD)
     device.hub_error = "bytes 0-99 of the payload: the server answered 404 Not Found"
     offer(device)
-    wait_until(lambda: device.phase() == "rejected", "the job to end")
+    wait_until(lambda: device.commands, "the job to end")
+    assert device.phase() == "rejected"
     assert device.fetches == MAX_DOWNLOAD_ATTEMPTS
     assert device.commands[-1].state == "REJECTED" and "404" in device.commands[-1].reason
     assert device.reports[-1].state == "rejected"
     assert offer(device, job="job-2") == f"update to {NEW} offered"  # not "in hand"
+
+
+def test_a_snapshot_that_cannot_be_taken_is_retried_then_rejected_never_rolled_back(
+    device: Device,
+) -> None:
+    boot = device.power_on(OLD)
+    blocker = boot.snapshot_path.with_name("snapshot.db.new")
+    blocker.mkdir(parents=True)  # the snapshot's temp file cannot be made: "disk full"
+    offer(device)
+    wait_until(lambda: device.commands, "the job to end")
+    assert device.phase() == "rejected"
+    assert not device.rebooted.is_set()
+    assert "cannot snapshot the database" in device.commands[-1].reason
+    assert device.commands[-1].state == "REJECTED"
+    assert "rolled_back" not in device.states() and "trying" not in device.states()
+    assert StateFile(device.database.parent / "update" / "state.json").load().refused == ()
+    assert device.holds[-1] == ""  # selling goes on
+
+
+def test_a_snapshot_failure_that_clears_is_tried_again(device: Device) -> None:
+    device.why_not = "a sale is open"
+    boot = device.power_on(OLD)
+    blocker = boot.snapshot_path.with_name("snapshot.db.new")
+    blocker.mkdir(parents=True)
+    offer(device)
+    wait_until(lambda: device.phase() == "downloaded", "the download")
+    device.why_not = ""
+    wait_until(lambda: device.holds.count("") >= 1, "a failed try let sales go again")
+    assert device.phase() == "downloaded"
+    blocker.rmdir()  # room again
+    assert device.rebooted.wait(WAIT)
+    assert device.phase() == "trying"
+
+
+def test_a_reboot_command_that_errors_but_reboots_still_gates_the_try(device: Device) -> None:
+    boot = device.power_on(OLD)
+    really = boot.slots.reboot_to_try
+
+    def reboots_then_errors() -> None:  # systemctl fails, but the reboot happens anyway
+        really()
+        raise UpdateError("systemctl reboot: exit status 1")
+
+    boot.slots.reboot_to_try = reboots_then_errors  # type: ignore[method-assign]
+    offer(device)
+    device.rebooted.wait(WAIT)
+    wait_until(lambda: device.holds[-1] == "", "the worker to finish")
+    assert device.phase() == "trying"  # the next start decides, not this worker
+    assert "rolled_back" not in device.states() and device.commands == []
+    assert device.power_on(NEW).mode == "gating"
+    wait_until(lambda: device.phase() == "committed", "the commit")
 
 
 def test_a_power_cut_during_the_download_resumes_where_the_card_has_it(device: Device) -> None:
