@@ -31,6 +31,7 @@ from appliance.update.slots import (
     BOOT_PARTITIONS,
     Autoboot,
     Slot,
+    autoboot_bytes,
     fsync_dir,
     read_autoboot,
     slot_of,
@@ -49,7 +50,7 @@ def firmware_boot(root: Path) -> tuple[Slot, bool]:
     """
     root.mkdir(parents=True, exist_ok=True)
     if not (root / AUTOBOOT).exists() and not (root / (AUTOBOOT + ".new")).exists():
-        write_atomically(root / AUTOBOOT, Autoboot(BOOT_PARTITIONS["A"]).render().encode("ascii"))
+        write_atomically(root / AUTOBOOT, autoboot_bytes(Autoboot(BOOT_PARTITIONS["A"])))
     autoboot = read_autoboot(root)
     flag = root / "tryboot"
     trying = flag.exists() and autoboot.tryboot is not None

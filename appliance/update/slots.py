@@ -13,7 +13,9 @@ updates (TRYBOOT)"; computers/configuration/device-tree.adoc, "Firmware paramete
 - `/proc/device-tree/chosen/bootloader/tryboot` is 1 in a try boot and `.../partition`
   the partition booted from (both big-endian 32-bit integers); the try is ours when that
   partition is the `[tryboot]` one;
-- commit = rewrite `autoboot.txt` with the two partitions swapped.
+- commit = rewrite `autoboot.txt` with the two partitions swapped. The firmware reads the
+  file before Linux could repair anything, so it is rewritten in place at one fixed size
+  (write_autoboot), never renamed.
 
 PiSlots drives that on the device; DirectorySlots plays it with files on a host, and
 appliance.update.host_firmware plays the firmware that reads them.
@@ -38,6 +40,8 @@ Slot = Literal["A", "B"]
 SLOTS: tuple[Slot, Slot] = ("A", "B")
 AUTOBOOT = "autoboot.txt"
 AUTOBOOT_MAX = 512  # bytes the firmware reads of autoboot.txt
+# autoboot.txt is padded to this size: one sector of a cluster it never leaves.
+AUTOBOOT_SIZE = 256
 READ_SIZE = 1024 * 1024
 # Boot partition numbers of the slots as the image lays them out (p1 holds autoboot.txt).
 BOOT_PARTITIONS: Mapping[Slot, int] = {"A": 2, "B": 3}
@@ -133,6 +137,36 @@ def parse_autoboot(text: str) -> Autoboot:
     if "all" not in values:
         raise UpdateError(f"{AUTOBOOT}: no boot_partition in [all]")
     return Autoboot(values["all"], values.get("tryboot"))
+
+
+def autoboot_bytes(autoboot: Autoboot) -> bytes:
+    """The file's bytes: its text padded to AUTOBOOT_SIZE with blank lines (parsed as nothing)."""
+    text = autoboot.render().encode("ascii")
+    return text + b"\n" * (AUTOBOOT_SIZE - len(text))
+
+
+def write_autoboot(folder: Path, autoboot: Autoboot) -> None:
+    """Rewrite autoboot.txt in place at its fixed size, then fsync the file and the folder.
+
+    The firmware reads the file before Linux runs, so nothing may depend on Linux finishing
+    a rename. Rewritten at the same length, the file keeps its directory entry size and its
+    cluster, and FAT overwrites just its first data sector: a power cut leaves the old
+    sector or the new one. Accepted risk: a card that tears that one sector write. A file
+    of another size (written by hand or by an older image) is replaced once by rename.
+    """
+    path = folder / AUTOBOOT
+    data = autoboot_bytes(autoboot)
+    try:
+        with open(path, "r+b") as out:
+            if os.fstat(out.fileno()).st_size == len(data):
+                out.write(data)
+                out.flush()
+                os.fsync(out.fileno())
+                fsync_dir(folder)
+                return
+    except FileNotFoundError:
+        pass
+    write_atomically(path, data)
 
 
 def write_atomically(path: Path, data: bytes) -> None:
@@ -305,9 +339,9 @@ class PiSlots:
         self._run(("systemctl", "reboot"))
 
     def _write(self, wanted: Autoboot) -> None:
-        # A FAT rename is not atomic: write only when something changes (see write_atomically).
+        # Each write of the boot partition is a risk (see write_autoboot): only on a change.
         if read_autoboot(self._autoboot_dir) != wanted:
-            write_atomically(self._autoboot_dir / AUTOBOOT, wanted.render().encode("ascii"))
+            write_autoboot(self._autoboot_dir, wanted)
             log.info("autoboot.txt: boot %d, try %s", wanted.default, wanted.tryboot)
 
     def _tree_value(self, name: str, missing: int | None = None) -> int:
@@ -338,7 +372,7 @@ class DirectorySlots:
         self._on_reboot = on_reboot
         root.mkdir(parents=True, exist_ok=True)
         if not (root / AUTOBOOT).exists():
-            write_atomically(root / AUTOBOOT, Autoboot(2, 3).render().encode("ascii"))
+            write_atomically(root / AUTOBOOT, autoboot_bytes(Autoboot(2, 3)))
 
     def booted(self) -> Slot:
         """The slot the launcher started (A when nothing played the firmware)."""
@@ -387,7 +421,7 @@ class DirectorySlots:
 
     def _write(self, wanted: Autoboot) -> None:
         if read_autoboot(self.root) != wanted:
-            write_atomically(self.root / AUTOBOOT, wanted.render().encode("ascii"))
+            write_autoboot(self.root, wanted)
 
     def _booted(self) -> tuple[Slot, bool]:
         try:

@@ -97,10 +97,43 @@ def test_pi_slots_try_then_commit_swaps_the_partitions_in_autoboot(tmp_path: Pat
     assert pi.ran == [("systemctl", "reboot", "0 tryboot")]
     pi.booted_from(3, 1)
     pi.slots.commit()
-    assert (pi.boot / AUTOBOOT).read_text() == Autoboot(3, 2).render()
+    assert read_autoboot(pi.boot) == Autoboot(3, 2)
     assert not (pi.boot / (AUTOBOOT + ".new")).exists()
     pi.slots.reboot()
     assert pi.ran[-1] == ("systemctl", "reboot")
+
+
+def test_a_commit_rewrites_autoboot_in_place_at_one_size_within_a_sector(tmp_path: Path) -> None:
+    root = tmp_path / "slots"
+    DirectorySlots(root)
+    firmware_boot(root)
+    path = root / AUTOBOOT
+    before = path.stat()
+    assert before.st_size <= 512  # one sector of the FAT partition holds all of it
+    DirectorySlots(root).arm_try()
+    (root / "tryboot").write_text("1")
+    assert firmware_boot(root) == ("B", True)
+    DirectorySlots(root).commit()
+    after = path.stat()
+    # Same file, same length: FAT rewrites its data sector and nothing else moves.
+    assert (after.st_ino, after.st_size) == (before.st_ino, before.st_size)
+    assert not (root / (AUTOBOOT + ".new")).exists()
+    assert read_autoboot(root) == Autoboot(3, 2)
+    assert firmware_boot(root) == ("B", False)  # the firmware's parse reads the new default
+
+
+def test_an_autoboot_file_of_another_size_is_replaced_once_then_kept_in_place(
+    tmp_path: Path,
+) -> None:
+    pi = FakePi(tmp_path)  # the file as written by hand: not the padded size
+    pi.booted_from(3, 1)
+    pi.slots.commit()
+    first = (pi.boot / AUTOBOOT).stat()
+    pi.booted_from(2, 1)
+    pi.slots.commit()
+    second = (pi.boot / AUTOBOOT).stat()
+    assert (second.st_ino, second.st_size) == (first.st_ino, first.st_size)
+    assert read_autoboot(pi.boot) == Autoboot(2, 3)
 
 
 def test_a_rename_cut_short_on_fat_is_finished_before_autoboot_is_read(tmp_path: Path) -> None:
