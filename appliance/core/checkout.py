@@ -73,6 +73,9 @@ class Checkout:
         self._cart = Cart(currency)
         self._lock = threading.Lock()  # held only to check and swap the cart, never for I/O
         self._paying = False
+        # Bumped whenever the cart in progress ends or is replaced (paid, cancelled, parked,
+        # resumed): a weight read for one sale must never land in the next.
+        self._generation = 0
         self._paused = ""  # why no new sale may start, or ""
         self._cash_rounding = cash_rounding  # the store's increment (docs/cash.md)
         self._shift_check: ShiftCheck | None = None
@@ -86,6 +89,11 @@ class Checkout:
     def paying(self) -> bool:
         """True while a sale of this cart is being stored: the cart is held."""
         return self._paying
+
+    @property
+    def generation(self) -> int:
+        """Which sale the cart belongs to: changes on pay, cancel, park and resume."""
+        return self._generation
 
     @property
     def paused(self) -> str:
@@ -134,9 +142,18 @@ class Checkout:
         """The product for a barcode or SKU, not added (to see whether it needs weighing)."""
         return find_product(self._catalog, code, self._rules)
 
-    def add_weighed(self, match: ProductMatch, grams: int) -> Cart:
-        """Add a product sold by weight at a stable weight from the scale, in grams."""
-        return self._change(lambda cart: self._starting(cart).add_weighed(match, grams))
+    def add_weighed(
+        self, match: ProductMatch, grams: int, *, generation: int | None = None
+    ) -> Cart:
+        """Add a product weighed on the scale, in grams; CartError if `generation` has ended."""
+
+        def add(cart: Cart) -> Cart:
+            # Checked under the lock: a pay on the writer thread cannot slip in between.
+            if generation is not None and generation != self._generation:
+                raise CartError("the sale it was weighed for has ended")
+            return self._starting(cart).add_weighed(match, grams)
+
+        return self._change(add)
 
     def set_quantity(self, line_id: int, quantity: int) -> Cart:
         """Change a line's quantity."""
@@ -160,7 +177,12 @@ class Checkout:
 
     def cancel(self) -> Cart:
         """Empty the cart without selling."""
-        return self._change(lambda _cart: Cart(self._currency))
+
+        def empty(_cart: Cart) -> Cart:
+            self._generation += 1
+            return Cart(self._currency)
+
+        return self._change(empty)
 
     def resume(self, cart: Cart) -> Cart:
         """Carry on with a parked cart; refused while another cart is in progress."""
@@ -173,6 +195,7 @@ class Checkout:
             if not current.is_empty:
                 raise CartError("finish or park the cart in progress before resuming another")
             self._starting(current)
+            self._generation += 1
             return cart
 
         return self._change(take)
@@ -205,6 +228,7 @@ class Checkout:
         # The new cart in the same step that lets changes in: nothing lands on the sold one.
         with self._lock:
             self._paying = False
+            self._generation += 1
             cart = self._cart = Cart(self._currency)
         self._changed(cart)
         self._bus.post(SaleCommitted.of(sale))

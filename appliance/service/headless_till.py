@@ -61,6 +61,7 @@ class _Weighed(Event):
     match: ProductMatch
     scan: BarcodeScanned
     grams: int | None  # None: no sellable weight, `error` says why
+    generation: int  # the sale it was weighed for (Checkout.generation)
     error: str = ""
 
 
@@ -220,7 +221,10 @@ class HeadlessTill:
                 self._weighing = True
                 # The scale answers in up to seconds (motion): never on the main loop.
                 threading.Thread(
-                    target=self._weigh, args=(match, event), name="weigh", daemon=True
+                    target=self._weigh,
+                    args=(match, event, self._checkout.generation),
+                    name="weigh",
+                    daemon=True,
                 ).start()
                 return
             cart = self._checkout.scan(event.code)
@@ -231,17 +235,18 @@ class HeadlessTill:
         name = added.name if added is not None else "?"
         log.info("scanned %s on %s: %s", event.code, event.device, name)
 
-    def _weigh(self, match: ProductMatch, event: BarcodeScanned) -> None:
+    def _weigh(self, match: ProductMatch, event: BarcodeScanned, generation: int) -> None:
         """The weighing thread: a stable weight from the scale, handed to the main thread."""
         try:
             grams = weigh_for_sale(self._scale(), time.monotonic, time.sleep)
         except DeviceError as err:
-            self._bus.post(_Weighed(match, event, None, str(err)))
+            self._bus.post(_Weighed(match, event, None, generation, str(err)))
         except Exception as err:  # never leave the till weighing for good
             log.exception("weighing %s failed", event.code)
-            self._bus.post(_Weighed(match, event, None, f"{type(err).__name__}: {err}"))
+            error = f"{type(err).__name__}: {err}"
+            self._bus.post(_Weighed(match, event, None, generation, error))
         else:
-            self._bus.post(_Weighed(match, event, grams))
+            self._bus.post(_Weighed(match, event, grams, generation))
 
     def _weighed(self, weighed: _Weighed) -> None:
         """Main thread: the weighed line into the cart, or why not."""
@@ -256,7 +261,8 @@ class HeadlessTill:
             log.warning("weighed %s on %s refused: %s", event.code, event.device, self.busy)
             return
         try:
-            self._checkout.add_weighed(match, grams)
+            # Refused if the sale it was weighed for ended meanwhile (paid, cancelled, settled).
+            self._checkout.add_weighed(match, grams, generation=weighed.generation)
         except DomainError as err:
             log.warning("weighed %s on %s refused: %s", event.code, event.device, err)
             return
@@ -394,6 +400,9 @@ class HeadlessTill:
     def _check_can_pay(self) -> None:
         if self.busy:
             raise TenderError(self.busy)
+        if self._weighing:
+            # Its line would land after the total was taken: the tenders would not cover it.
+            raise TenderError("an item is still being weighed: wait for its weight")
         cart = self._checkout.cart
         if cart.is_empty:
             if paused := self._checkout.paused:

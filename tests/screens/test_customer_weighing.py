@@ -6,6 +6,8 @@ kiosk's own database); the scale is the real SerialScale asking SimScale over a 
 
 from __future__ import annotations
 
+from kivy.uix.widget import Widget
+
 from appliance.core.barcode import gtin_check_digit, normalize_gtin
 from appliance.core.catalog import Product
 from appliance.core.money import Money
@@ -132,4 +134,50 @@ def test_an_empty_scale_adds_nothing_and_asks_for_the_item(kiosk: Kiosk) -> None
     kiosk.wait_for(lambda: kiosk.app.session.message == EMPTY, what="the message")
     kiosk.find_text(EMPTY)
     assert len(kiosk.services.app.checkout.cart.lines) == 1
+    assert not kiosk.app.cart.weighing
+
+
+def shop_button(kiosk: Kiosk, text: str) -> Widget:
+    """The shop screen's button showing `text`, usable or not."""
+    found = [w for w in kiosk.widgets() if getattr(w, "text", None) == text]
+    assert found, f"no {text!r} on {kiosk.screen!r}"
+    return found[0]
+
+
+def test_pay_and_cancel_wait_while_an_item_is_weighed(kiosk: Kiosk) -> None:
+    """The total asked of the terminal must include the weighed line: no Pay until it is in."""
+    sell_tomatoes_by_weight(kiosk)
+    scan_and_wait(kiosk, COFFEE, 1)
+    scale(kiosk).put(600)
+    scale(kiosk).settle_after(8)  # about 1.6 s of motion, then 600 g
+
+    kiosk.scan(TOMATOES)
+
+    kiosk.wait_for(lambda: kiosk.app.cart.weighing, what="the weighing to start")
+    kiosk.pump(2)
+    assert shop_button(kiosk, tr._("Pay")).disabled
+    assert shop_button(kiosk, tr._("Cancel")).disabled
+    kiosk.wait_for(lambda: len(kiosk.app.cart.rows) == 2, what="the weighed line")
+    kiosk.pump(2)
+    assert not shop_button(kiosk, tr._("Pay")).disabled
+    assert not shop_button(kiosk, tr._("Cancel")).disabled
+
+
+def test_a_weight_that_settles_after_the_sale_ended_is_not_added_to_the_next_one(
+    kiosk: Kiosk,
+) -> None:
+    """The customer walks away while the weight settles: the next customer's cart stays empty."""
+    sell_tomatoes_by_weight(kiosk)
+    scan_and_wait(kiosk, COFFEE, 1)
+    scale(kiosk).put(600)
+    scale(kiosk).settle_after(8)
+
+    kiosk.scan(TOMATOES)
+    kiosk.wait_for(lambda: kiosk.app.cart.weighing, what="the weighing to start")
+    kiosk.app.session.reset()  # what the idle timeout does
+    assert kiosk.services.app.checkout.cart.is_empty
+
+    dropped = tr._("The sale ended while the item was weighed: it was not added.")
+    kiosk.wait_for(lambda: kiosk.app.session.message == dropped, what="the weight dropped")
+    assert kiosk.services.app.checkout.cart.is_empty
     assert not kiosk.app.cart.weighing

@@ -194,3 +194,22 @@ def test_without_a_scale_the_item_is_refused_clearly(
     assert till.lines() == 0
     till.ask({"cmd": "scan", "code": "4006381333931"})  # the till still sells the rest
     wait_until(lambda: till.lines() == 1, "the coffee")
+
+
+def test_cash_is_refused_while_an_item_is_weighed(till: Till) -> None:
+    """The weighed line would come after the total was taken: pay waits for the weight."""
+    assert till.app.lab is not None and till.app.lab.scale is not None
+    till.ask({"cmd": "scan", "code": "4006381333931"})
+    wait_until(lambda: till.lines() == 1, "the coffee")
+    till.ask({"cmd": "weigh", "grams": 700})
+    till.app.lab.scale.settle_after(8)  # about 1.6 s of motion, then 700 g
+    till.ask({"cmd": "scan", "code": TOMATOES})
+    wait_until(lambda: "weigh" in {t.name for t in threading.enumerate()}, "the weighing")
+
+    answer = send(till.sock, {"cmd": "pay", "method": "cash"})
+
+    assert not answer["ok"]
+    assert "still being weighed" in str(answer)
+    wait_until(lambda: till.lines() == 2, "the weighed line")
+    paid = till.ask({"cmd": "pay", "method": "cash"})
+    assert paid["total"] == 499 + 175  # the coffee and 700 g at 2.50/kg

@@ -13,10 +13,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from appliance.service.main_loop import run
 from appliance.settings import Settings, parse_settings
+from appliance.store.migrations import SCHEMA_VERSION
 from appliance.update.boot import take_snapshot
 from appliance.update.host_firmware import firmware_boot
 from appliance.update.slots import DirectorySlots
 from appliance.update.state import StateFile, UpdateRecord
+from tests.update.cut_off import cut_off_after
 
 
 def settings_for(tmp_path: Path, **tables: dict[str, Any]) -> Settings:
@@ -78,9 +80,13 @@ def test_the_old_slot_restores_the_snapshot_before_the_store_opens(tmp_path: Pat
     state = StateFile(database.parent / "update" / "state.json")
     snapshot = database.parent / "update" / "snapshot.db"
     take_snapshot(database, snapshot)
-    with sqlite3.connect(database) as db:  # the new release migrated, then failed its gate
-        db.execute("CREATE TABLE added_by_the_new_release (x INTEGER)")
-    db.close()
+    # The new release migrated past this one's schema, failed its gate and was cut off:
+    # its last writes are only in the WAL beside the database.
+    cut_off_after(
+        database,
+        "CREATE TABLE added_by_the_new_release (x INTEGER)",
+        f"PRAGMA user_version = {SCHEMA_VERSION + 1}",
+    )
     state.save(
         UpdateRecord(
             job="job-1",
@@ -92,8 +98,11 @@ def test_the_old_slot_restores_the_snapshot_before_the_store_opens(tmp_path: Pat
         )
     )
     firmware_boot(tmp_path / "slots")  # no tryboot flag: slot A
-    assert start_and_stop(settings) == 0
+    assert start_and_stop(settings) == 0  # opens and migrates: no SchemaTooNewError
     assert "added_by_the_new_release" not in tables(database)
+    with sqlite3.connect(database) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    db.close()
     record = state.load()
     assert (record.phase, record.refused) == ("rolled_back", ("2026.12.1",))
     assert not snapshot.exists()

@@ -4,8 +4,6 @@ the hub session counter and the seen command ids the try boot used stay used."""
 from __future__ import annotations
 
 import sqlite3
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,8 +13,9 @@ import pytest
 from appliance.store.command_log import SqliteSeenCommands
 from appliance.store.database import open_database
 from appliance.store.hub_session import SessionStore
-from appliance.store.migrations import migrate
+from appliance.store.migrations import SCHEMA_VERSION, migrate
 from appliance.update.boot import restore_snapshot, take_snapshot
+from tests.update.cut_off import cut_off_after
 
 NOW = datetime(2026, 7, 1, 12, 0, tzinfo=UTC)
 EXPIRES = NOW + timedelta(days=7)
@@ -42,21 +41,6 @@ def database(tmp_path: Path) -> Iterator[Path]:
     SqliteSeenCommands(db, FixedClock()).remember("before-the-try", EXPIRES)
     db.close()
     yield path
-
-
-def cut_off_after(database: Path, *statements: str) -> None:
-    """A process writes `statements` and dies without closing: they stay in the WAL only."""
-    script = (
-        "import os, sqlite3, sys\n"
-        "db = sqlite3.connect(sys.argv[1])\n"
-        "db.execute('PRAGMA wal_autocheckpoint=0')\n"
-        "for statement in sys.argv[2:]:\n"
-        "    db.execute(statement)\n"
-        "db.commit()\n"
-        "os._exit(0)\n"
-    )
-    subprocess.run([sys.executable, "-c", script, str(database), *statements], check=True)
-    assert Path(f"{database}-wal").stat().st_size > 0
 
 
 def open_restored(database: Path) -> tuple[int, bool, bool]:
@@ -92,3 +76,22 @@ def test_the_session_count_never_goes_below_the_snapshot(database: Path) -> None
     db.close()
     restore_snapshot(snapshot, database)
     assert open_restored(database)[0] == 2
+
+
+def test_a_rollback_after_a_newer_migration_opens_on_the_old_release(database: Path) -> None:
+    snapshot = database.parent / "update" / "snapshot.db"
+    take_snapshot(database, snapshot)
+    # The try boot migrates the store as a newer release would, and is cut off mid-way.
+    cut_off_after(
+        database,
+        "CREATE TABLE added_by_the_new_release (x INTEGER)",
+        f"PRAGMA user_version = {SCHEMA_VERSION + 1}",
+        "UPDATE meta SET value = '5' WHERE key = 'mqtt_bd_seq'",
+    )
+    restore_snapshot(snapshot, database)
+    assert open_restored(database) == (5, True, False)
+    with sqlite3.connect(database) as db:
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+    db.close()
+    assert "added_by_the_new_release" not in tables and version == SCHEMA_VERSION

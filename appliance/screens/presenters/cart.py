@@ -88,21 +88,24 @@ class CartPresenter(EventDispatcher):
         )
         devices = self._ctx.services.devices
         scale: Scale | None = devices.scale if devices is not None else None
+        generation = self._checkout.generation  # the sale this weight is for
 
         def weigh() -> None:
             try:
                 grams = weigh_for_sale(scale, time.monotonic, time.sleep)
             except DeviceError as err:
                 failed = err  # `err` is unbound after the except block; the callback runs later
-                Clock.schedule_once(lambda _dt: self._weighed(match, None, failed))
+                Clock.schedule_once(lambda _dt: self._weighed(match, generation, None, failed))
             else:
-                Clock.schedule_once(lambda _dt: self._weighed(match, grams, None))
+                Clock.schedule_once(lambda _dt: self._weighed(match, generation, grams, None))
 
         # The scale answers within seconds when the platter moves: never in a frame.
         threading.Thread(target=weigh, name="weigh", daemon=True).start()
         return True
 
-    def _weighed(self, match: ProductMatch, grams: int | None, error: DeviceError | None) -> None:
+    def _weighed(
+        self, match: ProductMatch, generation: int, grams: int | None, error: DeviceError | None
+    ) -> None:
         """Main thread: add the weighed line, or say why nothing was added."""
         self.weighing = False
         if grams is None:
@@ -110,9 +113,18 @@ class CartPresenter(EventDispatcher):
             return
         if self.refuses_changes():  # parked or fetched while the weight settled
             return
+        if generation != self._checkout.generation:
+            # Paid, cancelled, parked or timed out while the weight settled: that weight
+            # belongs to a sale that is over, never to the cart there is now.
+            log.info("weight of %d g for %s dropped: its sale ended", grams, match.product.sku)
+            self._ctx.session.say(
+                self._ctx.tr._("The sale ended while the item was weighed: it was not added."),
+                "warning",
+            )
+            return
         before = self._checkout.cart.lines
         try:
-            cart = self._checkout.add_weighed(match, grams)
+            cart = self._checkout.add_weighed(match, grams, generation=generation)
         except DomainError as err:
             self._ctx.session.say(customer_message(self._ctx.tr, err), "warning")
             return
