@@ -8,6 +8,7 @@ from kivy.app import App
 
 from appliance.screens.customer.age_check_presenter import AgeCheckPresenter
 from appliance.screens.customer.browse_presenter import BrowsePresenter
+from appliance.screens.customer.help_button import HelpPresenter
 from appliance.screens.customer.locked_presenter import LockNotice
 from appliance.screens.customer.out_of_order_presenter import OutOfOrderNotice
 from appliance.screens.customer.payment_presenter import PaymentPresenter
@@ -46,6 +47,7 @@ class Presenters:
     staff_check: StaffCheck
     browse: BrowsePresenter
     age_check: AgeCheckPresenter
+    help: HelpPresenter  # the help button and the calls for help
     payment: PaymentPresenter
     receipt: ReceiptPresenter
     idle: IdlePresenter
@@ -117,6 +119,7 @@ def build_presenters(ctx: ScreenContext) -> Presenters:
         staff_check=staff_check,
         browse=browse,
         age_check=age_check,
+        help=HelpPresenter(ctx),
         payment=payment,
         receipt=receipt,
         idle=idle,

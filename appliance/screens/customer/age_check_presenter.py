@@ -95,6 +95,8 @@ class AgeCheckPresenter(EventDispatcher):
             self._ctx.session.say(customer_message(self._ctx.tr, err), "warning")
             return False
         log.info("age check approved by staff %s", member.staff_id)
+        if (desk := self._ctx.services.app.help_desk) is not None:
+            desk.staff_arrived(member.name)  # staff are at the kiosk: its calls are dealt with
         self._cart.refresh()
         self._ctx.session.say(self._ctx.tr._("Approved by {name}.").format(name=member.name))
         return True

@@ -301,6 +301,8 @@ class PaymentPresenter(EventDispatcher):
             self.state = "cancelled"
 
     def _staff_arrived(self, member: StaffMember) -> None:
+        if (desk := self._ctx.services.app.help_desk) is not None:
+            desk.staff_arrived(member.name)  # answers the payment in doubt, clears the rest
         self._resolver = member
         self.resolver = member.name
         self.state = "resolve"
