@@ -6,10 +6,12 @@ must only ever cover sales this hub has durably committed. `SalesIngest.ingest` 
 batch idempotently and advances the device's contiguous progress in ONE transaction; the
 caller publishes the acknowledgement only after it returns (after the commit).
 
+A sale's e-receipt token is stored as its hash, in the document too (hub/receipts), so
+a copy of the database opens no receipt link; otherwise the document is kept as sent.
 A sale the hub cannot count (a document it cannot read, or one in conflict with a sale
-it holds) is kept verbatim in `sale_rejection` and counts as held for the progress, so it
-never stalls the device's stream; the acknowledgement names it, and the device keeps its
-copy in quarantine instead of deleting it.
+it holds) is kept verbatim (but for its token) in `sale_rejection` and counts as held for
+the progress, so it never stalls the device's stream; the acknowledgement names it, and
+the device keeps its copy in quarantine instead of deleting it.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from hub.cached_insert import CachedInsert
 from hub.models import Device, DeviceProgress, Sale
 from hub.models import SaleRejection as RejectionRow
 from hub.prepared import Prepared
-from hub.receipts.models import ReceiptToken, token_hash
+from hub.receipts.models import REDACTED, ReceiptToken, redact_token, token_hash
 from hub.stores import DeviceStore
 
 log = logging.getLogger(__name__)
@@ -57,8 +59,15 @@ class _Stamp(msgspec.Struct):
     created_at: datetime
 
 
+class _Token(msgspec.Struct):
+    """Only the e-receipt token of a document, to redact a resend or a rejection."""
+
+    receipt_token: str = ""
+
+
 _document_decoder = msgspec.json.Decoder(SaleDocument)
 _stamp_decoder = msgspec.json.Decoder(_Stamp)
+_token_decoder = msgspec.json.Decoder(_Token)
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,7 +277,8 @@ class SalesIngest:
             seq, sale_id, raw = envelope.seq, envelope.sale_id, bytes(envelope.document)
             stored = held.by_seq.get(seq)
             if stored is not None and stored[0] == sale_id:
-                if stored[1] == raw:
+                # Stored with its token redacted: a resend still holds the token itself.
+                if stored[1] == raw or stored[1] == _redacted(raw):
                     out.duplicates += 1  # a resend of a stored sale
                     continue
                 problem = (
@@ -285,10 +295,11 @@ class SalesIngest:
             else:
                 readable = read_document(envelope)
                 if not isinstance(readable, str):
-                    out.rows.append(_sale_row(device, envelope, readable, now, store))
+                    row = _sale_row(device, envelope, readable, now, store)
+                    out.rows.append(row)
                     if receipt_token_time(readable[0].receipt_token) is not None:
                         out.receipts.append(_receipt_row(device, envelope, readable[0]))
-                    held.by_seq[seq] = (sale_id, raw)
+                    held.by_seq[seq] = (sale_id, row["document"].encode("utf-8"))
                     held.by_id[sale_id] = seq
                     continue
                 problem = ("invalid", readable)
@@ -300,7 +311,7 @@ class SalesIngest:
                     "sale_id": sale_id,
                     "code": code,
                     "reason": reason,
-                    "document": raw,
+                    "document": _redacted(raw),
                     "received_at": now,
                 }
             )
@@ -539,7 +550,7 @@ def _sale_row(
         "created_at": utc_naive(created_at),
         "total": document.total,
         "currency": document.currency,
-        "document": text,
+        "document": redact_token(text, document.receipt_token),
         "received_at": now,
         "clock_verified": document.clock_verified,
         "store": store,
@@ -557,6 +568,17 @@ def _receipt_row(device: str, envelope: SaleEnvelope, document: SaleDocument) ->
         "device": device,
         "sale_id": envelope.sale_id,
     }
+
+
+def _redacted(raw: bytes) -> bytes:
+    """A document as sent with its token replaced by the token's hash, as the hub keeps it."""
+    try:
+        token = _token_decoder.decode(raw).receipt_token
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+        return raw  # unreadable: no token to find, and kept as sent
+    if receipt_token_time(token) is None:
+        return raw
+    return raw.replace(token.encode("ascii"), (REDACTED + token_hash(token)).encode("ascii"))
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:

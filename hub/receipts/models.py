@@ -6,7 +6,11 @@ import hashlib
 
 from peewee import CharField, Database, SchemaManager
 
+from appliance.core.ids import receipt_token_time
 from hub.models import HubModel
+
+# What a stored sale document carries instead of its token: the hash, which opens nothing.
+REDACTED = "sha256:"
 
 
 class ReceiptToken(HubModel):
@@ -22,6 +26,15 @@ class ReceiptToken(HubModel):
 def token_hash(token: str) -> str:
     """The hex SHA-256 of a token, as the table keeps it."""
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def redact_token(text: str, token: str) -> str:
+    """A document's text with each copy of its well-formed token replaced by "sha256:<hash>"."""
+    # A well-formed token is 30 URL-safe characters, 128 bits of them random, which JSON
+    # never escapes: wherever the document holds it, it holds it as this exact text.
+    if receipt_token_time(token) is None:
+        return text
+    return text.replace(token, REDACTED + token_hash(token))
 
 
 def create_receipt_tables(db: Database) -> None:
