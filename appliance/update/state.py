@@ -3,7 +3,8 @@
 It outlives reboots and power cuts: the start-up step reads it before the store opens to
 tell a try boot, a commit and a rollback apart. Every change is written whole to a temp
 file, fsynced, renamed over the old one, and the folder fsynced, so a reader finds either
-the old state or the new one.
+the old state or the new one; a copy written the same way after it (state.json.prev)
+stands in for a damaged file, which would otherwise forget a snapshot and refused versions.
 """
 
 from __future__ import annotations
@@ -67,34 +68,32 @@ class StateFile:
         self.path = path
         self._lock = threading.RLock()
 
+    @property
+    def copy_path(self) -> Path:
+        """The copy written after each save: read when the state file is damaged or gone."""
+        return self.path.with_name(self.path.name + ".prev")
+
     def load(self) -> UpdateRecord:
-        """The recorded state; an unreadable file counts as no job (it is logged)."""
+        """The recorded state, else its copy's; neither readable counts as no job (logged)."""
         with self._lock:
-            try:
-                data = self.path.read_bytes()
-            except FileNotFoundError:
-                return UpdateRecord()
-            except OSError as err:
-                log.error("update state %s unreadable: %s", self.path, err)
-                return UpdateRecord()
-        try:
-            return msgspec.json.decode(data, type=UpdateRecord)
-        except (msgspec.DecodeError, msgspec.ValidationError) as err:
-            # Written only whole (renamed into place), so this is damage, not a torn write.
-            log.error("update state %s unreadable: %s", self.path, err)
-            return UpdateRecord()
+            for path in (self.path, self.copy_path):
+                if (record := _read(path)) is not None:
+                    return record
+        return UpdateRecord()
 
     def save(self, record: UpdateRecord) -> UpdateRecord:
-        """Replace the state with `record`, durably; returns it."""
+        """Replace the state with `record`, durably, then its copy; returns it."""
         data = msgspec.json.encode(record)
         with self._lock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            temp = self.path.with_name(self.path.name + ".new")
-            with open(temp, "wb") as out:
-                out.write(data)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(temp, self.path)
+            # A damaged state would forget the snapshot to restore and the refused versions.
+            for path in (self.path, self.copy_path):
+                temp = path.with_name(path.name + ".new")
+                with open(temp, "wb") as out:
+                    out.write(data)
+                    out.flush()
+                    os.fsync(out.fileno())
+                os.replace(temp, path)
             fsync_dir(self.path.parent)
         return record
 
@@ -102,3 +101,15 @@ class StateFile:
         """Replace some fields of the recorded state; returns the new state."""
         with self._lock:  # re-entrant: read and write as one step
             return self.save(msgspec.structs.replace(self.load(), **changes))
+
+
+def _read(path: Path) -> UpdateRecord | None:
+    """The record in `path`; None when it is missing or unreadable (logged)."""
+    try:
+        return msgspec.json.decode(path.read_bytes(), type=UpdateRecord)
+    except FileNotFoundError:
+        return None
+    except (OSError, msgspec.DecodeError, msgspec.ValidationError) as err:
+        # Written only whole (renamed into place), so this is damage, not a torn write.
+        log.error("update state %s unreadable: %s", path, err)
+        return None

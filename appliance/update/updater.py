@@ -235,7 +235,8 @@ class Updater:
             raise UpdateRejectedError(
                 f"the manifest is for {manifest.version}, not {args['version']}"
             )
-        if manifest.version in record.refused:
+        refused = release_key(manifest.version)
+        if any(release_key(version) == refused for version in record.refused):
             raise UpdateRejectedError(
                 f"{manifest.version} rolled back here before; not tried again"
             )

@@ -31,3 +31,14 @@ def test_a_file_left_by_a_torn_temp_write_does_not_replace_the_state(tmp_path: P
 def test_a_damaged_state_file_reads_as_no_job(tmp_path: Path, damage: bytes) -> None:
     (tmp_path / "state.json").write_bytes(damage)
     assert StateFile(tmp_path / "state.json").load() == UpdateRecord()
+
+
+def test_a_damaged_state_file_reads_from_its_copy(tmp_path: Path) -> None:
+    state = StateFile(tmp_path / "state.json")
+    state.save(UpdateRecord(job="j1", phase="gate_failed", snapshot="s.db", refused=("2026.1.2",)))
+    (tmp_path / "state.json").write_bytes(b"{not json")  # a card that lost the sector
+    assert state.load() == UpdateRecord(
+        job="j1", phase="gate_failed", snapshot="s.db", refused=("2026.1.2",)
+    )
+    (tmp_path / "state.json").unlink()
+    assert state.load().phase == "gate_failed"

@@ -27,7 +27,7 @@ from appliance.update.host_firmware import firmware_boot
 from appliance.update.manifest import BundleManifest
 from appliance.update.permit import MaintenanceWindow, RebootPermit
 from appliance.update.slots import DirectorySlots, SlotWriter
-from appliance.update.state import StateFile
+from appliance.update.state import StateFile, UpdateRecord
 from appliance.update.updater import HOLD_REASON, MAX_DOWNLOAD_ATTEMPTS, Updater
 from tests.update.bundles import extract_payload, make_bundle
 
@@ -499,6 +499,15 @@ def test_a_bad_offer_is_rejected_before_anything_is_written(
     assert device.phase() == "idle"
     assert not (device.root / "slot-B").exists()
     assert not device.rebooted.is_set()
+
+
+def test_a_refused_release_is_refused_however_its_version_is_written(device: Device) -> None:
+    state = StateFile(device.database.parent / "update" / "state.json")
+    state.save(UpdateRecord(phase="rolled_back", refused=("2026.12.01",)))
+    device.power_on(OLD)
+    offer(device)  # 2026.12.1: the same release
+    assert device.commands[-1].state == "REJECTED"
+    assert "rolled back here before" in device.commands[-1].reason
 
 
 def test_a_second_offer_while_one_is_in_hand_is_rejected(device: Device) -> None:
