@@ -8,6 +8,7 @@ computed from the stable weight in whole grams (appliance.core.cart.price_for_we
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -52,7 +53,46 @@ class ScaleFault:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class NotZeroed(ScaleFault):
+    """A weight was sold and the scale has not read zero since: the item may still be on it."""
+
+    reason: str = "take the previous item off the scale"
+
+
 WeightReading = StableWeight | InMotion | Underload | Overload | ScaleFault
+
+
+class ReturnToZero:
+    """The return-to-zero rule: after a weight is sold, none is given until the scale is empty.
+
+    A weighing scale for trade must come back to zero between two weighings, or an item
+    left on the platter is sold twice. An adapter passes every reading through `passes`;
+    `sold()` arms the rule, a reading of zero (or below) releases it. Thread-safe.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._armed = False
+
+    @property
+    def armed(self) -> bool:
+        """True while a sold weight may still be on the platter."""
+        return self._armed
+
+    def sold(self) -> None:
+        """A weight just read was sold: stable weights are refused until the scale reads zero."""
+        with self._lock:
+            self._armed = True
+
+    def passes(self, reading: WeightReading) -> WeightReading:
+        """The reading as the rule lets it through: NotZeroed for a weight while armed."""
+        with self._lock:
+            if isinstance(reading, Underload) or reading == StableWeight(0):
+                self._armed = False
+            elif self._armed and isinstance(reading, StableWeight):
+                return NotZeroed()
+            return reading
 
 
 class WeighingError(DeviceError):
@@ -77,6 +117,10 @@ class Scale(Device, Protocol):
 
     def zero(self) -> WeightReading:
         """Set the empty scale to zero; StableWeight(0) when it did, else why not."""
+        ...
+
+    def sold(self) -> None:
+        """The weight it last gave was sold: `weigh()` gives NotZeroed until it reads zero."""
         ...
 
 
@@ -112,6 +156,8 @@ def sellable_grams(reading: WeightReading) -> int:
         raise WeighingError(reading, "the scale reads below zero: empty it and zero it")
     if isinstance(reading, Overload):
         raise WeighingError(reading, "the item is over the scale's capacity")
+    if isinstance(reading, NotZeroed):
+        raise WeighingError(reading, reading.reason)
     raise WeighingError(reading, f"the scale gave no weight: {reading.reason}")
 
 

@@ -42,6 +42,7 @@ import serial
 from appliance.core.scale import (
     InMotion,
     Overload,
+    ReturnToZero,
     ScaleFault,
     StableWeight,
     Underload,
@@ -152,6 +153,7 @@ class SerialScale(DeviceBase):
         self.settings = settings
         self._requests: queue.Queue[_Request] = queue.Queue()
         self._worker: ReconnectingWorker | None = None
+        self._zeroing = ReturnToZero()
 
     @classmethod
     def from_settings(
@@ -169,6 +171,15 @@ class SerialScale(DeviceBase):
     def zero(self) -> WeightReading:
         """Zero the empty scale; StableWeight(0) when it did."""
         return self._ask(ZERO)
+
+    def sold(self) -> None:
+        """The last weight was sold: no other until the scale has read zero."""
+        self._zeroing.sold()
+
+    @property
+    def awaiting_zero(self) -> bool:
+        """True while a weight sold may still be on the platter (no zero read since)."""
+        return self._zeroing.armed
 
     def _ask(self, command: bytes) -> WeightReading:
         health = self.health
@@ -236,13 +247,17 @@ class SerialScale(DeviceBase):
                 try:
                     request = self._requests.get(timeout=IDLE_POLL_SECONDS)
                 except queue.Empty:
+                    if self._zeroing.armed:
+                        # Watch for the item sold to be lifted off: a customer who swaps it
+                        # for the next one between two scans leaves no zero for a request.
+                        self._zeroing.passes(self._exchange(port, WEIGH))
                     continue
                 try:
                     reading = self._exchange(port, request.command)
                 except DeviceError as err:
                     request.answer.set_result(ScaleFault(str(err)))
                     raise
-                request.answer.set_result(reading)
+                request.answer.set_result(self._zeroing.passes(reading))
         finally:
             port.close()
 

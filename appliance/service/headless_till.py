@@ -266,6 +266,8 @@ class HeadlessTill:
         except DomainError as err:
             log.warning("weighed %s on %s refused: %s", event.code, event.device, err)
             return
+        if (scale := self._scale()) is not None:
+            scale.sold()  # the item may stay on the platter: it must not be sold again
         name = match.product.name
         log.info("weighed %s on %s: %s, %d g", event.code, event.device, name, grams)
 

@@ -8,7 +8,9 @@ from appliance.core.devices import DeviceHealth
 from appliance.core.events import EventBus
 from appliance.core.scale import (
     InMotion,
+    NotZeroed,
     Overload,
+    ReturnToZero,
     ScaleFault,
     StableWeight,
     Underload,
@@ -48,6 +50,9 @@ class ScriptedScale:
     def zero(self) -> WeightReading:
         """Zeroed."""
         return StableWeight(0)
+
+    def sold(self) -> None:
+        """Nothing to remember."""
 
 
 class FakeTime:
@@ -103,3 +108,28 @@ def test_only_a_stable_positive_weight_can_be_sold() -> None:
 
 def test_a_weighing_error_is_a_device_error() -> None:
     assert issubclass(WeighingError, DeviceError)
+
+
+def test_after_a_sale_no_weight_is_given_until_the_scale_reads_zero() -> None:
+    """The item left on the platter is not sold twice; an empty scale lets the next one through."""
+    rule = ReturnToZero()
+    assert rule.passes(StableWeight(500)) == StableWeight(500)
+    rule.sold()
+    assert rule.passes(StableWeight(500)) == NotZeroed()
+    assert rule.passes(InMotion()) == InMotion()  # what is not a weight passes as it is
+    assert rule.passes(StableWeight(500)) == NotZeroed()
+    assert rule.passes(StableWeight(0)) == StableWeight(0)
+    assert rule.passes(StableWeight(700)) == StableWeight(700)
+
+
+def test_a_reading_below_zero_also_releases_the_rule() -> None:
+    rule = ReturnToZero()
+    rule.sold()
+    assert rule.passes(Underload()) == Underload()
+    assert rule.passes(StableWeight(300)) == StableWeight(300)
+
+
+def test_a_weight_not_returned_to_zero_is_not_sellable_and_says_what_to_do() -> None:
+    with pytest.raises(WeighingError, match="take the previous item off the scale") as raised:
+        sellable_grams(NotZeroed())
+    assert raised.value.reading == NotZeroed()

@@ -13,6 +13,7 @@ from appliance.core.devices import DeviceHealthChanged
 from appliance.core.events import EventBus
 from appliance.core.scale import (
     InMotion,
+    NotZeroed,
     Overload,
     ScaleFault,
     StableWeight,
@@ -198,3 +199,38 @@ def test_the_scale_is_configured_by_its_devices_table_and_found_by_the_manager(
         assert manager.scale.weigh() == StableWeight(75)
     finally:
         manager.close_all()
+
+
+def test_a_sold_weight_is_not_given_again_until_the_scale_is_emptied(
+    sim: SimScale, scale: SerialScale
+) -> None:
+    """Return to zero: the bananas left on the platter are not weighed a second time."""
+    sim.put(500)
+    assert scale.weigh() == StableWeight(500)
+    scale.sold()
+
+    assert scale.weigh() == NotZeroed()
+    sim.put(0)
+    assert scale.weigh() == StableWeight(0)
+    sim.put(700)
+    assert scale.weigh() == StableWeight(700)
+
+
+def test_an_item_swapped_between_two_scans_is_seen_leaving_while_idle(
+    sim: SimScale, scale: SerialScale
+) -> None:
+    """While a sold weight may be on the platter the worker watches for zero by itself."""
+    sim.put(500)
+    assert scale.weigh() == StableWeight(500)
+    scale.sold()
+    asked = len(sim.requests)
+    assert scale.awaiting_zero
+    sim.put(0)
+    deadline = time.monotonic() + 5.0
+    while scale.awaiting_zero:
+        assert time.monotonic() < deadline, "the worker never looked at the empty scale"
+        time.sleep(0.05)
+    assert len(sim.requests) > asked  # asked by the worker itself, not by a weighing
+
+    sim.put(700)
+    assert scale.weigh() == StableWeight(700)

@@ -11,6 +11,7 @@ from kivy.uix.widget import Widget
 from appliance.core.barcode import gtin_check_digit, normalize_gtin
 from appliance.core.catalog import Product
 from appliance.core.money import Money
+from appliance.drivers.serial_scale import SerialScale
 from appliance.drivers.sim.scale import SimScale
 from appliance.mqtt.catalog_products import payload_from_product
 from appliance.mqtt.catalog_sync import CatalogSync
@@ -181,3 +182,28 @@ def test_a_weight_that_settles_after_the_sale_ended_is_not_added_to_the_next_one
     kiosk.wait_for(lambda: kiosk.app.session.message == dropped, what="the weight dropped")
     assert kiosk.services.app.checkout.cart.is_empty
     assert not kiosk.app.cart.weighing
+
+
+def test_an_item_left_on_the_scale_is_not_sold_twice(kiosk: Kiosk) -> None:
+    """Scanned again with the same bag still on the platter: refused until the scale is empty."""
+    sell_tomatoes_by_weight(kiosk)
+    scale(kiosk).put(500)
+    scan_and_wait(kiosk, TOMATOES, 1)
+
+    kiosk.scan(TOMATOES)
+
+    left_on = tr._("Take the last item off the scale, put this one on, then scan it again.")
+    kiosk.wait_for(lambda: kiosk.app.session.message == left_on, what="the refusal")
+    assert len(kiosk.services.app.checkout.cart.lines) == 1
+    scale(kiosk).put(0)  # the bag is taken off, the next one put on
+    kiosk.wait_for(lambda: not scale_adapter(kiosk).awaiting_zero, what="the empty scale seen")
+    scale(kiosk).put(800)
+    scan_and_wait(kiosk, TOMATOES, 2)
+    assert [line.quantity for line in kiosk.services.app.checkout.cart.lines] == [500, 800]
+
+
+def scale_adapter(kiosk: Kiosk) -> SerialScale:
+    """The kiosk's scale adapter."""
+    devices = kiosk.services.devices
+    assert devices is not None and isinstance(devices.scale, SerialScale)
+    return devices.scale

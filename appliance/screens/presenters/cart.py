@@ -16,6 +16,7 @@ from appliance.core.catalog import ProductMatch
 from appliance.core.checkout import CartChanged
 from appliance.core.scale import (
     InMotion,
+    NotZeroed,
     Overload,
     Scale,
     StableWeight,
@@ -86,8 +87,7 @@ class CartPresenter(EventDispatcher):
         self._ctx.session.say(
             tr._("Weighing {name}: keep it still on the scale").format(name=name), "info"
         )
-        devices = self._ctx.services.devices
-        scale: Scale | None = devices.scale if devices is not None else None
+        scale = self._scale()
         generation = self._checkout.generation  # the sale this weight is for
 
         def weigh() -> None:
@@ -128,10 +128,16 @@ class CartPresenter(EventDispatcher):
         except DomainError as err:
             self._ctx.session.say(customer_message(self._ctx.tr, err), "warning")
             return
+        if (scale := self._scale()) is not None:
+            scale.sold()  # the item may stay on the platter: it must not be sold again
         self._ctx.session.clear_message()
         changed = next((line for line in cart.lines if line not in before), None)
         if changed is not None:
             self.last_line_id = changed.line_id
+
+    def _scale(self) -> Scale | None:
+        devices = self._ctx.services.devices
+        return devices.scale if devices is not None else None
 
     def _weighing_message(self, error: DeviceError | None) -> str:
         tr = self._ctx.tr
@@ -147,6 +153,8 @@ class CartPresenter(EventDispatcher):
             return tr._("This is too heavy for the scale. Please ask a member of staff.")
         if isinstance(reading, StableWeight):
             return tr._("Put the item on the scale, then scan it again.")
+        if isinstance(reading, NotZeroed):
+            return tr._("Take the last item off the scale, put this one on, then scan it again.")
         return tr._("The scale is not working. Please ask for help.")
 
     def plus(self, line_id: int) -> None:
