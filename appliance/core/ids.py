@@ -16,6 +16,8 @@ _MS_MASK = (1 << 48) - 1
 _TOKEN_STAMP_HEX = 8  # seconds since 1970 in hex: enough until 2106
 _TOKEN_RANDOM_BYTES = 16  # 128 bits: not found by guessing, however many are tried
 _TOKEN_RANDOM_CHARS = 22  # what token_urlsafe makes of them
+# The time of a token made while the device's clock was not verified: read as "unknown".
+UNKNOWN_TOKEN_TIME = datetime.fromtimestamp(0, UTC)
 _URLSAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 
 
@@ -52,19 +54,24 @@ def receipt_number(prefix: str, sequence: int) -> str:
     return f"{prefix}-{sequence:06d}"
 
 
-def new_receipt_token(at: datetime) -> str:
+def new_receipt_token(at: datetime | None) -> str:
     """The secret of a sale's e-receipt link: its moment in hex, then 128 random bits.
 
     The moment (naive counts as UTC) lets the hub tell a link whose sale may still be on
     its way from one that will never come, without storing anything for unknown links.
+    None (a clock not verified) stamps UNKNOWN_TOKEN_TIME: a wrong time would have the
+    hub turn the link away at once, or wait for it far too long.
     """
-    moment = at if at.tzinfo is not None else at.replace(tzinfo=UTC)
-    stamp = max(0, int(moment.timestamp()))
+    if at is None:
+        stamp = 0
+    else:
+        moment = at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+        stamp = max(0, int(moment.timestamp()))
     return f"{stamp:0{_TOKEN_STAMP_HEX}x}{secrets.token_urlsafe(_TOKEN_RANDOM_BYTES)}"
 
 
 def receipt_token_time(token: str) -> datetime | None:
-    """The moment a receipt token was made (UTC), or None when it is not one."""
+    """The moment a receipt token was made (UTC; UNKNOWN_TOKEN_TIME), or None when not one."""
     stamp, rest = token[:_TOKEN_STAMP_HEX], token[_TOKEN_STAMP_HEX:]
     if len(rest) != _TOKEN_RANDOM_CHARS or not _URLSAFE.issuperset(rest):
         return None

@@ -164,7 +164,8 @@ class SalesLedger:
         if draft.kind == "sale" and not draft.receipt_token:
             # Made here, once per sale: the document the hub gets and the kiosk's QR code
             # both come from the sale this returns, so they cannot disagree.
-            draft = dataclasses.replace(draft, receipt_token=new_receipt_token(draft.created_at))
+            stamp = draft.created_at if draft.clock_verified else None
+            draft = dataclasses.replace(draft, receipt_token=new_receipt_token(stamp))
         with self._db.atomic("IMMEDIATE"):
             cursor = self._db.cursor()
             sequence = cursor.execute(_NEXT_SEQUENCE).fetchone()[0]

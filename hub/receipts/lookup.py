@@ -6,6 +6,8 @@ sale never came: the caller cannot tell them apart, so neither can whoever guess
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -14,7 +16,7 @@ from typing import Any
 import msgspec
 from peewee import Database
 
-from appliance.core.ids import receipt_token_time
+from appliance.core.ids import UNKNOWN_TOKEN_TIME, receipt_token_time
 from appliance.mqtt.payloads import SaleDocument
 from hub.models import Sale
 from hub.receipts.models import ReceiptToken, token_hash
@@ -26,6 +28,10 @@ DEFAULT_WAIT = timedelta(minutes=15)
 # A device's clock may run somewhat ahead of the hub's: a token "from the future" by this
 # much is still one that may be on its way.
 CLOCK_SLACK = timedelta(minutes=5)
+# Tokens of unknown time remembered at most, and for at most this long: anyone may ask
+# for made-up ones, so the memory is bounded, and a forgotten one is simply waited for anew.
+FIRST_SEEN_LIMIT = 10_000
+FIRST_SEEN_FOR = timedelta(days=1)
 
 _document = msgspec.json.Decoder(SaleDocument)
 
@@ -66,6 +72,26 @@ class Pending:
     until: datetime  # UTC
 
 
+class FirstSeen:
+    """When each token of unknown time was first asked for; bounded, thread-safe."""
+
+    def __init__(self, limit: int = FIRST_SEEN_LIMIT, keep: timedelta = FIRST_SEEN_FOR) -> None:
+        self._limit = limit
+        self._keep = keep
+        self._lock = threading.Lock()
+        self._seen: OrderedDict[str, datetime] = OrderedDict()  # oldest first
+
+    def first(self, key: str, now: datetime) -> datetime:
+        """When `key` was first asked for; `now` if never (or no longer remembered)."""
+        with self._lock:
+            while self._seen:
+                oldest = next(iter(self._seen.values()))
+                if now - oldest < self._keep and len(self._seen) < self._limit:
+                    break
+                self._seen.popitem(last=False)
+            return self._seen.setdefault(key, now)
+
+
 def _utc(value: datetime | str) -> datetime:
     # SQLite may hand back text; either way the hub stores naive UTC.
     moment = value if isinstance(value, datetime) else datetime.fromisoformat(value)
@@ -73,12 +99,21 @@ def _utc(value: datetime | str) -> datetime:
 
 
 def find_receipt(
-    db: Database, token: str, now: datetime, rules: ReceiptRules
+    db: Database,
+    token: str,
+    now: datetime,
+    rules: ReceiptRules,
+    first_seen: FirstSeen | None = None,
 ) -> Found | Pending | None:
-    """The sale `token` opens, a wait for one on its way, or None (unknown or expired)."""
+    """The sale `token` opens, a wait for one on its way, or None (unknown or expired).
+
+    A token made without a verified clock is waited for from when `first_seen` first
+    saw it asked for (without one, not at all).
+    """
     made = receipt_token_time(token)
     if made is None:
         return None  # not even shaped like a token: no query
+    hashed = token_hash(token)
     query: Any = (
         Sale.select(
             Sale.document, Sale.store, Sale.created_at, Sale.received_at, Sale.clock_verified
@@ -87,7 +122,7 @@ def find_receipt(
             ReceiptToken,
             on=(ReceiptToken.device == Sale.device) & (ReceiptToken.sale_id == Sale.sale_id),
         )
-        .where(ReceiptToken.token_hash == token_hash(token))
+        .where(ReceiptToken.token_hash == hashed)
         .tuples()
     )
     rows = list(query.execute(db))
@@ -99,6 +134,10 @@ def find_receipt(
         if now >= expires_at:
             return None
         return Found(_document.decode(str(text)), store, expires_at)
+    if made == UNKNOWN_TOKEN_TIME:
+        if first_seen is None:
+            return None
+        made = first_seen.first(hashed, now)
     until = made + rules.wait
     if made - CLOCK_SLACK <= now < until:
         return Pending(until)

@@ -19,7 +19,14 @@ from litestar.static_files import create_static_files_router
 from peewee import Database
 
 from appliance.core.clock import Clock, SystemClock
-from hub.receipts.lookup import Found, Pending, ReceiptRules, StoreDetails, find_receipt
+from hub.receipts.lookup import (
+    FirstSeen,
+    Found,
+    Pending,
+    ReceiptRules,
+    StoreDetails,
+    find_receipt,
+)
 from hub.receipts.pdf import receipt_pdf
 from hub.receipts.view import ReceiptView, receipt_view
 
@@ -64,9 +71,12 @@ def _view(found: Found, rules: ReceiptRules) -> ReceiptView:
 def receipt_routes(db: Database, rules: ReceiptRules, clock: Clock | None = None) -> list[Any]:
     """The receipt page, its PDF and its stylesheet, for the sales in `db`."""
     time = clock or SystemClock()
+    # Per worker process: a token of unknown time asked of several workers is waited for
+    # from each one's first sight, a little longer at worst.
+    first_seen = FirstSeen()
 
     def lookup(token: str) -> Found | Pending | None:
-        return find_receipt(db, token, time.now(), rules)
+        return find_receipt(db, token, time.now(), rules, first_seen)
 
     @get("/r/{token:str}", sync_to_thread=True, include_in_schema=False)
     def receipt_page(token: FromPath[str]) -> Response[str]:

@@ -6,10 +6,11 @@ from datetime import UTC, datetime
 
 import msgspec
 
-from appliance.core.ids import new_receipt_token, receipt_token_time
+from appliance.core.ids import UNKNOWN_TOKEN_TIME, new_receipt_token, receipt_token_time
 from appliance.mqtt.payloads import SaleDocument
-from appliance.store.documents import encode_document
+from appliance.store.documents import SalesLedger, encode_document
 from tests.hub.receipts.shop import Kiosk, without_token
+from tests.store.crash_writer import RECEIPT_PREFIX
 
 TEMPLATE = "https://hub.example/r/{token}?n={receipt}"
 
@@ -52,3 +53,15 @@ def test_tokens_made_apart_differ_and_tell_their_time() -> None:
     assert new_receipt_token(moment) != new_receipt_token(moment)
     assert receipt_token_time(new_receipt_token(moment.replace(tzinfo=None))) == moment
     assert receipt_token_time("short") is None
+
+
+def test_a_sale_made_before_the_clock_was_verified_gets_a_token_of_unknown_time(
+    kiosk: Kiosk,
+) -> None:
+    kiosk.ledger = SalesLedger(kiosk.db, RECEIPT_PREFIX, clock_verified=lambda: False)
+
+    sale = kiosk.sell(datetime(2001, 1, 1, tzinfo=UTC))  # a Pi without RTC, booted offline
+
+    assert not sale.clock_verified
+    assert receipt_token_time(sale.receipt_token) == UNKNOWN_TOKEN_TIME
+    assert receipt_token_time(new_receipt_token(None)) == UNKNOWN_TOKEN_TIME

@@ -107,7 +107,7 @@ def test_unknown_malformed_and_expired_links_get_the_same_404(
 
     answers = [
         client.get(f"/r/{token}")
-        for token in (old.receipt_token, long_gone, "nonsense", "0" * 30, kept.receipt_token + "x")
+        for token in (old.receipt_token, long_gone, "nonsense", "z" * 30, kept.receipt_token + "x")
     ]
     pdf = client.get(f"/r/{old.receipt_token}/receipt.pdf")
 
@@ -160,3 +160,14 @@ def test_a_sale_from_older_firmware_is_stored_without_a_link(
     assert ReceiptToken.select().count(receipt_db) == 0
     # The kiosk would not have shown this link: to the hub it is one it never heard of.
     assert "on its way" in client.get(f"/r/{sale.receipt_token}").text
+
+
+def test_a_link_made_without_a_verified_clock_waits_for_its_sale(
+    receipt_db: Database,
+    client: TestClient,  # type: ignore[type-arg]
+) -> None:
+    token = new_receipt_token(None)
+
+    page = client.get(f"/r/{token}")
+
+    assert page.status_code == 200 and "on its way" in page.text
