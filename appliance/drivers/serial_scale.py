@@ -29,6 +29,7 @@ import logging
 import os
 import queue
 import re
+import termios
 import threading
 import time
 from collections.abc import Mapping
@@ -254,8 +255,10 @@ class SerialScale(DeviceBase):
                     continue
                 try:
                     reading = self._exchange(port, request.command)
-                except DeviceError as err:
-                    request.answer.set_result(ScaleFault(str(err)))
+                except BaseException as err:
+                    # Whatever ends the session, the caller taken off the queue hears it now
+                    # rather than waiting out its timeout.
+                    request.answer.set_result(ScaleFault(str(err) or type(err).__name__))
                     raise
                 request.answer.set_result(self._zeroing.passes(reading))
         finally:
@@ -269,7 +272,9 @@ class SerialScale(DeviceBase):
             port.write(command)
             port.flush()
             frame = self._read_frame(port)
-        except (serial.SerialException, OSError) as err:
+        except (serial.SerialException, OSError, termios.error) as err:
+            # A hung-up tty fails tcflush (reset_input_buffer) with termios.error, which is
+            # not an OSError: it is the first sign of a pulled cable.
             raise DeviceError("device unplugged") from err
         if frame is None:
             self._set_health("degraded", "the scale does not answer")

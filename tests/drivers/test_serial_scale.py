@@ -234,3 +234,22 @@ def test_an_item_swapped_between_two_scans_is_seen_leaving_while_idle(
 
     sim.put(700)
     assert scale.weigh() == StableWeight(700)
+
+
+def test_an_unplugged_scale_answers_the_caller_goes_offline_and_comes_back(
+    sim: SimScale, scale: SerialScale, probe: BusProbe
+) -> None:
+    """The pty hung up under a live adapter: the request in flight is answered by the worker."""
+    sim.put(500)
+    assert scale.weigh() == StableWeight(500)
+
+    sim.unplug()
+    reading = scale.weigh()
+
+    assert reading == ScaleFault("device unplugged")  # answered, not left to time out
+    probe.wait_health("offline", "device unplugged")
+    mark = len(probe.events)
+    sim.put(700)
+    sim.replug()
+    probe.wait_health("ok", after=mark)
+    assert scale.weigh() == StableWeight(700)

@@ -6,6 +6,7 @@ kiosk's own database); the scale is the real SerialScale asking SimScale over a 
 
 from __future__ import annotations
 
+import pytest
 from kivy.uix.widget import Widget
 
 from appliance.core.barcode import gtin_check_digit, normalize_gtin
@@ -207,3 +208,21 @@ def scale_adapter(kiosk: Kiosk) -> SerialScale:
     devices = kiosk.services.devices
     assert devices is not None and isinstance(devices.scale, SerialScale)
     return devices.scale
+
+
+def test_a_weighing_that_crashes_frees_the_kiosk_and_says_the_scale_is_not_working(
+    kiosk: Kiosk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not a DeviceError (a bug, a library's own error): the kiosk must not stay weighing."""
+    sell_tomatoes_by_weight(kiosk)
+
+    def crash(*_args: object, **_kwargs: object) -> int:
+        raise RuntimeError("unexpected")
+
+    monkeypatch.setattr("appliance.screens.presenters.cart.weigh_for_sale", crash)
+    kiosk.scan(TOMATOES)
+
+    broken = tr._("The scale is not working. Please ask for help.")
+    kiosk.wait_for(lambda: kiosk.app.session.message == broken, what="the fault")
+    assert not kiosk.app.cart.weighing
+    assert kiosk.services.app.checkout.cart.is_empty

@@ -56,15 +56,12 @@ class SimScale(Closing):
         self._settle_after = 0
         self.silent = False
         self.requests: list[bytes] = []
-        master, slave = os.openpty()
-        # Raw, so the line discipline neither echoes our answers nor turns CR into LF.
-        tty.setraw(slave)
-        self._master, self._slave = master, slave
-        self.pty_path = os.ttyname(slave)
-        self._link.point_at(self.pty_path)
+        self._closed = False
+        self._master = self._slave = -1
+        self.pty_path = ""
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, name="sim-scale", daemon=True)
-        self._thread.start()
+        self._thread: threading.Thread | None = None
+        self.replug()
 
     @property
     def port(self) -> str:
@@ -152,13 +149,13 @@ class SimScale(Closing):
                 self._condition = ""
         return STX + b"?" + bytes([self._status_bits()]) + CR
 
-    def _serve(self) -> None:
-        while not self._stop.is_set():
+    def _serve(self, master: int, stop: threading.Event) -> None:
+        while not stop.is_set():
             try:
-                ready, _, _ = select.select([self._master], [], [], POLL_SECONDS)
+                ready, _, _ = select.select([master], [], [], POLL_SECONDS)
                 if not ready:
                     continue
-                data = os.read(self._master, 64)
+                data = os.read(master, 64)
             except OSError:
                 return  # closed under us
             for byte in data:
@@ -169,17 +166,45 @@ class SimScale(Closing):
                 frame = self.answer_to(command)
                 if frame:
                     try:
-                        os.write(self._master, frame)
+                        os.write(master, frame)
                     except OSError:
                         return
 
+    def unplug(self) -> None:
+        """Pull the cable: the pty hangs up under the adapter and the by-id link goes."""
+        self._link.unlink()
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            self._stop.set()
+            # Joined before the fds close: a new pty may reuse their numbers.
+            thread.join(2.0)
+        for fd in (self._master, self._slave):
+            if fd >= 0:
+                os.close(fd)
+        self._master = self._slave = -1
+        self.pty_path = ""
+
+    def replug(self) -> None:
+        """Plug in again: a new pty behind the same stable link, the load as it was."""
+        if self._closed:
+            raise OSError("the simulated scale is closed")
+        self.unplug()
+        master, slave = os.openpty()
+        # Raw, so the line discipline neither echoes our answers nor turns CR into LF.
+        tty.setraw(slave)
+        self._master, self._slave = master, slave
+        self.pty_path = os.ttyname(slave)
+        self._link.point_at(self.pty_path)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._serve, args=(master, self._stop), name="sim-scale", daemon=True
+        )
+        self._thread.start()
+
     def close(self) -> None:
         """Stop answering, close the pty and delete the temp folder; safe to call twice."""
-        if self._stop.is_set():
+        if self._closed:
             return
-        self._stop.set()
-        self._thread.join(2.0)
-        self._link.unlink()
-        for fd in (self._master, self._slave):
-            os.close(fd)
+        self._closed = True
+        self.unplug()
         self._link.remove()

@@ -96,6 +96,10 @@ class CartPresenter(EventDispatcher):
             except DeviceError as err:
                 failed = err  # `err` is unbound after the except block; the callback runs later
                 Clock.schedule_once(lambda _dt: self._weighed(match, generation, None, failed))
+            except Exception as err:  # never leave the kiosk weighing for good
+                log.exception("weighing %s failed", match.product.sku)
+                crashed = DeviceError(f"{type(err).__name__}: {err}")
+                Clock.schedule_once(lambda _dt: self._weighed(match, generation, None, crashed))
             else:
                 Clock.schedule_once(lambda _dt: self._weighed(match, generation, grams, None))
 
