@@ -30,9 +30,11 @@ def grams_for_price(price: int, price_per_kg: int) -> int:
 
     A label printed by a scale carries only its price; the weight worked back from it is
     exact to within what the label's own rounding hides, and keeps the stock of goods sold
-    by weight in grams whichever label sold them.
+    by weight in grams whichever label sold them. A priced label stands for at least 1 g:
+    a cheap label on a dear product would round to 0 g, a line nothing could refund.
     """
-    return round_half_up(Fraction(price * GRAMS_PER_KG, price_per_kg))
+    grams = round_half_up(Fraction(price * GRAMS_PER_KG, price_per_kg))
+    return max(grams, 1) if price > 0 else grams
 
 
 @dataclass(frozen=True, slots=True)

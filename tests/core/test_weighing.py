@@ -88,7 +88,7 @@ def test_a_price_label_on_an_item_sold_each_stays_one_item() -> None:
     assert (line.measure, line.quantity, line.amount) == ("price", 1, 99)
 
 
-@given(grams=st.integers(min_value=1, max_value=30_000), per_kg=st.integers(100, 9_999))
+@given(grams=st.integers(min_value=1, max_value=30_000), per_kg=st.integers(100, 999_999))
 def test_the_grams_worked_back_from_a_printed_label_are_within_its_rounding(
     grams: int, per_kg: int
 ) -> None:
@@ -96,6 +96,36 @@ def test_the_grams_worked_back_from_a_printed_label_are_within_its_rounding(
     back = grams_for_price(printed, per_kg) if printed else 0
     # Half a cent of label rounding hides at most 500 / per_kg grams (rounded once more).
     assert abs(back - grams) <= 500 / per_kg + 1
+    if printed:
+        assert back >= 1
+
+
+@given(price=st.integers(1, 99_999), per_kg=st.integers(1, 9_999_999))
+def test_a_priced_label_always_stands_for_at_least_one_gram(price: int, per_kg: int) -> None:
+    assert grams_for_price(price, per_kg) >= 1
+
+
+def test_a_cheap_label_on_a_dear_product_is_one_gram_and_can_be_refunded() -> None:
+    """0.99 on saffron at 2,500.00 per kg is 0.396 g: 1 g, so the line moves stock and refunds."""
+    from appliance.core.sale import draft_refund
+
+    saffron = Product("SAFFRON", "Saffron", Money(250_000, "EUR"), "reduced", sold_by="kg")
+    assert grams_for_price(99, 250_000) == 1
+    cart = Cart("EUR").add(labelled(saffron, label("20", 99)))
+    (line,) = cart.lines
+    assert (line.measure, line.quantity, line.amount) == ("weight", 1, 99)
+    sale = draft_sale(cart, POLICY, [Tender("cash", 99)], device_id="dev-1", now=NOW).seal(1, "T-1")
+    assert [x.stock_delta for x in sale.lines] == [-1]
+    refund = draft_refund(
+        sale,
+        {1: 1},
+        [Tender("cash", -99)],
+        already_refunded={},
+        device_id="dev-1",
+        now=NOW,
+        staff="s1",
+    )
+    assert [(x.quantity, x.amount) for x in refund.lines] == [(-1, -99)]
 
 
 def test_both_kinds_of_weighed_sale_move_stock_by_grams(tmp_path: Path) -> None:
