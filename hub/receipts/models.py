@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
+import msgspec
 from peewee import CharField, Database, SchemaManager
 
 from appliance.core.ids import receipt_token_time
-from hub.models import HubModel
+from hub.models import HubModel, Sale
 
 # What a stored sale document carries instead of its token: the hash, which opens nothing.
 REDACTED = "sha256:"
@@ -37,6 +39,44 @@ def redact_token(text: str, token: str) -> str:
     return text.replace(token, REDACTED + token_hash(token))
 
 
+class _Token(msgspec.Struct):
+    """Only the e-receipt token of a stored document."""
+
+    receipt_token: str = ""
+
+
+_token_decoder = msgspec.json.Decoder(_Token)
+_BACKFILL_CHUNK = 500
+
+
 def create_receipt_tables(db: Database) -> None:
-    """Migration 11: the e-receipt token table."""
+    """Migration 11: the e-receipt token table, with the tokens of the sales already stored."""
     SchemaManager(ReceiptToken, database=db).create_all(safe=True)
+    # Kiosks may have sent tokens before their hub knew of them: those links work too, and
+    # those documents keep only the hash from now on, as ingest keeps it.
+    last = 0
+    while True:
+        query: Any = (
+            Sale.select(Sale.id, Sale.device, Sale.sale_id, Sale.document)
+            .where((Sale.id > last) & Sale.document.contains('"receipt_token"'))
+            .order_by(Sale.id)
+            .limit(_BACKFILL_CHUNK)
+            .tuples()
+        )
+        found = list(query.execute(db))
+        if not found:
+            return
+        rows = []
+        for row_id, device, sale_id, text in found:
+            last = int(row_id)
+            try:
+                token = _token_decoder.decode(str(text)).receipt_token
+            except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+                continue
+            if receipt_token_time(token) is None:
+                continue
+            rows.append({"token_hash": token_hash(token), "device": device, "sale_id": sale_id})
+            redacted = redact_token(str(text), token)
+            Sale.update(document=redacted).where(Sale.id == row_id).execute(db)
+        if rows:
+            ReceiptToken.insert_many(rows).on_conflict(action="NOTHING").execute(db)
