@@ -21,7 +21,9 @@ from typing import Literal
 import msgspec
 from peewee import Database, chunked, fn
 
+from appliance.core.cart import grams_for_price
 from hub.catalog import HubCatalog, StockChange, StockCount
+from hub.catalog_rows import read_state
 from hub.db import is_sqlite
 from hub.ingest import utc_naive
 from hub.models import Sale
@@ -149,6 +151,13 @@ class _Line(msgspec.Struct):
     sku: str
     quantity: int
     stock_tracked: bool = True
+    measure: str = "each"
+    unit_price: int = 0
+
+
+# Per SKU, the price per kg of each product sold by weight (0: none known); asked only
+# when a document holds a price-label line, so most documents never read the catalog.
+KgPrices = Callable[[], Mapping[str, int]]
 
 
 class _SoldDocument(msgspec.Struct):
@@ -160,11 +169,32 @@ class _SoldDocument(msgspec.Struct):
 _document_decoder = msgspec.json.Decoder(_SoldDocument)
 
 
-def sold_lines(document: bytes | str) -> list[SoldLine]:
+def sold_lines(document: bytes | str, kg_prices: KgPrices = dict) -> list[SoldLine]:
     """The stock-tracked lines of a device's sale document (refunds and voids are negative)."""
     doc = _document_decoder.decode(document)
     at = utc_naive(doc.created_at)
-    return [SoldLine(line.sku, line.quantity, at) for line in doc.lines if line.stock_tracked]
+    sold = []
+    for line in doc.lines:
+        if not line.stock_tracked:
+            continue
+        quantity = line.quantity
+        if line.measure == "price" and line.sku in (prices := kg_prices()):
+            # An older release sold a price label of goods sold by weight as 1 item; their
+            # stock is in grams, so the label's price is worked back to grams.
+            per_kg = prices[line.sku]
+            if per_kg <= 0 or line.unit_price <= 0:
+                log.warning("price-label line of %s left out of stock: no price", line.sku)
+                continue
+            quantity = grams_for_price(line.unit_price, per_kg) * line.quantity
+        sold.append(SoldLine(line.sku, quantity, at))
+    return sold
+
+
+def kg_prices_of(db: Database, store: str) -> dict[str, int]:
+    """The price per kg of each product the store sells by weight, as its catalog says now."""
+    catalog = HubCatalog(db, store)
+    products = (row.payload(None, {}) for row in read_state(db, store, catalog.version()).values())
+    return {p.sku: int(p.price) for p in products if p.sold_by == "kg"}
 
 
 def store_sales(
@@ -190,6 +220,13 @@ def store_sales(
         if wanted is not None and len(wanted) <= _NAMED_SKUS and all(map(_plain, wanted))
         else []
     )
+    known: list[dict[str, int]] = []
+
+    def kg_prices() -> Mapping[str, int]:
+        if not known:  # read once, and only for a document with a price-label line
+            known.append(kg_prices_of(db, store))
+        return known[0]
+
     for batch in chunked(devices, _IN_BATCH):
         query = Sale.select(Sale.document).where(Sale.device.in_(batch))
         if since is not None:
@@ -198,7 +235,7 @@ def store_sales(
             query = query.where(reduce(operator.or_, named))
         for (document,) in query.tuples().execute(db):
             try:
-                lines = sold_lines(document)
+                lines = sold_lines(document, kg_prices)
             except (msgspec.DecodeError, msgspec.ValidationError) as err:
                 log.warning("a stored sale of %s cannot be read for stock: %s", store, err)
                 continue
