@@ -122,7 +122,9 @@ class FrameReader:
 
     def feed(self, data: bytes) -> bytes | None:
         """Add bytes; the complete frame once its CR is in, else None."""
-        self._buffer += data
+        # A 7E1 scale read as 8N1 sends its parity as bit 7 of every byte (STX as 0x82,
+        # CR as 0x8D): masked here, before the framing looks for them.
+        self._buffer += bytes(b & 0x7F for b in data)
         start = self._buffer.find(STX)
         if start < 0:
             self._buffer.clear()

@@ -253,3 +253,11 @@ def test_an_unplugged_scale_answers_the_caller_goes_offline_and_comes_back(
     sim.replug()
     probe.wait_health("ok", after=mark)
     assert scale.weigh() == StableWeight(700)
+
+
+def test_a_7e1_scale_read_as_8n1_is_framed_and_read_with_its_parity_bits() -> None:
+    """Even parity on STX (0x02 -> 0x82) and CR (0x0D -> 0x8D): the frame is still found."""
+    with_parity = bytes(b | 0x80 for b in b"\x0201.250\r")
+    frame = FrameReader().feed(with_parity)
+    assert frame == b"\x0201.250\r"
+    assert parse_answer(frame, b"W") == StableWeight(1250)
