@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
-from peewee import Database
+from peewee import JOIN, Database
 
 from appliance.core.ids import UNKNOWN_TOKEN_TIME, receipt_token_time
 from appliance.mqtt.payloads import SaleDocument
@@ -115,11 +115,12 @@ def find_receipt(
         return None  # not even shaped like a token: no query
     hashed = token_hash(token)
     query: Any = (
-        Sale.select(
+        ReceiptToken.select(
             Sale.document, Sale.store, Sale.created_at, Sale.received_at, Sale.clock_verified
         )
         .join(
-            ReceiptToken,
+            Sale,
+            JOIN.LEFT_OUTER,
             on=(ReceiptToken.device == Sale.device) & (ReceiptToken.sale_id == Sale.sale_id),
         )
         .where(ReceiptToken.token_hash == hashed)
@@ -128,6 +129,8 @@ def find_receipt(
     rows = list(query.execute(db))
     if rows:
         text, store, created_at, received_at, clock_verified = rows[0]
+        if text is None:
+            return None  # a token two sales claimed opens neither, and is not waited for
         # A sale stamped by an unset clock counts from when it arrived instead.
         start = _utc(created_at if clock_verified else received_at)
         expires_at = start + rules.keep

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import logging
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import msgspec
@@ -10,6 +12,8 @@ from peewee import CharField, Database, SchemaManager
 
 from appliance.core.ids import receipt_token_time
 from hub.models import HubModel, Sale
+
+log = logging.getLogger(__name__)
 
 # What a stored sale document carries instead of its token: the hash, which opens nothing.
 REDACTED = "sha256:"
@@ -21,6 +25,8 @@ class ReceiptToken(HubModel):
     # A hash, not the token: a copy of the database does not hand out working links, and a
     # lookup by an indexed hash leaks nothing through its timing about other tokens.
     token_hash = CharField(primary_key=True, max_length=64)
+    # A token two sales claimed keeps a row with device and sale_id "": it opens neither,
+    # and no later sale can claim it.
     device = CharField(max_length=128)
     sale_id = CharField(max_length=64)
 
@@ -37,6 +43,40 @@ def redact_token(text: str, token: str) -> str:
     if receipt_token_time(token) is None:
         return text
     return text.replace(token, REDACTED + token_hash(token))
+
+
+def void_contested(db: Database, rows: Sequence[Mapping[str, Any]]) -> int:
+    """After an insert that skipped conflicts: each token held for another sale opens none.
+
+    Returns how many links were voided. A device that saw a customer's QR code could
+    otherwise send the token with a sale of its own first and take the link over.
+    """
+    wanted: dict[str, tuple[str, str]] = {}
+    contested: set[str] = set()
+    for row in rows:
+        claim = (str(row["device"]), str(row["sale_id"]))
+        if wanted.setdefault(row["token_hash"], claim) != claim:
+            contested.add(row["token_hash"])  # twice in these rows
+    query: Any = (
+        ReceiptToken.select(ReceiptToken.token_hash, ReceiptToken.device, ReceiptToken.sale_id)
+        .where(ReceiptToken.token_hash.in_(list(wanted)))
+        .tuples()
+    )
+    for hashed, device, sale_id in query.execute(db):
+        if (device, sale_id) != wanted[hashed] or hashed in contested:
+            contested.add(hashed)
+            log.warning(
+                "an e-receipt token of sale %s of %s is claimed by sale %s of %s: it opens neither",
+                sale_id or "(voided)",
+                device or "-",
+                wanted[hashed][1],
+                wanted[hashed][0],
+            )
+    if contested:
+        ReceiptToken.update(device="", sale_id="").where(
+            ReceiptToken.token_hash.in_(sorted(contested))
+        ).execute(db)
+    return len(contested)
 
 
 class _Token(msgspec.Struct):
@@ -79,4 +119,6 @@ def create_receipt_tables(db: Database) -> None:
             redacted = redact_token(str(text), token)
             Sale.update(document=redacted).where(Sale.id == row_id).execute(db)
         if rows:
-            ReceiptToken.insert_many(rows).on_conflict(action="NOTHING").execute(db)
+            query = ReceiptToken.insert_many(rows).on_conflict(action="NOTHING").as_rowcount()
+            if int(query.execute(db)) < len(rows):
+                void_contested(db, rows)
