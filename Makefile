@@ -14,7 +14,7 @@ STAMP := $(VENV)/.installed
 SYSTEM_PACKAGES := gcc pkg-config python3-dev python3-venv libsystemd-dev systemd sqlite3 \
 	linux-libc-dev libusb-1.0-0 mosquitto mosquitto-clients openssl \
 	libgl1 libegl1 libgl1-mesa-dri libmtdev1 postgresql procps mmdebstrap python3-pip \
-	strace e2fsprogs mount chromium
+	strace e2fsprogs mount chromium fonts-dejavu-core
 
 .PHONY: run test lint typecheck pytest soak bench clean system-packages repeat fresh-check
 
