@@ -51,7 +51,7 @@ class Sale(HubModel):
     created_at = DateTimeField()
     total = BigIntegerField()  # minor units of `currency`
     currency = CharField(max_length=3)
-    document = TextField()  # the device's JSON document as sent, a receipt token replaced by its hash
+    document = TextField()  # the device's JSON as sent, its receipt token hashed
     received_at = DateTimeField()
     # False: the device stamped it before its clock was known right (no NTP, no RTC yet).
     clock_verified = BooleanField(default=True)
