@@ -189,9 +189,9 @@ class Updater:
             record = self._state.load()
             if record.phase in ACTIVE and record.job != job:
                 return self._reject_other(job, version, record)
-            if self._boot.mode != "normal":
-                # The slot a download writes is the one the firmware falls back to until
-                # the try commits; after it, this try boot's state is still being settled.
+            if self._boot.mode != "normal" and record.phase != "committed":
+                # Until the try commits, the slot a download writes is the one the firmware
+                # falls back to; once committed, that slot is the spare again.
                 return self._reject(
                     job,
                     version,
