@@ -29,6 +29,7 @@ from appliance.mqtt.payloads import CommandName, CommandUpdate, UpdateReport
 from appliance.mqtt.signing import load_public_key
 from appliance.service.assembly import Appliance
 from appliance.settings import HubSettings, Settings
+from appliance.store.carry_over import carry_across_restore
 from appliance.store.migrations import SCHEMA_VERSION, schema_version
 from appliance.update.boot import UpdateBoot
 from appliance.update.gate import Check, HealthGate
@@ -95,7 +96,8 @@ def prepare_update(
     if slots is None:
         raise ConfigError(f"update.slots: no slot backend {settings.update.slots!r}")
     database = Path(settings.database.path)
-    boot = UpdateBoot(StateFile(database.parent / "update" / "state.json"), slots, database)
+    state = StateFile(database.parent / "update" / "state.json")
+    boot = UpdateBoot(state, slots, database, keep=carry_across_restore)
     boot.start()
     return UpdateStart(boot, ready_sent)
 

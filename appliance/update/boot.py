@@ -18,7 +18,7 @@ import contextlib
 import logging
 import os
 import sqlite3
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -32,15 +32,19 @@ BootMode = Literal["normal", "gating", "reboot"]
 # A try boot whose service starts this often without passing the gate is not going to.
 MAX_GATE_STARTS = 3
 SNAPSHOT_NAME = "snapshot.db"
+# Given the databases a restore replaces, reads what must survive it; the writer it
+# returns puts that into the restored copy (appliance.store.carry_over.carry_across_restore).
+Keep = Callable[[Sequence[Path]], Callable[[Path], None]]
 
 
 class UpdateBoot:
     """Decides what this start is to the update, and finishes a commit or a rollback."""
 
-    def __init__(self, state: StateFile, slots: SlotBackend, database: Path) -> None:
+    def __init__(self, state: StateFile, slots: SlotBackend, database: Path, keep: Keep) -> None:
         self.state = state
         self.slots = slots
         self.database = database
+        self._keep = keep
         self.mode: BootMode = "normal"
 
     @property
@@ -107,7 +111,7 @@ class UpdateBoot:
             reason = "the new slot did not start"
         snapshot = Path(record.snapshot) if record.snapshot else None
         if snapshot is not None and snapshot.exists():
-            restore_snapshot(snapshot, self.database)
+            restore_snapshot(snapshot, self.database, self._keep)
         elif snapshot is not None:
             log.error(
                 "update %s: snapshot %s is gone; the database stays", record.version, snapshot
@@ -144,16 +148,17 @@ def take_snapshot(database: Path, target: Path) -> None:
         raise UpdateError(f"cannot snapshot the database: {err}") from err
 
 
-def restore_snapshot(snapshot: Path, database: Path) -> None:
+def restore_snapshot(snapshot: Path, database: Path, keep: Keep) -> None:
     """Put `snapshot` in place of the (closed) database, dropping the newer slot's WAL.
 
-    What must never go back is carried over from the database being replaced: the hub
-    session counter (a will of a reused session would be taken for the live one) and
-    the seen command ids (a replayed command would run again).
+    What must never go back is carried over from the database being replaced by `keep`
+    (appliance.store.carry_over): the hub session counter (a will of a reused session
+    would be taken for the live one) and the seen command ids (a replayed command would
+    run again).
     """
     temp = database.with_name(database.name + ".restore")
     # A cut after the database's WAL went but before the rename left a whole copy here.
-    carried = _Carried.read(database).merge(_Carried.read(temp))
+    carry = keep([database, temp])
     for leftover in _companions(temp):
         leftover.unlink(missing_ok=True)  # a journal beside a fresh copy would be replayed
     with open(snapshot, "rb") as source, open(temp, "wb") as out:
@@ -161,10 +166,7 @@ def restore_snapshot(snapshot: Path, database: Path) -> None:
             out.write(piece)
         out.flush()
         os.fsync(out.fileno())
-    try:
-        carried.write(temp)
-    except sqlite3.Error as err:  # the transaction rolled back: the copy is the snapshot
-        log.error("%s: could not carry the session count and seen ids over: %s", temp, err)
+    carry(temp)
     with open(temp, "rb+") as out:
         os.fsync(out.fileno())
     # The WAL and its index belong to the database being replaced: replayed over the
@@ -174,68 +176,6 @@ def restore_snapshot(snapshot: Path, database: Path) -> None:
     os.replace(temp, database)
     fsync_dir(database.parent)
     log.warning("database %s restored from %s", database, snapshot)
-
-
-_BD_SEQ = "mqtt_bd_seq"  # appliance.store.hub_session's key
-
-
-@dataclass(frozen=True, slots=True)
-class _Carried:
-    """The session counter and seen command ids of a database about to be replaced."""
-
-    bd_seq: int = 0
-    seen: tuple[tuple[str, str, str], ...] = ()  # command_seen (id, expires_at, seen_at)
-
-    @classmethod
-    def read(cls, database: Path) -> _Carried:
-        """Read-only, WAL included; nothing when it is missing or unreadable (logged)."""
-        if not database.is_file():
-            return cls()
-        try:
-            db = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
-            try:
-                row = db.execute("SELECT value FROM meta WHERE key = ?", (_BD_SEQ,)).fetchone()
-                seen = db.execute("SELECT id, expires_at, seen_at FROM command_seen").fetchall()
-            finally:
-                db.close()
-        except sqlite3.Error as err:
-            log.error("%s: cannot read what a restore carries over: %s", database, err)
-            return cls()
-        return cls(
-            _as_count(row[0] if row else 0), tuple((str(a), str(b), str(c)) for a, b, c in seen)
-        )
-
-    def merge(self, other: _Carried) -> _Carried:
-        """The higher counter and both sets of ids."""
-        return _Carried(max(self.bd_seq, other.bd_seq), self.seen + other.seen)
-
-    def write(self, database: Path) -> None:
-        """Raise the counter (never lower it) and add the ids, in one transaction."""
-        db = sqlite3.connect(database)
-        try:
-            # A rollback journal, not a WAL: closed, the copy is one whole file to rename.
-            db.execute("PRAGMA journal_mode=DELETE")
-            with db:
-                row = db.execute("SELECT value FROM meta WHERE key = ?", (_BD_SEQ,)).fetchone()
-                bd_seq = max(self.bd_seq, _as_count(row[0] if row else 0))
-                db.execute(
-                    "INSERT INTO meta (key, value) VALUES (?, ?)"
-                    " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                    (_BD_SEQ, str(bd_seq)),
-                )
-                db.executemany(
-                    "INSERT OR IGNORE INTO command_seen (id, expires_at, seen_at) VALUES (?, ?, ?)",
-                    self.seen,
-                )
-        finally:
-            db.close()
-
-
-def _as_count(value: object) -> int:
-    try:
-        return max(0, int(str(value)))
-    except ValueError:
-        return 0
 
 
 def _companions(database: Path) -> tuple[Path, ...]:

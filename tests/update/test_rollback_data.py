@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from appliance.store.carry_over import carry_across_restore
 from appliance.store.command_log import SqliteSeenCommands
 from appliance.store.database import open_database
 from appliance.store.hub_session import SessionStore
@@ -64,7 +65,7 @@ def test_the_session_count_and_the_seen_commands_of_the_try_survive_its_rollback
         "INSERT INTO command_seen (id, expires_at, seen_at)"
         f" VALUES ('in-the-try', '{EXPIRES.isoformat()}', '{NOW.isoformat()}')",
     )
-    restore_snapshot(snapshot, database)
+    restore_snapshot(snapshot, database, carry_across_restore)
     assert open_restored(database) == (7, True, True)
 
 
@@ -74,7 +75,7 @@ def test_the_session_count_never_goes_below_the_snapshot(database: Path) -> None
     with sqlite3.connect(database) as db:  # a damaged counter in the discarded database
         db.execute("UPDATE meta SET value = 'x' WHERE key = 'mqtt_bd_seq'")
     db.close()
-    restore_snapshot(snapshot, database)
+    restore_snapshot(snapshot, database, carry_across_restore)
     assert open_restored(database)[0] == 2
 
 
@@ -88,7 +89,7 @@ def test_a_rollback_after_a_newer_migration_opens_on_the_old_release(database: P
         f"PRAGMA user_version = {SCHEMA_VERSION + 1}",
         "UPDATE meta SET value = '5' WHERE key = 'mqtt_bd_seq'",
     )
-    restore_snapshot(snapshot, database)
+    restore_snapshot(snapshot, database, carry_across_restore)
     assert open_restored(database) == (5, True, False)
     with sqlite3.connect(database) as db:
         tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}

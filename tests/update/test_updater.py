@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from appliance.errors import UpdateError
 from appliance.mqtt.commands import Deferred
 from appliance.mqtt.payloads import CommandUpdate, UpdateReport
+from appliance.store.carry_over import carry_across_restore
 from appliance.update.boot import UpdateBoot
 from appliance.update.download import DownloadProgress, download, verify_slot
 from appliance.update.gate import Check, HealthGate
@@ -94,7 +95,10 @@ class Device:
         self.rebooted.clear()
         slots = DirectorySlots(self.root, on_reboot=self.rebooted.set)
         boot = UpdateBoot(
-            StateFile(self.database.parent / "update" / "state.json"), slots, self.database
+            StateFile(self.database.parent / "update" / "state.json"),
+            slots,
+            self.database,
+            keep=carry_across_restore,
         )
         boot.start()
         gate = HealthGate([Check("the hub link", lambda: self.healthy)], gate_timeout, poll_s=0.01)
