@@ -149,6 +149,7 @@ def test_a_second_item_scanned_while_weighing_is_refused(
     till: Till, caplog: pytest.LogCaptureFixture
 ) -> None:
     """One platter: while a weight settles, another weighed scan would read it too."""
+    caplog.set_level(logging.INFO)  # whatever level an earlier test left
     assert till.app.lab is not None and till.app.lab.scale is not None
     till.ask({"cmd": "weigh", "grams": 700})
     till.app.lab.scale.settle_after(5)  # about a second of motion, then 700 g
@@ -168,6 +169,7 @@ def test_a_weight_that_never_settles_adds_nothing(
     till: Till, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Motion past the bounded wait: the refusal is logged, the cart stays empty."""
+    caplog.set_level(logging.INFO)  # whatever level an earlier test left
     till.ask({"cmd": "weigh", "grams": 500})
     till.ask({"cmd": "scale", "action": "motion"})
 
@@ -183,6 +185,7 @@ def test_without_a_scale_the_item_is_refused_clearly(
     till_without_scale: Till, caplog: pytest.LogCaptureFixture
 ) -> None:
     """No scale configured or simulated: the scan is refused saying so; nothing added."""
+    caplog.set_level(logging.INFO)  # whatever level an earlier test left
     till = till_without_scale
     assert till.app.lab is not None and till.app.lab.scale is None
 
