@@ -117,16 +117,18 @@ def test_a_client_without_a_fleet_certificate_is_refused_at_the_handshake(
         tls12(running, chain).wrap_socket(raw, server_hostname="127.0.0.1")
     with socket.create_connection(("127.0.0.1", running.port), timeout=TIMEOUT) as raw:
         tls12(running, running.device).wrap_socket(raw, server_hostname="127.0.0.1").close()
-    # TLS 1.3 ends the client's side of the handshake first: the refusal arrives as the
-    # first read, and not a byte of HTTP ever comes back.
-    got = b""
+    # TLS 1.3 ends the client's side of the handshake first: the refusal arrives at the
+    # first read, as an alert or (with some OpenSSL builds) a bare end of the connection,
+    # and not a byte of HTTP ever comes back.
     with socket.create_connection(("127.0.0.1", running.port), timeout=TIMEOUT) as raw:
         tls = context(running, chain).wrap_socket(
             raw, server_hostname="127.0.0.1", suppress_ragged_eofs=False
         )
-        with pytest.raises((ssl.SSLError, ConnectionResetError, BrokenPipeError)):
+        try:
             tls.sendall(f"GET {PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
             got = tls.recv(1024)
+        except (ssl.SSLError, ConnectionResetError, BrokenPipeError):
+            got = b""
         tls.close()
     assert got == b""
     # The same request with the device's certificate is answered.
