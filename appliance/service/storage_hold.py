@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -33,6 +34,7 @@ EX_TEMPFAIL = 75  # sysexits.h: try again later; the unit's Restart=on-failure d
 OPENING_ERRORS = (DatabaseError, sqlite3.Error, StorageFaultError, OSError)
 TITLE = "This checkout is out of order"
 BODY = "Please ask a member of staff for help."
+STOP_LOOK_S = 0.1  # how often a held start looks whether it was asked to stop
 
 # Shows a notice (its text asked for again at each look) until `look` says True; main thread.
 NoticeScreen = Callable[[Callable[[], str], Callable[[], bool]], None]
@@ -94,10 +96,23 @@ def hold(
         screen(lambda: notice_text(watch.status), look)
     else:
         interval = min(watch.interval_seconds, notifier.watchdog_interval or watch.interval_seconds)
-        while not look() and not stop.wait(interval):
+        while not look() and not _sleep_unless_stopped(stop, interval):
             pass
     notifier.stopping()
     return EX_TEMPFAIL if back.is_set() else 0
+
+
+def _sleep_unless_stopped(stop: threading.Event, seconds: float) -> bool:
+    """Sleep up to `seconds`, looking at `stop` often; whether it was set.
+
+    Not `stop.wait()`: the SIGTERM handler sets `stop` on this same thread, and Event.set
+    takes the lock Event.wait holds at its start and end, so a signal landing there
+    deadlocks the process. is_set() takes no lock, and sleep is interrupted by the signal.
+    """
+    deadline = time.monotonic() + seconds
+    while not stop.is_set() and (left := deadline - time.monotonic()) > 0:
+        time.sleep(min(left, STOP_LOOK_S))
+    return stop.is_set()
 
 
 def store_opener(settings: Settings) -> Callable[[], bool]:
