@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import lzma
 import threading
 import tracemalloc
@@ -490,6 +491,8 @@ def test_a_refused_priority_change_is_logged_and_the_download_goes_on(
 
     monkeypatch.setattr("appliance.update.io_priority._ioprio_set", refuse)
     monkeypatch.setattr("appliance.update.io_priority.os.setpriority", refuse)
+    # Whatever level an earlier test in the same worker left on these loggers.
+    caplog.set_level(logging.DEBUG, logger="appliance.update.io_priority")
     assert lower_thread_priority() is False
     assert "keeps its I/O priority" in caplog.text
     assert "keeps its CPU priority" in caplog.text
