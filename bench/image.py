@@ -30,23 +30,44 @@ BUILD_NOTE = (
     "image/build start to the .img.xz written (seconds_total). Cold = the apt and wheel "
     "caches were empty at the start; each kind is beside the last run of the same kind."
 )
-# timings.json key, the row's metric, what the seconds span. All under qemu-system-aarch64
+# timings.json key, the row's metric, what it measures, its unit. All under qemu-system-aarch64
 # with TCG (no KVM): slower than a Pi, so the rows compare runs, not the device.
 BOOT_ROWS = (
     (
         "first_boot_to_ready_s",
         "boot to READY=1 (qemu TCG), first boot",
         "Kernel start to appliance.service READY=1 on the first boot, provisioning included.",
+        "s",
     ),
     (
         "reboot_to_ready_s",
         "boot to READY=1 (qemu TCG), after reboot",
         "Kernel start to appliance.service READY=1 after the fleet's reboot.",
+        "s",
     ),
     (
         "first_boot_to_kiosk_frame_s",
         "boot to first kiosk frame (qemu TCG)",
         "qemu start to the welcome screen on the emulated display, first boot.",
+        "s",
+    ),
+    (
+        "update_reboot_to_ready_s",
+        "update: reboot to READY=1 on the new slot (qemu TCG)",
+        "Kernel start of the try boot of the new slot to its appliance.service READY=1.",
+        "s",
+    ),
+    (
+        "update_try_boot_to_committed_s",
+        "update: try boot to committed at the hub (qemu TCG)",
+        "From the harness starting the try boot to the hub holding the device's commit.",
+        "s",
+    ),
+    (
+        "update_bundle_bytes",
+        "update: bundle size (xz -1)",
+        "The test's bundle of the image's slot A (boot and root partitions), xz preset 1.",
+        "bytes",
     ),
 )
 
@@ -112,8 +133,8 @@ def build_rows(stats: dict[str, Any], source: dict[str, str]) -> list[Row]:
 def boot_rows(timings: dict[str, Any], source: dict[str, str]) -> list[Row]:
     """One row per boot timing the test recorded; a run that stopped early has fewer."""
     return [
-        Row(NAME, metric, float(timings[key]), "s", note=note, details=source)
-        for key, metric, note in BOOT_ROWS
+        Row(NAME, metric, float(timings[key]), unit, note=note, details=source)
+        for key, metric, note, unit in BOOT_ROWS
         if isinstance(timings.get(key), int | float) and math.isfinite(timings[key])
     ]
 

@@ -34,8 +34,17 @@ if TYPE_CHECKING:
 @click.option(
     "--remove-source", is_flag=True, help="With --apply: delete FILE once it is in force."
 )
+@click.option(
+    "--slots",
+    type=click.Choice(["pi"]),
+    help="With --apply: the machine's software slots ([update] slots) unless FILE sets them.",
+)
 def provision(
-    check_path: Path | None, apply_path: Path | None, data_dir: Path | None, remove_source: bool
+    check_path: Path | None,
+    apply_path: Path | None,
+    data_dir: Path | None,
+    remove_source: bool,
+    slots: str | None,
 ) -> None:
     """Check or apply a provisioning file (problems one per line, key path first; exit 1)."""
     if (check_path is None) == (apply_path is None):
@@ -46,7 +55,7 @@ def provision(
         assert apply_path is not None  # for mypy: one of the two is set, checked above
         if data_dir is None:
             raise click.UsageError("--apply needs --data-dir")
-        _apply(apply_path, data_dir, remove_source)
+        _apply(apply_path, data_dir, remove_source, {"update": {"slots": slots}} if slots else {})
 
 
 def _check(path: Path) -> None:
@@ -68,12 +77,14 @@ def _check(path: Path) -> None:
         click.echo(f"  {target.name:<18} {target.mode:04o}  from {target.key}")
 
 
-def _apply(path: Path, data_dir: Path, remove_source: bool) -> None:
+def _apply(
+    path: Path, data_dir: Path, remove_source: bool, defaults: dict[str, dict[str, str]]
+) -> None:
     from appliance.errors import ConfigError
     from appliance.provisioning.apply import apply_provisioning, what_is_kept
 
     try:
-        applied = apply_provisioning(path, data_dir, remove_source=remove_source)
+        applied = apply_provisioning(path, data_dir, remove_source=remove_source, defaults=defaults)
     except ConfigError as err:
         # Every problem on its own line on the console; the boot service shows them too.
         click.echo(f"{path}: refused; {what_is_kept(data_dir)}", err=True)

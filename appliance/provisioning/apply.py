@@ -35,6 +35,8 @@ RECORD = "provisioned.json"
 REJECTED = "provisioning-rejected.txt"  # why the last file was refused, for screen and console
 _LOCK = ".provisioning.lock"
 _NEW_LINK = ".provisioning.new"
+# Settings of the machine itself ({table: {key: value}}) that a file's [appliance] may override.
+Defaults = Mapping[str, Mapping[str, Any]]
 
 SECRET, PUBLIC = 0o600, 0o644
 
@@ -66,8 +68,13 @@ def targets(
     directory: Path,
     source: bytes = b"",
     applied_at: datetime | None = None,
+    defaults: Defaults | None = None,
 ) -> list[Target]:
-    """Every file provisioning writes, as it will be read through `directory` (the link)."""
+    """Every file provisioning writes, as it will be read through `directory` (the link).
+
+    `defaults` are settings of the machine it runs on ({table: {key: value}}) that the
+    file's [appliance] table may override: the image's software slots.
+    """
     hub, system = provisioning.hub, provisioning.system
     ssh_keys = provisioning.ssh.authorized_keys
     tls = [
@@ -77,9 +84,12 @@ def targets(
     ]
     if hub.fleet_public_key:
         tls.append(Target("fleet.pub", PUBLIC, "hub.fleet_public_key", _text(hub.fleet_public_key)))
+    if hub.release_public_key:
+        release = _text(hub.release_public_key)
+        tls.append(Target("release.pub", PUBLIC, "hub.release_public_key", release))
     by_key = {t.key: str(directory / t.name) for t in tls}
     files = {name: by_key[key] for name, key in TLS_SETTINGS.items() if key in by_key}
-    config = provisioning.appliance_config(files)
+    config = provisioning.appliance_config(files, defaults)
     found = [
         # It may hold a terminal's protocol password: readable by its owner only.
         Target("appliance.toml", SECRET, "appliance", _settings_toml(config).encode()),
@@ -124,7 +134,12 @@ def what_is_kept(data_dir: Path) -> str:
 
 
 def apply_provisioning(
-    source: Path, data_dir: Path, *, remove_source: bool = False, now: datetime | None = None
+    source: Path,
+    data_dir: Path,
+    *,
+    remove_source: bool = False,
+    now: datetime | None = None,
+    defaults: Defaults | None = None,
 ) -> Applied:
     """Check `source` and put it in force in `data_dir`; ConfigError names every problem.
 
@@ -144,7 +159,7 @@ def apply_provisioning(
             record = applied_record(data_dir)
             changed = record is None or record.get("sha256") != sha256
             if changed:
-                _put_in_force(source, raw, data_dir, sha256, now)
+                _put_in_force(source, raw, data_dir, sha256, now=now, defaults=defaults)
             (data_dir / REJECTED).unlink(missing_ok=True)
     except OSError as err:
         raise ConfigError(f"{FILE_KEY}: cannot provision in {data_dir}: {err}") from err
@@ -153,12 +168,24 @@ def apply_provisioning(
 
 
 def _put_in_force(
-    source: Path, raw: bytes, data_dir: Path, sha256: str, now: datetime | None
+    source: Path,
+    raw: bytes,
+    data_dir: Path,
+    sha256: str,
+    *,
+    now: datetime | None,
+    defaults: Defaults | None,
 ) -> None:
     """Check, write and swap in; on any failure say why in REJECTED, and raise."""
     try:
         provisioning = parse_provisioning(raw, now=now)
-        planned = targets(provisioning, directory=data_dir / CURRENT, source=raw, applied_at=now)
+        planned = targets(
+            provisioning,
+            directory=data_dir / CURRENT,
+            source=raw,
+            applied_at=now,
+            defaults=defaults,
+        )
         _swap_in(data_dir, planned, sha256)
     except ConfigError as err:
         _report_rejected(data_dir, source, sha256, str(err))

@@ -19,6 +19,7 @@ def tls_problems(
     key_pem: str,
     *,
     fleet_pem: str | None,
+    release_pem: str | None = None,
     device_id: str | None,
     now: datetime,
 ) -> Iterator[tuple[str, str]]:
@@ -51,6 +52,11 @@ def tls_problems(
         key = None
     if fleet_pem and not _is_ed25519_public(fleet_pem):
         yield ("fleet_public_key", "not a PEM Ed25519 public key")
+    if release_pem and not _is_ed25519_public(release_pem):
+        yield ("release_public_key", "not a PEM Ed25519 public key")
+    elif release_pem and fleet_pem and release_pem.strip() == fleet_pem.strip():
+        # A stolen fleet key must not also be able to put software on every kiosk.
+        yield ("release_public_key", "is the fleet key: releases need a key of their own")
     if len(certs) != 1:
         return
     cert = certs[0]

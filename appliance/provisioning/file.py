@@ -33,6 +33,7 @@ TLS_SETTINGS = {
     "cert_file": "hub.client_cert",
     "key_file": "hub.client_key",
     "fleet_public_key": "hub.fleet_public_key",
+    "release_public_key": "hub.release_public_key",
 }
 # The image has no password logins at all, so a field that looks like one is refused by
 # name (with a hint) rather than as a mere unknown key.
@@ -80,6 +81,7 @@ class HubTable(_Table, frozen=True):
     client_key: str
     port: int = 8883
     fleet_public_key: str = ""  # Ed25519 public key (PEM) that signs fleet commands
+    release_public_key: str = ""  # Ed25519 public key (PEM) that signs release bundles
 
 
 class WifiTable(_Table, frozen=True):
@@ -117,12 +119,18 @@ class Provisioning(_Table, frozen=True):
     appliance: dict[str, Any] | None = None  # the appliance's own settings, inline
     config_url: str = ""  # ...or where the hub serves them (fetched later, not at boot)
 
-    def appliance_config(self, files: Mapping[str, str]) -> dict[str, Any]:
+    def appliance_config(
+        self, files: Mapping[str, str], defaults: Mapping[str, Mapping[str, Any]] | None = None
+    ) -> dict[str, Any]:
         """The appliance's settings: the [appliance] table, with what this file sets laid over.
 
-        `files` maps a TLS_SETTINGS key (ca_file, ...) to where that file will be.
+        `files` maps a TLS_SETTINGS key (ca_file, ...) to where that file will be; `defaults`
+        ({table: {key: value}}) fills in what the [appliance] table leaves out.
         """
         config = copy.deepcopy(self.appliance or {})
+        for table, values in (defaults or {}).items():
+            for key, value in values.items():
+                config.setdefault(table, {}).setdefault(key, value)
         config.setdefault("device", {})["id"] = self.device.id
         named = {k: getattr(self.store, k) for k in ("name", "currency", "locale")}
         store = {k: v for k, v in named.items() if v is not None}
@@ -284,6 +292,7 @@ def _check_hub(hub: HubTable, device_id: str | None, now: datetime) -> Iterator[
         hub.client_cert,
         hub.client_key,
         fleet_pem=hub.fleet_public_key,
+        release_pem=hub.release_public_key,
         device_id=device_id,
         now=now,
     )

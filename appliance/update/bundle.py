@@ -11,11 +11,13 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import io
+import itertools
 import logging
 import lzma
 import os
 import tarfile
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO, NamedTuple, cast
 
@@ -41,7 +43,10 @@ MEMBERS = ("manifest.json", "manifest.sig", "payload.bin")
 SIGNATURE_SIZE = 64
 PART_ORDER = ("boot", "root")  # the payload's order: the small boot image first
 PIECE = 1024 * 1024  # bytes read at a time when hashing or copying a payload
-_PRESET = 6  # xz's default: the build machine has time, the card and the link do not
+PRESET = 6  # xz's default: the build machine has time, the card and the link do not
+# Chunks compressed at once (lzma lets go of the GIL): the build machine's cores, and a
+# batch of them in memory at a time.
+WORKERS = os.cpu_count() or 1
 
 
 class BundleMembers(NamedTuple):
@@ -64,8 +69,12 @@ def build_bundle(
     key: Ed25519PrivateKey,
     chunk_size: int = CHUNK_SIZE,
     created_at: str | None = None,
+    preset: int = PRESET,
 ) -> BundleManifest:
-    """Write the signed bundle of `parts` ({"boot": image or None, "root": image}) to `out`."""
+    """Write the signed bundle of `parts` ({"boot": image or None, "root": image}) to `out`.
+
+    `preset` is xz's (0 to 9): lower builds faster and downloads more.
+    """
     release_key(version)
     release_key(min_version)
     if set(parts) - set(PART_ORDER) or parts.get("root") is None:
@@ -81,7 +90,7 @@ def build_bundle(
     try:
         with payload_path.open("wb") as payload:
             built = [
-                _write_part(name, image, payload, chunk_size)
+                _write_part(name, image, payload, chunk_size, preset)
                 for name in PART_ORDER
                 if (image := parts.get(name)) is not None
             ]
@@ -167,34 +176,36 @@ def copy_payload(path: Path, members: BundleMembers, out: BinaryIO) -> None:
             out.write(piece)
 
 
-def compress_chunk(data: bytes, chunk_size: int = CHUNK_SIZE) -> bytes:
+def compress_chunk(data: bytes, chunk_size: int = CHUNK_SIZE, preset: int = PRESET) -> bytes:
     """One chunk as its own xz stream, with a dictionary no larger than the chunk."""
     # A dictionary beyond the chunk buys nothing and costs the device that much memory to
     # decompress; xz's floor is 4 KiB.
     dict_size = max(4096, min(chunk_size, 8 * 1024 * 1024))
-    filters = [{"id": lzma.FILTER_LZMA2, "preset": _PRESET, "dict_size": dict_size}]
+    filters = [{"id": lzma.FILTER_LZMA2, "preset": preset, "dict_size": dict_size}]
     return lzma.compress(data, format=lzma.FORMAT_XZ, check=lzma.CHECK_CRC32, filters=filters)
 
 
-def _write_part(name: str, image: Path, payload: BinaryIO, chunk_size: int) -> Part:
+def _write_part(name: str, image: Path, payload: BinaryIO, chunk_size: int, preset: int) -> Part:
     """Compress `image` chunk by chunk onto the end of `payload`; its manifest entry."""
     image_hash = hashlib.sha256()
     chunks: list[Chunk] = []
     size = 0
-    with image.open("rb") as source:
-        for piece in _pieces(source, None, chunk_size):
-            image_hash.update(piece)
-            size += len(piece)
-            packed = compress_chunk(piece, chunk_size)
-            chunks.append(
-                Chunk(
-                    offset=payload.tell(),
-                    size=len(packed),
-                    sha256=hashlib.sha256(packed).hexdigest(),
-                    image_size=len(piece),
+    with image.open("rb") as source, ThreadPoolExecutor(WORKERS) as pool:
+        pieces = _pieces(source, None, chunk_size)
+        while batch := list(itertools.islice(pieces, 2 * WORKERS)):
+            packed_batch = pool.map(lambda piece: compress_chunk(piece, chunk_size, preset), batch)
+            for piece, packed in zip(batch, packed_batch, strict=True):
+                image_hash.update(piece)
+                size += len(piece)
+                chunks.append(
+                    Chunk(
+                        offset=payload.tell(),
+                        size=len(packed),
+                        sha256=hashlib.sha256(packed).hexdigest(),
+                        image_size=len(piece),
+                    )
                 )
-            )
-            payload.write(packed)
+                payload.write(packed)
     return Part(name=cast(PartName, name), size=size, sha256=image_hash.hexdigest(), chunks=chunks)
 
 

@@ -277,6 +277,12 @@ class FileSlotWriter:
             raise UpdateError(f"the slot has no part {name!r}") from None
 
 
+# logind's manager on the system bus, called with busctl (part of systemd).
+LOGIND = ("busctl", "call", "org.freedesktop.login1", "/org/freedesktop/login1",
+          "org.freedesktop.login1.Manager")  # fmt: skip
+TRYBOOT_ARGUMENT = "0 tryboot"  # the Pi firmware's reboot argument for a one-shot try
+
+
 def _run(argv: Sequence[str]) -> None:
     subprocess.run(list(argv), check=True, timeout=30)
 
@@ -296,9 +302,10 @@ class PiSlots:
         self._autoboot_dir = autoboot_dir
         self._tree = device_tree
         self._numbers = dict(boot_partitions)
+        # The image's udev rule names the card's slot partitions here, by PARTUUID.
         self._parts = parts or {
-            "A": {"boot": Path("/dev/mmcblk0p2"), "root": Path("/dev/mmcblk0p5")},
-            "B": {"boot": Path("/dev/mmcblk0p3"), "root": Path("/dev/mmcblk0p6")},
+            slot: {part: Path(f"/dev/appliance/{part}-{slot.lower()}") for part in ("boot", "root")}
+            for slot in SLOTS
         }
         self._run = run
 
@@ -326,8 +333,13 @@ class PiSlots:
         self._write(Autoboot(self._numbers[booted], self._numbers[other(booted)]))
 
     def reboot_to_try(self) -> None:
-        """`systemctl reboot "0 tryboot"`: the argument goes to reboot(2) and sets the flag."""
-        self._run(("systemctl", "reboot", "0 tryboot"))
+        """Reboot with the argument "0 tryboot", which goes to reboot(2) and sets the flag.
+
+        Through logind, as the fleet's reboot goes: the appliance is not root, and only
+        logind (with the image's polkit grant) may set the reboot argument for it.
+        """
+        self._run((*LOGIND, "SetRebootParameter", "s", TRYBOOT_ARGUMENT))
+        self._run((*LOGIND, "Reboot", "b", "false"))
 
     def commit(self) -> None:
         """autoboot.txt: the booted slot becomes the default, the other the next try."""
@@ -336,7 +348,8 @@ class PiSlots:
 
     def reboot(self) -> None:
         """A normal reboot: the tryboot flag is clear, so the default slot starts."""
-        self._run(("systemctl", "reboot"))
+        self._run((*LOGIND, "SetRebootParameter", "s", ""))  # none left from a try asked
+        self._run((*LOGIND, "Reboot", "b", "false"))
 
     def _write(self, wanted: Autoboot) -> None:
         # Each write of the boot partition is a risk (see write_autoboot): only on a change.

@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from appliance.errors import ConfigError
 from appliance.provisioning import apply
@@ -108,6 +110,36 @@ def test_the_settings_written_load_and_point_at_the_written_files(
     assert Path(settings.hub.key_file) == data_dir / CURRENT / "client.key"
     assert Path(settings.hub.cert_file).read_text() == pki().cert.strip() + "\n"
     assert Path(settings.hub.fleet_public_key).exists()
+
+
+def test_the_release_key_is_written_beside_the_fleet_key_and_named_in_the_settings(
+    boot: Path, data_dir: Path
+) -> None:
+    release = (
+        ed25519.Ed25519PrivateKey.generate()
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    data = set_key(good_data(), "hub.release_public_key", release)
+    apply_provisioning(write_file(boot / "provisioning.toml", data), data_dir, now=NOW)
+    settings = load_settings(data_dir / CURRENT / "appliance.toml")
+    assert settings.hub is not None
+    assert Path(settings.hub.release_public_key).read_text() == release.strip() + "\n"
+
+
+def test_the_machine_s_slots_are_the_default_and_the_file_may_override_them(
+    boot: Path, data_dir: Path
+) -> None:
+    defaults = {"update": {"slots": "pi"}}
+    source = write_file(boot / "provisioning.toml", good_data())
+    apply_provisioning(source, data_dir, now=NOW, defaults=defaults)
+    assert load_settings(data_dir / CURRENT / "appliance.toml").update.slots == "pi"
+    data = good_data()
+    data["appliance"]["update"] = {"slots": ""}
+    source = write_file(boot / "provisioning.toml", data)
+    apply_provisioning(source, data_dir, now=NOW, defaults=defaults)
+    assert load_settings(data_dir / CURRENT / "appliance.toml").update.slots == ""
 
 
 def test_a_relative_data_dir_still_gives_the_settings_absolute_paths(

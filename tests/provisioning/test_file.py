@@ -138,6 +138,12 @@ def test_a_config_url_must_be_https() -> None:
         ("hub.client_cert", "key", "hub.client_cert: not a PEM certificate"),
         ("hub.ca", "cert", "hub.ca: certificate 1 is not a CA certificate"),
         ("hub.fleet_public_key", "ca", "hub.fleet_public_key: not a PEM Ed25519 public key"),
+        ("hub.release_public_key", "ca", "hub.release_public_key: not a PEM Ed25519 public key"),
+        (
+            "hub.release_public_key",
+            "fleet_public_key",
+            "hub.release_public_key: is the fleet key: releases need a key of their own",
+        ),
     ],
 )
 def test_tls_material_that_does_not_fit_is_refused(key: str, attribute: str, expected: str) -> None:

@@ -13,6 +13,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from appliance.errors import UpdateRejectedError
+from appliance.update import bundle as bundle_module
 from appliance.update.bundle import (
     MEMBERS,
     build_bundle,
@@ -235,3 +236,32 @@ def _members(path: Path) -> dict[str, bytes]:
             assert reader is not None
             out[info.name] = reader.read()
         return out
+
+
+def test_chunks_compressed_side_by_side_land_in_order_as_one_at_a_time_would(
+    tmp_path: Path, release_private_key: Ed25519PrivateKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "root.img"
+    # Chunks that differ from each other, so any out-of-order write shows.
+    root.write_bytes(b"".join(hashlib.sha256(bytes([n])).digest() * 300 for n in range(40)))
+    payloads = []
+    for workers in (1, 4):
+        monkeypatch.setattr(bundle_module, "WORKERS", workers)
+        out = tmp_path / f"bundle-{workers}.tar"
+        manifest = build_bundle(
+            {"boot": None, "root": root},
+            out,
+            version="2026.12.1",
+            image_version="v1",
+            min_version="2026.1",
+            key=release_private_key,
+            chunk_size=TEST_CHUNK,
+            created_at="2026-12-07T00:00:00+00:00",
+            preset=1,
+        )
+        payloads.append((_members(out)["payload.bin"], manifest))
+    assert payloads[0] == payloads[1]
+    payload, manifest = payloads[1]
+    chunks = manifest.parts[0].chunks
+    rebuilt = b"".join(lzma.decompress(payload[c.offset : c.offset + c.size]) for c in chunks)
+    assert rebuilt == root.read_bytes()

@@ -17,6 +17,7 @@ from appliance.errors import UpdateError
 from appliance.update.host_firmware import firmware_boot, slot_release
 from appliance.update.slots import (
     AUTOBOOT,
+    LOGIND,
     Autoboot,
     DirectorySlots,
     PiSlots,
@@ -94,13 +95,19 @@ def test_pi_slots_try_then_commit_swaps_the_partitions_in_autoboot(tmp_path: Pat
     pi.slots.arm_try()
     assert read_autoboot(pi.boot) == Autoboot(2, 3)
     pi.slots.reboot_to_try()
-    assert pi.ran == [("systemctl", "reboot", "0 tryboot")]
+    assert pi.ran == [
+        (*LOGIND, "SetRebootParameter", "s", "0 tryboot"),
+        (*LOGIND, "Reboot", "b", "false"),
+    ]
     pi.booted_from(3, 1)
     pi.slots.commit()
     assert read_autoboot(pi.boot) == Autoboot(3, 2)
     assert not (pi.boot / (AUTOBOOT + ".new")).exists()
     pi.slots.reboot()
-    assert pi.ran[-1] == ("systemctl", "reboot")
+    assert pi.ran[-2:] == [
+        (*LOGIND, "SetRebootParameter", "s", ""),
+        (*LOGIND, "Reboot", "b", "false"),
+    ]
 
 
 def test_a_commit_rewrites_autoboot_in_place_at_one_size_within_a_sector(tmp_path: Path) -> None:
