@@ -33,6 +33,7 @@ from appliance.store.carry_over import carry_across_restore
 from appliance.store.migrations import SCHEMA_VERSION, schema_version
 from appliance.update.boot import UpdateBoot
 from appliance.update.gate import Check, HealthGate
+from appliance.update.make_default import ask_root
 from appliance.update.permit import MaintenanceWindow, RebootPermit
 from appliance.update.slots import DirectorySlots, PiSlots, SlotBackend
 from appliance.update.state import StateFile
@@ -65,7 +66,7 @@ def running_release(environ: dict[str, str] | None = None, path: Path = RELEASE_
 def build_slots(spec: str, *, on_reboot: Callable[[], None]) -> SlotBackend | None:
     """The slot backend [update] slots names; None when updates are not configured."""
     if spec == "pi":
-        return PiSlots()
+        return PiSlots(write=ask_root)  # the image's card partition is root's
     if spec.startswith("directory:"):
         return DirectorySlots(Path(spec.removeprefix("directory:")), on_reboot=on_reboot)
     return None

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Literal, Protocol
 
-from appliance.errors import UpdateError
+from appliance.errors import UpdateError, UpdateRejectedError
 
 log = logging.getLogger(__name__)
 
@@ -242,7 +242,10 @@ class FileSlotWriter:
             handle.truncate(size)
         elif capacity < size:
             handle.close()
-            raise UpdateError(f"part {name}: {size} bytes do not fit {path} ({capacity} bytes)")
+            # Never fits, however often it is tried: a release built for a bigger slot.
+            raise UpdateRejectedError(
+                f"part {name}: {size} bytes do not fit {path} ({capacity} bytes)"
+            )
         handle.seek(0)
         self._opened.add(path)
         return handle
@@ -298,8 +301,12 @@ class PiSlots:
         boot_partitions: Mapping[Slot, int] = BOOT_PARTITIONS,
         parts: Mapping[Slot, Mapping[str, Path]] | None = None,
         run: Callable[[Sequence[str]], None] = _run,
+        write: Callable[[Path, Autoboot], None] = write_autoboot,
     ) -> None:
+        """`write` changes autoboot.txt: directly, or through the image's root helper
+        (appliance.update.make_default), for an appliance that may not write the card."""
         self._autoboot_dir = autoboot_dir
+        self._write_autoboot = write
         self._tree = device_tree
         self._numbers = dict(boot_partitions)
         # The image's udev rule names the card's slot partitions here, by PARTUUID.
@@ -352,10 +359,13 @@ class PiSlots:
         self._run((*LOGIND, "Reboot", "b", "false"))
 
     def _write(self, wanted: Autoboot) -> None:
-        # Each write of the boot partition is a risk (see write_autoboot): only on a change.
-        if read_autoboot(self._autoboot_dir) != wanted:
-            write_autoboot(self._autoboot_dir, wanted)
-            log.info("autoboot.txt: boot %d, try %s", wanted.default, wanted.tryboot)
+        # Each write of the card partition is a risk (see write_autoboot): only on a change.
+        if read_autoboot(self._autoboot_dir) == wanted:
+            return
+        self._write_autoboot(self._autoboot_dir, wanted)
+        if (found := read_autoboot(self._autoboot_dir)) != wanted:
+            raise UpdateError(f"{AUTOBOOT} says {found} after the change, not {wanted}")
+        log.info("autoboot.txt: boot %d, try %s", wanted.default, wanted.tryboot)
 
     def _tree_value(self, name: str, missing: int | None = None) -> int:
         try:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from appliance.errors import UpdateError
+from appliance.errors import UpdateError, UpdateRejectedError
 from appliance.update.host_firmware import firmware_boot, slot_release
 from appliance.update.slots import (
     AUTOBOOT,
@@ -163,7 +163,7 @@ def test_pi_slots_write_the_inactive_slots_devices_and_refuse_an_image_too_big(
     assert (tmp_path / "B-root.dev").read_bytes()[10:18] == b"new root"
     assert (tmp_path / "A-root.dev").read_bytes() == bytes(4096)
     assert b"".join(writer.read_part("root", 18))[10:] == b"new root"
-    with pytest.raises(UpdateError, match="do not fit"):
+    with pytest.raises(UpdateRejectedError, match="do not fit"):
         writer.open_part("boot", 8192)
 
 
