@@ -81,9 +81,11 @@ image:
 
 # Build the image, then boot it under qemu-system-aarch64 and drive it (tests/image/):
 # provisioning, read-only root, kiosk on screen, a sale to a hub on this machine, the fleet's
-# reboot, a power cut. Serial console, screenshots and timings in build/image-test/.
+# reboot, a power cut, then A/B software updates with the Pi bootloader's tryboot played by
+# the harness. Serial console, screenshots and timings in build/image-test/.
 image-test: $(STAMP) image
-	@scripts/ensure-system-packages qemu-system-arm mtools fdisk openssh-client
+	@scripts/ensure-system-packages qemu-system-arm mtools fdisk openssh-client \
+		device-tree-compiler e2fsprogs
 	$(BIN)/pytest -m image tests/image -v --timeout=1800 -p no:cacheprovider
 
 # The image's size, build times and boot times, each beside the previous run's.

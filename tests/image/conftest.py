@@ -2,7 +2,8 @@
 
 Run by `make image-test` (marker `image`), after `make image`. One card goes through the
 whole story in file order: refused file, provisioning, selling, the fleet's reboot, a
-power cut. Artifacts (serial console, screenshots, timings) stay in build/image-test/.
+power cut (test_boot.py), then software updates of its slots (test_update.py). Artifacts
+(serial console, screenshots, timings) stay in build/image-test/.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from tests.image.vm import Disk, Vm, have_host_tools
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "build" / "image-test"
-CARD_BYTES = 4 * 1024**3  # a 4 GB card: the data partition must grow into it
+CARD_BYTES = 8 * 1024**3  # an 8 GB card (the image fills 4): the data partition must grow
 
 
 def built_image() -> Path:
@@ -48,7 +49,7 @@ class Timings:
         self.path.write_text(json.dumps(self.values, indent=2, sort_keys=True) + "\n")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def artifacts() -> Path:
     """build/image-test/, emptied at the start of the run and kept afterwards."""
     shutil.rmtree(ARTIFACTS, ignore_errors=True)
@@ -56,20 +57,20 @@ def artifacts() -> Path:
     return ARTIFACTS
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def timings(artifacts: Path) -> Timings:
     """Where the run's timings go."""
     return Timings(artifacts / "timings.json")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     """CA, mosquitto (mTLS), PostgreSQL and the hub on loopback."""
     with running_fleet(tmp_path_factory.mktemp("fleet")) as running:
         yield running
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def ssh_key(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The field tech's SSH key pair (private key path; the public one beside it)."""
     key = tmp_path_factory.mktemp("ssh") / "id_ed25519"
@@ -80,7 +81,7 @@ def ssh_key(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return key
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def vm(
     artifacts: Path, fleet: Fleet, ssh_key: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Vm]:
@@ -89,7 +90,13 @@ def vm(
     disk = Disk.from_image(
         built_image(), tmp_path_factory.mktemp("card") / "card.img", size_bytes=CARD_BYTES
     )
-    machine = Vm(disk, artifacts, hub_port=fleet.device_port, ssh_key=ssh_key)
+    machine = Vm(
+        disk,
+        artifacts,
+        hub_port=fleet.device_port,
+        ssh_key=ssh_key,
+        bundle_port=fleet.bundle_port,
+    )
     try:
         yield machine
     finally:

@@ -2,7 +2,8 @@
 
 The guest reaches the broker as HUB_ADDRESS:HUB_PORT (a qemu guestfwd to the device
 listener on 127.0.0.1), so the device listener's certificate names that address; the hub
-connects to its own listener as localhost.
+connects to its own listener as localhost. The bundle server (`appliance-hub bundles`)
+serves release payloads to the guest as HUB_ADDRESS:BUNDLE_PORT with the same certificate.
 """
 
 from __future__ import annotations
@@ -17,10 +18,13 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from hub import ca
+from hub.db import open_hub_database
+from hub.releases.models import DeviceUpdate
 from tests.broker import MosquittoBroker, free_port
-from tests.image.vm import HUB_ADDRESS, HUB_PORT
+from tests.image.vm import BUNDLE_PORT, HUB_ADDRESS, HUB_PORT
 from tests.mqtt.tls_broker import SHIPPED_ACL
 from tests.postgres import running_postgres
 
@@ -37,7 +41,13 @@ class Fleet:
     ca_dir: Path
     device_port: int
     hub_port: int
+    bundle_port: int  # appliance-hub bundles on 127.0.0.1
     db_url: str
+
+    @property
+    def bundle_url(self) -> str:
+        """The bundle server as the guest reaches it."""
+        return f"https://{HUB_ADDRESS}:{BUNDLE_PORT}"
 
     def _tls(self) -> tuple[str, ...]:
         hub = self.root / "hub-client"
@@ -62,6 +72,15 @@ class Fleet:
         listing = json.loads(self.hub("fleet", "list", "--json", "--db", self.db_url))
         return any(entry["device"] == DEVICE and entry["online"] for entry in listing)
 
+    def device_update(self) -> dict[str, Any] | None:
+        """The update report the hub keeps for the device (version, state, running, ...)."""
+        db = open_hub_database(self.db_url, create=False)
+        try:
+            found = DeviceUpdate.select().where(DeviceUpdate.device == DEVICE).dicts().execute(db)
+            return dict(found[0]) if found else None
+        finally:
+            db.close()
+
     def sales(self) -> list[dict[str, str]]:
         """Every document the hub stored from the device, as CSV rows."""
         rows = csv.DictReader(io.StringIO(self.hub("sales", "export", "--db", self.db_url)))
@@ -73,6 +92,7 @@ class Fleet:
         pem = {name: (device / name).read_text() for name in ("ca.crt", f"{DEVICE}.crt")}
         key = (device / f"{DEVICE}.key").read_text()
         fleet_pub = (self.root / "keys" / "fleet.pub").read_text()
+        release_pub = (self.root / "keys" / "release.pub").read_text()
         return (
             "version = 1\n"
             f'[device]\nid = "{DEVICE}"\n'
@@ -82,9 +102,13 @@ class Fleet:
             f"client_cert = '''\n{pem[f'{DEVICE}.crt']}'''\n"
             f"client_key = '''\n{key}'''\n"
             f"fleet_public_key = '''\n{fleet_pub}'''\n"
+            f"release_public_key = '''\n{release_pub}'''\n"
             '[system]\ntimezone = "Europe/Berlin"\nlocale = "de_DE.UTF-8"\n'
             f'[ssh]\nauthorized_keys = ["{ssh_public_key}"]\n'
             "[appliance.screen]\nfullscreen = true\n"  # the size comes from the display
+            # Updates: the image makes slots "pi" the default. The gate's time bounds how
+            # long a try boot that never commits lasts (plus the watchdog's margin).
+            "[appliance.update]\ngate_timeout_s = 240\nidle_s = 5\n"
             f"{extra}"
         )
 
@@ -120,7 +144,7 @@ def running_fleet(root: Path) -> Iterator[Fleet]:
     ca.issue_server(ca_dir, "localhost", root / "server-hub")
     ca.issue_hub(ca_dir, root / "hub-client")
     ca.issue_device(ca_dir, DEVICE, root / "device")
-    device_port, hub_port = free_port(), free_port()
+    device_port, hub_port, bundle_port = free_port(), free_port(), free_port()
     with ExitStack() as stack:
         broker = MosquittoBroker(
             root / "broker", extra_config=_broker_config(root, device_port, hub_port)
@@ -128,8 +152,9 @@ def running_fleet(root: Path) -> Iterator[Fleet]:
         broker.start()
         stack.callback(broker.stop)
         postgres = stack.enter_context(running_postgres(root / "pg"))
-        fleet = Fleet(root, ca_dir, device_port, hub_port, postgres.new_database())
+        fleet = Fleet(root, ca_dir, device_port, hub_port, bundle_port, postgres.new_database())
         fleet.hub("fleet", "keygen", str(root / "keys"))
+        fleet.hub("release", "keygen", str(root / "keys" / "release.key"))
         with (root / "hub.log").open("ab") as log:
             serve = subprocess.Popen(
                 [str(BIN / "appliance-hub"), "serve", "--db", fleet.db_url, *fleet._tls()],
@@ -137,6 +162,19 @@ def running_fleet(root: Path) -> Iterator[Fleet]:
                 stderr=subprocess.STDOUT,
             )
         stack.callback(_stop, serve)
+        with (root / "bundles.log").open("ab") as log:
+            bundles = subprocess.Popen(
+                [
+                    *(str(BIN / "appliance-hub"), "bundles", "--db", fleet.db_url),
+                    *("--listen", f"127.0.0.1:{bundle_port}"),
+                    *("--cert", str(root / "server-device" / ca.SERVER_CERT)),
+                    *("--key", str(root / "server-device" / ca.SERVER_KEY)),
+                    *("--client-ca", str(ca_dir / ca.CA_CERT)),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        stack.callback(_stop, bundles)
         deadline = time.monotonic() + 60
         while True:
             try:

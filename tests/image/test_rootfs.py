@@ -142,6 +142,7 @@ def test_the_reboot_grant_names_reboot_only(rootfs: Path) -> None:
     assert actions == {
         "org.freedesktop.login1.reboot",
         "org.freedesktop.login1.reboot-multiple-sessions",
+        "org.freedesktop.login1.set-reboot-parameter",
     }
 
 
