@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 # Every target the issues name; a benchmark dropped from bench/__main__.py fails here.
 BENCHMARKS = (
@@ -47,6 +49,9 @@ def _bench(results: Path, *options: str) -> tuple[subprocess.CompletedProcess[st
     return done, json.loads((results / "latest.json").read_text(encoding="utf-8"))
 
 
+# Every benchmark once, quick: about three minutes of one worker, the longest test of the
+# suite, so it runs with `make soak`; `make test` keeps the --only run of one benchmark.
+@pytest.mark.soak
 def test_quick_bench_prints_table_and_writes_json(tmp_path: Path) -> None:
     """Exit 0, every benchmark in the table, and a JSON report with numeric measurements."""
     done, latest = _bench(tmp_path)
@@ -71,3 +76,10 @@ def test_only_runs_the_named_benchmark(tmp_path: Path) -> None:
     """--only NAME limits the run (and the report) to that benchmark."""
     _, latest = _bench(tmp_path, "--only", "sale_commit")
     assert {entry["benchmark"] for entry in latest["results"]} == {"sale_commit"}
+
+
+def test_every_benchmark_the_issues_name_is_registered() -> None:
+    """The quick run of all of them is soak; that none was dropped is checked here."""
+    from bench import __main__ as bench_main
+
+    assert set(BENCHMARKS) == set(bench_main.BENCHMARKS)
