@@ -161,6 +161,14 @@ def add_and_roll_out(fleet: Fleet, bundle: Path, version: str, *, alter: bool = 
     )  # fmt: skip
 
 
+def offer(fleet: Fleet, slot_a: SlotA, work: Path, version: str, *, dropin: str = "") -> Path:
+    """Slot A's images as release `version`, built, added and rolled out: the bundle."""
+    boot, root = slot_images(slot_a, work, version, dropin=dropin)
+    bundle = build_release(fleet, work, version, boot, root, min_version=slot_a.release)
+    add_and_roll_out(fleet, bundle, version)
+    return bundle
+
+
 def send_update(fleet: Fleet, bundle: Path, version: str) -> str:
     """An `update` command straight to the device, from a bundle's manifest: its answers."""
     members = read_bundle(bundle)
@@ -258,10 +266,8 @@ def test_a_good_release_commits_through_power_cuts_and_a_sale_in_its_download(
     vm: Vm, fleet: Fleet, slot_a: SlotA, timings: Timings, tmp_path: Path
 ) -> None:
     good = slot_a.good
-    boot, root = slot_images(slot_a, tmp_path, good)
-    bundle = build_release(fleet, tmp_path, good, boot, root, min_version=slot_a.release)
+    bundle = offer(fleet, slot_a, tmp_path, good)
     timings.record("update_bundle_bytes", bundle.stat().st_size)
-    add_and_roll_out(fleet, bundle, good)
     _until(lambda: _state(fleet)[:2] == (good, "downloading"), "the download to start", vm, 600)
     # A sale while the download runs: it reaches the hub once, whatever follows.
     receipt = sell_one(vm)
@@ -300,9 +306,7 @@ def test_a_power_cut_in_the_try_boot_brings_the_old_slot_back_with_its_data(
 ) -> None:
     before = {r["document_id"] for r in local_sales(vm)}
     cut = slot_a.cut_in_try
-    boot, root = slot_images(slot_a, tmp_path, cut)
-    bundle = build_release(fleet, tmp_path, cut, boot, root, min_version=slot_a.release)
-    add_and_roll_out(fleet, bundle, cut)
+    offer(fleet, slot_a, tmp_path, cut)
     _until(lambda: vm.boots[-1] == BootChoice(BOOT_A, tryboot=True), "the try boot of slot A", vm)
     # Well into the try: the new slot's root is up and its watchdog counting.
     wait_until(lambda: "must commit within" in vm.boot_console(), BOOT_SECONDS, "the try", vm)
@@ -324,9 +328,7 @@ def test_a_release_that_never_becomes_ready_rolls_back_by_itself(
 ) -> None:
     before = {r["document_id"] for r in local_sales(vm)}
     broken = slot_a.never_ready
-    boot, root = slot_images(slot_a, tmp_path, broken, dropin=NEVER_READY_DROPIN)
-    bundle = build_release(fleet, tmp_path, broken, boot, root, min_version=slot_a.release)
-    add_and_roll_out(fleet, bundle, broken)
+    bundle = offer(fleet, slot_a, tmp_path, broken, dropin=NEVER_READY_DROPIN)
     _until(lambda: vm.boots[-1] == BootChoice(BOOT_A, tryboot=True), "the try boot of slot A", vm)
     # Nobody reboots it: the try boot's watchdog does, and the bootloader starts slot B.
     _until(lambda: vm.boots[-1] == BootChoice(BOOT_B, tryboot=False), "the old slot back", vm)
