@@ -9,9 +9,12 @@ OS updates (TRYBOOT)", computers/configuration/device-tree.adoc "Firmware parame
   and the `[tryboot]` section's, which counts only when the tryboot flag is set;
   `tryboot_a_b=1` makes the firmware read the chosen partition's usual config.txt rather
   than tryboot.txt, so a try without it is a card the harness refuses to boot;
-- the flag is set by `reboot "0 tryboot"` (the kernel prints the command as it restarts)
-  and cleared by the bootloader before it starts anything: a try happens once, and any
-  later reset, crash or power cut boots the default partition again;
+- the flag is set by `reboot "0 tryboot"`, through the image's appliance_tryboot module
+  (image/kmod), and cleared by the bootloader before it starts anything: a try happens once,
+  and any later reset, crash or power cut boots the default partition again. The kernel
+  prints the command as it restarts, and the module says it was asked; the virt board has no
+  firmware for the module to reach, so its word that it was asked stands for the mailbox
+  call, and a restart without it (no module, or one that did not load) sets no flag;
 - it loads kernel, initrd and cmdline.txt from the chosen partition, and tells the OS what
   it chose in the device tree: /chosen/bootloader/tryboot and .../partition (32-bit).
 
@@ -29,6 +32,7 @@ from pathlib import Path
 AUTOBOOT_PARTITION = 1  # the bootloader reads autoboot.txt from the first FAT partition
 AUTOBOOT_READ = 512  # bytes of autoboot.txt the bootloader reads
 TRYBOOT_RESTART = "reboot: Restarting system with command '0 tryboot'"
+TRYBOOT_ASKED = "appliance_tryboot: tryboot asked"
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,8 +63,8 @@ def choose(autoboot: str, *, tryboot: bool) -> BootChoice:
 
 
 def asked_for_tryboot(console: str) -> bool:
-    """Whether the boot whose console this is ended with `reboot "0 tryboot"`."""
-    return TRYBOOT_RESTART in console
+    """Whether the boot whose console this is ended with `reboot "0 tryboot"`, passed on."""
+    return TRYBOOT_RESTART in console and TRYBOOT_ASKED in console
 
 
 def device_tree(base: Path, choice: BootChoice, out: Path) -> Path:

@@ -6,7 +6,13 @@ from __future__ import annotations
 import pytest
 
 from appliance.update.slots import Autoboot, autoboot_bytes
-from tests.image.firmware import TRYBOOT_RESTART, BootChoice, asked_for_tryboot, choose
+from tests.image.firmware import (
+    TRYBOOT_ASKED,
+    TRYBOOT_RESTART,
+    BootChoice,
+    asked_for_tryboot,
+    choose,
+)
 
 A_B = "[all]\ntryboot_a_b=1\nboot_partition=2\n[tryboot]\nboot_partition=3\n"
 
@@ -40,7 +46,9 @@ def test_the_appliance_s_own_file_reads_the_same_here() -> None:
     assert choose(text, tryboot=True).partition == 2
 
 
-def test_only_a_tryboot_restart_sets_the_flag() -> None:
-    assert asked_for_tryboot(f"...\n[  9.1] {TRYBOOT_RESTART}\n")
-    assert not asked_for_tryboot("[  9.1] reboot: Restarting system\n")
+def test_only_a_tryboot_restart_the_module_passed_on_sets_the_flag() -> None:
+    asked = f"[  9.0] {TRYBOOT_ASKED}, but no Raspberry Pi firmware is here\n"
+    assert asked_for_tryboot(f"...\n{asked}[  9.1] {TRYBOOT_RESTART}\n")
+    assert not asked_for_tryboot(f"...\n[  9.1] {TRYBOOT_RESTART}\n")
+    assert not asked_for_tryboot(f"{asked}[  9.1] reboot: Restarting system\n")
     assert not asked_for_tryboot("[  9.1] reboot: Power down\n")

@@ -227,6 +227,12 @@ def test_the_card_has_two_slots_and_runs_slot_a(vm: Vm, slot_a: SlotA) -> None:
     ]  # fmt: skip
     assert all(line.split()[1:] == ["appliance", "660"] for line in owners if line), owners
     assert vm.ssh("systemctl is-enabled appliance-try-watchdog.service").strip() == "enabled"
+    # Debian's kernel passes no reboot argument to the firmware: the image's module does, and
+    # it is loaded, built for this kernel.
+    assert vm.ssh("cat /sys/module/appliance_tryboot/initstate").strip() == "live"
+    kernel = vm.ssh("uname -r").strip()
+    vermagic = vm.ssh("modinfo -F vermagic appliance_tryboot").split()
+    assert vermagic[0] == kernel, (vermagic, kernel)
 
 
 def test_bundles_refused_before_any_reboot(

@@ -45,12 +45,15 @@ BUNDLE_PORT = 8443  # where the guest finds the host's bundle server (another gu
 RELAY = Path(__file__).with_name("relay.py")
 # Test-only additions to the image's command line: the virt board's UART; cage's pixman
 # renderer (its GLES renderer crashes on qemu's kms_swrast); simulated devices (no real
-# scanner or terminal in the emulator); boot progress on the console for the record.
+# scanner or terminal in the emulator); boot progress on the console for the record; kernel
+# warnings on the console too (the image's `quiet` shows errors only), for the tryboot
+# module's word that it ran (firmware.py).
 TEST_CMDLINE = (
     "console=ttyAMA0",
     "systemd.setenv=WLR_RENDERER=pixman",
     "systemd.setenv=APPLIANCE_SIMULATE=1",
     "systemd.show_status=1",
+    "loglevel=5",
 )
 
 
