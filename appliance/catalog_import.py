@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+from appliance.core.bagging import MAX_BAG_GRAMS, MAX_BAG_TOLERANCE
 from appliance.core.barcode import normalize_gtin
 from appliance.core.catalog import Product
 from appliance.core.money import Money
@@ -20,7 +21,16 @@ from appliance.store.catalog import SqliteCatalog
 log = logging.getLogger(__name__)
 
 REQUIRED = ("sku", "name", "price", "tax_class")
-OPTIONAL = ("category", "age_restriction", "stock_tracked", "sold_by", "barcodes", "stock")
+OPTIONAL = (
+    "category",
+    "age_restriction",
+    "stock_tracked",
+    "sold_by",
+    "barcodes",
+    "stock",
+    "bag_grams",
+    "bag_tolerance",
+)
 TRANSLATION_PREFIX = "name:"  # a column "name:de" holds the German name
 _TRUE = {"1", "true", "yes", "y", "x"}
 _FALSE = {"", "0", "false", "no", "n"}
@@ -149,6 +159,9 @@ class _RowParser:
         self._tracked, self._sold_by, self._barcodes, self._stock = (
             at.get(c, self._width) for c in ("stock_tracked", "sold_by", "barcodes", "stock")
         )
+        self._bag_grams, self._bag_tolerance = (
+            at.get(c, self._width) for c in ("bag_grams", "bag_tolerance")
+        )
         self._translations = sorted(
             (name.removeprefix(TRANSLATION_PREFIX), n)
             for n, name in enumerate(columns)
@@ -182,6 +195,10 @@ class _RowParser:
         if sold_by not in ("each", "kg"):
             raise ValueError(f"sold_by must be 'each' or 'kg', not {sold_by!r}")
         codes = cells[self._barcodes].replace(";", " ").split()
+        bag_grams = _whole(cells[self._bag_grams], "bag_grams", 1, MAX_BAG_GRAMS)
+        if bag_grams is not None and sold_by == "kg":
+            # Its line's own weight is what the bag should gain.
+            raise ValueError("bag_grams must be empty for a product sold by weight")
         product = Product(
             sku=sku,
             name=name,
@@ -193,6 +210,8 @@ class _RowParser:
             sold_by=sold_by,  # type: ignore[arg-type]  # checked just above
             names=tuple((locale, cells[n]) for locale, n in self._translations if cells[n]),
             barcodes=tuple(normalize_gtin(code) for code in codes),
+            bag_grams=bag_grams,
+            bag_tolerance=_whole(cells[self._bag_tolerance], "bag_tolerance", 0, MAX_BAG_TOLERANCE),
         )
         return _Row(product, _whole(cells[self._stock], "stock", -(10**9), 10**9))
 
@@ -252,6 +271,8 @@ def products_to_csv(products: Iterator[tuple[Product, int | None]]) -> str:
                 p.sold_by,
                 " ".join(p.barcodes),
                 "" if stock is None else stock,
+                "" if p.bag_grams is None else p.bag_grams,
+                "" if p.bag_tolerance is None else p.bag_tolerance,
             ]
         )
     return out.getvalue()

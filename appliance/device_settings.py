@@ -142,6 +142,9 @@ class SerialScaleSettings(_Device, frozen=True, tag="serial_scale"):
     bytesize: Literal[7, 8] = 7
     parity: Literal["E", "O", "N"] = "E"
     answer_timeout: Annotated[float, msgspec.Meta(ge=0.1, le=10.0)] = 1.0
+    # "checkout": the scale goods sold by weight are weighed on; "bagging": the one under
+    # the bagging area, read by the bagging-area check ([bagging] in the settings).
+    role: Literal["checkout", "bagging"] = "checkout"
 
 
 class AttendantLightSettings(_Device, frozen=True, tag="attendant_light"):

@@ -20,6 +20,7 @@ from appliance.device_settings import (
     EscposPrinterSettings,
     HardwareSettings,
     PrinterDrawerSettings,
+    SerialScaleSettings,
 )
 from appliance.errors import ConfigError
 
@@ -198,6 +199,32 @@ class UpdateSettings(_Section, frozen=True):
                 )
 
 
+class BaggingSettings(_Section, frozen=True):
+    """The bagging-area check: a second scale under the bags (a serial_scale, role "bagging").
+
+    Off by default: many stores use none. "log_only" logs and counts what it sees and never
+    stops a customer; "enforce" pauses the sale and calls for help. The store's tolerance
+    is the larger of `tolerance_grams` and `tolerance_percent` of the expected weight; a
+    product may carry its own (bag_tolerance). The customer is reminded after
+    `prompt_seconds` to bag a scanned item, and staff are called after `help_seconds`.
+    """
+
+    mode: Literal["off", "log_only", "enforce"] = "off"
+    tolerance_grams: Annotated[int, msgspec.Meta(ge=0, le=5_000)] = 20
+    tolerance_percent: Annotated[int, msgspec.Meta(ge=0, le=100)] = 10
+    prompt_seconds: Annotated[float, msgspec.Meta(ge=1, le=600)] = 8.0
+    help_seconds: Annotated[float, msgspec.Meta(ge=2, le=3600)] = 30.0
+    # How long a weight nothing explains must last to be an alert (a bag still settling).
+    alert_seconds: Annotated[float, msgspec.Meta(ge=0, le=60)] = 2.0
+
+    def __post_init__(self) -> None:
+        if self.help_seconds <= self.prompt_seconds:
+            raise ValueError(
+                "help_seconds: must be longer than prompt_seconds (the customer is reminded"
+                f" before staff are called), got {self.help_seconds:g} <= {self.prompt_seconds:g}"
+            )
+
+
 class LoggingSettings(_Section, frozen=True):
     """How much the appliance tells the journal."""
 
@@ -365,6 +392,7 @@ class Settings(_Section, frozen=True):
     payments: PaymentSettings = msgspec.field(default_factory=PaymentSettings)
     till: TillSettings = msgspec.field(default_factory=TillSettings)
     update: UpdateSettings = msgspec.field(default_factory=UpdateSettings)
+    bagging: BaggingSettings = msgspec.field(default_factory=BaggingSettings)
     devices: dict[Identifier, HardwareSettings] = msgspec.field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -373,6 +401,16 @@ class Settings(_Section, frozen=True):
         except ValueError as err:
             raise ValueError(f"till.{err}") from None
         msgspec.structs.force_setattr(self, "till", till)
+        bagging_scales = [
+            name
+            for name, device in self.devices.items()
+            if isinstance(device, SerialScaleSettings) and device.role == "bagging"
+        ]
+        if len(bagging_scales) > 1:
+            raise ValueError(
+                f'devices: {" and ".join(bagging_scales)} both have role = "bagging";'
+                " a kiosk has one bagging area"
+            )
         for name, device in self.devices.items():
             if isinstance(device, PrinterDrawerSettings):
                 target = self.devices.get(device.printer)

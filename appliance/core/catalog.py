@@ -29,6 +29,11 @@ class Product:
     barcodes: tuple[str, ...] = ()  # normalised 14-digit GTINs
     # Its picture: a file name in the device's picture folder ("" none), never the bytes.
     thumbnail: str = ""
+    # The bagging-area check (core/bagging.py): what one item adds to the bag, in grams
+    # (None: not known, any settled rise counts), and the grams either way allowed
+    # (None: the store's default tolerance).
+    bag_grams: int | None = None
+    bag_tolerance: int | None = None
 
     def name_in(self, locale: str) -> str:
         """The name for `locale` ("de_AT" falls back to "de", then to the default name)."""

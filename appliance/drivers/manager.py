@@ -48,10 +48,13 @@ def snapshot_path_for(database_path: str | Path) -> Path:
 class UnavailableDevice(DeviceBase):
     """Stands in for a device whose adapter could not be built; always offline."""
 
-    def __init__(self, name: str, kind: DeviceKind, address: str, reason: str) -> None:
+    def __init__(
+        self, name: str, kind: DeviceKind, address: str, reason: str, role: str = ""
+    ) -> None:
         self.kind = kind
         super().__init__(name, address)
         self._reason = reason
+        self.role = role  # a scale's role, so a broken bagging scale is never the checkout's
 
     def _start(self) -> None:
         self._set_health("offline", self._reason)
@@ -206,8 +209,17 @@ class DeviceManager(Closing):
 
     @property
     def scale(self) -> Scale | None:
-        """The first checkout scale, if any."""
-        return cast(Scale | None, _first(self.of_kind("scale")))
+        """The first checkout scale (goods sold by weight are weighed on it), if any."""
+        return cast(Scale | None, _first(self._scales("checkout")))
+
+    @property
+    def bagging_scale(self) -> Scale | None:
+        """The scale under the bagging area, if any."""
+        return cast(Scale | None, _first(self._scales("bagging")))
+
+    def _scales(self, role: str) -> list[DeviceBase]:
+        # A scale says its role ("checkout" unless configured otherwise).
+        return [d for d in self.of_kind("scale") if (getattr(d, "role", "") or "checkout") == role]
 
     @property
     def attendant_light(self) -> AttendantLight | None:
@@ -299,7 +311,9 @@ def _build_one(name: str, table: HardwareSettings, built: Mapping[str, DeviceBas
     except Exception as err:  # a missing library or a bad port: that device only
         log.error("device %s (%s) cannot be built: %s", name, kind, err)
         address = str(getattr(table, "address", "") or _address_of(table))
-        return UnavailableDevice(name, KINDS[kind].family, address, f"cannot be built: {err}")
+        role = str(getattr(table, "role", ""))
+        reason = f"cannot be built: {err}"
+        return UnavailableDevice(name, KINDS[kind].family, address, reason, role)
 
 
 def _health_json(health: DeviceHealth) -> dict[str, str]:

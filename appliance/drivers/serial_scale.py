@@ -175,6 +175,11 @@ class SerialScale(DeviceBase):
         """Zero the empty scale; StableWeight(0) when it did."""
         return self._ask(ZERO)
 
+    @property
+    def role(self) -> str:
+        """ "checkout" (weighing goods sold by weight) or "bagging" (under the bagging area)."""
+        return self.settings.role
+
     def sold(self) -> None:
         """The last weight was sold: no other until the scale has read zero."""
         self._zeroing.sold()

@@ -60,7 +60,7 @@ def product_rows(
         names = json.dumps(p.names, ensure_ascii=False) if p.names else "{}"
         add((sku, p.name, names, p.price, p.currency, p.tax_class, p.category,
              p.age_restriction, p.stock_tracked, p.sold_by, p.stock, p.description,
-             picture(p) if p.thumbnail else ""))  # fmt: skip
+             picture(p) if p.thumbnail else "", p.bag_grams, p.bag_tolerance))  # fmt: skip
     if len({row[0] for row in products}) != len(products):
         raise CatalogSyncError("a product appears twice")
     return ProductRows(products, barcodes)
@@ -81,4 +81,6 @@ def payload_from_product(product: Product, stock: int | None = None) -> ProductP
         names=dict(product.names),
         barcodes=list(product.barcodes),
         stock=stock,
+        bag_grams=product.bag_grams,
+        bag_tolerance=product.bag_tolerance,
     )

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal, TypeVar
 import msgspec
 from msgspec import Meta
 
+from appliance.core.bagging import MAX_BAG_GRAMS, MAX_BAG_TOLERANCE
 from appliance.errors import DecodeError
 
 SCHEMA_VERSION = 1
@@ -211,6 +212,19 @@ class DeviceHealthReport(Payload, frozen=True, kw_only=True):
     reason: str = ""
 
 
+class BaggingReport(Payload, frozen=True, kw_only=True):
+    """The bagging-area check since the appliance started: alerts and what ended them."""
+
+    mode: Literal["off", "log_only", "enforce"]
+    unexpected_item: Count = 0
+    item_removed: Count = 0
+    not_bagged: Count = 0
+    put_right: Count = 0  # alerts the customer put right before staff came
+    cleared: Count = 0  # staff accepted the bag as it was
+    skipped_item: Count = 0  # staff: skip bagging for this item
+    skipped_sale: Count = 0  # staff: skip bagging for the rest of the sale
+
+
 class OfflineCardsReport(Payload, frozen=True, kw_only=True):
     """Card payments approved offline, not yet submitted by the terminal, and their limits.
 
@@ -260,9 +274,12 @@ class Telemetry(Payload, frozen=True, kw_only=True):
     catalog_store: str = ""  # the store whose catalog the device holds ("" none yet)
     image_version: str = ""  # the flashable image the device runs from ("" not from one)
     locked: bool = False  # a fleet command locked the kiosk: it sells nothing until unlocked
+    bagging: BaggingReport | None = None  # None: the kiosk does not check its bagging area
 
 
 MAX_DESCRIPTION = 4000  # characters
+BagGrams = Annotated[int, Meta(ge=1, le=MAX_BAG_GRAMS)]
+BagTolerance = Annotated[int, Meta(ge=0, le=MAX_BAG_TOLERANCE)]
 MAX_THUMBNAIL_BYTES = 48 * 1024
 
 
@@ -285,6 +302,10 @@ class ProductPayload(Payload, frozen=True, kw_only=True):
     # The product's picture as a small JPEG sized for the kiosk's screen (base64 in JSON);
     # empty: none. The device keeps it on disk, never in memory.
     thumbnail: Annotated[bytes, Meta(max_length=MAX_THUMBNAIL_BYTES)] = b""
+    # The bagging-area check: grams one item adds to the bag (None: not known) and the grams
+    # either way allowed (None: the store's default).
+    bag_grams: BagGrams | None = None
+    bag_tolerance: BagTolerance | None = None
 
 
 class CatalogDelta(Payload, frozen=True, kw_only=True):

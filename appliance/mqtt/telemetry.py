@@ -29,6 +29,7 @@ from appliance.errors import ApplianceError
 from appliance.mqtt import topics
 from appliance.mqtt.link import HubLink, LinkState
 from appliance.mqtt.payloads import (
+    BaggingReport,
     DeviceHealthReport,
     JournalReport,
     OfflineCardsReport,
@@ -189,6 +190,7 @@ class TelemetryBuilder:
         journal: Callable[[], JournalReport | None] = lambda: None,
         catalog_store: Callable[[], str] | None = None,
         locked: Callable[[], bool] = lambda: False,
+        bagging: Callable[[], BaggingReport | None] = lambda: None,
         clock: Clock | None = None,
         thermal_zone: Path = THERMAL_ZONE,
         firmware: str = __version__,
@@ -204,6 +206,7 @@ class TelemetryBuilder:
         self._journal = journal
         self._catalog_store = catalog_store or CatalogVersions(outbox.db).store
         self._locked = locked
+        self._bagging = bagging
         self._last_figures: dict[str, int] = {}  # what was read last, sent while reads fail
         self._last_store = ""
         self._clock = clock or SystemClock()
@@ -235,6 +238,7 @@ class TelemetryBuilder:
             catalog_store=self._store(),
             image_version=self._image_version,
             locked=self._locked(),
+            bagging=self._bagging(),
         )
 
     def _figure(self, name: str, read: Callable[[], int]) -> int:

@@ -10,6 +10,7 @@ import io
 import logging
 from collections.abc import Callable
 from datetime import datetime
+from decimal import Decimal
 from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
@@ -18,10 +19,11 @@ from babel import Locale, UnknownLocaleError
 from babel.dates import format_datetime
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
-from babel.numbers import format_currency
+from babel.numbers import format_currency, format_decimal
 from babel.support import NullTranslations, Translations
 from kivy.event import Observable
 
+from appliance.core.cart import GRAMS_PER_KG
 from appliance.core.money import currency_exponent
 
 log = logging.getLogger(__name__)
@@ -96,6 +98,11 @@ class Translator(Observable):
     def money(self, minor: int, currency: str) -> str:
         """An amount in minor units, formatted for the current locale."""
         return _format_money(minor, currency, self.locale)
+
+    def kilograms(self, grams: int) -> str:
+        """A weight in grams as kilograms to the gram, e.g. "1,234 kg" in German."""
+        kg = format_decimal(Decimal(grams) / GRAMS_PER_KG, format="0.000", locale=self.locale)
+        return self._("{kg} kg").format(kg=kg)
 
     def datetime(self, moment: datetime) -> str:
         """A date and time, formatted for the current locale."""

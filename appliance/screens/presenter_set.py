@@ -7,6 +7,7 @@ from dataclasses import dataclass, fields
 from kivy.app import App
 
 from appliance.screens.customer.age_check_presenter import AgeCheckPresenter
+from appliance.screens.customer.bagging_presenter import BaggingPresenter
 from appliance.screens.customer.browse_presenter import BrowsePresenter
 from appliance.screens.customer.help_button import HelpPresenter
 from appliance.screens.customer.locked_presenter import LockNotice
@@ -47,6 +48,7 @@ class Presenters:
     staff_check: StaffCheck
     browse: BrowsePresenter
     age_check: AgeCheckPresenter
+    bagging: BaggingPresenter  # the bagging-area check: the reminder and the pause
     help: HelpPresenter  # the help button and the calls for help
     payment: PaymentPresenter
     receipt: ReceiptPresenter
@@ -92,6 +94,7 @@ def build_presenters(ctx: ScreenContext) -> Presenters:
     staff_check = StaffCheck(ctx)
     browse = BrowsePresenter(ctx, cart)
     age_check = AgeCheckPresenter(ctx, cart, router, staff_check)
+    bagging = BaggingPresenter(ctx, router, staff_check)
     payment = PaymentPresenter(ctx, router, staff_check)
     receipt = ReceiptPresenter(ctx)
     idle = IdlePresenter(ctx)
@@ -119,6 +122,7 @@ def build_presenters(ctx: ScreenContext) -> Presenters:
         staff_check=staff_check,
         browse=browse,
         age_check=age_check,
+        bagging=bagging,
         help=HelpPresenter(ctx),
         payment=payment,
         receipt=receipt,

@@ -38,6 +38,8 @@ from appliance.store.stored_value import StoredValueAccounts
 
 if TYPE_CHECKING:
     from appliance.drivers.sim.lab import SimLab
+    from appliance.service.bagging_desk import BaggingDesk
+    from appliance.service.bagging_watch import BaggingWatch
     from appliance.service.card_gate import CardGate
     from appliance.service.headless_till import HeadlessTill
     from appliance.service.help_desk import HelpDesk
@@ -115,6 +117,8 @@ class Appliance:
     kiosk_shift: KioskShift | None = None  # a kiosk's shift by its [till] hours
     update_hold: str = ""  # why an update holds new sales ("": it does not)
     help_desk: HelpDesk | None = None  # calls for help: the screen, the light, the hub
+    bagging: BaggingDesk | None = None  # the bagging-area check, when [bagging] is on
+    bagging_watch: BaggingWatch | None = None  # reads the bagging scale on its thread
 
     @property
     def lab(self) -> SimLab | None:
@@ -229,7 +233,10 @@ class Appliance:
 
             # nfcpy takes a while to import: its simulator and reader start after READY=1.
             self.simulation = Simulation.start(
-                self.settings.database.path, self.settings.store.currency, tables
+                self.settings.database.path,
+                self.settings.store.currency,
+                tables,
+                bagging=self._checks_bagging,
             )
             tables, overrides = self.simulation.tables, self.simulation.overrides
         devices = self.devices = DeviceManager.build(
@@ -253,10 +260,54 @@ class Appliance:
         devices.open_all(self.bus)
         if self.help_desk is not None:
             self.help_desk.use_light(devices.attendant_light)
+        self._open_bagging(devices)
         self.card_gate = self._open_card_gate(devices)
         if self.simulation is not None:
             self.simulation.open(devices, self.bus, self.till, self.card_gate)
         return devices
+
+    @property
+    def _checks_bagging(self) -> bool:
+        """A self-checkout whose store checks the bagging area."""
+        return self.settings.bagging.mode != "off" and self.settings.screen.mode == "kiosk"
+
+    def _open_bagging(self, devices: DeviceManager) -> None:
+        """Check the bagging area when configured, reading its scale on a thread of its own."""
+        if not self._checks_bagging or self.help_desk is None:
+            return
+        scale = devices.bagging_scale
+        settings = self.settings.bagging
+        if scale is None:
+            log.warning(
+                'bagging mode is %s, but no serial_scale has role = "bagging":'
+                " the bagging area is not checked",
+                settings.mode,
+            )
+            return
+        from appliance.core.bagging import BaggingCheck, Tolerance
+        from appliance.service.bagging_desk import BaggingDesk
+        from appliance.service.bagging_watch import BaggingWatch
+
+        check = BaggingCheck(
+            settings.mode,
+            Tolerance(settings.tolerance_grams, settings.tolerance_percent),
+            prompt_after=settings.prompt_seconds,
+            help_after=settings.help_seconds,
+            alert_after=settings.alert_seconds,
+        )
+        desk = self.help_desk
+        self.bagging = BaggingDesk(
+            check,
+            self.checkout,
+            self.lookup,
+            self.bus,
+            monotonic=SystemClock().monotonic,
+            call_help=lambda detail: desk.call("bagging", detail),
+            clear_help=lambda by: desk.clear("bagging", by),
+        )
+        self.bagging_watch = BaggingWatch(scale, self.bus)
+        self.bagging_watch.start()
+        log.info("bagging area checked (%s)", settings.mode)
 
     def _open_card_gate(self, devices: DeviceManager) -> CardGate:
         """Card stays off until recovery has resolved every attempt an earlier run left open.
@@ -297,6 +348,9 @@ class Appliance:
         simulation = self.simulation
         if simulation is not None:
             simulation.stop_control()
+        watch, self.bagging_watch = self.bagging_watch, None
+        if watch is not None:
+            watch.close()  # before its scale closes under it
         if self.devices is not None:
             self.devices.close_all()
         try:  # the kiosk's payment in flight, if any: in doubt until settled after the start

@@ -31,6 +31,7 @@ from appliance.mqtt.telemetry import (
 )
 from appliance.mqtt.uploader import SalesUploader
 from appliance.service.assembly import Appliance
+from appliance.service.bagging_desk import bagging_report
 from appliance.service.fleet_control import FleetControl
 from appliance.service.image_version import read_image_version
 from appliance.service.offline_card_limits import limits_from
@@ -97,6 +98,7 @@ class HubConnection:
                 journal=JournalHealth(FiscalJournal(app.db), JournalOutbox(app.db)).report,
                 image_version=read_image_version() or "",
                 locked=self._kiosk_locked,
+                bagging=lambda: bagging_report(app),
             ),
             health=board.snapshot,
             interval_s=hub.telemetry_seconds,

@@ -73,15 +73,23 @@ class Simulation:
         database_path: str | Path,
         currency: str = "EUR",
         configured: Mapping[str, HardwareSettings] | None = None,
+        *,
+        bagging: bool = False,
     ) -> Simulation:
         """Start the simulators (NFC later, see `open`); the socket goes beside the database.
 
         A family of device that is `configured` is not simulated: `--simulate` fills in only
-        what the configuration lacks (a real terminal, say, with the rest simulated).
+        what the configuration lacks (a real terminal, say, with the rest simulated). With
+        `bagging` (the store checks its bagging area), a bagging scale is simulated too,
+        unless one is configured.
         """
-        families = {KINDS[kind_of(table)].family for table in (configured or {}).values()}
+        tables = (configured or {}).values()
+        bagging_tables = [t for t in tables if getattr(t, "role", "") == "bagging"]
+        families = {KINDS[kind_of(t)].family for t in tables if t not in bagging_tables}
         skip = frozenset(name for family, name in LAB_NAMES.items() if family in families)
-        lab = SimLab.start(nfc=False, currency=currency, skip=skip)
+        lab = SimLab.start(
+            nfc=False, currency=currency, skip=skip, bagging=bagging and not bagging_tables
+        )
         simulation = cls(lab, control_socket_path(database_path))
         simulation.configured = dict(configured or {})
         simulation.simulate_nfc = NFC not in skip

@@ -19,7 +19,8 @@ from appliance.store.thumbnails import folder_beside, picture_path
 _COLUMNS = (
     "p.sku, p.name, p.names, p.price_minor, p.currency, p.tax_class, p.category,"
     " p.age_restriction, p.stock_tracked, p.sold_by,"
-    " (SELECT group_concat(key, ' ') FROM barcode WHERE barcode.sku = p.sku), p.thumbnail"
+    " (SELECT group_concat(key, ' ') FROM barcode WHERE barcode.sku = p.sku), p.thumbnail,"
+    " p.bag_grams, p.bag_tolerance"
 )
 # Lookups run on every scan: plain SQL on an indexed key, no query builder (see bench).
 _BY_BARCODE = f"SELECT {_COLUMNS} FROM barcode b JOIN product p ON p.sku = b.sku WHERE b.key = ?"
@@ -31,12 +32,12 @@ _BY_SKU = f"SELECT {_COLUMNS} FROM product p WHERE p.sku = ?"
 _STAGE_TABLES = (
     "CREATE TEMP TABLE IF NOT EXISTS staged_product (sku TEXT PRIMARY KEY, name, names,"
     " price_minor, currency, tax_class, category, age_restriction, stock_tracked, sold_by,"
-    " stock, description, thumbnail) WITHOUT ROWID",
+    " stock, description, thumbnail, bag_grams, bag_tolerance) WITHOUT ROWID",
     "CREATE TEMP TABLE IF NOT EXISTS staged_barcode (key TEXT PRIMARY KEY, sku) WITHOUT ROWID",
     "DELETE FROM temp.staged_product",
     "DELETE FROM temp.staged_barcode",
 )
-_STAGE_PRODUCT = "INSERT OR REPLACE INTO temp.staged_product VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+_STAGE_PRODUCT = "INSERT OR REPLACE INTO temp.staged_product VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 _STAGE_BARCODE = "INSERT OR REPLACE INTO temp.staged_barcode VALUES (?,?)"
 _MERGE = (
     # Stock set by an import is recorded as a movement first, so levels stay explainable.
@@ -45,15 +46,18 @@ _MERGE = (
     " FROM temp.staged_product s LEFT JOIN product p ON p.sku = s.sku"
     " WHERE s.stock IS NOT NULL AND s.stock != COALESCE(p.stock_qty, 0)",
     "INSERT INTO product (sku, name, names, price_minor, currency, tax_class, category,"
-    " age_restriction, stock_tracked, sold_by, stock_qty, updated_at, description, thumbnail)"
+    " age_restriction, stock_tracked, sold_by, stock_qty, updated_at, description, thumbnail,"
+    " bag_grams, bag_tolerance)"
     " SELECT sku, name, names, price_minor, currency, tax_class, category, age_restriction,"
-    " stock_tracked, sold_by, COALESCE(stock, 0), :now, description, thumbnail"
+    " stock_tracked, sold_by, COALESCE(stock, 0), :now, description, thumbnail,"
+    " bag_grams, bag_tolerance"
     " FROM temp.staged_product WHERE true"
     " ON CONFLICT(sku) DO UPDATE SET name=excluded.name, names=excluded.names,"
     " price_minor=excluded.price_minor, currency=excluded.currency,"
     " tax_class=excluded.tax_class, category=excluded.category,"
     " age_restriction=excluded.age_restriction, stock_tracked=excluded.stock_tracked,"
     " sold_by=excluded.sold_by, updated_at=excluded.updated_at,"
+    " bag_grams=excluded.bag_grams, bag_tolerance=excluded.bag_tolerance,"
     " description=COALESCE(excluded.description, description),"
     " thumbnail=COALESCE(excluded.thumbnail, thumbnail),"
     " stock_qty=COALESCE((SELECT stock FROM temp.staged_product s"
@@ -88,6 +92,8 @@ def _product(row: Sequence[Any]) -> Product:
         names=tuple(sorted(names.items())),
         barcodes=tuple(row[10].split()) if row[10] else (),
         thumbnail=row[11] or "",
+        bag_grams=row[12],
+        bag_tolerance=row[13],
     )
 
 
@@ -211,6 +217,8 @@ def staged_rows(
                 stock,
                 None,
                 None,
+                p.bag_grams,
+                p.bag_tolerance,
             )
         )
         barcodes.extend((key, p.sku) for key in p.barcodes)

@@ -84,6 +84,8 @@ class _Record(msgspec.Struct, array_like=True, gc=False):
     barcodes: tuple[str, ...] = ()
     names: tuple[tuple[str, str], ...] = ()
     picture: bytes = b""  # the picture's file name packed in 33 bytes; never its pixels
+    bag_grams: int | None = None  # the bagging-area check's expected grams
+    bag_tolerance: int | None = None
 
 
 _decode = msgspec.msgpack.Decoder(_Record).decode
@@ -93,6 +95,12 @@ _encode = msgspec.msgpack.Encoder().encode
 def _fields(product: Product, shape: int) -> tuple[object, ...]:
     """The _Record of a product, as a tuple; trailing empty tuples are left to defaults."""
     sku, name, minor = product.sku, product.name, product.price.minor
+    if product.bag_grams is not None or product.bag_tolerance is not None:
+        picture = pack_name(product.thumbnail) if product.thumbnail else b""
+        return (
+            *(sku, name, minor, shape, product.barcodes, product.names, picture),
+            *(product.bag_grams, product.bag_tolerance),
+        )
     if product.thumbnail:
         picture = pack_name(product.thumbnail)
         return (sku, name, minor, shape, product.barcodes, product.names, picture)
@@ -113,6 +121,8 @@ class _OpenProduct:
 
     __slots__ = (
         "age_restriction",
+        "bag_grams",
+        "bag_tolerance",
         "barcodes",
         "category",
         "name",
@@ -135,6 +145,8 @@ class _OpenProduct:
     names: tuple[tuple[str, str], ...]
     barcodes: tuple[str, ...]
     thumbnail: str
+    bag_grams: int | None
+    bag_tolerance: int | None
 
 
 class _OpenMoney:
@@ -181,6 +193,8 @@ class _Records:
         product.names = record.names
         product.barcodes = record.barcodes
         product.thumbnail = unpack_name(record.picture) if record.picture else ""
+        product.bag_grams = record.bag_grams
+        product.bag_tolerance = record.bag_tolerance
         product.__class__ = Product  # type: ignore[assignment]
         return product  # type: ignore[return-value]
 

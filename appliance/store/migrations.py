@@ -401,6 +401,15 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX product_thumbnail ON product(thumbnail) WHERE thumbnail > ''",
         ),
     ),
+    Migration(
+        12,
+        "the weight each product adds to the bagging area, and its tolerance",
+        (
+            # Grams; NULL: not known (any settled rise counts) / the store's default.
+            "ALTER TABLE product ADD COLUMN bag_grams INTEGER",
+            "ALTER TABLE product ADD COLUMN bag_tolerance INTEGER",
+        ),
+    ),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

@@ -40,6 +40,8 @@ class Product(_Table):
     updated_at = TextField()
     description = TextField(null=True)  # NULL: never given; '': none
     thumbnail = TextField(null=True)  # the picture's file name (store/thumbnails.py); '' none
+    bag_grams = IntegerField(null=True)  # what one item adds to the bagging area; NULL unknown
+    bag_tolerance = IntegerField(null=True)  # grams either way; NULL: the store's default
 
 
 class Barcode(_Table):

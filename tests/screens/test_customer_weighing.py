@@ -76,7 +76,7 @@ def test_a_scanned_item_sold_by_weight_is_weighed_and_priced_per_kg(kiosk: Kiosk
 
     kiosk.wait_for_screen("shop")
     row = cart_row(kiosk, TOMATOES_NAME)
-    assert row.quantity == "1.234 kg"
+    assert row.quantity == "1,234 kg"
     assert row.amount == euros(309)
     assert not row.countable  # no + and - on a weighed line
     assert kiosk.app.cart.total == euros(309)
@@ -106,7 +106,7 @@ def test_an_item_chosen_in_browse_is_weighed_without_claiming_it_is_in_the_baske
     assert kiosk.app.session.message != in_basket
     kiosk.wait_for(lambda: len(kiosk.app.cart.rows) == 2, what="the weighed line")
     weighed = next(r for r in kiosk.app.cart.rows if r["name"] == TOMATOES_NAME)
-    assert (weighed["quantity"], weighed["amount"]) == ("0.500 kg", euros(125))
+    assert (weighed["quantity"], weighed["amount"]) == ("0,500 kg", euros(125))
 
 
 def test_a_platter_that_never_settles_adds_nothing_and_says_so(kiosk: Kiosk) -> None:
@@ -127,7 +127,7 @@ def test_a_platter_that_never_settles_adds_nothing_and_says_so(kiosk: Kiosk) -> 
 
     scale(kiosk).clear()  # the customer holds it still and scans again: now it is weighed
     scan_and_wait(kiosk, TOMATOES, 2)
-    assert cart_row(kiosk, TOMATOES_NAME).quantity == "0.800 kg"
+    assert cart_row(kiosk, TOMATOES_NAME).quantity == "0,800 kg"
 
 
 def test_an_empty_scale_adds_nothing_and_asks_for_the_item(kiosk: Kiosk) -> None:

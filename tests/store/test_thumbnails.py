@@ -145,7 +145,7 @@ def test_the_folder_lies_beside_the_database(tmp_path: Path) -> None:
 
 def _row(sku: str, *, description: str | None, thumbnail: str | None) -> tuple[object, ...]:
     return (sku, f"Product {sku}", "{}", 199, "EUR", "standard", "", 0, 1, "each", None,
-            description, thumbnail)  # fmt: skip
+            description, thumbnail, None, None)  # fmt: skip
 
 
 def test_rows_keep_the_picture_name_and_a_local_import_keeps_it_too(db: SqliteDatabase) -> None:
@@ -188,7 +188,8 @@ def test_migration_11_gives_products_of_an_older_database_no_picture(tmp_path: P
         "INSERT INTO product (sku, name, price_minor, currency, tax_class, updated_at)"
         " VALUES ('OLD', 'Old product', 100, 'EUR', 'standard', '2026-01-01T00:00:00+00:00')"
     )
-    assert [m.version for m in migrate(db)] == [11]
+    assert [m.version for m in migrate(db)] == [11, 12]
     product = SqliteCatalog(db).by_sku("OLD")
     assert product is not None and product.thumbnail == ""
+    assert (product.bag_grams, product.bag_tolerance) == (None, None)  # migration 12
     db.close()

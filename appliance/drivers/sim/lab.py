@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 # The names the lab's devices go by in logs, `appliance status` and selftest.
 SCANNER, PRINTER, DRAWER, NFC, TERMINAL = "scanner", "printer", "drawer", "nfc", "terminal"
 SCALE = "scale"
+BAGGING_SCALE = "bagging-scale"  # started only for a store with the bagging-area check
 SELFTEST_CODE = "4006381333931"  # a valid EAN-13 (the demo coffee)
 SELFTEST_UID = "04A1B2C3D4E5F6"
 SELFTEST_GRAMS = 250  # what selftest puts on the simulated scale after zeroing it
@@ -79,6 +80,7 @@ class SimLab(Closing):
     nfc_tag: SimNfcTag | None = None
     terminal: ZvtEmulator | None = None
     scale: SimScale | None = None
+    bagging_scale: SimScale | None = None
     settings: dict[str, HardwareSettings] = field(default_factory=dict)
     overrides: dict[str, DeviceBase] = field(default_factory=dict)
     problems: dict[str, str] = field(default_factory=dict)  # simulator name -> why it is missing
@@ -86,11 +88,17 @@ class SimLab(Closing):
 
     @classmethod
     def start(
-        cls, *, nfc: bool = True, currency: str = "EUR", skip: frozenset[str] = frozenset()
+        cls,
+        *,
+        nfc: bool = True,
+        currency: str = "EUR",
+        skip: frozenset[str] = frozenset(),
+        bagging: bool = False,
     ) -> SimLab:
         """Start every simulator but those in `skip` (e.g. a terminal configured for real).
 
-        One that cannot start is left out and named in `problems`.
+        With `bagging`, a second scale plays the one under the bagging area. One that
+        cannot start is left out and named in `problems`.
         """
         lab = cls()
         try:
@@ -101,6 +109,7 @@ class SimLab(Closing):
                 (NFC, lab.start_nfc if nfc else None),
                 (TERMINAL, lambda: lab._start_terminal(currency)),
                 (SCALE, lab._start_scale),
+                (BAGGING_SCALE, lab._start_bagging_scale if bagging else None),
             ):
                 if starter is None or name in skip:
                     continue
@@ -155,6 +164,15 @@ class SimLab(Closing):
         self.scale = SimScale()
         self._own(self.scale)
         self.settings[SCALE] = SerialScaleSettings(port=self.scale.port)
+
+    def _start_bagging_scale(self) -> None:
+        from appliance.drivers.sim.scale import SimScale
+
+        self.bagging_scale = SimScale(link_name="usb-Sim_Toledo_8217_Bagging_Scale_0002-if00")
+        self._own(self.bagging_scale)
+        self.settings[BAGGING_SCALE] = SerialScaleSettings(
+            port=self.bagging_scale.port, role="bagging"
+        )
 
     def _start_terminal(self, currency: str) -> None:
         """A ZVT terminal emulator on 127.0.0.1: the real adapter pays at the wire."""

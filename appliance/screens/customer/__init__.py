@@ -9,6 +9,7 @@ CUSTOMER_SCREENS: dict[str, str] = {
     "shop": "appliance.screens.customer.shop:ShopScreen",
     "browse": "appliance.screens.customer.browse:BrowseScreen",
     "age_check": "appliance.screens.customer.age_check:AgeCheckScreen",
+    "bagging": "appliance.screens.customer.bagging:BaggingScreen",
     "payment": "appliance.screens.customer.payment:PaymentScreen",
     "receipt": "appliance.screens.customer.receipt:ReceiptScreen",
     "thanks": "appliance.screens.customer.thanks:ThanksScreen",

@@ -11,7 +11,6 @@ from qrcode.constants import ERROR_CORRECT_M
 from appliance.core.sale import Sale
 from appliance.screens.i18n import Translator
 
-GRAMS_PER_KG = 1000
 # A QR code holds about 2,300 bytes at this error correction; a long receipt is cut short.
 MAX_QR_TEXT = 1400
 BOX_PIXELS = 6  # each module this many pixels: crisp when scaled up, small to upload
@@ -47,10 +46,7 @@ def receipt_text(sale: Sale, tr: Translator, store_name: str) -> str:
     tail = [tr._("Total {amount}").format(amount=tr.money(sale.total, sale.currency))]
     lines: list[str] = []
     for n, line in enumerate(sale.lines):
-        if line.measure == "each":
-            quantity = str(line.quantity)
-        else:
-            quantity = tr._("{kg} kg").format(kg=f"{line.quantity / GRAMS_PER_KG:.3f}")
+        quantity = str(line.quantity) if line.measure == "each" else tr.kilograms(line.quantity)
         text = tr._("{quantity} × {name}: {amount}").format(
             quantity=quantity, name=line.name, amount=tr.money(line.amount, sale.currency)
         )

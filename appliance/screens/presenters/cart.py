@@ -30,8 +30,6 @@ from appliance.screens.presenters.messages import customer_message
 
 log = logging.getLogger(__name__)
 
-GRAMS_PER_KG = 1000
-
 
 class CartPresenter(EventDispatcher):
     """Rows for the cart list, totals, and what the customer may do next."""
@@ -196,10 +194,7 @@ class CartPresenter(EventDispatcher):
 
     def _row(self, line: CartLine) -> dict[str, Any]:
         tr = self._ctx.tr
-        if line.measure == "weight":
-            quantity = tr._("{kg} kg").format(kg=f"{line.quantity / GRAMS_PER_KG:.3f}")
-        else:
-            quantity = str(line.quantity)
+        quantity = tr.kilograms(line.quantity) if line.measure == "weight" else str(line.quantity)
         return {
             "line_id": line.line_id,
             "name": line.name,
