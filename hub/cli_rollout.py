@@ -23,7 +23,7 @@ from hub.releases.rollout import Grown, RolloutView
 
 BUNDLE_URL_ENVVAR = "APPLIANCE_HUB_BUNDLE_URL"
 STATES_SHOWN = ("sent", "offered", "downloading", "downloaded", "trying", "committed",
-                "rolled_back", "rejected")  # fmt: skip
+                "rolled_back", "rejected", "expired")  # fmt: skip
 
 
 def _signing_options(function: Any) -> Any:

@@ -15,6 +15,7 @@ from appliance.service.logs import LEVELS, configure_logging
 from hub.cli_options import broker_options, db_option, tls_files
 from hub.db import HubDatabaseError, open_hub_database, redacted
 from hub.migrations import migrate
+from hub.releases.rollout import expire_silent_targets
 from hub.server import BrokerEndpoint, HubServer, Inbound
 
 log = logging.getLogger(__name__)
@@ -132,6 +133,7 @@ def catalog_serving_hub(db: Database, endpoint: BrokerEndpoint, worker_id: str |
             (SWEEP_EVERY, held.sweep),
             (RESEND_EVERY, held.resend_unsent),
             (HISTORY_SWEEP_EVERY, lambda: sweep_history(db, utc_naive(datetime.now(UTC)))),
+            (SWEEP_EVERY, lambda: expire_silent_targets(db, datetime.now(UTC))),
         ],
     )
     return server

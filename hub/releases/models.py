@@ -24,6 +24,9 @@ CANCELLED = "cancelled"
 OPEN_STATES = (RUNNING, PAUSED)  # a rollout that may still add devices
 # A rollout target's state before its device says anything: the command went out.
 SENT = "sent"
+# ...and when its device said nothing before the command expired (it never got the command:
+# offline all that time). Final: that rollout does not send it again; a new one may.
+EXPIRED = "expired"
 
 
 class Release(HubModel):
@@ -62,7 +65,7 @@ class RolloutTarget(HubModel):
     rollout = IntegerField()
     device = CharField(max_length=128)
     job = CharField(max_length=64, unique=True)  # the update command's id
-    state = CharField(max_length=16, default=SENT)  # SENT or an UpdateState
+    state = CharField(max_length=16, default=SENT)  # SENT, EXPIRED or an UpdateState
     reason = TextField(default="")
     updated_at = DateTimeField()  # naive UTC
 

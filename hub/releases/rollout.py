@@ -7,6 +7,10 @@ ceil(p × n / 100) devices of that order, n the devices of the store, skipping t
 already on the release; raising p adds the next ones, and a device is a target once
 (UNIQUE(rollout, device)), so it is never sent the release twice by one rollout.
 
+A target whose device says nothing before its update command expires (offline all that
+time: the broker and the hub drop the command then) is marked expired by the serve
+workers' periodic sweep, so a rollout at 100 % still ends.
+
 Auto-pause: when a target rolls back and rolled_back / (committed + rolled_back) exceeds
 the rollout's max_rollback_share with at least min_finished devices finished (or at all,
 while fewer than min_finished are targeted), the rollout pauses with the reason. A paused
@@ -19,7 +23,7 @@ import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from peewee import Database, fn
@@ -31,9 +35,10 @@ from hub.device_answers import DeviceAnswers
 from hub.ingest import utc_naive
 from hub.models import Device
 from hub.releases.errors import RolloutError
-from hub.releases.issuing import Publish, update_command
+from hub.releases.issuing import UPDATE_EXPIRY, Publish, update_command
 from hub.releases.models import (
     DONE,
+    EXPIRED,
     OPEN_STATES,
     PAUSED,
     RUNNING,
@@ -50,7 +55,7 @@ log = logging.getLogger(__name__)
 
 MAX_ROLLBACK_SHARE = 0.2
 MIN_FINISHED = 3
-FINAL_STATES = frozenset({"committed", "rolled_back", "rejected"})
+FINAL_STATES = frozenset({"committed", "rolled_back", "rejected", EXPIRED})
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,6 +268,43 @@ def finish_if_done(db: Database, rollout_id: int) -> bool:
     ).execute(db)
     log.info("rollout %s of %s done: %s", rollout_id, row.version, counts)
     return True
+
+
+def expire_silent_targets(
+    db: Database, now: datetime, *, expiry: timedelta = UPDATE_EXPIRY
+) -> list[int]:
+    """Mark targets sent `expiry` ago with no word from their device expired; their rollouts.
+
+    Only "sent" ones: a device that answered has the job in hand, and reports its end.
+    """
+    cutoff = utc_naive(now) - expiry
+    silent = (RolloutTarget.state == SENT) & (RolloutTarget.updated_at <= cutoff)
+    with db.atomic():
+        rollout_ids = sorted(
+            {
+                int(r)
+                for (r,) in RolloutTarget.select(RolloutTarget.rollout)
+                .where(silent)
+                .tuples()
+                .execute(db)
+            }
+        )
+        if not rollout_ids:
+            return []
+        expired = (
+            RolloutTarget.update(
+                state=EXPIRED,
+                reason=f"no word from the device in {expiry.days} days: the command expired",
+                updated_at=utc_naive(now),
+            )
+            .where(silent)
+            .execute(db)
+        )
+    log.warning("%d rollout target(s) expired unanswered, in rollout(s) %s", expired, rollout_ids)
+    for rollout_id in rollout_ids:
+        with db.atomic():
+            finish_if_done(db, rollout_id)
+    return rollout_ids
 
 
 # --- helpers ---------------------------------------------------------------------------

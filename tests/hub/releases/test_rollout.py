@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -24,6 +24,8 @@ from hub.releases.models import DeviceUpdate, Rollout, RolloutTarget
 from hub.releases.rollout import (
     Signer,
     device_order,
+    expire_silent_targets,
+    finish_if_done,
     pause_reason,
     pause_rollouts,
     resume_rollouts,
@@ -234,3 +236,37 @@ def test_admins_starting_one_rollout_at_once_make_one_rollout(
     assert Rollout.select().count(rel_db) == 1
     assert len(targets(rel_db)) == 10  # half the store, each device once
     assert HeldCommand.select().count(rel_db) == 10
+
+
+def test_targets_silent_until_their_command_expired_are_marked_and_the_rollout_ends(
+    rel_db: Database, fleet: bytes, fleet_key: Ed25519PrivateKey
+) -> None:
+    start_rollout(rel_db, VERSION, STORE, 100, Signer(fleet_key, BASE))
+    jobs = sorted(targets(rel_db).values())
+    sent_at = datetime(2026, 12, 1, 12, 0)
+    RolloutTarget.update(updated_at=sent_at).execute(rel_db)
+    # Seventeen devices finished; one answered and went quiet; two never said a word.
+    for job in jobs[:17]:
+        RolloutTarget.update(state="committed").where(RolloutTarget.job == job).execute(rel_db)
+    RolloutTarget.update(state="downloading").where(RolloutTarget.job == jobs[17]).execute(rel_db)
+
+    before_expiry = sent_at.replace(tzinfo=UTC) + timedelta(days=6)
+    assert expire_silent_targets(rel_db, before_expiry) == []
+    assert rollouts(rel_db, VERSION)[0].counts["sent"] == 2
+
+    after_expiry = sent_at.replace(tzinfo=UTC) + timedelta(days=7, minutes=5)
+    (rollout_id,) = expire_silent_targets(rel_db, after_expiry)
+    (view,) = rollouts(rel_db, VERSION)
+    assert view.id == rollout_id
+    assert view.counts == {"committed": 17, "downloading": 1, "expired": 2}
+    reasons = {
+        str(r) for (r,) in RolloutTarget.select(RolloutTarget.reason)
+        .where(RolloutTarget.state == "expired").tuples().execute(rel_db)
+    }  # fmt: skip
+    assert reasons == {"no word from the device in 7 days: the command expired"}
+    assert view.state == "running"  # one device still has the job in hand
+    RolloutTarget.update(state="committed").where(RolloutTarget.job == jobs[17]).execute(rel_db)
+    assert expire_silent_targets(rel_db, after_expiry) == []  # nothing left to expire
+    # The last report ends it as before; expired targets count as ended.
+    assert finish_if_done(rel_db, rollout_id)
+    assert rollouts(rel_db, VERSION)[0].state == "done"
