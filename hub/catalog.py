@@ -9,13 +9,16 @@ what was sold after it plus the stock movements recorded after it.
 A level sent later (hub/stock_corrections.py) is a PublishedStock row of a stock-only
 version; a product's level at a version is the newer of its count and that row.
 A product's description and picture (hub/catalog_records.py) are part of its record: the
-devices get the description and the picture's thumbnail with the product. How the rows are
-kept and read is hub/catalog_rows.py; the API's view of them, hub/catalog_entries.py.
+devices get the description and the picture's thumbnail with the product. So are its
+bagging-area weight and tolerance, which a CSV may carry: a file without those columns
+leaves each product's as they are. How the rows are kept and read is hub/catalog_rows.py;
+the API's view of them, hub/catalog_entries.py.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, replace
@@ -31,8 +34,11 @@ from appliance.mqtt.payloads import MAX_SAFE, CatalogDelta, ProductPayload, Snap
 from appliance.settings import StoreSettings
 from hub.catalog_records import CatalogPushed, StockMovement
 from hub.catalog_rows import (
+    BAG_GRAMS,
     IN_BATCH,
+    KEPT_UNLESS_GIVEN,
     NO_COUNT,
+    SOLD_BY,
     TOMBSTONE,
     TRACKED,
     HubCatalogVersion,
@@ -143,7 +149,8 @@ class HubCatalog:
             v = self.version()
             return ImportResult(self.store, v, v, 0, 0, 0, 0, report)
         keep = {e.sku for e in report.errors if e.sku}
-        result = self.import_products(((r.product, r.stock) for r in rows), keep=keep)
+        rows_read = ((r.product, r.stock) for r in rows)
+        result = self.import_products(rows_read, keep=keep, columns=_csv_columns(handle))
         report.imported = len(rows)
         return replace(result, report=report)
 
@@ -152,13 +159,16 @@ class HubCatalog:
         rows: Iterable[tuple[Product, int | None]],
         *,
         keep: Collection[str] = (),
+        columns: Collection[str] | None = None,
         now: datetime | None = None,
     ) -> ImportResult:
         """Make the store's catalog exactly `rows` (others deleted unless in `keep`).
 
-        A CSV carries no description and no picture: a product keeps the ones it has.
+        A CSV carries no description and no picture: a product keeps the ones it has, and
+        its bagging-area fields too when `columns` (the file's header) lacks theirs.
         """
         moment = utc_naive(now or datetime.now().astimezone())
+        kept = [n for c, n in KEPT_UNLESS_GIVEN.items() if columns is not None and c not in columns]
         with self.write_lock():
             old = self.version()
             new = old + 1
@@ -171,6 +181,8 @@ class HubCatalog:
                 seen.add(product.sku)
                 was = current.get(product.sku)
                 base = product_fields(product)
+                if was is not None and kept:
+                    base = _keeping(base, was.fields, kept)
                 fields = (*base, *(was.fields[len(base) :] if was is not None else ("", None)))
                 if was is None:
                     added += 1
@@ -474,6 +486,24 @@ def _store_transaction(db: Database, store: str) -> Iterator[None]:
     with db.atomic():
         lock_store(db, store)
         yield
+
+
+def _csv_columns(handle: TextIO) -> set[str]:
+    """The names in a CSV's header line; the handle is rewound (read_catalog_csv seeks too)."""
+    handle.seek(0)
+    header = handle.readline()
+    handle.seek(0)
+    # Any of the separators the import sniffs: a name holds none of them.
+    return {cell.strip().strip('"').strip() for cell in re.split(r"[,;\t]", header)}
+
+
+def _keeping(base: tuple[Any, ...], was: tuple[Any, ...], kept: list[int]) -> tuple[Any, ...]:
+    """A product's CSV fields with the `kept` positions as they were."""
+    fields = [was[n] if n in kept else value for n, value in enumerate(base)]
+    if fields[BAG_GRAMS] is not None and fields[SOLD_BY] == "kg":
+        # Sold by weight now: its line's own weight is what the bag gains (as the import rules).
+        fields[BAG_GRAMS] = None
+    return tuple(fields)
 
 
 def _level(row: Row, sent: tuple[int, int] | None) -> int | None:

@@ -70,6 +70,10 @@ class HubProduct(HubModel):
     stock_tracked = BooleanField(default=True)
     sold_by = CharField(max_length=8, default="each")
     barcodes = TextField(default="")  # normalised GTIN-14 keys, space separated
+    # The bagging-area check's grams one item adds to the bag, and grams either way allowed
+    # (None: not known / the store's default); migration 13.
+    bag_grams = IntegerField(null=True)
+    bag_tolerance = IntegerField(null=True)
     description = TextField(default="")
     image = CharField(max_length=64, null=True)  # its ProductImage's sha256; None: no picture
     stock = BigIntegerField(null=True)  # the last stocktake's count, carried forward
@@ -93,12 +97,15 @@ CATALOG_MODELS: tuple[type[HubModel], ...] = (
 FIELDS = (HubProduct.name, HubProduct.names, HubProduct.price, HubProduct.currency,
           HubProduct.tax_class, HubProduct.category, HubProduct.age_restriction,
           HubProduct.stock_tracked, HubProduct.sold_by, HubProduct.barcodes,
+          HubProduct.bag_grams, HubProduct.bag_tolerance,
           HubProduct.description, HubProduct.image)  # fmt: skip
-TRACKED, CODES, IMAGE = 7, 9, 11  # positions in FIELDS
+TRACKED, SOLD_BY, CODES, BAG_GRAMS, BAG_TOLERANCE, IMAGE = 7, 8, 9, 10, 11, 13  # in FIELDS
+# The optional CSV columns a product keeps its value of when a file has no such column.
+KEPT_UNLESS_GIVEN = {"bag_grams": BAG_GRAMS, "bag_tolerance": BAG_TOLERANCE}
 _STOCK = (HubProduct.stock, HubProduct.stock_version, HubProduct.stock_at)
 _SELECT = (HubProduct.sku, HubProduct.version, HubProduct.deleted, *FIELDS, *_STOCK)
 _INSERT = (HubProduct.store, *_SELECT)
-TOMBSTONE = ("", "{}", 0, "", "", "", 0, True, "each", "", "", None)  # a deleted product's
+TOMBSTONE = ("", "{}", 0, "", "", "", 0, True, "each", "", None, None, "", None)  # a deleted one's
 NO_COUNT = (None, None, None)  # the stocktake columns of a product never counted
 
 
@@ -118,6 +125,15 @@ def create_catalog_tables(db: Database) -> None:
         SchemaManager(model, database=db).create_all(safe=True)
 
 
+def add_bag_columns(db: Database) -> None:
+    """Migration 13: each product's bagging-area weight and tolerance (NULL: none given)."""
+    # Version 2 creates hub_product from today's model, so a new database has the columns.
+    present = {column.name for column in db.get_columns("hub_product")}
+    for column in ("bag_grams", "bag_tolerance"):
+        if column not in present:
+            db.execute_sql(f"ALTER TABLE hub_product ADD COLUMN {column} INTEGER")
+
+
 class Row(NamedTuple):
     """A product row as read: the comparable fields apart from the stocktake."""
 
@@ -132,24 +148,25 @@ class Row(NamedTuple):
     def payload(self, stock: int | None, thumbnails: Mapping[str, bytes]) -> ProductPayload:
         """The product as the devices get it, with `stock` when it is a correction."""
         (name, names, price, currency, tax_class, category, age, tracked, sold_by, codes,
-         description, image) = self.fields  # fmt: skip
+         bag_grams, bag_tolerance, description, image) = self.fields  # fmt: skip
         return ProductPayload(
             sku=self.sku, name=name, price=price, currency=currency, tax_class=tax_class,
             category=category, age_restriction=age, stock_tracked=bool(tracked),
             sold_by=sold_by, names=json.loads(names) if names != "{}" else {},
             barcodes=codes.split(), stock=stock, description=description,
             thumbnail=thumbnails.get(image, b"") if image else b"",
+            bag_grams=bag_grams, bag_tolerance=bag_tolerance,
         )  # fmt: skip
 
     def record(self) -> ProductRecord:
         """The product's record as the catalog keeps it."""
         (name, names, price, currency, tax_class, category, age, tracked, sold_by, codes,
-         description, image) = self.fields  # fmt: skip
+         bag_grams, bag_tolerance, description, image) = self.fields  # fmt: skip
         product = Product(
             sku=self.sku, name=name, price=Money(int(price), currency), tax_class=tax_class,
             category=category, age_restriction=int(age), stock_tracked=bool(tracked),
             sold_by=sold_by, names=tuple(sorted(json.loads(names).items())),
-            barcodes=tuple(codes.split()),
+            barcodes=tuple(codes.split()), bag_grams=bag_grams, bag_tolerance=bag_tolerance,
         )  # fmt: skip
         return ProductRecord(product, description, image)
 
@@ -167,7 +184,8 @@ def product_fields(p: Product) -> tuple[Any, ...]:
     """The compared fields of a product a CSV carries (no description, no picture)."""
     names = json.dumps(dict(p.names), ensure_ascii=False, sort_keys=True) if p.names else "{}"
     return (p.name, names, p.price.minor, p.price.currency, p.tax_class, p.category,
-            p.age_restriction, p.stock_tracked, p.sold_by, " ".join(p.barcodes))  # fmt: skip
+            p.age_restriction, p.stock_tracked, p.sold_by, " ".join(p.barcodes),
+            p.bag_grams, p.bag_tolerance)  # fmt: skip
 
 
 def record_fields(record: ProductRecord) -> tuple[Any, ...]:

@@ -17,6 +17,7 @@ from peewee import Database, SchemaManager
 from appliance.errors import SchemaTooNewError, StoreError
 from hub.api.access import ApiToken
 from hub.catalog_records import migrate_catalog_records
+from hub.catalog_rows import add_bag_columns
 from hub.dashboard.models import migrate_dashboard
 from hub.db import is_sqlite, open_hub_database, redacted
 from hub.help_calls import create_help_tables
@@ -123,6 +124,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         11, "e-receipt tokens: a sale found by the secret of its QR link", create_receipt_tables
     ),
     Migration(12, "calls for help from kiosks, the latest state of each", create_help_tables),
+    Migration(13, "each product's bagging-area weight and tolerance", add_bag_columns),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

@@ -17,7 +17,7 @@ from peewee import Database, fn
 
 from appliance.errors import DecodeError
 from appliance.mqtt.commands import TERMINAL_STATES
-from appliance.mqtt.payloads import OfflineCardsReport, Telemetry, decode
+from appliance.mqtt.payloads import BaggingReport, OfflineCardsReport, Telemetry, decode
 from hub.api.paging import rfc3339
 from hub.device_answers import JOBS_KEPT, JobView, jobs
 from hub.models import DeviceProgress, JournalEntry, JournalState
@@ -68,6 +68,19 @@ class OfflineCards(msgspec.Struct, frozen=True, kw_only=True):
     blocked: str = ""
 
 
+class BaggingCounts(msgspec.Struct, frozen=True, kw_only=True):
+    """The kiosk's bagging-area check since it started: its alerts and what ended them."""
+
+    mode: Literal["off", "log_only", "enforce"]
+    unexpected_item: int
+    item_removed: int
+    not_bagged: int
+    put_right: int  # alerts the customer put right before staff came
+    cleared: int  # staff accepted the bag as it was
+    skipped_item: int  # staff: skip bagging for this item
+    skipped_sale: int  # staff: skip bagging for the rest of the sale
+
+
 class TelemetryView(msgspec.Struct, frozen=True, kw_only=True):
     """The device's last telemetry report."""
 
@@ -87,6 +100,7 @@ class TelemetryView(msgspec.Struct, frozen=True, kw_only=True):
     storage: StorageState | None
     journal: OwnJournalCheck | None
     offline_cards: OfflineCards | None
+    bagging: BaggingCounts | None  # None: the kiosk does not check its bagging area
 
 
 class JournalView(msgspec.Struct, frozen=True, kw_only=True):
@@ -201,6 +215,20 @@ def telemetry_view(text: str | None) -> TelemetryView | None:
             problem=own.problem,
         ),
         offline_cards=None if report.offline_cards is None else _offline(report.offline_cards),
+        bagging=None if report.bagging is None else _bagging(report.bagging),
+    )
+
+
+def _bagging(report: BaggingReport) -> BaggingCounts:
+    return BaggingCounts(
+        mode=report.mode,
+        unexpected_item=report.unexpected_item,
+        item_removed=report.item_removed,
+        not_bagged=report.not_bagged,
+        put_right=report.put_right,
+        cleared=report.cleared,
+        skipped_item=report.skipped_item,
+        skipped_sale=report.skipped_sale,
     )
 
 

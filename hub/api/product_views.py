@@ -4,8 +4,9 @@ A product's `version` is the catalog version in which its record last changed (a
 alone does not change it); the API hands it out as the ETag and wants it back in
 `If-Match` (or as `version` in the body) to update or delete. The checks are those of
 the CSV import (appliance/catalog_import.py): a name, a price in the store's currency,
-a tax class the store knows, GTINs with their check digits, and no barcode twice in a
-store; a wrong field is a 422 naming it.
+a tax class the store knows, GTINs with their check digits, no barcode twice in a
+store, and no bagging-area weight on a product sold by weight; a wrong field is a 422
+naming it.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from litestar.params import HeaderParameter, PathParameter
 from msgspec import Meta
 from peewee import Database
 
+from appliance.core.bagging import MAX_BAG_GRAMS, MAX_BAG_TOLERANCE
 from appliance.core.barcode import normalize_gtin
 from appliance.core.catalog import Product as CoreProduct
 from appliance.core.money import Money, is_known_currency
@@ -43,6 +45,19 @@ DEFAULT_TAX_CLASSES = frozenset(StoreSettings().tax_classes)
 Name = Annotated[str, Meta(min_length=1, max_length=MAX_TEXT)]
 Price = Annotated[int, Meta(ge=0, le=MAX_SAFE, description="Minor units (cents) of `currency`.")]
 Version = Annotated[int, Meta(ge=1, le=MAX_SAFE)]
+# The device's own bounds (its ProductPayload), so the hub never sends what a device refuses.
+BagWeight = Annotated[
+    int,
+    Meta(ge=1, le=MAX_BAG_GRAMS, description="Grams one item adds to the bagging area."),
+]
+BagSlack = Annotated[
+    int,
+    Meta(
+        ge=0,
+        le=MAX_BAG_TOLERANCE,
+        description="Grams the bagging area may be off by, either way (0 or more).",
+    ),
+]
 StoreKey = Annotated[str, Meta(min_length=1, max_length=64)]
 _SKU = r"^\S(.*\S)?$"  # no space at either end
 Sku = Annotated[str, Meta(min_length=1, max_length=64, pattern=_SKU)]
@@ -89,6 +104,8 @@ class Product(msgspec.Struct, frozen=True, kw_only=True):
     age_restriction: int  # years; 0: none
     sold_by: Literal["each", "kg"]
     stock_tracked: bool
+    bag_grams: int | None  # what one item adds to the bagging area; None: not known
+    bag_tolerance: int | None  # grams either way; None: the store's default
     image: ImageRef | None
     version: int  # the catalog version the record last changed in
     updated_at: str | None  # when that was, RFC 3339
@@ -132,6 +149,8 @@ class ProductInput(msgspec.Struct, frozen=True, kw_only=True):
     age_restriction: Annotated[int, Meta(ge=0, le=99)] = 0
     sold_by: Literal["each", "kg"] = "each"
     stock_tracked: bool = True
+    bag_grams: BagWeight | None = None  # null: not known; always null when sold by kg
+    bag_tolerance: BagSlack | None = None  # null: the store's default
     sku: str | None = None  # when given, the path's
     version: Version | None = None  # instead of If-Match
 
@@ -198,7 +217,8 @@ def _view(store: str, entry: CatalogEntry, pictures: Mapping[str, PictureInfo]) 
         currency=product.price.currency, tax_class=product.tax_class,
         category=product.category, barcodes=list(product.barcodes),
         age_restriction=product.age_restriction, sold_by=product.sold_by,
-        stock_tracked=product.stock_tracked, image=image, version=entry.version,
+        stock_tracked=product.stock_tracked, bag_grams=product.bag_grams,
+        bag_tolerance=product.bag_tolerance, image=image, version=entry.version,
         updated_at=rfc3339(entry.changed_at),
     )  # fmt: skip
 
@@ -283,6 +303,9 @@ def checked_record(
         elif not text.strip():
             bad(f"names.{locale}", "is blank")
     keys = _checked_barcodes(catalog, sku, body.barcodes, bad)
+    if body.bag_grams is not None and body.sold_by == "kg":
+        # Its line's own weight is what the bag gains (the CSV import's rule).
+        bad("bag_grams", "must be null for a product sold by weight (sold_by kg)")
     if errors:
         raise _invalid_all(errors)
     product = CoreProduct(
@@ -290,6 +313,7 @@ def checked_record(
         tax_class=body.tax_class, category=body.category,
         age_restriction=body.age_restriction, stock_tracked=body.stock_tracked,
         sold_by=body.sold_by, names=tuple(sorted(body.names.items())), barcodes=tuple(keys),
+        bag_grams=body.bag_grams, bag_tolerance=body.bag_tolerance,
     )  # fmt: skip
     return ProductRecord(product, body.description, image)
 

@@ -157,6 +157,7 @@ def test_a_device_shows_status_telemetry_journal_rejections_last_sale_and_jobs(
             "problem": "",
         },
         "offline_cards": None,
+        "bagging": None,
     }
     assert device["journal"] == {
         "state": "ok",
