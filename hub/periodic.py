@@ -10,13 +10,13 @@ from appliance.core.clock import Clock
 
 log = logging.getLogger(__name__)
 
-Periodic = tuple[float, Callable[[], None]]  # (every N seconds, work)
+Periodic = tuple[float, Callable[[], object]]  # (every N seconds, work; its result unused)
 
 
 @dataclass(slots=True)
 class _Entry:
     every: float
-    run: Callable[[], None]
+    run: Callable[[], object]
     due: float = 0.0  # monotonic seconds; 0: at the first chance
 
 
