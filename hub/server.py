@@ -574,7 +574,7 @@ class HubServer:
             counters[STOPPED] = 1
         save_stats(self._db, self.worker_id, self._started_at, counters, self._clock.now())
 
-    def _guarded(self, what: str, work: Callable[[], None]) -> Callable[[], None]:
+    def _guarded(self, what: str, work: Callable[[], object]) -> Callable[[], None]:
         """`work` that a database fault only delays: reconnect if needed, say so once."""
         failing = False
 
