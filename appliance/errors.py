@@ -6,10 +6,11 @@ own data or belong to the hub program, not to the appliance; each hangs from a c
 - CatalogImportError <- appliance.catalog_import.BadRowsError (carries the refused RowErrors)
 - SyncError <- hub.cli_command.FleetClientError, hub.server.HubConnectError
 - StoreError <- hub.db.HubDatabaseError, appliance.store.thumbnails.NoRoomForPictureError
-- ApplianceError <- hub.ca.CaError, hub.dashboard.accounts.AdminError,
-  hub.dashboard.sending.NotConfiguredError, hub.webhooks.signing.WebhookVerificationError
-  (also a ValueError), hub.api.problems.ProblemError (also Litestar's HTTPException: an API
-  error with its HTTP status) <- hub.api.webhooks.BeingSentError
+- ApplianceError <- hub.ca.CaError, hub.card_ledger.CardLedgerError,
+  hub.dashboard.accounts.AdminError, hub.dashboard.sending.NotConfiguredError,
+  hub.webhooks.signing.WebhookVerificationError (also a ValueError),
+  hub.api.problems.ProblemError (also Litestar's HTTPException: an API error with its HTTP
+  status) <- hub.api.webhooks.BeingSentError
 - TillError <- appliance.core.shift.SignOffNeededError (carries the difference and the threshold)
 - DeviceError <- appliance.core.scale.WeighingError (carries the scale's reading)
 - UpdateError <- hub.releases.errors.ReleaseError, hub.releases.errors.RolloutError
@@ -51,6 +52,10 @@ class TenderError(DomainError):
     """Tenders do not settle the cart (too little, change from a card, ...)."""
 
 
+class CardOfflineError(TenderError):
+    """The hub did not answer for a stored-value card, and it may not pay more offline here."""
+
+
 class SalesPausedError(DomainError):
     """No new sale may start now (the data partition is below its reserve or failed)."""
 
@@ -65,6 +70,10 @@ class StaffError(DomainError):
 
 class TillError(DomainError):
     """A till operation (shift, cash in or out, report, void) is not allowed now."""
+
+
+class RemoteApprovalError(DomainError):
+    """A staff device's approval cannot be applied: the call is over, or the role may not."""
 
 
 # Also a SalesPausedError: whoever already tells a customer that no sale can start now

@@ -294,6 +294,20 @@ class PaymentSettings(_Section, frozen=True):
     offline_max_age_hours: Annotated[float, msgspec.Meta(ge=0, le=24 * 90)] = 24.0
 
 
+class StoredValueSettings(_Section, frozen=True):
+    """Stored-value cards whose balance the hub holds (used only with a [hub] table).
+
+    - `hub_timeout_s`: how long a payment waits for the hub's answer before the kiosk
+      decides offline;
+    - `offline_limit`: what one card may pay here per day (minor units, the device's
+      local date) while the hub cannot answer, and never more than its last known
+      balance less what it paid offline since; 0: stored value only while the hub answers.
+    """
+
+    hub_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=60)] = 5.0
+    offline_limit: Annotated[int, msgspec.Meta(ge=0)] = 2_000
+
+
 # Notes and coins in minor units, largest first, for the currencies a pop-up till meets most.
 DENOMINATIONS: Mapping[str, tuple[int, ...]] = MappingProxyType(
     {
@@ -390,6 +404,7 @@ class Settings(_Section, frozen=True):
     hub: HubSettings | None = None
     screen: ScreenSettings = msgspec.field(default_factory=ScreenSettings)
     payments: PaymentSettings = msgspec.field(default_factory=PaymentSettings)
+    stored_value: StoredValueSettings = msgspec.field(default_factory=StoredValueSettings)
     till: TillSettings = msgspec.field(default_factory=TillSettings)
     update: UpdateSettings = msgspec.field(default_factory=UpdateSettings)
     bagging: BaggingSettings = msgspec.field(default_factory=BaggingSettings)

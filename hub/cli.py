@@ -10,6 +10,7 @@ from appliance.errors import ApplianceError
 from hub.cli_admin import admin_group
 from hub.cli_bundles import bundles
 from hub.cli_ca import ca_group
+from hub.cli_cards import cards
 from hub.cli_catalog import catalog, stock_command
 from hub.cli_command import FLEET_COMMANDS
 from hub.cli_drawer import drawer_command
@@ -63,6 +64,7 @@ cli.add_command(admin_group)
 cli.add_command(release_group)
 cli.add_command(rollout_group)
 cli.add_command(bundles)
+cli.add_command(cards)
 
 
 def main() -> None:

@@ -53,6 +53,9 @@ EXIT_REFUSED = 1
 EXIT_NO_ANSWER = 2
 SUBACK_FAILURE = 0x80
 MAX_EXPIRES_S = 7 * 24 * 3600  # a week: longer-lived commands are a replay risk, not a help
+# approve_help is the hub's own, for a staff member a staff device vouched for (with its
+# role checked): an admin's hand-made one would bypass that.
+ADMIN_COMMANDS = tuple(name for name in get_args(CommandName) if name != "approve_help")
 
 
 class FleetClientError(SyncError):
@@ -315,7 +318,7 @@ def push_config(
 
 @click.command("command")
 @click.argument("device")
-@click.argument("name", type=click.Choice(get_args(CommandName)))
+@click.argument("name", type=click.Choice(ADMIN_COMMANDS))
 @click.option("--arg", "args", multiple=True, help="key=value (value as JSON when it parses).")
 @click.option(
     "--expires",

@@ -16,10 +16,12 @@ from peewee import Database, SchemaManager
 
 from appliance.errors import SchemaTooNewError, StoreError
 from hub.api.access import ApiToken
+from hub.card_ledger import create_card_tables
 from hub.catalog_records import migrate_catalog_records
 from hub.catalog_rows import add_bag_columns
 from hub.dashboard.models import migrate_dashboard
 from hub.db import is_sqlite, open_hub_database, redacted
+from hub.help_board import create_screen_table
 from hub.help_calls import create_help_tables
 from hub.models import JOURNAL_MODELS, MODELS, PROTOCOL_MODELS
 from hub.receipts.models import create_receipt_tables
@@ -125,6 +127,12 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(12, "calls for help from kiosks, the latest state of each", create_help_tables),
     Migration(13, "each product's bagging-area weight and tolerance", add_bag_columns),
+    Migration(14, "the screen each device runs, for remote approval", create_screen_table),
+    Migration(
+        15,
+        "stored-value cards at the hub, their entries, loyalty rules and awards",
+        create_card_tables,
+    ),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

@@ -128,7 +128,8 @@ class HubServer:
     A handler must be safe to run twice: it is run again on a new connection when the
     database connection turns out dead (a restart or failover since the last message).
     `after_sales` runs on the worker thread once a batch is committed and acknowledged,
-    each of `after_status` once a current birth or will is recorded (not a stale will);
+    each of `after_status` once a current birth or will is recorded (not a stale will),
+    each of `after_command_update` once a device's command update is recorded;
     each `periodic` callable runs there every so many seconds. None may raise for long:
     an exception is logged and the worker goes on. The worker writes its counters to the
     database every `stats_every` seconds and when it stops (hub/worker_stats.py).
@@ -146,6 +147,7 @@ class HubServer:
         handlers: Mapping[Callable[[str], str], Handler] | None = None,
         after_sales: AfterSales | None = None,
         after_status: Sequence[AfterStatus] = (),
+        after_command_update: Sequence[Record] = (),
         periodic: Sequence[Periodic] = (),
         stats_every: float = STATS_EVERY,
     ) -> None:
@@ -164,7 +166,9 @@ class HubServer:
             topics.status: self._on_status,
             topics.health: self._on_telemetry,
             topics.command: self._counted("commands", answers.command_sent),
-            topics.command_update: self._counted("command_updates", answers.command_update),
+            topics.command_update: self._counted(
+                "command_updates", answers.command_update, after=after_command_update
+            ),
             topics.config_desired: self._counted("configs", answers.config_desired),
             topics.config_reported: self._counted("configs", answers.config_reported),
             topics.logs_up: self._counted("logs", answers.logs),
@@ -555,12 +559,15 @@ class HubServer:
         self._devices.record_telemetry(item.device, decode(item.payload, Telemetry))
         self._count("telemetry")
 
-    def _counted(self, name: str, record: Record) -> Handler:
-        """A route for one of DeviceAnswers' handlers, counted under `name` once recorded."""
+    def _counted(self, name: str, record: Record, *, after: Sequence[Record] = ()) -> Handler:
+        """A route for one of DeviceAnswers' handlers, counted under `name` once recorded;
+        then each of `after` (which must be idempotent: a retry runs them again)."""
 
         def handle(item: Inbound) -> None:
             record(item.device, item.payload)
             self._count(name)
+            for hook in after:
+                hook(item.device, item.payload)
 
         return handle
 

@@ -15,6 +15,7 @@ import click
 
 from appliance.cli.options import config_options, settings_for
 from appliance.core.card_payment import PAY_TIMEOUT_SECONDS, SETTLEMENTS
+from appliance.core.remote_approval import REMOTE_ACTIONS
 from appliance.errors import DeviceError
 
 # The lab's own names (appliance.drivers.sim.lab.TERMINAL_STEPS); a test keeps them equal.
@@ -166,3 +167,35 @@ def unplug(simulate: bool, config_path: str | None) -> None:
 def replug(simulate: bool, config_path: str | None) -> None:
     """Plug the scanner back in."""
     _send(config_path, {"cmd": "replug", "device": "scanner"})
+
+
+@_command(
+    "help-calls",
+    "A staff till's view of its store's calls for help (through the hub), as JSON: each "
+    "call, the actions it allows from here and where an approval asked from here stands.",
+)
+def help_calls(simulate: bool, config_path: str | None) -> None:
+    """List the calls for help a staff device sees."""
+    _send(config_path, {"cmd": "help-calls"})
+
+
+@_command(
+    "approve-help",
+    "Answer a kiosk's call for help from this staff till, as the member of staff with the "
+    "PIN (the role decides what is allowed); prints the approval's first step. Follow it "
+    "with `appliance sim help-calls`.",
+)
+@click.argument("call")
+@click.argument("action", type=click.Choice(REMOTE_ACTIONS))
+@click.option(
+    "--staff-pin",
+    prompt="Staff PIN",
+    hide_input=True,
+    help="The PIN of the member of staff who approves (asked for when not given).",
+)
+def approve_help(
+    call: str, action: str, staff_pin: str, simulate: bool, config_path: str | None
+) -> None:
+    """Ask the hub to approve a call as a member of staff."""
+    request = {"cmd": "approve-help", "call": call, "action": action, "staff_pin": staff_pin}
+    _send(config_path, request)

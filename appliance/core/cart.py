@@ -57,6 +57,9 @@ class CartLine:
     barcode: str | None = None
     discount: Discount | None = None
     age_approved_by: str | None = None
+    # How the age check was approved, as the sale records it ("" at the kiosk itself): who,
+    # their role, and the staff device a remote approval came from.
+    age_approval: str = ""
     # A price label's price: what the customer pays for this weight line, as printed.
     label_price: int | None = None
 
@@ -194,14 +197,17 @@ class Cart:
         """Set or clear the discount on the whole cart."""
         return replace(self, discount=discount)
 
-    def approve_age(self, approver: str, line_id: int | None = None) -> Cart:
-        """Record that `approver` checked the buyer's age, for one line or all of them."""
+    def approve_age(self, approver: str, line_id: int | None = None, note: str = "") -> Cart:
+        """Record that `approver` checked the buyer's age, for one line or all of them.
+
+        `note` says how, for the sale's record (a remote approval: who, role, from where).
+        """
         if not approver:
             raise CartError("an age approval needs the approving staff member")
         if line_id is not None:
             self.line(line_id)  # an approval for a line that is not there is a mistake
         lines = tuple(
-            replace(x, age_approved_by=approver)
+            replace(x, age_approved_by=approver, age_approval=note)
             if x.needs_age_check and (line_id is None or x.line_id == line_id)
             else x
             for x in self.lines

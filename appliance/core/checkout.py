@@ -171,9 +171,9 @@ class Checkout:
         """Set or clear the cart discount."""
         return self._change(lambda cart: cart.discount_all(discount))
 
-    def approve_age(self, approver: str, line_id: int | None = None) -> Cart:
-        """Record a staff member's age check."""
-        return self._change(lambda cart: cart.approve_age(approver, line_id))
+    def approve_age(self, approver: str, line_id: int | None = None, note: str = "") -> Cart:
+        """Record a staff member's age check (`note`: how, for the sale's record)."""
+        return self._change(lambda cart: cart.approve_age(approver, line_id, note))
 
     def cancel(self) -> Cart:
         """Empty the cart without selling."""

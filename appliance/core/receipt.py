@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from appliance.core.card_balance import CardDebitResult
 from appliance.core.money import Money
 from appliance.core.sale import Sale
 
@@ -88,8 +89,12 @@ def receipt_for(
     footer: tuple[str, ...] = ("Thank you!",),
     card_slip: tuple[str, ...] = (),
     copy: bool = False,
+    stored_value: CardDebitResult | None = None,
 ) -> Receipt:
-    """The receipt of a committed document, formatted for `locale`."""
+    """The receipt of a committed document, formatted for `locale`.
+
+    `stored_value`: what the stored-value card that paid held after it, and its points.
+    """
 
     def money(minor: int) -> str:
         return Money(minor, sale.currency).format(locale)
@@ -120,7 +125,7 @@ def receipt_for(
         total=money(sale.total),
         tenders=tuple((_TENDER_NAMES[t.kind], money(t.tendered or t.amount)) for t in sale.tenders),
         change=money(sale.change) if sale.change else "",
-        body=_notes(sale, money),
+        body=_notes(sale, money) + _card_lines(stored_value, money),
         footer=footer,
         card_slip=card_slip,
         copy=copy,
@@ -135,6 +140,15 @@ def _notes(sale: Sale, money: Callable[[int], str]) -> tuple[TextLine, ...]:
     if sale.approved_by:
         notes.append(TextLine("Approved by", sale.approved_by))
     return tuple(notes)
+
+
+def _card_lines(card: CardDebitResult | None, money: Callable[[int], str]) -> tuple[TextLine, ...]:
+    """The card's balance and loyalty points as the hub last told them (or as kept offline)."""
+    if card is None:
+        return ()
+    # Offline, the hub has not seen this payment yet: the balance is this kiosk's reckoning.
+    label = "Card balance (offline)" if card.offline else "Card balance"
+    return (TextLine(label, money(card.balance)), TextLine("Loyalty points", str(card.points)))
 
 
 def _quantity(quantity: int, measure: str) -> str:

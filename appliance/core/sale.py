@@ -65,7 +65,9 @@ class SaleDraft:
     # Cash rounding (docs/cash.md): what the cash tender paid beyond (+) or short of (-) the
     # exact total; the tenders pay total + rounding. 0 on documents made before it existed.
     rounding: int = 0
-    approved_by: str = ""  # the supervisor who approved it (a void), or ""
+    # Who approved it: the supervisor of a void; a sale's age check approved remotely
+    # ("Alex (S1, cashier) from till-2"); "" when nobody had to.
+    approved_by: str = ""
     # False: stamped before the device's clock was known to be right (no NTP, no RTC yet).
     clock_verified: bool = True
     # The e-receipt link's secret (appliance/core/ids.py), given by the store when a sale
@@ -157,6 +159,8 @@ def draft_sale(
         tenders=tuple(tenders),
         staff=staff,
         rounding=rounding,
+        # A remote age check is recorded with who approved it, in which role, from where.
+        approved_by="; ".join(sorted({x.age_approval for x in cart.lines if x.age_approval})),
     )
 
 

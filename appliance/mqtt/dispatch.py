@@ -20,10 +20,13 @@ from appliance.core.events import Event, EventBus
 from appliance.errors import DecodeError
 from appliance.mqtt import topics
 from appliance.mqtt.payloads import (
+    CardDebitAnswer,
     CatalogDelta,
     CatalogStatus,
     Command,
     DesiredConfig,
+    HelpApprovalAnswer,
+    HelpBoard,
     HubState,
     JournalAck,
     Payload,
@@ -87,6 +90,9 @@ def down_decoders(device: str) -> dict[str, Decoder]:
         topics.catalog_down(device): decode_catalog,
         topics.command(device): lambda data: decode(data, Command),
         topics.config_desired(device): lambda data: decode(data, DesiredConfig),
+        topics.help_board(device): lambda data: decode(data, HelpBoard),
+        topics.help_approval_answer(device): lambda data: decode(data, HelpApprovalAnswer),
+        topics.card_debit_answer(device): lambda data: decode(data, CardDebitAnswer),
     }
 
 

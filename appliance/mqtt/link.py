@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import paho.mqtt.client as mqtt
 from cryptography import x509
@@ -153,8 +153,10 @@ class PahoHubLink(OpenClosing):
         reconnect_max_s: int = RECONNECT_MAX_S,
         client_id: str | None = None,
         firmware: str = __version__,
+        screen: Literal["", "kiosk", "staff"] = "",
     ) -> None:
         self._device = device_id
+        self._screen: Literal["", "kiosk", "staff"] = screen  # told in the birth
         self._host, self._port = host, port
         self._bus = bus
         self._sessions = session_store
@@ -296,7 +298,11 @@ class PahoHubLink(OpenClosing):
             [(t, SubscribeOptions(qos=1)) for t in topics.device_subscriptions(self._device)]
         )
         birth = DeviceStatus(
-            device=self._device, online=True, bd_seq=self._attempt, firmware=self._firmware
+            device=self._device,
+            online=True,
+            bd_seq=self._attempt,
+            firmware=self._firmware,
+            screen=self._screen,
         )
         # QoS 0, as Sparkplug's NBIRTH: paho re-sends a QoS 1 message still unacknowledged
         # when the link dropped after the next CONNECT, and an old birth arriving after

@@ -14,6 +14,7 @@ import msgspec
 from msgspec import Meta
 
 from appliance.core.bagging import MAX_BAG_GRAMS, MAX_BAG_TOLERANCE
+from appliance.core.remote_approval import RemoteAction
 from appliance.errors import DecodeError
 
 SCHEMA_VERSION = 1
@@ -54,6 +55,9 @@ class DeviceStatus(Payload, frozen=True, kw_only=True):
     online: bool
     bd_seq: Count
     firmware: str = ""
+    # The screen it runs: a self-checkout kiosk, or a staffed till or tablet (which sees
+    # its store's calls for help); "" from devices older than the field.
+    screen: Literal["", "kiosk", "staff"] = ""
 
 
 class SaleDocumentLine(msgspec.Struct, frozen=True, kw_only=True):
@@ -363,6 +367,7 @@ CommandName = Literal[
     "collect_logs",
     "reboot",
     "update",
+    "approve_help",
 ]
 JobState = Literal["QUEUED", "IN_PROGRESS", "SUCCEEDED", "FAILED", "REJECTED", "TIMED_OUT"]
 
@@ -445,6 +450,79 @@ class HelpCall(Payload, frozen=True, kw_only=True):
     detail: str = ""  # what the kiosk saw, for staff
 
 
+class HelpBoard(Payload, frozen=True, kw_only=True):
+    """Hub → staff device on help_board: its store's calls for help not cleared yet, whole."""
+
+    # Sent to every staff device of the store at each change of a call and at each birth of
+    # the staff device or of a kiosk of the store; each message replaces the one before.
+
+    store: str
+    at: str  # ISO 8601 UTC, when the hub read the calls: an older board is stale
+    calls: list[HelpCall] = []  # urgent first, then oldest first
+    offline: list[str] = []  # the store's devices that are offline now
+
+
+class HelpApproval(Payload, frozen=True, kw_only=True):
+    """Staff device → hub on help_approval_up: a member of staff answers a kiosk's call."""
+
+    id: str  # the request's UUIDv7, made on the staff device; answers name it
+    device: str  # the staff device itself
+    kiosk: str
+    call: str  # the call's id
+    reason: HelpReason
+    action: RemoteAction
+    staff_id: str
+    staff_name: str
+    role: Literal["cashier", "supervisor"]
+
+
+ApprovalState = Literal["sent", "refused", "succeeded", "failed", "timed_out"]
+
+
+class HelpApprovalAnswer(Payload, frozen=True, kw_only=True):
+    """Hub → staff device on help_approval_answer: what became of a HelpApproval."""
+
+    id: str  # the HelpApproval's id
+    state: ApprovalState
+    reason: str = ""  # why refused, failed or timed out; what the kiosk did when it succeeded
+    command: str = ""  # the signed command's id, once sent
+    expires_at: str = ""  # when the kiosk's command expires (sent): then staff walk over
+
+
+CardKey = Annotated[str, Meta(min_length=1, max_length=64)]  # the hashed UID (sha256 hex)
+CardReference = Annotated[str, Meta(min_length=1, max_length=64)]
+CardMode = Literal["online", "offline", "void"]
+CardOutcome = Literal["approved", "declined", "applied", "voided"]
+CardRefusal = Literal["", "insufficient_funds", "unknown_card", "wrong_currency", "conflict"]
+
+
+class CardDebit(Payload, frozen=True, kw_only=True):
+    """Device → hub on card_debit_up: a stored-value debit to judge, reconcile or void."""
+
+    # online: the sale waits for the answer; the hub refuses a card holding too little.
+    # offline: the kiosk took it without the hub (within its offline limit); the hub applies
+    # it whatever the balance and flags an overdraft. void: give back the debit of this
+    # reference (its sale was not stored). The reference makes each one idempotent.
+    device: str
+    reference: CardReference
+    card: CardKey
+    amount: Positive  # minor units taken from the card
+    currency: Annotated[str, Meta(min_length=3, max_length=3)]
+    mode: CardMode
+    taken_at: str = ""  # ISO 8601: when the kiosk approved an offline debit
+
+
+class CardDebitAnswer(Payload, frozen=True, kw_only=True):
+    """Hub → device on card_debit_answer: what became of a CardDebit, and the card after it."""
+
+    reference: CardReference
+    outcome: CardOutcome
+    reason: CardRefusal = ""  # why declined
+    balance: Amount = 0  # the card's balance after (below zero after an overdraft)
+    points: Count = 0  # the card's loyalty points
+    flag: Literal["", "overdraft", "wrong_currency"] = ""  # an offline debit the hub flagged
+
+
 LogKind = Literal["journal", "ring"]
 
 
@@ -513,6 +591,11 @@ ALL_PAYLOADS: tuple[type[Payload], ...] = (
     LogLines,
     UpdateReport,
     HelpCall,
+    HelpBoard,
+    HelpApproval,
+    HelpApprovalAnswer,
+    CardDebit,
+    CardDebitAnswer,
 )
 
 # Shapes inside payloads that are kept verbatim (msgspec.Raw) and checked by the receiver.

@@ -87,6 +87,31 @@ def help_up(device: str) -> str:
     return f"{device_root(device)}/up/help"
 
 
+def help_board(device: str) -> str:
+    """Hub → staff device: the open calls for help of its store's kiosks (HelpBoard)."""
+    return f"{device_root(device)}/down/help-calls"
+
+
+def help_approval_up(device: str) -> str:
+    """Staff device → hub: answer a kiosk's call from here (HelpApproval)."""
+    return f"{device_root(device)}/up/help-approval"
+
+
+def help_approval_answer(device: str) -> str:
+    """Hub → staff device: what became of its approval (HelpApprovalAnswer)."""
+    return f"{device_root(device)}/down/help-approval"
+
+
+def card_debit_up(device: str) -> str:
+    """Device → hub: pay from a stored-value card, reconcile an offline debit, or void one."""
+    return f"{device_root(device)}/up/card-debit"
+
+
+def card_debit_answer(device: str) -> str:
+    """Hub → device: what became of a card debit, with the card's balance and points."""
+    return f"{device_root(device)}/down/card-debit"
+
+
 def hub_subscriptions() -> tuple[str, ...]:
     """What every hub worker subscribes to.
 

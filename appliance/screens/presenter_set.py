@@ -26,6 +26,7 @@ from appliance.screens.scan_sounds import ScanSounds
 from appliance.screens.staff.access import StaffAccess
 from appliance.screens.staff.cash_moves_presenter import CashMovesPresenter
 from appliance.screens.staff.cash_presenter import CashPresenter
+from appliance.screens.staff.help_calls_presenter import HelpCallsPresenter
 from appliance.screens.staff.login_presenter import StaffLoginPresenter
 from appliance.screens.staff.parked_presenter import ParkedPresenter
 from appliance.screens.staff.refund_presenter import RefundPresenter
@@ -63,6 +64,7 @@ class Presenters:
     refund: RefundPresenter
     parked: ParkedPresenter
     staff_status: StaffStatusPresenter
+    help_calls: HelpCallsPresenter  # the store's calls for help, answered from here
     # The shift on a staffed till.
     shift: ShiftState
     drawer_watch: DrawerWatch
@@ -107,6 +109,7 @@ def build_presenters(ctx: ScreenContext) -> Presenters:
     refund = RefundPresenter(ctx, router)
     parked = ParkedPresenter(ctx, cart)
     staff_status = StaffStatusPresenter(ctx)
+    help_calls = HelpCallsPresenter(ctx)
     shift = ShiftState(ctx)
     drawer_watch = DrawerWatch(ctx)
     shift_open = ShiftOpenPresenter(ctx, shift)
@@ -136,6 +139,7 @@ def build_presenters(ctx: ScreenContext) -> Presenters:
         refund=refund,
         parked=parked,
         staff_status=staff_status,
+        help_calls=help_calls,
         shift=shift,
         drawer_watch=drawer_watch,
         shift_open=shift_open,

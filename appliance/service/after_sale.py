@@ -17,6 +17,7 @@ from typing import TypeVar
 
 from peewee import DatabaseError
 
+from appliance.core.card_balance import CardDebitResult
 from appliance.core.card_payment import CardAnswered
 from appliance.core.devices import DrawerOpened, DrawerOpening
 from appliance.core.events import SaleCommitted
@@ -292,8 +293,21 @@ class AfterSale:
             footer=self._footer,
             card_slip=self._slip_of(sale),
             copy=copy,
+            stored_value=self._stored_value_of(sale),
         )
         self._queue.submit(receipt)
+
+    def _stored_value_of(self, sale: Sale) -> CardDebitResult | None:
+        """What the hub's stored-value card that paid `sale` held after it, as known here."""
+        cards = self._app.cards
+        references = [t.reference for t in sale.tenders if t.kind == "stored_value"]
+        if cards is None or not references:
+            return None
+        try:
+            return cards.after(references[0])
+        except StoreError as err:
+            log.warning("card balance for the receipt of %s not read: %s", sale.id, err)
+            return None
 
     def kick_drawer(self, opening: DrawerOpening) -> bool:
         """Open the drawer off the main thread (a no-sale); False without a drawer, or stopping."""

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from peewee import SqliteDatabase
 
+from appliance.core.card_balance import StoredValueLedger
 from appliance.core.checkout import Checkout
 from appliance.core.clock import Clock, SystemClock
 from appliance.core.events import EventBus
@@ -119,6 +120,8 @@ class Appliance:
     help_desk: HelpDesk | None = None  # calls for help: the screen, the light, the hub
     bagging: BaggingDesk | None = None  # the bagging-area check, when [bagging] is on
     bagging_watch: BaggingWatch | None = None  # reads the bagging scale on its thread
+    # Stored-value cards whose balance the hub holds ([hub]); without it, stores.stored_value.
+    cards: StoredValueLedger | None = None
 
     @property
     def lab(self) -> SimLab | None:

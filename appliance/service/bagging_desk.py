@@ -37,6 +37,7 @@ from appliance.core.catalog import CatalogLookup
 from appliance.core.checkout import CartChanged, Checkout
 from appliance.core.events import EventBus
 from appliance.core.help_calls import BY_KIOSK, HelpCallChanged
+from appliance.core.remote_approval import approval_note
 from appliance.core.staff import StaffMember
 from appliance.mqtt.payloads import BaggingReport
 
@@ -109,16 +110,18 @@ class BaggingDesk:
         self._at_payment = at_payment
         self._catch_up()
 
-    def staff(self, action: StaffAction, member: StaffMember) -> BaggingStatus:
-        """A member of staff at the kiosk cleared the alert, or skipped the bagging check."""
+    def staff(self, action: StaffAction, member: StaffMember, *, via: str = "") -> BaggingStatus:
+        """A member of staff cleared the alert, or skipped the bagging check: at the kiosk,
+        or remotely from the staff device `via` (the call records that)."""
         before = self._status
         log.warning(
-            "bagging: %s by staff %s (%s, %s) at %s: %d g on the scale, %d g expected, waiting"
-            " for %s",
+            "bagging: %s by staff %s (%s, %s)%s at %s: %d g on the scale, %d g expected,"
+            " waiting for %s",
             action,
             member.staff_id,
             member.name,
             member.role,
+            f" remotely from {via}" if via else "",
             before.state,
             before.weight,
             before.accepted,
@@ -126,7 +129,8 @@ class BaggingDesk:
         )
         self._count(action)
         status = self._apply(self._check.staff(action, self._monotonic()), quiet=True)
-        self._clear(member.name)
+        by = approval_note(member.name, member.staff_id, member.role, via) if via else member.name
+        self._clear(by)
         return status
 
     # --- bus handlers (main thread) ---

@@ -25,6 +25,7 @@ from appliance.mqtt.link import LinkState, PahoHubLink
 from appliance.mqtt.payloads import Payload, encode
 from appliance.mqtt.signing import load_public_key
 from appliance.service.assembly import Appliance
+from appliance.service.kiosk_approvals import KioskApprovals
 from appliance.settings import HubSettings, Settings
 from appliance.store.command_log import SqliteSeenCommands
 
@@ -101,6 +102,10 @@ class FleetControl:
             run=_run_system_command,
             update=self.updater.action if self.updater is not None else None,
         )
+        if app.settings.screen.mode == "kiosk":
+            # Staff at a tablet answer this kiosk's calls for help (docs/protocol.md).
+            approvals = KioskApprovals(app, publisher(topics.command_update(device)))
+            actions["approve_help"] = approvals.action
         self.commands = CommandHandler(
             device,
             load_public_key(Path(hub.fleet_public_key)),

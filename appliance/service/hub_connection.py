@@ -16,6 +16,7 @@ from appliance.core.storage import StorageChanged
 from appliance.drivers.manager import DeviceManager
 from appliance.errors import ConfigError
 from appliance.mqtt import topics
+from appliance.mqtt.card_debits import HubCardLedger, stored_value_references
 from appliance.mqtt.catalog_pictures import HubPictures
 from appliance.mqtt.catalog_sync import CatalogSync
 from appliance.mqtt.client import TlsFiles
@@ -35,7 +36,9 @@ from appliance.service.bagging_desk import bagging_report
 from appliance.service.fleet_control import FleetControl
 from appliance.service.image_version import read_image_version
 from appliance.service.offline_card_limits import limits_from
+from appliance.service.staff_help import StaffHelp
 from appliance.settings import HubSettings
+from appliance.store.card_debits import CardDebitStore
 from appliance.store.catalog_versions import CatalogVersions
 from appliance.store.hub_session import SessionStore
 from appliance.store.journal import FiscalJournal
@@ -71,6 +74,8 @@ class HubConnection:
             tls=tls,
             bus=app.bus,
             session_store=SessionStore(app.db),
+            # The hub sends a staff device its store's calls for help (docs/protocol.md).
+            screen=app.settings.screen.mode,
         )
         # The uploader registers its ack route and state watcher, so it comes before open().
         self.uploader = SalesUploader(SalesOutbox(app.db), self.link, batch_size=hub.batch_size)
@@ -123,6 +128,19 @@ class HubConnection:
         link.dispatcher.on(topics.catalog_down(device_id), self.catalog.submit)
         if app.help_desk is not None:  # calls for help, again whenever the link is ready
             HelpUplink(link, app.bus, lambda: app.help_desk.active if app.help_desk else ())
+        # One balance per card: the hub holds it; this kiosk asks, or decides offline.
+        self.cards = HubCardLedger(
+            link,
+            CardDebitStore(app.db),
+            app.db,
+            currency=app.settings.store.currency,
+            timeout_s=app.settings.stored_value.hub_timeout_s,
+            offline_limit=app.settings.stored_value.offline_limit,
+            paid_references=lambda since: stored_value_references(app.ledger.since(since)),
+        )
+        app.cards = self.cards
+        # A staff till or tablet sees its store's calls and answers some from where it is.
+        self.staff_help = StaffHelp(link, app.bus) if app.settings.screen.mode == "staff" else None
         link.watch(self._resync_catalog_per_session)
         self._catalog_session = 0
         self.fleet: FleetControl | None = None
@@ -158,6 +176,7 @@ class HubConnection:
     def open(self) -> None:
         """Start uploading and connect (the link retries in the background)."""
         self.catalog.start()
+        self.cards.start()
         if self.fleet is not None:
             self.fleet.open()
         self.uploader.start()
@@ -171,6 +190,7 @@ class HubConnection:
         self.telemetry.close()
         self.journal_uploader.close()
         self.uploader.close()
+        self.cards.close()
         if self.fleet is not None:
             self.fleet.close()
         self.link.close()

@@ -84,6 +84,12 @@ def running(
                 update=update,
             )
             hub.open()
+            if app.simulation is not None and hub.staff_help is not None:
+                # `appliance sim help-calls|approve-help` answer calls from a staff device.
+                from appliance.service.sim_staff_help import SimStaffHelp
+
+                staff_help = SimStaffHelp(app.bus, hub.staff_help, app.stores.staff)
+                app.simulation.add_commands(staff_help.commands())
         if update is not None and update.gating and (hub is None or hub.updater is None):
             # Nothing here could pass the gate (no hub link or no fleet control): say so now.
             update.boot.fail("the new slot has no hub link or fleet control configured")

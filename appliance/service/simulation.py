@@ -21,7 +21,12 @@ from appliance.device_settings import HardwareSettings
 from appliance.drivers.base import DeviceBase
 from appliance.drivers.manager import DeviceManager
 from appliance.drivers.registry import KINDS, kind_of
-from appliance.drivers.sim.control import ControlServer, control_socket_path, lab_commands
+from appliance.drivers.sim.control import (
+    Command,
+    ControlServer,
+    control_socket_path,
+    lab_commands,
+)
 from appliance.drivers.sim.lab import DRAWER, NFC, PRINTER, SCALE, SCANNER, TERMINAL, SimLab
 from appliance.errors import ApplianceError
 from appliance.service.demo import seed_demo_catalog, seed_demo_staff, seed_demo_stored_value
@@ -135,6 +140,11 @@ class Simulation:
                 target=self._start_nfc, args=(devices,), name="sim-late-start", daemon=True
             )
             self._late_start.start()
+
+    def add_commands(self, commands: Mapping[str, Command]) -> None:
+        """Answer these control commands too (a part started after `open`); any thread."""
+        if self.control is not None:
+            self.control.add(commands)
 
     def serve_screen(self, screen: PaymentScreen | None) -> None:
         """The screen decides `sim pay|cancel-payment|settle` (None: the till); main thread."""

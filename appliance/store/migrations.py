@@ -410,6 +410,40 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE product ADD COLUMN bag_tolerance INTEGER",
         ),
     ),
+    Migration(
+        13,
+        "stored-value cards the hub holds: last known balances and debits until settled",
+        (
+            # Hashed UIDs, as the hub keeps them; a balance as the hub last answered it.
+            """CREATE TABLE hub_card (
+                card_key TEXT PRIMARY KEY,
+                currency TEXT NOT NULL,
+                balance INTEGER NOT NULL,
+                points INTEGER NOT NULL DEFAULT 0,
+                known_utc TEXT NOT NULL
+            )""",
+            # Every debit this device took: `asking` while the hub is asked online, `pending`
+            # (offline) and `void` rows go to the hub until it answers them (then `settled` /
+            # `voided`), `declined` when the hub said no; `day` is the local date the offline
+            # limit counts by; `sale_checked` once a start found its sale (or voided it).
+            """CREATE TABLE hub_card_debit (
+                reference TEXT PRIMARY KEY,
+                card_key TEXT NOT NULL,
+                amount INTEGER NOT NULL,
+                currency TEXT NOT NULL,
+                offline INTEGER NOT NULL,
+                state TEXT NOT NULL,
+                day TEXT NOT NULL,
+                balance INTEGER NOT NULL,
+                points INTEGER NOT NULL DEFAULT 0,
+                created_utc TEXT NOT NULL,
+                sale_checked INTEGER NOT NULL DEFAULT 0
+            )""",
+            "CREATE INDEX hub_card_debit_card_day ON hub_card_debit(card_key, day)",
+            "CREATE INDEX hub_card_debit_to_send ON hub_card_debit(state)"
+            " WHERE state IN ('pending', 'void')",
+        ),
+    ),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

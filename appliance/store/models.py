@@ -190,6 +190,39 @@ class StoredValueEntryRow(_Table):
         table_name = "stored_value_entry"
 
 
+class HubCardRow(_Table):
+    """A stored-value card the hub holds, as it last answered (store/card_debits.py)."""
+
+    card_key = TextField(primary_key=True)
+    currency = TextField()
+    balance = IntegerField()
+    points = IntegerField(default=0)
+    known_utc = TextField()
+
+    class Meta:
+        table_name = "hub_card"
+
+
+class HubCardDebitRow(_Table):
+    """A debit of a hub-held card this device took, kept until the hub has settled it."""
+
+    reference = TextField(primary_key=True)
+    card_key = TextField()
+    amount = IntegerField()
+    currency = TextField()
+    offline = BooleanField()
+    state = TextField()  # asking, pending, void (to send), settled, voided, declined
+    day = TextField()
+    balance = IntegerField()
+    points = IntegerField(default=0)
+    created_utc = TextField()
+    sale_checked = BooleanField(default=False)  # a start found its sale, or voided it
+
+    class Meta:
+        table_name = "hub_card_debit"
+        indexes = ((("card_key", "day"), False),)
+
+
 class PaymentJournalRow(_Table):
     """One card attempt of the payment journal (store/payment_attempts.py writes it)."""
 
@@ -355,6 +388,8 @@ MODELS: tuple[type[Model], ...] = (
     ParkedCartRow,
     StoredValueAccountRow,
     StoredValueEntryRow,
+    HubCardRow,
+    HubCardDebitRow,
     CommandSeenRow,
     SnapshotChunkRow,
     PaymentJournalRow,

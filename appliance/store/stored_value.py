@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 
 from peewee import DatabaseError, SqliteDatabase
 
+from appliance.core.card_balance import CardDebitResult
 from appliance.core.staff import badge_key
 from appliance.errors import StaffError, TenderError
 from appliance.store.storage_faults import store_error
@@ -127,6 +128,10 @@ class StoredValueAccounts:
                 "UPDATE stored_value_entry SET undone = 1 WHERE reference = ?", (reference,)
             )
         log.info("stored value: payment %s of %d credited back", reference, -amount)
+
+    def after(self, reference: str) -> CardDebitResult | None:
+        """Cards kept on this device earn no points, and receipts show no balance (as before)."""
+        return None
 
     def _repeat(self, reference: str, key: str, amount: int) -> int | None:
         """The balance a repeated request got the first time; None for a new reference."""

@@ -21,6 +21,7 @@ from appliance.core.scale import InMotion, Overload, StableWeight, Underload
 from appliance.drivers.manager import DeviceManager, write_snapshot
 from appliance.drivers.sim.control import (
     MAX_CONNECTIONS,
+    Command,
     ControlServer,
     control_socket_path,
     lab_commands,
@@ -269,6 +270,18 @@ def test_a_second_control_socket_is_refused(lab: Lab) -> None:
     with pytest.raises(DeviceError, match="another simulated appliance"):
         second.open()
     assert send(second.path, {"cmd": "paper-in"}) == {"ok": True}
+
+
+def test_commands_added_while_serving_are_answered(clean_env: Path) -> None:
+    """A part started after the socket opened (the hub link's) adds its commands to it."""
+    path = control_socket_path(clean_env / "appliance.db")
+    with ControlServer(path, {}) as server:
+        before = send(server.path, {"cmd": "help-calls"})
+        server.add({"help-calls": Command("list", lambda _request: {"calls": []})})
+        after = send(server.path, {"cmd": "help-calls"})
+
+    assert before == {"ok": False, "error": "unknown command 'help-calls'; known: "}
+    assert after == {"ok": True, "calls": []}
 
 
 def test_a_stale_socket_is_replaced(clean_env: Path) -> None:

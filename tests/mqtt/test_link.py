@@ -26,10 +26,13 @@ from appliance.mqtt.client import TlsFiles
 from appliance.mqtt.dispatch import Dispatcher, MalformedMessage, down_decoders
 from appliance.mqtt.link import HubLinkChanged, LinkState, PahoHubLink, device_id_from_cert
 from appliance.mqtt.payloads import (
+    CardDebitAnswer,
     CatalogDelta,
     Command,
     DesiredConfig,
     DeviceStatus,
+    HelpApprovalAnswer,
+    HelpBoard,
     HubState,
     JournalAck,
     SalesAck,
@@ -293,6 +296,11 @@ def _valid_payloads() -> dict[str, bytes]:
             )
         ),
         topics.config_desired(DEVICE_ID): encode(DesiredConfig(version=1, config={})),
+        topics.help_board(DEVICE_ID): encode(HelpBoard(store="s", at="2024-01-01T00:00:00+00:00")),
+        topics.help_approval_answer(DEVICE_ID): encode(HelpApprovalAnswer(id="r1", state="sent")),
+        topics.card_debit_answer(DEVICE_ID): encode(
+            CardDebitAnswer(reference="sv-1", outcome="approved", balance=100)
+        ),
     }
 
 
@@ -325,7 +333,7 @@ def test_malformed_messages_on_every_down_topic_are_counted_and_the_link_keeps_w
         for topic, payload in bad:
             hub.publish_raw(topic, payload)
         assert eventually(lambda: link.dispatcher.malformed == len(bad))
-        assert len(bad) == 19
+        assert len(bad) == 28  # three bad payloads on each of 9 down topics, one unknown topic
         assert link.state.ready  # garbage on the hub-state topic changed nothing
         hub.publish_raw(topics.sales_ack(DEVICE_ID), encode(SalesAck(upto_seq=7)))
         assert got_ack.wait(WAIT)

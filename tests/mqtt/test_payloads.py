@@ -140,6 +140,55 @@ EXAMPLES: dict[type[p.Payload], p.Payload] = {
         by="Ana",
         detail="card payment K1-000042",
     ),
+    p.HelpBoard: p.HelpBoard(
+        store="berlin",
+        at="2026-03-01T12:00:01.250000+00:00",
+        calls=[
+            p.HelpCall(
+                device="kiosk-a",
+                id="0190f3c2-7a1b-7c3d-8e4f-0123456789ac",
+                reason="bagging",
+                urgency="help",
+                state="open",
+                opened_at="2026-03-01T12:00:00+00:00",
+                detail="unexpected item: 835 g on the scale, 135 g expected",
+            )
+        ],
+        offline=["kiosk-b"],
+    ),
+    p.HelpApproval: p.HelpApproval(
+        id="0190f3c2-7a1b-7c3d-8e4f-0123456789ad",
+        device="till-1",
+        kiosk="kiosk-a",
+        call="0190f3c2-7a1b-7c3d-8e4f-0123456789ac",
+        reason="bagging",
+        action="clear",
+        staff_id="S1",
+        staff_name="Alex",
+        role="cashier",
+    ),
+    p.HelpApprovalAnswer: p.HelpApprovalAnswer(
+        id="0190f3c2-7a1b-7c3d-8e4f-0123456789ad",
+        state="sent",
+        command="0190f3c2-7a1b-7c3d-8e4f-0123456789ae",
+        expires_at="2026-03-01T12:01:01+00:00",
+    ),
+    p.CardDebit: p.CardDebit(
+        device="kiosk-1",
+        reference="sv-0190f3c27a1b7c3d8e4f0123456789af",
+        card="5d41402abc4b2a76b9719d911017c592" * 2,
+        amount=750,
+        currency="EUR",
+        mode="offline",
+        taken_at="2026-03-01T12:00:00+00:00",
+    ),
+    p.CardDebitAnswer: p.CardDebitAnswer(
+        reference="sv-0190f3c27a1b7c3d8e4f0123456789af",
+        outcome="applied",
+        balance=-250,
+        points=42,
+        flag="overdraft",
+    ),
 }
 
 

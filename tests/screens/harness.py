@@ -166,11 +166,19 @@ def kiosk_settings(data_dir: Path, screen: dict[str, Any] | None = None) -> Sett
 
 @contextmanager
 def open_kiosk(
-    tmp_path: Path, *, screen: dict[str, Any] | None = None, settings: Settings | None = None
+    tmp_path: Path,
+    *,
+    screen: dict[str, Any] | None = None,
+    settings: Settings | None = None,
+    config_path: Path | None = None,
 ) -> Iterator[Kiosk]:
-    """Start a simulated appliance and the kiosk app on the shared offscreen window."""
+    """Start a simulated appliance and the kiosk app on the shared offscreen window.
+
+    `config_path` is the file `settings` came from: with a [hub] fleet key, fleet commands
+    are accepted (as `appliance run --config` does).
+    """
     settings = settings or kiosk_settings(tmp_path / "state", screen)
-    with running(settings, simulate=True, screen=True) as services:
+    with running(settings, simulate=True, screen=True, config_path=config_path) as services:
         Window.size = (settings.screen.width, settings.screen.height)
         app = KioskApp(services)
         app._run_prepare()  # build, add to the window, on_start; frames are ours to pump

@@ -188,7 +188,7 @@ def test_migration_11_gives_products_of_an_older_database_no_picture(tmp_path: P
         "INSERT INTO product (sku, name, price_minor, currency, tax_class, updated_at)"
         " VALUES ('OLD', 'Old product', 100, 'EUR', 'standard', '2026-01-01T00:00:00+00:00')"
     )
-    assert [m.version for m in migrate(db)] == [11, 12]
+    assert [m.version for m in migrate(db)][:2] == [11, 12]  # and any later ones
     product = SqliteCatalog(db).by_sku("OLD")
     assert product is not None and product.thumbnail == ""
     assert (product.bag_grams, product.bag_tolerance) == (None, None)  # migration 12

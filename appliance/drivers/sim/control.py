@@ -241,6 +241,15 @@ class ControlServer(OpenClosing):
         self._server: _ThreadingServer | None = None
         self._thread: threading.Thread | None = None
 
+    def add(self, commands: Mapping[str, Command]) -> None:
+        """Answer `commands` too, from now on; any thread (even while serving).
+
+        For parts that start after the socket opens (the hub link's, say). The handlers
+        read the same dict: one update is atomic for them, so a request sees the command
+        or answers "unknown command", never half of it.
+        """
+        self._commands.update(commands)
+
     def open(self) -> None:
         """Bind and start answering; DeviceError when another appliance already listens."""
         if self._server is not None:

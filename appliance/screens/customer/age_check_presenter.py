@@ -16,6 +16,7 @@ from appliance.screens.presenters.cart import CartPresenter
 from appliance.screens.presenters.context import ScreenContext
 from appliance.screens.presenters.input_router import InputRouter
 from appliance.screens.presenters.messages import customer_message
+from appliance.service.kiosk_approvals import RemotelyAnswered
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,7 @@ class AgeCheckPresenter(EventDispatcher):
         for screen in BASKET_SCREENS:
             router.on_tap(screen, self._tapped_at_basket)
         ctx.session.bind(screen=self._screen_changed)
+        ctx.bus.subscribe(RemotelyAnswered, self._answered_remotely)
 
     def remove_restricted(self) -> None:
         """Take the items that need an ID check off the cart, and go on without them."""
@@ -83,6 +85,15 @@ class AgeCheckPresenter(EventDispatcher):
             self._ctx.session.say(self._ctx.tr._("This card is not a staff badge."), "warning")
             return
         self._approve(member)
+
+    def _answered_remotely(self, event: RemotelyAnswered) -> None:
+        """Staff approved the age check from a tablet: the customer goes on to pay."""
+        if event.reason != "age_check":
+            return
+        self._cart.refresh()
+        self._ctx.session.say(self._ctx.tr._("Approved by {name}.").format(name=event.name))
+        if self._ctx.session.screen == SCREEN and not self._ctx.checkout.cart.pending_age_checks:
+            self._ctx.session.go("payment")
 
     def _approved(self, member: StaffMember) -> None:
         if self._approve(member):

@@ -19,6 +19,7 @@ from appliance.core.devices import (
 )
 from appliance.core.events import Event, SaleCommitted
 from appliance.core.sale import Sale
+from appliance.errors import StoreError
 from appliance.screens.customer.background import run_in_background
 from appliance.screens.customer.lifecycle import when_app_stops
 from appliance.screens.customer.qr_receipt import (
@@ -62,6 +63,7 @@ class ReceiptPresenter(EventDispatcher):
     """What the receipt and thank-you screens show, and the customer's choice; main thread."""
 
     receipt_number = StringProperty("")
+    card_note = StringProperty("")  # a hub card's balance and loyalty points after paying
     can_print = BooleanProperty(False)
     printer_notice = StringProperty("")  # why Print is off, in words that offer the QR code
     choice = OptionProperty("", options=["", "print", "qr", "none"])
@@ -128,6 +130,25 @@ class ReceiptPresenter(EventDispatcher):
         else:
             self._ctx.session.go_home()
 
+    def _card_note(self, sale: Sale | None) -> str:
+        """The stored-value card's balance and points, as the hub last told them."""
+        cards = self._ctx.services.app.cards
+        references = [t.reference for t in sale.tenders if t.kind == "stored_value"] if sale else []
+        if cards is None or sale is None or not references:
+            return ""
+        try:
+            card = cards.after(references[0])
+        except StoreError as err:
+            log.warning("card balance of sale %s not read: %s", sale.id, err)
+            return ""
+        if card is None:
+            return ""
+        tr = self._ctx.tr
+        text = tr._("Card balance: {balance}. Loyalty points: {points}")
+        if card.offline:  # the hub has not seen this payment yet
+            text = tr._("Card balance (not yet confirmed): {balance}. Loyalty points: {points}")
+        return text.format(balance=tr.money(card.balance, sale.currency), points=card.points)
+
     # -- screens -----------------------------------------------------------------------
 
     def _screen_changed(self, _session: Any, screen: str) -> None:
@@ -167,6 +188,7 @@ class ReceiptPresenter(EventDispatcher):
         else:  # not heard on the bus (committed before this presenter was built)
             self._sale = self._ctx.services.app.ledger.get(sale_id) if sale_id else None
         self.receipt_number = self._sale.receipt_number if self._sale is not None else ""
+        self.card_note = self._card_note(self._sale)
         self.qr = None
         self.choice = ""
         printer = self._printer()

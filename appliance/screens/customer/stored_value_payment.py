@@ -1,4 +1,7 @@
-"""Paying with a stored-value card: debit the card, store the sale, undo the debit if not."""
+"""Paying with a stored-value card: debit the card, store the sale, undo the debit if not.
+
+With a hub the debit waits for the hub's answer (or the offline rules) on the writer thread.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +9,10 @@ import logging
 import uuid
 from collections.abc import Callable
 
+from appliance.core.card_balance import StoredValueLedger
 from appliance.core.sale import Sale
 from appliance.core.tender import Tender
-from appliance.errors import StoreError, TenderError
+from appliance.errors import CardOfflineError, StoreError, TenderError
 from appliance.screens.presenters.context import ScreenContext
 
 log = logging.getLogger(__name__)
@@ -24,7 +28,8 @@ class StoredValuePayment:
 
     def __init__(self, ctx: ScreenContext) -> None:
         self._ctx = ctx
-        self._accounts = ctx.stores.stored_value  # in the store's currency, as the cart is
+        # The hub's cards when a hub is configured, else this device's; in the store's currency.
+        self._accounts: StoredValueLedger = ctx.services.app.cards or ctx.stores.stored_value
         self.problem = ""
         self.short = 0  # what the last card held when that was not enough (else 0)
 
@@ -36,6 +41,12 @@ class StoredValuePayment:
         reference = f"sv-{uuid.uuid4().hex}"
         try:
             balance = self._accounts.debit(uid, amount, reference)
+        except CardOfflineError as err:
+            log.info("stored value card %s refused offline: %s", uid, err)
+            self.problem = tr._(
+                "This card cannot be checked right now. Please choose another way to pay."
+            )
+            return None
         except TenderError as err:
             log.info("stored value card %s refused: %s", uid, err)
             self.problem = self._refusal(uid, amount)

@@ -1,5 +1,6 @@
 """Staff mode on a tablet: login, cash, no-sale, discounts, park, refund, reprint, status,
-and the shift: open with a float, cash in and out, X and Z reports, void, close.
+and the shift: open with a float, cash in and out, X and Z reports, void, close; and the
+store's calls for help, some answered from here (remote approval).
 
 A screen's view `<screen>.py`, its rules `<screen>.kv` and its presenter, if it has one,
 `<screen>_presenter.py` lie side by side. `access.py` and `lockout.py` serve the login and
@@ -20,4 +21,5 @@ STAFF_SCREENS: dict[str, str] = {
     "report": "appliance.screens.staff.report:ReportScreen",
     "void": "appliance.screens.staff.void:VoidScreen",
     "reprint": "appliance.screens.staff.reprint:ReprintScreen",
+    "help_calls": "appliance.screens.staff.help_calls:HelpCallsScreen",
 }
