@@ -89,11 +89,33 @@ def _stored(action: str) -> Iterator[None]:
         raise store_error(err, f"the card debit could not be {action}") from err
 
 
+@dataclass(frozen=True, slots=True)
+class _NewDebit:
+    """A debit row as first written."""
+
+    reference: str
+    card: str
+    amount: int
+    currency: str
+    day: date
+    at: datetime
+
+
 class CardDebitStore:
     """Known cards and this device's debits of them; any thread, each change one transaction."""
 
     def __init__(self, db: SqliteDatabase) -> None:
         self._db = db
+
+    def _add(
+        self, debit: _NewDebit, state: str, *, offline: bool, balance: int, points: int
+    ) -> None:
+        """Write a new debit row (inside the caller's transaction)."""
+        self._db.execute_sql(
+            _ADD_DEBIT,
+            (debit.reference, debit.card, debit.amount, debit.currency, int(offline), state,
+             debit.day.isoformat(), balance, points, debit.at.isoformat()),
+        )  # fmt: skip
 
     def known(self, card: str) -> KnownCard | None:
         """The card as the hub last described it; None when never heard of here."""
@@ -121,11 +143,8 @@ class CardDebitStore:
         """An online debit is about to be asked: kept until answered, taken offline or voided."""
         with _stored("saved"), self._db.atomic("IMMEDIATE"):
             if self._db.execute_sql(_DEBIT, (reference,)).fetchone() is None:
-                self._db.execute_sql(
-                    _ADD_DEBIT,
-                    (reference, card, amount, currency, 0, "asking", day.isoformat(), 0, 0,
-                     at.isoformat()),
-                )  # fmt: skip
+                new = _NewDebit(reference, card, amount, currency, day, at)
+                self._add(new, "asking", offline=False, balance=0, points=0)
 
     def declined(self, reference: str) -> None:
         """The hub declined an online debit: it took nothing."""
@@ -150,21 +169,8 @@ class CardDebitStore:
             if self._db.execute_sql(_DEBIT, (reference,)).fetchone() is not None:
                 self._db.execute_sql(_CONFIRM, (balance, points, reference))
             else:
-                self._db.execute_sql(
-                    _ADD_DEBIT,
-                    (
-                        reference,
-                        card,
-                        amount,
-                        currency,
-                        0,
-                        "settled",
-                        day.isoformat(),
-                        balance,
-                        points,
-                        at.isoformat(),
-                    ),
-                )
+                new = _NewDebit(reference, card, amount, currency, day, at)
+                self._add(new, "settled", offline=False, balance=balance, points=points)
 
     def take_offline(
         self,
@@ -207,21 +213,8 @@ class CardDebitStore:
                 raise CardOfflineError(refusal)
             assert known is not None
             balance = known.balance - unsettled - amount
-            self._db.execute_sql(
-                _ADD_DEBIT,
-                (
-                    reference,
-                    card,
-                    amount,
-                    currency,
-                    1,
-                    "pending",
-                    day.isoformat(),
-                    balance,
-                    known.points,
-                    at.isoformat(),
-                ),
-            )
+            new = _NewDebit(reference, card, amount, currency, day, at)
+            self._add(new, "pending", offline=True, balance=balance, points=known.points)
         log.info("card debit %s of %d taken offline; %d left as known", reference, amount, balance)
         return balance, known.points
 
@@ -242,21 +235,8 @@ class CardDebitStore:
             if row is None:
                 if not card or day is None or at is None:
                     return False
-                self._db.execute_sql(
-                    _ADD_DEBIT,
-                    (
-                        reference,
-                        card,
-                        amount,
-                        currency,
-                        0,
-                        "void",
-                        day.isoformat(),
-                        0,
-                        0,
-                        at.isoformat(),
-                    ),
-                )
+                new = _NewDebit(reference, card, amount, currency, day, at)
+                self._add(new, "void", offline=False, balance=0, points=0)
                 return True
             if row[2] not in ("voided", "void"):
                 self._db.execute_sql(_SET_STATE, ("void", row[3], row[4], reference))

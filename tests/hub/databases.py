@@ -25,3 +25,16 @@ def each_kind(request: pytest.FixtureRequest, tmp_path: Path, cluster: str) -> I
     migrate(db)
     yield db
     db.close()
+
+
+def migrated_url(request: pytest.FixtureRequest, tmp_path: Path, cluster: str = "postgres") -> str:
+    """The URL of a fresh migrated database of the kind `request.param` names (closed again)."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'hub.db'}"
+    else:
+        server: PostgresCluster = request.getfixturevalue(cluster)
+        url = server.new_database()
+    db = open_hub_database(url)
+    migrate(db)
+    db.close()
+    return url

@@ -22,8 +22,7 @@ from hub.catalog_rows import add_bag_columns
 from hub.cli_catalog import catalog as catalog_group
 from hub.db import open_hub_database
 from hub.migrations import SCHEMA_VERSION, migrate, schema_version
-from tests.hub.databases import KINDS
-from tests.postgres import PostgresCluster
+from tests.hub.databases import KINDS, migrated_url
 
 STORE = "graz-4"
 BAGGED = "sku,name,price,tax_class,sold_by,bag_grams,bag_tolerance\n"
@@ -33,15 +32,7 @@ PLAIN = "sku,name,price,tax_class,sold_by\n"
 @pytest.fixture(params=KINDS)
 def hub_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """The URL of a fresh, migrated hub database of each kind."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'hub.db'}"
-    else:
-        cluster: PostgresCluster = request.getfixturevalue("postgres")
-        url = cluster.new_database()
-    db = open_hub_database(url)
-    migrate(db)
-    db.close()
-    return url
+    return migrated_url(request, tmp_path)
 
 
 @pytest.fixture

@@ -30,15 +30,13 @@ from appliance.store.migrations import migrate as migrate_device
 from hub.cli_fleet import fleet
 from hub.db import open_hub_database
 from hub.help_calls import HelpCallRow, open_calls
-from hub.migrations import migrate
 from hub.server import HubServer
 from hub.stores import assign_device
 from tests.broker import MosquittoBroker
-from tests.hub.databases import KINDS
+from tests.hub.databases import KINDS, migrated_url
 from tests.hub.serving import start_serving_hub
 from tests.hub.test_server import DeviceClient, wait_until
 from tests.mqtt.main_loop import start_main_loop
-from tests.postgres import PostgresCluster
 
 DEVICE = "kiosk-7"
 STORE = "berlin"
@@ -48,15 +46,7 @@ T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 @pytest.fixture(params=KINDS)
 def hub_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """The URL of a fresh, migrated hub database of each kind."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'hub.db'}"
-    else:
-        server: PostgresCluster = request.getfixturevalue("postgres")
-        url = server.new_database()
-    db = open_hub_database(url)
-    migrate(db)
-    db.close()
-    return url
+    return migrated_url(request, tmp_path)
 
 
 @pytest.fixture
