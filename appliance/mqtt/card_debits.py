@@ -24,7 +24,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from peewee import Database
 
@@ -142,12 +142,23 @@ class HubCardLedger:
         card = card_key(uid)
         now = self._clock.now()
         day, at = now.astimezone().date(), now.astimezone(UTC)
-        answer, asked = None, False
-        if self._link.state.ready:
-            self._store.asking(reference, card, amount, self._currency, day=day, at=at)
-            asked = True
-            answer = self._ask(reference, card, amount)
-        if answer is not None and answer.outcome in ("approved", "applied"):
+        if not self._link.state.ready:
+            return self._offline(reference, card, amount, day=day, at=at)
+        self._store.asking(reference, card, amount, self._currency, day=day, at=at)
+        try:
+            return self._decide(reference, card, amount, day=day, at=at)
+        except (TenderError, CardOfflineError, StoreError):
+            # The request may yet reach the hub, or was approved and not recorded here:
+            # take it back, so the customer who tries again is not charged twice.
+            self._void_after_asking(reference)
+            raise
+
+    def _decide(self, reference: str, card: str, amount: int, *, day: date, at: datetime) -> int:
+        """An online request asked: the hub's answer, or the offline rules when none came."""
+        answer = self._ask(reference, card, amount)
+        if answer is None:
+            return self._offline(reference, card, amount, day=day, at=at)
+        if answer.outcome in ("approved", "applied"):
             self._store.confirmed(
                 reference,
                 card,
@@ -155,32 +166,41 @@ class HubCardLedger:
                 self._currency,
                 balance=answer.balance,
                 points=answer.points,
-                day=now.astimezone().date(),
-                at=now.astimezone(UTC),
-            )
-            return answer.balance
-        if answer is not None:
-            self._store.declined(reference)
-            if answer.reason in ("insufficient_funds", "wrong_currency"):
-                self._store.remember(card, self._currency, answer.balance, answer.points, now)
-            raise TenderError(_REFUSALS.get(answer.reason, f"the hub said {answer.outcome}"))
-        try:
-            balance, _points = self._store.take_offline(
-                reference,
-                card,
-                amount,
-                self._currency,
-                limit=self._limit,
-                day=day,  # the limit counts by the kiosk's own day
+                day=day,
                 at=at,
             )
-        except (TenderError, CardOfflineError):
-            if asked:  # the request may yet reach the hub and be approved: take it back
-                self._store.void(reference)
-                self._worker.put(self._send)
-            raise
+            return answer.balance
+        self._store.declined(reference)
+        if answer.reason == "insufficient_funds":
+            self._store.remember(card, self._currency, answer.balance, answer.points, at)
+        elif answer.reason == "wrong_currency":
+            # Its balance is in another currency: never a base for paying offline here.
+            self._store.forget(card)
+        raise TenderError(_REFUSALS.get(answer.reason, f"the hub said {answer.outcome}"))
+
+    def _offline(self, reference: str, card: str, amount: int, *, day: date, at: datetime) -> int:
+        """Pay under the offline rules; the debit goes to the hub once it listens."""
+        balance, _points = self._store.take_offline(
+            reference,
+            card,
+            amount,
+            self._currency,
+            limit=self._limit,
+            day=day,  # the limit counts by the kiosk's own day
+            at=at,
+        )
         self._worker.put(self._send)
         return balance
+
+    def _void_after_asking(self, reference: str) -> None:
+        """Best effort; what fails here, the next start's check of unsold debits voids."""
+        try:
+            voided = self._store.void(reference)
+        except StoreError as err:
+            log.error("card debit %s not voided now (the next start does): %s", reference, err)
+            return
+        if voided:
+            self._worker.put(self._send)
 
     def credit_back(self, reference: str) -> None:
         """Have the hub give back a debit whose sale was not stored (durably, until answered)."""
@@ -290,4 +310,6 @@ class HubCardLedger:
             points=answer.points,
             currency=self._currency,
             at=self._clock.now(),
+            # A card in another currency: its balance is no base for paying offline here.
+            card_known=answer.flag != "wrong_currency",
         )

@@ -59,6 +59,7 @@ _CONFIRM = (
     "UPDATE hub_card_debit SET state = 'settled', offline = 0, balance = ?, points = ?"
     " WHERE reference = ?"
 )
+_FORGET = "DELETE FROM hub_card WHERE card_key = ?"
 _DECLINE = "UPDATE hub_card_debit SET state = 'declined' WHERE reference = ? AND state = 'asking'"
 _DROP_ASKING = "DELETE FROM hub_card_debit WHERE reference = ? AND state = 'asking'"
 _UNCHECKED = (
@@ -145,6 +146,11 @@ class CardDebitStore:
             if self._db.execute_sql(_DEBIT, (reference,)).fetchone() is None:
                 new = _NewDebit(reference, card, amount, currency, day, at)
                 self._add(new, "asking", offline=False, balance=0, points=0)
+
+    def forget(self, card: str) -> None:
+        """Know nothing of a card any more: it cannot pay offline here."""
+        with _stored("saved"), self._db.atomic("IMMEDIATE"):
+            self._db.execute_sql(_FORGET, (card,))
 
     def declined(self, reference: str) -> None:
         """The hub declined an online debit: it took nothing."""
@@ -238,6 +244,8 @@ class CardDebitStore:
                 new = _NewDebit(reference, card, amount, currency, day, at)
                 self._add(new, "void", offline=False, balance=0, points=0)
                 return True
+            if row[2] == "declined":
+                return False  # the hub took nothing
             if row[2] not in ("voided", "void"):
                 self._db.execute_sql(_SET_STATE, ("void", row[3], row[4], reference))
         return True
@@ -291,8 +299,10 @@ class CardDebitStore:
         points: int,
         currency: str,
         at: datetime,
+        card_known: bool = True,
     ) -> None:
-        """The hub answered a debit or void: settle it, and take its word on the card."""
+        """The hub answered a debit or void: settle it, and take its word on the card (or,
+        not `card_known`, forget the card: its balance is no base for paying here)."""
         with _stored("settled"), self._db.atomic("IMMEDIATE"):
             row = self._db.execute_sql(_DEBIT, (reference,)).fetchone()
             if row is None:
@@ -303,7 +313,10 @@ class CardDebitStore:
             self._db.execute_sql(
                 _SET_STATE, ("voided" if voided else "settled", balance, points, reference)
             )
-            self._db.execute_sql(_REMEMBER, (card, currency, balance, points, at.isoformat()))
+            if card_known:
+                self._db.execute_sql(_REMEMBER, (card, currency, balance, points, at.isoformat()))
+            else:
+                self._db.execute_sql(_FORGET, (card,))
 
 
 def _known(row: tuple[str, str, int, int, str]) -> KnownCard:

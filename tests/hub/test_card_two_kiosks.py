@@ -17,7 +17,7 @@ import pytest
 from peewee import Database, SqliteDatabase
 
 from appliance.core.staff import badge_key
-from appliance.errors import TenderError
+from appliance.errors import StoreError, TenderError
 from appliance.mqtt.card_debits import HubCardLedger
 from appliance.mqtt.link import PahoHubLink
 from appliance.store.card_debits import CardDebitStore
@@ -209,3 +209,43 @@ def test_a_debit_whose_sale_a_crash_lost_is_given_back_at_the_next_start(
     one.online()
     assert one.cards.wait_idle(TIMEOUT)
     assert hub_balance(hub_db) == 900
+
+
+def test_a_card_in_another_currency_is_forgotten_and_never_pays_offline(
+    serving_hub: HubServer, hub_db: Database, kiosks: tuple[Kiosk, Kiosk]
+) -> None:
+    CardLedger(hub_db).top_up(CARD, 5000, "CHF", "issue-chf")
+    one, _ = kiosks
+    one.store.remember(CARD, "EUR", 5000, 0, datetime.now(UTC))  # a stale word on it
+    one.online()
+    with pytest.raises(TenderError, match="wrong currency"):
+        one.sell(1500, "sv-eur")
+    assert one.cards.known(UID) is None
+    one.stop()  # offline now: the kiosk has no balance of this card to pay from
+    with pytest.raises(TenderError, match="unknown card"):
+        one.sell(1500, "sv-eur-offline")
+    assert one.store.to_send() == []
+    assert hub_balance(hub_db) == 5000
+
+
+def test_an_approval_this_kiosk_could_not_record_is_given_back_at_once(
+    serving_hub: HubServer,
+    hub_db: Database,
+    kiosks: tuple[Kiosk, Kiosk],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    CardLedger(hub_db).top_up(CARD, 1000, "EUR", "issue-1")
+    one, _ = kiosks
+    one.online()
+
+    def disk_fails(*_args: object, **_kwargs: object) -> None:
+        raise StoreError("disk I/O error")
+
+    monkeypatch.setattr(one.store, "confirmed", disk_fails)
+    with pytest.raises(StoreError):
+        one.sell(400, "sv-unrecorded")  # the hub approved it; the kiosk shows a failure
+    wait_until(lambda: hub_balance(hub_db) == 1000)  # so the hub gives it back, in this run
+    wait_until(lambda: not one.store.to_send())
+    monkeypatch.undo()
+    assert one.sell(400, "sv-again") == 600  # the customer's second try is the only charge
+    assert hub_balance(hub_db) == 600

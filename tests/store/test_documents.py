@@ -12,7 +12,9 @@ from peewee import SqliteDatabase
 
 from appliance.core.catalog import Product
 from appliance.core.sale import Sale, SaleDraft
+from appliance.core.tender import Tender
 from appliance.errors import DocumentError, StoreError
+from appliance.mqtt.card_debits import stored_value_references
 from appliance.store import documents
 from appliance.store.catalog import SqliteCatalog
 from appliance.store.database import integrity_problems
@@ -326,3 +328,19 @@ def test_since_filters_by_time(
     assert list(ledger.since(T0 + timedelta(minutes=30))) == sales[1:]
     # A naive moment is read as UTC.
     assert [s.sequence for s in ledger.since(T0.replace(tzinfo=None) + timedelta(hours=1))] == [3]
+
+
+def test_the_stored_value_references_of_stored_sales_are_found_from_a_moment(
+    ledger: SalesLedger, products: dict[str, Product]
+) -> None:
+    def paid(reference: str, now: datetime) -> None:
+        draft = sale_draft(products, [("COLA", 1)], now=now)
+        tenders = (Tender("stored_value", draft.total, reference=reference),)
+        ledger.commit(dataclasses.replace(draft, tenders=tenders))
+
+    paid("sv-old", T0)
+    paid("sv-new", T0 + timedelta(hours=2))
+    ledger.commit(sale_draft(products, [("COLA", 1)], now=T0 + timedelta(hours=3)))  # by card
+    since = (T0 + timedelta(hours=1)).astimezone(timezone(timedelta(hours=-5)))  # any offset
+    assert stored_value_references(ledger.since(since)) == {"sv-new"}
+    assert stored_value_references(ledger.since(T0)) == {"sv-old", "sv-new"}
