@@ -19,6 +19,10 @@ It is the most hated feature of self-checkout, so the model is forgiving on purp
 - until the first scan of a sale, every settled weight is accepted: the last customer's
   bags taken away, this customer's own bag put down.
 
+While the bagging scale is out of order (offline, or not heard from yet) the check is
+suspended: nothing is expected, nothing alerts, and pay never waits for it; it starts
+again from the bag as it is once the scale answers.
+
 Modes: "off" checks nothing; "log_only" decides exactly as "enforce" does, but
 `BaggingStatus.pauses` and `prompts` stay False, so the kiosk never stops a customer for it.
 Pure: fed stable weights and cart changes with the monotonic time; one thread only.
@@ -33,7 +37,7 @@ from appliance.core.events import Event
 
 BaggingMode = Literal["off", "log_only", "enforce"]
 BaggingState = Literal[
-    "settled", "waiting", "prompting", "unexpected_item", "item_removed", "not_bagged"
+    "settled", "waiting", "prompting", "unexpected_item", "item_removed", "not_bagged", "suspended"
 ]
 ALERTS: frozenset[BaggingState] = frozenset({"unexpected_item", "item_removed", "not_bagged"})
 # What staff may do at an alert: accept the bag as it is, or stop expecting the items
@@ -174,6 +178,7 @@ class BaggingCheck:
         self._weight: int | None = None  # None until the scale has answered once
         self._sale = _Sale(accepted=0)
         self._now = 0.0
+        self._suspended = False  # the scale is out of order
 
     @property
     def status(self) -> BaggingStatus:
@@ -195,7 +200,7 @@ class BaggingCheck:
         """A stable weight on the bagging scale."""
         first = self._weight is None
         self._weight = grams
-        if first:
+        if first or self._suspended:
             self._sale.accepted = grams  # what lay there before the kiosk looked is no one's
         return self._evaluate(now)
 
@@ -227,6 +232,18 @@ class BaggingCheck:
         self._sale = _Sale(accepted=self._weight if self._weight is not None else 0)
         return self._evaluate(now)
 
+    def suspend(self, now: float) -> BaggingStatus:
+        """The scale is out of order: expect nothing, alert nothing, until `resume`."""
+        self._suspended = True
+        self._weight = None
+        self._sale = _Sale(accepted=0, skipping=self._sale.skipping)
+        return self._evaluate(now)
+
+    def resume(self, now: float) -> BaggingStatus:
+        """The scale is back: the next weight it gives is the bag as it is."""
+        self._suspended = False
+        return self._evaluate(now)
+
     # --- staff at the kiosk ---
 
     def staff(self, action: StaffAction, now: float) -> BaggingStatus:
@@ -247,8 +264,8 @@ class BaggingCheck:
 
     def _expect(self, item: BagItem, now: float) -> None:
         sale = self._sale
-        if self.mode == "off" or sale.skipping:
-            return
+        if self.mode == "off" or sale.skipping or self._suspended or self._weight is None:
+            return  # nothing to judge the bag against: the check waits for the scale
         if not sale.pending:
             sale.waiting_since = now
         sale.pending.append(item)
@@ -257,7 +274,7 @@ class BaggingCheck:
     def _evaluate(self, now: float) -> BaggingStatus:
         self._now = now
         sale = self._sale
-        if self.mode == "off" or self._weight is None:
+        if self.mode == "off" or self._suspended or self._weight is None:
             return self.status
         if sale.skipping or not sale.scanned:
             # Staff said so, or the sale has not begun: whatever is bagged is fine.
@@ -324,6 +341,8 @@ class BaggingCheck:
         sale = self._sale
         if self.mode == "off":
             return "settled"
+        if self._suspended:
+            return "suspended"
         if sale.alert is not None:
             return sale.alert
         if not sale.pending:

@@ -17,7 +17,7 @@ from appliance.core.storage import StorageChanged, StorageStatus
 from appliance.device_settings import HardwareSettings
 from appliance.drivers.base import DeviceBase
 from appliance.drivers.escpos_cache import use_profile_cache
-from appliance.drivers.manager import DeviceManager, snapshot_path_for
+from appliance.drivers.manager import DeviceManager, UnavailableDevice, snapshot_path_for
 from appliance.errors import ApplianceError
 from appliance.service.clock_check import ClockCheck
 from appliance.service.storage_watch import StorageWatch
@@ -307,7 +307,12 @@ class Appliance:
             monotonic=SystemClock().monotonic,
             call_help=lambda detail: desk.call("bagging", detail),
             clear_help=lambda by: desk.clear("bagging", by),
+            scale=scale.name,
+            scale_online=scale.health.state == "ok",
         )
+        if isinstance(scale, UnavailableDevice):
+            log.warning("the bagging scale could not be set up: the bagging area is not checked")
+            return
         self.bagging_watch = BaggingWatch(scale, self.bus)
         self.bagging_watch.start()
         log.info("bagging area checked (%s)", settings.mode)

@@ -35,6 +35,7 @@ from appliance.core.bagging import (
 from appliance.core.cart import CartLine
 from appliance.core.catalog import CatalogLookup
 from appliance.core.checkout import CartChanged, Checkout
+from appliance.core.devices import DeviceHealthChanged
 from appliance.core.events import EventBus
 from appliance.core.help_calls import BY_KIOSK, HelpCallChanged
 from appliance.core.remote_approval import approval_note
@@ -70,6 +71,8 @@ class BaggingDesk:
         monotonic: Callable[[], float],
         call_help: Callable[[str], object],
         clear_help: Callable[[str], object],
+        scale: str = "",
+        scale_online: bool = True,
     ) -> None:
         self._check = check
         self._checkout = checkout
@@ -89,6 +92,10 @@ class BaggingDesk:
         bus.subscribe(CartChanged, self._cart_changed)
         bus.subscribe(BaggingWeighed, self._weighed)
         bus.subscribe(HelpCallChanged, self._help_changed)
+        self._scale = scale  # the bagging scale's device name: its health suspends the check
+        bus.subscribe(DeviceHealthChanged, self._scale_health)
+        if not scale_online:
+            self._suspend("is not available")
 
     @property
     def status(self) -> BaggingStatus:
@@ -158,6 +165,28 @@ class BaggingDesk:
         for line_id, old in before.items():
             if line_id not in lines:
                 self._apply(self._check.voided(self._item(old, old.quantity), now))
+
+    def _scale_health(self, event: DeviceHealthChanged) -> None:
+        health = event.health
+        if health.device != self._scale:
+            return
+        if health.state != "ok":  # offline, or not answering: nothing to judge a bag by
+            self._suspend(
+                f"is {health.state} ({health.reason})" if health.reason else f"is {health.state}"
+            )
+        elif self._status.state == "suspended":
+            log.warning("bagging: the bagging scale is back: the bagging area is checked again")
+            self._apply(self._check.resume(self._monotonic()), quiet=True)
+
+    def _suspend(self, why: str) -> None:
+        """The scale is out of order: no customer waits for it, and no call stays open for it."""
+        if self._status.state == "suspended":
+            return
+        log.warning(
+            "bagging: the bagging scale %s: the bagging area is not checked until it is back", why
+        )
+        self._apply(self._check.suspend(self._monotonic()), quiet=True)
+        self._clear(BY_KIOSK)
 
     def _weighed(self, event: BaggingWeighed) -> None:
         if self._paying_now:

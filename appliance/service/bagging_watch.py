@@ -2,8 +2,8 @@
 
 The scale answers within about a second, so it is never asked on the main loop. The
 thread asks it every POLL_SECONDS and posts BaggingWeighed when a stable weight differs
-from the last one posted: motion, faults and repeats are not news (the check waits for a
-settled weight; a scale that stops answering shows in its device health).
+from the last one posted, or is the first since motion or a fault (a scale that stopped
+answering suspends the check through its device health; its first weight back resumes it).
 """
 
 from __future__ import annotations
@@ -56,7 +56,9 @@ class BaggingWatch(Closing):
             except Exception:  # the port says it never raises; a bug must not end the watch
                 log.exception("the bagging scale could not be read")
                 reading = None
-            if isinstance(reading, StableWeight) and reading.grams != last:
+            if not isinstance(reading, StableWeight):
+                last = None  # after motion or a fault, the next settled weight is news again
+            elif reading.grams != last:
                 last = reading.grams
                 self._bus.post(BaggingWeighed(reading.grams))
             self._stop.wait(self._interval)

@@ -232,3 +232,29 @@ def test_the_store_tolerance_is_the_larger_of_grams_and_percent() -> None:
 def test_a_bad_tolerance_is_refused_with_its_values(grams: int, percent: int) -> None:
     with pytest.raises(ValueError, match="tolerance"):
         Tolerance(grams=grams, percent=percent)
+
+
+def test_a_scale_never_heard_from_expects_nothing_and_never_holds_pay() -> None:
+    check = BaggingCheck("enforce", Tolerance())
+    status = check.added(BagItem("TEA", "Tea", grams=130), now=0.0)
+    status = check.tick(now=1000.0)
+    assert (status.state, status.waiting, status.pauses, status.pending) == (
+        "settled", False, False, ()
+    )  # fmt: skip
+
+
+def test_a_suspended_check_forgets_what_it_waited_for_and_starts_again_from_the_bag() -> None:
+    check = BaggingCheck("enforce", Tolerance(), alert_after=0.0)
+    check.weighed(0, now=0.0)
+    check.added(BagItem("TEA", "Tea", grams=130), now=1.0)
+    assert check.weighed(900, now=2.0).state == "unexpected_item"
+    status = check.suspend(now=3.0)
+    assert (status.state, status.pauses, status.waiting, status.pending) == (
+        "suspended", False, False, ()
+    )  # fmt: skip
+    assert check.added(BagItem("SOAP", "Soap", grams=90), now=4.0).pending == ()
+    assert check.weighed(1500, now=5.0).state == "suspended"
+    status = check.resume(now=6.0)
+    assert (status.state, status.accepted) == ("settled", 1500)  # the bag as it is now
+    assert check.added(BagItem("SOAP", "Soap", grams=90), now=7.0).waiting
+    assert check.weighed(1590, now=8.0).state == "settled"

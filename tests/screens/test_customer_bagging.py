@@ -214,3 +214,25 @@ def test_bags_taken_while_paying_raise_no_alert_and_the_next_sale_starts_empty(
     assert desk(kiosk).counts() == {}
     assert kiosk.services.app.help_desk is not None
     assert kiosk.services.app.help_desk.active == ()
+
+
+def test_a_bagging_scale_that_stops_answering_never_holds_the_customer(enforcing: Kiosk) -> None:
+    kiosk = enforcing
+    sell_tea(kiosk)
+    kiosk.wait_for(lambda: desk(kiosk).status.weight == 0, what="the empty bag weighed")
+    scan_and_wait(kiosk, TEA, 1)
+    kiosk.wait_for(lambda: kiosk.app.bagging.waiting, what="the tea expected in the bag")
+
+    bag(kiosk).silent = True  # unplugged, or broken: the serial scale says it does not answer
+    kiosk.wait_for(lambda: desk(kiosk).status.state == "suspended", what="the check suspended")
+    kiosk.pump(2)
+    assert not kiosk.app.bagging.waiting and not pay_button(kiosk).disabled
+    assert kiosk.screen == "shop"
+    assert kiosk.services.app.help_desk is not None
+    assert kiosk.services.app.help_desk.active == ()
+
+    bag(kiosk).silent = False
+    kiosk.wait_for(lambda: desk(kiosk).status.state == "settled", what="the check back")
+    scan_and_wait(kiosk, TEA, 1)  # a second box, on the same line
+    kiosk.wait_for(lambda: kiosk.app.bagging.waiting, what="the second box expected")
+    assert [item.grams for item in desk(kiosk).status.pending] == [TEA_GRAMS]
