@@ -171,6 +171,26 @@ def assign_command(device: str, store: str, db_url: str) -> None:
     click.echo(f"{device} now belongs to store {store}")
 
 
+@fleet.command("staff-device")
+@click.argument("device")
+@click.option("--revoke", is_flag=True, help="Make it an ordinary device again.")
+@db_option
+def staff_device_command(device: str, revoke: bool, db_url: str) -> None:
+    """Make DEVICE a staff till or tablet: it sees its store's calls for help and may approve.
+
+    The device must also run the staff screen ([screen] mode = "staff"); a device that only
+    says so in its birth is not trusted with approvals.
+    """
+    from hub.help_board import grant_staff_device
+
+    db = open_db(db_url)
+    try:
+        grant_staff_device(db, device, granted=not revoke)
+    finally:
+        db.close()
+    click.echo(f"{device} is {'no longer ' if revoke else ''}a staff device")
+
+
 @fleet.command("show")
 @click.argument("device")
 @click.option("--logs", "with_logs", is_flag=True, help="Also print the latest collected logs.")

@@ -1,9 +1,12 @@
 """The help board: each store's open calls for help, sent to the store's staff devices.
 
 A device says in its birth which screen it runs (`DeviceStatus.screen`); the hub keeps it
-(`device_screen`). A staff device (a staffed till or tablet) gets its store's calls not
-cleared yet, whole, on its own `down/help-calls` topic, so the broker's ACL (a device reads
-only its own subtree) keeps every store's calls to its own staff. The board goes again:
+(`device_screen`). A birth is only the device's own word, and a kiosk in a public place
+may be taken apart: a device is a staff device only when it says so *and* an admin made
+it one (`appliance-hub fleet staff-device DEVICE`, `staff_device_grant`). A staff device
+(a staffed till or tablet) gets its store's calls not cleared yet, whole, on its own
+`down/help-calls` topic, so the broker's ACL (a device reads only its own subtree) keeps
+every store's calls to its own staff. The board goes again:
 
 - at each birth of the staff device (its view is current after every reconnect);
 - at each change of a call of the store (the worker's handler of up/help);
@@ -55,9 +58,27 @@ class DeviceScreen(HubModel):
         table_name = "device_screen"
 
 
+class StaffDeviceGrant(HubModel):
+    """A device an admin made a staff device: it may see its store's calls and approve."""
+
+    device = CharField(primary_key=True, max_length=128)
+
+    class Meta:
+        table_name = "staff_device_grant"
+
+
 def create_screen_table(db: Database) -> None:
-    """Migration 14: the screen each device runs, from its birth."""
+    """Migration 14: the screen each device runs, from its birth, and the admins' grants."""
     SchemaManager(DeviceScreen, database=db).create_all(safe=True)
+    SchemaManager(StaffDeviceGrant, database=db).create_all(safe=True)
+
+
+def grant_staff_device(db: Database, device: str, *, granted: bool = True) -> None:
+    """Make `device` a staff device (an admin's decision), or no longer one."""
+    if granted:
+        StaffDeviceGrant.insert(device=device).on_conflict_ignore().execute(db)
+    else:
+        StaffDeviceGrant.delete().where(StaffDeviceGrant.device == device).execute(db)
 
 
 def record_screen(db: Database, device: str, screen: str) -> None:
@@ -70,8 +91,12 @@ def record_screen(db: Database, device: str, screen: str) -> None:
 
 
 def is_staff_device(db: Database, device: str) -> bool:
-    """Whether the device's last birth said it runs the staff screen."""
-    query = DeviceScreen.select(DeviceScreen.screen).where(DeviceScreen.device == device)
+    """Whether an admin made the device a staff device and its last birth says it runs one."""
+    query = (
+        DeviceScreen.select(DeviceScreen.screen)
+        .join(StaffDeviceGrant, on=StaffDeviceGrant.device == DeviceScreen.device)
+        .where(DeviceScreen.device == device)
+    )
     return bool(query.scalar(db) == STAFF)
 
 
@@ -80,6 +105,7 @@ def staff_devices(db: Database, store: str) -> list[str]:
     query = (
         DeviceStore.select(DeviceStore.device)
         .join(DeviceScreen, on=DeviceScreen.device == DeviceStore.device)
+        .join(StaffDeviceGrant, on=StaffDeviceGrant.device == DeviceStore.device)
         .where((DeviceStore.store == store) & (DeviceScreen.screen == STAFF))
         .order_by(DeviceStore.device)
         .tuples()

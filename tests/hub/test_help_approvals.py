@@ -31,6 +31,7 @@ from appliance.mqtt.payloads import (
 from appliance.mqtt.signing import verify_command
 from hub.cli_serve import catalog_serving_hub
 from hub.db import open_hub_database
+from hub.help_board import grant_staff_device, staff_devices
 from hub.migrations import migrate
 from hub.models import CommandJob
 from hub.server import BrokerEndpoint, HubServer
@@ -144,6 +145,7 @@ def store(
     """A kiosk with an open bagging call and a staff tablet that sees it, both online."""
     assign_device(db, KIOSK, STORE)
     assign_device(db, TABLET, STORE)
+    grant_staff_device(db, TABLET)
     kiosk, tablet = device(broker, KIOSK), device(broker, TABLET)
     born(tablet, TABLET, "staff")
     assert board(tablet, TABLET).calls == []  # a fresh board at its birth
@@ -231,6 +233,7 @@ def test_a_request_the_rules_forbid_is_refused_and_nothing_reaches_the_kiosk(
     action, role, sender, reason, why = case
     kiosk, _tablet = store
     assign_device(db, ELSEWHERE, "hamburg")
+    grant_staff_device(db, ELSEWHERE)  # another store's staff tablet
     asking = device(broker, sender)
     try:
         born(asking, sender, "staff")
@@ -277,6 +280,7 @@ def test_a_hub_without_the_fleet_key_tells_staff_to_walk_over(
 ) -> None:
     server = serve(broker, db, None)
     assign_device(db, TABLET, STORE)
+    grant_staff_device(db, TABLET)
     tablet = device(broker, TABLET)
     try:
         born(tablet, TABLET, "staff")
@@ -290,3 +294,22 @@ def test_a_hub_without_the_fleet_key_tells_staff_to_walk_over(
         "refused",
         "this hub signs no commands: walk over to the kiosk",
     )
+
+
+def test_a_device_that_only_says_it_is_staff_sees_no_calls_and_approves_nothing(
+    store: tuple[DeviceClient, DeviceClient], db: Database
+) -> None:
+    kiosk, tablet = store
+    born(kiosk, KIOSK, "staff")  # a kiosk's certificate in a device claiming to be a tablet
+
+    kiosk.publish(
+        topics.help_approval_up(KIOSK), approval("req-8", "skip_sale", "supervisor", sender=KIOSK)
+    )
+    assert answer(kiosk, KIOSK).reason == f"{KIOSK} is not a staff till or tablet"
+    assert staff_devices(db, STORE) == [TABLET]  # the board goes to the granted one only
+    assert CommandJob.select().count(db) == 0
+
+    grant_staff_device(db, TABLET, granted=False)  # the admin takes it back
+    tablet.publish(topics.help_approval_up(TABLET), approval("req-9", "clear", "cashier"))
+    assert answer(tablet).reason == f"{TABLET} is not a staff till or tablet"
+    assert staff_devices(db, STORE) == []

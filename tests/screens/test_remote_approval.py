@@ -32,6 +32,7 @@ from appliance.service.demo import DEMO_CASHIER_PIN, DEMO_SUPERVISOR_PIN
 from appliance.settings import load_settings
 from hub.db import open_hub_database
 from hub.fleet_keys import generate_fleet_keys
+from hub.help_board import grant_staff_device
 from hub.migrations import migrate
 from hub.stores import assign_device
 from tests.broker import MosquittoBroker
@@ -61,6 +62,7 @@ def hub_serving(tmp_path: Path, broker: MosquittoBroker) -> Iterator[Path]:
     migrate(db)
     assign_device(db, KIOSK, STORE)
     assign_device(db, TABLET, STORE)
+    grant_staff_device(db, TABLET)
     db.close()
     log = (tmp_path / "hub.log").open("wb")
     process = subprocess.Popen(
