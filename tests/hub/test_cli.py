@@ -27,7 +27,10 @@ from hub.cli import cli
 from hub.cli_fleet import fleet
 from hub.cli_sales import sales
 from hub.cli_serve import serve
+from hub.db import open_hub_database
+from hub.help_board import is_staff_device, record_screen
 from hub.ingest import SalesIngest
+from hub.migrations import migrate
 from hub.server import BrokerEndpoint, HubServer
 from tests.broker import MosquittoBroker
 from tests.hub.test_ingest import batch, sale_document, sale_id_of
@@ -286,3 +289,21 @@ def test_fleet_config_refuses_a_toml_date_naming_its_key(
     result = CliRunner().invoke(cli, ["fleet", "config", "kiosk-1", str(desired), "--port", "1"])
     assert result.exit_code == 1, result.output
     assert f"{key} is a TOML date or time; no setting takes one" in result.output
+
+
+def test_fleet_staff_device_grants_and_revokes(tmp_path: Path) -> None:
+    path = tmp_path / "hub.db"
+    db = open_hub_database(url(path))
+    migrate(db)
+    record_screen(db, "till-1", "staff")  # its birth says so: not enough on its own
+    assert not is_staff_device(db, "till-1")
+
+    granted = CliRunner().invoke(fleet, ["staff-device", "till-1", "--db", url(path)])
+    assert granted.exit_code == 0, granted.output
+    assert "till-1 is a staff device" in granted.output
+    assert is_staff_device(db, "till-1")
+
+    revoked = CliRunner().invoke(fleet, ["staff-device", "till-1", "--revoke", "--db", url(path)])
+    assert revoked.exit_code == 0 and "no longer" in revoked.output
+    assert not is_staff_device(db, "till-1")
+    db.close()
