@@ -18,7 +18,8 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, timedelta
+from typing import cast
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from peewee import Database
@@ -85,6 +86,17 @@ class HelpApprovals:
             raise DecodeError(f"an approval on {device}'s topic names {request.device!r}")
         if not request.id or len(request.id) > 64:
             raise DecodeError(f"an approval from {device} has no usable id")
+        earlier = self._sent_before(request)
+        if earlier is not None:
+            # A repeat (QoS 1 again, or a worker's retry after a dropped connection): the
+            # command already went; the staff device hears so again, and nothing more is sent.
+            self._answer(
+                device,
+                HelpApprovalAnswer(
+                    id=request.id, state="sent", command=earlier.id, expires_at=earlier.expires_at
+                ),
+            )
+            return
         problem = self._refusal(request)
         if problem:
             log.warning(
@@ -127,6 +139,20 @@ class HelpApprovals:
                 id=request.id, state="sent", command=command.id, expires_at=command.expires_at
             ),
         )
+
+    def _sent_before(self, request: HelpApproval) -> CommandJob | None:
+        """The unexpired command this staff device's request already became, if any."""
+        now = self._clock.now().astimezone(UTC).isoformat()
+        jobs = CommandJob.select(CommandJob.id, CommandJob.args, CommandJob.expires_at).where(
+            (CommandJob.device == request.kiosk)
+            & (CommandJob.name == COMMAND)
+            & (CommandJob.expires_at > now)
+        )
+        for job in jobs.execute(self._db):
+            args = json.loads(str(job.args))
+            if args.get("request") == request.id and args.get("via") == request.device:
+                return cast(CommandJob, job)
+        return None
 
     def on_update(self, device: str, data: bytes) -> None:
         """After a kiosk's CommandUpdate is recorded: a final answer to an approval goes on."""

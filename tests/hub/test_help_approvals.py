@@ -313,3 +313,20 @@ def test_a_device_that_only_says_it_is_staff_sees_no_calls_and_approves_nothing(
     tablet.publish(topics.help_approval_up(TABLET), approval("req-9", "clear", "cashier"))
     assert answer(tablet).reason == f"{TABLET} is not a staff till or tablet"
     assert staff_devices(db, STORE) == []
+
+
+def test_a_repeated_request_is_answered_again_and_signs_no_second_command(
+    store: tuple[DeviceClient, DeviceClient], db: Database
+) -> None:
+    kiosk, tablet = store
+    request = approval("req-10", "clear", "cashier")
+    tablet.publish(topics.help_approval_up(TABLET), request)
+    first = answer(tablet)
+    tablet.publish(topics.help_approval_up(TABLET), request)  # QoS 1 delivered it again
+    again = answer(tablet)
+    assert (again.state, again.command, again.expires_at) == (
+        "sent", first.command, first.expires_at
+    )  # fmt: skip
+    assert CommandJob.select().count(db) == 1
+    command = decode(kiosk.next(topics.command(KIOSK)).payload, Command)
+    assert command.id == first.command
