@@ -118,6 +118,7 @@ class LoyaltyOnSales:
 
     def _sale(self, device: str, reference: str, row: Mapping[str, Any]) -> None:
         db = self._db
+        _lock_card_first(db, reference)
         sale = {
             LoyaltyAward.sale_id: str(row["sale_id"]),
             LoyaltyAward.device: device,
@@ -128,6 +129,23 @@ class LoyaltyOnSales:
             conflict_target=[LoyaltyAward.reference], update=sale
         ).execute(db)
         _award(db, reference)
+
+
+def _lock_card_first(db: Database, reference: str) -> None:
+    """Lock the card that paid `reference`, if its debit is in, before its award row.
+
+    A debit locks its card, then the award; a sale taking the award first and the card
+    after would deadlock with it on PostgreSQL (SQLite writes one transaction at a time).
+    """
+    from hub.card_ledger import CardAccount, CardEntry
+
+    if is_sqlite(db):
+        return
+    card = CardEntry.select(CardEntry.card).where(CardEntry.reference == reference).scalar(db)
+    if card:
+        CardAccount.select(CardAccount.card).where(CardAccount.card == card).for_update().execute(
+            db
+        )
 
 
 def _award(db: Database, reference: str) -> None:
