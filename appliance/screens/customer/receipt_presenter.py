@@ -10,6 +10,7 @@ from kivy.clock import Clock, ClockEvent
 from kivy.event import EventDispatcher
 from kivy.properties import BooleanProperty, ObjectProperty, OptionProperty, StringProperty
 
+from appliance.core.card_balance import CardDebitResult
 from appliance.core.devices import (
     DeviceHealth,
     DeviceHealthChanged,
@@ -59,6 +60,14 @@ class QrRendered(Event):
     pixels: QrPixels
 
 
+@dataclass(frozen=True, slots=True)
+class CardAfterRead(Event):
+    """What the stored-value card that paid a sale held after it, read on a worker thread."""
+
+    sale_id: str
+    card: CardDebitResult | None
+
+
 class ReceiptPresenter(EventDispatcher):
     """What the receipt and thank-you screens show, and the customer's choice; main thread."""
 
@@ -81,6 +90,7 @@ class ReceiptPresenter(EventDispatcher):
         ctx.bus.subscribe(DeviceHealthChanged, self._health_changed)
         ctx.bus.subscribe(ReceiptQueued, self._queued)
         ctx.bus.subscribe(QrRendered, self._qr_rendered)
+        ctx.bus.subscribe(CardAfterRead, self._card_read)
         ctx.bus.subscribe(SaleCommitted, self._committed)
         ctx.session.bind(screen=self._screen_changed)
         self._stopped = False  # device news after the app stopped changes nothing on screen
@@ -130,24 +140,35 @@ class ReceiptPresenter(EventDispatcher):
         else:
             self._ctx.session.go_home()
 
-    def _card_note(self, sale: Sale | None) -> str:
-        """The stored-value card's balance and points, as the hub last told them."""
+    def _read_card(self, sale: Sale | None) -> None:
+        """Read, off the main thread, what the stored-value card that paid `sale` holds now."""
         cards = self._ctx.services.app.cards
         references = [t.reference for t in sale.tenders if t.kind == "stored_value"] if sale else []
         if cards is None or sale is None or not references:
-            return ""
-        try:
-            card = cards.after(references[0])
-        except StoreError as err:
-            log.warning("card balance of sale %s not read: %s", sale.id, err)
-            return ""
-        if card is None:
-            return ""
+            return
+        bus, sale_id, reference = self._ctx.bus, sale.id, references[0]
+
+        def read() -> None:
+            try:
+                card = cards.after(reference)
+            except StoreError as err:
+                log.warning("card balance of sale %s not read: %s", sale_id, err)
+                card = None
+            bus.post(CardAfterRead(sale_id, card))
+
+        run_in_background("card-note", read)
+
+    def _card_read(self, event: CardAfterRead) -> None:
+        sale, card = self._sale, event.card
+        if sale is None or sale.id != event.sale_id or card is None:
+            return
         tr = self._ctx.tr
         text = tr._("Card balance: {balance}. Loyalty points: {points}")
         if card.offline:  # the hub has not seen this payment yet
             text = tr._("Card balance (not yet confirmed): {balance}. Loyalty points: {points}")
-        return text.format(balance=tr.money(card.balance, sale.currency), points=card.points)
+        self.card_note = text.format(
+            balance=tr.money(card.balance, sale.currency), points=card.points
+        )
 
     # -- screens -----------------------------------------------------------------------
 
@@ -188,7 +209,8 @@ class ReceiptPresenter(EventDispatcher):
         else:  # not heard on the bus (committed before this presenter was built)
             self._sale = self._ctx.services.app.ledger.get(sale_id) if sale_id else None
         self.receipt_number = self._sale.receipt_number if self._sale is not None else ""
-        self.card_note = self._card_note(self._sale)
+        self.card_note = ""
+        self._read_card(self._sale)
         self.qr = None
         self.choice = ""
         printer = self._printer()
