@@ -117,6 +117,9 @@ class Cart:
     lines: tuple[CartLine, ...] = ()
     discount: Discount | None = None
     next_line_id: int = 1
+    # Staff interventions the sale records beside age checks (a bagging alert cleared or
+    # skipped): who, their role, from where, and what.
+    approvals: tuple[str, ...] = ()
 
     def add(self, match: ProductMatch, quantity: int = 1) -> Cart:
         """Add a found product; a repeat of a plain item raises the quantity of its line."""
@@ -192,6 +195,12 @@ class Cart:
     def discount_line(self, line_id: int, discount: Discount | None) -> Cart:
         """Set or clear one line's discount."""
         return self._replace_line(replace(self.line(line_id), discount=discount))
+
+    def note_approval(self, note: str) -> Cart:
+        """Record a staff intervention on the sale to be (once; an empty cart records none)."""
+        if self.is_empty or note in self.approvals:
+            return self
+        return replace(self, approvals=(*self.approvals, note))
 
     def discount_all(self, discount: Discount | None) -> Cart:
         """Set or clear the discount on the whole cart."""

@@ -171,6 +171,10 @@ class Checkout:
         """Set or clear the cart discount."""
         return self._change(lambda cart: cart.discount_all(discount))
 
+    def note_approval(self, note: str) -> Cart:
+        """Record a staff intervention on the sale in progress (a bagging alert dealt with)."""
+        return self._change(lambda cart: cart.note_approval(note))
+
     def approve_age(self, approver: str, line_id: int | None = None, note: str = "") -> Cart:
         """Record a staff member's age check (`note`: how, for the sale's record)."""
         return self._change(lambda cart: cart.approve_age(approver, line_id, note))

@@ -66,7 +66,8 @@ class SaleDraft:
     # exact total; the tenders pay total + rounding. 0 on documents made before it existed.
     rounding: int = 0
     # Who approved it: the supervisor of a void; a sale's age check approved remotely
-    # ("Alex (S1, cashier) from till-2"); "" when nobody had to.
+    # ("Alex (S1, cashier) from till-2") and its bagging alerts dealt with by staff
+    # ("bagging clear: Alex (S1, cashier)"); "" when nobody had to.
     approved_by: str = ""
     # False: stamped before the device's clock was known to be right (no NTP, no RTC yet).
     clock_verified: bool = True
@@ -160,7 +161,9 @@ def draft_sale(
         staff=staff,
         rounding=rounding,
         # A remote age check is recorded with who approved it, in which role, from where.
-        approved_by="; ".join(sorted({x.age_approval for x in cart.lines if x.age_approval})),
+        approved_by="; ".join(
+            [*sorted({x.age_approval for x in cart.lines if x.age_approval}), *cart.approvals]
+        ),
     )
 
 

@@ -286,6 +286,20 @@ def test_a_cart_discount_larger_than_the_cart_takes_it_to_zero() -> None:
 # --- age checks ----------------------------------------------------------------------------------
 
 
+def test_staff_interventions_are_recorded_once_on_the_sale_after_the_age_checks() -> None:
+    assert Cart("EUR").note_approval("bagging clear: Alex (S1, cashier)").approvals == ()
+    cart = Cart("EUR").add(plain(WHISKY)).approve_age("S2", note="Sam (S2, supervisor) from till-1")
+    cart = cart.note_approval("bagging clear: Alex (S1, cashier)")
+    cart = cart.note_approval("bagging clear: Alex (S1, cashier)")  # the same twice: once
+    cart = cart.note_approval("bagging skip item: Sam (S2, supervisor) from till-1")
+    tenders = [Tender("card", cart.totals(EU).total)]
+    sale = draft_sale(cart, EU, tenders, device_id="K01", now=NOW)
+    assert sale.approved_by == (
+        "Sam (S2, supervisor) from till-1; bagging clear: Alex (S1, cashier);"
+        " bagging skip item: Sam (S2, supervisor) from till-1"
+    )
+
+
 def test_an_age_restricted_line_blocks_the_sale_until_approved() -> None:
     cart = Cart("EUR").add(plain(COLA)).add(plain(WHISKY))
     tenders = [Tender("card", cart.totals(EU).total)]

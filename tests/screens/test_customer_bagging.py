@@ -155,6 +155,8 @@ def test_an_unexpected_item_pauses_the_sale_until_staff_clear_it_with_a_badge(
     kiosk.wait_for_screen("shop")
     assert help_desk.active == ()
     assert desk(kiosk).counts() == {"unexpected_item": 1, "clear": 1}
+    [recorded] = kiosk.services.app.checkout.cart.approvals  # the sale will say who and what
+    assert recorded.startswith("bagging clear: Alex (") and recorded.endswith(", cashier)")
     assert desk(kiosk).status.accepted == TEA_GRAMS + 5 + 700  # staff accepted the bag
     logged = [r.getMessage() for r in caplog.records]
     assert any("unexpected item: 835 g on the scale, 135 g expected" in m for m in logged)

@@ -265,6 +265,10 @@ def test_a_bagging_alert_is_cleared_from_the_staff_till_through_the_hub(
         f"bagging: clear by staff {staff_id} (Alex, cashier) remotely from {TABLET}" in m
         for m in logged
     )
+    # The sale to be records who dealt with its bagging area, and from where.
+    assert kiosk.services.app.checkout.cart.approvals == (
+        f"bagging clear: Alex ({staff_id}, cashier) from {TABLET}",
+    )
     till.board_where(lambda seen: not seen["calls"], "the call gone from the staff till")
 
 
