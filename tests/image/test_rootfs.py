@@ -8,6 +8,8 @@ checked in that root as they will be on the card.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import shutil
 import subprocess
@@ -28,32 +30,67 @@ OUR_UNITS = (
     "appliance-grow-data.service",
     "appliance-failed.service",
 )
-# Building the root takes minutes: the fixture's time counts against the first test. One
-# xdist worker runs the whole module, so the root is built once (`--dist loadgroup`).
-pytestmark = [pytest.mark.timeout(1500), pytest.mark.xdist_group("image-rootfs")]
+# Building the root takes minutes: the fixture's time counts against the first test that
+# needs it. pytest-xdist's `loadgroup` no longer keeps a group on one worker under pytest 9
+# (it renames `item._nodeid`, which pytest 9 no longer reads), so this module's tests land on
+# both workers; the workers of one run share one root instead (built under a lock by
+# whichever comes first, removed by whichever finishes last).
+pytestmark = [pytest.mark.timeout(1500)]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def rootfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """The fast tier's root file system, built once for the module."""
+    """The fast tier's root file system, built once for the run (all its workers)."""
     if os.geteuid() != 0:
         real_parts.cannot_run("the image's root file system needs root (mmdebstrap, chroot)")
     if shutil.which("mmdebstrap") is None:
         real_parts.missing("mmdebstrap", "apt-get install mmdebstrap")
-    out = tmp_path_factory.mktemp("image-fast")
-    built = subprocess.run(
-        [str(ROOT / "image" / "build"), "--fast"],
-        env={**os.environ, "APPLIANCE_IMAGE_OUT": str(out)},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert built.returncode == 0, built.stderr[-5000:]
-    root = out / "rootfs-fast"
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    # The workers' temporary folders share a parent for the run; without xdist, our own.
+    shared = tmp_path_factory.getbasetemp().parent / f"image-fast-{run}" if run else None
+    out = shared or tmp_path_factory.mktemp("image-fast")
+    out.mkdir(exist_ok=True)
+    with _locked(out / "lock"):
+        users = _users(out) + 1
+        (out / "users").write_text(str(users))
+        if not (out / "built").exists():
+            built = subprocess.run(
+                [str(ROOT / "image" / "build"), "--fast"],
+                env={**os.environ, "APPLIANCE_IMAGE_OUT": str(out)},
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            (out / "built").write_text(str(built.returncode))
+            (out / "build.log").write_text(built.stderr[-5000:])
+    returncode = int((out / "built").read_text())
+    assert returncode == 0, (out / "build.log").read_text()
     try:
-        yield root
+        yield out / "rootfs-fast"
     finally:
-        shutil.rmtree(root, ignore_errors=True)
+        with _locked(out / "lock"):
+            users = _users(out) - 1
+            (out / "users").write_text(str(users))
+            if users == 0:  # a session that needs it later builds it again
+                shutil.rmtree(out / "rootfs-fast", ignore_errors=True)
+                (out / "built").unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive lock on `path` between the processes of the run."""
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _users(out: Path) -> int:
+    """How many sessions use the shared root now (read under the lock)."""
+    users = out / "users"
+    return int(users.read_text()) if users.exists() else 0
 
 
 def in_root(root: Path, *command: str) -> subprocess.CompletedProcess[str]:
