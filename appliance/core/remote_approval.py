@@ -54,6 +54,7 @@ def refusal(reason: str, action: str, role: str) -> str:
     return ""
 
 
-def approval_note(name: str, staff_id: str, role: str, via: str) -> str:
-    """How a remote approval is recorded on the sale and the call: who, role, from where."""
-    return f"{name} ({staff_id}, {role}) from {via}"
+def approval_note(name: str, staff_id: str, role: str, via: str = "") -> str:
+    """How a staff approval is recorded on the sale and the call: who, role, from where
+    (`via`: the staff device of a remote one; "" at the kiosk itself)."""
+    return f"{name} ({staff_id}, {role})" + (f" from {via}" if via else "")

@@ -138,7 +138,7 @@ class BaggingDesk:
         status = self._apply(self._check.staff(action, self._monotonic()), quiet=True)
         by = approval_note(member.name, member.staff_id, member.role, via) if via else member.name
         self._clear(by)
-        who = f"{member.name} ({member.staff_id}, {member.role})" + (f" from {via}" if via else "")
+        who = approval_note(member.name, member.staff_id, member.role, via)
         self._checkout.note_approval(f"bagging {action.replace('_', ' ')}: {who}")
         return status
 
