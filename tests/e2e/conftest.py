@@ -12,6 +12,11 @@ from typing import Any
 import pytest
 
 from tests import real_parts
+from tests.screens.kivy_setup import prepare_offscreen_kivy
+
+# Before a test module here imports Kivy (the receipt page test makes the kiosk's QR link):
+# each worker's own Kivy home, or two workers race to create ~/.kivy on a fresh machine.
+prepare_offscreen_kivy()
 
 
 class Processes:
