@@ -89,7 +89,9 @@ def test_sigterm_during_a_card_payment_stops_in_time_and_the_next_start_resolves
     second = spawn(run, NOTIFY_SOCKET=str(notify_socket.path))
     notify_socket.wait_for(lambda got: _readies(got) == 2, second)
     wait_until(lambda: _in_doubt(appliance) == [], "recovery resolved the attempt")
-    assert f"card payment {attempt['reference']} not_charged" in spawn.stderr(second)
+    # The attempt is settled in the store before recovery logs its outcome: wait for the line.
+    resolved = f"card payment {attempt['reference']} not_charged"
+    wait_until(lambda: resolved in spawn.stderr(second), "recovery's log of the outcome")
     assert sim(appliance, "scan", COFFEE) == {"ok": True}
     wait_until(lambda: f"scanned {COFFEE} on scanner" in spawn.stderr(second), "the scan")
     paid = sim(appliance, "pay", "card")
