@@ -3,6 +3,10 @@
 Each worker thread holds its own connection. When the server restarts, the first call
 on a thread may find its connection gone (503, the database was unavailable); the next
 call on that thread opens a new connection and answers 200, never a lasting 500.
+
+Which worker thread serves a call is the server's choice: a thread idle through one batch
+of calls may first meet its dead connection in a later one. So the test calls in batches
+until one is clean, and bounds the 503s of all of them together, not batch by batch.
 """
 
 from __future__ import annotations
@@ -73,8 +77,15 @@ def test_after_a_restart_each_thread_fails_once_at_most_then_serves(
         cluster.stop()
         cluster.launch()
 
-        after = _statuses(client, headers, 300)
+        after: Counter[int] = Counter()
+        # Each batch with a 503 used up at least one dead connection, so a clean batch
+        # comes within connections + 1 of them unless a thread keeps failing.
+        for _ in range(connections + 1):
+            batch = _statuses(client, headers, 200)
+            after += batch
+            if batch == Counter({200: 200}):
+                break
         assert set(after) <= {200, 503}, after
         assert after[503] <= connections, (after, connections)
-        assert _statuses(client, headers, 200) == Counter({200: 200})
+        assert batch == Counter({200: 200}), after
     db.close()
