@@ -112,7 +112,7 @@ def stored_value() -> None:
 @config_options
 def balance_command(uid: str, simulate: bool, config_path: str | None) -> None:
     """Show a card's balance."""
-    settings = settings_for(config_path, simulate)
+    settings = _without_hub(settings_for(config_path, simulate))
     with _database(settings) as database:
         balance = StoredValueAccounts(database, settings.store.currency).balance(uid)
     if balance is None:
@@ -126,7 +126,7 @@ def balance_command(uid: str, simulate: bool, config_path: str | None) -> None:
 @config_options
 def top_up_command(uid: str, amount: str, simulate: bool, config_path: str | None) -> None:
     """Add AMOUNT (like 20.00, in the store's currency) to a card, opening it if new."""
-    settings = settings_for(config_path, simulate)
+    settings = _without_hub(settings_for(config_path, simulate))
     try:
         minor = Money.parse(amount, settings.store.currency).minor
     except ValueError as err:
@@ -136,6 +136,18 @@ def top_up_command(uid: str, amount: str, simulate: bool, config_path: str | Non
         balance = accounts.top_up(uid, minor, reference=f"cli-top-up-{new_document_id()}")
     added = _money(minor, settings)
     click.echo(f"{uid}: added {added}, balance {_money(balance, settings)}")
+
+
+def _without_hub(settings: Settings) -> Settings:
+    """The settings, unless a hub holds the cards: then this device's table is not the one used."""
+    if settings.hub is not None:
+        # A top-up here would land in a table the kiosk no longer reads: refuse, and say where.
+        raise TenderError(
+            "card balances are kept at the hub, since [hub] is configured:"
+            " use `appliance-hub cards show UID` or `appliance-hub cards top-up UID AMOUNT"
+            " --currency CODE` there"
+        )
+    return settings
 
 
 def _money(minor: int, settings: Settings) -> str:

@@ -133,3 +133,18 @@ def test_top_up_refuses_an_amount_that_is_not_money(appliance: Cli) -> None:
     assert words.exit_code == 2
     assert not_a_card.exit_code == 1 and "not the UID of a card" in not_a_card.stderr
     assert appliance("stored-value", "balance", CARD).exit_code == 1  # still no such card
+
+
+def test_with_a_hub_the_device_refuses_card_balances_and_names_the_hubs_command(
+    appliance: Cli, db_path: Path
+) -> None:
+    with appliance.config.open("a", encoding="utf-8") as config:
+        config.write('\n[hub]\nhost = "127.0.0.1"\n')
+
+    top_up = appliance("stored-value", "top-up", CARD, "20.00")
+    balance = appliance("stored-value", "balance", CARD)
+
+    for refused in (top_up, balance):
+        assert refused.exit_code == 1, refused.output
+        assert "kept at the hub" in refused.stderr and "appliance-hub cards" in refused.stderr
+    assert not db_path.exists()  # nothing written to the table the kiosk would not read
