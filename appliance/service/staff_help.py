@@ -47,6 +47,9 @@ FINAL: frozenset[ApprovalStep] = frozenset({"refused", "succeeded", "failed", "t
 # The hub answers at once; an approval it has not answered after the command's whole
 # life has met a hub that was gone: as good as expired.
 UNANSWERED = timedelta(seconds=APPROVAL_SECONDS)
+# An approval whose call left the board stays in view this long after its end, so staff
+# see "Done at the kiosk" although the kiosk's clearing of the call usually comes first.
+SHOWN_AFTER_ITS_CALL = timedelta(seconds=60)
 LONG_AGO = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -75,6 +78,8 @@ class Approval:
     step: ApprovalStep
     reason: str = ""  # the hub's or the kiosk's words: why refused or failed, what was done
     deadline: datetime | None = None  # UTC: past it, unanswered means walk over
+    call_reason: str = ""  # why the kiosk called, for a row shown after the call is gone
+    ended_at: datetime | None = None  # when it reached its final step
 
     @property
     def final(self) -> bool:
@@ -143,6 +148,17 @@ class StaffHelp:
         found = [a for a in self._approvals.values() if a.call == call_id]
         return found[-1] if found else None
 
+    def answered(self) -> tuple[Approval, ...]:
+        """Approvals whose call left the board: under way, or ended within the last minute."""
+        open_calls = {call.id for call in self.calls}
+        since = self._clock.now() - SHOWN_AFTER_ITS_CALL
+        latest = {a.call: a for a in self._approvals.values()}  # the last one per call
+        return tuple(
+            a
+            for a in latest.values()
+            if a.call not in open_calls and (a.ended_at is None or a.ended_at >= since)
+        )
+
     def ask(self, call: HelpCall, action: RemoteAction, member: StaffMember) -> Approval:
         """Ask the hub to approve; RemoteApprovalError says why it cannot be asked."""
         if not self._online:
@@ -175,6 +191,7 @@ class StaffHelp:
             action,
             "asking",
             deadline=self._clock.now() + UNANSWERED,
+            call_reason=call.reason,
         )
         self._approvals[request.id] = approval
         log.info(
@@ -195,6 +212,7 @@ class StaffHelp:
                         approval,
                         step="timed_out",
                         reason="the kiosk did not answer in time: walk over to it",
+                        ended_at=now,
                     )
                 )
 
@@ -215,7 +233,12 @@ class StaffHelp:
         if answer.state == "sent" and answer.expires_at:
             deadline = _moment(answer.expires_at)
         log.info("approval %s: %s %s", answer.id, answer.state, answer.reason)
-        self._set(replace(approval, step=answer.state, reason=answer.reason, deadline=deadline))
+        ended = self._clock.now() if answer.state in FINAL else None
+        self._set(
+            replace(
+                approval, step=answer.state, reason=answer.reason, deadline=deadline, ended_at=ended
+            )
+        )
 
     def _link_changed(self, event: HubLinkChanged) -> None:
         online = event.connected and event.hub_online

@@ -8,7 +8,9 @@ real hub and kiosk in this flow are proven in test_remote_approval.py.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -77,8 +79,8 @@ def open_call(kiosk: str, call_id: str, reason: str, detail: str = "") -> HelpCa
     )
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[tuple[Kiosk, StoreOnTheWire]]:
+@contextmanager
+def staff_till(tmp_path: Path) -> Iterator[tuple[Kiosk, StoreOnTheWire]]:
     """A staff till (tablet, 1280x800) with a hub link, and the hub's side on the wire."""
     broker = MosquittoBroker(tmp_path / "broker")
     broker.start()
@@ -108,6 +110,13 @@ def store(tmp_path: Path) -> Iterator[tuple[Kiosk, StoreOnTheWire]]:
     finally:
         hub.stop()
         broker.stop()
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[tuple[Kiosk, StoreOnTheWire]]:
+    """A staff till with a hub link, and the hub's side on the wire."""
+    with staff_till(tmp_path) as till_and_wire:
+        yield till_and_wire
 
 
 def row_texts(till: Kiosk) -> list[dict[str, str]]:
@@ -207,3 +216,47 @@ def test_without_the_hub_or_with_the_kiosk_offline_staff_are_told_to_walk_over(
     till.find_text(no_hub)
     assert row_texts(till)[0]["actions"] == ""
     assert wire.asked.messages.empty()  # nothing was ever asked
+
+
+def test_a_call_the_kiosk_closed_keeps_its_row_until_the_outcome_shows(
+    store: tuple[Kiosk, StoreOnTheWire],
+) -> None:
+    till, wire = store
+    log_in_cashier(till)
+    wire.board(open_call("kiosk-1", "call-1", "age_check"))
+    till.wait_for(lambda: till.app.help_calls.count == 1, what="the call on the till")
+    till.app.session.go("help_calls")
+    till.wait_for_screen("help_calls")
+    till.tap_text(tr._("Approve the age check"))
+    asked = wire.approval()
+    wire.answer(asked.id, "sent")
+
+    # The kiosk applies it and closes the call: the board says so before the outcome comes.
+    wire.board()
+    waiting = tr._("Sent to the kiosk, waiting for it…")
+    closed = tr._("The call is closed.")
+    till.wait_for(lambda: till.app.help_calls.count == 0, what="the call gone from the board")
+    title = "kiosk-1: " + tr._("Age check")
+    assert row_texts(till) == [{"title": title, "status": waiting, "actions": ""}]
+    till.find_text(closed)
+
+    wire.answer(asked.id, "succeeded", "age check approved")
+    done = tr._("Done at the kiosk.")
+    till.wait_for(lambda: row_texts(till)[0]["status"] == done, what="the outcome shown")
+    till.find_text(done)
+
+
+def test_a_till_stopping_with_its_hub_link_up_logs_no_failing_handler(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR, logger="appliance.core.events")
+    with staff_till(tmp_path) as (till, wire):
+        log_in_cashier(till)
+        wire.board(open_call("kiosk-1", "call-1", "age_check"))
+        till.wait_for(lambda: till.app.help_calls.count == 1, what="the call on the till")
+        till.app.session.go("help_calls")  # its rules are built with the screen, when shown
+        till.wait_for_screen("help_calls")
+        till.app.help_calls.act("call-1", "approve")  # an approval under way as it stops
+
+    # The link goes down after the app has stopped: the calls' screen must not redraw then.
+    assert [r.getMessage() for r in caplog.records if "failed on" in r.getMessage()] == []

@@ -307,3 +307,37 @@ def test_a_sent_approval_times_out_at_the_commands_expiry(tablet: Tablet) -> Non
     tablet.help.tick()
 
     assert tablet.help.approvals[0].step == "timed_out"
+
+
+def test_an_approval_whose_call_the_kiosk_closed_stays_in_view_a_minute_after_its_end(
+    tablet: Tablet,
+) -> None:
+    bagging, age_check = tablet.help.calls
+    asked = tablet.help.ask(bagging, "clear", CASHIER)
+    tablet.answer(asked.id, "sent")
+    assert tablet.help.answered() == ()  # its call is still on the board: its row shows it
+
+    # The kiosk clears the call as it applies the approval; the board says so first.
+    tablet.board(age_check, at=START + timedelta(seconds=1))
+    [under_way] = tablet.help.answered()
+    assert (under_way.id, under_way.step, under_way.call_reason) == (asked.id, "sent", "bagging")
+    tablet.clock.advance(120)  # under way, it stays however long it takes
+    tablet.answer(asked.id, "succeeded", "bagging unexpected item: clear")
+    [done] = tablet.help.answered()
+    assert (done.step, done.ended_at) == ("succeeded", tablet.clock.now())
+
+    tablet.clock.advance(60)
+    assert tablet.help.answered() == (done,)
+    tablet.clock.advance(1)
+    assert tablet.help.answered() == ()
+    assert tablet.help.approvals == (done,)  # still known, only no longer shown
+
+
+def test_only_the_latest_approval_of_a_closed_call_is_shown(tablet: Tablet) -> None:
+    bagging, age_check = tablet.help.calls
+    first = tablet.help.ask(bagging, "clear", CASHIER)
+    tablet.answer(first.id, "failed", "the scale did not settle")
+    second = tablet.help.ask(bagging, "skip_item", CASHIER)
+    tablet.board(age_check, at=START + timedelta(seconds=1))
+
+    assert [a.id for a in tablet.help.answered()] == [second.id]

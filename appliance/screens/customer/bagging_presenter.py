@@ -19,10 +19,10 @@ from kivy.properties import BooleanProperty, StringProperty
 from appliance.core.bagging import BaggingChanged, BaggingStatus, StaffAction
 from appliance.core.devices import CardTapped
 from appliance.core.staff import StaffMember
-from appliance.screens.customer.lifecycle import when_app_stops
 from appliance.screens.customer.staff_pin_presenter import StaffCheck
 from appliance.screens.presenters.context import ScreenContext
 from appliance.screens.presenters.input_router import InputRouter
+from appliance.screens.presenters.lifecycle import when_app_stops, while_app_runs
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ class BaggingPresenter(EventDispatcher):
         desk = ctx.services.app.bagging
         if desk is None:
             return  # the store checks no bagging area: this presenter stays quiet
-        ctx.bus.subscribe(BaggingChanged, lambda event: self._show(event.status))
+        ctx.bus.subscribe(BaggingChanged, while_app_runs(lambda event: self._show(event.status)))
         router.on_scan(SCREEN, self._scanned)
         router.on_tap(SCREEN, self._tapped)
         ctx.session.bind(screen=self._screen_changed, language=lambda *_a: self._show())

@@ -35,12 +35,12 @@ from appliance.core.staff import StaffMember
 from appliance.core.tender import Tender
 from appliance.errors import ApplianceError
 from appliance.screens.customer.background import run_in_background
-from appliance.screens.customer.lifecycle import when_app_stops
 from appliance.screens.customer.split_payment import SplitPayment
 from appliance.screens.customer.staff_pin_presenter import StaffCheck
 from appliance.screens.customer.stored_value_payment import StoredValuePayment
 from appliance.screens.presenters.context import ScreenContext
 from appliance.screens.presenters.input_router import InputRouter
+from appliance.screens.presenters.lifecycle import when_app_stops
 
 log = logging.getLogger(__name__)
 

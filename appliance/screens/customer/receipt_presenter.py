@@ -22,7 +22,6 @@ from appliance.core.events import Event, SaleCommitted
 from appliance.core.sale import Sale
 from appliance.errors import StoreError
 from appliance.screens.customer.background import run_in_background
-from appliance.screens.customer.lifecycle import when_app_stops
 from appliance.screens.customer.qr_receipt import (
     QrPixels,
     qr_texture,
@@ -31,6 +30,7 @@ from appliance.screens.customer.qr_receipt import (
     render_qr,
 )
 from appliance.screens.presenters.context import ScreenContext
+from appliance.screens.presenters.lifecycle import when_app_stops
 
 log = logging.getLogger(__name__)
 

@@ -15,10 +15,10 @@ from typing import Any
 from appliance.core.card_payment import Settlement
 from appliance.core.sale import Sale
 from appliance.errors import ApplianceError, CartError, DomainError, TenderError
-from appliance.screens.customer.lifecycle import when_app_stops
 from appliance.screens.customer.payment_presenter import PaymentPresenter
 from appliance.screens.presenters.cart import CartPresenter
 from appliance.screens.presenters.context import ScreenContext
+from appliance.screens.presenters.lifecycle import when_app_stops
 
 log = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ from kivy.properties import BooleanProperty, NumericProperty, StringProperty
 from appliance.core.events import Event
 from appliance.core.staff import StaffMember
 from appliance.screens.customer.background import run_in_background
-from appliance.screens.customer.lifecycle import when_app_stops
 from appliance.screens.presenters.context import ScreenContext
+from appliance.screens.presenters.lifecycle import when_app_stops
 
 log = logging.getLogger(__name__)
 

@@ -14,9 +14,9 @@ from kivy.properties import BooleanProperty, NumericProperty
 
 from appliance.core.devices import BarcodeScanned, CardTapped
 from appliance.screens.customer import CUSTOMER_SCREENS
-from appliance.screens.customer.lifecycle import when_app_stops
 from appliance.screens.customer.still_there import StillThereDialog
 from appliance.screens.presenters.context import ScreenContext
+from appliance.screens.presenters.lifecycle import when_app_stops
 
 log = logging.getLogger(__name__)
 

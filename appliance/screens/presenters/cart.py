@@ -26,6 +26,7 @@ from appliance.core.scale import (
 )
 from appliance.errors import DeviceError, DomainError
 from appliance.screens.presenters.context import ScreenContext
+from appliance.screens.presenters.lifecycle import while_app_runs
 from appliance.screens.presenters.messages import customer_message
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ class CartPresenter(EventDispatcher):
         self._checkout = ctx.checkout
         self._currency = self._checkout.cart.currency
         self._catalog = ctx.services.app.lookup
-        ctx.bus.subscribe(CartChanged, lambda _event: self.refresh())
+        ctx.bus.subscribe(CartChanged, while_app_runs(lambda _event: self.refresh()))
         ctx.session.bind(language=lambda *_args: self.refresh())
         self.refresh()
 

@@ -5,7 +5,8 @@ and the actions the call allows from a distance to the role signed in
 (appliance.core.remote_approval). The member of staff signed in on the till is the one who
 approves. No action is offered while the hub link is down or the kiosk offline: then staff
 walk over, as they always could. The outcome of each approval comes back through the hub
-and shows on its row.
+and shows on its row; the kiosk usually closes the call before that outcome arrives, so a
+row stays a minute after its call, to show how it ended.
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ from kivy.properties import BooleanProperty, ListProperty, NumericProperty, Stri
 from appliance.core.remote_approval import RemoteAction, actions_for, refusal
 from appliance.errors import RemoteApprovalError
 from appliance.mqtt.payloads import HelpCall
-from appliance.screens.customer.lifecycle import when_app_stops
 from appliance.screens.i18n import Translator
 from appliance.screens.presenters.context import ScreenContext
+from appliance.screens.presenters.lifecycle import when_app_stops, while_app_runs
 from appliance.service.staff_help import Approval, StaffHelp, StaffHelpChanged
 
 log = logging.getLogger(__name__)
@@ -85,7 +86,7 @@ class HelpCallsPresenter(EventDispatcher):
         if self._help is None:
             self.refresh()
             return  # no hub link, or not a staff till: the screen says to walk over
-        ctx.bus.subscribe(StaffHelpChanged, lambda _event: self.refresh())
+        ctx.bus.subscribe(StaffHelpChanged, while_app_runs(lambda _event: self.refresh()))
         timer = Clock.schedule_interval(self._tick, TICK_SECONDS)
         when_app_stops(timer.cancel)
         self.refresh()
@@ -125,7 +126,8 @@ class HelpCallsPresenter(EventDispatcher):
             self.notice = ""
         calls = desk.calls if desk is not None else ()
         self.count = len(calls)
-        self.rows = [self._row(call) for call in calls]
+        answered = desk.answered() if desk is not None else ()
+        self.rows = [self._row(call) for call in calls] + [self._answered_row(a) for a in answered]
 
     def _row(self, call: HelpCall) -> dict[str, Any]:
         tr, desk = self._ctx.tr, self._help
@@ -161,6 +163,22 @@ class HelpCallsPresenter(EventDispatcher):
             action = actions[slot] if slot < len(actions) else ""
             row[f"action{slot}"] = action
             row[f"label{slot}"] = action_text(tr, action) if action else ""
+        return row
+
+    def _answered_row(self, approval: Approval) -> dict[str, Any]:
+        """An approval from here whose call the kiosk has closed: its outcome, no actions."""
+        tr = self._ctx.tr
+        row: dict[str, Any] = {
+            "call_id": approval.call,
+            "title": tr._("{kiosk}: {reason}").format(
+                kiosk=approval.kiosk, reason=reason_text(tr, approval.call_reason)
+            ),
+            "detail": tr._("The call is closed."),
+            "status": step_text(tr, approval),
+            "urgent": False,
+        }
+        for slot in range(MAX_ACTIONS):
+            row[f"action{slot}"] = row[f"label{slot}"] = ""
         return row
 
     def _detail(self, call: HelpCall) -> str:
