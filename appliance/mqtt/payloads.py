@@ -229,6 +229,18 @@ class BaggingReport(Payload, frozen=True, kw_only=True):
     skipped_sale: Count = 0  # staff: skip bagging for the rest of the sale
 
 
+class StoredValueReport(Payload, frozen=True, kw_only=True):
+    """Stored-value card debits this device took offline, or gave back, that the hub has not
+    answered yet: money the hub's balances do not show. Amounts in minor units."""
+
+    debits: Count
+    debit_amount: Count
+    voids: Count = 0  # debits given back (a sale that could not be stored after its debit)
+    void_amount: Count = 0
+    currency: str
+    oldest_age_s: Seconds | None = None  # how long the oldest of them has waited
+
+
 class OfflineCardsReport(Payload, frozen=True, kw_only=True):
     """Card payments approved offline, not yet submitted by the terminal, and their limits.
 
@@ -279,6 +291,7 @@ class Telemetry(Payload, frozen=True, kw_only=True):
     image_version: str = ""  # the flashable image the device runs from ("" not from one)
     locked: bool = False  # a fleet command locked the kiosk: it sells nothing until unlocked
     bagging: BaggingReport | None = None  # None: the kiosk does not check its bagging area
+    stored_value: StoredValueReport | None = None  # None: no hub cards here, or not read
 
 
 MAX_DESCRIPTION = 4000  # characters

@@ -2,8 +2,9 @@
 
 `TelemetryBuilder` gathers the figures (outbox depth, sales the hub rejected and held in
 quarantine, catalog store and version, firmware, free disk, CPU temperature, uptime,
-device health, malformed messages, offline card payments and their limits, the fiscal
-journal's head and check, whether a fleet command locked the kiosk); `TelemetryPublisher`
+device health, malformed messages, offline card payments and their limits, stored-value
+debits the hub has not answered, the fiscal journal's head and check, whether a fleet
+command locked the kiosk, the bagging check's counts); `TelemetryPublisher`
 sends them QoS 0 with a message expiry (stale health is worse than none) from its own
 timer thread while the link is up, and at once after the events it is told to `nudge_on`.
 Device health arrives on the main loop (DeviceHealthChanged); `DeviceHealthBoard` hands
@@ -16,6 +17,7 @@ import logging
 import shutil
 import threading
 from collections.abc import Callable, Iterable
+from datetime import UTC
 from pathlib import Path
 
 from appliance import __version__
@@ -34,9 +36,11 @@ from appliance.mqtt.payloads import (
     JournalReport,
     OfflineCardsReport,
     StorageReport,
+    StoredValueReport,
     Telemetry,
     encode,
 )
+from appliance.store.card_debits import CardDebitStore
 from appliance.store.catalog_versions import CatalogVersions
 from appliance.store.journal import FiscalJournal
 from appliance.store.journal_outbox import JournalOutbox
@@ -127,6 +131,38 @@ class OfflineCards:
         )
 
 
+class StoredValueWaiting:
+    """Stored-value debits and voids the hub has not answered, for telemetry; caller's thread."""
+
+    def __init__(
+        self, debits: CardDebitStore, currency: str, *, clock: Clock | None = None
+    ) -> None:
+        self._debits = debits
+        self._currency = currency
+        self._clock = clock or SystemClock()
+
+    def report(self) -> StoredValueReport | None:
+        """Counted and summed, with the oldest one's wait; None if they cannot be read."""
+        try:
+            waiting = self._debits.waiting()
+        except ApplianceError as err:
+            log.error("stored-value debits not read for telemetry: %s", err)
+            return None
+        oldest = waiting.oldest
+        if oldest is not None and oldest.tzinfo is None:
+            oldest = oldest.replace(tzinfo=UTC)  # written as UTC
+        return StoredValueReport(
+            debits=waiting.debits,
+            debit_amount=waiting.debit_amount,
+            voids=waiting.voids,
+            void_amount=waiting.void_amount,
+            currency=self._currency,
+            oldest_age_s=round(max(0.0, (self._clock.now() - oldest).total_seconds()), 3)
+            if oldest
+            else None,
+        )
+
+
 class JournalHealth:
     """The journal's head, the hub's acknowledgement and the last whole-chain check.
 
@@ -191,6 +227,7 @@ class TelemetryBuilder:
         catalog_store: Callable[[], str] | None = None,
         locked: Callable[[], bool] = lambda: False,
         bagging: Callable[[], BaggingReport | None] = lambda: None,
+        stored_value: Callable[[], StoredValueReport | None] = lambda: None,
         clock: Clock | None = None,
         thermal_zone: Path = THERMAL_ZONE,
         firmware: str = __version__,
@@ -207,6 +244,7 @@ class TelemetryBuilder:
         self._catalog_store = catalog_store or CatalogVersions(outbox.db).store
         self._locked = locked
         self._bagging = bagging
+        self._stored_value = stored_value
         self._last_figures: dict[str, int] = {}  # what was read last, sent while reads fail
         self._last_store = ""
         self._clock = clock or SystemClock()
@@ -239,6 +277,7 @@ class TelemetryBuilder:
             image_version=self._image_version,
             locked=self._locked(),
             bagging=self._bagging(),
+            stored_value=self._stored_value(),
         )
 
     def _figure(self, name: str, read: Callable[[], int]) -> int:

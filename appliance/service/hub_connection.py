@@ -27,6 +27,7 @@ from appliance.mqtt.telemetry import (
     DeviceHealthBoard,
     JournalHealth,
     OfflineCards,
+    StoredValueWaiting,
     TelemetryBuilder,
     TelemetryPublisher,
 )
@@ -86,6 +87,7 @@ class HubConnection:
         board = DeviceHealthBoard(devices.health())
         app.bus.subscribe(DeviceHealthChanged, board.changed)
         link = self.link
+        card_debits = CardDebitStore(app.db)
         self.telemetry = TelemetryPublisher(
             link,
             TelemetryBuilder(
@@ -104,6 +106,7 @@ class HubConnection:
                 image_version=read_image_version() or "",
                 locked=self._kiosk_locked,
                 bagging=lambda: bagging_report(app),
+                stored_value=StoredValueWaiting(card_debits, app.settings.store.currency).report,
             ),
             health=board.snapshot,
             interval_s=hub.telemetry_seconds,
@@ -131,7 +134,7 @@ class HubConnection:
         # One balance per card: the hub holds it; this kiosk asks, or decides offline.
         self.cards = HubCardLedger(
             link,
-            CardDebitStore(app.db),
+            card_debits,
             app.db,
             currency=app.settings.store.currency,
             timeout_s=app.settings.stored_value.hub_timeout_s,

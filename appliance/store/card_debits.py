@@ -54,6 +54,10 @@ _TO_SEND = (
     "SELECT reference, card_key, amount, currency, state, created_utc FROM hub_card_debit"
     " WHERE state IN ('pending', 'void') ORDER BY created_utc, reference LIMIT ?"
 )
+_WAITING = (
+    "SELECT state, COUNT(*), COALESCE(SUM(amount), 0), MIN(created_utc) FROM hub_card_debit"
+    " WHERE state IN ('pending', 'void') GROUP BY state"
+)
 _SET_STATE = "UPDATE hub_card_debit SET state = ?, balance = ?, points = ? WHERE reference = ?"
 _CONFIRM = (
     "UPDATE hub_card_debit SET state = 'settled', offline = 0, balance = ?, points = ?"
@@ -80,6 +84,17 @@ class DebitToSend:
     currency: str
     mode: str  # "offline" or "void"
     taken_at: str  # ISO 8601, UTC
+
+
+@dataclass(frozen=True, slots=True)
+class DebitsWaiting:
+    """What this device holds for the hub: offline debits and voids not yet answered."""
+
+    debits: int = 0
+    debit_amount: int = 0
+    voids: int = 0
+    void_amount: int = 0
+    oldest: datetime | None = None  # when the oldest of them was taken (UTC)
 
 
 @contextmanager
@@ -289,6 +304,16 @@ class CardDebitStore:
             )
             for r in rows
         ]
+
+    def waiting(self) -> DebitsWaiting:
+        """The offline debits and voids the hub has not answered yet, counted and summed."""
+        with _stored("read"):
+            rows = self._db.execute_sql(_WAITING).fetchall()
+        by_state = {str(state): (int(n), int(total), str(first)) for state, n, total, first in rows}
+        debits, debit_amount, first_debit = by_state.get("pending", (0, 0, ""))
+        voids, void_amount, first_void = by_state.get("void", (0, 0, ""))
+        firsts = [datetime.fromisoformat(at) for at in (first_debit, first_void) if at]
+        return DebitsWaiting(debits, debit_amount, voids, void_amount, min(firsts, default=None))
 
     def settle(
         self,

@@ -17,7 +17,13 @@ from peewee import Database, fn
 
 from appliance.errors import DecodeError
 from appliance.mqtt.commands import TERMINAL_STATES
-from appliance.mqtt.payloads import BaggingReport, OfflineCardsReport, Telemetry, decode
+from appliance.mqtt.payloads import (
+    BaggingReport,
+    OfflineCardsReport,
+    StoredValueReport,
+    Telemetry,
+    decode,
+)
 from hub.api.paging import rfc3339
 from hub.device_answers import JOBS_KEPT, JobView, jobs
 from hub.models import DeviceProgress, JournalEntry, JournalState
@@ -68,6 +74,17 @@ class OfflineCards(msgspec.Struct, frozen=True, kw_only=True):
     blocked: str = ""
 
 
+class StoredValueWaiting(msgspec.Struct, frozen=True, kw_only=True):
+    """Stored-value debits the device took offline, or gave back, that the hub has not had."""
+
+    debits: int
+    debit_amount: int
+    voids: int
+    void_amount: int
+    currency: str
+    oldest_age_s: float | None
+
+
 class BaggingCounts(msgspec.Struct, frozen=True, kw_only=True):
     """The kiosk's bagging-area check since it started: its alerts and what ended them."""
 
@@ -101,6 +118,7 @@ class TelemetryView(msgspec.Struct, frozen=True, kw_only=True):
     journal: OwnJournalCheck | None
     offline_cards: OfflineCards | None
     bagging: BaggingCounts | None  # None: the kiosk does not check its bagging area
+    stored_value: StoredValueWaiting | None  # None: no hub cards on the device, or not read
 
 
 class JournalView(msgspec.Struct, frozen=True, kw_only=True):
@@ -216,6 +234,18 @@ def telemetry_view(text: str | None) -> TelemetryView | None:
         ),
         offline_cards=None if report.offline_cards is None else _offline(report.offline_cards),
         bagging=None if report.bagging is None else _bagging(report.bagging),
+        stored_value=None if report.stored_value is None else _waiting(report.stored_value),
+    )
+
+
+def _waiting(report: StoredValueReport) -> StoredValueWaiting:
+    return StoredValueWaiting(
+        debits=report.debits,
+        debit_amount=report.debit_amount,
+        voids=report.voids,
+        void_amount=report.void_amount,
+        currency=report.currency,
+        oldest_age_s=report.oldest_age_s,
     )
 
 

@@ -21,6 +21,7 @@ from appliance.mqtt.link import PahoHubLink
 from appliance.mqtt.payloads import (
     DeviceHealthReport,
     OfflineCardsReport,
+    StoredValueReport,
     Telemetry,
     decode,
     encode,
@@ -30,10 +31,12 @@ from appliance.mqtt.telemetry import (
     DeviceHealthBoard,
     JournalHealth,
     OfflineCards,
+    StoredValueWaiting,
     TelemetryBuilder,
     TelemetryPublisher,
     cpu_temperature,
 )
+from appliance.store.card_debits import CardDebitStore
 from appliance.store.journal import FiscalJournal
 from appliance.store.journal_outbox import JournalOutbox
 from appliance.store.outbox import Rejection
@@ -331,3 +334,53 @@ def test_the_journal_report_carries_head_ack_and_the_last_whole_chain_check(
     broken = health.report()
     assert broken is not None and broken.broken_at == 2
     assert broken.problem == "its content does not match its hash"
+
+
+def test_the_builder_reports_stored_value_debits_the_hub_has_not_had(
+    store: DeviceStore, tmp_path: Path
+) -> None:
+    clock = FakeClock()
+    debits = CardDebitStore(store.db)
+    waiting = StoredValueWaiting(debits, "EUR", clock=clock)
+    report = builder_for(store, tmp_path, stored_value=waiting.report)
+    assert report.build().stored_value == StoredValueReport(
+        debits=0, debit_amount=0, currency="EUR"
+    )
+
+    taken = clock.wall - timedelta(hours=2)
+    debits.remember("card-a", "EUR", 5_000, 10, taken)
+    for n, amount in enumerate((1_250, 700)):
+        debits.take_offline(
+            f"off-{n}", "card-a", amount, "EUR", limit=10_000, day=taken.date(), at=taken
+        )
+    later = clock.wall - timedelta(minutes=5)
+    debits.void("gone-1", card="card-a", amount=300, currency="EUR", day=later.date(), at=later)
+
+    expected = StoredValueReport(
+        debits=2,
+        debit_amount=1_950,
+        voids=1,
+        void_amount=300,
+        currency="EUR",
+        oldest_age_s=7_200.0,
+    )
+    sent = report.build()
+    assert sent.stored_value == expected
+    assert decode(encode(sent), Telemetry).stored_value == expected
+
+    # The hub answers: what it has had is no longer waiting.
+    debits.settle("off-0", voided=False, balance=3_750, points=10, currency="EUR", at=later)
+    debits.settle("gone-1", voided=True, balance=3_750, points=10, currency="EUR", at=later)
+    after = report.build().stored_value
+    assert after is not None
+    assert (after.debits, after.debit_amount, after.voids, after.void_amount) == (1, 700, 0, 0)
+
+
+def test_unreadable_stored_value_debits_are_left_out(store: DeviceStore, tmp_path: Path) -> None:
+    debits = CardDebitStore(store.db)
+    store.db.execute_sql("DROP TABLE hub_card_debit")  # as a read that fails would
+
+    report = builder_for(store, tmp_path, stored_value=StoredValueWaiting(debits, "EUR").report)
+
+    assert report.build().stored_value is None
+    assert builder_for(store, tmp_path).build().stored_value is None  # no hub cards here

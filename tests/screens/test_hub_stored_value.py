@@ -12,9 +12,11 @@ from peewee import Database
 
 from appliance.core.staff import badge_key
 from appliance.errors import TenderError
+from appliance.mqtt.payloads import StoredValueReport, Telemetry, decode
 from appliance.screens.i18n import tr
 from appliance.settings import parse_settings
 from hub.card_ledger import CardLedger
+from hub.models import Device
 from hub.server import HubServer
 from tests.broker import MosquittoBroker
 from tests.hub.serving import start_serving_hub
@@ -106,3 +108,18 @@ def test_one_card_at_two_kiosks_each_payment_confirmed_by_the_hub(
         other.db.close()
     view = CardLedger(hub_db).card(CARD)
     assert view is not None and view.balance == 201
+
+    # Its health report counts the card debits the hub has not had: none, all confirmed.
+    hub_connection = kiosk.services.hub
+    assert hub_connection is not None
+    hub_connection.telemetry.nudge()
+    kiosk.wait_for(lambda: _stored_value_seen(hub_db, "kiosk-a"), what="the hub's report")
+    assert _stored_value_seen(hub_db, "kiosk-a") == StoredValueReport(
+        debits=0, debit_amount=0, currency="EUR"
+    )
+
+
+def _stored_value_seen(hub_db: Database, device: str) -> StoredValueReport | None:
+    """The stored-value figures of the last telemetry the hub holds from `device`."""
+    raw = Device.select(Device.telemetry).where(Device.id == device).scalar(hub_db)
+    return decode(raw, Telemetry).stored_value if raw else None

@@ -17,6 +17,7 @@ from appliance.mqtt.payloads import (
     JournalReport,
     SalesBatch,
     StorageReport,
+    StoredValueReport,
     Telemetry,
     encode,
 )
@@ -96,6 +97,9 @@ def test_a_device_shows_status_telemetry_journal_rejections_last_sale_and_jobs(
             ),
             journal=JournalReport(head=9, acked_upto=7, checked_at="2024-05-01T09:00:00+00:00"),
             locked=True,
+            stored_value=StoredValueReport(
+                debits=2, debit_amount=1_950, voids=1, void_amount=300, currency="EUR"
+            ),
         ),
     )
     store_sales(api_db, "kiosk-1", [1, 2, 3])
@@ -158,6 +162,14 @@ def test_a_device_shows_status_telemetry_journal_rejections_last_sale_and_jobs(
         },
         "offline_cards": None,
         "bagging": None,
+        "stored_value": {
+            "debits": 2,
+            "debit_amount": 1_950,
+            "voids": 1,
+            "void_amount": 300,
+            "currency": "EUR",
+            "oldest_age_s": None,
+        },
     }
     assert device["journal"] == {
         "state": "ok",
