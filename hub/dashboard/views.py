@@ -36,6 +36,9 @@ from hub.telemetry_history import Point, history
 
 JOBS_SHOWN = 50
 LOGS_SHOWN = 5
+# A device that reports is online: its offline card debits reach the hub within moments.
+# Held longer than this, a fault keeps them back, on the device or at the hub.
+CARDS_LATE_S = 900.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +172,12 @@ def problems(report: Telemetry | None) -> tuple[str, ...]:
         found.append(f"storage: {report.storage.problem or report.storage.state}")
     if report.quarantined_sales:
         found.append(f"{report.quarantined_sales} sale(s) quarantined")
+    held = report.stored_value
+    if held is not None and (held.debits or held.voids) and (held.oldest_age_s or 0) > CARDS_LATE_S:
+        found.append(
+            f"{held.debits + held.voids} card debit(s) not at the hub"
+            f" for {round((held.oldest_age_s or 0) / 60)} min"
+        )
     return tuple(found)
 
 
