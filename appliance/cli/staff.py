@@ -102,6 +102,9 @@ def remove_command(staff_id: str, simulate: bool, config_path: str | None) -> No
     click.echo(f"removed {staff_id}")
 
 
+HUB_HOLDS_CARDS = "card balances are kept at the hub, since [hub] is configured"
+
+
 @click.group("stored-value")
 def stored_value() -> None:
     """Look after stored-value cards (gift or staff cards paid from by an NFC tap)."""
@@ -111,8 +114,11 @@ def stored_value() -> None:
 @click.argument("uid")
 @config_options
 def balance_command(uid: str, simulate: bool, config_path: str | None) -> None:
-    """Show a card's balance."""
-    settings = _without_hub(settings_for(config_path, simulate))
+    """Show a card's balance (this device's own; with a hub, the hub holds the real one)."""
+    settings = settings_for(config_path, simulate)
+    if settings.hub is not None:
+        # Still shown: moving a device's cards to the hub starts from what it held.
+        click.echo(f"note: {HUB_HOLDS_CARDS}; this is what the device itself held", err=True)
     with _database(settings) as database:
         balance = StoredValueAccounts(database, settings.store.currency).balance(uid)
     if balance is None:
@@ -126,7 +132,13 @@ def balance_command(uid: str, simulate: bool, config_path: str | None) -> None:
 @config_options
 def top_up_command(uid: str, amount: str, simulate: bool, config_path: str | None) -> None:
     """Add AMOUNT (like 20.00, in the store's currency) to a card, opening it if new."""
-    settings = _without_hub(settings_for(config_path, simulate))
+    settings = settings_for(config_path, simulate)
+    if settings.hub is not None:
+        # A top-up here would land in a table the kiosk no longer reads: refuse, and say where.
+        raise TenderError(
+            f"{HUB_HOLDS_CARDS}: top it up there, `appliance-hub cards top-up UID AMOUNT"
+            " --currency CODE`, AMOUNT in minor units (2000 for 20.00)"
+        )
     try:
         minor = Money.parse(amount, settings.store.currency).minor
     except ValueError as err:
@@ -136,18 +148,6 @@ def top_up_command(uid: str, amount: str, simulate: bool, config_path: str | Non
         balance = accounts.top_up(uid, minor, reference=f"cli-top-up-{new_document_id()}")
     added = _money(minor, settings)
     click.echo(f"{uid}: added {added}, balance {_money(balance, settings)}")
-
-
-def _without_hub(settings: Settings) -> Settings:
-    """The settings, unless a hub holds the cards: then this device's table is not the one used."""
-    if settings.hub is not None:
-        # A top-up here would land in a table the kiosk no longer reads: refuse, and say where.
-        raise TenderError(
-            "card balances are kept at the hub, since [hub] is configured:"
-            " use `appliance-hub cards show UID` or `appliance-hub cards top-up UID AMOUNT"
-            " --currency CODE` there"
-        )
-    return settings
 
 
 def _money(minor: int, settings: Settings) -> str:

@@ -80,9 +80,11 @@ class HubCardLedger:
         timeout_s: float,
         offline_limit: int,
         paid_references: PaidReferences,
+        all_settled: Callable[[], None] = lambda: None,
         clock: Clock | None = None,
     ) -> None:
         self._link = link
+        self._all_settled = all_settled  # worker thread: nothing waits for the hub any more
         self._paid_references = paid_references
         self._store = store
         self._currency = currency
@@ -303,7 +305,7 @@ class HubCardLedger:
             return
         if answer.flag:
             log.warning("card debit %s: the hub flagged %s", answer.reference, answer.flag)
-        self._store.settle(
+        waited = self._store.settle(
             answer.reference,
             voided=answer.outcome == "voided",
             balance=answer.balance,
@@ -313,3 +315,5 @@ class HubCardLedger:
             # A card in another currency: its balance is no base for paying offline here.
             card_known=answer.flag != "wrong_currency",
         )
+        if waited and not (left := self._store.waiting()).debits and not left.voids:
+            self._all_settled()

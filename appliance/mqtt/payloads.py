@@ -230,8 +230,9 @@ class BaggingReport(Payload, frozen=True, kw_only=True):
 
 
 class StoredValueReport(Payload, frozen=True, kw_only=True):
-    """Stored-value card debits this device took offline, or gave back, that the hub has not
-    answered yet: money the hub's balances do not show. Amounts in minor units."""
+    """Stored-value card debits taken offline, or given back, that the hub has not answered."""
+
+    # Money the hub's balances do not show yet; amounts in minor units of `currency`.
 
     debits: Count
     debit_amount: Count
@@ -291,7 +292,7 @@ class Telemetry(Payload, frozen=True, kw_only=True):
     image_version: str = ""  # the flashable image the device runs from ("" not from one)
     locked: bool = False  # a fleet command locked the kiosk: it sells nothing until unlocked
     bagging: BaggingReport | None = None  # None: the kiosk does not check its bagging area
-    stored_value: StoredValueReport | None = None  # None: no hub cards here, or not read
+    stored_value: StoredValueReport | None = None  # None: an older device, or not read
 
 
 MAX_DESCRIPTION = 4000  # characters

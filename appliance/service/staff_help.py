@@ -50,6 +50,10 @@ UNANSWERED = timedelta(seconds=APPROVAL_SECONDS)
 # An approval whose call left the board stays in view this long after its end, so staff
 # see "Done at the kiosk" although the kiosk's clearing of the call usually comes first.
 SHOWN_AFTER_ITS_CALL = timedelta(seconds=60)
+# Outcomes worth showing once the call is gone: "walk over" or a refusal no longer are.
+SHOWN_WITHOUT_ITS_CALL: frozenset[ApprovalStep] = frozenset(
+    {"asking", "sent", "succeeded", "failed"}
+)
 LONG_AGO = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -148,15 +152,17 @@ class StaffHelp:
         found = [a for a in self._approvals.values() if a.call == call_id]
         return found[-1] if found else None
 
-    def answered(self) -> tuple[Approval, ...]:
-        """Approvals whose call left the board: under way, or ended within the last minute."""
+    def after_their_call(self) -> tuple[Approval, ...]:
+        """Approvals whose call left the board: under way, or done or failed within a minute."""
         open_calls = {call.id for call in self.calls}
         since = self._clock.now() - SHOWN_AFTER_ITS_CALL
         latest = {a.call: a for a in self._approvals.values()}  # the last one per call
         return tuple(
             a
             for a in latest.values()
-            if a.call not in open_calls and (a.ended_at is None or a.ended_at >= since)
+            if a.call not in open_calls
+            and a.step in SHOWN_WITHOUT_ITS_CALL
+            and (a.ended_at is None or a.ended_at >= since)
         )
 
     def ask(self, call: HelpCall, action: RemoteAction, member: StaffMember) -> Approval:

@@ -325,16 +325,17 @@ class CardDebitStore:
         currency: str,
         at: datetime,
         card_known: bool = True,
-    ) -> None:
+    ) -> bool:
         """The hub answered a debit or void: settle it, and take its word on the card (or,
-        not `card_known`, forget the card: its balance is no base for paying here)."""
+        not `card_known`, forget the card: its balance is no base for paying here). True when
+        it was an offline debit or a void that waited for the hub."""
         with _stored("settled"), self._db.atomic("IMMEDIATE"):
             row = self._db.execute_sql(_DEBIT, (reference,)).fetchone()
             if row is None:
-                return
+                return False
             card, state = str(row[0]), str(row[2])
             if state == "void" and not voided:
-                return  # an answer to the debit overtaken by its void: the void still goes
+                return False  # an answer to the debit overtaken by its void: the void goes
             self._db.execute_sql(
                 _SET_STATE, ("voided" if voided else "settled", balance, points, reference)
             )
@@ -342,6 +343,7 @@ class CardDebitStore:
                 self._db.execute_sql(_REMEMBER, (card, currency, balance, points, at.isoformat()))
             else:
                 self._db.execute_sql(_FORGET, (card,))
+        return state in ("pending", "void")
 
 
 def _known(row: tuple[str, str, int, int, str]) -> KnownCard:

@@ -118,7 +118,7 @@ class TelemetryView(msgspec.Struct, frozen=True, kw_only=True):
     journal: OwnJournalCheck | None
     offline_cards: OfflineCards | None
     bagging: BaggingCounts | None  # None: the kiosk does not check its bagging area
-    stored_value: StoredValueWaiting | None  # None: no hub cards on the device, or not read
+    stored_value: StoredValueWaiting | None  # None: an older device, or not read
 
 
 class JournalView(msgspec.Struct, frozen=True, kw_only=True):

@@ -36,8 +36,9 @@ from hub.telemetry_history import Point, history
 
 JOBS_SHOWN = 50
 LOGS_SHOWN = 5
-# A device that reports is online: its offline card debits reach the hub within moments.
-# Held longer than this, a fault keeps them back, on the device or at the hub.
+# A device that reports is online: its offline card debits reach the hub within moments,
+# and it reports again once they are in. Held longer than this, something keeps them back
+# (a fault on the device or at the hub, or a debit the hub declined as a conflict).
 CARDS_LATE_S = 900.0
 
 
@@ -175,7 +176,7 @@ def problems(report: Telemetry | None) -> tuple[str, ...]:
     held = report.stored_value
     if held is not None and (held.debits or held.voids) and (held.oldest_age_s or 0) > CARDS_LATE_S:
         found.append(
-            f"{held.debits + held.voids} card debit(s) not at the hub"
+            f"{held.debits + held.voids} card debit(s) or give-back(s) not settled with the hub"
             f" for {round((held.oldest_age_s or 0) / 60)} min"
         )
     return tuple(found)

@@ -135,16 +135,20 @@ def test_top_up_refuses_an_amount_that_is_not_money(appliance: Cli) -> None:
     assert appliance("stored-value", "balance", CARD).exit_code == 1  # still no such card
 
 
-def test_with_a_hub_the_device_refuses_card_balances_and_names_the_hubs_command(
-    appliance: Cli, db_path: Path
+def test_with_a_hub_the_device_refuses_a_top_up_and_names_the_hubs_command(
+    appliance: Cli,
 ) -> None:
+    assert appliance("stored-value", "top-up", CARD, "20.00").exit_code == 0  # before the hub
     with appliance.config.open("a", encoding="utf-8") as config:
         config.write('\n[hub]\nhost = "127.0.0.1"\n')
 
-    top_up = appliance("stored-value", "top-up", CARD, "20.00")
+    top_up = appliance("stored-value", "top-up", CARD, "5.00")
     balance = appliance("stored-value", "balance", CARD)
 
-    for refused in (top_up, balance):
-        assert refused.exit_code == 1, refused.output
-        assert "kept at the hub" in refused.stderr and "appliance-hub cards" in refused.stderr
-    assert not db_path.exists()  # nothing written to the table the kiosk would not read
+    assert top_up.exit_code == 1, top_up.output
+    assert "kept at the hub" in top_up.stderr
+    assert "appliance-hub cards top-up" in top_up.stderr and "2000 for 20.00" in top_up.stderr
+    # What the device held is still shown (moving its cards to the hub starts there),
+    # said to be its own; the refused top-up added nothing.
+    assert balance.exit_code == 0, balance.output
+    assert "20,00" in balance.stdout and "kept at the hub" in balance.stderr

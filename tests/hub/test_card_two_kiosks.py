@@ -42,6 +42,7 @@ class Kiosk:
         migrate(self.db)
         self.store = CardDebitStore(self.db)
         self.sold: set[str] = set()  # the references its stored sales were paid with
+        self.all_settled = 0  # times its ledger said nothing waits for the hub any more
         self.link, self.cards = self._start()
 
     def _start(self) -> tuple[PahoHubLink, HubCardLedger]:
@@ -59,8 +60,12 @@ class Kiosk:
             timeout_s=TIMEOUT,
             offline_limit=2000,
             paid_references=lambda _since: set(self.sold),
+            all_settled=self._all_settled,
         )
         return link, cards
+
+    def _all_settled(self) -> None:
+        self.all_settled += 1
 
     def online(self) -> None:
         """Connect and wait until the hub is heard online."""
@@ -137,6 +142,10 @@ def test_two_kiosks_at_once_one_offline_the_hub_takes_both_and_flags_the_overdra
     two.restart()  # the pending debit is durable: a new process sends it
     two.online()
     wait_until(lambda: not two.store.to_send())
+    # Its health report is told at once that nothing waits any more; an online debit,
+    # which never waited, tells it nothing.
+    wait_until(lambda: two.all_settled == 1)
+    assert one.all_settled == 0
 
     assert hub_balance(hub_db) == -400  # 1000 - 300 - 600 - 500: nothing lost
     [flagged] = CardLedger(hub_db).flagged()

@@ -355,6 +355,11 @@ def test_the_builder_reports_stored_value_debits_the_hub_has_not_had(
         )
     later = clock.wall - timedelta(minutes=5)
     debits.void("gone-1", card="card-a", amount=300, currency="EUR", day=later.date(), at=later)
+    # Online requests are not counted: one being asked now, one the hub declined.
+    long_ago = clock.wall - timedelta(hours=5)
+    for reference in ("asking-1", "declined-1"):
+        debits.asking(reference, "card-a", 900, "EUR", day=long_ago.date(), at=long_ago)
+    debits.declined("declined-1")
 
     expected = StoredValueReport(
         debits=2,
@@ -374,6 +379,12 @@ def test_the_builder_reports_stored_value_debits_the_hub_has_not_had(
     after = report.build().stored_value
     assert after is not None
     assert (after.debits, after.debit_amount, after.voids, after.void_amount) == (1, 700, 0, 0)
+    debits.settle("off-1", voided=False, balance=3_050, points=10, currency="EUR", at=later)
+    void_left = clock.wall - timedelta(minutes=1)
+    debits.void("gone-2", card="card-a", amount=50, currency="EUR", day=later.date(), at=void_left)
+    assert report.build().stored_value == StoredValueReport(
+        debits=0, debit_amount=0, voids=1, void_amount=50, currency="EUR", oldest_age_s=60.0
+    )  # the oldest may be a void
 
 
 def test_unreadable_stored_value_debits_are_left_out(store: DeviceStore, tmp_path: Path) -> None:

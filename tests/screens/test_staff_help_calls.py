@@ -256,7 +256,7 @@ def test_a_till_stopping_with_its_hub_link_up_logs_no_failing_handler(
         till.wait_for(lambda: till.app.help_calls.count == 1, what="the call on the till")
         till.app.session.go("help_calls")  # its rules are built with the screen, when shown
         till.wait_for_screen("help_calls")
-        till.app.help_calls.act("call-1", "approve")  # an approval under way as it stops
+        assert till.app.help_calls.act("call-1", "approve")  # under way as the till stops
 
     # The link goes down after the app has stopped: the calls' screen must not redraw then.
     assert [r.getMessage() for r in caplog.records if "failed on" in r.getMessage()] == []

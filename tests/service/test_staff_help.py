@@ -315,21 +315,21 @@ def test_an_approval_whose_call_the_kiosk_closed_stays_in_view_a_minute_after_it
     bagging, age_check = tablet.help.calls
     asked = tablet.help.ask(bagging, "clear", CASHIER)
     tablet.answer(asked.id, "sent")
-    assert tablet.help.answered() == ()  # its call is still on the board: its row shows it
+    assert tablet.help.after_their_call() == ()  # its call is still on the board: its row shows it
 
     # The kiosk clears the call as it applies the approval; the board says so first.
     tablet.board(age_check, at=START + timedelta(seconds=1))
-    [under_way] = tablet.help.answered()
+    [under_way] = tablet.help.after_their_call()
     assert (under_way.id, under_way.step, under_way.call_reason) == (asked.id, "sent", "bagging")
     tablet.clock.advance(120)  # under way, it stays however long it takes
     tablet.answer(asked.id, "succeeded", "bagging unexpected item: clear")
-    [done] = tablet.help.answered()
+    [done] = tablet.help.after_their_call()
     assert (done.step, done.ended_at) == ("succeeded", tablet.clock.now())
 
     tablet.clock.advance(60)
-    assert tablet.help.answered() == (done,)
+    assert tablet.help.after_their_call() == (done,)
     tablet.clock.advance(1)
-    assert tablet.help.answered() == ()
+    assert tablet.help.after_their_call() == ()
     assert tablet.help.approvals == (done,)  # still known, only no longer shown
 
 
@@ -340,4 +340,24 @@ def test_only_the_latest_approval_of_a_closed_call_is_shown(tablet: Tablet) -> N
     second = tablet.help.ask(bagging, "skip_item", CASHIER)
     tablet.board(age_check, at=START + timedelta(seconds=1))
 
-    assert [a.id for a in tablet.help.answered()] == [second.id]
+    assert [a.id for a in tablet.help.after_their_call()] == [second.id]
+
+
+def test_a_closed_calls_approval_that_timed_out_or_was_refused_is_not_shown(
+    tablet: Tablet,
+) -> None:
+    bagging, age_check = tablet.help.calls
+    refused = tablet.help.ask(bagging, "clear", CASHIER)
+    timed_out = tablet.help.ask(age_check, "approve", CASHIER)
+    tablet.answer(refused.id, "refused", "the call is no longer open")
+    tablet.clock.advance(60)
+    tablet.help.tick()  # the age check's approval: no answer in time
+
+    tablet.board(at=START + timedelta(seconds=1))  # both calls closed
+
+    # "Walk over" and a refusal say nothing useful once the call is gone.
+    assert tablet.help.after_their_call() == ()
+    assert {a.id: a.step for a in tablet.help.approvals} == {
+        refused.id: "refused",
+        timed_out.id: "timed_out",
+    }

@@ -28,6 +28,7 @@ from appliance.core.sale import Sale
 from appliance.core.tender import Tender
 from appliance.errors import ApplianceError
 from appliance.screens.presenters.context import ScreenContext
+from appliance.screens.presenters.lifecycle import while_app_runs
 from appliance.screens.presenters.messages import customer_message
 from appliance.screens.presenters.split_card_part import CardPart
 
@@ -79,10 +80,10 @@ class CashPresenter(EventDispatcher):
         self._currency = ctx.checkout.cart.currency
         self._exponent = currency_exponent(self._currency)
         # Figures for the cash screen only: `start()` brings them up to date when it opens.
-        ctx.bus.subscribe(CartChanged, lambda _event: self._update_if_shown())
+        ctx.bus.subscribe(CartChanged, while_app_runs(lambda _event: self._update_if_shown()))
         ctx.session.bind(language=lambda *_args: self._update_if_shown())
         self._part = CardPart(ctx, self._card_answered, self._card_undone)
-        ctx.bus.subscribe(CardAvailability, lambda _event: self._update_if_shown())
+        ctx.bus.subscribe(CardAvailability, while_app_runs(lambda _event: self._update_if_shown()))
         self._update()
 
     def start(self) -> None:

@@ -5,8 +5,8 @@ and the actions the call allows from a distance to the role signed in
 (appliance.core.remote_approval). The member of staff signed in on the till is the one who
 approves. No action is offered while the hub link is down or the kiosk offline: then staff
 walk over, as they always could. The outcome of each approval comes back through the hub
-and shows on its row; the kiosk usually closes the call before that outcome arrives, so a
-row stays a minute after its call, to show how it ended.
+and shows on its row; the kiosk usually closes the call before that outcome arrives, so the
+row stays while the approval is under way and a minute after it is done or failed.
 """
 
 from __future__ import annotations
@@ -126,8 +126,8 @@ class HelpCallsPresenter(EventDispatcher):
             self.notice = ""
         calls = desk.calls if desk is not None else ()
         self.count = len(calls)
-        answered = desk.answered() if desk is not None else ()
-        self.rows = [self._row(call) for call in calls] + [self._answered_row(a) for a in answered]
+        gone = desk.after_their_call() if desk is not None else ()
+        self.rows = [self._row(call) for call in calls] + [self._closed_call_row(a) for a in gone]
 
     def _row(self, call: HelpCall) -> dict[str, Any]:
         tr, desk = self._ctx.tr, self._help
@@ -165,7 +165,7 @@ class HelpCallsPresenter(EventDispatcher):
             row[f"label{slot}"] = action_text(tr, action) if action else ""
         return row
 
-    def _answered_row(self, approval: Approval) -> dict[str, Any]:
+    def _closed_call_row(self, approval: Approval) -> dict[str, Any]:
         """An approval from here whose call the kiosk has closed: its outcome, no actions."""
         tr = self._ctx.tr
         row: dict[str, Any] = {

@@ -18,6 +18,7 @@ from appliance.errors import ApplianceError, StoreError
 from appliance.screens.i18n import Translator
 from appliance.screens.presenters.cart import CartPresenter
 from appliance.screens.presenters.context import ScreenContext
+from appliance.screens.presenters.lifecycle import while_app_runs
 from appliance.screens.presenters.messages import customer_message
 from appliance.store.parked_carts import ParkedCart
 
@@ -61,7 +62,7 @@ class TillPresenter(EventDispatcher):
         self._cart.bind(rows=lambda *_args: self._rebuild())
         ctx.session.bind(staff=lambda *_args: self._staff_changed())
         ctx.session.bind(language=lambda *_args: self._staff_changed())
-        ctx.bus.subscribe(CartChanged, lambda _event: self._discount_changed())
+        ctx.bus.subscribe(CartChanged, while_app_runs(lambda _event: self._discount_changed()))
         self._staff_changed()
         self._rebuild()
 

@@ -21,12 +21,14 @@ def held(debits: int, voids: int, waited_s: float | None) -> StoredValueReport:
 
 def test_card_debits_held_back_past_a_quarter_of_an_hour_are_a_problem() -> None:
     late = telemetry("kiosk-1", quarantined_sales=0, stored_value=held(2, 1, 1_800.0))
-    assert problems(late) == ("3 card debit(s) not at the hub for 30 min",)
+    assert problems(late) == (
+        "3 card debit(s) or give-back(s) not settled with the hub for 30 min",
+    )
 
 
 def test_card_debits_on_their_way_or_none_at_all_are_not() -> None:
     for report in (
-        held(2, 0, CARDS_LATE_S),  # on their way: a device reconnecting sends them now
+        held(2, 0, CARDS_LATE_S),  # a device back after an outage sends them as it reports
         held(0, 0, None),
         None,
     ):
@@ -41,5 +43,5 @@ def test_each_problem_is_one_phrase_in_the_order_of_the_report() -> None:
     assert problems(report) == (
         "printer printer: paper_out",
         "2 sale(s) quarantined",
-        "1 card debit(s) not at the hub for 60 min",
+        "1 card debit(s) or give-back(s) not settled with the hub for 60 min",
     )
