@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import msgspec
 from peewee import Database, fn
@@ -18,9 +18,6 @@ from peewee import Database, fn
 from appliance.errors import DecodeError
 from appliance.mqtt.commands import TERMINAL_STATES
 from appliance.mqtt.payloads import (
-    BaggingReport,
-    OfflineCardsReport,
-    StoredValueReport,
     Telemetry,
     decode,
 )
@@ -30,6 +27,8 @@ from hub.models import DeviceProgress, JournalEntry, JournalState
 from hub.models import Sale as SaleRow
 
 RECENT_JOBS = 20  # a device's detail lists this many of its latest jobs
+
+V = TypeVar("V", bound=msgspec.Struct)
 
 
 class DeviceHealth(msgspec.Struct, frozen=True, kw_only=True):
@@ -232,47 +231,15 @@ def telemetry_view(text: str | None) -> TelemetryView | None:
             broken_at=own.broken_at,
             problem=own.problem,
         ),
-        offline_cards=None if report.offline_cards is None else _offline(report.offline_cards),
-        bagging=None if report.bagging is None else _bagging(report.bagging),
-        stored_value=None if report.stored_value is None else _waiting(report.stored_value),
+        offline_cards=_shown(report.offline_cards, OfflineCards),
+        bagging=_shown(report.bagging, BaggingCounts),
+        stored_value=_shown(report.stored_value, StoredValueWaiting),
     )
 
 
-def _waiting(report: StoredValueReport) -> StoredValueWaiting:
-    return StoredValueWaiting(
-        debits=report.debits,
-        debit_amount=report.debit_amount,
-        voids=report.voids,
-        void_amount=report.void_amount,
-        currency=report.currency,
-        oldest_age_s=report.oldest_age_s,
-    )
-
-
-def _bagging(report: BaggingReport) -> BaggingCounts:
-    return BaggingCounts(
-        mode=report.mode,
-        unexpected_item=report.unexpected_item,
-        item_removed=report.item_removed,
-        not_bagged=report.not_bagged,
-        put_right=report.put_right,
-        cleared=report.cleared,
-        skipped_item=report.skipped_item,
-        skipped_sale=report.skipped_sale,
-    )
-
-
-def _offline(report: OfflineCardsReport) -> OfflineCards:
-    return OfflineCards(
-        count=report.count,
-        amount=report.amount,
-        currency=report.currency,
-        oldest_age_s=report.oldest_age_s,
-        max_per_payment=report.max_per_payment,
-        max_total=report.max_total,
-        max_age_s=report.max_age_s,
-        blocked=report.blocked,
-    )
+def _shown(report: msgspec.Struct | None, view: type[V]) -> V | None:
+    """A telemetry section as the API shows it (the fields of the same names), or None."""
+    return None if report is None else msgspec.convert(report, view, from_attributes=True)
 
 
 def journals(db: Database, devices: Sequence[str]) -> dict[str, JournalView]:

@@ -15,6 +15,7 @@ from appliance.mqtt.payloads import (
     DeviceHealthReport,
     DeviceStatus,
     JournalReport,
+    OfflineCardsReport,
     SalesBatch,
     StorageReport,
     StoredValueReport,
@@ -331,3 +332,32 @@ def test_stores_come_from_assignments_and_catalogs(
     ]
     mine = get(client, "/stores", bearer("read", store="hamburg"))
     assert [s["id"] for s in mine] == ["hamburg"]
+
+
+def test_a_device_s_offline_card_payments_show_with_their_limits(
+    api_db: Database, client: Client, bearer: Bearer
+) -> None:
+    offline = OfflineCardsReport(
+        count=2,
+        amount=4_500,
+        currency="EUR",
+        oldest_age_s=10_800.0,
+        max_per_payment=5_000,
+        max_total=25_000,
+        max_age_s=86_400.0,
+        blocked="total_reached",
+    )
+    DeviceRecords(api_db).record_telemetry("kiosk-1", telemetry("kiosk-1", offline_cards=offline))
+
+    shown = get(client, "/devices/kiosk-1", bearer("read"))["telemetry"]["offline_cards"]
+
+    assert shown == {
+        "count": 2,
+        "amount": 4_500,
+        "currency": "EUR",
+        "oldest_age_s": 10_800.0,
+        "max_per_payment": 5_000,
+        "max_total": 25_000,
+        "max_age_s": 86_400.0,
+        "blocked": "total_reached",
+    }
